@@ -1,0 +1,21 @@
+{
+  "variables": {
+    "with_verbs%": "<!(node -p \"require('fs').existsSync('/usr/include/infiniband/verbs.h') ? 1 : 0\")"
+  },
+  "targets": [
+    {
+      "target_name": "sluice_native",
+      "sources": ["native/binding.cc"],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")", "native"],
+      "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED", "NAPI_CPP_EXCEPTIONS"],
+      "cflags_cc": ["-std=c++17", "-O3", "-fexceptions", "-Wall", "-Wextra"],
+      "cflags_cc!": ["-fno-exceptions"],
+      "conditions": [
+        ["with_verbs==1", {
+          "defines": ["SLUICE_WITH_VERBS=1"],
+          "libraries": ["-libverbs"]
+        }]
+      ]
+    }
+  ]
+}

@@ -1,0 +1,28 @@
+#!/usr/bin/env node
+// Builds the native addon with node-gyp against the headers of the Node that runs this script.
+// Node's own include dir carries OpenSSL's headers, and the addon resolves the EVP symbols from
+// the node binary, so no libcrypto link and no header download is needed.
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const force = process.argv.includes('--force');
+const addon = path.join(root, 'build', 'Release', 'sluice_native.node');
+if (!force && existsSync(addon) && process.env.SLUICE_REBUILD !== '1') {
+  // A fresh `npm install` after a source change should still rebuild: node-gyp's make is incremental.
+}
+const require = createRequire(import.meta.url);
+const gyp = require.resolve('node-gyp/bin/node-gyp.js');
+const prefix = path.resolve(path.dirname(process.execPath), '..');
+const args = [gyp, 'rebuild', '--jobs=max'];
+if (existsSync(path.join(prefix, 'include', 'node', 'node_api.h'))) args.push(`--nodedir=${prefix}`);
+const verbs = existsSync('/usr/include/infiniband/verbs.h');
+console.log(`sluice: building native addon (verbs ${verbs ? 'enabled' : 'disabled: rdma-core headers not found'})`);
+const r = spawnSync(process.execPath, args, { cwd: root, stdio: 'inherit' });
+if (r.status !== 0) {
+  console.error('sluice: native addon build failed; install g++, make and python3 (Debian: build-essential python3)');
+  process.exit(r.status ?? 1);
+}

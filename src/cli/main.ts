@@ -1,0 +1,49 @@
+// Entry point of the `sluice` CLI: finds the sub-command and turns failures into one clear line.
+import { isSluiceError } from '../errors.ts';
+import { UsageError } from './command.ts';
+import { commands } from './registry.ts';
+
+function help(): string {
+  const width = Math.max(...commands.map((c) => c.usage.length));
+  return ['usage: sluice <command> [options]', '', ...commands.map((c) => `  ${c.usage.padEnd(width)}  ${c.summary}`)].join('\n');
+}
+
+async function main(argv: string[]): Promise<number> {
+  if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
+    process.stdout.write(`${help()}\n`);
+    return argv.length === 0 ? 2 : 0;
+  }
+  const cmd = commands.find((c) => {
+    const words = c.name.split(' ');
+    return words.every((w, i) => argv[i] === w);
+  });
+  if (cmd === undefined) {
+    process.stderr.write(`sluice: unknown command "${argv.join(' ')}"; run "sluice --help"\n`);
+    return 2;
+  }
+  const rest = argv.slice(cmd.name.split(' ').length);
+  try {
+    return await cmd.run(rest);
+  } catch (err) {
+    if (err instanceof UsageError || (err as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+      process.stderr.write(`sluice ${cmd.name}: ${(err as Error).message}\nusage: ${cmd.usage}\n`);
+      return 2;
+    }
+    if (isSluiceError(err)) {
+      process.stderr.write(`sluice ${cmd.name}: ${err.message}\n`);
+      return 1;
+    }
+    process.stderr.write(`sluice ${cmd.name}: unexpected error: ${(err as Error)?.stack ?? String(err)}\n`);
+    return 1;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`sluice: ${String(err)}\n`);
+    process.exitCode = 1;
+  },
+);

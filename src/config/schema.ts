@@ -1,0 +1,69 @@
+// The config file's schema (YAML, validated at start-up). Each layer owns one section.
+import { z } from 'zod';
+
+const port = z.number().int().min(0).max(65535);
+const hostPort = z.object({ host: z.string().min(1).default('127.0.0.1'), port });
+
+export const segmentSchema = z.object({
+  transport: z.enum(['tcp', 'rdma', 'auto']).default('tcp'),
+  /** Address the back-end listener binds to (the RDMA connection exchange for rdma). */
+  listen: hostPort.optional(),
+  /** RDMA device name (rxe0, mlx5_0) or the netdev it sits on. */
+  device: z.string().optional(),
+  /** 32-byte segment key, hex or base64, or a file holding it (`keyFile`). */
+  key: z.string().optional(),
+  keyFile: z.string().optional(),
+  maxMessageBytes: z.number().int().positive().default(128 * 1024 * 1024),
+});
+
+export const peerSchema = z.object({
+  name: z.string().min(1),
+  segment: z.enum(['inference', 'training']),
+  host: z.string().min(1),
+  port,
+});
+
+export const upstreamSchema = z.object({
+  /** gRPC address of a KServe v2 model server (host:port). */
+  address: z.string().min(1),
+});
+
+export const routeSchema = z.object({
+  /** Model name, or "*" for any. */
+  model: z.string().min(1),
+  /** Egress peers (by name) that serve this model over the inference segment. */
+  peers: z.array(z.string()).default([]),
+  /** Local upstream model servers (when this node is the egress for the model). */
+  upstreams: z.array(upstreamSchema).default([]),
+});
+
+export const configSchema = z.object({
+  node: z.object({ name: z.string().default('sluice') }).default({ name: 'sluice' }),
+  listeners: z
+    .object({
+      http: hostPort.extend({ port: port.default(8000) }).optional(),
+      grpc: hostPort.extend({ port: port.default(8001) }).optional(),
+      metrics: hostPort.extend({ port: port.default(8002) }).optional(),
+    })
+    .default({}),
+  segments: z
+    .object({
+      inference: segmentSchema.optional(),
+      training: segmentSchema.optional(),
+    })
+    .default({}),
+  peers: z.array(peerSchema).default([]),
+  routes: z.array(routeSchema).default([]),
+  limits: z
+    .object({
+      maxRequestBytes: z.number().int().positive().default(64 * 1024 * 1024),
+      defaultTimeoutMs: z.number().int().positive().default(30_000),
+    })
+    .default({ maxRequestBytes: 64 * 1024 * 1024, defaultTimeoutMs: 30_000 }),
+  log: z
+    .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
+    .default({ level: 'info' }),
+});
+
+export type SluiceConfig = z.infer<typeof configSchema>;
+export type SegmentConfig = z.infer<typeof segmentSchema>;
