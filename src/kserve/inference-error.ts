@@ -26,6 +26,8 @@ export const InferenceErrorCode = {
   UPSTREAM_ERROR: 'SLUICE_ERR_UPSTREAM_ERROR',
   CANCELLED: 'SLUICE_ERR_CANCELLED',
   NOT_FOUND: 'SLUICE_ERR_NOT_FOUND',
+  /** A model or the server exists but is not ready (readiness endpoints). */
+  NOT_READY: 'SLUICE_ERR_NOT_READY',
   METHOD_NOT_ALLOWED: 'SLUICE_ERR_METHOD_NOT_ALLOWED',
   INTERNAL: 'SLUICE_ERR_INTERNAL',
 } as const;
@@ -47,6 +49,7 @@ const TITLES: Record<InferenceErrorCode, string> = {
   SLUICE_ERR_UPSTREAM_ERROR: 'Model server error',
   SLUICE_ERR_CANCELLED: 'Request cancelled',
   SLUICE_ERR_NOT_FOUND: 'Not found',
+  SLUICE_ERR_NOT_READY: 'Not ready',
   SLUICE_ERR_METHOD_NOT_ALLOWED: 'Method not allowed',
   SLUICE_ERR_INTERNAL: 'Internal error',
 };
@@ -66,6 +69,7 @@ const DEFAULT_STATUS: Record<InferenceErrorCode, GrpcStatusCode> = {
   SLUICE_ERR_UPSTREAM_ERROR: GrpcStatus.UNKNOWN,
   SLUICE_ERR_CANCELLED: GrpcStatus.CANCELLED,
   SLUICE_ERR_NOT_FOUND: GrpcStatus.NOT_FOUND,
+  SLUICE_ERR_NOT_READY: GrpcStatus.UNAVAILABLE,
   SLUICE_ERR_METHOD_NOT_ALLOWED: GrpcStatus.UNIMPLEMENTED,
   SLUICE_ERR_INTERNAL: GrpcStatus.INTERNAL,
 };
