@@ -29,6 +29,8 @@ interface PeerState {
   backoffMs: number;
   timer: NodeJS.Timeout | undefined;
   lastError: string;
+  /** At least one connection attempt has finished (up or failed). */
+  tried: boolean;
 }
 
 /** Events: 'link' (name, Link) each time a link to a peer comes up. */
@@ -42,7 +44,7 @@ export class PeerLinks extends EventEmitter {
     super();
     this.opts = opts;
     for (const peer of opts.peers) {
-      this.peers.set(peer.name, { peer, link: undefined, backoffMs: opts.minBackoffMs ?? 100, timer: undefined, lastError: 'not connected yet' });
+      this.peers.set(peer.name, { peer, link: undefined, backoffMs: opts.minBackoffMs ?? 100, timer: undefined, lastError: 'not connected yet', tried: false });
     }
   }
 
@@ -50,11 +52,11 @@ export class PeerLinks extends EventEmitter {
     for (const s of this.peers.values()) void this.connect(s);
   }
 
-  /** Resolves once every peer has a link, or after `timeoutMs` (whatever is up by then). */
-  async waitForLinks(timeoutMs: number): Promise<boolean> {
+  /** Resolves once every peer has been tried once (up or failed), or after `timeoutMs`. */
+  async waitForFirstAttempts(timeoutMs: number): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
-      if ([...this.peers.values()].every((s) => s.link !== undefined)) return true;
+      if ([...this.peers.values()].every((s) => s.tried)) return true;
       await new Promise((r) => setTimeout(r, 20));
     }
     return false;
@@ -96,6 +98,7 @@ export class PeerLinks extends EventEmitter {
         return;
       }
       s.link = link;
+      s.tried = true;
       s.backoffMs = this.opts.minBackoffMs ?? 100;
       this.opts.logger.info({ peer: peer.name, address: `${peer.host}:${peer.port}`, link: link.id, transport: link.transport }, 'inference link up');
       link.once('close', (err: Error | undefined) => {
@@ -108,6 +111,7 @@ export class PeerLinks extends EventEmitter {
       this.emit('link', peer.name, link);
     } catch (err) {
       s.lastError = `connect to ${peer.host}:${peer.port} failed: ${(err as Error).message}`;
+      s.tried = true;
       this.opts.logger.debug({ peer: peer.name, err: (err as Error).message }, 'inference link connect failed');
       this.schedule(s);
     }

@@ -169,7 +169,7 @@ export class SluiceNode {
         this.endpoints.http = `${l.host}:${await this.http.start()}`;
       }
       // Give the first links a moment so the first requests do not race the handshakes.
-      await this.peerLinks.waitForLinks(2000);
+      await this.peerLinks.waitForFirstAttempts(3000);
     }
   }
 
