@@ -6,6 +6,7 @@ import { InferenceError, InferenceErrorCode, toInferenceError } from '../kserve/
 import { GrpcStatus } from '../kserve/status.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { InboundMessage, Link } from '../transport/types.ts';
+import { sendQuietly } from '../transport/send-quietly.ts';
 import {
   CALL_METHOD_NAMES,
   decodeCall,
@@ -115,19 +116,26 @@ export class EgressService {
   }
 
   private reply(link: Link, m: InboundMessage, requestId: string, err: InferenceError | undefined, payload?: Buffer): void {
-    if (link.closed) return;
     const header = encodeReplyHeader(
       err === undefined
         ? { status: GrpcStatus.OK, code: '', message: '', requestId }
         : { status: err.grpcStatus, code: err.code, message: err.message, requestId },
     );
-    link.send({
-      cls: 'inference',
-      kind: InferenceKind.REPLY,
-      streamId: m.streamId,
-      tenant: m.tenant,
-      body: payload === undefined ? header : [header, payload],
-    });
+    const msg = { cls: 'inference', kind: InferenceKind.REPLY, streamId: m.streamId, tenant: m.tenant } as const;
+    if (payload === undefined) {
+      sendQuietly(link, { ...msg, body: header });
+      return;
+    }
+    try {
+      link.send({ ...msg, body: [header, payload] });
+    } catch (err) {
+      // The answer cannot cross (too big for the segment): tell the caller instead of going silent.
+      const e = new InferenceError(InferenceErrorCode.TOO_LARGE, `the response of ${payload.length} bytes cannot cross the inference segment: ${(err as Error).message}`, {
+        grpcStatus: GrpcStatus.RESOURCE_EXHAUSTED,
+      });
+      this.opts.logger.warn({ request_id: requestId, err: e.message }, 'reply not sent');
+      sendQuietly(link, { ...msg, body: encodeReplyHeader({ status: e.grpcStatus, code: e.code, message: e.message, requestId }) });
+    }
   }
 
   /** Refuses new calls; in-flight ones finish (the ops drain waits on `inflight`). */

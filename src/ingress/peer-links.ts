@@ -4,7 +4,7 @@
 import { EventEmitter } from 'node:events';
 import { InferenceError, InferenceErrorCode } from '../kserve/inference-error.ts';
 import type { Logger } from '../telemetry/logger.ts';
-import type { Link, Transport } from '../transport/types.ts';
+import type { Link, LinkCloseInfo, Transport } from '../transport/types.ts';
 
 export interface PeerAddress {
   name: string;
@@ -101,11 +101,11 @@ export class PeerLinks extends EventEmitter {
       s.tried = true;
       s.backoffMs = this.opts.minBackoffMs ?? 100;
       this.opts.logger.info({ peer: peer.name, address: `${peer.host}:${peer.port}`, link: link.id, transport: link.transport }, 'inference link up');
-      link.once('close', (err: Error | undefined) => {
+      link.once('close', (info: LinkCloseInfo) => {
         s.link = undefined;
-        s.lastError = `link closed${err ? `: ${err.message}` : ''}`;
+        s.lastError = `link closed (${info.by}: ${info.reason})`;
         if (this.closed) return;
-        this.opts.logger.warn({ peer: peer.name, err: err?.message }, 'inference link down; reconnecting');
+        this.opts.logger.warn({ peer: peer.name, by: info.by, reason: info.reason }, 'inference link down; reconnecting');
         this.schedule(s);
       });
       this.emit('link', peer.name, link);

@@ -1,9 +1,12 @@
 // Sends calls to egress peers over the inference segment and matches their replies. Each call
 // gets a stream id on its link, a deadline timer (on expiry: DEADLINE_EXCEEDED to the caller
 // and CANCEL to the egress, so nothing waits forever), and fails at once if its link closes.
+import { isSluiceError } from '../errors.ts';
 import { InferenceError, InferenceErrorCode } from '../kserve/inference-error.ts';
 import type { Logger } from '../telemetry/logger.ts';
-import type { InboundMessage, Link } from '../transport/types.ts';
+import type { InboundMessage, Link, LinkCloseInfo } from '../transport/types.ts';
+import { TransportErrorCode } from '../transport/errors.ts';
+import { sendQuietly } from '../transport/send-quietly.ts';
 import {
   CancelReason,
   type CallMethod,
@@ -52,11 +55,11 @@ export class SegmentForwarder {
     link.on('message', (m: InboundMessage) => {
       if (m.cls === 'inference' && m.kind === InferenceKind.REPLY) this.onReply(state, m);
     });
-    link.once('close', (err: Error | undefined) => {
+    link.once('close', (info: LinkCloseInfo) => {
       this.calls.delete(link);
       const why = new InferenceError(
         InferenceErrorCode.PEER_UNAVAILABLE,
-        `link to egress peer ${peer} closed before the reply${err ? `: ${err.message}` : ''}`,
+        `link to egress peer ${peer} closed before the reply (${info.by}: ${info.reason})`,
       );
       for (const p of state.pending.values()) {
         clearTimeout(p.timer);
@@ -125,7 +128,7 @@ export class SegmentForwarder {
         if (!state.pending.delete(streamId)) return;
         clearTimeout(timer);
         ctx.cancel = undefined;
-        if (!link.closed) link.send({ cls: 'inference', kind: InferenceKind.CANCEL, streamId, tenant: ctx.tenant, body: encodeCancel(reason) });
+        sendQuietly(link, { cls: 'inference', kind: InferenceKind.CANCEL, streamId, tenant: ctx.tenant, body: encodeCancel(reason) });
         reject(err);
       };
       const timer = setTimeout(
@@ -138,7 +141,20 @@ export class SegmentForwarder {
       );
       state.pending.set(streamId, { resolve, reject, timer, ctx });
       ctx.cancel = () => abandon(CancelReason.CALLER, new InferenceError(InferenceErrorCode.CANCELLED, 'the client cancelled the request'));
-      link.send({ cls: 'inference', kind: InferenceKind.CALL, streamId, tenant: ctx.tenant, body: [header, payload] });
+      try {
+        link.send({ cls: 'inference', kind: InferenceKind.CALL, streamId, tenant: ctx.tenant, body: [header, payload] });
+      } catch (err) {
+        // Closed under us, or refused (too big for the segment): fail this call now.
+        state.pending.delete(streamId);
+        clearTimeout(timer);
+        ctx.cancel = undefined;
+        const tooBig = isSluiceError(err, TransportErrorCode.MESSAGE_TOO_BIG);
+        reject(
+          new InferenceError(tooBig ? InferenceErrorCode.TOO_LARGE : InferenceErrorCode.PEER_UNAVAILABLE, `cannot send to egress peer ${picked.name}: ${(err as Error).message}`, {
+            cause: err,
+          }),
+        );
+      }
     });
   }
 }

@@ -13,13 +13,14 @@ export interface DemoPorts {
 
 export const DEFAULT_DEMO_PORTS: DemoPorts = { host: '127.0.0.1', http: 8000, grpc: 8001, segment: 7470, models: 8100 };
 
-/** The demo config; `segmentPort` is where the egress listens (the ingress dials it). */
-export function demoConfig(ports: DemoPorts, segmentPort = ports.segment): SluiceConfig {
+/** The demo config; `segmentKeyHex` is the inference segment key (the demo makes one per run). */
+export function demoConfig(ports: DemoPorts, segmentKeyHex: string): SluiceConfig {
+  const segmentPort = ports.segment;
   return parseConfig(
     {
       node: { name: 'sluice-demo' },
       listeners: { http: { host: ports.host, port: ports.http }, grpc: { host: ports.host, port: ports.grpc } },
-      segments: { inference: { transport: 'tcp', listen: { host: ports.host, port: segmentPort } } },
+      segments: { inference: { transport: 'tcp', key: segmentKeyHex, listen: { host: ports.host, port: segmentPort } } },
       peers: [{ name: 'local-egress', segment: 'inference', host: ports.host, port: segmentPort }],
       routes: [{ model: '*', peers: ['local-egress'], upstreams: [{ address: `${ports.host}:${ports.models}` }] }],
       models: { listen: { host: ports.host, port: ports.models } },

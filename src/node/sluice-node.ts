@@ -17,10 +17,11 @@ import { SegmentForwarder } from '../ingress/segment-forwarder.ts';
 import { ModelServer } from '../models/model-server.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { Link, Listener, Transport } from '../transport/types.ts';
-import { loadSegmentKey } from './segment-key.ts';
+import { loadSegmentKey } from '../config/segment-key.ts';
 
 export type TransportChoice = 'tcp' | 'rdma' | 'auto';
-export type TransportResolver = (choice: TransportChoice, device: string | undefined, logger: Logger) => Promise<Transport>;
+/** Creates the transport a segment's config names (src/transport/registry.ts in production). */
+export type TransportResolver = (choice: TransportChoice, logger: Logger) => Promise<Transport>;
 
 export const SLUICE_VERSION = '0.1.0';
 
@@ -28,8 +29,8 @@ export interface SluiceNodeOptions {
   config: SluiceConfig;
   logger: Logger;
   transports: TransportResolver;
-  /** Overrides the configured inference segment key (the demo generates one). */
-  segmentKey?: Buffer;
+  /** Directory a relative keyFile is resolved against (the config file's). */
+  configDir?: string;
   /** Extra ingress hooks (auth, metrics) registered before start. */
   hooks?: readonly IngressHook[];
 }
@@ -69,10 +70,9 @@ export class SluiceNode {
   }
 
   private segmentKey(): Buffer {
-    if (this.opts.segmentKey !== undefined) return this.opts.segmentKey;
     const seg = this.opts.config.segments.inference;
     if (seg === undefined) throw new ConfigError('segments.inference: required for the ingress and the egress');
-    return loadSegmentKey(seg, 'segments.inference');
+    return loadSegmentKey(seg, 'inference', this.opts.configDir);
   }
 
   async start(): Promise<void> {
@@ -96,7 +96,7 @@ export class SluiceNode {
     if (!serveIngress && !serveEgress) return;
     if (seg === undefined) throw new ConfigError('segments.inference: required for the ingress and the egress');
     const key = this.segmentKey();
-    const transport = await this.opts.transports(seg.transport, seg.device, logger);
+    const transport = await this.opts.transports(seg.transport, logger);
 
     if (serveEgress) {
       const upstreamRoutes = config.routes.filter((r) => r.upstreams.length > 0);

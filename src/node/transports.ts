@@ -1,8 +1,9 @@
-// Resolves the transport named by a segment's config to an implementation of the Transport
-// contract (src/transport/types.ts).
-import { SluiceError } from '../errors.ts';
+// The production TransportResolver: the transport registry, logging which transport it picked.
+import { createTransport } from '../transport/registry.ts';
 import type { TransportResolver } from './sluice-node.ts';
 
-export const defaultTransports: TransportResolver = async (choice) => {
-  throw new SluiceError('SLUICE_ERR_TRANSPORT', `no ${choice} transport is built into this sluice yet`);
+export const defaultTransports: TransportResolver = async (choice, logger) => {
+  const r = await createTransport(choice);
+  logger.info({ transport: r.kind, reason: r.reason }, 'inference segment transport');
+  return r.transport;
 };

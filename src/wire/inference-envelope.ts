@@ -7,15 +7,13 @@
 import { InferenceError, InferenceErrorCode, isInferenceErrorCode } from '../kserve/inference-error.ts';
 import { isGrpcStatusCode, type GrpcStatusCode } from '../kserve/status.ts';
 import { isValidRequestId } from '../telemetry/request-id.ts';
+import { MessageKind } from './message-kinds.ts';
 
-/** Message kinds of the inference class. */
+/** Message kinds of the inference class (registered in message-kinds.ts). */
 export const InferenceKind = {
-  /** ingress -> egress: call the model server. */
-  CALL: 0x20,
-  /** egress -> ingress: the model server's answer, or why there is none. */
-  REPLY: 0x21,
-  /** ingress -> egress: the caller is gone (cancelled or past its deadline); stop the call. */
-  CANCEL: 0x22,
+  CALL: MessageKind.INFERENCE_CALL,
+  REPLY: MessageKind.INFERENCE_REPLY,
+  CANCEL: MessageKind.INFERENCE_CANCEL,
 } as const;
 
 export const ENVELOPE_VERSION = 1;

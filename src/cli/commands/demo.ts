@@ -68,10 +68,10 @@ export const demoCommand: CliCommand = {
     // known before start: "0" picks a free one now.
     if (ports.segment === 0) ports.segment = await freePort(host);
     if (ports.models === 0) ports.models = await freePort(host);
-    const config = demoConfig(ports);
-    const logger = createLogger(config.log.level, config.node.name);
     // A fresh segment key per run: the demo's two halves share it in memory only.
-    const node = new SluiceNode({ config, logger, transports: defaultTransports, segmentKey: randomBytes(32) });
+    const config = demoConfig(ports, randomBytes(32).toString('hex'));
+    const logger = createLogger(config.log.level, config.node.name);
+    const node = new SluiceNode({ config, logger, transports: defaultTransports });
     try {
       await node.start();
     } catch (err) {

@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfigFile } from '../../config/load.ts';
 import { runUntilSignal } from '../../node/run-until-signal.ts';
@@ -25,7 +26,7 @@ export const serveCommand: CliCommand = {
     if (!Number.isInteger(grace) || grace < 0) throw new UsageError('--grace-ms must be a non-negative integer');
     const config = loadConfigFile(file);
     const logger = createLogger(config.log.level, config.node.name);
-    const node = new SluiceNode({ config, logger, transports: defaultTransports });
+    const node = new SluiceNode({ config, logger, transports: defaultTransports, configDir: path.dirname(path.resolve(file)) });
     try {
       await node.start();
     } catch (err) {
