@@ -1,10 +1,12 @@
 // Benchmark suites by name: `npm run bench` runs them all, `npm run bench -- NAME...` some.
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { run as inference } from './inference.ts';
 import { run as transportTcp } from './transport-tcp.ts';
 
 export const suites: Record<string, () => Promise<void>> = {
   'transport-tcp': transportTcp,
+  inference,
 };
 
 if (process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

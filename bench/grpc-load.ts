@@ -1,0 +1,86 @@
+// Load for one gRPC unary method with a pre-serialized request (the client does no encoding,
+// so every path is charged only for what happens after the bytes leave the client):
+//  - closedLoop: `concurrency` calls always in flight for a while -> requests per second
+//  - openLoop: calls started at a fixed rate whatever the answers do, latency measured from
+//    each call's scheduled start (no coordinated omission) -> p50 / p99
+import * as grpc from '@grpc/grpc-js';
+
+const identity = (b: Buffer): Buffer => b;
+
+export class RawGrpcClient {
+  private readonly client: grpc.Client;
+
+  constructor(address: string) {
+    this.client = new grpc.Client(address, grpc.credentials.createInsecure(), {
+      'grpc.max_receive_message_length': 256 << 20,
+      'grpc.max_send_message_length': 256 << 20,
+    });
+  }
+
+  call(path: string, body: Buffer, timeoutMs = 30_000): Promise<Buffer> {
+    return new Promise((resolve, reject) => {
+      this.client.makeUnaryRequest(path, identity, identity, body, { deadline: Date.now() + timeoutMs }, (err, res) =>
+        err ? reject(err) : resolve(res!),
+      );
+    });
+  }
+
+  close(): void {
+    this.client.close();
+  }
+}
+
+export async function closedLoop(client: RawGrpcClient, path: string, body: Buffer, concurrency: number, durationMs: number): Promise<number> {
+  const until = performance.now() + durationMs;
+  let done = 0;
+  const worker = async (): Promise<void> => {
+    while (performance.now() < until) {
+      await client.call(path, body);
+      done++;
+    }
+  };
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  return done / ((performance.now() - t0) / 1000);
+}
+
+export interface LatencyResult {
+  rate: number;
+  sent: number;
+  errors: number;
+  p50: number;
+  p99: number;
+  mean: number;
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
+}
+
+export async function openLoop(client: RawGrpcClient, path: string, body: Buffer, rate: number, durationMs: number): Promise<LatencyResult> {
+  const n = Math.max(1, Math.round((rate * durationMs) / 1000));
+  const interval = 1000 / rate;
+  const lat: number[] = [];
+  let errors = 0;
+  const pending: Promise<void>[] = [];
+  const start = performance.now() + 5;
+  for (let i = 0; i < n; i++) {
+    const due = start + i * interval;
+    const wait = due - performance.now();
+    if (wait > 1) await new Promise((r) => setTimeout(r, wait - 0.5));
+    pending.push(
+      client.call(path, body).then(
+        () => {
+          lat.push(performance.now() - due);
+        },
+        () => {
+          errors++;
+        },
+      ),
+    );
+  }
+  await Promise.all(pending);
+  lat.sort((a, b) => a - b);
+  return { rate, sent: n, errors, p50: percentile(lat, 0.5), p99: percentile(lat, 0.99), mean: lat.reduce((a, b) => a + b, 0) / Math.max(1, lat.length) };
+}
