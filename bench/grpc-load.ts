@@ -53,15 +53,27 @@ export interface LatencyResult {
   mean: number;
 }
 
-function percentile(sorted: number[], p: number): number {
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+function percentile(sorted: readonly number[], p: number): number {
   if (sorted.length === 0) return Number.NaN;
   return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
 }
 
-export async function openLoop(client: RawGrpcClient, path: string, body: Buffer, rate: number, durationMs: number): Promise<LatencyResult> {
+export function summarize(latencies: readonly number[], rate: number, errors: number): LatencyResult {
+  const s = [...latencies].sort((a, b) => a - b);
+  return { rate, sent: s.length + errors, errors, p50: percentile(s, 0.5), p99: percentile(s, 0.99), mean: s.reduce((a, b) => a + b, 0) / Math.max(1, s.length) };
+}
+
+/** Starts calls at `rate` per second for `durationMs`; latencies are from each scheduled start. */
+export async function openLoop(client: RawGrpcClient, path: string, body: Buffer, rate: number, durationMs: number): Promise<{ latencies: number[]; errors: number }> {
   const n = Math.max(1, Math.round((rate * durationMs) / 1000));
   const interval = 1000 / rate;
-  const lat: number[] = [];
+  const latencies: number[] = [];
   let errors = 0;
   const pending: Promise<void>[] = [];
   const start = performance.now() + 5;
@@ -72,7 +84,7 @@ export async function openLoop(client: RawGrpcClient, path: string, body: Buffer
     pending.push(
       client.call(path, body).then(
         () => {
-          lat.push(performance.now() - due);
+          latencies.push(performance.now() - due);
         },
         () => {
           errors++;
@@ -81,6 +93,5 @@ export async function openLoop(client: RawGrpcClient, path: string, body: Buffer
     );
   }
   await Promise.all(pending);
-  lat.sort((a, b) => a - b);
-  return { rate, sent: n, errors, p50: percentile(lat, 0.5), p99: percentile(lat, 0.99), mean: lat.reduce((a, b) => a + b, 0) / Math.max(1, lat.length) };
+  return { latencies, errors };
 }

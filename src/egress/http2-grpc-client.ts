@@ -25,6 +25,8 @@ export interface GrpcUnaryCall {
 }
 
 const { NGHTTP2_CANCEL } = http2.constants;
+/** Requests up to this size are copied behind their prefix (one write instead of two). */
+const SMALL_MESSAGE = 64 * 1024;
 
 /** grpc-timeout value: at most 8 digits and a unit. */
 export function grpcTimeoutHeader(ms: number): string {
@@ -190,11 +192,21 @@ export class Http2GrpcClient {
       resolve(body.subarray(5));
     });
 
-    const prefix = Buffer.allocUnsafe(5);
-    prefix[0] = 0;
-    prefix.writeUInt32BE(payload.length, 1);
-    stream.write(prefix);
-    stream.end(payload);
+    // gRPC message prefix: no compression, 4-byte big-endian length. Small messages go out as
+    // one buffer (one DATA frame); large ones are not copied.
+    if (payload.length <= SMALL_MESSAGE) {
+      const msg = Buffer.allocUnsafe(5 + payload.length);
+      msg[0] = 0;
+      msg.writeUInt32BE(payload.length, 1);
+      payload.copy(msg, 5);
+      stream.end(msg);
+    } else {
+      const prefix = Buffer.allocUnsafe(5);
+      prefix[0] = 0;
+      prefix.writeUInt32BE(payload.length, 1);
+      stream.write(prefix);
+      stream.end(payload);
+    }
     return {
       result,
       cancel: () => {
