@@ -39,6 +39,15 @@ function headersOf(md: grpc.Metadata): RequestHeaders {
   return out;
 }
 
+/** The model name of a request, or '' when it cannot be read (for logs and metrics only). */
+function modelOf(body: Buffer): string {
+  try {
+    return scanRequestHead(body).modelName;
+  } catch {
+    return '';
+  }
+}
+
 function trailer(requestId: string): grpc.Metadata {
   const md = new grpc.Metadata();
   md.set('x-request-id', requestId);
@@ -154,8 +163,8 @@ export class GrpcIngress {
       ctx = this.contextFor(method, call.request, requestId, call.metadata, gw.deadlineFor(timeoutOf(call)));
     } catch (err) {
       const e = toInferenceError(err);
-      this.opts.logger.info({ request_id: requestId, protocol: 'grpc', method, code: e.code, err: e.message }, 'request refused');
       cb(statusFor(e, requestId));
+      gw.refused({ requestId, protocol: 'grpc', method, model: modelOf(call.request), headers: gw.wantsHeaders ? headersOf(call.metadata) : {}, requestBytes: call.request.length }, e);
       return;
     }
     call.once('cancelled', () => ctx.cancel?.());
@@ -204,6 +213,7 @@ export class GrpcIngress {
           // Unreadable request: answer without its id.
         }
         call.write(streamErrorResponse(`${e.message} (request_id ${requestId})`, head.modelName, head.id));
+        gw.refused({ requestId, protocol: 'grpc', method: 'ModelInfer', model: head.modelName, headers: gw.wantsHeaders ? headersOf(call.metadata) : {}, requestBytes: body.length }, e);
         return;
       }
       open.add(ctx);

@@ -179,7 +179,7 @@ export class HttpIngress {
         try {
           info.timeoutMs = parseTimeoutHeader(req.getHeader(TIMEOUT_HEADER));
         } catch (err) {
-          ex.problem(toInferenceError(err));
+          this.refuse(ex, model, toInferenceError(err), 0);
           return;
         }
         readBody(
@@ -187,7 +187,7 @@ export class HttpIngress {
           contentLength,
           this.opts.maxRequestBytes,
           (body) => this.infer(ex, model, version, body, headerLength === '' ? undefined : headerLength),
-          (err) => ex.problem(err),
+          (err) => this.refuse(ex, model, err, 0),
         );
       });
     }
@@ -202,6 +202,12 @@ export class HttpIngress {
           : new InferenceError(InferenceErrorCode.NOT_FOUND, `no such endpoint: ${info.url}`),
       );
     });
+  }
+
+  /** Answers a refused inference request and reports it (logs, response hooks). */
+  private refuse(ex: Exchange, model: string, err: InferenceError, requestBytes: number): void {
+    ex.problem(err);
+    this.opts.gateway.refused({ requestId: ex.info.requestId, protocol: 'http', method: 'ModelInfer', model, headers: ex.info.headers, requestBytes }, err);
   }
 
   private context(ex: Exchange, method: IngressMethod, model: string, version: string, requestBytes: number): RequestContext {
@@ -225,9 +231,7 @@ export class HttpIngress {
     try {
       parsed = parseRestInferRequest(body, headerLength, model, version);
     } catch (err) {
-      const e = toInferenceError(err);
-      this.opts.logger.info({ request_id: ex.info.requestId, protocol: 'http', model, code: e.code, err: e.message }, 'request refused');
-      ex.problem(e);
+      this.refuse(ex, model, toInferenceError(err), body.length);
       return;
     }
     const ctx = this.context(ex, 'ModelInfer', model, version, body.length);
