@@ -1,12 +1,15 @@
-// Benchmark dispatcher. `npm run bench` runs every suite; `npm run bench -- crypto` runs one;
-// arguments that are not suite names (e.g. --quick) are passed to each suite that runs.
-// To add a suite: write bench/<name>.ts exporting `run(args)` and register it in `suites`.
-import { pathToFileURL } from 'node:url';
+// Benchmark suites by name: `npm run bench` runs them all, `npm run bench -- NAME...` some.
+// Arguments that start with `-` (e.g. --quick) are passed to every suite that runs.
+// To add a suite: write bench/<name>.ts exporting `run(args)` and register it below; suites
+// are imported only when they run, so one suite's set-up never slows another's.
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 export type BenchSuite = (args: readonly string[]) => Promise<void>;
 
 export const suites: Readonly<Record<string, BenchSuite>> = {
   crypto: async (args) => (await import('./crypto.ts')).run(args),
+  'transport-tcp': async () => (await import('./transport-tcp.ts')).run(),
 };
 
 export async function main(argv: readonly string[]): Promise<number> {
@@ -14,16 +17,16 @@ export async function main(argv: readonly string[]): Promise<number> {
   const options = argv.filter((a) => a.startsWith('-'));
   const unknown = names.filter((n) => !Object.hasOwn(suites, n));
   if (unknown.length > 0) {
-    console.error(`unknown bench suite ${unknown.join(', ')}; suites: ${Object.keys(suites).join(', ')}`);
+    console.error(`unknown suite(s): ${unknown.join(', ')}; available: ${Object.keys(suites).join(', ')}`);
     return 2;
   }
   for (const name of names.length > 0 ? names : Object.keys(suites)) {
-    console.log(`\n== bench ${name} ==`);
+    console.log(`== ${name}`);
     await (suites[name] as BenchSuite)(options);
   }
   return 0;
 }
 
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+if (process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   process.exitCode = await main(process.argv.slice(2));
 }
