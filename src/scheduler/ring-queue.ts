@@ -33,6 +33,12 @@ export class RingQueue<T> {
     return this.count === 0 ? undefined : this.items[this.head];
   }
 
+  /** The i-th item from the front (0 = next to shift), or undefined past the end. */
+  at(i: number): T | undefined {
+    if (i < 0 || i >= this.count) return undefined;
+    return this.items[(this.head + i) & (this.items.length - 1)];
+  }
+
   shift(): T | undefined {
     if (this.count === 0) return undefined;
     const item = this.items[this.head];

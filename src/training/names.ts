@@ -32,3 +32,15 @@ export function checkAttributes(attrs: Record<string, string>): Record<string, s
 export function newTransferId(): string {
   return `t${Date.now().toString(36)}-${randomBytes(9).toString('base64url')}`;
 }
+
+const DATATYPE_RE = /^[A-Za-z0-9_]{0,32}$/;
+
+/** Checks a tensor's descriptive metadata before anything is sent. */
+export function checkTensorMeta(meta: { name: string; datatype: string; shape: readonly number[]; attributes: Record<string, string> }): void {
+  checkTensorName(meta.name);
+  if (!DATATYPE_RE.test(meta.datatype)) throw new TransferError('INVALID_ARGUMENT', `tensor datatype must be up to 32 characters of [A-Za-z0-9_], got ${JSON.stringify(meta.datatype.slice(0, 40))}`);
+  if (meta.shape.length > 32 || !meta.shape.every((d) => Number.isSafeInteger(d) && d >= -1)) {
+    throw new TransferError('INVALID_ARGUMENT', `tensor shape must be at most 32 integer dimensions >= -1, got [${meta.shape.slice(0, 8).join(', ')}]`);
+  }
+  checkAttributes(meta.attributes);
+}

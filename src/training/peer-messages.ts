@@ -58,7 +58,7 @@ const openJson = z.object({
   from: z.string().min(1).max(256),
   tensor: z.object({
     name: z.string().regex(/^[A-Za-z0-9._:/-]{1,256}$/),
-    datatype: z.string().max(32),
+    datatype: z.string().regex(/^[A-Za-z0-9_]{0,32}$/),
     shape: z.array(z.number().int().min(-1).max(Number.MAX_SAFE_INTEGER)).max(32),
     attributes: z.record(z.string().regex(ATTRIBUTE_KEY_RE), z.string()),
   }),
