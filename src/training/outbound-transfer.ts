@@ -17,6 +17,7 @@ import {
   encodeOpen,
   type PeerMessage,
 } from './peer-messages.ts';
+import { sendIfOpen } from './safe-send.ts';
 import type { Sink, TensorMeta } from './tensor-meta.ts';
 import type { TransferState, TransferSummary } from './transfer-state.ts';
 
@@ -206,10 +207,7 @@ export class OutboundTransfer extends EventEmitter {
 
   cancel(reason: string): void {
     if (this.finished) return;
-    const link = this.link;
-    if (link !== undefined && !link.closed) {
-      link.send({ cls: 'training', kind: TrainingKind.CANCEL, streamId: this.opts.streamId, flow: this.opts.flow, tenant: this.opts.tenant ?? 0, body: encodeCancel(this.id, reason) });
-    }
+    sendIfOpen(this.link, { cls: 'training', kind: TrainingKind.CANCEL, streamId: this.opts.streamId, flow: this.opts.flow, tenant: this.opts.tenant ?? 0, body: encodeCancel(this.id, reason) });
     this.end('cancelled', new TransferError('CANCELLED', `transfer ${this.id} cancelled: ${reason}`));
   }
 
@@ -298,7 +296,7 @@ export class OutboundTransfer extends EventEmitter {
     // After the first OPENED the peer knows the transfer: every reopen is a resume.
     const resume = this.opts.resume || this.resumes > 0 || this.producedUpTo > 0;
     const body = encodeOpen({ id: this.id, total: this.opts.total, sink: this.opts.sink, resume, from: this.opts.fromNode, tensor: this.opts.tensor });
-    link.send({ cls: 'control', kind: TrainingKind.OPEN, streamId: this.opts.streamId, tenant: this.opts.tenant ?? 0, body });
+    sendIfOpen(link, { cls: 'control', kind: TrainingKind.OPEN, streamId: this.opts.streamId, tenant: this.opts.tenant ?? 0, body });
   }
 
   private onOpened(offset: number, completed: boolean): void {
@@ -404,21 +402,26 @@ export class OutboundTransfer extends EventEmitter {
       const data = skip === 0 ? chunk.data : chunk.data.subarray(skip);
       const crc = skip === 0 ? chunk.crc : crc32(data);
       const wire = this.opts.corruptChunk?.(this.id, this.sendPos) ? flipOneByte(data) : data;
-      const ok = link.send({
-        cls: 'training',
-        kind: TrainingKind.CHUNK,
-        streamId: this.opts.streamId,
-        flow: this.opts.flow,
-        tenant: this.opts.tenant ?? 0,
-        body: [encodeChunkHeader(this.id, this.sendPos, crc), wire],
-      });
+      let ok: boolean;
+      try {
+        ok = link.send({
+          cls: 'training',
+          kind: TrainingKind.CHUNK,
+          streamId: this.opts.streamId,
+          flow: this.opts.flow,
+          tenant: this.opts.tenant ?? 0,
+          body: [encodeChunkHeader(this.id, this.sendPos, crc), wire],
+        });
+      } catch {
+        return; // the link just closed: its 'close' starts the resume
+      }
       this.sendPos += data.length;
       i++;
       if (!ok) return; // the link queue is full: resume on its 'drain'
     }
     if (this.sendPos === this.opts.total && this.finishSha !== undefined && !this.finishSent) {
       this.finishSent = true;
-      link.send({ cls: 'training', kind: TrainingKind.FINISH, streamId: this.opts.streamId, flow: this.opts.flow, tenant: this.opts.tenant ?? 0, body: encodeFinish(this.id, this.opts.total, this.finishSha) });
+      sendIfOpen(link, { cls: 'training', kind: TrainingKind.FINISH, streamId: this.opts.streamId, flow: this.opts.flow, tenant: this.opts.tenant ?? 0, body: encodeFinish(this.id, this.opts.total, this.finishSha) });
       if (this.acked === this.opts.total) this.setState('verifying');
     }
   }

@@ -3,7 +3,7 @@
 // caller's deadline, so an unreachable peer fails a transfer cleanly instead of hanging it.
 import { EventEmitter } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Link, Transport } from '../transport/types.ts';
+import type { Link, LinkCloseInfo, Transport } from '../transport/types.ts';
 import { TransferError } from './errors.ts';
 
 export interface PeerAddress {
@@ -24,7 +24,7 @@ export interface PeerDialerOptions {
   maxBackoffMs?: number;
 }
 
-/** Events: 'up' (Link), 'down' (Error | undefined). */
+/** Events: 'up' (Link), 'down' (LinkCloseInfo). */
 export class PeerDialer extends EventEmitter {
   private link: Link | undefined;
   private dialing: Promise<Link> | undefined;
@@ -95,9 +95,9 @@ export class PeerDialer extends EventEmitter {
       }
       this.failures = 0;
       this.link = link;
-      link.once('close', (err?: Error) => {
+      link.once('close', (info: LinkCloseInfo) => {
         if (this.link === link) this.link = undefined;
-        this.emit('down', err);
+        this.emit('down', info);
       });
       this.opts.onLink(link, this.peer);
       this.emit('up', link);

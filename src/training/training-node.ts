@@ -13,6 +13,7 @@ import { OutboundTransfer } from './outbound-transfer.ts';
 import { PeerDialer, type PeerAddress } from './peer-dialer.ts';
 import { TrainingKind, decodePeerMessage, encodeError, encodeOpened, encodeResult, isTrainingKind, type PeerMessage } from './peer-messages.ts';
 import type { ReceiveEvent, Subscriber } from './receive-events.ts';
+import { sendIfOpen } from './safe-send.ts';
 import { Spool, type SpoolRecord } from './spool.ts';
 import type { Sink, TensorMeta } from './tensor-meta.ts';
 import { SpoolSink, StreamSink } from './tensor-sink.ts';
@@ -333,7 +334,7 @@ export class TrainingNode {
       case TrainingKind.CHUNK: {
         const t = this.inbound.get(msg.id);
         if (t === undefined) {
-          link.send({ cls: 'control', kind: TrainingKind.ERROR, streamId: m.streamId, body: encodeError(msg.id, 'NOT_FOUND', `no transfer ${msg.id} is being received; reopen it`) });
+          sendIfOpen(link, { cls: 'control', kind: TrainingKind.ERROR, streamId: m.streamId, body: encodeError(msg.id, 'NOT_FOUND', `no transfer ${msg.id} is being received; reopen it`) });
           return;
         }
         t.onChunk(link, msg.offset, msg.crc, msg.data);
@@ -355,7 +356,7 @@ export class TrainingNode {
 
   private async onOpen(link: Link, streamId: number, msg: Extract<PeerMessage, { kind: typeof TrainingKind.OPEN }>): Promise<void> {
     const refuse = (status: Parameters<typeof encodeError>[1], text: string) =>
-      link.send({ cls: 'control', kind: TrainingKind.ERROR, streamId, body: encodeError(msg.id, status, text) });
+      sendIfOpen(link, { cls: 'control', kind: TrainingKind.ERROR, streamId, body: encodeError(msg.id, status, text) });
     // Two OPENs of one id (a quick redial) are handled one after the other.
     const prior = this.opening.get(msg.id);
     const run = (async () => {
@@ -388,14 +389,14 @@ export class TrainingNode {
     const done = this.spool.completedRecord(msg.id);
     if (done !== undefined) {
       if (!sameTensor(done.from, done.tensor.name, done.total)) throw new TransferError('ALREADY_EXISTS', `transfer id ${msg.id} is in use for another tensor`);
-      link.send({ cls: 'control', kind: TrainingKind.OPENED, streamId, body: encodeOpened(msg.id, done.total, true) });
-      link.send({ cls: 'control', kind: TrainingKind.RESULT, streamId, body: encodeResult(msg.id, Buffer.from(done.sha256 ?? '', 'hex')) });
+      sendIfOpen(link, { cls: 'control', kind: TrainingKind.OPENED, streamId, body: encodeOpened(msg.id, done.total, true) });
+      sendIfOpen(link, { cls: 'control', kind: TrainingKind.RESULT, streamId, body: encodeResult(msg.id, Buffer.from(done.sha256 ?? '', 'hex')) });
       return;
     }
     const ended = this.inboundEnded.get(msg.id);
     if (ended !== undefined && ended.summary.state === 'completed' && ended.summary.sha256) {
-      link.send({ cls: 'control', kind: TrainingKind.OPENED, streamId, body: encodeOpened(msg.id, ended.summary.total, true) });
-      link.send({ cls: 'control', kind: TrainingKind.RESULT, streamId, body: encodeResult(msg.id, ended.summary.sha256) });
+      sendIfOpen(link, { cls: 'control', kind: TrainingKind.OPENED, streamId, body: encodeOpened(msg.id, ended.summary.total, true) });
+      sendIfOpen(link, { cls: 'control', kind: TrainingKind.RESULT, streamId, body: encodeResult(msg.id, ended.summary.sha256) });
       return;
     }
     this.inboundEnded.delete(msg.id);
