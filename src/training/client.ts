@@ -249,7 +249,27 @@ export class SluiceClient {
 
   /** Streams the source from `offset`, hashing everything, then sends finish. */
   private async sendBody(call: grpc.ClientDuplexStream<PushRequestMsg, PushResponseMsg>, source: PushSource, offset: number, total: number, chunk: number): Promise<void> {
-    const write = (m: PushRequestMsg) => (call.write(m) ? Promise.resolve() : new Promise<void>((r) => call.once('drain', r)));
+    let ended = false;
+    call.once('status', () => {
+      ended = true;
+    });
+    // Waits for room in the stream, or gives up when the call ends (so a file source is closed).
+    const write = (m: PushRequestMsg) => {
+      if (ended) return Promise.reject(new TransferError('UNAVAILABLE', 'the Push call ended'));
+      if (call.write(m)) return Promise.resolve();
+      return new Promise<void>((resolve, reject) => {
+        const onDrain = () => {
+          call.off('status', onEnd);
+          resolve();
+        };
+        const onEnd = () => {
+          call.off('drain', onDrain);
+          reject(new TransferError('UNAVAILABLE', 'the Push call ended'));
+        };
+        call.once('drain', onDrain);
+        call.once('status', onEnd);
+      });
+    };
     let hash: ReturnType<typeof createHash>;
     let parts: AsyncIterable<Uint8Array>;
     if (source instanceof Uint8Array || 'path' in source) {

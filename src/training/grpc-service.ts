@@ -124,9 +124,17 @@ function push(node: TrainingNode, authorize: NonNullable<TensorTransferServiceOp
   const onAck = (acked: number) => {
     if (!over) call.write({ ack: { ackedBytes: acked } });
   };
+  const onSuperseded = () => {
+    if (transfer === undefined) return;
+    transfer.off('ack', onAck);
+    transfer.off('superseded', onSuperseded);
+    transfer = undefined; // the new producer owns it now
+    fail(new TransferError('ABORTED', 'a Push with resume took over this transfer'));
+  };
   const detach = () => {
     if (transfer === undefined) return;
     transfer.off('ack', onAck);
+    transfer.off('superseded', onSuperseded);
     transfer.producerAttached = false;
   };
   let tenant = 0;
@@ -153,6 +161,7 @@ function push(node: TrainingNode, authorize: NonNullable<TensorTransferServiceOp
         });
         const t = handle.transfer;
         transfer = t;
+        t.on('superseded', onSuperseded);
         call.pause(); // no chunk is read before the client knows where to start
         handle.offset.then(
           (offset) => {

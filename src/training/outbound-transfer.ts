@@ -67,7 +67,10 @@ interface WindowChunk {
   crc: number;
 }
 
-/** Events: 'ack' (acked bytes), 'space' (), 'state' (TransferState). */
+/**
+ * Events: 'ack' (acked bytes), 'space' (), 'state' (TransferState), 'superseded' () when a
+ * resumed producer takes over from the current one.
+ */
 export class OutboundTransfer extends EventEmitter {
   readonly id: string;
   readonly accepted: Promise<number>;

@@ -162,7 +162,9 @@ export class TrainingNode {
       if (existing.opts.peer !== peer.name || existing.opts.total !== req.total || existing.opts.tensor.name !== req.tensor.name) {
         throw new TransferError('INVALID_ARGUMENT', `transfer ${id} was started with a different peer, tensor or size`);
       }
-      if (existing.producerAttached) throw new TransferError('ALREADY_EXISTS', `transfer ${id} already has a producer streaming to it`);
+      // The newest producer wins: an old stream whose client already gave up may not have
+      // noticed yet that it is dead.
+      if (existing.producerAttached) existing.emit('superseded');
       existing.producerAttached = true;
       // This node still holds everything the last producer handed over.
       return { transfer: existing, offset: existing.accepted.then(() => existing.producedBytes) };
