@@ -1,0 +1,54 @@
+// Counters of refused traffic, bumped where the refusal happens (crypto open, policy gate,
+// authentication) and read by the metrics registry at scrape time. Reasons are short constant
+// strings chosen by the caller (e.g. "auth_tag", "replay", "cross_segment", "expired_token"),
+// never client-supplied text, so the label set stays bounded.
+import type { SegmentName } from '../transport/types.ts';
+
+export interface CountedPair {
+  readonly a: string;
+  readonly b: string;
+  value: number;
+}
+
+/** A counter keyed by two short label values, kept as plain numbers. */
+export class PairCounter {
+  private readonly entries = new Map<string, CountedPair>();
+
+  inc(a: string, b: string, by = 1): void {
+    const key = `${a}\u0000${b}`;
+    const e = this.entries.get(key);
+    if (e === undefined) this.entries.set(key, { a, b, value: by });
+    else e.value += by;
+  }
+
+  get(a: string, b: string): number {
+    return this.entries.get(`${a}\u0000${b}`)?.value ?? 0;
+  }
+
+  all(): IterableIterator<CountedPair> {
+    return this.entries.values();
+  }
+}
+
+export type AuthMethod = 'mtls' | 'jwt' | 'api_key' | 'webhook' | 'none';
+
+export class RejectionStats {
+  /** (segment, reason): frames that failed AEAD open, replay or nonce checks. */
+  readonly cryptoRejections = new PairCounter();
+  /** (segment, reason): traffic refused by segment/class/tenant policy. */
+  readonly policyRejections = new PairCounter();
+  /** (method, reason): client credentials refused. */
+  readonly authRejections = new PairCounter();
+
+  crypto(segment: SegmentName, reason: string): void {
+    this.cryptoRejections.inc(segment, reason);
+  }
+
+  policy(segment: SegmentName | 'client', reason: string): void {
+    this.policyRejections.inc(segment, reason);
+  }
+
+  auth(method: AuthMethod, reason: string): void {
+    this.authRejections.inc(method, reason);
+  }
+}
