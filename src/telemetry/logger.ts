@@ -62,7 +62,7 @@ export class Logging {
   private readonly stream: DestinationStream;
 
   constructor(opts: LoggingOptions) {
-    this.stream = opts.destination ?? pino.destination({ dest: 1, sync: false, minLength: 4096 });
+    this.stream = opts.destination ?? pino.destination({ dest: 1, sync: false });
     this.root = pino(
       {
         level: opts.level,
