@@ -227,3 +227,12 @@ test('SIGHUP reloads certificates and the log level without dropping traffic; a 
   app.child.kill('SIGTERM');
   assert.equal((await app.exited).code, 0);
 });
+
+test('a reload names the settings that need a restart', async () => {
+  const { restartRequiredChanges } = await import('../src/cli/restart-required.ts');
+  const { parseConfigText } = await import('../src/config/load.ts');
+  const a = parseConfigText('listeners: { grpc: { port: 8001 } }\nsegments: { training: { transport: tcp } }\nlog: { level: info }\n');
+  const b = parseConfigText('listeners: { grpc: { port: 9001 } }\nsegments: { training: { transport: rdma }, inference: {} }\nlog: { level: debug }\n');
+  assert.deepEqual(restartRequiredChanges(a, b), ['listeners.grpc', 'segments.inference', 'segments.training.transport']);
+  assert.deepEqual(restartRequiredChanges(a, a), []);
+});

@@ -12,6 +12,7 @@ import type { SluiceConfig } from '../config/schema.ts';
 import { SluiceError } from '../errors.ts';
 import type { HealthModel } from '../telemetry/health.ts';
 import type { ReloadStats } from '../telemetry/stat-sources.ts';
+import { restartRequiredChanges } from './restart-required.ts';
 
 export const DRAIN_PHASES = ['stop-accepting', 'in-flight', 'flush', 'close'] as const;
 export type DrainPhase = (typeof DRAIN_PHASES)[number];
@@ -265,6 +266,10 @@ export class Lifecycle {
       return false;
     }
     const previous = this.current ?? next;
+    const needRestart = restartRequiredChanges(previous, next);
+    if (needRestart.length > 0) {
+      this.log.warn({ trigger, fields: needRestart }, 'reload cannot change these without a restart; keeping the running values');
+    }
     let ok = true;
     for (const h of this.reloadHooks) {
       try {
