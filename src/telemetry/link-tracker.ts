@@ -1,7 +1,12 @@
 // Keeps the set of live back-end links so the metrics registry can read their LinkStats at
 // scrape time (a plain object per link, no native call per counter), and folds the final
 // stats of closed links into per-(segment, transport) totals so counters never go backwards.
-import type { Link, LinkStats, SegmentName, TransportKind } from '../transport/types.ts';
+// Also counts why links and handshakes ended: crypto and policy refusals into RejectionStats,
+// other handshake failures by code.
+import type { Link, LinkCloseInfo, LinkStats, Listener, SegmentName, TransportKind } from '../transport/types.ts';
+import { PairCounter, type RejectionStats } from './rejection-stats.ts';
+
+export type CloseBy = LinkCloseInfo['by'];
 
 export interface LinkTotals {
   readonly segment: SegmentName;
@@ -10,9 +15,8 @@ export interface LinkTotals {
   readonly stats: LinkStats;
   readonly open: number;
   readonly opened: number;
-  readonly closed: number;
-  /** Closed with an error (as opposed to a clean close by either side). */
-  readonly failed: number;
+  /** Closed links by who ended them: here ('local'), the peer ('peer'), or a failure ('error'). */
+  readonly closed: Readonly<Record<CloseBy, number>>;
 }
 
 interface Bucket {
@@ -21,8 +25,7 @@ interface Bucket {
   retired: LinkStats;
   open: Set<Link>;
   opened: number;
-  closed: number;
-  failed: number;
+  closed: Record<CloseBy, number>;
 }
 
 export function emptyLinkStats(): LinkStats {
@@ -35,6 +38,7 @@ export function emptyLinkStats(): LinkStats {
     messagesReceived: 0,
     queuedBytes: 0,
     rejectedFrames: 0,
+    rekeys: 0,
   };
 }
 
@@ -46,16 +50,28 @@ function addMonotonic(into: LinkStats, s: LinkStats): void {
   into.messagesSent += s.messagesSent;
   into.messagesReceived += s.messagesReceived;
   into.rejectedFrames += s.rejectedFrames;
+  into.rekeys += s.rekeys;
+}
+
+/** Last path part of a stable error code, lower-cased: SLUICE_ERR_HANDSHAKE_TIMEOUT -> timeout. */
+function shortCode(err: unknown, prefix: string): string {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code !== 'string') return 'unknown';
+  return (code.startsWith(prefix) ? code.slice(prefix.length) : code).toLowerCase();
 }
 
 export class LinkTracker {
   private readonly buckets = new Map<string, Bucket>();
+  /** (segment, code) of handshakes a listener refused. */
+  readonly handshakeFailures = new PairCounter();
+
+  constructor(private readonly rejections?: RejectionStats) {}
 
   private bucket(segment: SegmentName, transport: TransportKind): Bucket {
     const key = `${segment}/${transport}`;
     let b = this.buckets.get(key);
     if (b === undefined) {
-      b = { segment, transport, retired: emptyLinkStats(), open: new Set(), opened: 0, closed: 0, failed: 0 };
+      b = { segment, transport, retired: emptyLinkStats(), open: new Set(), opened: 0, closed: { local: 0, peer: 0, error: 0 } };
       this.buckets.set(key, b);
     }
     return b;
@@ -71,14 +87,31 @@ export class LinkTracker {
       return;
     }
     b.open.add(link);
-    link.once('close', (err?: Error) => this.retire(b, link, err));
+    link.once('close', (info?: LinkCloseInfo) => this.retire(b, link, info));
   }
 
-  private retire(b: Bucket, link: Link, err: Error | undefined): void {
+  /** Counts a listener's refused handshakes (by code) and crypto/policy refusals among them. */
+  watchListener(listener: Listener, segment: SegmentName): void {
+    listener.on('rejected', (err: unknown) => {
+      this.handshakeFailures.inc(segment, shortCode(err, 'SLUICE_ERR_HANDSHAKE_'));
+      this.rejections?.peerError(segment, err);
+    });
+  }
+
+  /** Counts a failed outgoing connect() (its handshake refused or timed out). */
+  connectFailed(segment: SegmentName, err: unknown): void {
+    const code = (err as { code?: unknown } | null)?.code;
+    if (typeof code === 'string' && code.startsWith('SLUICE_ERR_HANDSHAKE_')) {
+      this.handshakeFailures.inc(segment, shortCode(err, 'SLUICE_ERR_HANDSHAKE_'));
+      this.rejections?.peerError(segment, err);
+    }
+  }
+
+  private retire(b: Bucket, link: Link, info: LinkCloseInfo | undefined): void {
     b.open.delete(link);
     addMonotonic(b.retired, link.stats());
-    b.closed++;
-    if (err !== undefined && err !== null) b.failed++;
+    b.closed[info?.by ?? 'error']++;
+    if (info?.error !== undefined) this.rejections?.peerError(link.segment, info.error);
   }
 
   /** Declares a (segment, transport) pair so its series exist at zero before any link opens. */
@@ -86,7 +119,7 @@ export class LinkTracker {
     this.bucket(segment, transport);
   }
 
-  /** Live links on a segment (any transport). */
+  /** Live links, optionally of one segment. */
   openLinks(segment?: SegmentName): Link[] {
     const out: Link[] = [];
     for (const b of this.buckets.values()) {
@@ -106,7 +139,7 @@ export class LinkTracker {
         addMonotonic(stats, s);
         stats.queuedBytes += s.queuedBytes;
       }
-      out.push({ segment: b.segment, transport: b.transport, stats, open: b.open.size, opened: b.opened, closed: b.closed, failed: b.failed });
+      out.push({ segment: b.segment, transport: b.transport, stats, open: b.open.size, opened: b.opened, closed: { ...b.closed } });
     }
     return out;
   }

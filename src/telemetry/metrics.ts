@@ -10,6 +10,7 @@ import { HistogramCollector, type HistogramSeries } from './histogram-collector.
 import { LinkTracker } from './link-tracker.ts';
 import { RejectionStats, type PairCounter } from './rejection-stats.ts';
 import { RequestStats } from './request-stats.ts';
+import { SegmentQueueStats } from './scheduler-telemetry.ts';
 import type { ConnectionSource, QueueSource, RdmaSnapshot, RdmaSource, ReloadStats } from './stat-sources.ts';
 
 export const METRIC_PREFIX = 'sluice_';
@@ -33,12 +34,13 @@ interface RdmaTotals {
 export class SluiceMetrics {
   readonly registry = new Registry();
   readonly requests: RequestStats;
-  readonly links = new LinkTracker();
   readonly rejections = new RejectionStats();
+  readonly links = new LinkTracker(this.rejections);
   readonly reloads: ReloadStats = { success: 0, failure: 0, lastSuccessSeconds: 0 };
 
   private readonly delay = new Map<string, { segment: SegmentName; cls: TrafficClass; histogram: BucketHistogram }>();
   private readonly queueSources = new Set<QueueSource>();
+  private readonly segmentQueueStats = new Map<SegmentName, SegmentQueueStats>();
   private readonly rdmaSources = new Set<RdmaSource>();
   /** Counters of RDMA sources that went away, so the totals stay monotonic. */
   private readonly rdmaRetired = new Map<string, RdmaTotals>();
@@ -94,11 +96,16 @@ export class SluiceMetrics {
     counter(r, 'link_connects_total', 'Back-end links established, by segment and transport.', ['segment', 'transport'], () =>
       this.links.totals().map((t) => [{ segment: t.segment, transport: t.transport }, t.opened]),
     );
-    counter(r, 'link_closes_total', 'Back-end links closed, by segment, transport and result (clean or error).', ['segment', 'transport', 'result'], () =>
-      this.links.totals().flatMap((t): Sample<'segment' | 'transport' | 'result'>[] => [
-        [{ segment: t.segment, transport: t.transport, result: 'clean' }, t.closed - t.failed],
-        [{ segment: t.segment, transport: t.transport, result: 'error' }, t.failed],
-      ]),
+    counter(r, 'link_closes_total', 'Back-end links closed, by segment, transport and who ended them (local, peer, error).', ['segment', 'transport', 'by'], () =>
+      this.links.totals().flatMap((t) =>
+        (['local', 'peer', 'error'] as const).map((by): Sample<'segment' | 'transport' | 'by'> => [{ segment: t.segment, transport: t.transport, by }, t.closed[by]]),
+      ),
+    );
+    counter(r, 'link_rekeys_total', 'Traffic key changes on back-end links (both directions).', ['segment', 'transport'], () =>
+      this.links.totals().map((t) => [{ segment: t.segment, transport: t.transport }, t.stats.rekeys]),
+    );
+    counter(r, 'handshake_failures_total', 'Back-end handshakes that failed, by segment and code (auth, segment, version, protocol, timeout, closed, busy).', ['segment', 'code'], () =>
+      map(this.links.handshakeFailures.all(), (e) => [{ segment: e.a, code: e.b }, e.value]),
     );
     counter(r, 'link_rejected_frames_total', 'Inbound frames a link dropped (failed authentication, replayed, malformed).', ['segment', 'transport'], () =>
       this.links.totals().map((t) => [{ segment: t.segment, transport: t.transport }, t.stats.rejectedFrames]),
@@ -162,6 +169,24 @@ export class SluiceMetrics {
       this.delay.set(key, d);
     }
     return d.histogram;
+  }
+
+  /**
+   * The shared queue counters of one segment's link schedulers (registered as a queue source on
+   * first use); wrap the segment transport's scheduler factory with instrumentScheduler(f, this).
+   */
+  segmentQueues(segment: SegmentName): SegmentQueueStats {
+    let q = this.segmentQueueStats.get(segment);
+    if (q === undefined) {
+      q = new SegmentQueueStats(segment, {
+        control: this.schedulingDelay(segment, 'control'),
+        inference: this.schedulingDelay(segment, 'inference'),
+        training: this.schedulingDelay(segment, 'training'),
+      });
+      this.segmentQueueStats.set(segment, q);
+      this.addQueueSource(q);
+    }
+    return q;
   }
 
   /** Adds a scheduler's queues; call the returned function when the scheduler goes away. */

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { test } from 'node:test';
-import { Logging, requestLogger, resolveLogLevel } from '../src/telemetry/logger.ts';
+import { Logging, requestLogger, resolveLogLevel } from '../../src/telemetry/logger.ts';
 
 function capture(): { lines: Record<string, unknown>[]; stream: Writable } {
   const lines: Record<string, unknown>[] = [];

@@ -1,51 +1,17 @@
 import assert from 'node:assert/strict';
-import { EventEmitter } from 'node:events';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { connect, createServer, type Server } from 'node:net';
 import { after, test } from 'node:test';
-import { HealthModel } from '../src/telemetry/health.ts';
-import { SluiceMetrics } from '../src/telemetry/metrics.ts';
-import { MetricsServer } from '../src/telemetry/metrics-server.ts';
-import { OTHER_MODEL } from '../src/telemetry/request-stats.ts';
-import type { Link, LinkStats, OutboundMessage, SegmentName, TransportKind } from '../src/transport/types.ts';
-import { parsePromText, sampleSum, sampleValue, scrape } from './helpers/prom-text.ts';
-
-// A link whose counters the test drives; it stands in for a transport (not under test here) and
-// keeps its stats the way every transport must: plain numbers updated where traffic happens.
-class CountingLink extends EventEmitter implements Link {
-  static next = 0;
-  readonly id = `test-${CountingLink.next++}`;
-  readonly remoteAddress = '127.0.0.1:1';
-  closed = false;
-  readonly s: LinkStats = { framesSent: 0, framesReceived: 0, bytesSent: 0, bytesReceived: 0, messagesSent: 0, messagesReceived: 0, queuedBytes: 0, rejectedFrames: 0 };
-  constructor(
-    readonly segment: SegmentName,
-    readonly transport: TransportKind,
-  ) {
-    super();
-  }
-  send(msg: OutboundMessage): boolean {
-    const body = Array.isArray(msg.body) ? Buffer.concat(msg.body) : (msg.body as Buffer);
-    this.s.messagesSent++;
-    this.s.framesSent++;
-    this.s.bytesSent += body.length + 32;
-    return true;
-  }
-  receive(bytes: number): void {
-    this.s.messagesReceived++;
-    this.s.framesReceived++;
-    this.s.bytesReceived += bytes;
-  }
-  async close(): Promise<void> {
-    this.closed = true;
-    this.emit('close', undefined);
-  }
-  fail(err: Error): void {
-    this.closed = true;
-    this.emit('close', err);
-  }
-  stats(): LinkStats {
-    return { ...this.s };
-  }
-}
+import { PriorityLinkScheduler } from '../../src/scheduler/link-scheduler.ts';
+import { HealthModel } from '../../src/telemetry/health.ts';
+import { SluiceMetrics } from '../../src/telemetry/metrics.ts';
+import { MetricsServer } from '../../src/telemetry/metrics-server.ts';
+import { OTHER_MODEL } from '../../src/telemetry/request-stats.ts';
+import { instrumentScheduler } from '../../src/telemetry/scheduler-telemetry.ts';
+import { TcpTransport } from '../../src/transport/tcp-transport.ts';
+import type { InboundMessage, Link, LinkCloseInfo, Listener, SegmentName } from '../../src/transport/types.ts';
+import { parsePromText, sampleSum, sampleValue, scrape } from '../helpers/prom-text.ts';
 
 const servers: MetricsServer[] = [];
 after(async () => {
@@ -62,7 +28,7 @@ async function serve(metrics: SluiceMetrics, health = new HealthModel()): Promis
 
 test('every metric is named sluice_* and documented in docs/operations.md with its type and labels', async () => {
   const { readFile } = await import('node:fs/promises');
-  const doc = await readFile(new URL('../docs/operations.md', import.meta.url), 'utf8');
+  const doc = await readFile(new URL('../../docs/operations.md', import.meta.url), 'utf8');
   const documented = new Map<string, { type: string; labels: string[] }>();
   for (const m of doc.matchAll(/^\|\s*`(sluice_[a-z0-9_]+)`\s*\|\s*(\w+)\s*\|([^|]*)\|/gm)) {
     documented.set(m[1]!, { type: m[2]!, labels: m[3]!.split(',').map((l) => l.trim()).filter(Boolean) });
@@ -125,44 +91,161 @@ test('client-chosen model names cannot blow up label cardinality', () => {
   assert.equal(OTHER_MODEL, '_other');
 });
 
-test('link bytes by segment, direction and transport are read from LinkStats and survive link close', async () => {
+async function tcpPair(metrics: SluiceMetrics, segment: SegmentName, via?: (port: number) => Promise<number>): Promise<{ client: Link; server: Link; listener: Listener }> {
+  const key = randomBytes(32);
+  const tuning = { link: { scheduler: instrumentScheduler((o) => new PriorityLinkScheduler(o), metrics.segmentQueues(segment)), frameBytes: { control: 16384, inference: 16384, training: 16384 } } };
+  const listener = await new TcpTransport(tuning).listen({ segment, host: '127.0.0.1', port: 0, segmentKey: key });
+  metrics.links.watchListener(listener, segment);
+  const accepted = once(listener, 'link') as Promise<[Link]>;
+  const port = via === undefined ? listener.address.port : await via(listener.address.port);
+  const client = await new TcpTransport(tuning).connect({ segment, host: '127.0.0.1', port, segmentKey: key });
+  const [server] = await accepted;
+  metrics.links.add(client);
+  metrics.links.add(server);
+  return { client, server, listener };
+}
+
+function receive(link: Link, n: number): Promise<InboundMessage[]> {
+  const got: InboundMessage[] = [];
+  return new Promise((resolve) => {
+    const on = (m: InboundMessage): void => {
+      got.push(m);
+      if (got.length === n) {
+        link.off('message', on);
+        resolve(got);
+      }
+    };
+    link.on('message', on);
+  });
+}
+
+test('link bytes by segment, direction and transport come from real links and survive their close', async () => {
   const metrics = new SluiceMetrics({ processMetrics: false });
   const base = await serve(metrics);
-  const inf = new CountingLink('inference', 'tcp');
-  const trn = new CountingLink('training', 'rdma');
-  metrics.links.add(inf);
-  metrics.links.add(trn);
-  for (let i = 0; i < 10; i++) inf.send({ cls: 'inference', kind: 1, streamId: i + 1, body: Buffer.alloc(1000) });
-  inf.receive(5000);
-  trn.send({ cls: 'training', kind: 2, streamId: 1, body: [Buffer.alloc(4096), Buffer.alloc(4096)] });
-  inf.s.queuedBytes = 777;
-  inf.s.rejectedFrames = 2;
+  const { client, server, listener } = await tcpPair(metrics, 'inference');
+  const got = receive(server, 10);
+  for (let i = 0; i < 10; i++) client.send({ cls: 'inference', kind: 1, streamId: i + 1, body: Buffer.alloc(1000, i) });
+  await got;
+  const reply = receive(client, 1);
+  server.send({ cls: 'inference', kind: 2, streamId: 1, body: Buffer.alloc(5000) });
+  await reply;
 
+  const cs = client.stats();
+  const ss = server.stats();
   let s = await scrape(`${base}/metrics`);
-  assert.equal(sampleValue(s, 'sluice_link_bytes_total', { segment: 'inference', direction: 'tx', transport: 'tcp' }), 10 * 1032);
-  assert.equal(sampleValue(s, 'sluice_link_bytes_total', { segment: 'inference', direction: 'rx', transport: 'tcp' }), 5000);
-  assert.equal(sampleValue(s, 'sluice_link_bytes_total', { segment: 'training', direction: 'tx', transport: 'rdma' }), 8192 + 32);
-  assert.equal(sampleValue(s, 'sluice_link_messages_total', { segment: 'inference', direction: 'tx', transport: 'tcp' }), 10);
-  assert.equal(sampleValue(s, 'sluice_link_queued_bytes', { segment: 'inference', transport: 'tcp' }), 777);
-  assert.equal(sampleValue(s, 'sluice_links_open', { segment: 'inference', transport: 'tcp' }), 1);
-  assert.equal(sampleValue(s, 'sluice_link_rejected_frames_total', { segment: 'inference', transport: 'tcp' }), 2);
-
-  await inf.close();
-  trn.fail(new Error('peer reset'));
-  s = await scrape(`${base}/metrics`);
-  assert.equal(sampleValue(s, 'sluice_link_bytes_total', { segment: 'inference', direction: 'tx', transport: 'tcp' }), 10 * 1032, 'counter kept after close');
-  assert.equal(sampleValue(s, 'sluice_link_queued_bytes', { segment: 'inference', transport: 'tcp' }), 0, 'gauge only counts open links');
-  assert.equal(sampleValue(s, 'sluice_links_open', { segment: 'inference', transport: 'tcp' }), 0);
-  assert.equal(sampleValue(s, 'sluice_link_closes_total', { segment: 'inference', transport: 'tcp', result: 'clean' }), 1);
-  assert.equal(sampleValue(s, 'sluice_link_closes_total', { segment: 'training', transport: 'rdma', result: 'error' }), 1);
-
-  const again = new CountingLink('inference', 'tcp');
-  metrics.links.add(again);
-  again.send({ cls: 'inference', kind: 1, streamId: 1, body: Buffer.alloc(68) });
-  s = await scrape(`${base}/metrics`);
-  assert.equal(sampleValue(s, 'sluice_link_bytes_total', { segment: 'inference', direction: 'tx', transport: 'tcp' }), 10 * 1032 + 100);
+  const tx = sampleValue(s, 'sluice_link_bytes_total', { segment: 'inference', direction: 'tx', transport: 'tcp' })!;
+  const rx = sampleValue(s, 'sluice_link_bytes_total', { segment: 'inference', direction: 'rx', transport: 'tcp' })!;
+  assert.equal(tx, cs.bytesSent + ss.bytesSent);
+  assert.equal(rx, cs.bytesReceived + ss.bytesReceived);
+  assert.ok(tx >= 10 * 1000 + 5000, `tx ${tx} covers the payloads`);
+  assert.equal(tx, rx, 'both ends are in this process: what one sent the other received');
+  assert.equal(sampleValue(s, 'sluice_link_messages_total', { segment: 'inference', direction: 'tx', transport: 'tcp' }), 11);
+  assert.ok(sampleValue(s, 'sluice_link_frames_total', { segment: 'inference', direction: 'rx', transport: 'tcp' })! >= 11);
+  assert.equal(sampleValue(s, 'sluice_links_open', { segment: 'inference', transport: 'tcp' }), 2);
   assert.equal(sampleValue(s, 'sluice_link_connects_total', { segment: 'inference', transport: 'tcp' }), 2);
+  assert.equal(sampleValue(s, 'sluice_queue_depth', { segment: 'inference', class: 'inference' }), 0, 'everything sent has left the queue');
+  assert.equal(sampleValue(s, 'sluice_scheduling_delay_seconds_count', { segment: 'inference', class: 'inference' }), 11, 'one delay per message sent');
+
+  await client.close('test done');
+  await once(server, 'close');
+  await listener.close();
+  s = await scrape(`${base}/metrics`);
+  assert.ok(sampleValue(s, 'sluice_link_bytes_total', { segment: 'inference', direction: 'tx', transport: 'tcp' })! >= tx, 'counters kept after close');
+  assert.equal(sampleValue(s, 'sluice_links_open', { segment: 'inference', transport: 'tcp' }), 0);
+  assert.equal(sampleValue(s, 'sluice_link_queued_bytes', { segment: 'inference', transport: 'tcp' }), 0);
+  assert.equal(sampleValue(s, 'sluice_link_closes_total', { segment: 'inference', transport: 'tcp', by: 'local' }), 1);
+  assert.equal(sampleValue(s, 'sluice_link_closes_total', { segment: 'inference', transport: 'tcp', by: 'peer' }), 1);
+  assert.equal(sampleValue(s, 'sluice_link_closes_total', { segment: 'inference', transport: 'tcp', by: 'error' }), 0);
 });
+
+test('queue depth and bytes by class rise while a reader stalls and fall when it catches up', async () => {
+  const metrics = new SluiceMetrics({ processMetrics: false });
+  const base = await serve(metrics);
+  const { client, server, listener } = await tcpPair(metrics, 'training');
+  try {
+    server.pause();
+    const chunk = Buffer.alloc(1 << 20);
+    let sent = 0;
+    while (client.send({ cls: 'training', kind: 3, streamId: 1 + (sent % 4), body: chunk })) sent++;
+    sent++;
+    const s = await scrape(`${base}/metrics`);
+    assert.ok(sampleValue(s, 'sluice_queue_depth', { segment: 'training', class: 'training' })! >= 1);
+    assert.ok(sampleValue(s, 'sluice_queue_bytes', { segment: 'training', class: 'training' })! > 0);
+    assert.ok(sampleValue(s, 'sluice_link_queued_bytes', { segment: 'training', transport: 'tcp' })! > 0);
+    const all = receive(server, sent);
+    server.resume();
+    await all;
+    const after = await scrape(`${base}/metrics`);
+    assert.equal(sampleValue(after, 'sluice_queue_depth', { segment: 'training', class: 'training' }), 0);
+    assert.equal(sampleValue(after, 'sluice_queue_bytes', { segment: 'training', class: 'training' }), 0);
+    assert.equal(sampleValue(after, 'sluice_scheduling_delay_seconds_count', { segment: 'training', class: 'training' }), sent);
+  } finally {
+    await client.close();
+    await listener.close();
+  }
+});
+
+test('a tampered frame is counted as a crypto rejection; a wrong key as a failed handshake', async () => {
+  const metrics = new SluiceMetrics({ processMetrics: false });
+  const base = await serve(metrics);
+  // A proxy that flips one bit in the middle of the first large client->server chunk (a data frame).
+  let flipped = false;
+  const proxies: Server[] = [];
+  const via = async (port: number): Promise<number> => {
+    const proxy = createServer((inbound) => {
+      const out = connect({ host: '127.0.0.1', port });
+      inbound.on('data', (d: Buffer) => {
+        if (!flipped && d.length >= 2000) {
+          d[d.length >> 1]! ^= 0x01;
+          flipped = true;
+        }
+        out.write(d);
+      });
+      out.pipe(inbound);
+      const end = (): void => {
+        inbound.destroy();
+        out.destroy();
+      };
+      inbound.on('error', end).on('close', end);
+      out.on('error', end).on('close', end);
+    });
+    proxies.push(proxy);
+    proxy.listen(0, '127.0.0.1');
+    await once(proxy, 'listening');
+    return (proxy.address() as { port: number }).port;
+  };
+  const { client, server, listener } = await tcpPair(metrics, 'inference', via);
+  const closed = once(server, 'close') as Promise<[LinkCloseInfo]>;
+  client.send({ cls: 'inference', kind: 1, streamId: 1, body: Buffer.alloc(4096, 7) });
+  const [info] = await closed;
+  assert.equal(info.by, 'error');
+  assert.equal((info.error as { code?: string }).code, 'SLUICE_ERR_WIRE_AUTH');
+  await once(client, 'close');
+  let s = await scrape(`${base}/metrics`);
+  assert.equal(sampleValue(s, 'sluice_crypto_rejections_total', { segment: 'inference', reason: 'auth_tag' }), 1);
+  assert.equal(sampleValue(s, 'sluice_link_rejected_frames_total', { segment: 'inference', transport: 'tcp' }), 1);
+  assert.equal(sampleValue(s, 'sluice_link_closes_total', { segment: 'inference', transport: 'tcp', by: 'error' }), 1);
+
+  const wrong = new TcpTransport().connect({ segment: 'inference', host: '127.0.0.1', port: listener.address.port, segmentKey: randomBytes(32) });
+  await assert.rejects(wrong, (err: Error & { code?: string }) => {
+    metrics.links.connectFailed('inference', err);
+    return err.code === 'SLUICE_ERR_HANDSHAKE_AUTH';
+  });
+  await waitFor(async () => sampleValue(await scrape(`${base}/metrics`), 'sluice_handshake_failures_total', { segment: 'inference', code: 'auth' }) === 2);
+  s = await scrape(`${base}/metrics`);
+  assert.equal(sampleValue(s, 'sluice_crypto_rejections_total', { segment: 'inference', reason: 'handshake_auth' }), 2, 'both ends count the refused handshake');
+  await listener.close();
+  for (const p of proxies) p.close();
+});
+
+async function waitFor(cond: () => Promise<boolean>, ms = 5_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await cond()) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  assert.fail('condition not met in time');
+}
 
 test('queues, scheduling delay, bulk share, rejections, RDMA and connection sources', async () => {
   const metrics = new SluiceMetrics({ processMetrics: false });

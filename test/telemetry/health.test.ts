@@ -3,9 +3,9 @@ import { once } from 'node:events';
 import { createServer, connect, type Server } from 'node:net';
 import { test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
-import { GrpcHealthService, healthClientConstructor } from '../src/telemetry/grpc-health.ts';
-import { HealthModel } from '../src/telemetry/health.ts';
-import { HealthProbe } from '../src/telemetry/health-probe.ts';
+import { GrpcHealthService, healthClientConstructor } from '../../src/telemetry/grpc-health.ts';
+import { HealthModel } from '../../src/telemetry/health.ts';
+import { HealthProbe } from '../../src/telemetry/health-probe.ts';
 
 const INFER = 'inference.GRPCInferenceService';
 const TRAIN = 'sluice.v1.TensorTransfer';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { BucketHistogram, LATENCY_BUCKETS_SECONDS } from '../src/telemetry/bucket-histogram.ts';
+import { BucketHistogram, LATENCY_BUCKETS_SECONDS } from '../../src/telemetry/bucket-histogram.ts';
 
 test('observations land in the first bucket whose bound is >= the value', () => {
   const h = new BucketHistogram([1, 2, 5]);

@@ -9,13 +9,13 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { DockerfileParser, type Instruction } from 'dockerfile-ast';
 import { validate } from 'dockerfile-utils';
-import { parseConfigText } from '../src/config/load.ts';
-import { HealthModel } from '../src/telemetry/health.ts';
-import { SluiceMetrics } from '../src/telemetry/metrics.ts';
-import { MetricsServer } from '../src/telemetry/metrics-server.ts';
-import { DESIGN_PORTS } from './helpers/design-ports.ts';
+import { parseConfigText } from '../../src/config/load.ts';
+import { HealthModel } from '../../src/telemetry/health.ts';
+import { SluiceMetrics } from '../../src/telemetry/metrics.ts';
+import { MetricsServer } from '../../src/telemetry/metrics-server.ts';
+import { DESIGN_PORTS } from '../helpers/design-ports.ts';
 
-const root = path.resolve(import.meta.dirname, '..');
+const root = path.resolve(import.meta.dirname, '..', '..');
 const text = readFileSync(path.join(root, 'Dockerfile'), 'utf8');
 const dockerfile = DockerfileParser.parse(text);
 

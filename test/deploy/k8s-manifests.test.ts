@@ -15,12 +15,12 @@ import type { IPodSpec } from 'kubernetes-models/v1/PodSpec';
 import { Secret } from 'kubernetes-models/v1/Secret';
 import { Service } from 'kubernetes-models/v1/Service';
 import { parseAllDocuments } from 'yaml';
-import { parseConfigText } from '../src/config/load.ts';
-import type { SluiceConfig } from '../src/config/schema.ts';
-import { OPS_PATHS } from '../src/telemetry/metrics-server.ts';
-import { DESIGN_PORTS } from './helpers/design-ports.ts';
+import { parseConfigText } from '../../src/config/load.ts';
+import type { SluiceConfig } from '../../src/config/schema.ts';
+import { OPS_PATHS } from '../../src/telemetry/metrics-server.ts';
+import { DESIGN_PORTS } from '../helpers/design-ports.ts';
 
-const dir = path.resolve(import.meta.dirname, '..', 'deploy', 'k8s');
+const dir = path.resolve(import.meta.dirname, '..', '..', 'deploy', 'k8s');
 
 interface Doc {
   file: string;
