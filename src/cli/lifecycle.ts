@@ -75,11 +75,22 @@ export class Lifecycle {
   private readonly log: Logger;
   private readonly exit: (code: number) => void;
 
-  constructor(private readonly opts: LifecycleOptions) {
+  private readonly opts: LifecycleOptions;
+
+  constructor(opts: LifecycleOptions) {
+    this.opts = { ...opts };
     if (!Number.isInteger(opts.graceMs) || opts.graceMs < 0) throw new RangeError('graceMs must be a non-negative integer');
     this.log = opts.logger;
     this.current = opts.config;
     this.exit = opts.exit ?? ((code) => process.exit(code));
+  }
+
+  /** Applies new drain timings (a reload); a drain already running keeps the old ones. */
+  setTimings(t: { graceMs: number; delayMs?: number; closeTimeoutMs?: number }): void {
+    if (!Number.isInteger(t.graceMs) || t.graceMs < 0) throw new RangeError('graceMs must be a non-negative integer');
+    this.opts.graceMs = t.graceMs;
+    if (t.delayMs !== undefined) this.opts.delayMs = t.delayMs;
+    if (t.closeTimeoutMs !== undefined) this.opts.closeTimeoutMs = t.closeTimeoutMs;
   }
 
   get state(): LifecycleState {

@@ -1,5 +1,7 @@
-// Which configuration changes a SIGHUP reload cannot apply to a running process (bound sockets,
-// chosen transports, RDMA devices). The reload keeps the running values and warns about these.
+// Which configuration changes a SIGHUP reload cannot apply to a running process: bound sockets,
+// chosen transports and devices, segment keys (links are keyed at handshake), the topology
+// (peers, routes, models) and limits. The reload keeps the running values and warns about these;
+// what it does apply is listed in docs/operations.md ("Reload").
 import { isDeepStrictEqual } from 'node:util';
 import type { SluiceConfig } from '../config/schema.ts';
 
@@ -20,6 +22,13 @@ export function restartRequiredChanges(previous: SluiceConfig, next: SluiceConfi
     cmp(`segments.${s}.transport`, a?.transport, b?.transport);
     cmp(`segments.${s}.listen`, a?.listen, b?.listen);
     cmp(`segments.${s}.device`, a?.device, b?.device);
+    cmp(`segments.${s}.key`, a?.key, b?.key);
+    cmp(`segments.${s}.keyFile`, a?.keyFile, b?.keyFile);
+    cmp(`segments.${s}.maxMessageBytes`, a?.maxMessageBytes, b?.maxMessageBytes);
   }
+  cmp('peers', previous.peers, next.peers);
+  cmp('routes', previous.routes, next.routes);
+  cmp('models', (previous as { models?: unknown }).models, (next as { models?: unknown }).models);
+  cmp('limits', previous.limits, next.limits);
   return out;
 }

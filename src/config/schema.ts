@@ -48,6 +48,24 @@ export const routeSchema = z.object({
   upstreams: z.array(upstreamSchema).default([]),
 });
 
+/** The reference model server (src/models): runs in this process when the section is present. */
+export const referenceModelsSchema = z.object({
+  listen: hostPort.extend({ port: port.default(8100) }).default({ host: '127.0.0.1', port: 8100 }),
+  models: z.array(z.enum(['simple', 'identity', 'dense'])).min(1).default(['simple', 'identity', 'dense']),
+  dense: z
+    .object({
+      k: z.number().int().positive().max(65536).default(64),
+      n: z.number().int().positive().max(65536).default(32),
+      seed: z.number().int().min(0).max(0xffffffff).default(1234),
+      maxBatch: z.number().int().positive().default(4096),
+    })
+    .default({ k: 64, n: 32, seed: 1234, maxBatch: 4096 }),
+  /** Largest request or response message the model server takes or sends. */
+  maxMessageBytes: z.number().int().positive().default(128 * 1024 * 1024),
+  /** Cap on the `delay_ms` request parameter (a deliberately slow model). */
+  maxDelayMs: z.number().int().min(0).default(60_000),
+});
+
 export const configSchema = z.object({
   node: z.object({ name: z.string().default('sluice') }).default({ name: 'sluice' }),
   listeners: z
@@ -65,6 +83,7 @@ export const configSchema = z.object({
     .default({}),
   peers: z.array(peerSchema).default([]),
   routes: z.array(routeSchema).default([]),
+  models: referenceModelsSchema.optional(),
   limits: z
     .object({
       maxRequestBytes: z.number().int().positive().default(64 * 1024 * 1024),
@@ -89,3 +108,4 @@ export const configSchema = z.object({
 
 export type SluiceConfig = z.infer<typeof configSchema>;
 export type SegmentConfig = z.infer<typeof segmentSchema>;
+export type ReferenceModelsConfig = z.infer<typeof referenceModelsSchema>;

@@ -40,10 +40,15 @@ export class HealthProbe {
     if (this.intervalMs <= 0 || this.timeoutMs <= 0) throw new RangeError('intervalMs and timeoutMs must be positive');
   }
 
-  /** Runs the first check now, then every intervalMs. */
-  start(): this {
+  /** Runs the first check now (or after intervalMs with immediate: false), then every intervalMs. */
+  start(opts: { immediate?: boolean } = {}): this {
     this.stopped = false;
-    void this.tick();
+    if (opts.immediate === false) {
+      this.timer = setTimeout(() => void this.tick(), this.intervalMs);
+      this.timer.unref();
+    } else {
+      void this.tick();
+    }
     return this;
   }
 

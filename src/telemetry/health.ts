@@ -17,6 +17,8 @@ export interface ComponentStatus {
   readonly since: number;
   /** gRPC service names this component gates; null = every service (the node as a whole). */
   readonly services: readonly string[] | null;
+  /** False for components that are only reported (they never make the node unready). */
+  readonly critical: boolean;
 }
 
 export interface HealthSnapshot {
@@ -43,6 +45,8 @@ export interface RegisterOptions {
   services?: readonly string[];
   /** Start as up; default down with detail "starting". */
   up?: boolean;
+  /** Shown in snapshots and metrics but does not gate readiness (default true: it gates). */
+  critical?: boolean;
 }
 
 interface Entry {
@@ -52,6 +56,7 @@ interface Entry {
   detail: string;
   since: number;
   services: readonly string[] | null;
+  critical: boolean;
 }
 
 /** The service name gRPC health checking uses for the server as a whole. */
@@ -88,6 +93,7 @@ export class HealthModel extends EventEmitter {
       detail: opts.up === true ? '' : 'starting',
       since: Date.now(),
       services: opts.services === undefined ? null : [...opts.services],
+      critical: opts.critical ?? true,
     };
     this.entries.set(name, entry);
     for (const s of entry.services ?? []) this.services.add(s);
@@ -163,7 +169,7 @@ export class HealthModel extends EventEmitter {
     if (!this.services.has(service)) return 'SERVICE_UNKNOWN';
     if (!this.isStarted || this.isDraining || this.fatal !== null) return 'NOT_SERVING';
     for (const e of this.entries.values()) {
-      if (e.up) continue;
+      if (e.up || !e.critical) continue;
       if (service === OVERALL_SERVICE || e.services === null || e.services.includes(service)) return 'NOT_SERVING';
     }
     return 'SERVING';
@@ -189,7 +195,7 @@ export class HealthModel extends EventEmitter {
     if (this.fatal !== null) return `fatal: ${this.fatal}`;
     if (this.isDraining) return 'draining';
     if (!this.isStarted) return 'starting';
-    const down = [...this.entries.values()].filter((e) => !e.up).map((e) => `${e.name} (${e.detail || 'down'})`);
+    const down = [...this.entries.values()].filter((e) => !e.up && e.critical).map((e) => `${e.name} (${e.detail || 'down'})`);
     return down.length === 0 ? '' : `down: ${down.join(', ')}`;
   }
 }

@@ -125,3 +125,11 @@ export function requestLogger(parent: Logger, ctx: RequestLogContext): Logger {
   if (ctx.model !== undefined) bindings.model = ctx.model;
   return parent.child(bindings);
 }
+
+/**
+ * A root logger for a process that needs nothing else of Logging (tools, tests): the level is
+ * `level` unless SLUICE_LOG_LEVEL says otherwise; `name` becomes the node field.
+ */
+export function createLogger(level: LogLevel, name: string): Logger {
+  return new Logging({ level: resolveLogLevel(level), node: name }).root;
+}

@@ -11,7 +11,7 @@ import { LinkTracker } from './link-tracker.ts';
 import { RejectionStats, type PairCounter } from './rejection-stats.ts';
 import { RequestStats } from './request-stats.ts';
 import { SegmentQueueStats } from './scheduler-telemetry.ts';
-import type { ConnectionSource, QueueSource, RdmaSnapshot, RdmaSource, ReloadStats } from './stat-sources.ts';
+import type { QueueSource, RdmaSnapshot, RdmaSource, ReloadStats } from './stat-sources.ts';
 
 export const METRIC_PREFIX = 'sluice_';
 
@@ -44,7 +44,7 @@ export class SluiceMetrics {
   private readonly rdmaSources = new Set<RdmaSource>();
   /** Counters of RDMA sources that went away, so the totals stay monotonic. */
   private readonly rdmaRetired = new Map<string, RdmaTotals>();
-  private readonly connectionSources = new Set<ConnectionSource>();
+  private readonly inFlightSources = new Map<string, () => number>();
   private health: HealthModel | undefined;
 
   constructor(opts: MetricsOptions = {}) {
@@ -66,12 +66,9 @@ export class SluiceMetrics {
         histogram: s.latency,
       })),
     ).register(r);
-    gauge(r, 'requests_in_flight', 'Client requests accepted and not yet answered.', [], () => [[{}, this.requests.active]]);
-    gauge(r, 'client_connections', 'Open client connections by protocol.', ['protocol'], () => {
-      const byProto = new Map<string, number>();
-      for (const s of this.connectionSources) byProto.set(s.protocol, (byProto.get(s.protocol) ?? 0) + s.count());
-      return map(byProto.entries(), ([protocol, n]) => [{ protocol }, n]);
-    });
+    gauge(r, 'requests_in_flight', 'Requests accepted and not yet answered, by where they wait: ingress (client requests crossing the segment) or egress (calls to model servers).', ['stage'], () =>
+      map(this.inFlightSources, ([stage, read]) => [{ stage }, read()]),
+    );
 
     // Back-end links (LinkStats read at scrape time; closed links folded into totals).
     const linkDirectional = (name: string, help: string, tx: (s: LinkTotalsStats) => number, rx: (s: LinkTotalsStats) => number): void => {
@@ -207,9 +204,9 @@ export class SluiceMetrics {
     };
   }
 
-  addConnectionSource(source: ConnectionSource): () => void {
-    this.connectionSources.add(source);
-    return () => void this.connectionSources.delete(source);
+  /** Reports requests in flight at one stage ("ingress", "egress") at scrape time. */
+  setInFlightSource(stage: 'ingress' | 'egress', read: () => number): void {
+    this.inFlightSources.set(stage, read);
   }
 
   /** Exposes readiness, draining and per-component state. */

@@ -21,28 +21,13 @@ export class RequestStats {
   private readonly series = new Map<string, RequestSeries>();
   private readonly models = new Set<string>();
   private readonly maxModels: number;
-  private inFlight = 0;
 
   constructor(opts: { maxModels?: number } = {}) {
     this.maxModels = opts.maxModels ?? 256;
   }
 
-  /** Marks a request as started; pair with record() (which ends it). */
-  begin(): void {
-    this.inFlight++;
-  }
-
-  /** Requests begun and not yet recorded. */
-  get active(): number {
-    return this.inFlight;
-  }
-
-  /**
-   * Records a finished request. `seconds` is the time from the first byte in to the last byte
-   * out. Pass `begun: false` for requests that were never counted by begin().
-   */
-  record(protocol: RequestProtocol, cls: TrafficClass, model: string, code: string | number, seconds: number, begun = true): void {
-    if (begun && this.inFlight > 0) this.inFlight--;
+  /** Records a finished request; `seconds` is the time from arrival to the answer. */
+  record(protocol: RequestProtocol, cls: TrafficClass, model: string, code: string | number, seconds: number): void {
     const codeStr = typeof code === 'number' ? String(code) : code;
     let label = model;
     if (!this.models.has(model)) {

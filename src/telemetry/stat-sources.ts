@@ -36,12 +36,6 @@ export interface RdmaSource {
   snapshot(): RdmaSnapshot;
 }
 
-/** Open client connections of one protocol right now. */
-export interface ConnectionSource {
-  readonly protocol: 'http' | 'grpc' | 'websocket';
-  count(): number;
-}
-
 /** Configuration reload outcomes, kept by the lifecycle manager. */
 export interface ReloadStats {
   success: number;

@@ -54,20 +54,17 @@ test('request counters and latency histograms appear and move with traffic', asy
   const before = await scrape(`${base}/metrics`);
   assert.equal(sampleValue(before, 'sluice_requests_total', { model: 'simple' }), undefined);
 
-  for (let i = 0; i < 50; i++) {
-    metrics.requests.begin();
-    metrics.requests.record('grpc', 'inference', 'simple', 'OK', 0.0004 + i * 0.0001);
-  }
-  metrics.requests.begin();
+  let inFlight = 1;
+  metrics.setInFlightSource('ingress', () => inFlight);
+  for (let i = 0; i < 50; i++) metrics.requests.record('grpc', 'inference', 'simple', 'OK', 0.0004 + i * 0.0001);
   metrics.requests.record('http', 'inference', 'simple', 503, 0.2);
-  metrics.requests.begin(); // one still in flight
 
   const s = await scrape(`${base}/metrics`);
   assert.equal(s.types.get('sluice_requests_total'), 'counter');
   assert.equal(s.types.get('sluice_request_duration_seconds'), 'histogram');
   assert.equal(sampleValue(s, 'sluice_requests_total', { protocol: 'grpc', class: 'inference', model: 'simple', code: 'OK' }), 50);
   assert.equal(sampleValue(s, 'sluice_requests_total', { protocol: 'http', code: '503' }), 1);
-  assert.equal(sampleValue(s, 'sluice_requests_in_flight'), 1);
+  assert.equal(sampleValue(s, 'sluice_requests_in_flight', { stage: 'ingress' }), 1);
   const labels = { protocol: 'grpc', class: 'inference', model: 'simple', code: 'OK' };
   assert.equal(sampleValue(s, 'sluice_request_duration_seconds_count', labels), 50);
   assert.equal(sampleValue(s, 'sluice_request_duration_seconds_bucket', { ...labels, le: '+Inf' }), 50);
@@ -78,14 +75,15 @@ test('request counters and latency histograms appear and move with traffic', asy
   assert.ok(Math.abs(sum - (50 * 0.0004 + 0.0001 * (49 * 50) / 2)) < 1e-9);
 
   metrics.requests.record('grpc', 'inference', 'simple', 'OK', 0.001);
+  inFlight = 0;
   const s2 = await scrape(`${base}/metrics`);
   assert.equal(sampleValue(s2, 'sluice_requests_total', labels), 51);
-  assert.equal(sampleValue(s2, 'sluice_requests_in_flight'), 0);
+  assert.equal(sampleValue(s2, 'sluice_requests_in_flight', { stage: 'ingress' }), 0);
 });
 
 test('client-chosen model names cannot blow up label cardinality', () => {
   const metrics = new SluiceMetrics({ processMetrics: false, maxModels: 3 });
-  for (let i = 0; i < 10; i++) metrics.requests.record('http', 'inference', `m${i}`, 404, 0.001, false);
+  for (let i = 0; i < 10; i++) metrics.requests.record('http', 'inference', `m${i}`, 404, 0.001);
   const models = new Set([...metrics.requests.all()].map((s) => s.model));
   assert.deepEqual([...models].sort(), ['_other', 'm0', 'm1', 'm2'].sort());
   assert.equal(OTHER_MODEL, '_other');
@@ -247,7 +245,7 @@ async function waitFor(cond: () => Promise<boolean>, ms = 5_000): Promise<void> 
   assert.fail('condition not met in time');
 }
 
-test('queues, scheduling delay, bulk share, rejections, RDMA and connection sources', async () => {
+test('queues, scheduling delay, bulk share, rejections and RDMA sources', async () => {
   const metrics = new SluiceMetrics({ processMetrics: false });
   const base = await serve(metrics);
   let share = 0.5;
@@ -263,8 +261,6 @@ test('queues, scheduling delay, bulk share, rejections, RDMA and connection sour
   metrics.rejections.auth('jwt', 'expired');
   const rdma = { completions: { send: 10, recv: 12 } as Record<string, number>, completionErrors: { 'retry counter exceeded': 1 } as Record<string, number>, registeredBytes: 64 << 20, queuePairs: 2 };
   const removeRdma = metrics.addRdmaSource({ device: 'rxe0', snapshot: () => rdma });
-  metrics.addConnectionSource({ protocol: 'grpc', count: () => 4 });
-  metrics.addConnectionSource({ protocol: 'grpc', count: () => 1 });
 
   let s = await scrape(`${base}/metrics`);
   assert.equal(sampleValue(s, 'sluice_queue_depth', { segment: 'training', class: 'training' }), 10);
@@ -280,7 +276,6 @@ test('queues, scheduling delay, bulk share, rejections, RDMA and connection sour
   assert.equal(sampleValue(s, 'sluice_rdma_completion_errors_total', { device: 'rxe0', status: 'retry counter exceeded' }), 1);
   assert.equal(sampleValue(s, 'sluice_rdma_registered_bytes', { device: 'rxe0' }), 64 << 20);
   assert.equal(sampleValue(s, 'sluice_rdma_queue_pairs', { device: 'rxe0' }), 2);
-  assert.equal(sampleValue(s, 'sluice_client_connections', { protocol: 'grpc' }), 5);
 
   share = 0.1;
   removeQ();
@@ -350,7 +345,7 @@ test('a collect() that throws turns the scrape into a 500, not a crash', async (
 
 test('the exposition text parses line by line', async () => {
   const metrics = new SluiceMetrics();
-  metrics.requests.record('websocket', 'inference', 'we"ird\\model', 200, 0.01, false);
+  metrics.requests.record('websocket', 'inference', 'we"ird\\model', 200, 0.01);
   const text = await metrics.render();
   const parsed = parsePromText(text);
   assert.equal(sampleValue(parsed, 'sluice_requests_total', { model: 'we"ird\\model' }), 1);
