@@ -90,6 +90,17 @@ export const configSchema = z.object({
       defaultTimeoutMs: z.number().int().positive().default(30_000),
     })
     .default({ maxRequestBytes: 64 * 1024 * 1024, defaultTimeoutMs: 30_000 }),
+  /** Graceful drain (SIGTERM) timing; see docs/operations.md. Keep Kubernetes' terminationGracePeriodSeconds above delayMs + drainGraceMs + closeTimeoutMs. */
+  lifecycle: z
+    .object({
+      /** Time for in-flight requests to finish before they are handed back with a retryable error. */
+      drainGraceMs: z.number().int().min(0).max(3_600_000).default(20_000),
+      /** Time between readiness going false and listeners closing, so load balancers stop routing here first. */
+      drainDelayMs: z.number().int().min(0).max(600_000).default(0),
+      /** Time allowed after the grace period to flush the audit log and close links and servers. */
+      closeTimeoutMs: z.number().int().positive().max(600_000).default(5_000),
+    })
+    .default({ drainGraceMs: 20_000, drainDelayMs: 0, closeTimeoutMs: 5_000 }),
   log: z
     .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
     .default({ level: 'info' }),

@@ -4,6 +4,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { METHODS } from '../kserve/grpc-service.ts';
 import { InferenceError, InferenceErrorCode } from '../kserve/inference-error.ts';
+import { decodeMessage, encodeMessage } from '../kserve/proto.ts';
 import { GrpcStatus, type GrpcStatusCode, isGrpcStatusCode } from '../kserve/status.ts';
 
 export type UpstreamMethod = 'ModelInfer' | 'ModelReady' | 'ModelMetadata';
@@ -58,6 +59,24 @@ export class UpstreamClient {
       },
     );
     return { result, cancel: () => call.cancel() };
+  }
+
+  /** KServe ServerReady of the model server (health probes): true only if it says ready. */
+  serverReady(deadline: number): Promise<boolean> {
+    return new Promise((resolve, reject) => {
+      this.client.makeUnaryRequest<Buffer, Buffer>(
+        METHODS.ServerReady.path,
+        identity,
+        identity,
+        encodeMessage('ServerReadyRequest', {}),
+        new grpc.Metadata(),
+        { deadline },
+        (err, value) => {
+          if (err !== null) reject(this.translate(err));
+          else resolve(decodeMessage<{ ready: boolean }>('ServerReadyResponse', value ?? Buffer.alloc(0)).ready === true);
+        },
+      );
+    });
   }
 
   close(): void {
