@@ -31,6 +31,8 @@ export interface AuditLogOptions {
   onTornTail?: 'repair' | 'refuse';
   /** Actor name for the log's own entries. */
   actor?: string;
+  /** Wait this long for another live writer to release the log (default 0: fail at once). */
+  lockWaitMs?: number;
 }
 
 interface Pending {
@@ -104,7 +106,7 @@ export class AuditLog extends EventEmitter {
   static async open(opts: AuditLogOptions): Promise<AuditLog> {
     if ((opts.checkpointEntries ?? 1000) < 1) throw new RangeError('checkpointEntries must be >= 1');
     const file = path.resolve(opts.path);
-    const lock = await acquireLock(`${file}.lock`);
+    const lock = await acquireLock(`${file}.lock`, { waitMs: opts.lockWaitMs ?? 0 });
     try {
       let existed = true;
       try {

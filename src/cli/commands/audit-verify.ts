@@ -2,19 +2,21 @@ import { parseArgs } from 'node:util';
 import { describeVerification, verifyAuditFile } from '../../audit/verify.ts';
 import { SluiceError } from '../../errors.ts';
 import { UsageError, type CliCommand } from '../command.ts';
+import { loadCliConfig } from '../security-context.ts';
 
 export const auditVerifyCommand: CliCommand = {
   name: 'audit verify',
   summary: 'check an audit log: hash chain, Merkle checkpoints, anchor; names the first bad entry',
-  usage: 'sluice audit verify FILE [--anchor FILE | --no-anchor] [--json]',
+  usage: 'sluice audit verify [FILE] [--anchor FILE | --no-anchor] [--json] [--config FILE]',
   async run(args) {
     const { positionals, values } = parseArgs({
       args,
       allowPositionals: true,
-      options: { anchor: { type: 'string' }, 'no-anchor': { type: 'boolean' }, json: { type: 'boolean' } },
+      options: { anchor: { type: 'string' }, 'no-anchor': { type: 'boolean' }, json: { type: 'boolean' }, config: { type: 'string' } },
     });
-    const file = positionals[0];
-    if (file === undefined || positionals.length > 1) throw new UsageError('expected exactly one FILE');
+    if (positionals.length > 1) throw new UsageError('expected at most one FILE');
+    // Without FILE: the serving log named by the config (--config, $SLUICE_CONFIG, or the default).
+    const file = positionals[0] ?? loadCliConfig(values.config).security.audit.path;
     if (values.anchor !== undefined && values['no-anchor'] === true) throw new UsageError('--anchor and --no-anchor exclude each other');
     let result;
     try {
