@@ -1,5 +1,6 @@
 // The config file's schema (YAML, validated at start-up). Each layer owns one section.
 import { z } from 'zod';
+import { parseSegmentKey } from './segment-key.ts';
 
 const port = z.number().int().min(0).max(65535);
 const hostPort = z.object({ host: z.string().min(1).default('127.0.0.1'), port });
@@ -10,10 +11,20 @@ export const segmentSchema = z.object({
   listen: hostPort.optional(),
   /** RDMA device name (rxe0, mlx5_0) or the netdev it sits on. */
   device: z.string().optional(),
-  /** 32-byte segment key, hex or base64, or a file holding it (`keyFile`). */
-  key: z.string().optional(),
-  keyFile: z.string().optional(),
-  maxMessageBytes: z.number().int().positive().default(128 * 1024 * 1024),
+  /** 32-byte segment key, hex or base64, or a file holding it (`keyFile`): exactly one of them. */
+  key: z
+    .string()
+    .superRefine((v, ctx) => {
+      const k = parseSegmentKey(v);
+      if (typeof k === 'string') ctx.addIssue({ code: 'custom', message: k });
+      else k.fill(0);
+    })
+    .optional(),
+  keyFile: z.string().min(1).optional(),
+  maxMessageBytes: z.number().int().positive().max(0xffff_ffff).default(128 * 1024 * 1024),
+}).superRefine((seg, ctx) => {
+  if (seg.key !== undefined && seg.keyFile !== undefined) ctx.addIssue({ code: 'custom', message: 'set key or keyFile, not both' });
+  if (seg.key === undefined && seg.keyFile === undefined) ctx.addIssue({ code: 'custom', message: 'needs key or keyFile (the 32-byte segment key)' });
 });
 
 export const peerSchema = z.object({
