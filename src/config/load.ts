@@ -3,14 +3,10 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import type { z } from 'zod';
-import { SluiceError } from '../errors.ts';
+import { ConfigError } from './errors.ts';
 import { configSchema, type SluiceConfig } from './schema.ts';
 
-export class ConfigError extends SluiceError {
-  constructor(message: string) {
-    super('SLUICE_ERR_CONFIG', message);
-  }
-}
+export { ConfigError };
 
 function formatPath(path: readonly PropertyKey[]): string {
   let out = '';

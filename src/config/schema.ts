@@ -1,5 +1,6 @@
 // The config file's schema (YAML, validated at start-up). Each layer owns one section.
 import { z } from 'zod';
+import { parseSegmentKey } from './segment-key.ts';
 
 const port = z.number().int().min(0).max(65535);
 const hostPort = z.object({ host: z.string().min(1).default('127.0.0.1'), port });
@@ -10,10 +11,20 @@ export const segmentSchema = z.object({
   listen: hostPort.optional(),
   /** RDMA device name (rxe0, mlx5_0) or the netdev it sits on. */
   device: z.string().optional(),
-  /** 32-byte segment key, hex or base64, or a file holding it (`keyFile`). */
-  key: z.string().optional(),
-  keyFile: z.string().optional(),
-  maxMessageBytes: z.number().int().positive().default(128 * 1024 * 1024),
+  /** 32-byte segment key, hex or base64, or a file holding it (`keyFile`): exactly one of them. */
+  key: z
+    .string()
+    .superRefine((v, ctx) => {
+      const k = parseSegmentKey(v);
+      if (typeof k === 'string') ctx.addIssue({ code: 'custom', message: k });
+      else k.fill(0);
+    })
+    .optional(),
+  keyFile: z.string().min(1).optional(),
+  maxMessageBytes: z.number().int().positive().max(0xffff_ffff).default(128 * 1024 * 1024),
+}).superRefine((seg, ctx) => {
+  if (seg.key !== undefined && seg.keyFile !== undefined) ctx.addIssue({ code: 'custom', message: 'set key or keyFile, not both' });
+  if (seg.key === undefined && seg.keyFile === undefined) ctx.addIssue({ code: 'custom', message: 'needs key or keyFile (the 32-byte segment key)' });
 });
 
 export const peerSchema = z.object({
@@ -37,6 +48,24 @@ export const routeSchema = z.object({
   upstreams: z.array(upstreamSchema).default([]),
 });
 
+/** The reference model server (src/models): runs in this process when the section is present. */
+export const referenceModelsSchema = z.object({
+  listen: hostPort.extend({ port: port.default(8100) }).default({ host: '127.0.0.1', port: 8100 }),
+  models: z.array(z.enum(['simple', 'identity', 'dense'])).min(1).default(['simple', 'identity', 'dense']),
+  dense: z
+    .object({
+      k: z.number().int().positive().max(65536).default(64),
+      n: z.number().int().positive().max(65536).default(32),
+      seed: z.number().int().min(0).max(0xffffffff).default(1234),
+      maxBatch: z.number().int().positive().default(4096),
+    })
+    .default({ k: 64, n: 32, seed: 1234, maxBatch: 4096 }),
+  /** Largest request or response message the model server takes or sends. */
+  maxMessageBytes: z.number().int().positive().default(128 * 1024 * 1024),
+  /** Cap on the `delay_ms` request parameter (a deliberately slow model). */
+  maxDelayMs: z.number().int().min(0).default(60_000),
+});
+
 export const configSchema = z.object({
   node: z.object({ name: z.string().default('sluice') }).default({ name: 'sluice' }),
   listeners: z
@@ -54,6 +83,7 @@ export const configSchema = z.object({
     .default({}),
   peers: z.array(peerSchema).default([]),
   routes: z.array(routeSchema).default([]),
+  models: referenceModelsSchema.optional(),
   limits: z
     .object({
       maxRequestBytes: z.number().int().positive().default(64 * 1024 * 1024),
@@ -67,3 +97,4 @@ export const configSchema = z.object({
 
 export type SluiceConfig = z.infer<typeof configSchema>;
 export type SegmentConfig = z.infer<typeof segmentSchema>;
+export type ReferenceModelsConfig = z.infer<typeof referenceModelsSchema>;

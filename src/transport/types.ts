@@ -2,6 +2,9 @@
 // A link carries whole messages of any size; the implementation frames, encrypts,
 // schedules and reassembles them. See docs/wire.md for the frame format.
 import type { EventEmitter } from 'node:events';
+import type { AeadFactory } from '../crypto/aead-factory.ts';
+import type { KeyLimits } from '../crypto/key-limits.ts';
+import type { LinkSchedulerFactory } from '../scheduler/link-scheduler.ts';
 
 export type SegmentName = 'inference' | 'training';
 export const SEGMENTS: readonly SegmentName[] = ['inference', 'training'];
@@ -13,13 +16,13 @@ export type TransportKind = 'tcp' | 'rdma';
 
 export interface OutboundMessage {
   cls: TrafficClass;
-  /** Application message kind (see src/wire/message-kinds.ts). */
+  /** Application message kind, u16 (see src/wire/message-kinds.ts). */
   kind: number;
-  /** Correlates a request with its response(s); 0 is reserved for link control. */
+  /** Correlates a request with its response(s), u32; 0 is reserved for link control. */
   streamId: number;
-  /** Tenant id bound into every frame's authenticated data (0 = system). */
+  /** Tenant id (u32) bound into every frame's authenticated data (0 = system). */
   tenant?: number;
-  /** Gather list: the transport copies at most once (into the sealed frame). */
+  /** Gather list: the transport copies at most once (into the sealed frame). Do not modify until sent. */
   body: Buffer | readonly Buffer[];
   /** Bulk flow id for fair sharing inside the training class (default: streamId). */
   flow?: number;
@@ -36,6 +39,7 @@ export interface InboundMessage {
 export interface LinkStats {
   framesSent: number;
   framesReceived: number;
+  /** Bytes on the wire (frames, headers and tags included). */
   bytesSent: number;
   bytesReceived: number;
   messagesSent: number;
@@ -43,21 +47,46 @@ export interface LinkStats {
   /** Bytes accepted by send() but not yet written to the wire. */
   queuedBytes: number;
   rejectedFrames: number;
+  /** Key changes in both directions together. */
+  rekeys: number;
+}
+
+/** Why a link closed, given to its 'close' event. */
+export interface LinkCloseInfo {
+  /** 'local': close() was called here; 'peer': the peer sent a close frame; 'error': anything else. */
+  by: 'local' | 'peer' | 'error';
+  /** A CloseCode of src/wire/close-frame.ts. */
+  code: number;
+  reason: string;
+  /** Set when by === 'error' (a SluiceError with a stable code: WireError, TransportError, ...). */
+  error?: Error;
 }
 
 /**
  * A live, authenticated, encrypted link to one peer on one segment.
- * Events: 'message' (InboundMessage), 'drain' (), 'close' (error: Error | undefined).
+ * Events: 'message' (InboundMessage), 'drain' (), 'close' (LinkCloseInfo; emitted once).
+ * A link never emits 'error': failures end it and arrive with 'close'.
  */
 export interface Link extends EventEmitter {
+  /** Same on both ends (derived from the handshake transcript), for logs. */
   readonly id: string;
   readonly segment: SegmentName;
   readonly transport: TransportKind;
   readonly remoteAddress: string;
   readonly closed: boolean;
-  /** Queue a message. Returns false when queued bytes exceed the high-water mark: wait for 'drain'. */
+  /**
+   * Queue a message. Returns false when queued bytes exceed the high-water mark: wait for
+   * 'drain'. Throws (SluiceError) when the link is closed or the message is invalid, too
+   * big, or of a class the segment may not carry.
+   */
   send(msg: OutboundMessage): boolean;
-  /** Close the link, telling the peer why. Resolves once resources are released. */
+  /** Stop delivering messages and stop reading from the peer (its sends then back up). */
+  pause(): void;
+  resume(): void;
+  /**
+   * Close the link, telling the peer why: queued messages are sent first (within the close
+   * timeout), then a close frame. Resolves once resources are released.
+   */
   close(reason?: string): Promise<void>;
   stats(): LinkStats;
 }
@@ -80,14 +109,42 @@ export interface ConnectOptions {
   segmentKey: Buffer;
   maxMessageBytes?: number;
   device?: string;
-  /** Abort the connection attempt after this many milliseconds. */
+  /** Abort the connection attempt (connect + handshake) after this many milliseconds. */
   timeoutMs?: number;
 }
 
+/**
+ * Events: 'link' (Link), 'rejected' (err: SluiceError, remoteAddress: string) for a peer that
+ * failed the handshake, 'error' (Error) for failures of the listener itself.
+ */
 export interface Listener extends EventEmitter {
-  /** Events: 'link' (Link), 'error' (Error). */
   readonly address: { host: string; port: number };
+  /** Stops accepting; links already established stay open. */
   close(): Promise<void>;
+}
+
+/** Tuning shared by every link of a transport. */
+export interface LinkTuning {
+  /** send() returns false above this many queued bytes (default 8 MiB). */
+  highWaterMark?: number;
+  /** Largest frame payload per class (default control 64 KiB, inference 256 KiB, training 256 KiB). */
+  frameBytes?: Partial<Record<TrafficClass, number>>;
+  /** Bytes of partly received messages a link may hold (default 2 x maxMessageBytes, at least 64 MiB). */
+  maxReassemblyBytes?: number;
+  /** How long close() waits for queued messages and the peer (default 5 s). */
+  closeTimeoutMs?: number;
+  /** Key limits (tests lower them to exercise rekey; never above the defaults). */
+  keyLimits?: KeyLimits;
+  /** The outbound scheduler (default: PriorityLinkScheduler). */
+  scheduler?: LinkSchedulerFactory;
+}
+
+export interface TransportOptions {
+  /** AES-256-GCM implementation (default: the native addon when it loads, else node:crypto). */
+  aeadFactory?: AeadFactory;
+  link?: LinkTuning;
+  /** Handshake deadline for accepted connections and connect() without timeoutMs (default 10 s). */
+  handshakeTimeoutMs?: number;
 }
 
 export interface Transport {
