@@ -259,7 +259,7 @@ class ConnectionWrap : public Napi::ObjectWrap<ConnectionWrap> {
     return DefineClass(env, "VerbsConnection",
                        {InstanceMethod<&ConnectionWrap::Local>("local"), InstanceMethod<&ConnectionWrap::Connect>("connect"),
                         InstanceMethod<&ConnectionWrap::PostSend>("postSend"), InstanceMethod<&ConnectionWrap::Repost>("repost"),
-                        InstanceMethod<&ConnectionWrap::Close>("close")});
+                        InstanceMethod<&ConnectionWrap::Poll>("poll"), InstanceMethod<&ConnectionWrap::Close>("close")});
   }
 
   // new VerbsConnection(device, sendMemory, recvMemory, counters, completions, onCompletions, options)
@@ -431,6 +431,14 @@ class ConnectionWrap : public Napi::ObjectWrap<ConnectionWrap> {
     } catch (const sluice::verbs::Error& err) {
       throw ToJs(env, err);
     }
+  }
+
+  // Drains the completion queue now, without waiting for the event loop (e.g. before deciding
+  // that a peer whose side channel ended sent nothing more). A no-op inside a completion callback,
+  // whose drain loop is still running.
+  void Poll(const Napi::CallbackInfo& info) {
+    if (in_callback_ || !conn_ || env_gone_) return;
+    Drain(info.Env());
   }
 
   // Inside a completion callback the drain loop still runs: close once it unwinds.

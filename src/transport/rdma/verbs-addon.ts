@@ -58,6 +58,8 @@ export interface NativeConnection {
   connect(remote: NativeEndpoint, remoteWindow: number): void;
   postSend(slot: number, length: number): void;
   repost(slot: number): void;
+  /** Drains the completion queue now (completions arrive through the callback, synchronously). */
+  poll(): void;
   close(): void;
 }
 

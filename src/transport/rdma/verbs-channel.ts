@@ -66,11 +66,16 @@ export class VerbsChannel {
   readonly #binding: VerbsBinding;
   readonly #counters = new Uint32Array(COUNTER_COUNT);
   readonly #completions = new Uint32Array(COMPLETION_BATCH * COMPLETION_WORDS);
-  readonly #handlers: VerbsChannelHandlers;
+  #handlers: VerbsChannelHandlers | undefined;
+  /** What arrived before handlers were attached (set-up runs on another channel meanwhile). */
+  readonly #early: { slot: number; length: number }[] = [];
+  #earlyError: RdmaError | undefined;
   readonly #freeSend: number[] = [];
+  #maxSendBytes: number;
   #closed = false;
 
-  constructor(device: RdmaDevice, options: VerbsChannelOptions, handlers: VerbsChannelHandlers) {
+  /** Without `handlers`, receives and errors are kept until attach(). */
+  constructor(device: RdmaDevice, options: VerbsChannelOptions, handlers?: VerbsChannelHandlers) {
     const v = loadVerbs();
     if (!('binding' in v)) throw new RdmaError(RdmaErrorCode.UNAVAILABLE, `RDMA is not available: ${v.reason}`);
     this.#binding = v.binding;
@@ -97,6 +102,24 @@ export class VerbsChannel {
       throw fromNative(err, `cannot create a queue pair on ${device.info.name}`);
     }
     for (let s = options.sendSlots - 1; s >= 0; s -= 1) this.#freeSend.push(s);
+    this.#maxSendBytes = options.slotBytes;
+  }
+
+  /** Starts delivering completions to `handlers`, first whatever arrived before. */
+  attach(handlers: VerbsChannelHandlers): void {
+    this.#handlers = handlers;
+    const slotBytes = this.options.slotBytes;
+    for (const { slot, length } of this.#early.splice(0)) {
+      if (this.#closed) return;
+      handlers.onReceive(slot, this.recvPool.subarray(slot * slotBytes, slot * slotBytes + length));
+    }
+    if (this.#earlyError !== undefined && !this.#closed) handlers.onError(this.#earlyError);
+    this.#earlyError = undefined;
+  }
+
+  /** Largest SEND the peer's receive slots take. */
+  get maxSendBytes(): number {
+    return this.#maxSendBytes;
   }
 
   local(): ChannelEndpoint {
@@ -105,9 +128,7 @@ export class VerbsChannel {
 
   /** Connects to the peer's queue pair (RTR, then RTS). */
   connect(remote: ChannelEndpoint): void {
-    if (remote.slotBytes > this.options.slotBytes) {
-      throw new RdmaError(RdmaErrorCode.PROTOCOL, `peer sends up to ${remote.slotBytes} bytes, our receive slots hold ${this.options.slotBytes}`);
-    }
+    this.#maxSendBytes = Math.min(this.options.slotBytes, remote.slotBytes);
     try {
       this.#native.connect(remote, remote.window);
     } catch (err) {
@@ -161,7 +182,7 @@ export class VerbsChannel {
 
   /** Posts `length` bytes of send slot `slot`; needs a credit (check `credits` first). */
   post(slot: number, length: number): void {
-    if (length > this.options.slotBytes) throw new RangeError(`length ${length} exceeds the slot size ${this.options.slotBytes}`);
+    if (length > this.#maxSendBytes) throw new RangeError(`length ${length} exceeds the peer's receive slots (${this.#maxSendBytes} bytes)`);
     try {
       this.#native.postSend(slot, length);
     } catch (err) {
@@ -179,6 +200,12 @@ export class VerbsChannel {
     }
   }
 
+  /** Processes whatever completions are queued now, synchronously (not from inside a handler). */
+  pollNow(): void {
+    if (this.#closed) return;
+    this.#native.poll();
+  }
+
   /** Destroys the queue pair and deregisters the pools (in-flight work is flushed, not reported). */
   close(): void {
     if (this.#closed) return;
@@ -188,6 +215,11 @@ export class VerbsChannel {
 
   readonly #onCompletions = (count: number): void => {
     const c = this.#completions;
+    const h = this.#handlers;
+    if (h === undefined) {
+      this.#keepEarly(count);
+      return;
+    }
     const slotBytes = this.options.slotBytes;
     for (let i = 0; i < count && !this.#closed; i += 1) {
       const o = i * COMPLETION_WORDS;
@@ -198,17 +230,17 @@ export class VerbsChannel {
       switch (kind) {
         case CompletionKind.SEND_DONE:
           this.#freeSend.push(slot);
-          this.#handlers.onSendComplete(slot);
+          h.onSendComplete(slot);
           break;
         case CompletionKind.RECV:
-          this.#handlers.onReceive(slot, this.recvPool.subarray(slot * slotBytes, slot * slotBytes + length));
+          h.onReceive(slot, this.recvPool.subarray(slot * slotBytes, slot * slotBytes + length));
           break;
         case CompletionKind.CREDIT:
           break; // onProgress below lets the sender use it
         case CompletionKind.ERROR: {
           const name = wcStatusName(status);
           const what = slot >>> 24 === 3 ? 'receive' : slot >>> 24 === 2 ? 'credit message' : 'send';
-          this.#handlers.onError(
+          h.onError(
             new RdmaError(
               RdmaErrorCode.COMPLETION,
               `${what} failed: ${this.#binding.wcStatusString(status)} (${name}, vendor_err 0x${length.toString(16)}): ${wcStatusHint(status)}`,
@@ -218,14 +250,27 @@ export class VerbsChannel {
           break;
         }
         case CompletionKind.PROTOCOL_ERROR:
-          this.#handlers.onError(new RdmaError(RdmaErrorCode.PROTOCOL, `the peer sent ${PROTOCOL_REASONS[status] ?? `protocol violation ${status}`}`));
+          h.onError(new RdmaError(RdmaErrorCode.PROTOCOL, `the peer sent ${PROTOCOL_REASONS[status] ?? `protocol violation ${status}`}`));
           break;
         default:
-          this.#handlers.onError(new RdmaError(RdmaErrorCode.PROTOCOL, `unknown completion kind ${kind}`));
+          h.onError(new RdmaError(RdmaErrorCode.PROTOCOL, `unknown completion kind ${kind}`));
       }
     }
-    if (!this.#closed) this.#handlers.onProgress();
+    if (!this.#closed) h.onProgress();
   };
+
+  #keepEarly(count: number): void {
+    const c = this.#completions;
+    for (let i = 0; i < count; i += 1) {
+      const o = i * COMPLETION_WORDS;
+      const kind = c[o] as number;
+      if (kind === CompletionKind.SEND_DONE) this.#freeSend.push(c[o + 1] as number);
+      else if (kind === CompletionKind.RECV) this.#early.push({ slot: c[o + 1] as number, length: c[o + 2] as number });
+      else if (kind === CompletionKind.ERROR || kind === CompletionKind.PROTOCOL_ERROR) {
+        this.#earlyError ??= new RdmaError(kind === CompletionKind.ERROR ? RdmaErrorCode.COMPLETION : RdmaErrorCode.PROTOCOL, `queue pair failed during set-up (${kind === CompletionKind.ERROR ? wcStatusName(c[o + 3] as number) : 'protocol violation'})`);
+      }
+    }
+  }
 }
 
 function checkInt(name: string, v: number, min: number, max: number): number {
