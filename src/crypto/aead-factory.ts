@@ -12,3 +12,8 @@ export const nodeCryptoAeadFactory: AeadFactory = (key) => new NodeCryptoAead(ke
 export function defaultAeadFactory(): AeadFactory {
   return nodeCryptoAeadFactory;
 }
+
+/** Which implementation defaultAeadFactory() gives, for logs and benchmark tables. */
+export function defaultAeadName(): string {
+  return 'node:crypto';
+}

@@ -12,17 +12,21 @@ import { isSluiceError } from '../errors.ts';
 import type { LinkScheduler } from '../scheduler/link-scheduler.ts';
 import { CloseCode, closeCodeFor, closeCodeName, encodeClosePayload } from '../wire/close-frame.ts';
 import { WireError } from '../wire/errors.ts';
-import { FrameFlags, FrameType } from '../wire/frame-header.ts';
+import { FrameFlags, FrameType, frameBytes } from '../wire/frame-header.ts';
 import { FrameReceiver } from '../wire/frame-receiver.ts';
 import { FrameSealer } from '../wire/frame-sealer.ts';
 import { TransportError, TransportErrorCode } from './errors.ts';
 import type { HandshakeResult } from './handshake.ts';
 import type { ResolvedLinkTuning } from './link-tuning.ts';
 import { toQueuedMessage } from './outbound-message.ts';
+import { SealRing } from './seal-ring.ts';
 import type { InboundMessage, Link, LinkCloseInfo, LinkStats, OutboundMessage, SegmentName } from './types.ts';
 
 /** Bytes sealed per turn of the event loop before yielding, so receiving is never starved. */
 const PUMP_BYTES_PER_TURN = 4 * 1024 * 1024;
+const SEAL_AHEAD_BYTES = Number(process.env.SEAL_AHEAD ?? 1024 * 1024);
+/** Frames at least this big are sealed into the link's ring; smaller ones into fresh buffers. */
+const RING_MIN_FRAME = 16 * 1024;
 /** After the close frame (or a fatal error), how long the peer gets to end its side. */
 const TEARDOWN_GRACE_MS = 1000;
 
@@ -51,6 +55,8 @@ export class TcpLink extends EventEmitter implements Link {
   readonly #sealer: FrameSealer;
   readonly #receiver: FrameReceiver;
   readonly #scheduler: LinkScheduler;
+  readonly #ring: SealRing;
+  readonly #releaseRing = (): void => this.#ring.release();
 
   #state: State = 'open';
   #info: LinkCloseInfo | undefined;
@@ -95,6 +101,8 @@ export class TcpLink extends EventEmitter implements Link {
     secrets.send.fill(0);
     secrets.receive.fill(0);
     this.#scheduler = tuning.scheduler({ frameBytes: tuning.frameBytes });
+    const largestFrame = frameBytes(Math.max(...Object.values(tuning.frameBytes)));
+    this.#ring = new SealRing(SEAL_AHEAD_BYTES + 2 * largestFrame);
     this.#closed = new Promise((resolve) => {
       this.#resolveClosed = resolve;
     });
@@ -174,7 +182,7 @@ export class TcpLink extends EventEmitter implements Link {
         if (f === undefined) break;
         if (this.#sealer.rekeyDue(f.length)) this.#write(this.#sealer.sealRekey());
         const m = f.msg;
-        const frame = this.#sealer.seal({
+        const spec = {
           type: FrameType.DATA,
           cls: m.cls,
           flags: (f.first ? FrameFlags.FIRST : 0) | (f.last ? FrameFlags.LAST : 0),
@@ -184,10 +192,14 @@ export class TcpLink extends EventEmitter implements Link {
           messageLength: m.cursor.length,
           parts: f.parts,
           payloadLength: f.length,
-        });
+        } as const;
+        const size = frameBytes(f.length);
+        const inRing = size >= RING_MIN_FRAME;
+        const frame = inRing ? this.#ring.alloc(size) : Buffer.allocUnsafe(size);
+        this.#sealer.sealInto(spec, frame, 0);
         if (f.last) this.#messagesSent += 1;
         budget -= frame.byteLength;
-        if (!this.#write(frame)) break;
+        if (!this.#write(frame, inRing)) break;
       }
       if (this.#info?.by === 'local' && !this.#socketBlocked && this.#scheduler.queuedMessages === 0) this.#sendCloseFrame(CloseCode.NORMAL, this.#info.reason);
     } catch (err) {
@@ -201,13 +213,19 @@ export class TcpLink extends EventEmitter implements Link {
     this.#maybeDrain();
   };
 
-  /** Writes one sealed frame; false when the socket is full (wait for its 'drain'). */
-  #write(frame: Buffer): boolean {
+  /**
+   * Writes one sealed frame; false once the socket holds `sealAhead` bytes not yet taken by
+   * the kernel (then wait for its 'drain'). Sealing a little ahead keeps the kernel's buffer
+   * fed while the next frames are sealed; keeping it small keeps urgent frames near the front.
+   */
+  #write(frame: Buffer, inRing = false): boolean {
     this.#framesSent += 1;
     this.#bytesSent += frame.byteLength;
-    const ok = this.#socket.write(frame);
-    if (!ok) this.#socketBlocked = true;
-    return ok;
+    if (inRing) this.#socket.write(frame, this.#releaseRing);
+    else this.#socket.write(frame);
+    if (this.#socket.writableLength < SEAL_AHEAD_BYTES) return true;
+    this.#socketBlocked = true;
+    return false;
   }
 
   readonly #onSocketDrain = (): void => {
