@@ -1,72 +1,76 @@
-// AES-256-GCM through node:crypto, one cipher object per message. It is the baseline the
-// native addon is measured against, the oracle in tests, and the fallback when the addon
-// cannot load. Arguments are checked with exact messages, as the native one does.
+// Aead over node:crypto, one createCipheriv/createDecipheriv per message: the baseline of the
+// benchmarks and the independent oracle of the tests. Same contract and argument checks as
+// NativeAead; the extra copies it makes are the price of node:crypto's API.
 import { createCipheriv, createDecipheriv } from 'node:crypto';
-import { KEY_BYTES, NONCE_BYTES, TAG_BYTES, type Aead } from './aead.ts';
+import { TAG_BYTES, type Aead } from './aead.ts';
+import { checkKey, checkOpenArgs, checkSealArgs, checkSealvArgs } from './aead-args.ts';
+import { CryptoError, CryptoErrorCode } from './errors.ts';
 
-function check(cond: boolean, message: string): void {
-  if (!cond) throw new RangeError(message);
-}
+const CIPHER = 'aes-256-gcm';
 
 export class NodeCryptoAead implements Aead {
-  #key: Buffer | undefined;
+  #key: Buffer | null;
 
+  /** `key` (32 bytes) is copied; destroy() wipes the copy. */
   constructor(key: Uint8Array) {
-    check(key.byteLength === KEY_BYTES, `key must be ${KEY_BYTES} bytes, got ${key.byteLength}`);
-    this.#key = Buffer.from(key); // own copy: the caller may wipe theirs
-  }
-
-  #liveKey(): Buffer {
-    if (this.#key === undefined) throw new Error('Aead used after destroy()');
-    return this.#key;
+    checkKey(key);
+    this.#key = Buffer.from(key);
   }
 
   seal(nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array, out: Uint8Array): void {
-    this.sealv(nonce, aad, [plaintext], out);
+    const key = this.#live();
+    checkSealArgs(nonce, aad, plaintext, out);
+    this.#seal(key, nonce, aad, [plaintext], out);
   }
 
   sealv(nonce: Uint8Array, aad: Uint8Array, parts: readonly Uint8Array[], out: Uint8Array): void {
-    check(nonce.byteLength === NONCE_BYTES, `nonce must be ${NONCE_BYTES} bytes, got ${nonce.byteLength}`);
-    let total = 0;
-    for (const p of parts) total += p.byteLength;
-    check(out.byteLength === total + TAG_BYTES, `out must be 'plaintext.byteLength + TAG_BYTES' (${total + TAG_BYTES}) bytes, got ${out.byteLength}`);
-    const cipher = createCipheriv('aes-256-gcm', this.#liveKey(), nonce, { authTagLength: TAG_BYTES });
-    cipher.setAAD(aad);
-    let off = 0;
-    for (const p of parts) {
-      if (p.byteLength === 0) continue;
-      const ct = cipher.update(p);
-      out.set(ct, off);
-      off += ct.byteLength;
-    }
-    const rest = cipher.final();
-    out.set(rest, off);
-    out.set(cipher.getAuthTag(), total);
+    const key = this.#live();
+    checkSealvArgs(nonce, aad, parts, out);
+    this.#seal(key, nonce, aad, parts, out);
   }
 
   open(nonce: Uint8Array, aad: Uint8Array, sealed: Uint8Array, out: Uint8Array): boolean {
-    check(nonce.byteLength === NONCE_BYTES, `nonce must be ${NONCE_BYTES} bytes, got ${nonce.byteLength}`);
-    check(sealed.byteLength >= TAG_BYTES, `sealed must be at least TAG_BYTES (${TAG_BYTES}) bytes, got ${sealed.byteLength}`);
-    const len = sealed.byteLength - TAG_BYTES;
-    check(out.byteLength === len, `out must be 'sealed.byteLength - TAG_BYTES' (${len}) bytes, got ${out.byteLength}`);
-    const decipher = createDecipheriv('aes-256-gcm', this.#liveKey(), nonce, { authTagLength: TAG_BYTES });
-    decipher.setAAD(aad);
-    decipher.setAuthTag(sealed.subarray(len));
-    // update() returns plaintext before the tag is checked: it is copied to `out` only after
-    // final() has accepted the tag.
-    const pt = len === 0 ? undefined : decipher.update(sealed.subarray(0, len));
+    const key = this.#live();
+    checkOpenArgs(nonce, aad, sealed, out);
+    const decipher = createDecipheriv(CIPHER, key, nonce, { authTagLength: TAG_BYTES });
+    if (aad.byteLength > 0) decipher.setAAD(aad);
+    decipher.setAuthTag(sealed.subarray(out.byteLength));
+    const plaintext = decipher.update(sealed.subarray(0, out.byteLength));
     try {
       decipher.final();
     } catch {
+      // node:crypto reports a tag mismatch only as "Unsupported state or unable to authenticate data".
+      plaintext.fill(0);
       out.fill(0);
       return false;
     }
-    if (pt !== undefined) out.set(pt);
+    out.set(plaintext);
     return true;
   }
 
   destroy(): void {
     this.#key?.fill(0);
-    this.#key = undefined;
+    this.#key = null;
+  }
+
+  #seal(key: Buffer, nonce: Uint8Array, aad: Uint8Array, parts: readonly Uint8Array[], out: Uint8Array): void {
+    const cipher = createCipheriv(CIPHER, key, nonce, { authTagLength: TAG_BYTES });
+    if (aad.byteLength > 0) cipher.setAAD(aad);
+    // Each chunk is read before it is written back, so exact in-place parts stay correct.
+    let pos = 0;
+    for (const part of parts) {
+      const chunk = cipher.update(part);
+      out.set(chunk, pos);
+      pos += chunk.byteLength;
+    }
+    const tail = cipher.final();
+    out.set(tail, pos);
+    pos += tail.byteLength;
+    out.set(cipher.getAuthTag(), pos);
+  }
+
+  #live(): Buffer {
+    if (this.#key === null) throw new CryptoError(CryptoErrorCode.DESTROYED, 'AEAD used after destroy()');
+    return this.#key;
   }
 }
