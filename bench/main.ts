@@ -10,6 +10,7 @@ export type BenchSuite = (args: readonly string[]) => Promise<void>;
 export const suites: Readonly<Record<string, BenchSuite>> = {
   crypto: async (args) => (await import('./crypto.ts')).run(args),
   'transport-tcp': async () => (await import('./transport-tcp.ts')).run(),
+  inference: async () => (await import('./inference.ts')).run(),
 };
 
 export async function main(argv: readonly string[]): Promise<number> {

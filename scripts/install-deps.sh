@@ -4,11 +4,12 @@
 #  - openssl: the TLS tests make their certificates with the openssl CLI
 #  - libibverbs-dev, ibverbs-providers: the verbs half of the addon (headers, libibverbs, the rxe provider)
 #  - nginx-light: the benchmarks' grpc_pass comparison path
+#  - curl: the demo test runs the curl line `sluice demo` prints
 # Opt-in groups (flags; the soft-RoCE VM harness passes --rdma-vm itself on first use):
 #  --rdma-vm: qemu-system-x86, busybox-static, kmod, xz-utils, iproute2, ibverbs-utils, librdmacm-dev,
 #             rdmacm-utils, perftest (see docs/rdma.md)
 set -euo pipefail
-PKGS=(build-essential python3 openssl libibverbs-dev ibverbs-providers nginx-light)
+PKGS=(build-essential python3 openssl curl libibverbs-dev ibverbs-providers nginx-light)
 RDMA_VM_PKGS=(qemu-system-x86 busybox-static kmod xz-utils iproute2 ibverbs-providers ibverbs-utils
   libibverbs-dev librdmacm-dev rdmacm-utils perftest)
 for arg in "$@"; do
