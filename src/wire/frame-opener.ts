@@ -47,8 +47,8 @@ export class FrameOpener {
     if (!this.keys.nonces.matches(h.nonce)) {
       throw new WireError(WireErrorCode.NONCE, `frame ${h.sequence} does not carry the nonce the key schedule expects`);
     }
-    if (!this.keys.aead.open(h.nonce, headerBytes, sealed, out)) {
-      throw new WireError(WireErrorCode.AUTH, `frame ${h.sequence} failed authentication (tampered, or sealed under another key)`);
+    if (!this.keys.aeadFor(h.tenant).open(h.nonce, headerBytes, sealed, out)) {
+      throw new WireError(WireErrorCode.AUTH, `frame ${h.sequence} failed authentication (tampered, or sealed under another key or tenant)`);
     }
     this.keys.nonces.consume();
     this.keys.account(frameBytes(h.payloadLength));
