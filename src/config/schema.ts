@@ -48,6 +48,24 @@ export const routeSchema = z.object({
   upstreams: z.array(upstreamSchema).default([]),
 });
 
+/** The reference model server (src/models): runs in this process when the section is present. */
+export const referenceModelsSchema = z.object({
+  listen: hostPort.extend({ port: port.default(8100) }).default({ host: '127.0.0.1', port: 8100 }),
+  models: z.array(z.enum(['simple', 'identity', 'dense'])).min(1).default(['simple', 'identity', 'dense']),
+  dense: z
+    .object({
+      k: z.number().int().positive().max(65536).default(64),
+      n: z.number().int().positive().max(65536).default(32),
+      seed: z.number().int().min(0).max(0xffffffff).default(1234),
+      maxBatch: z.number().int().positive().default(4096),
+    })
+    .default({ k: 64, n: 32, seed: 1234, maxBatch: 4096 }),
+  /** Largest request or response message the model server takes or sends. */
+  maxMessageBytes: z.number().int().positive().default(128 * 1024 * 1024),
+  /** Cap on the `delay_ms` request parameter (a deliberately slow model). */
+  maxDelayMs: z.number().int().min(0).default(60_000),
+});
+
 /** Tenant names as they appear in keys, tokens and the audit log. */
 export const tenantNameSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'expected a tenant name ([A-Za-z0-9._-], 1-63 chars)');
 export const capabilitySchema = z.enum(['infer', 'train', 'admin']);
@@ -220,12 +238,24 @@ export const configSchema = z.object({
     .default({}),
   peers: z.array(peerSchema).default([]),
   routes: z.array(routeSchema).default([]),
+  models: referenceModelsSchema.optional(),
   limits: z
     .object({
       maxRequestBytes: z.number().int().positive().default(64 * 1024 * 1024),
       defaultTimeoutMs: z.number().int().positive().default(30_000),
     })
     .default({ maxRequestBytes: 64 * 1024 * 1024, defaultTimeoutMs: 30_000 }),
+  /** Graceful drain (SIGTERM) timing; see docs/operations.md. Keep Kubernetes' terminationGracePeriodSeconds above delayMs + drainGraceMs + closeTimeoutMs. */
+  lifecycle: z
+    .object({
+      /** Time for in-flight requests to finish before they are handed back with a retryable error. */
+      drainGraceMs: z.number().int().min(0).max(3_600_000).default(20_000),
+      /** Time between readiness going false and listeners closing, so load balancers stop routing here first. */
+      drainDelayMs: z.number().int().min(0).max(600_000).default(0),
+      /** Time allowed after the grace period to flush the audit log and close links and servers. */
+      closeTimeoutMs: z.number().int().positive().max(600_000).default(5_000),
+    })
+    .default({ drainGraceMs: 20_000, drainDelayMs: 0, closeTimeoutMs: 5_000 }),
   security: securitySchema,
   log: z
     .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
@@ -234,4 +264,5 @@ export const configSchema = z.object({
 
 export type SluiceConfig = z.infer<typeof configSchema>;
 export type SegmentConfig = z.infer<typeof segmentSchema>;
+export type ReferenceModelsConfig = z.infer<typeof referenceModelsSchema>;
 export type SecurityConfig = z.infer<typeof securitySchema>;

@@ -4,6 +4,12 @@
 export const MessageKind = {
   /** An opaque message: the body's meaning is agreed by the two ends out of band. */
   RAW: 0,
+  /** Inference path (src/wire/inference-envelope.ts): ingress -> egress, call the model server. */
+  INFERENCE_CALL: 0x20,
+  /** Inference path: egress -> ingress, the model server's answer or why there is none. */
+  INFERENCE_REPLY: 0x21,
+  /** Inference path: ingress -> egress, the caller is gone; stop the upstream call. */
+  INFERENCE_CANCEL: 0x22,
   /** First kind free for tests and benchmarks. */
   TEST_BASE: 0xff00,
 } as const;
