@@ -16,6 +16,7 @@ export interface Endpoints {
   grpc?: string;
   segment?: string;
   models?: string;
+  metrics?: string;
 }
 
 export interface SluiceProcess {

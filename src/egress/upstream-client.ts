@@ -3,6 +3,7 @@
 // fast with UNAVAILABLE when the server is down and carry the caller's deadline and request id.
 import { METHODS } from '../kserve/grpc-service.ts';
 import { InferenceError, InferenceErrorCode } from '../kserve/inference-error.ts';
+import { decodeMessage, encodeMessage } from '../kserve/proto.ts';
 import { GrpcStatus } from '../kserve/status.ts';
 import { type GrpcCallError, Http2GrpcClient } from './http2-grpc-client.ts';
 
@@ -31,6 +32,15 @@ export class UpstreamClient {
   call(method: UpstreamMethod, payload: Buffer, opts: UpstreamCallOptions): UpstreamCall {
     const call = this.client.unary(METHODS[method].path, payload, opts.deadline, { 'x-request-id': opts.requestId });
     return { result: call.result.catch((err: GrpcCallError) => Promise.reject(this.translate(err))), cancel: call.cancel };
+  }
+
+  /** KServe ServerReady of the model server (health probes): true only if it says ready. */
+  serverReady(deadline: number): Promise<boolean> {
+    const call = this.client.unary(METHODS.ServerReady.path, encodeMessage('ServerReadyRequest', {}), deadline, {});
+    return call.result.then(
+      (value) => decodeMessage<{ ready: boolean }>('ServerReadyResponse', value).ready === true,
+      (err: GrpcCallError) => Promise.reject(this.translate(err)),
+    );
   }
 
   close(): void {

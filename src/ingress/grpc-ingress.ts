@@ -23,6 +23,8 @@ export interface GrpcIngressOptions {
   maxResponseBytes: number;
   serverName: string;
   serverVersion: string;
+  /** Adds more services to the same server (e.g. grpc.health.v1). */
+  addServices?: (server: grpc.Server) => void;
 }
 
 type UnaryCall = grpc.ServerUnaryCall<Buffer, Buffer>;
@@ -94,6 +96,7 @@ export class GrpcIngress {
       ModelInfer: (call: UnaryCall, cb: Callback) => this.unary(call, cb, 'ModelInfer'),
       ModelStreamInfer: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => this.stream(call),
     });
+    opts.addServices?.(this.server);
   }
 
   get port(): number {

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import { CLI, ROOT } from '../../scripts/sluice-child.ts';
 
 test('demo: the printed curl line serves simple; graceful SIGINT', async () => {
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'demo', '--http-port', '0', '--grpc-port', '0', '--segment-port', '0', '--models-port', '0'], {
+  const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'demo', '--http-port', '0', '--grpc-port', '0', '--segment-port', '0', '--models-port', '0', '--metrics-port', '0'], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
