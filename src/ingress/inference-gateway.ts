@@ -70,8 +70,15 @@ export class InferenceGateway {
     } catch (err) {
       return Promise.reject(toInferenceError(err));
     }
-    if (hooked instanceof Promise) return hooked.then(() => this.send(ctx, method, payload));
-    return this.send(ctx, method, payload);
+    if (hooked instanceof Promise) return hooked.then(() => this.sendCommitted(ctx, method, payload));
+    return this.sendCommitted(ctx, method, payload);
+  }
+
+  /** The answer, released only once the request's commit (if a hook set one) has resolved. */
+  private sendCommitted(ctx: RequestContext, method: CallMethod, payload: Buffer): Promise<Buffer> {
+    const answer = this.send(ctx, method, payload);
+    if (ctx.commit === undefined) return answer;
+    return Promise.all([answer, ctx.commit]).then(([res]) => res);
   }
 
   private send(ctx: RequestContext, method: CallMethod, payload: Buffer): Promise<Buffer> {
