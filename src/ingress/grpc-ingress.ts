@@ -68,6 +68,8 @@ export class GrpcIngress {
     this.server = new grpc.Server({
       'grpc.max_receive_message_length': opts.maxRequestBytes,
       'grpc.max_send_message_length': opts.maxResponseBytes,
+      // channelz bookkeeping costs on every call and sluice exports its own metrics.
+      'grpc.enable_channelz': 0,
     });
     const gw = opts.gateway;
     this.server.addService(passthroughServiceDefinition(), {

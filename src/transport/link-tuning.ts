@@ -10,7 +10,7 @@ export const DEFAULT_HIGH_WATER_MARK = 8 * 1024 * 1024;
 export const DEFAULT_FRAME_BYTES: Readonly<Record<TrafficClass, number>> = Object.freeze({
   control: 64 * 1024,
   inference: 256 * 1024,
-  training: 256 * 1024,
+  training: 1048576,
 });
 export const DEFAULT_CLOSE_TIMEOUT_MS = 5000;
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;

@@ -10,6 +10,12 @@ export const MessageKind = {
   INFERENCE_REPLY: 0x21,
   /** Inference path: ingress -> egress, the caller is gone; stop the upstream call. */
   INFERENCE_CANCEL: 0x22,
+  /**
+   * RDMA transport set-up (src/transport/rdma/rdma-setup.ts), link control on stream 0 over the
+   * TCP side channel: a queue pair's endpoint and flow-control facts, then "ready".
+   */
+  RDMA_ENDPOINT: 0x30,
+  RDMA_READY: 0x31,
   /** First kind free for tests and benchmarks. */
   TEST_BASE: 0xff00,
 } as const;

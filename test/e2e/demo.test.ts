@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { test } from 'node:test';
-import { CLI, ROOT } from '../helpers/sluice-process.ts';
+import { CLI, ROOT } from '../../scripts/sluice-child.ts';
 
 test('demo: the printed curl line serves simple; graceful SIGINT', async () => {
   const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'demo', '--http-port', '0', '--grpc-port', '0', '--segment-port', '0', '--models-port', '0', '--metrics-port', '0'], {

@@ -10,7 +10,7 @@ import * as grpc from '@grpc/grpc-js';
 import { healthClientConstructor } from '../../src/telemetry/grpc-health.ts';
 import { KserveClient } from '../helpers/kserve-client.ts';
 import { sampleSum, sampleValue, scrape } from '../helpers/prom-text.ts';
-import { startSluice, type SluiceProcess } from '../helpers/sluice-process.ts';
+import { startSluice, type SluiceProcess } from '../../scripts/sluice-child.ts';
 
 const INFER_SERVICE = 'inference.GRPCInferenceService';
 const A = Array.from({ length: 16 }, (_, i) => i);

@@ -1,5 +1,6 @@
 // Runs `sluice serve` in a child process with a generated config file and waits for its
-// "ready" log line (which lists the bound endpoints). Every process is stopped in after().
+// "ready" log line (which lists the bound endpoints). Used by the end-to-end tests and the
+// benchmarks, which run every server in its own process.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -7,7 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 
-export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const CLI = path.join(ROOT, 'src', 'cli', 'main.ts');
 
 export interface Endpoints {
@@ -26,13 +27,16 @@ export interface SluiceProcess {
   stop(): Promise<number | null>;
 }
 
-export async function startSluice(config: object, opts: { name: string; timeoutMs?: number; env?: Record<string, string>; graceMs?: number }): Promise<SluiceProcess> {
+export async function startSluice(
+  config: object,
+  opts: { name: string; timeoutMs?: number; env?: Record<string, string>; logLevel?: string; nodeArgs?: string[]; graceMs?: number },
+): Promise<SluiceProcess> {
   const dir = mkdtempSync(path.join(tmpdir(), `sluice-${opts.name}-`));
   const file = path.join(dir, 'config.yaml');
   writeFileSync(file, stringify(config));
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'serve', '--config', file, '--grace-ms', String(opts.graceMs ?? 500)], {
+  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), '--import', 'tsx', CLI, 'serve', '--config', file, '--grace-ms', String(opts.graceMs ?? 500)], {
     cwd: ROOT,
-    env: { ...process.env, SLUICE_LOG_LEVEL: 'info', ...opts.env },
+    env: { ...process.env, SLUICE_LOG_LEVEL: opts.logLevel ?? 'info', ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: Record<string, unknown>[] = [];
