@@ -347,12 +347,14 @@ export class SluiceNode {
   }
 
   /**
-   * Drain, step 1: readiness off, refuse new requests (HTTP 503 / gRPC UNAVAILABLE), stop
+   * Drain, step 1: readiness off, refuse new requests (HTTP 503 / gRPC UNAVAILABLE; the egress
+   * answers new calls from peers with UNAVAILABLE so their ingress can go elsewhere), stop
    * accepting connections, end health watches and start the gRPC server's graceful shutdown.
    */
   beginDrain(graceMs: number): void {
     this.health.startDraining();
     this.gateway?.beginDrain();
+    this.egress?.beginShutdown();
     this.http?.stop();
     this.httpsFront?.listener.stopAccepting();
     this.grpcHealth?.endWatches();
