@@ -30,6 +30,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { serveGrpcOverTls } from '../security/grpc-tls.ts';
 import { startHttpsFront, type HttpsFront } from '../security/https-front.ts';
+import { egressTenantPolicy } from '../security/egress-policy.ts';
 import { securityIngressHook } from '../security/ingress-gate-hook.ts';
 import { guardLink, guardListener } from '../security/link-guard.ts';
 import { SecurityRuntime } from '../security/security-runtime.ts';
@@ -212,7 +213,8 @@ export class SluiceNode {
         throw new ConfigError('routes: the inference segment listens, but no route has upstreams for it to serve');
       }
       const upstreams = new UpstreamPool(upstreamRoutes, seg.maxMessageBytes);
-      this.egress = new EgressService({ upstreams, logger: logger.child({ component: 'egress' }) });
+      const authorizeCall = this.security === undefined ? null : egressTenantPolicy(this.security.config, this.security);
+      this.egress = new EgressService({ upstreams, logger: logger.child({ component: 'egress' }), ...(authorizeCall !== null ? { authorizeCall } : {}) });
       // Ready while at least one model server answers ServerReady; each is shown on its own.
       const names = upstreams.all.map((u) => `upstream:${u.address}`);
       const anyUpstream = this.health.register('upstreams', { kind: 'upstream', services: [INFERENCE_SERVICE] });

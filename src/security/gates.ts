@@ -86,7 +86,7 @@ export class SecurityGates {
     const breakGlass = req.headers[BREAK_GLASS_HEADER];
     if (breakGlass !== undefined) await this.checkBreakGlass(req, principal, breakGlass);
     const tenant = await this.bindTenant(req, principal, breakGlass !== undefined);
-    await this.isolate(req, principal, tenant.name, breakGlass !== undefined);
+    await this.isolate(req, principal, tenant.name);
     await this.authorize(req, principal, tenant.name);
     const durable =
       this.opts.config.audit.allowedRequests || breakGlass !== undefined
@@ -185,12 +185,13 @@ export class SecurityGates {
     return { name, id: t.id };
   }
 
-  private async isolate(req: GateRequest, principal: Principal, tenant: string | null, breakGlass: boolean): Promise<void> {
+  private async isolate(req: GateRequest, principal: Principal, tenant: string | null): Promise<void> {
     const want = SEGMENT_OF[req.action];
     if (req.segment !== null && want !== req.segment) {
       await this.deny(req, principal, 'isolation', refuse(InferenceErrorCode.SEGMENT_POLICY, `${req.action} traffic may not travel on the ${req.segment} segment`), tenant);
     }
-    if (tenant === null || req.model === null || breakGlass) return;
+    // Break-glass acts as the tenant, within the tenant's own permissions (the egress checks them too).
+    if (tenant === null || req.model === null) return;
     const models = this.tenants.get(tenant)?.models;
     if (models !== null && models !== undefined && !models.has(req.model)) {
       await this.deny(req, principal, 'isolation', refuse(InferenceErrorCode.TENANT_DENIED, `tenant "${tenant}" may not use model "${req.model.slice(0, 128)}"`), tenant);
