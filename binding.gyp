@@ -19,6 +19,7 @@
       "conditions": [
         ["with_verbs==1", {
           "defines": ["SLUICE_WITH_VERBS=1"],
+          "sources": ["native/verbs/device.cc", "native/verbs/connection.cc"],
           "libraries": ["-libverbs"]
         }]
       ]

@@ -52,8 +52,8 @@ export class FrameOpener {
       throw new RangeError(`sealed/out sizes do not match the header's payload length ${h.payloadLength}`);
     }
     this.check(h);
-    if (!this.keys.aead.open(h.nonce, headerBytes, sealed, out)) {
-      throw new WireError(WireErrorCode.AUTH, `frame ${h.sequence} failed authentication (tampered, or sealed under another key)`);
+    if (!this.keys.aeadFor(h.tenant).open(h.nonce, headerBytes, sealed, out)) {
+      throw new WireError(WireErrorCode.AUTH, `frame ${h.sequence} failed authentication (tampered, or sealed under another key or tenant)`);
     }
     this.keys.nonces.consume();
     this.keys.account(frameBytes(h.payloadLength));

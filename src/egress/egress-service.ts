@@ -1,0 +1,152 @@
+// The egress half of the inference path: takes CALL messages from links of the inference
+// segment, calls the model server with the caller's deadline and request id, and sends the
+// answer back as a REPLY on the same link and stream. CANCEL, or the link closing, stops the
+// upstream call.
+import { InferenceError, InferenceErrorCode, toInferenceError } from '../kserve/inference-error.ts';
+import { GrpcStatus } from '../kserve/status.ts';
+import type { Logger } from '../telemetry/logger.ts';
+import type { InboundMessage, Link } from '../transport/types.ts';
+import { sendQuietly } from '../transport/send-quietly.ts';
+import {
+  CALL_METHOD_NAMES,
+  decodeCall,
+  decodeCancel,
+  type DecodedCall,
+  encodeReplyHeader,
+  InferenceKind,
+} from '../wire/inference-envelope.ts';
+import type { UpstreamCall } from './upstream-client.ts';
+import type { UpstreamPool } from './upstream-pool.ts';
+
+export interface EgressServiceOptions {
+  upstreams: UpstreamPool;
+  logger: Logger;
+}
+
+interface LinkState {
+  inflight: Map<number, UpstreamCall>;
+}
+
+export class EgressService {
+  private readonly opts: EgressServiceOptions;
+  private readonly links = new Map<Link, LinkState>();
+  private closing = false;
+
+  constructor(opts: EgressServiceOptions) {
+    this.opts = opts;
+  }
+
+  /** Number of upstream calls in flight over every link. */
+  get inflight(): number {
+    let n = 0;
+    for (const s of this.links.values()) n += s.inflight.size;
+    return n;
+  }
+
+  attach(link: Link): void {
+    const state: LinkState = { inflight: new Map() };
+    this.links.set(link, state);
+    link.on('message', (m: InboundMessage) => {
+      if (m.cls !== 'inference') return;
+      if (m.kind === InferenceKind.CALL) this.onCall(link, state, m);
+      else if (m.kind === InferenceKind.CANCEL) this.onCancel(state, m);
+    });
+    link.once('close', () => {
+      for (const c of state.inflight.values()) c.cancel();
+      state.inflight.clear();
+      this.links.delete(link);
+    });
+  }
+
+  private onCall(link: Link, state: LinkState, m: InboundMessage): void {
+    let call: DecodedCall;
+    try {
+      call = decodeCall(m.body);
+    } catch (err) {
+      this.opts.logger.warn({ err, link: link.id, stream: m.streamId }, 'dropping malformed inference call');
+      this.reply(link, m, 'invalid', toInferenceError(err));
+      return;
+    }
+    if (this.closing) {
+      this.reply(link, m, call.requestId, new InferenceError(InferenceErrorCode.UPSTREAM_UNAVAILABLE, 'egress is shutting down'));
+      return;
+    }
+    if (state.inflight.has(m.streamId)) {
+      this.reply(link, m, call.requestId, new InferenceError(InferenceErrorCode.INTERNAL, `stream ${m.streamId} is already in use`));
+      return;
+    }
+    let upstream: UpstreamCall;
+    try {
+      const client = this.opts.upstreams.pick(call.model);
+      upstream = client.call(CALL_METHOD_NAMES[call.method], call.payload, {
+        deadline: Date.now() + call.timeoutMs,
+        requestId: call.requestId,
+      });
+    } catch (err) {
+      this.reply(link, m, call.requestId, toInferenceError(err));
+      return;
+    }
+    state.inflight.set(m.streamId, upstream);
+    upstream.result.then(
+      (payload) => {
+        if (state.inflight.delete(m.streamId)) this.reply(link, m, call.requestId, undefined, payload);
+      },
+      (err: unknown) => {
+        if (!state.inflight.delete(m.streamId)) return;
+        const e = toInferenceError(err);
+        if (e.grpcStatus !== GrpcStatus.NOT_FOUND && e.grpcStatus !== GrpcStatus.INVALID_ARGUMENT) {
+          this.opts.logger.info({ request_id: call.requestId, model: call.model, code: e.code, err: e.message }, 'upstream call failed');
+        }
+        this.reply(link, m, call.requestId, e);
+      },
+    );
+  }
+
+  private onCancel(state: LinkState, m: InboundMessage): void {
+    try {
+      decodeCancel(m.body);
+    } catch {
+      return;
+    }
+    const c = state.inflight.get(m.streamId);
+    if (c !== undefined) {
+      state.inflight.delete(m.streamId);
+      c.cancel();
+    }
+  }
+
+  private reply(link: Link, m: InboundMessage, requestId: string, err: InferenceError | undefined, payload?: Buffer): void {
+    const header = encodeReplyHeader(
+      err === undefined
+        ? { status: GrpcStatus.OK, code: '', message: '', requestId }
+        : { status: err.grpcStatus, code: err.code, message: err.message, requestId },
+    );
+    const msg = { cls: 'inference', kind: InferenceKind.REPLY, streamId: m.streamId, tenant: m.tenant } as const;
+    if (payload === undefined) {
+      sendQuietly(link, { ...msg, body: header });
+      return;
+    }
+    try {
+      link.send({ ...msg, body: [header, payload] });
+    } catch (err) {
+      // The answer cannot cross (too big for the segment): tell the caller instead of going silent.
+      const e = new InferenceError(InferenceErrorCode.TOO_LARGE, `the response of ${payload.length} bytes cannot cross the inference segment: ${(err as Error).message}`, {
+        grpcStatus: GrpcStatus.RESOURCE_EXHAUSTED,
+      });
+      this.opts.logger.warn({ request_id: requestId, err: e.message }, 'reply not sent');
+      sendQuietly(link, { ...msg, body: encodeReplyHeader({ status: e.grpcStatus, code: e.code, message: e.message, requestId }) });
+    }
+  }
+
+  /** Refuses new calls; in-flight ones finish (the ops drain waits on `inflight`). */
+  beginShutdown(): void {
+    this.closing = true;
+  }
+
+  close(): void {
+    this.closing = true;
+    for (const s of this.links.values()) for (const c of s.inflight.values()) c.cancel();
+    this.links.clear();
+    this.opts.upstreams.close();
+  }
+}

@@ -1,0 +1,160 @@
+// Sends calls to egress peers over the inference segment and matches their replies. Each call
+// gets a stream id on its link, a deadline timer (on expiry: DEADLINE_EXCEEDED to the caller
+// and CANCEL to the egress, so nothing waits forever), and fails at once if its link closes.
+import { isSluiceError } from '../errors.ts';
+import { InferenceError, InferenceErrorCode } from '../kserve/inference-error.ts';
+import type { Logger } from '../telemetry/logger.ts';
+import type { InboundMessage, Link, LinkCloseInfo } from '../transport/types.ts';
+import { TransportErrorCode } from '../transport/errors.ts';
+import { sendQuietly } from '../transport/send-quietly.ts';
+import {
+  CancelReason,
+  type CallMethod,
+  decodeReply,
+  encodeCallHeader,
+  encodeCancel,
+  InferenceKind,
+  replyError,
+} from '../wire/inference-envelope.ts';
+import type { PeerLinks } from './peer-links.ts';
+import type { RequestContext } from './request-context.ts';
+
+interface Pending {
+  resolve(payload: Buffer): void;
+  reject(err: InferenceError): void;
+  timer: NodeJS.Timeout;
+  ctx: RequestContext;
+}
+
+interface LinkCalls {
+  pending: Map<number, Pending>;
+  nextStream: number;
+  peer: string;
+}
+
+export class SegmentForwarder {
+  private readonly links: PeerLinks;
+  private readonly logger: Logger;
+  private readonly calls = new Map<Link, LinkCalls>();
+
+  constructor(links: PeerLinks, logger: Logger) {
+    this.links = links;
+    this.logger = logger;
+    links.on('link', (peer: string, link: Link) => this.adopt(peer, link));
+  }
+
+  get inflight(): number {
+    let n = 0;
+    for (const c of this.calls.values()) n += c.pending.size;
+    return n;
+  }
+
+  private adopt(peer: string, link: Link): void {
+    const state: LinkCalls = { pending: new Map(), nextStream: 1, peer };
+    this.calls.set(link, state);
+    link.on('message', (m: InboundMessage) => {
+      if (m.cls === 'inference' && m.kind === InferenceKind.REPLY) this.onReply(state, m);
+    });
+    link.once('close', (info: LinkCloseInfo) => {
+      this.calls.delete(link);
+      const why = new InferenceError(
+        InferenceErrorCode.PEER_UNAVAILABLE,
+        `link to egress peer ${peer} closed before the reply (${info.by}: ${info.reason})`,
+      );
+      for (const p of state.pending.values()) {
+        clearTimeout(p.timer);
+        p.ctx.cancel = undefined;
+        p.reject(why);
+      }
+      state.pending.clear();
+    });
+  }
+
+  private onReply(state: LinkCalls, m: InboundMessage): void {
+    const p = state.pending.get(m.streamId);
+    if (p === undefined) return; // Late reply to a call that timed out or was cancelled.
+    state.pending.delete(m.streamId);
+    clearTimeout(p.timer);
+    p.ctx.cancel = undefined;
+    let reply;
+    try {
+      reply = decodeReply(m.body);
+    } catch (err) {
+      this.logger.warn({ request_id: p.ctx.requestId, err: (err as Error).message }, 'malformed reply from egress');
+      p.reject(err as InferenceError);
+      return;
+    }
+    if (reply.status === 0) p.resolve(reply.payload);
+    else p.reject(replyError(reply));
+  }
+
+  private allocStream(state: LinkCalls): number {
+    for (;;) {
+      const id = state.nextStream;
+      state.nextStream = id >= 0xffffffff ? 1 : id + 1;
+      if (!state.pending.has(id)) return id;
+    }
+  }
+
+  /**
+   * Sends `payload` (a serialized gRPC request) to an egress peer of the route and resolves
+   * with the serialized response. Sets ctx.cancel while the call is out.
+   */
+  call(ctx: RequestContext, method: CallMethod, payload: Buffer, peers: readonly string[]): Promise<Buffer> {
+    const remaining = ctx.deadline - Date.now();
+    if (remaining <= 0) {
+      return Promise.reject(new InferenceError(InferenceErrorCode.DEADLINE_EXCEEDED, 'the deadline passed before the request could be sent'));
+    }
+    let picked: { name: string; link: Link };
+    try {
+      picked = this.links.pick(peers);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const { link } = picked;
+    const state = this.calls.get(link);
+    if (state === undefined) {
+      return Promise.reject(new InferenceError(InferenceErrorCode.PEER_UNAVAILABLE, `link to egress peer ${picked.name} is not ready`));
+    }
+    let header: Buffer;
+    try {
+      header = encodeCallHeader({ method, timeoutMs: remaining, requestId: ctx.requestId, model: ctx.model, version: ctx.version });
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const streamId = this.allocStream(state);
+    return new Promise<Buffer>((resolve, reject) => {
+      const abandon = (reason: number, err: InferenceError): void => {
+        if (!state.pending.delete(streamId)) return;
+        clearTimeout(timer);
+        ctx.cancel = undefined;
+        sendQuietly(link, { cls: 'inference', kind: InferenceKind.CANCEL, streamId, tenant: ctx.tenant, body: encodeCancel(reason) });
+        reject(err);
+      };
+      const timer = setTimeout(
+        () =>
+          abandon(
+            CancelReason.DEADLINE,
+            new InferenceError(InferenceErrorCode.DEADLINE_EXCEEDED, `no answer from model '${ctx.model}' within the deadline of ${Math.ceil(remaining)} ms`),
+          ),
+        remaining,
+      );
+      state.pending.set(streamId, { resolve, reject, timer, ctx });
+      ctx.cancel = () => abandon(CancelReason.CALLER, new InferenceError(InferenceErrorCode.CANCELLED, 'the client cancelled the request'));
+      try {
+        link.send({ cls: 'inference', kind: InferenceKind.CALL, streamId, tenant: ctx.tenant, body: [header, payload] });
+      } catch (err) {
+        // Closed under us, or refused (too big for the segment): fail this call now.
+        state.pending.delete(streamId);
+        clearTimeout(timer);
+        ctx.cancel = undefined;
+        const tooBig = isSluiceError(err, TransportErrorCode.MESSAGE_TOO_BIG);
+        reject(
+          new InferenceError(tooBig ? InferenceErrorCode.TOO_LARGE : InferenceErrorCode.PEER_UNAVAILABLE, `cannot send to egress peer ${picked.name}: ${(err as Error).message}`, {
+            cause: err,
+          }),
+        );
+      }
+    });
+  }
+}

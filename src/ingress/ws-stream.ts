@@ -1,0 +1,140 @@
+// WebSocket streaming inference at /v2/models/{m}/infer/stream: each message is one KServe v2
+// JSON inference request; each answer is one message, the inference response or an RFC 7807
+// problem, carrying the request's `id` (the client's, or the sluice request id when the client
+// gave none) so answers can be matched when they complete out of order.
+import type { TemplatedApp, WebSocket } from 'uWebSockets.js';
+import { InferenceError, InferenceErrorCode, toInferenceError } from '../kserve/inference-error.ts';
+import { buildInferRequest, formatRestInferResponse, parseJson } from '../kserve/rest-codec.ts';
+import type { Logger } from '../telemetry/logger.ts';
+import { resolveRequestId } from '../telemetry/request-id.ts';
+import { CallMethod, type InferenceGateway } from './inference-gateway.ts';
+import { problemOf } from './problem.ts';
+import { newRequestContext, type RequestContext, type RequestHeaders } from './request-context.ts';
+
+export interface WsStreamOptions {
+  gateway: InferenceGateway;
+  logger: Logger;
+  maxMessageBytes: number;
+  /** Requests one connection may have in flight; more are refused with 429 problems. */
+  maxInflight?: number;
+}
+
+interface StreamState {
+  model: string;
+  url: string;
+  base: string;
+  seq: number;
+  timeoutMs: number | undefined;
+  headers: RequestHeaders;
+  open: Set<RequestContext>;
+  closed: boolean;
+}
+
+const EMPTY = Buffer.alloc(0);
+
+export function attachWebSocketStream(app: TemplatedApp, opts: WsStreamOptions): void {
+  const gw = opts.gateway;
+  const maxInflight = opts.maxInflight ?? 256;
+
+  const send = (ws: WebSocket<StreamState>, text: string): void => {
+    if (!ws.getUserData().closed) ws.send(text, false);
+  };
+  const sendProblem = (ws: WebSocket<StreamState>, err: InferenceError, requestId: string, id: string): void => {
+    const s = ws.getUserData();
+    send(ws, JSON.stringify({ id, ...problemOf(err, s.url, requestId) }));
+  };
+
+  app.ws<StreamState>('/v2/models/:model/infer/stream', {
+    maxPayloadLength: opts.maxMessageBytes,
+    idleTimeout: 120,
+    maxBackpressure: 64 * 1024 * 1024,
+    upgrade: (res, req, context) => {
+      const rawModel = req.getParameter(0);
+      let model = rawModel;
+      try {
+        model = decodeURIComponent(rawModel);
+      } catch {
+        // Keep the raw segment.
+      }
+      const t = req.getHeader('x-request-timeout-ms');
+      const state: StreamState = {
+        model,
+        url: req.getUrl(),
+        base: resolveRequestId(req.getHeader('x-request-id'), req.getHeader('traceparent')).slice(0, 100),
+        seq: 0,
+        timeoutMs: /^\d{1,10}$/.test(t) ? Number(t) : undefined,
+        headers: {},
+        open: new Set(),
+        closed: false,
+      };
+      if (gw.wantsHeaders) {
+        const h: Record<string, string> = {};
+        req.forEach((k, v) => {
+          h[k] = v;
+        });
+        state.headers = h;
+      }
+      res.upgrade(state, req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'), req.getHeader('sec-websocket-extensions'), context);
+    },
+    message: (ws, message) => {
+      const s = ws.getUserData();
+      const requestId = `${s.base}:${++s.seq}`;
+      // The message buffer is valid only during this callback: JSON.parse reads it now.
+      let doc: unknown;
+      let clientId = '';
+      let proto: Buffer;
+      try {
+        doc = parseJson(Buffer.from(message), 'message');
+        const maybeId = (doc as { id?: unknown } | null)?.id;
+        if (typeof maybeId === 'string') clientId = maybeId;
+        if (s.open.size >= maxInflight) {
+          throw new InferenceError(InferenceErrorCode.TOO_LARGE, `more than ${maxInflight} requests in flight on this stream`, { grpcStatus: 8, httpStatus: 429 });
+        }
+        proto = buildInferRequest(doc, EMPTY, s.model, '').proto;
+      } catch (err) {
+        sendProblem(ws, toInferenceError(err), requestId, clientId !== '' ? clientId : requestId);
+        return;
+      }
+      const id = clientId !== '' ? clientId : requestId;
+      const ctx = newRequestContext({
+        requestId,
+        protocol: 'ws',
+        method: 'ModelInfer',
+        model: s.model,
+        version: '',
+        deadline: gw.deadlineFor(s.timeoutMs),
+        headers: s.headers,
+        requestBytes: message.byteLength,
+      });
+      s.open.add(ctx);
+      gw.forward(ctx, CallMethod.ModelInfer, proto).then(
+        (res) => {
+          s.open.delete(ctx);
+          let text: string;
+          try {
+            text = formatRestInferResponse(res, { all: false, byName: new Map() }, id).json;
+          } catch (err) {
+            const e = toInferenceError(err);
+            sendProblem(ws, e, requestId, id);
+            gw.finish(ctx, e, 0);
+            return;
+          }
+          send(ws, text);
+          gw.finish(ctx, undefined, text.length);
+        },
+        (err: unknown) => {
+          s.open.delete(ctx);
+          const e = toInferenceError(err);
+          sendProblem(ws, e, requestId, id);
+          gw.finish(ctx, e, 0);
+        },
+      );
+    },
+    close: (ws) => {
+      const s = ws.getUserData();
+      s.closed = true;
+      for (const ctx of s.open) ctx.cancel?.();
+      s.open.clear();
+    },
+  });
+}

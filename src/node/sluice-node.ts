@@ -1,0 +1,335 @@
+// One running sluice: the parts the config asks for, started in dependency order (reference
+// models, egress listener, ingress links, client listeners) and stopped in reverse.
+//  - models:   `models` section present
+//  - egress:   segments.inference.listen set (serves routes that have `upstreams`)
+//  - ingress:  listeners.http or listeners.grpc set (forwards routes that have `peers`)
+import type { SluiceConfig } from '../config/schema.ts';
+import { ConfigError } from '../config/load.ts';
+import { EgressService } from '../egress/egress-service.ts';
+import { UpstreamPool } from '../egress/upstream-pool.ts';
+import { GrpcIngress } from '../ingress/grpc-ingress.ts';
+import { HookChain, type IngressHook } from '../ingress/hooks.ts';
+import { HttpIngress } from '../ingress/http-ingress.ts';
+import { InferenceGateway } from '../ingress/inference-gateway.ts';
+import { PeerLinks } from '../ingress/peer-links.ts';
+import { RouteTable } from '../ingress/route-table.ts';
+import { SegmentForwarder } from '../ingress/segment-forwarder.ts';
+import { ModelServer } from '../models/model-server.ts';
+import { PriorityLinkScheduler } from '../scheduler/link-scheduler.ts';
+import { GrpcHealthService } from '../telemetry/grpc-health.ts';
+import { HealthModel, type HealthHandle } from '../telemetry/health.ts';
+import { HealthProbe } from '../telemetry/health-probe.ts';
+import type { Logger } from '../telemetry/logger.ts';
+import { SluiceMetrics } from '../telemetry/metrics.ts';
+import { MetricsServer } from '../telemetry/metrics-server.ts';
+import { instrumentScheduler } from '../telemetry/scheduler-telemetry.ts';
+import type { Link, Listener, Transport, TransportOptions } from '../transport/types.ts';
+import { loadSegmentKey } from '../config/segment-key.ts';
+import { requestMetricsHook } from './node-telemetry.ts';
+
+export type TransportChoice = 'tcp' | 'rdma' | 'auto';
+/** Creates the transport a segment's config names (src/transport/registry.ts in production). */
+export type TransportResolver = (choice: TransportChoice, logger: Logger, opts?: TransportOptions) => Promise<Transport>;
+
+/** The gRPC service names health checking knows (besides "" for the node as a whole). */
+export const INFERENCE_SERVICE = 'inference.GRPCInferenceService';
+
+export const SLUICE_VERSION = '0.1.0';
+
+export interface SluiceNodeOptions {
+  config: SluiceConfig;
+  logger: Logger;
+  transports: TransportResolver;
+  /** Directory a relative keyFile is resolved against (the config file's). */
+  configDir?: string;
+  /** Extra ingress hooks (auth, metrics) registered before start. */
+  hooks?: readonly IngressHook[];
+  /** Metrics registry (default: a new one, with process metrics). */
+  metrics?: SluiceMetrics;
+  /** Readiness model (default: a new one). */
+  health?: HealthModel;
+  /** How often upstream model servers are probed with ServerReady (default 2000 ms). */
+  probeIntervalMs?: number;
+}
+
+export interface Endpoints {
+  http?: string;
+  grpc?: string;
+  segment?: string;
+  models?: string;
+  metrics?: string;
+}
+
+export class SluiceNode {
+  readonly endpoints: Endpoints = {};
+  readonly hooks = new HookChain();
+  readonly metrics: SluiceMetrics;
+  readonly health: HealthModel;
+  private readonly opts: SluiceNodeOptions;
+  private opsServer: MetricsServer | undefined;
+  private grpcHealth: GrpcHealthService | undefined;
+  private readonly probes: HealthProbe[] = [];
+  private grpcStopping: Promise<void> | undefined;
+  private models: ModelServer | undefined;
+  private listener: Listener | undefined;
+  private egress: EgressService | undefined;
+  private peerLinks: PeerLinks | undefined;
+  private gateway: InferenceGateway | undefined;
+  private grpc: GrpcIngress | undefined;
+  private http: HttpIngress | undefined;
+  private readonly egressLinks = new Set<Link>();
+
+  constructor(opts: SluiceNodeOptions) {
+    this.opts = opts;
+    this.metrics = opts.metrics ?? new SluiceMetrics({ version: SLUICE_VERSION });
+    this.health = opts.health ?? new HealthModel();
+    this.metrics.attachHealth(this.health);
+    this.metrics.setInFlightSource('ingress', () => this.gateway?.inflight ?? 0);
+    this.metrics.setInFlightSource('egress', () => this.egress?.inflight ?? 0);
+    this.hooks.add(requestMetricsHook(this.metrics.requests));
+    for (const h of opts.hooks ?? []) this.hooks.add(h);
+  }
+
+  get config(): SluiceConfig {
+    return this.opts.config;
+  }
+
+  /** Requests in flight at the ingress and upstream calls in flight at the egress. */
+  get inflight(): { ingress: number; egress: number } {
+    return { ingress: this.gateway?.inflight ?? 0, egress: this.egress?.inflight ?? 0 };
+  }
+
+  private segmentKey(): Buffer {
+    const seg = this.opts.config.segments.inference;
+    if (seg === undefined) throw new ConfigError('segments.inference: required for the ingress and the egress');
+    return loadSegmentKey(seg, 'inference', this.opts.configDir);
+  }
+
+  async start(): Promise<void> {
+    const { config, logger } = this.opts;
+    const seg = config.segments.inference;
+    this.health.defineService(INFERENCE_SERVICE);
+    if (config.listeners.metrics !== undefined) {
+      // First, so probes get an answer (not ready yet) while the rest starts.
+      const l = config.listeners.metrics;
+      this.opsServer = new MetricsServer({
+        host: l.host,
+        port: l.port,
+        metrics: this.metrics,
+        health: this.health,
+        onError: (err) => logger.error({ err: (err as Error).message }, 'metrics collection failed'),
+      });
+      const a = await this.opsServer.listen();
+      this.endpoints.metrics = `${l.host}:${a.port}`;
+      logger.info({ service: 'metrics', address: this.endpoints.metrics }, 'listening');
+    }
+    await this.startParts();
+    this.health.markStarted();
+  }
+
+  private async startParts(): Promise<void> {
+    const { config, logger } = this.opts;
+    const seg = config.segments.inference;
+    const serveIngress = config.listeners.http !== undefined || config.listeners.grpc !== undefined;
+    const serveEgress = seg?.listen !== undefined;
+    if (config.models !== undefined) {
+      const m = config.models;
+      this.models = new ModelServer({
+        host: m.listen.host,
+        port: m.listen.port,
+        models: m.models,
+        dense: m.dense,
+        maxMessageBytes: m.maxMessageBytes,
+        maxDelayMs: m.maxDelayMs,
+        logger: logger.child({ component: 'models' }),
+      });
+      this.endpoints.models = `${m.listen.host}:${await this.models.start()}`;
+    }
+    if (!serveIngress && !serveEgress) return;
+    if (seg === undefined) throw new ConfigError('segments.inference: required for the ingress and the egress');
+    const key = this.segmentKey();
+    const queues = this.metrics.segmentQueues('inference');
+    const transport = await this.opts.transports(seg.transport, logger, {
+      link: { scheduler: instrumentScheduler((o) => new PriorityLinkScheduler(o), queues) },
+    });
+
+    if (serveEgress) {
+      const upstreamRoutes = config.routes.filter((r) => r.upstreams.length > 0);
+      if (upstreamRoutes.length === 0) {
+        throw new ConfigError('routes: the inference segment listens, but no route has upstreams for it to serve');
+      }
+      const upstreams = new UpstreamPool(upstreamRoutes, seg.maxMessageBytes);
+      this.egress = new EgressService({ upstreams, logger: logger.child({ component: 'egress' }) });
+      // Ready while at least one model server answers ServerReady; each is shown on its own.
+      const names = upstreams.all.map((u) => `upstream:${u.address}`);
+      const anyUpstream = this.health.register('upstreams', { kind: 'upstream', services: [INFERENCE_SERVICE] });
+      const recompute = (): void => {
+        const up = names.filter((n) => this.health.component(n)?.up === true);
+        if (up.length > 0) anyUpstream.up(`${up.length} of ${names.length} up`);
+        else anyUpstream.down(`no model server is ready (${names.map((n) => `${n.slice(9)}: ${this.health.component(n)?.detail ?? '?'}`).join('; ')})`);
+      };
+      this.health.on('change', recompute);
+      for (const u of upstreams.all) {
+        const handle = this.health.register(`upstream:${u.address}`, { kind: 'upstream', services: [INFERENCE_SERVICE], critical: false });
+        const probe = new HealthProbe(handle, (signal) => u.serverReady(Date.now() + (signal.aborted ? 0 : 1000)), {
+          intervalMs: this.opts.probeIntervalMs ?? 2000,
+          timeoutMs: Math.min(1000, this.opts.probeIntervalMs ?? 2000),
+        });
+        this.probes.push(probe);
+        await probe.runOnce();
+        probe.start({ immediate: false });
+      }
+      const listen = seg.listen!;
+      this.listener = await transport.listen({
+        segment: 'inference',
+        host: listen.host,
+        port: listen.port,
+        segmentKey: key,
+        maxMessageBytes: seg.maxMessageBytes,
+        ...(seg.device !== undefined ? { device: seg.device } : {}),
+      });
+      this.metrics.links.watchListener(this.listener, 'inference');
+      this.listener.on('link', (link: Link) => {
+        this.metrics.links.add(link);
+        this.egressLinks.add(link);
+        link.once('close', () => this.egressLinks.delete(link));
+        this.egress!.attach(link);
+      });
+      this.listener.on('error', (err: Error) => logger.error({ err: err.message }, 'inference segment listener error'));
+      const a = this.listener.address;
+      this.endpoints.segment = `${a.host}:${a.port}`;
+      this.health.register('segment:inference', { kind: 'segment', services: [INFERENCE_SERVICE], up: true });
+      logger.info({ service: 'segment', segment: 'inference', transport: transport.kind, address: this.endpoints.segment }, 'listening');
+    }
+
+    if (serveIngress) {
+      const routes = new RouteTable(config.routes);
+      if (routes.empty) throw new ConfigError('routes: the ingress listens, but no route names egress peers');
+      const peerNames = new Set(config.routes.flatMap((r) => r.peers));
+      const peers = config.peers.filter((p) => p.segment === 'inference' && peerNames.has(p.name));
+      for (const name of peerNames) {
+        if (!peers.some((p) => p.name === name)) throw new ConfigError(`routes: peer '${name}' is not in peers (segment inference)`);
+      }
+      this.peerLinks = new PeerLinks({
+        transport,
+        peers,
+        segmentKey: key,
+        maxMessageBytes: seg.maxMessageBytes,
+        logger: logger.child({ component: 'links' }),
+      });
+      const forwarder = new SegmentForwarder(this.peerLinks, logger.child({ component: 'forwarder' }));
+      this.watchPeers(this.peerLinks);
+      this.peerLinks.start();
+      this.gateway = new InferenceGateway({
+        routes,
+        forwarder,
+        hooks: this.hooks,
+        logger: logger.child({ component: 'ingress' }),
+        defaultTimeoutMs: config.limits.defaultTimeoutMs,
+        isReady: () => this.health.ready(INFERENCE_SERVICE),
+      });
+      const common = {
+        gateway: this.gateway,
+        serverName: config.node.name,
+        serverVersion: SLUICE_VERSION,
+        maxRequestBytes: config.limits.maxRequestBytes,
+      };
+      if (config.listeners.grpc !== undefined) {
+        const l = config.listeners.grpc;
+        this.grpcHealth = new GrpcHealthService(this.health);
+        const grpcHealth = this.grpcHealth;
+        this.grpc = new GrpcIngress({
+          ...common,
+          host: l.host,
+          port: l.port,
+          logger: logger.child({ component: 'grpc' }),
+          maxResponseBytes: seg.maxMessageBytes,
+          addServices: (server) => grpcHealth.addTo(server),
+        });
+        this.endpoints.grpc = `${l.host}:${await this.grpc.start()}`;
+      }
+      if (config.listeners.http !== undefined) {
+        const l = config.listeners.http;
+        this.http = new HttpIngress({ ...common, host: l.host, port: l.port, logger: logger.child({ component: 'http' }) });
+        this.endpoints.http = `${l.host}:${await this.http.start()}`;
+      }
+      // Give the first links a moment so the first requests do not race the handshakes.
+      await this.peerLinks.waitForFirstAttempts(3000);
+    }
+  }
+
+  /**
+   * Readiness of the ingress' side of the segment: at least one egress peer linked. Each peer is
+   * also a component of its own, shown but not gating (one dead peer of several must not take
+   * the node out of load balancing; per-model readiness is ModelReady's job).
+   */
+  private watchPeers(peerLinks: PeerLinks): void {
+    const segment = this.health.register('peers:inference', { kind: 'segment', services: [INFERENCE_SERVICE] });
+    const perPeer = new Map<string, HealthHandle>();
+    for (const name of peerLinks.names) perPeer.set(name, this.health.register(`peer:${name}`, { kind: 'peer', services: [INFERENCE_SERVICE], critical: false }));
+    const update = (): void => {
+      const up = peerLinks.names.filter((n) => peerLinks.isUp(n));
+      if (up.length > 0) segment.up(`${up.length} of ${peerLinks.names.length} peers linked`);
+      else segment.down('no link to any egress peer');
+    };
+    peerLinks.on('link', (name: string, link: Link) => {
+      this.metrics.links.add(link);
+      perPeer.get(name)?.up(link.remoteAddress);
+      update();
+      link.once('close', () => {
+        perPeer.get(name)?.down('link closed; reconnecting');
+        update();
+      });
+    });
+    peerLinks.on('connect-error', (name: string, err: unknown) => {
+      this.metrics.links.connectFailed('inference', err);
+      perPeer.get(name)?.down((err as Error).message);
+    });
+    update();
+  }
+
+  /**
+   * Drain, step 1: readiness off, refuse new requests (HTTP 503 / gRPC UNAVAILABLE), stop
+   * accepting connections, end health watches and start the gRPC server's graceful shutdown.
+   */
+  beginDrain(graceMs: number): void {
+    this.health.startDraining();
+    this.gateway?.beginDrain();
+    this.http?.stop();
+    this.grpcHealth?.endWatches();
+    this.grpcStopping ??= this.grpc?.stop(graceMs);
+  }
+
+  /** Drain, step 2: resolves when nothing is in flight, or when `signal` aborts (grace over). */
+  async waitIdle(signal: AbortSignal): Promise<void> {
+    while (!signal.aborted && (this.inflight.ingress > 0 || this.inflight.egress > 0)) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  /**
+   * Drain, step 3: close everything. Calls still in flight are handed back: the egress cancels
+   * its upstream calls, whose callers get UNAVAILABLE; the ingress' pending requests fail with
+   * a retryable error when their links close.
+   */
+  async close(): Promise<void> {
+    const { logger } = this.opts;
+    for (const p of this.probes) p.stop();
+    this.egress?.beginShutdown();
+    await this.grpcStopping;
+    await this.peerLinks?.close();
+    this.egress?.close();
+    await this.listener?.close();
+    await Promise.allSettled([...this.egressLinks].map((l) => l.close('shutting down')));
+    await this.models?.stop(0);
+    await this.opsServer?.close();
+    logger.info('stopped');
+  }
+
+  /** Graceful stop in one call: drain for up to graceMs, then close. */
+  async stop(graceMs = 5000): Promise<void> {
+    this.beginDrain(graceMs);
+    await this.waitIdle(AbortSignal.timeout(Math.max(0, graceMs)));
+    await this.close();
+  }
+}

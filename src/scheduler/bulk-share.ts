@@ -1,0 +1,90 @@
+// AIMD control of the bulk (training) class's share of a link, driven by measured inference
+// latency. When inference p99 nears its target the share is cut multiplicatively; when it has
+// recovered the share grows back additively. The share never goes below `minShare`, so bulk
+// always progresses, and never above 1 (the whole link).
+export interface BulkShareOptions {
+  /** Inference latency target (p99), milliseconds. */
+  targetMs: number;
+  /** Lowest share bulk may be cut to (0 < minShare <= 1). */
+  minShare: number;
+  /** Cut when p99 > targetMs * highWater. */
+  highWater?: number;
+  /** Grow when p99 < targetMs * lowWater (between the two, hold). */
+  lowWater?: number;
+  /** Multiplicative decrease factor (0 < decrease < 1). */
+  decrease?: number;
+  /** Additive increase per step (share units). */
+  increase?: number;
+  /** Minimum time between two increases, milliseconds. */
+  increaseIntervalMs?: number;
+  /** Minimum time between two cuts: lets the latency window see the effect of the last cut. */
+  decreaseIntervalMs?: number;
+}
+
+export type BulkShareAction = 'decrease' | 'increase' | 'hold';
+
+export class BulkShareController {
+  readonly targetMs: number;
+  readonly minShare: number;
+  private readonly highWater: number;
+  private readonly lowWater: number;
+  private readonly decreaseFactor: number;
+  private readonly increaseStep: number;
+  private readonly increaseIntervalMs: number;
+  private readonly decreaseIntervalMs: number;
+  private current = 1;
+  private lastIncrease = -Infinity;
+  private lastDecrease = -Infinity;
+  private cuts = 0;
+
+  constructor(opts: BulkShareOptions) {
+    if (!(opts.targetMs > 0)) throw new RangeError(`targetMs must be > 0, got ${opts.targetMs}`);
+    if (!(opts.minShare > 0 && opts.minShare <= 1)) throw new RangeError(`minShare must be in (0, 1], got ${opts.minShare}`);
+    this.targetMs = opts.targetMs;
+    this.minShare = opts.minShare;
+    this.highWater = opts.highWater ?? 0.8;
+    this.lowWater = opts.lowWater ?? 0.5;
+    this.decreaseFactor = opts.decrease ?? 0.5;
+    this.increaseStep = opts.increase ?? 0.05;
+    this.increaseIntervalMs = opts.increaseIntervalMs ?? 100;
+    this.decreaseIntervalMs = opts.decreaseIntervalMs ?? 250;
+    if (!(this.lowWater > 0 && this.lowWater <= this.highWater)) {
+      throw new RangeError(`lowWater must be in (0, highWater], got ${this.lowWater} (highWater ${this.highWater})`);
+    }
+    if (!(this.decreaseFactor > 0 && this.decreaseFactor < 1)) throw new RangeError(`decrease must be in (0, 1), got ${this.decreaseFactor}`);
+    if (!(this.increaseStep > 0 && this.increaseStep <= 1)) throw new RangeError(`increase must be in (0, 1], got ${this.increaseStep}`);
+  }
+
+  /** Current share of the link the bulk class may use, in [minShare, 1]. */
+  get share(): number {
+    return this.current;
+  }
+
+  /** Number of multiplicative cuts so far (exported as a metric). */
+  get decreases(): number {
+    return this.cuts;
+  }
+
+  /**
+   * Feeds the latest inference p99 (milliseconds; NaN when there were no inference samples,
+   * which counts as "no pressure") and returns what the controller did.
+   */
+  update(p99Ms: number, nowMs: number): BulkShareAction {
+    if (p99Ms > this.targetMs * this.highWater) {
+      if (nowMs - this.lastDecrease < this.decreaseIntervalMs || this.current <= this.minShare) return 'hold';
+      this.current = Math.max(this.minShare, this.current * this.decreaseFactor);
+      this.lastDecrease = nowMs;
+      // Growth restarts a full interval after a cut.
+      this.lastIncrease = nowMs;
+      this.cuts++;
+      return 'decrease';
+    }
+    if (Number.isNaN(p99Ms) || p99Ms < this.targetMs * this.lowWater) {
+      if (nowMs - this.lastIncrease < this.increaseIntervalMs || this.current >= 1) return 'hold';
+      this.current = Math.min(1, this.current + this.increaseStep);
+      this.lastIncrease = nowMs;
+      return 'increase';
+    }
+    return 'hold';
+  }
+}

@@ -1,0 +1,98 @@
+// Load shedding for inference: admit a request only if the work queued ahead of it is expected
+// to finish before its deadline. The queue delay estimate is (requests in flight / parallelism)
+// x EWMA service time; a request that would wait past its remaining deadline (or past the
+// configured queue-delay cap) is refused at once with RESOURCE_EXHAUSTED / 429 and a
+// Retry-After hint, instead of timing out late after occupying a slot.
+import { SluiceError } from '../errors.ts';
+
+export interface LoadShedderOptions {
+  /** Requests served concurrently by the upstream pool (sum of upstream concurrency). */
+  parallelism: number;
+  /** Longest queue delay accepted whatever the deadline, milliseconds. */
+  maxQueueDelayMs: number;
+  /** Hard cap on requests in flight through this node. */
+  maxInFlight: number;
+  /** Weight of a new service-time sample. */
+  alpha?: number;
+  /** Service time assumed before the first sample, milliseconds. */
+  initialServiceMs?: number;
+}
+
+export type ShedDecision = { admit: true } | { admit: false; reason: string; retryAfterMs: number; queueDelayMs: number };
+
+/** Refusal of a request because the node is overloaded: gRPC RESOURCE_EXHAUSTED, HTTP 429. */
+export class OverloadedError extends SluiceError {
+  readonly grpcCode = 8; // RESOURCE_EXHAUSTED
+  readonly httpStatus = 429;
+  constructor(
+    message: string,
+    readonly retryAfterMs: number,
+  ) {
+    super('SLUICE_ERR_OVERLOADED', message);
+  }
+}
+
+export class LoadShedder {
+  private inFlight = 0;
+  private serviceMs: number;
+  private readonly alpha: number;
+  private shedCount = 0;
+
+  constructor(readonly opts: LoadShedderOptions) {
+    if (!(opts.parallelism >= 1)) throw new RangeError(`parallelism must be >= 1, got ${opts.parallelism}`);
+    if (!(opts.maxQueueDelayMs > 0)) throw new RangeError(`maxQueueDelayMs must be > 0, got ${opts.maxQueueDelayMs}`);
+    if (!(Number.isInteger(opts.maxInFlight) && opts.maxInFlight >= 1)) throw new RangeError(`maxInFlight must be an integer >= 1, got ${opts.maxInFlight}`);
+    this.alpha = opts.alpha ?? 0.1;
+    this.serviceMs = opts.initialServiceMs ?? 1;
+  }
+
+  get outstanding(): number {
+    return this.inFlight;
+  }
+
+  /** EWMA of the service time of admitted requests, milliseconds. */
+  get serviceTimeMs(): number {
+    return this.serviceMs;
+  }
+
+  get shed(): number {
+    return this.shedCount;
+  }
+
+  /** Expected wait before a request admitted now would start being served, milliseconds. */
+  queueDelayMs(): number {
+    const ahead = Math.max(0, this.inFlight + 1 - this.opts.parallelism);
+    return (ahead / this.opts.parallelism) * this.serviceMs;
+  }
+
+  /** Decides for a request with `remainingMs` left before its deadline; on admit, counts it in flight. */
+  admit(remainingMs: number): ShedDecision {
+    const delay = this.queueDelayMs();
+    const retryAfterMs = Math.max(1, Math.ceil(delay));
+    if (this.inFlight >= this.opts.maxInFlight) {
+      this.shedCount++;
+      return { admit: false, reason: `${this.inFlight} requests in flight (limit ${this.opts.maxInFlight})`, retryAfterMs, queueDelayMs: delay };
+    }
+    if (delay > this.opts.maxQueueDelayMs) {
+      this.shedCount++;
+      return { admit: false, reason: `estimated queue delay ${delay.toFixed(1)} ms exceeds the ${this.opts.maxQueueDelayMs} ms cap`, retryAfterMs, queueDelayMs: delay };
+    }
+    if (delay + this.serviceMs > remainingMs) {
+      this.shedCount++;
+      return {
+        admit: false,
+        reason: `estimated queue delay ${delay.toFixed(1)} ms + service ${this.serviceMs.toFixed(1)} ms exceeds the ${Math.max(0, remainingMs).toFixed(1)} ms left before the deadline`,
+        retryAfterMs,
+        queueDelayMs: delay,
+      };
+    }
+    this.inFlight++;
+    return { admit: true };
+  }
+
+  /** An admitted request finished after `serviceMs` milliseconds (any outcome). */
+  release(serviceMs: number): void {
+    if (this.inFlight > 0) this.inFlight--;
+    if (serviceMs >= 0 && Number.isFinite(serviceMs)) this.serviceMs += this.alpha * (serviceMs - this.serviceMs);
+  }
+}

@@ -1,0 +1,208 @@
+// The receiving side of one tensor transfer. Chunks are taken strictly in offset order: a chunk
+// whose CRC-32 does not match is refused with a NACK (the sender re-sends from there), a chunk
+// past a gap is dropped with one NACK per gap, a duplicate is ignored. Each accepted chunk is
+// hashed and written to the sink, and acknowledged once written. The SHA-256 of everything
+// written is compared with the sender's digest before the tensor is announced.
+import type { Hash } from 'node:crypto';
+import { crc32 } from 'node:zlib';
+import type { Link } from '../transport/types.ts';
+import { TransferError, type TransferStatusCode } from './errors.ts';
+import { NackReason, TrainingKind, encodeAck, encodeError, encodeNack, encodeOpened, encodeResult } from './peer-messages.ts';
+import { sendIfOpen } from './safe-send.ts';
+import type { Sink, TensorMeta } from './tensor-meta.ts';
+import type { TensorSink } from './tensor-sink.ts';
+import type { TransferState, TransferSummary } from './transfer-state.ts';
+
+export interface InboundTransferOptions {
+  id: string;
+  from: string;
+  tensor: TensorMeta;
+  total: number;
+  sinkKind: Sink;
+  sink: TensorSink;
+  /** Bytes already in the sink (a resumed spool partial). */
+  offset: number;
+  hash: Hash;
+  /** Bytes accepted but not yet written before the sender is considered broken. */
+  maxPendingBytes: number;
+  maxCorruptChunks: number;
+  onEnd: (t: InboundTransfer) => void;
+}
+
+export class InboundTransfer {
+  readonly id: string;
+  private link: Link | undefined;
+  private streamId = 0;
+  private received: number;
+  private written: number;
+  private expectedSha: Buffer | undefined;
+  private lastGapNack = -1;
+  private corrupt = 0;
+  private tail: Promise<void> = Promise.resolve();
+  private stateValue: TransferState = 'receiving';
+  private resultSha: Buffer | undefined;
+  private error: string | undefined;
+  private verifying = false;
+  lastActivity = Date.now();
+
+  constructor(readonly opts: InboundTransferOptions) {
+    this.id = opts.id;
+    this.received = opts.offset;
+    this.written = opts.offset;
+  }
+
+  get state(): TransferState {
+    return this.stateValue;
+  }
+
+  get sha256(): Buffer | undefined {
+    return this.resultSha;
+  }
+
+  get finished(): boolean {
+    return this.stateValue !== 'receiving';
+  }
+
+  /** Binds the transfer to the link the sender (re)opened it on; resolves with the resume offset. */
+  async attach(link: Link, streamId: number): Promise<number> {
+    this.link = link;
+    this.streamId = streamId;
+    this.lastActivity = Date.now();
+    // Chunks from the old link may still be on their way to the sink: report what is written.
+    await this.tail;
+    this.received = this.written;
+    this.lastGapNack = -1;
+    return this.written;
+  }
+
+  /** Sends OPENED on the attached link (and RESULT right after when already complete). */
+  sendOpened(offset: number): void {
+    this.reply(TrainingKind.OPENED, encodeOpened(this.id, offset, this.stateValue === 'completed'));
+    if (this.stateValue === 'completed' && this.resultSha) this.reply(TrainingKind.RESULT, encodeResult(this.id, this.resultSha));
+  }
+
+  onChunk(link: Link, offset: number, crc: number, data: Buffer): void {
+    if (link !== this.link || this.finished) return;
+    this.lastActivity = Date.now();
+    if (offset < this.received) return; // a duplicate after a rewind
+    if (offset > this.received) {
+      if (this.lastGapNack !== this.received) {
+        this.lastGapNack = this.received;
+        this.reply(TrainingKind.NACK, encodeNack(this.id, this.received, NackReason.GAP));
+      }
+      return;
+    }
+    if (data.length === 0 || offset + data.length > this.opts.total) {
+      this.fail('INVALID_ARGUMENT', `chunk at ${offset} of ${data.length} bytes does not fit a ${this.opts.total}-byte tensor`);
+      return;
+    }
+    if (crc32(data) !== crc) {
+      this.corrupt++;
+      if (this.corrupt > this.opts.maxCorruptChunks) {
+        this.fail('DATA_LOSS', `${this.corrupt} chunks arrived corrupted (CRC-32 mismatch)`);
+        return;
+      }
+      // The resent chunk starts exactly here; anything already in flight behind it is a gap.
+      this.lastGapNack = this.received;
+      this.reply(TrainingKind.NACK, encodeNack(this.id, this.received, NackReason.BAD_CRC));
+      return;
+    }
+    if (this.received - this.written + data.length > this.opts.maxPendingBytes) {
+      this.fail('RESOURCE_EXHAUSTED', `sender exceeded the receive window (${this.opts.maxPendingBytes} bytes pending)`);
+      return;
+    }
+    this.opts.hash.update(data);
+    this.received += data.length;
+    this.lastGapNack = -1;
+    this.tail = this.tail.then(async () => {
+      if (this.finished) return;
+      try {
+        await this.opts.sink.write(offset, data);
+      } catch (err) {
+        this.fail(err instanceof TransferError ? err.status : 'INTERNAL', `writing to the ${this.opts.sinkKind} sink failed: ${(err as Error).message}`);
+        return;
+      }
+      this.written = offset + data.length;
+      this.reply(TrainingKind.ACK, encodeAck(this.id, this.written));
+      this.maybeVerify();
+    });
+  }
+
+  onFinish(link: Link, total: number, sha256: Buffer): void {
+    if (link !== this.link || this.finished) return;
+    this.lastActivity = Date.now();
+    if (total !== this.opts.total) {
+      this.fail('INVALID_ARGUMENT', `FINISH says ${total} bytes, OPEN said ${this.opts.total}`);
+      return;
+    }
+    this.expectedSha = sha256;
+    this.tail = this.tail.then(() => this.maybeVerify());
+  }
+
+  /** The sender cancelled: drop everything received. */
+  onCancel(reason: string): void {
+    if (this.finished) return;
+    this.stateValue = 'cancelled';
+    this.error = `cancelled by the sender: ${reason}`;
+    this.tail = this.tail.then(() => this.opts.sink.abort(this.error as string, false)).catch(() => {});
+    this.opts.onEnd(this);
+  }
+
+  /** Ends the transfer on this side without telling the sender (node shutdown, expiry). */
+  async drop(reason: string, keepPartial: boolean): Promise<void> {
+    if (this.finished) return;
+    this.stateValue = 'failed';
+    this.error = reason;
+    await this.tail;
+    await this.opts.sink.abort(reason, keepPartial).catch(() => {});
+    this.opts.onEnd(this);
+  }
+
+  summary(): TransferSummary {
+    return {
+      id: this.id,
+      direction: 'inbound',
+      peer: this.opts.from,
+      tensor: this.opts.tensor,
+      total: this.opts.total,
+      acked: this.written,
+      state: this.stateValue,
+      sink: this.opts.sinkKind,
+      ...(this.resultSha ? { sha256: this.resultSha } : {}),
+      ...(this.error !== undefined ? { error: this.error } : {}),
+    };
+  }
+
+  private maybeVerify(): void | Promise<void> {
+    if (this.verifying || this.finished || this.expectedSha === undefined || this.written !== this.opts.total) return;
+    this.verifying = true;
+    const digest = this.opts.hash.digest();
+    if (!digest.equals(this.expectedSha)) {
+      this.fail('DATA_LOSS', `sha256 mismatch: received ${digest.toString('hex')}, sender says ${this.expectedSha.toString('hex')}`);
+      return;
+    }
+    return this.opts.sink.complete(digest).then(
+      () => {
+        this.stateValue = 'completed';
+        this.resultSha = digest;
+        this.reply(TrainingKind.RESULT, encodeResult(this.id, digest));
+        this.opts.onEnd(this);
+      },
+      (err: unknown) => this.fail(err instanceof TransferError ? err.status : 'INTERNAL', `completing the ${this.opts.sinkKind} sink failed: ${(err as Error).message}`),
+    );
+  }
+
+  private fail(status: TransferStatusCode, message: string): void {
+    if (this.finished) return;
+    this.stateValue = 'failed';
+    this.error = message;
+    this.reply(TrainingKind.ERROR, encodeError(this.id, status, message));
+    // A failed tensor is dropped: the sender must push it again (a resume would repeat the failure).
+    void this.opts.sink.abort(message, false).catch(() => {});
+    this.opts.onEnd(this);
+  }
+
+  private reply(kind: number, body: Buffer): void {
+    sendIfOpen(this.link, { cls: 'control', kind, streamId: this.streamId, body });
+  }
+}

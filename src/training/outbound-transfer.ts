@@ -1,0 +1,472 @@
+// The sending side of one tensor transfer. The producer (a gRPC Push stream or an in-process
+// caller) writes chunks in order; they wait in a bounded window until the peer acknowledges them
+// (written to its sink), so a broken link resumes from the last acknowledged offset without
+// asking the producer for anything again. The peer checks a CRC-32 per chunk (NACK -> resend)
+// and the SHA-256 of the whole tensor at the end.
+import { EventEmitter } from 'node:events';
+import { crc32 } from 'node:zlib';
+import { RingQueue } from '../scheduler/ring-queue.ts';
+import type { Link } from '../transport/types.ts';
+import { TransferError } from './errors.ts';
+import {
+  NackReason,
+  TrainingKind,
+  encodeCancel,
+  encodeChunkHeader,
+  encodeFinish,
+  encodeOpen,
+  type PeerMessage,
+} from './peer-messages.ts';
+import { sendIfOpen } from './safe-send.ts';
+import type { Sink, TensorMeta } from './tensor-meta.ts';
+import type { TransferState, TransferSummary } from './transfer-state.ts';
+
+export interface LinkSource {
+  get(deadline: number, signal?: AbortSignal): Promise<Link>;
+}
+
+export interface OutboundTransferOptions {
+  id: string;
+  peer: string;
+  fromNode: string;
+  tensor: TensorMeta;
+  total: number;
+  sink: Sink;
+  /** Continue a transfer the peer already knows (offset comes from the peer). */
+  resume: boolean;
+  /** Fair-sharing flow of this transfer on the link (DRR inside the training class). */
+  flow: number;
+  streamId: number;
+  tenant?: number;
+  windowBytes: number;
+  maxChunkBytes: number;
+  /** How long to keep redialing a lost peer before failing with UNAVAILABLE. */
+  resumeTimeoutMs: number;
+  /** Corrupted chunks tolerated before the transfer fails with DATA_LOSS. */
+  maxCorruptChunks: number;
+  links: LinkSource;
+  /**
+   * Fault injection for tests and drills: when it returns true for a chunk, a copy of the chunk
+   * with one byte flipped is sent (after its CRC was computed), as memory or a buggy NIC would.
+   */
+  corruptChunk?: (id: string, offset: number) => boolean;
+}
+
+export interface OutboundResult {
+  id: string;
+  total: number;
+  sha256: Buffer;
+  seconds: number;
+  resumes: number;
+  resentChunks: number;
+}
+
+interface WindowChunk {
+  offset: number;
+  data: Buffer;
+  crc: number;
+}
+
+/**
+ * Events: 'ack' (acked bytes), 'space' (), 'state' (TransferState), 'superseded' () when a
+ * resumed producer takes over from the current one.
+ */
+export class OutboundTransfer extends EventEmitter {
+  readonly id: string;
+  readonly accepted: Promise<number>;
+  readonly done: Promise<OutboundResult>;
+  private resolveAccepted!: (offset: number) => void;
+  private rejectAccepted!: (err: Error) => void;
+  private resolveDone!: (r: OutboundResult) => void;
+  private rejectDone!: (err: Error) => void;
+
+  private readonly window = new RingQueue<WindowChunk>(64);
+  private windowBytes = 0;
+  private producedUpTo = 0;
+  private acked = 0;
+  private sendPos = 0;
+  private finishSha: Buffer | undefined;
+  private finishSent = false;
+  private offsetKnown: boolean;
+  private link: Link | undefined;
+  private linkReady = false;
+  private stateValue: TransferState = 'connecting';
+  private failure: Error | undefined;
+  private resultSha: Buffer | undefined;
+  private readonly startedAt = Date.now();
+  private downSince = Date.now();
+  private everOpened = false;
+  private resumes = 0;
+  private resentChunks = 0;
+  private corruptChunks = 0;
+  private readonly abort = new AbortController();
+  /** Date.now() of the last message from the peer about this transfer (stall detection). */
+  lastPeerActivity = Date.now();
+
+  constructor(readonly opts: OutboundTransferOptions) {
+    super();
+    this.id = opts.id;
+    this.offsetKnown = !opts.resume;
+    this.accepted = new Promise((res, rej) => {
+      this.resolveAccepted = res;
+      this.rejectAccepted = rej;
+    });
+    this.done = new Promise((res, rej) => {
+      this.resolveDone = res;
+      this.rejectDone = rej;
+    });
+    // Callers may observe only one of the two; neither rejection is allowed to go unhandled.
+    this.accepted.catch(() => {});
+    this.done.catch(() => {});
+  }
+
+  get state(): TransferState {
+    return this.stateValue;
+  }
+
+  get ackedBytes(): number {
+    return this.acked;
+  }
+
+  /** Bytes the producer has handed over so far (where its next chunk starts). */
+  get producedBytes(): number {
+    return this.producedUpTo;
+  }
+
+  get finished(): boolean {
+    return this.stateValue === 'completed' || this.stateValue === 'failed' || this.stateValue === 'cancelled';
+  }
+
+  get currentLink(): Link | undefined {
+    return this.link;
+  }
+
+  /** Whether a producer (a Push stream) is feeding this transfer; a resume may attach a new one. */
+  producerAttached = false;
+
+  /** True while the window has room for another chunk. */
+  get hasSpace(): boolean {
+    return this.windowBytes < this.opts.windowBytes;
+  }
+
+  /** Starts connecting to the peer; the transfer then runs on its own. */
+  start(): void {
+    void this.connect();
+  }
+
+  waitForSpace(): Promise<void> {
+    if (this.hasSpace || this.finished) return this.failure ? Promise.reject(this.failure) : Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const onSpace = () => {
+        this.off('state', onState);
+        resolve();
+      };
+      const onState = () => {
+        if (!this.finished) return;
+        this.off('space', onSpace);
+        this.off('state', onState);
+        if (this.failure) reject(this.failure);
+        else resolve();
+      };
+      this.once('space', onSpace);
+      this.on('state', onState);
+    });
+  }
+
+  /** Hands the next chunk over. Throws TransferError on a protocol violation by the producer. */
+  write(offset: number, data: Buffer): void {
+    if (this.failure) throw this.failure;
+    if (this.finished) throw new TransferError('FAILED_PRECONDITION', `transfer ${this.id} is already ${this.stateValue}`);
+    if (!this.offsetKnown) throw new TransferError('FAILED_PRECONDITION', `transfer ${this.id}: wait for the accepted offset before sending chunks of a resumed transfer`);
+    if (offset !== this.producedUpTo) throw new TransferError('INVALID_ARGUMENT', `transfer ${this.id}: chunk at offset ${offset}, expected ${this.producedUpTo}`);
+    if (data.length === 0 || data.length > this.opts.maxChunkBytes) {
+      throw new TransferError('INVALID_ARGUMENT', `transfer ${this.id}: chunk of ${data.length} bytes; chunks carry 1 to ${this.opts.maxChunkBytes} bytes`);
+    }
+    if (offset + data.length > this.opts.total) {
+      throw new TransferError('INVALID_ARGUMENT', `transfer ${this.id}: chunk ends at ${offset + data.length}, past total_bytes ${this.opts.total}`);
+    }
+    if (this.windowBytes >= this.opts.windowBytes + 4 * this.opts.maxChunkBytes) {
+      throw new TransferError('RESOURCE_EXHAUSTED', `transfer ${this.id}: the producer ignored flow control (${this.windowBytes} unacknowledged bytes)`);
+    }
+    this.window.push({ offset, data, crc: crc32(data) });
+    this.windowBytes += data.length;
+    this.producedUpTo += data.length;
+    this.pump();
+  }
+
+  /** The producer is done: `sha256` is the digest of the whole tensor, checked by the peer. */
+  finish(sha256: Buffer): void {
+    if (this.failure) throw this.failure;
+    if (sha256.length !== 32) throw new TransferError('INVALID_ARGUMENT', `transfer ${this.id}: sha256 must be 32 bytes, got ${sha256.length}`);
+    if (this.producedUpTo !== this.opts.total) {
+      throw new TransferError('INVALID_ARGUMENT', `transfer ${this.id}: finish after ${this.producedUpTo} of ${this.opts.total} bytes`);
+    }
+    if (this.finishSha !== undefined && !this.finishSha.equals(sha256)) {
+      throw new TransferError('INVALID_ARGUMENT', `transfer ${this.id}: finish with a different sha256 than before`);
+    }
+    this.finishSha = Buffer.from(sha256);
+    this.pump();
+  }
+
+  cancel(reason: string): void {
+    if (this.finished) return;
+    sendIfOpen(this.link, { cls: 'training', kind: TrainingKind.CANCEL, streamId: this.opts.streamId, flow: this.opts.flow, tenant: this.opts.tenant ?? 0, body: encodeCancel(this.id, reason) });
+    this.end('cancelled', new TransferError('CANCELLED', `transfer ${this.id} cancelled: ${reason}`));
+  }
+
+  /** Fails the transfer from outside (node shutdown, stall). */
+  fail(err: TransferError): void {
+    this.end('failed', err);
+  }
+
+  /** The link carrying this transfer went down: resume on a new one. */
+  onLinkDown(link: Link): void {
+    if (link !== this.link || this.finished) return;
+    // The resume deadline runs from the last time the peer accepted the transfer, so a peer
+    // that keeps dropping the link before OPENED cannot keep the transfer alive forever.
+    if (this.linkReady || !this.everOpened) this.downSince = Date.now();
+    this.link = undefined;
+    this.linkReady = false;
+    this.resumes++;
+    this.setState('resuming');
+    void this.connect();
+  }
+
+  /** The link accepts more bytes again. */
+  onLinkDrain(link: Link): void {
+    if (link === this.link) this.pump();
+  }
+
+  onPeerMessage(msg: PeerMessage, link: Link): void {
+    if (this.finished || link !== this.link) return;
+    this.lastPeerActivity = Date.now();
+    switch (msg.kind) {
+      case TrainingKind.OPENED:
+        this.onOpened(msg.offset, msg.completed);
+        break;
+      case TrainingKind.ACK:
+        this.onAck(msg.acked);
+        break;
+      case TrainingKind.NACK:
+        this.onNack(msg.expected, msg.reason);
+        break;
+      case TrainingKind.RESULT:
+        this.onResult(msg.sha256);
+        break;
+      case TrainingKind.ERROR:
+        this.end('failed', new TransferError(msg.status, `peer "${this.opts.peer}": ${msg.message}`));
+        break;
+      default:
+        break;
+    }
+  }
+
+  summary(): TransferSummary {
+    return {
+      id: this.id,
+      direction: 'outbound',
+      peer: this.opts.peer,
+      tensor: this.opts.tensor,
+      total: this.opts.total,
+      acked: this.acked,
+      state: this.stateValue,
+      sink: this.opts.sink,
+      ...(this.resultSha ? { sha256: this.resultSha } : {}),
+      ...(this.failure ? { error: this.failure.message } : {}),
+    };
+  }
+
+  /** Dials (or redials) the peer and sends OPEN; OPENED continues in onOpened. */
+  private async connect(): Promise<void> {
+    const deadline = this.downSince + this.opts.resumeTimeoutMs;
+    let link: Link;
+    for (;;) {
+      try {
+        link = await this.opts.links.get(deadline, this.abort.signal);
+      } catch (err) {
+        if (!this.finished) {
+          this.end('failed', err instanceof TransferError ? err : new TransferError('UNAVAILABLE', `peer "${this.opts.peer}": ${(err as Error).message}`, { cause: err }));
+        }
+        return;
+      }
+      if (this.finished) return;
+      // A link that closed before we could watch it would never report 'close' to us.
+      if (!link.closed) break;
+    }
+    this.link = link;
+    this.linkReady = false;
+    this.lastPeerActivity = Date.now();
+    // After the first OPENED the peer knows the transfer: every reopen is a resume.
+    const resume = this.opts.resume || this.resumes > 0 || this.producedUpTo > 0;
+    const body = encodeOpen({ id: this.id, total: this.opts.total, sink: this.opts.sink, resume, from: this.opts.fromNode, tensor: this.opts.tensor });
+    sendIfOpen(link, { cls: 'control', kind: TrainingKind.OPEN, streamId: this.opts.streamId, tenant: this.opts.tenant ?? 0, body });
+  }
+
+  private onOpened(offset: number, completed: boolean): void {
+    if (completed) {
+      // The peer already verified the whole tensor (our RESULT was lost with the old link); it
+      // sends RESULT right after OPENED.
+      this.acked = this.opts.total;
+      this.setState('verifying');
+      return;
+    }
+    if (!this.offsetKnown) {
+      // A resumed transfer this node did not hold: the peer's offset is where the producer starts.
+      this.offsetKnown = true;
+      this.producedUpTo = offset;
+      this.acked = offset;
+    }
+    if (offset < this.acked) {
+      this.end('failed', new TransferError('ABORTED', `peer "${this.opts.peer}" has ${offset} of the ${this.acked} acknowledged bytes of transfer ${this.id} (its copy was lost); push again with resume to continue from its offset`));
+      return;
+    }
+    if (offset > this.producedUpTo) {
+      this.end('failed', new TransferError('INTERNAL', `peer "${this.opts.peer}" claims ${offset} bytes of transfer ${this.id}, more than the ${this.producedUpTo} sent`));
+      return;
+    }
+    this.dropAcked(offset);
+    this.acked = offset;
+    this.sendPos = offset;
+    this.finishSent = false;
+    this.linkReady = true;
+    this.everOpened = true;
+    this.setState('sending');
+    this.resolveAccepted(offset);
+    this.pump();
+    this.emit('ack', this.acked);
+    if (this.hasSpace) this.emit('space');
+  }
+
+  private onAck(acked: number): void {
+    if (acked <= this.acked) return;
+    if (acked > this.sendPos) {
+      this.end('failed', new TransferError('INTERNAL', `peer "${this.opts.peer}" acknowledged ${acked} bytes of transfer ${this.id}, more than the ${this.sendPos} sent`));
+      return;
+    }
+    this.dropAcked(acked);
+    this.acked = acked;
+    if (acked === this.opts.total && this.finishSent) this.setState('verifying');
+    this.emit('ack', acked);
+    if (this.hasSpace) this.emit('space');
+  }
+
+  private onNack(expected: number, reason: number): void {
+    if (expected < this.acked) {
+      this.end('failed', new TransferError('ABORTED', `peer "${this.opts.peer}" asks for offset ${expected} of transfer ${this.id}, below the ${this.acked} bytes it acknowledged`));
+      return;
+    }
+    if (expected >= this.sendPos) return; // stale: already re-sent from there
+    if (reason === NackReason.BAD_CRC) {
+      this.corruptChunks++;
+      if (this.corruptChunks > this.opts.maxCorruptChunks) {
+        this.end('failed', new TransferError('DATA_LOSS', `transfer ${this.id}: ${this.corruptChunks} chunks arrived corrupted at peer "${this.opts.peer}"; giving up`));
+        return;
+      }
+    }
+    this.resentChunks++;
+    this.sendPos = expected;
+    this.pump();
+  }
+
+  private onResult(sha256: Buffer): void {
+    if (this.finishSha === undefined) {
+      this.end('failed', new TransferError('INTERNAL', `peer "${this.opts.peer}" reported transfer ${this.id} complete before it was finished`));
+      return;
+    }
+    if (!sha256.equals(this.finishSha)) {
+      this.end('failed', new TransferError('DATA_LOSS', `transfer ${this.id}: peer computed sha256 ${sha256.toString('hex')}, expected ${this.finishSha.toString('hex')}`));
+      return;
+    }
+    this.acked = this.opts.total;
+    this.resultSha = sha256;
+    this.window.clear();
+    this.windowBytes = 0;
+    this.setState('completed');
+    this.abort.abort();
+    this.resolveDone({
+      id: this.id,
+      total: this.opts.total,
+      sha256,
+      seconds: (Date.now() - this.startedAt) / 1000,
+      resumes: this.resumes,
+      resentChunks: this.resentChunks,
+    });
+  }
+
+  /** Sends window chunks from sendPos while the link takes them, then FINISH once all went. */
+  private pump(): void {
+    const link = this.link;
+    if (!this.linkReady || link === undefined || link.closed) return;
+    let i = this.indexOf(this.sendPos);
+    while (this.sendPos < this.producedUpTo) {
+      const chunk = this.window.at(i);
+      if (chunk === undefined) break;
+      const skip = this.sendPos - chunk.offset;
+      const data = skip === 0 ? chunk.data : chunk.data.subarray(skip);
+      const crc = skip === 0 ? chunk.crc : crc32(data);
+      const wire = this.opts.corruptChunk?.(this.id, this.sendPos) ? flipOneByte(data) : data;
+      let ok: boolean;
+      try {
+        ok = link.send({
+          cls: 'training',
+          kind: TrainingKind.CHUNK,
+          streamId: this.opts.streamId,
+          flow: this.opts.flow,
+          tenant: this.opts.tenant ?? 0,
+          body: [encodeChunkHeader(this.id, this.sendPos, crc), wire],
+        });
+      } catch {
+        return; // the link just closed: its 'close' starts the resume
+      }
+      this.sendPos += data.length;
+      i++;
+      if (!ok) return; // the link queue is full: resume on its 'drain'
+    }
+    if (this.sendPos === this.opts.total && this.finishSha !== undefined && !this.finishSent) {
+      this.finishSent = true;
+      sendIfOpen(link, { cls: 'training', kind: TrainingKind.FINISH, streamId: this.opts.streamId, flow: this.opts.flow, tenant: this.opts.tenant ?? 0, body: encodeFinish(this.id, this.opts.total, this.finishSha) });
+      if (this.acked === this.opts.total) this.setState('verifying');
+    }
+  }
+
+  /** Index in the window of the chunk holding byte `offset`. */
+  private indexOf(offset: number): number {
+    for (let i = 0; i < this.window.length; i++) {
+      const c = this.window.at(i) as WindowChunk;
+      if (offset < c.offset + c.data.length) return i;
+    }
+    return this.window.length;
+  }
+
+  private dropAcked(upTo: number): void {
+    for (let c = this.window.peek(); c !== undefined && c.offset + c.data.length <= upTo; c = this.window.peek()) {
+      this.window.shift();
+      this.windowBytes -= c.data.length;
+    }
+  }
+
+  private setState(s: TransferState): void {
+    if (this.stateValue === s) return;
+    this.stateValue = s;
+    this.emit('state', s);
+  }
+
+  private end(state: 'failed' | 'cancelled', err: Error): void {
+    if (this.finished) return;
+    this.failure = err;
+    this.window.clear();
+    this.windowBytes = 0;
+    this.linkReady = false;
+    this.abort.abort();
+    this.rejectAccepted(err);
+    this.rejectDone(err);
+    this.setState(state);
+  }
+}
+
+function flipOneByte(data: Buffer): Buffer {
+  const copy = Buffer.from(data);
+  const at = copy.length >> 1;
+  copy[at] = (copy[at] as number) ^ 0x5a;
+  return copy;
+}

@@ -1,0 +1,119 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import fc from 'fast-check';
+import { BandwidthEstimator } from '../../src/scheduler/bandwidth-estimator.ts';
+import { BulkShareController } from '../../src/scheduler/bulk-share.ts';
+import { chunkSizeFor } from '../../src/scheduler/chunk-size.ts';
+import { TokenBucket } from '../../src/scheduler/token-bucket.ts';
+
+test('the bulk share stays within [minShare, 1] whatever latency it sees', () => {
+  fc.assert(
+    fc.property(
+      fc.double({ min: 0.01, max: 1, noNaN: true }),
+      fc.array(fc.tuple(fc.integer({ min: 0, max: 500 }), fc.oneof(fc.double({ min: 0, max: 100, noNaN: true }), fc.constant(Number.NaN))), { maxLength: 300 }),
+      (minShare, steps) => {
+        const c = new BulkShareController({ targetMs: 5, minShare });
+        let t = 0;
+        for (const [dt, p99] of steps) {
+          t += dt;
+          const before = c.share;
+          const action = c.update(p99, t);
+          assert.ok(c.share >= minShare - 1e-12 && c.share <= 1, `share ${c.share}`);
+          if (action === 'decrease') assert.ok(c.share < before && p99 > 4);
+          if (action === 'increase') assert.ok(c.share > before && !(p99 >= 2.5));
+          if (action === 'hold') assert.equal(c.share, before);
+        }
+      },
+    ),
+  );
+});
+
+test('AIMD cuts multiplicatively under pressure and grows back additively', () => {
+  const c = new BulkShareController({ targetMs: 5, minShare: 0.1, decrease: 0.5, increase: 0.1, increaseIntervalMs: 100, decreaseIntervalMs: 200 });
+  assert.equal(c.update(6, 0), 'decrease');
+  assert.equal(c.share, 0.5);
+  assert.equal(c.update(6, 100), 'hold', 'a second cut waits for the decrease interval');
+  assert.equal(c.update(6, 200), 'decrease');
+  assert.equal(c.share, 0.25);
+  for (let t = 400; t < 2000; t += 200) c.update(9, t);
+  assert.equal(c.share, 0.1, 'never below the minimum share');
+  assert.equal(c.update(3, 2100), 'hold', 'between the water marks: hold');
+  assert.equal(c.update(1, 2200), 'increase');
+  assert.ok(Math.abs(c.share - 0.2) < 1e-9);
+  for (let t = 2300; t < 4000; t += 100) c.update(Number.NaN, t);
+  assert.equal(c.share, 1, 'no inference traffic: bulk gets the link back');
+});
+
+test('bad AIMD options are refused', () => {
+  assert.throws(() => new BulkShareController({ targetMs: 5, minShare: 0 }), /minShare must be in \(0, 1\]/);
+  assert.throws(() => new BulkShareController({ targetMs: 0, minShare: 0.1 }), /targetMs must be > 0/);
+  assert.throws(() => new BulkShareController({ targetMs: 5, minShare: 0.1, lowWater: 0.9, highWater: 0.8 }), /lowWater/);
+});
+
+test('token bucket paces to its rate over time', () => {
+  fc.assert(
+    fc.property(fc.integer({ min: 1000, max: 10_000_000 }), fc.integer({ min: 1, max: 65536 }), (rate, chunk) => {
+      const burst = Math.max(chunk, 4096);
+      const b = new TokenBucket(rate, burst, 0);
+      let t = 0;
+      let sent = 0;
+      for (let i = 0; i < 200; i++) {
+        const wait = b.take(chunk, t);
+        if (wait === 0) sent += chunk;
+        else t += wait;
+      }
+      // Sent bytes never exceed the initial burst plus what the rate allows in the elapsed time.
+      assert.ok(sent <= burst + (rate * t) / 1000 + chunk, `sent ${sent} t ${t}`);
+    }),
+  );
+  const unpaced = new TokenBucket(Infinity, 1, 0);
+  assert.equal(unpaced.take(1e9, 0), 0);
+});
+
+test('token bucket lets an item bigger than the burst through once full', () => {
+  const b = new TokenBucket(1000, 100, 0);
+  assert.equal(b.take(500, 0), 0);
+  assert.ok(b.take(10, 0) > 0);
+  // The balance is -400 after the big item: 400 ms later it is 0, and 100 bytes need 100 ms more.
+  assert.ok(Math.abs(b.take(100, 400) - 100) < 1e-6);
+  assert.equal(b.take(100, 500), 0);
+  b.configure(2000, 100, 500);
+  assert.equal(b.rate, 2000);
+});
+
+test('chunk size follows bandwidth x latency budget, aligned and bounded', () => {
+  fc.assert(
+    fc.property(
+      fc.double({ min: 1, max: 1e11, noNaN: true }),
+      fc.double({ min: 0.1, max: 100, noNaN: true }),
+      fc.integer({ min: 1024, max: 65536 }),
+      fc.integer({ min: 0, max: 16 * 1024 * 1024 }),
+      (bw, target, min, extra) => {
+        const opts = { latencyTargetMs: target, minBytes: min, maxBytes: min + extra };
+        const size = chunkSizeFor(bw, opts);
+        assert.ok(size >= opts.minBytes && size <= opts.maxBytes);
+        // One chunk takes at most budgetFraction of the target when not clamped up to the minimum.
+        if (size > opts.minBytes) assert.ok((size / bw) * 1000 <= target * 0.1 + 1e-9);
+        assert.ok(chunkSizeFor(bw * 2, opts) >= size, 'monotone in bandwidth');
+        assert.ok(chunkSizeFor(bw, { ...opts, latencyTargetMs: target * 2 }) >= size, 'monotone in target');
+      },
+    ),
+  );
+  assert.equal(chunkSizeFor(0, { latencyTargetMs: 5, minBytes: 16384, maxBytes: 1 << 20 }), 16384);
+  // 1 GB/s and a 5 ms target: 0.5 ms of wire time, 500 kB, rounded down to 4 KiB.
+  assert.equal(chunkSizeFor(1e9, { latencyTargetMs: 5, minBytes: 16384, maxBytes: 1 << 20 }), 122 * 4096);
+});
+
+test('bandwidth estimator measures busy intervals only', () => {
+  const e = new BandwidthEstimator({ alpha: 1, minIntervalMs: 10 });
+  e.onBusyDrain(0, 0);
+  e.onBusyDrain(5_000_000, 5);
+  assert.equal(e.bytesPerSec, 0, 'interval too short for a sample');
+  e.onBusyDrain(5_000_000, 10);
+  assert.equal(e.bytesPerSec, 1e9);
+  e.onIdle();
+  e.onBusyDrain(1, 1000); // after idle time: starts a fresh interval, no sample over the gap
+  assert.equal(e.bytesPerSec, 1e9);
+  e.onBusyDrain(1_000_000, 1010);
+  assert.equal(e.bytesPerSec, 1e8);
+});
