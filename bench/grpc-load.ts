@@ -30,18 +30,24 @@ export class RawGrpcClient {
   }
 }
 
-export async function closedLoop(client: RawGrpcClient, path: string, body: Buffer, concurrency: number, durationMs: number): Promise<number> {
+export async function closedLoop(
+  client: RawGrpcClient,
+  path: string,
+  body: Buffer,
+  concurrency: number,
+  durationMs: number,
+): Promise<{ perSecond: number; calls: number }> {
   const until = performance.now() + durationMs;
-  let done = 0;
+  let calls = 0;
   const worker = async (): Promise<void> => {
     while (performance.now() < until) {
       await client.call(path, body);
-      done++;
+      calls++;
     }
   };
   const t0 = performance.now();
   await Promise.all(Array.from({ length: concurrency }, worker));
-  return done / ((performance.now() - t0) / 1000);
+  return { perSecond: calls / ((performance.now() - t0) / 1000), calls };
 }
 
 export interface LatencyResult {

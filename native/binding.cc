@@ -17,6 +17,7 @@
 #include "verbs/device.h"
 #include "verbs/error.h"
 #endif
+#include "runtime/malloc_tuning.h"
 
 namespace {
 
@@ -485,6 +486,17 @@ void Init(Napi::Env env, Napi::Object exports) {
 #endif  // SLUICE_WITH_VERBS
 // ============================================================================================
 
+// tuneMalloc(mmapThreshold, trimThreshold) -> boolean (see native/runtime/malloc_tuning.h).
+Napi::Value TuneMalloc(const Napi::CallbackInfo& info) {
+  assert(info.Length() == 2);
+  const double mmap_threshold = info[0].As<Napi::Number>().DoubleValue();
+  const double trim_threshold = info[1].As<Napi::Number>().DoubleValue();
+  assert(mmap_threshold >= 0 && trim_threshold >= 0);
+  const bool applied = sluice::runtime::TuneMallocForLargeBuffers(static_cast<size_t>(mmap_threshold),
+                                                                   static_cast<size_t>(trim_threshold));
+  return Napi::Boolean::New(info.Env(), applied);
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("abiVersion", Napi::Number::New(env, 1));
 #ifdef SLUICE_WITH_VERBS
@@ -494,6 +506,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("withVerbs", Napi::Boolean::New(env, false));
 #endif
   exports.Set("AeadContext", AeadContext::Define(env));
+  exports.Set("tuneMalloc", Napi::Function::New(env, TuneMalloc, "tuneMalloc"));
   return exports;
 }
 

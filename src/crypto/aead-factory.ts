@@ -22,5 +22,5 @@ export function defaultAeadFactory(): AeadFactory {
 
 /** Which implementation defaultAeadFactory() gives, for logs and benchmark tables. */
 export function defaultAeadName(): string {
-  return 'node:crypto';
+  return 'native addon';
 }

@@ -20,11 +20,11 @@ import type { HandshakeResult } from './handshake.ts';
 import type { ResolvedLinkTuning } from './link-tuning.ts';
 import { toQueuedMessage } from './outbound-message.ts';
 import { SealRing } from './seal-ring.ts';
+import type { ByteInput } from './socket-input.ts';
 import type { InboundMessage, Link, LinkCloseInfo, LinkStats, OutboundMessage, SegmentName } from './types.ts';
 
 /** Bytes sealed per turn of the event loop before yielding, so receiving is never starved. */
 const PUMP_BYTES_PER_TURN = 4 * 1024 * 1024;
-const SEAL_AHEAD_BYTES = Number(process.env.SEAL_AHEAD ?? 1024 * 1024);
 /** Frames at least this big are sealed into the link's ring; smaller ones into fresh buffers. */
 const RING_MIN_FRAME = 16 * 1024;
 /** After the close frame (or a fatal error), how long the peer gets to end its side. */
@@ -32,6 +32,8 @@ const TEARDOWN_GRACE_MS = 1000;
 
 export interface TcpLinkInit {
   socket: Socket;
+  /** Where the socket's bytes arrive (see socket-input.ts). */
+  input: ByteInput;
   segment: SegmentName;
   role: LinkRole;
   handshake: HandshakeResult;
@@ -51,6 +53,7 @@ export class TcpLink extends EventEmitter implements Link {
   readonly role: LinkRole;
 
   readonly #socket: Socket;
+  readonly #input: ByteInput;
   readonly #tuning: ResolvedLinkTuning;
   readonly #sealer: FrameSealer;
   readonly #receiver: FrameReceiver;
@@ -81,6 +84,7 @@ export class TcpLink extends EventEmitter implements Link {
     super();
     const { socket, handshake, tuning } = init;
     this.#socket = socket;
+    this.#input = init.input;
     this.#tuning = tuning;
     this.segment = init.segment;
     this.role = init.role;
@@ -102,7 +106,7 @@ export class TcpLink extends EventEmitter implements Link {
     secrets.receive.fill(0);
     this.#scheduler = tuning.scheduler({ frameBytes: tuning.frameBytes });
     const largestFrame = frameBytes(Math.max(...Object.values(tuning.frameBytes)));
-    this.#ring = new SealRing(SEAL_AHEAD_BYTES + 2 * largestFrame);
+    this.#ring = new SealRing(tuning.sealAheadBytes + 2 * largestFrame);
     this.#closed = new Promise((resolve) => {
       this.#resolveClosed = resolve;
     });
@@ -116,14 +120,19 @@ export class TcpLink extends EventEmitter implements Link {
     // Start reading on the next turn, so whoever receives this link can attach 'message' first.
     setImmediate(() => {
       if (this.#state === 'closed' || this.#info?.by === 'peer' || this.#info?.by === 'error') return;
-      socket.on('data', this.#onData);
       if (handshake.leftover !== undefined) this.#onData(handshake.leftover);
+      this.#input.attach(this.#onData, () => this.#receiver.retainedBytes);
       if (!this.#paused) socket.resume();
     });
   }
 
   get closed(): boolean {
     return this.#state !== 'open';
+  }
+
+  /** True when reads land in reusable buffers (see socket-input.ts), not Node's per-read buffers. */
+  get zeroCopyReads(): boolean {
+    return this.#input.zeroCopy;
   }
 
   /** Resolves when the link has closed and released its socket. */
@@ -214,7 +223,7 @@ export class TcpLink extends EventEmitter implements Link {
   };
 
   /**
-   * Writes one sealed frame; false once the socket holds `sealAhead` bytes not yet taken by
+   * Writes one sealed frame; false once the socket holds sealAheadBytes not yet taken by
    * the kernel (then wait for its 'drain'). Sealing a little ahead keeps the kernel's buffer
    * fed while the next frames are sealed; keeping it small keeps urgent frames near the front.
    */
@@ -223,7 +232,7 @@ export class TcpLink extends EventEmitter implements Link {
     this.#bytesSent += frame.byteLength;
     if (inRing) this.#socket.write(frame, this.#releaseRing);
     else this.#socket.write(frame);
-    if (this.#socket.writableLength < SEAL_AHEAD_BYTES) return true;
+    if (this.#socket.writableLength < this.#tuning.sealAheadBytes) return true;
     this.#socketBlocked = true;
     return false;
   }
@@ -333,8 +342,7 @@ export class TcpLink extends EventEmitter implements Link {
   /** Ignores whatever else arrives, but keeps reading so the peer's end of stream is seen. */
   #stopReading(): void {
     this.#receiver.stop();
-    this.#socket.off('data', this.#onData);
-    this.#socket.on('data', discard);
+    this.#input.attach(discard);
     this.#socket.resume();
   }
 
@@ -407,8 +415,7 @@ export class TcpLink extends EventEmitter implements Link {
     this.#dropQueued();
     this.#sealer.destroy();
     this.#receiver.destroy();
-    this.#socket.off('data', this.#onData);
-    this.#socket.off('data', discard);
+    this.#input.attach(discard);
     const info = this.#info;
     this.emit('close', info);
     this.#resolveClosed();

@@ -71,6 +71,11 @@ export class FrameReceiver {
     return this.#decoder.midFrame;
   }
 
+  /** Bytes of the pushed chunks still referenced (not yet consumed): the caller must not reuse them. */
+  get retainedBytes(): number {
+    return this.#decoder.bufferedBytes;
+  }
+
   /** Memory held: decoder buffers plus partly received messages. */
   get heldBytes(): number {
     return this.#decoder.bufferedBytes + this.#decoder.scratchBytes + this.#reassembler.pendingBytes;

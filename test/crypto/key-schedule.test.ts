@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { createCipheriv, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { describe, test } from 'node:test';
 import { nodeCryptoAeadFactory } from '../../src/crypto/aead-factory.ts';
 import { checkKeyLimits } from '../../src/crypto/key-limits.ts';
@@ -12,7 +12,6 @@ import {
   transcriptHash,
   type HandshakeInputs,
 } from '../../src/crypto/key-schedule.ts';
-import { NodeCryptoAead } from '../../src/crypto/node-aead.ts';
 import { NonceSequence } from '../../src/crypto/nonce-sequence.ts';
 import { TrafficKeys } from '../../src/crypto/traffic-keys.ts';
 
@@ -116,41 +115,4 @@ describe('traffic keys', () => {
     assert.throws(() => checkKeyLimits({ maxFramesPerKey: 1, maxBytesPerKey: 2 ** 30 }), /maxFramesPerKey/);
     assert.throws(() => checkKeyLimits({ maxFramesPerKey: 10, maxBytesPerKey: 2 ** 37 }), /maxBytesPerKey must be an integer in \[4096, 2\^36\]/);
   });
-});
-
-describe('node:crypto AEAD', () => {
-  // AES-256-GCM test cases 13 and 14 of McGrew & Viega, "The Galois/Counter Mode of Operation".
-  test('known answers', () => {
-    const a = new NodeCryptoAead(Buffer.alloc(32));
-    const nonce = Buffer.alloc(12);
-    const empty = Buffer.alloc(16);
-    a.seal(nonce, Buffer.alloc(0), Buffer.alloc(0), empty);
-    assert.equal(empty.toString('hex'), '530f8afbc74536b9a963b4f1c4cb738b');
-    const out = Buffer.alloc(32);
-    a.seal(nonce, Buffer.alloc(0), Buffer.alloc(16), out);
-    assert.equal(out.toString('hex'), 'cea7403d4d606b6e074ec5d3baf39d18' + 'd0d1c8a799996bf0265b98b5d48ab919');
-  });
-
-  test('sealv equals seal of the concatenation and matches a one-shot cipher; open refuses tampering', () => {
-    const key = randomBytes(32);
-    const a = new NodeCryptoAead(key);
-    const nonce = randomBytes(12);
-    const aad = randomBytes(52);
-    const parts = [randomBytes(5), Buffer.alloc(0), randomBytes(70_000), randomBytes(1)];
-    const whole = Buffer.concat(parts);
-    const v = Buffer.alloc(whole.byteLength + 16);
-    const s = Buffer.alloc(whole.byteLength + 16);
-    a.sealv(nonce, aad, parts, v);
-    a.seal(nonce, aad, whole, s);
-    assert.ok(v.equals(s));
-    const c = createCipheriv('aes-256-gcm', key, nonce).setAAD(aad);
-    assert.ok(Buffer.concat([c.update(whole), c.final(), c.getAuthTag()]).equals(s));
-    const back = Buffer.alloc(whole.byteLength);
-    assert.equal(a.open(nonce, aad, s, back), true);
-    assert.ok(back.equals(whole));
-    s[3] = (s[3] as number) ^ 1;
-    assert.equal(a.open(nonce, aad, s, back), false);
-    assert.ok(back.equals(Buffer.alloc(whole.byteLength)), 'out must be zeroed on failure');
-  });
-  // Argument checks and destroy() are covered for every Aead in test/crypto/aes-gcm.test.ts.
 });
