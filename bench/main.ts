@@ -10,6 +10,7 @@ export type BenchSuite = (args: readonly string[]) => Promise<void>;
 export const suites: Readonly<Record<string, BenchSuite>> = {
   crypto: async (args) => (await import('./crypto.ts')).run(args),
   'transport-tcp': async (args) => (await import('./transport-tcp.ts')).run(args),
+  rdma: async (args) => (await import('./rdma.ts')).run(args),
   inference: async () => (await import('./inference.ts')).run(),
   security: async () => (await import('./security.ts')).run(),
 };
