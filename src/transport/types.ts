@@ -127,7 +127,7 @@ export interface Listener extends EventEmitter {
 export interface LinkTuning {
   /** send() returns false above this many queued bytes (default 8 MiB). */
   highWaterMark?: number;
-  /** Largest frame payload per class (default control 64 KiB, inference 256 KiB, training 256 KiB). */
+  /** Largest frame payload per class (default control 64 KiB, inference 256 KiB, training 256 KiB; 1 MiB on rdma). */
   frameBytes?: Partial<Record<TrafficClass, number>>;
   /** Bytes of partly received messages a link may hold (default 2 x maxMessageBytes, at least 64 MiB). */
   maxReassemblyBytes?: number;
