@@ -7,7 +7,7 @@ import type { SluiceConfig } from '../config/schema.ts';
 import { ConfigError } from '../config/load.ts';
 import { EgressService } from '../egress/egress-service.ts';
 import { UpstreamPool } from '../egress/upstream-pool.ts';
-import { GrpcIngress } from '../ingress/grpc-ingress.ts';
+import { Http2GrpcIngress } from '../ingress/http2-grpc-ingress.ts';
 import { HookChain, type IngressHook } from '../ingress/hooks.ts';
 import { HttpIngress } from '../ingress/http-ingress.ts';
 import { InferenceGateway } from '../ingress/inference-gateway.ts';
@@ -28,7 +28,7 @@ import { loadSegmentKey } from '../config/segment-key.ts';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { serveGrpcOverTls } from '../security/grpc-tls.ts';
+import { serveConnectionsOverTls } from '../security/grpc-tls.ts';
 import { startHttpsFront, type HttpsFront } from '../security/https-front.ts';
 import { egressTenantPolicy } from '../security/egress-policy.ts';
 import { securityIngressHook } from '../security/ingress-gate-hook.ts';
@@ -85,7 +85,7 @@ export class SluiceNode {
   private egress: EgressService | undefined;
   private peerLinks: PeerLinks | undefined;
   private gateway: InferenceGateway | undefined;
-  private grpc: GrpcIngress | undefined;
+  private grpc: Http2GrpcIngress | undefined;
   private http: HttpIngress | undefined;
   private readonly egressLinks = new Set<Link>();
   private security: SecurityRuntime | undefined;
@@ -300,7 +300,7 @@ export class SluiceNode {
         this.grpcHealth = new GrpcHealthService(this.health);
         const grpcHealth = this.grpcHealth;
         const sec = this.security;
-        this.grpc = new GrpcIngress({
+        this.grpc = new Http2GrpcIngress({
           ...common,
           host: l.host,
           port: l.port,
@@ -308,7 +308,7 @@ export class SluiceNode {
           maxResponseBytes: seg.maxMessageBytes,
           addServices: (server) => grpcHealth.addTo(server),
           ...(sec?.config.tls.enabled === true
-            ? { binder: (server, host, port) => serveGrpcOverTls(server, { name: 'grpc', host, port, tls: sec.config.tls, allowlist: sec.allowlist, events: sec }) }
+            ? { binder: (accept, host, port) => serveConnectionsOverTls(accept, { name: 'grpc', host, port, tls: sec.config.tls, allowlist: sec.allowlist, events: sec }) }
             : {}),
         });
         this.endpoints.grpc = `${l.host}:${await this.grpc.start()}`;
