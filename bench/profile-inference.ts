@@ -113,7 +113,7 @@ async function main(): Promise<void> {
     const traces: { name: string; child: ChildProcess; out: string }[] = [];
     if (process.env.SLUICE_PROFILE_STRACE === '1') {
       for (const name of ['ingress', 'egress'] as const) {
-        const child = spawn('strace', ['-c', '-f', '-p', String(pids[name])], { stdio: ['ignore', 'ignore', 'pipe'] });
+        const child = spawn('strace', [...(process.env.SLUICE_PROFILE_STRACE_ARGS ?? '-c').split(' '), '-f', '-p', String(pids[name])], { stdio: ['ignore', 'ignore', 'pipe'] });
         const t = { name, child, out: '' };
         child.stderr!.on('data', (d: Buffer) => (t.out += d.toString()));
         traces.push(t);

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
+import { unframe } from '../src/egress/http2-grpc-client.ts';
 import { framedMessage, GrpcDeframer, GrpcFramingError } from '../src/ingress/grpc-deframer.ts';
 import { parseGrpcTimeout } from '../src/ingress/grpc-timeout.ts';
 import { GrpcStatus } from '../src/kserve/status.ts';
@@ -98,4 +99,28 @@ test('grpc-timeout: 1-8 digits and a unit parse exactly; anything else is malfor
   assert.equal(parseGrpcTimeout(undefined), undefined);
   assert.equal(parseGrpcTimeout('123456789m'), null);
   assert.equal(parseGrpcTimeout(['1m', '2m']), null);
+});
+
+test('egress response unframing: the parts are the message whatever the chunking; bad frames are refused', () => {
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 400 }), fc.array(fc.nat(), { maxLength: 12 }), (msg, cuts) => {
+      const chunks = splitAt(framedMessage(Buffer.from(msg)), cuts).filter((c) => c.length > 0);
+      const r = unframe(chunks, msg.length + 5);
+      assert.ok(typeof r !== 'string', String(r));
+      assert.equal(r.length, msg.length);
+      assert.ok(Buffer.concat(r.parts as Buffer[]).equals(Buffer.from(msg)));
+    }),
+  );
+  fc.assert(
+    fc.property(fc.array(fc.uint8Array({ minLength: 1, maxLength: 40 }), { maxLength: 6 }), (arrays) => {
+      const chunks = arrays.map((a) => Buffer.from(a));
+      const received = chunks.reduce((n, c) => n + c.length, 0);
+      const r = unframe(chunks, received);
+      if (typeof r === 'string') return;
+      const all = Buffer.concat(chunks);
+      assert.equal(all[0], 0);
+      assert.equal(all.readUInt32BE(1), received - 5);
+      assert.ok(Buffer.concat(r.parts as Buffer[]).equals(all.subarray(5)));
+    }),
+  );
 });
