@@ -23,6 +23,8 @@ export interface GrpcIngressOptions {
   maxResponseBytes: number;
   serverName: string;
   serverVersion: string;
+  /** Adds more services to the same server (sluice.v1.TensorTransfer shares port 8001). */
+  extraServices?: (server: grpc.Server) => void;
 }
 
 type UnaryCall = grpc.ServerUnaryCall<Buffer, Buffer>;
@@ -83,6 +85,7 @@ export class GrpcIngress {
       ModelInfer: (call: UnaryCall, cb: Callback) => this.unary(call, cb, 'ModelInfer'),
       ModelStreamInfer: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => this.stream(call),
     });
+    opts.extraServices?.(this.server);
   }
 
   get port(): number {
