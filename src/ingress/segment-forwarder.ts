@@ -162,7 +162,7 @@ export class SegmentForwarder {
           if (outcome === 'ejected') this.logger.warn({ peer: picked.name, err: e.message }, 'egress peer ejected after consecutive failures');
           tried.add(picked.name);
           if (!policy.retry(failure, attempt, ctx.deadline - Date.now())) throw e;
-          this.logger.debug({ request_id: ctx.requestId, peer: picked.name, attempt, err: e.message }, 'retrying on another egress peer');
+          this.logger.info({ request_id: ctx.requestId, peer: picked.name, attempt, err: e.message }, 'request retried on another egress peer');
         }
       }
     } finally {
