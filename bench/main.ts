@@ -1,21 +1,34 @@
 // Benchmark suites by name: `npm run bench` runs them all, `npm run bench -- NAME...` some.
+// Arguments that start with `-` (e.g. --quick) are passed to every suite that runs.
+// To add a suite: write bench/<name>.ts exporting `run(args)` and register it below; suites
+// are imported only when they run, so one suite's set-up never slows another's.
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { run as transportTcp } from './transport-tcp.ts';
 
-export const suites: Record<string, () => Promise<void>> = {
-  'transport-tcp': transportTcp,
+export type BenchSuite = (args: readonly string[]) => Promise<void>;
+
+export const suites: Readonly<Record<string, BenchSuite>> = {
+  crypto: async (args) => (await import('./crypto.ts')).run(args),
+  'transport-tcp': async (args) => (await import('./transport-tcp.ts')).run(args),
+  inference: async () => (await import('./inference.ts')).run(),
+  security: async () => (await import('./security.ts')).run(),
 };
 
-if (process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const names = process.argv.slice(2);
-  const unknown = names.filter((n) => !(n in suites));
+export async function main(argv: readonly string[]): Promise<number> {
+  const names = argv.filter((a) => !a.startsWith('-'));
+  const options = argv.filter((a) => a.startsWith('-'));
+  const unknown = names.filter((n) => !Object.hasOwn(suites, n));
   if (unknown.length > 0) {
     console.error(`unknown suite(s): ${unknown.join(', ')}; available: ${Object.keys(suites).join(', ')}`);
-    process.exit(2);
+    return 2;
   }
   for (const name of names.length > 0 ? names : Object.keys(suites)) {
     console.log(`== ${name}`);
-    await (suites[name] as () => Promise<void>)();
+    await (suites[name] as BenchSuite)(options);
   }
+  return 0;
+}
+
+if (process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  process.exitCode = await main(process.argv.slice(2));
 }

@@ -1,22 +1,28 @@
 // Receiving end of bench/transport-tcp.ts, in its own process (as a peer node would be).
-// Usage: transport-tcp-peer.ts <plain|null|aes> <keyHex> <messages> <messageBytes>
-// Prints {"port": N} once listening; answers each run with one acknowledgement.
+// Usage: transport-tcp-peer.ts <plain|null|aes> <keyHex> <bytesPerRun>
+// Prints {"port": N} once listening. After each run's bytes it answers with its cumulative
+// CPU time in microseconds (a JSON line on the plain socket; a message on the link).
 import net from 'node:net';
 import { TcpTransport } from '../src/transport/tcp-transport.ts';
 import type { InboundMessage, Link } from '../src/transport/types.ts';
 import { benchOnlyNullAeadFactory } from './null-aead.ts';
 
-const [mode = 'aes', keyHex = '', messagesArg = '0', sizeArg = '0'] = process.argv.slice(2);
-const total = Number(messagesArg) * Number(sizeArg);
+const [mode = 'aes', keyHex = '', bytesArg = '0'] = process.argv.slice(2);
+const perRun = Number(bytesArg);
+
+function cpuMicros(): number {
+  const u = process.cpuUsage();
+  return u.user + u.system;
+}
 
 if (mode === 'plain') {
   const server = net.createServer({ noDelay: true }, (socket) => {
     let got = 0;
     socket.on('data', (chunk: Buffer) => {
       got += chunk.byteLength;
-      if (got >= total) {
-        got -= total;
-        socket.write(Buffer.from([1]));
+      if (got >= perRun) {
+        got -= perRun;
+        socket.write(`${JSON.stringify({ cpu: cpuMicros() })}\n`);
       }
     });
     socket.on('error', () => undefined);
@@ -31,9 +37,9 @@ if (mode === 'plain') {
     let got = 0;
     link.on('message', (m: InboundMessage) => {
       got += m.body.byteLength;
-      if (got >= total) {
-        got -= total;
-        link.send({ cls: 'control', kind: 1, streamId: 1, body: Buffer.from([1]) });
+      if (got >= perRun) {
+        got -= perRun;
+        link.send({ cls: 'control', kind: 1, streamId: 1, body: Buffer.from(JSON.stringify({ cpu: cpuMicros() })) });
       }
     });
   });

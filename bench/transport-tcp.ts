@@ -1,66 +1,113 @@
 // TCP transport throughput for 1 MiB messages: encrypted (AES-256-GCM), framing only (a
 // bench-only null AEAD), and a plain node:net socket pair moving the same bytes, in the same
-// run. The receiver runs in its own process. Prints a table with ratios to the plain pair and
-// writes bench/results/transport-tcp.json.
-// Knobs: SLUICE_BENCH_MESSAGES (default 512), SLUICE_BENCH_RUNS (default 5).
+// run. Each receiver runs in its own process. The modes take turns run by run, so a change
+// in machine load hits them alike; medians are reported, with the CPU time each end spent
+// per GiB (a figure that load on a shared machine disturbs much less than MB/s).
+// Prints a table with ratios to the plain pair and writes bench/results/transport-tcp.json.
+// Knobs: SLUICE_BENCH_MESSAGES (per run, default 512), SLUICE_BENCH_RUNS (default 7);
+// --quick: 128 messages, 3 runs.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { defaultAeadName } from '../src/crypto/aead-factory.ts';
 import { TcpTransport } from '../src/transport/tcp-transport.ts';
-import type { Link } from '../src/transport/types.ts';
+import type { InboundMessage, Link } from '../src/transport/types.ts';
 import { benchOnlyNullAeadFactory } from './null-aead.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const MESSAGE_BYTES = 1024 * 1024;
-const MESSAGES = Number(process.env.SLUICE_BENCH_MESSAGES ?? 512);
-const RUNS = Number(process.env.SLUICE_BENCH_RUNS ?? 5);
+let MESSAGES = Number(process.env.SLUICE_BENCH_MESSAGES ?? 512);
+let RUNS = Number(process.env.SLUICE_BENCH_RUNS ?? 7);
+const GiB = 1024 ** 3;
 
 type Mode = 'plain' | 'null' | 'aes';
+const MODES: readonly Mode[] = ['plain', 'null', 'aes'];
+const LABELS: Record<Mode, string> = {
+  plain: 'node:net socket pair (plain)',
+  null: 'sluice tcp, no encryption (bench-only null AEAD)',
+  aes: `sluice tcp, AES-256-GCM (${defaultAeadName()})`,
+};
+
+interface Sample {
+  seconds: number;
+  senderCpu: number;
+  receiverCpu: number;
+}
+
+/** One run: sends MESSAGES x 1 MiB, resolves when the receiver has them all. */
+type RunOnce = () => Promise<Sample>;
+
+interface Driver {
+  run: RunOnce;
+  stop(): Promise<void>;
+}
+
+function cpuSeconds(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+}
 
 async function startPeer(mode: Mode, key: Buffer): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn(process.execPath, [...(process.env.SLUICE_BENCH_PEER_FLAGS ?? '').split(' ').filter(Boolean), '--import', 'tsx', path.join(here, 'transport-tcp-peer.ts'), mode, key.toString('hex'), String(MESSAGES), String(MESSAGE_BYTES)], {
+  const flags = (process.env.SLUICE_BENCH_PEER_FLAGS ?? '').split(' ').filter(Boolean);
+  const child = spawn(process.execPath, [...flags, '--import', 'tsx', path.join(here, 'transport-tcp-peer.ts'), mode, key.toString('hex'), String(MESSAGES * MESSAGE_BYTES)], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
   const [line] = (await once(lines, 'line')) as [string];
+  lines.close();
   return { child, port: (JSON.parse(line) as { port: number }).port };
 }
 
-async function runPlain(port: number, body: Buffer): Promise<number[]> {
+async function plainDriver(port: number, body: Buffer): Promise<Driver> {
   const socket = net.connect({ host: '127.0.0.1', port, noDelay: true });
   await once(socket, 'connect');
-  const times: number[] = [];
-  for (let r = 0; r <= RUNS; r++) {
-    const ack = once(socket, 'data');
-    const t0 = process.hrtime.bigint();
-    for (let i = 0; i < MESSAGES; i++) {
-      if (!socket.write(body)) await once(socket, 'drain');
-    }
-    await ack;
-    if (r > 0) times.push(Number(process.hrtime.bigint() - t0) / 1e9); // run 0 warms up
-  }
-  socket.destroy();
-  return times;
+  const acks = createInterface({ input: socket });
+  const next = (): Promise<number> => once(acks, 'line').then(([l]) => (JSON.parse(l as string) as { cpu: number }).cpu / 1e6);
+  let lastPeerCpu = 0;
+  return {
+    async run() {
+      const ack = next();
+      const cpu0 = cpuSeconds();
+      const t0 = process.hrtime.bigint();
+      for (let i = 0; i < MESSAGES; i++) {
+        if (!socket.write(body)) await once(socket, 'drain');
+      }
+      const peerCpu = await ack;
+      const sample = { seconds: Number(process.hrtime.bigint() - t0) / 1e9, senderCpu: cpuSeconds() - cpu0, receiverCpu: peerCpu - lastPeerCpu };
+      lastPeerCpu = peerCpu;
+      return sample;
+    },
+    async stop() {
+      socket.destroy();
+    },
+  };
 }
 
-async function runLink(link: Link, body: Buffer): Promise<number[]> {
-  const times: number[] = [];
-  for (let r = 0; r <= RUNS; r++) {
-    const ack = once(link, 'message');
-    const t0 = process.hrtime.bigint();
-    for (let i = 0; i < MESSAGES; i++) {
-      if (!link.send({ cls: 'training', kind: 1, streamId: 1, body })) await once(link, 'drain');
-    }
-    await ack;
-    if (r > 0) times.push(Number(process.hrtime.bigint() - t0) / 1e9);
-  }
-  await link.close('bench done');
-  return times;
+async function linkDriver(link: Link, body: Buffer): Promise<Driver> {
+  let lastPeerCpu = 0;
+  return {
+    async run() {
+      const ack = once(link, 'message').then(([m]) => (JSON.parse((m as InboundMessage).body.toString()) as { cpu: number }).cpu / 1e6);
+      const cpu0 = cpuSeconds();
+      const t0 = process.hrtime.bigint();
+      for (let i = 0; i < MESSAGES; i++) {
+        if (!link.send({ cls: 'training', kind: 1, streamId: 1, body })) await once(link, 'drain');
+      }
+      const peerCpu = await ack;
+      const sample = { seconds: Number(process.hrtime.bigint() - t0) / 1e9, senderCpu: cpuSeconds() - cpu0, receiverCpu: peerCpu - lastPeerCpu };
+      lastPeerCpu = peerCpu;
+      return sample;
+    },
+    async stop() {
+      await link.close('bench done');
+    },
+  };
 }
 
 function median(xs: number[]): number {
@@ -69,44 +116,82 @@ function median(xs: number[]): number {
   return s.length % 2 === 1 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
 }
 
-export async function run(): Promise<void> {
+export async function run(args: readonly string[] = []): Promise<void> {
+  if (args.includes('--quick')) {
+    MESSAGES = 128;
+    RUNS = 3;
+  }
   const key = randomBytes(32);
   const body = randomBytes(MESSAGE_BYTES);
   const bytes = MESSAGES * MESSAGE_BYTES;
-  const results: Record<Mode, { seconds: number[]; mbps: number }> = {} as never;
-  const modes = (process.env.SLUICE_BENCH_MODES ?? 'plain,null,aes').split(',') as Mode[];
-  for (const mode of modes) {
-    const { child, port } = await startPeer(mode, key);
-    try {
-      let seconds: number[];
-      if (mode === 'plain') seconds = await runPlain(port, body);
+  const children: ChildProcess[] = [];
+  const drivers = {} as Record<Mode, Driver>;
+  const samples = { plain: [], null: [], aes: [] } as Record<Mode, Sample[]>;
+  try {
+    for (const mode of MODES) {
+      const { child, port } = await startPeer(mode, key);
+      children.push(child);
+      if (mode === 'plain') drivers[mode] = await plainDriver(port, body);
       else {
         const transport = new TcpTransport(mode === 'null' ? { aeadFactory: benchOnlyNullAeadFactory } : {});
-        seconds = await runLink(await transport.connect({ segment: 'training', host: '127.0.0.1', port, segmentKey: key }), body);
+        drivers[mode] = await linkDriver(await transport.connect({ segment: 'training', host: '127.0.0.1', port, segmentKey: key }), body);
       }
-      results[mode] = { seconds, mbps: bytes / median(seconds) / 1e6 };
-    } finally {
-      child.kill('SIGTERM');
     }
+    for (let r = 0; r <= RUNS; r++) {
+      for (const mode of MODES) {
+        const sample = await drivers[mode].run();
+        if (r > 0) samples[mode].push(sample); // run 0 warms up
+      }
+    }
+    for (const mode of MODES) await drivers[mode].stop();
+  } finally {
+    for (const c of children) c.kill('SIGTERM');
   }
-  if (modes.length < 3) {
-    console.log(Object.fromEntries(Object.entries(results).map(([k, v]) => [k, v.mbps.toFixed(0)])));
-    return;
+
+  const summary = Object.fromEntries(
+    MODES.map((mode) => {
+      const s = samples[mode];
+      return [
+        mode,
+        {
+          mbps: bytes / median(s.map((x) => x.seconds)) / 1e6,
+          senderCpuSecondsPerGiB: (median(s.map((x) => x.senderCpu)) * GiB) / bytes,
+          receiverCpuSecondsPerGiB: (median(s.map((x) => x.receiverCpu)) * GiB) / bytes,
+          samples: s,
+        },
+      ];
+    }),
+  ) as Record<Mode, { mbps: number; senderCpuSecondsPerGiB: number; receiverCpuSecondsPerGiB: number; samples: Sample[] }>;
+  const plain = summary.plain.mbps;
+  console.log(`\nTCP transport: ${MESSAGES} x 1 MiB messages per run, median of ${RUNS} runs per mode (modes interleaved), receivers in their own processes`);
+  console.log(`load average at the end: ${os.loadavg().map((l) => l.toFixed(1)).join(' ')} on ${os.cpus().length} CPUs (a busy machine lowers every figure)`);
+  console.log(`${'path'.padEnd(58)} ${'MB/s'.padStart(7)} ${'vs plain'.padStart(9)} ${'send CPU s/GiB'.padStart(15)} ${'recv CPU s/GiB'.padStart(15)}`);
+  for (const mode of MODES) {
+    const m = summary[mode];
+    console.log(
+      `${LABELS[mode].padEnd(58)} ${m.mbps.toFixed(0).padStart(7)} ${(m.mbps / plain).toFixed(2).padStart(9)} ${m.senderCpuSecondsPerGiB.toFixed(2).padStart(15)} ${m.receiverCpuSecondsPerGiB.toFixed(2).padStart(15)}`,
+    );
   }
-  const plain = results.plain.mbps;
-  const rows = [
-    ['node:net socket pair (plain)', results.plain.mbps, 1],
-    ['sluice tcp, no encryption (bench-only null AEAD)', results.null.mbps, results.null.mbps / plain],
-    ['sluice tcp, AES-256-GCM', results.aes.mbps, results.aes.mbps / plain],
-  ] as const;
-  console.log(`\nTCP transport, ${MESSAGES} x 1 MiB messages per run, median of ${RUNS} runs, receiver in its own process`);
-  console.log(`${'path'.padEnd(50)} ${'MB/s'.padStart(8)} ${'vs plain'.padStart(9)}`);
-  for (const [name, mbps, ratio] of rows) console.log(`${name.padEnd(50)} ${mbps.toFixed(0).padStart(8)} ${ratio.toFixed(2).padStart(9)}`);
-  const target = results.aes.mbps / plain;
-  console.log(`target: encrypted >= 0.60 of plain: ${target >= 0.6 ? 'met' : 'NOT met'} (${target.toFixed(2)})`);
+  const ratio = summary.aes.mbps / plain;
+  console.log(`target: encrypted >= 0.60 x plain: ${ratio >= 0.6 ? 'met' : 'NOT met'} (${ratio.toFixed(2)})`);
   mkdirSync(path.join(here, 'results'), { recursive: true });
   writeFileSync(
     path.join(here, 'results', 'transport-tcp.json'),
-    `${JSON.stringify({ suite: 'transport-tcp', date: new Date().toISOString(), node: process.version, messageBytes: MESSAGE_BYTES, messages: MESSAGES, runs: RUNS, results, ratios: { null: results.null.mbps / plain, aes: target } }, null, 2)}\n`,
+    `${JSON.stringify(
+      {
+        suite: 'transport-tcp',
+        date: new Date().toISOString(),
+        node: process.version,
+        aead: defaultAeadName(),
+        loadavg: os.loadavg(),
+        messageBytes: MESSAGE_BYTES,
+        messagesPerRun: MESSAGES,
+        runs: RUNS,
+        results: summary,
+        ratios: { null: summary.null.mbps / plain, aes: ratio },
+      },
+      null,
+      2,
+    )}\n`,
   );
 }

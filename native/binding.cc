@@ -7,6 +7,17 @@
 #include <vector>
 
 #include "crypto/aes_gcm.h"
+#include "runtime/malloc_tuning.h"
+#ifdef SLUICE_WITH_VERBS
+#include <uv.h>
+
+#include <cstring>
+#include <memory>
+
+#include "verbs/connection.h"
+#include "verbs/device.h"
+#include "verbs/error.h"
+#endif
 
 namespace {
 
@@ -146,14 +157,356 @@ class AeadContext : public Napi::ObjectWrap<AeadContext> {
   bool accounted_ = false;
 };
 
+// tuneMalloc(mmapThreshold, trimThreshold) -> boolean (see native/runtime/malloc_tuning.h).
+Napi::Value TuneMalloc(const Napi::CallbackInfo& info) {
+  assert(info.Length() == 2);
+  const double mmap_threshold = info[0].As<Napi::Number>().DoubleValue();
+  const double trim_threshold = info[1].As<Napi::Number>().DoubleValue();
+  assert(mmap_threshold >= 0 && trim_threshold >= 0);
+  const bool applied = sluice::runtime::TuneMallocForLargeBuffers(static_cast<size_t>(mmap_threshold),
+                                                                   static_cast<size_t>(trim_threshold));
+  return Napi::Boolean::New(info.Env(), applied);
+}
+
+// ============================================================================================
+// RDMA verbs (native/verbs/*): devices, connections, completions through uv_poll.
+// Owned by the RDMA transport; everything verbs-specific in this file lives in this section.
+// ============================================================================================
+#ifdef SLUICE_WITH_VERBS
+namespace verbs_binding {
+
+using sluice::verbs::Completion;
+using sluice::verbs::Connection;
+using sluice::verbs::ConnectionOptions;
+using sluice::verbs::Device;
+using sluice::verbs::Endpoint;
+
+Napi::Error ToJs(Napi::Env env, const sluice::verbs::Error& e) {
+  Napi::Error err = Napi::Error::New(env, e.what());
+  err.Set("code", Napi::String::New(env, e.code()));
+  return err;
+}
+
+Napi::Value ListDevices(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::vector<sluice::verbs::DeviceInfo> devs;
+  try {
+    devs = sluice::verbs::list_devices();
+  } catch (const sluice::verbs::Error& e) {
+    throw ToJs(env, e);
+  }
+  Napi::Array out = Napi::Array::New(env, devs.size());
+  for (size_t i = 0; i < devs.size(); i++) {
+    const auto& d = devs[i];
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("name", d.name);
+    o.Set("nodeGuid", d.node_guid);
+    o.Set("transport", d.transport);
+    Napi::Array ports = Napi::Array::New(env, d.ports.size());
+    for (size_t p = 0; p < d.ports.size(); p++) {
+      const auto& pi = d.ports[p];
+      Napi::Object po = Napi::Object::New(env);
+      po.Set("port", pi.port);
+      po.Set("state", pi.state);
+      po.Set("linkLayer", pi.link_layer);
+      po.Set("maxMtu", pi.max_mtu);
+      po.Set("activeMtu", pi.active_mtu);
+      po.Set("lid", pi.lid);
+      Napi::Array gids = Napi::Array::New(env, pi.gids.size());
+      for (size_t g = 0; g < pi.gids.size(); g++) {
+        Napi::Object go = Napi::Object::New(env);
+        go.Set("index", pi.gids[g].index);
+        go.Set("gid", pi.gids[g].gid);
+        go.Set("type", pi.gids[g].type);
+        go.Set("netdev", pi.gids[g].netdev);
+        gids.Set(g, go);
+      }
+      po.Set("gids", gids);
+      ports.Set(p, po);
+    }
+    o.Set("ports", ports);
+    out.Set(i, o);
+  }
+  return out;
+}
+
+class DeviceWrap : public Napi::ObjectWrap<DeviceWrap> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "VerbsDevice", {InstanceMethod<&DeviceWrap::Info>("info"), InstanceMethod<&DeviceWrap::Close>("close")});
+  }
+  explicit DeviceWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<DeviceWrap>(info) {
+    try {
+      device_ = std::make_shared<Device>(info[0].As<Napi::String>().Utf8Value());
+    } catch (const sluice::verbs::Error& e) {
+      throw ToJs(info.Env(), e);
+    }
+  }
+  std::shared_ptr<Device> device() const { return device_; }
+
+ private:
+  Napi::Value Info(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!device_) throw Napi::Error::New(env, "device closed");
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("name", device_->name());
+    o.Set("port", device_->port());
+    o.Set("gidIndex", device_->gid_index());
+    o.Set("gid", sluice::verbs::gid_to_string(device_->gid()));
+    o.Set("lid", device_->lid());
+    o.Set("ethernet", device_->is_ethernet());
+    o.Set("activeMtu", sluice::verbs::mtu_bytes(device_->active_mtu()));
+    return o;
+  }
+  // Connections keep their own reference: the device really closes with the last of them.
+  void Close(const Napi::CallbackInfo&) { device_.reset(); }
+
+  std::shared_ptr<Device> device_;
+};
+
+class ConnectionWrap : public Napi::ObjectWrap<ConnectionWrap> {
+ public:
+
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "VerbsConnection",
+                       {InstanceMethod<&ConnectionWrap::Local>("local"), InstanceMethod<&ConnectionWrap::Connect>("connect"),
+                        InstanceMethod<&ConnectionWrap::PostSend>("postSend"), InstanceMethod<&ConnectionWrap::Repost>("repost"),
+                        InstanceMethod<&ConnectionWrap::Poll>("poll"), InstanceMethod<&ConnectionWrap::Close>("close")});
+  }
+
+  // new VerbsConnection(device, sendMemory, recvMemory, counters, completions, onCompletions, options)
+  explicit ConnectionWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ConnectionWrap>(info) {
+    Napi::Env env = info.Env();
+    DeviceWrap* dev = DeviceWrap::Unwrap(info[0].As<Napi::Object>());
+    if (!dev->device()) throw Napi::Error::New(env, "device closed");
+    Napi::ArrayBuffer send_mem = info[1].As<Napi::ArrayBuffer>();
+    Napi::ArrayBuffer recv_mem = info[2].As<Napi::ArrayBuffer>();
+    Napi::Uint32Array counters = info[3].As<Napi::Uint32Array>();
+    Napi::Uint32Array completions = info[4].As<Napi::Uint32Array>();
+    Napi::Object o = info[6].As<Napi::Object>();
+    ConnectionOptions opts;
+    opts.send_slots = o.Get("sendSlots").As<Napi::Number>().Uint32Value();
+    opts.recv_window = o.Get("recvWindow").As<Napi::Number>().Uint32Value();
+    opts.slot_bytes = o.Get("slotBytes").As<Napi::Number>().Uint32Value();
+    opts.timeout = static_cast<uint8_t>(o.Get("timeout").As<Napi::Number>().Uint32Value());
+    opts.retry_cnt = static_cast<uint8_t>(o.Get("retryCount").As<Napi::Number>().Uint32Value());
+    opts.send_mem = static_cast<uint8_t*>(send_mem.Data());
+    opts.send_len = send_mem.ByteLength();
+    opts.recv_mem = static_cast<uint8_t*>(recv_mem.Data());
+    opts.recv_len = recv_mem.ByteLength();
+    opts.counters = counters.Data();
+    completions_ = reinterpret_cast<Completion*>(completions.Data());
+    completion_cap_ = completions.ElementLength() / 4;
+    try {
+      conn_ = std::make_unique<Connection>(dev->device(), opts);
+    } catch (const sluice::verbs::Error& e) {
+      throw ToJs(env, e);
+    }
+    // The registered memory must outlive the registration: hold it until close.
+    send_ref_ = Napi::Persistent(send_mem.As<Napi::Object>());
+    recv_ref_ = Napi::Persistent(recv_mem.As<Napi::Object>());
+    counters_ref_ = Napi::Persistent(counters.As<Napi::Object>());
+    completions_ref_ = Napi::Persistent(completions.As<Napi::Object>());
+    callback_ = Napi::Persistent(info[5].As<Napi::Function>());
+    async_context_ = std::make_unique<Napi::AsyncContext>(env, "sluice:verbs-completions");
+
+    uv_loop_t* loop = nullptr;
+    if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) {
+      conn_.reset();
+      throw Napi::Error::New(env, "napi_get_uv_event_loop failed");
+    }
+    poll_ = new uv_poll_t;
+    poll_->data = this;
+    if (int rc = uv_poll_init(loop, poll_, conn_->fd()); rc != 0) {
+      delete poll_;
+      poll_ = nullptr;
+      conn_.reset();
+      throw Napi::Error::New(env, std::string("uv_poll_init: ") + uv_strerror(rc));
+    }
+    uv_poll_start(poll_, UV_READABLE, &ConnectionWrap::OnReadable);
+    napi_add_env_cleanup_hook(env, &ConnectionWrap::OnEnvTeardown, this);
+    hooked_ = true;
+  }
+
+  ~ConnectionWrap() override { Shutdown(false); }
+
+ private:
+  static void OnReadable(uv_poll_t* handle, int /*status*/, int /*events*/) {
+    auto* self = static_cast<ConnectionWrap*>(handle->data);
+    if (self == nullptr || !self->conn_ || self->env_gone_) return;
+    Napi::Env env = self->Env();
+    Napi::HandleScope scope(env);
+    self->Drain(env);
+  }
+
+  void Drain(Napi::Env env) {
+    try {
+      conn_->consume_events();
+      for (;;) {
+        const size_t n = conn_->poll(completions_, completion_cap_);
+        if (n > 0) {
+          in_callback_ = true;
+          callback_.MakeCallback(Value(), {Napi::Number::New(env, static_cast<double>(n))}, *async_context_);
+          in_callback_ = false;
+          if (close_requested_ || !conn_) break;
+        }
+        if (n < completion_cap_) break;
+      }
+    } catch (const sluice::verbs::Error& e) {
+      in_callback_ = false;
+      napi_fatal_exception(env, ToJs(env, e).Value());
+    } catch (const Napi::Error& e) {
+      in_callback_ = false;
+      napi_fatal_exception(env, e.Value());
+    }
+    if (close_requested_) Shutdown(false);
+  }
+
+  static void OnEnvTeardown(void* arg) {
+    auto* self = static_cast<ConnectionWrap*>(arg);
+    self->env_gone_ = true;
+    self->hooked_ = false;
+    self->Shutdown(true);
+  }
+
+  // Stops polling and releases the verbs objects, then the memory they registered.
+  void Shutdown(bool env_gone) {
+    if (poll_ != nullptr) {
+      uv_poll_stop(poll_);
+      poll_->data = nullptr;
+      uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
+      poll_ = nullptr;
+    }
+    conn_.reset();
+    if (hooked_) {
+      napi_remove_env_cleanup_hook(Env(), &ConnectionWrap::OnEnvTeardown, this);
+      hooked_ = false;
+    }
+    if (!env_gone) {
+      send_ref_.Reset();
+      recv_ref_.Reset();
+      counters_ref_.Reset();
+      completions_ref_.Reset();
+      callback_.Reset();
+    }
+  }
+
+  Connection& conn(Napi::Env env) {
+    if (!conn_) throw Napi::Error::New(env, "connection closed");
+    return *conn_;
+  }
+
+  Napi::Value Local(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const Endpoint e = conn(env).local();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("qpn", e.qpn);
+    o.Set("psn", e.psn);
+    o.Set("gid", Napi::Buffer<uint8_t>::Copy(env, e.gid, 16));
+    o.Set("lid", e.lid);
+    o.Set("mtu", e.mtu);
+    return o;
+  }
+
+  // connect({qpn, psn, gid: Buffer(16), lid, mtu}, remoteWindow)
+  void Connect(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Object r = info[0].As<Napi::Object>();
+    Endpoint e;
+    e.qpn = r.Get("qpn").As<Napi::Number>().Uint32Value();
+    e.psn = r.Get("psn").As<Napi::Number>().Uint32Value();
+    Napi::Buffer<uint8_t> gid = r.Get("gid").As<Napi::Buffer<uint8_t>>();
+    assert(gid.Length() == 16);
+    std::memcpy(e.gid, gid.Data(), 16);
+    e.lid = static_cast<uint16_t>(r.Get("lid").As<Napi::Number>().Uint32Value());
+    e.mtu = r.Get("mtu").As<Napi::Number>().Uint32Value();
+    try {
+      conn(env).connect(e, info[1].As<Napi::Number>().Uint32Value());
+    } catch (const sluice::verbs::Error& err) {
+      throw ToJs(env, err);
+    }
+  }
+
+  void PostSend(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    try {
+      conn(env).post_send(info[0].As<Napi::Number>().Uint32Value(), info[1].As<Napi::Number>().Uint32Value());
+    } catch (const sluice::verbs::Error& err) {
+      throw ToJs(env, err);
+    }
+  }
+
+  void Repost(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    try {
+      conn(env).repost(info[0].As<Napi::Number>().Uint32Value());
+    } catch (const sluice::verbs::Error& err) {
+      throw ToJs(env, err);
+    }
+  }
+
+  // Drains the completion queue now, without waiting for the event loop (e.g. before deciding
+  // that a peer whose side channel ended sent nothing more). A no-op inside a completion callback,
+  // whose drain loop is still running.
+  void Poll(const Napi::CallbackInfo& info) {
+    if (in_callback_ || !conn_ || env_gone_) return;
+    Drain(info.Env());
+  }
+
+  // Inside a completion callback the drain loop still runs: close once it unwinds.
+  void Close(const Napi::CallbackInfo&) {
+    if (in_callback_) close_requested_ = true;
+    else Shutdown(false);
+  }
+
+  std::unique_ptr<Connection> conn_;
+  uv_poll_t* poll_ = nullptr;
+  Completion* completions_ = nullptr;
+  size_t completion_cap_ = 0;
+  Napi::ObjectReference send_ref_, recv_ref_, counters_ref_, completions_ref_;
+  Napi::FunctionReference callback_;
+  std::unique_ptr<Napi::AsyncContext> async_context_;
+  bool in_callback_ = false;
+  bool close_requested_ = false;
+  bool env_gone_ = false;
+  bool hooked_ = false;
+};
+
+Napi::Value WcStatusString(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), ibv_wc_status_str(static_cast<ibv_wc_status>(info[0].As<Napi::Number>().Uint32Value())));
+}
+
+Napi::Value LiveConnections(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), Connection::live_count()); }
+
+void Init(Napi::Env env, Napi::Object exports) {
+  Napi::Object v = Napi::Object::New(env);
+  v.Set("listDevices", Napi::Function::New<ListDevices>(env, "listDevices"));
+  v.Set("wcStatusString", Napi::Function::New<WcStatusString>(env, "wcStatusString"));
+  v.Set("liveConnections", Napi::Function::New<LiveConnections>(env, "liveConnections"));
+  v.Set("Device", DeviceWrap::Define(env));
+  v.Set("Connection", ConnectionWrap::Define(env));
+  Napi::Object layout = Napi::Object::New(env);
+  layout.Set("counterCount", static_cast<uint32_t>(sluice::verbs::kCounterCount));
+  layout.Set("completionWords", static_cast<uint32_t>(sizeof(Completion) / sizeof(uint32_t)));
+  layout.Set("ctrlSlots", Connection::kCtrlSlots);
+  v.Set("layout", layout);
+  exports.Set("verbs", v);
+}
+
+}  // namespace verbs_binding
+#endif  // SLUICE_WITH_VERBS
+// ============================================================================================
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("abiVersion", Napi::Number::New(env, 1));
 #ifdef SLUICE_WITH_VERBS
   exports.Set("withVerbs", Napi::Boolean::New(env, true));
+  verbs_binding::Init(env, exports);
 #else
   exports.Set("withVerbs", Napi::Boolean::New(env, false));
 #endif
   exports.Set("AeadContext", AeadContext::Define(env));
+  exports.Set("tuneMalloc", Napi::Function::New(env, TuneMalloc, "tuneMalloc"));
   return exports;
 }
 

@@ -1,11 +1,23 @@
 #!/usr/bin/env bash
 # Installs the Debian packages sluice needs to build and test (idempotent; root on Debian 12).
 #  - build-essential, python3: node-gyp builds the native addon
+#  - openssl: the TLS tests make their certificates with the openssl CLI
+#  - libibverbs-dev, ibverbs-providers: the verbs half of the addon (headers, libibverbs, the rxe provider)
 #  - nginx-light: the benchmarks' grpc_pass comparison path
-#  - libibverbs-dev, rdma-core headers: the verbs half of the addon
-#  - qemu-system-x86, busybox-static, kmod, xz-utils, iproute2, ibverbs-*, perftest: the soft-RoCE VM harness
+#  - curl: the demo test runs the curl line `sluice demo` prints
+# Opt-in groups (flags; the soft-RoCE VM harness passes --rdma-vm itself on first use):
+#  --rdma-vm: qemu-system-x86, busybox-static, kmod, xz-utils, iproute2, ibverbs-utils, librdmacm-dev,
+#             rdmacm-utils, perftest (see docs/rdma.md)
 set -euo pipefail
-PKGS=(build-essential python3)
+PKGS=(build-essential python3 openssl curl libibverbs-dev ibverbs-providers nginx-light)
+RDMA_VM_PKGS=(qemu-system-x86 busybox-static kmod xz-utils iproute2 ibverbs-providers ibverbs-utils
+  libibverbs-dev librdmacm-dev rdmacm-utils perftest)
+for arg in "$@"; do
+  case "$arg" in
+    --rdma-vm) PKGS+=("${RDMA_VM_PKGS[@]}") ;;
+    *) echo "install-deps: unknown option $arg (known: --rdma-vm)" >&2; exit 2 ;;
+  esac
+done
 [ -n "${SLUICE_DEPS_EXTRA:-}" ] && read -r -a EXTRA <<<"$SLUICE_DEPS_EXTRA" && PKGS+=("${EXTRA[@]}")
 missing=()
 for p in "${PKGS[@]}"; do

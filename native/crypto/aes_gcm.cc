@@ -7,8 +7,6 @@
 #include <openssl/evp.h>
 
 #include <cassert>
-#include <climits>
-#include <cstring>
 
 namespace sluice {
 namespace crypto {

@@ -1,9 +1,23 @@
 import type { CliCommand } from './command.ts';
+import { auditVerifyCommand } from './commands/audit-verify.ts';
 import { configCheckCommand } from './commands/config-check.ts';
 import { demoCommand } from './commands/demo.ts';
+import { keysCreateCommand } from './commands/keys-create.ts';
+import { keysListCommand } from './commands/keys-list.ts';
+import { keysRevokeCommand } from './commands/keys-revoke.ts';
+import { keysRotateCommand } from './commands/keys-rotate.ts';
 import { serveCommand } from './commands/serve.ts';
 
 // Longest names first so "keys create" wins over a hypothetical "keys".
-export const commands: readonly CliCommand[] = [configCheckCommand, demoCommand, serveCommand].sort(
+export const commands: readonly CliCommand[] = [
+  auditVerifyCommand,
+  configCheckCommand,
+  demoCommand,
+  keysCreateCommand,
+  keysListCommand,
+  keysRotateCommand,
+  keysRevokeCommand,
+  serveCommand,
+].sort(
   (a, b) => b.name.split(' ').length - a.name.split(' ').length,
 );

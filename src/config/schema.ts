@@ -140,6 +140,165 @@ export const trainingSchema = z.object({
   resumeTimeoutMs: z.number().int().positive().default(60_000),
   maxTransfers: z.number().int().positive().default(64),
 });
+/** Tenant names as they appear in keys, tokens and the audit log. */
+export const tenantNameSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'expected a tenant name ([A-Za-z0-9._-], 1-63 chars)');
+export const capabilitySchema = z.enum(['infer', 'train', 'admin']);
+
+/** TLS 1.2 suites with forward secrecy and AEAD only (TLS 1.3 suites are always AEAD). */
+export const DEFAULT_TLS_CIPHERS = [
+  'TLS_AES_256_GCM_SHA384',
+  'TLS_AES_128_GCM_SHA256',
+  'TLS_CHACHA20_POLY1305_SHA256',
+  'ECDHE-ECDSA-AES256-GCM-SHA384',
+  'ECDHE-RSA-AES256-GCM-SHA384',
+  'ECDHE-ECDSA-AES128-GCM-SHA256',
+  'ECDHE-RSA-AES128-GCM-SHA256',
+  'ECDHE-ECDSA-CHACHA20-POLY1305',
+  'ECDHE-RSA-CHACHA20-POLY1305',
+].join(':');
+
+const tenantLimitSchema = z.object({
+  /** Sustained request rate (token bucket refill per second). */
+  requestsPerSecond: z.number().positive().optional(),
+  /** Bucket size: how many requests may arrive at once. */
+  burst: z.number().int().positive().optional(),
+  /** Largest request body accepted for the tenant. */
+  maxRequestBytes: z.number().int().positive().optional(),
+});
+
+export const securitySchema = z
+  .object({
+    /** Recorded in every audit entry; bump it when you change this section. */
+    policyVersion: z.string().min(1).default('1'),
+    /** Tenant names and the u32 ids bound into back-end frames (0 is the system tenant). */
+    tenants: z
+      .array(
+        z.object({
+          name: tenantNameSchema,
+          id: z.number().int().min(1).max(0xffffffff),
+          /** Models the tenant may use ("*" for any). */
+          models: z.array(z.string().min(1)).default(['*']),
+        }),
+      )
+      .default([]),
+    audit: z
+      .object({
+        enabled: z.boolean().default(false),
+        /** The serving process's log. */
+        path: z.string().min(1).default('sluice-audit.jsonl'),
+        /** Where `sluice keys ...` records key management (the server holds the main log's lock). */
+        adminPath: z.string().min(1).default('sluice-admin-audit.jsonl'),
+        checkpointEntries: z.number().int().positive().default(1000),
+        checkpointSeconds: z.number().positive().default(300),
+        /** Also record every allowed request (refusals and admin actions are always recorded). */
+        allowedRequests: z.boolean().default(true),
+      })
+      .prefault({}),
+    apiKeys: z
+      .object({
+        enabled: z.boolean().default(false),
+        store: z.string().min(1).default('sluice-keys.json'),
+        /** How often the store file is checked for changes (it is also watched). */
+        reloadSeconds: z.number().positive().default(2),
+      })
+      .prefault({}),
+    jwt: z
+      .object({
+        enabled: z.boolean().default(false),
+        jwksFile: z.string().min(1).optional(),
+        jwksUrl: z.url().optional(),
+        issuer: z.string().min(1).optional(),
+        audience: z.string().min(1).optional(),
+        clockSkewSeconds: z.number().int().min(0).max(120).default(30),
+        /** exp - iat may not exceed this (the product allows at most 15 minutes). */
+        maxLifetimeSeconds: z.number().int().positive().max(900).default(900),
+      })
+      .prefault({}),
+    tls: z
+      .object({
+        enabled: z.boolean().default(false),
+        certFile: z.string().min(1).optional(),
+        keyFile: z.string().min(1).optional(),
+        minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
+        ciphers: z.string().min(1).default(DEFAULT_TLS_CIPHERS),
+        clientCerts: z
+          .object({
+            /** off: no client certificates; require: mTLS, and the fingerprint must be allowlisted. */
+            mode: z.enum(['off', 'require']).default('off'),
+            /** CA bundle that client certificates must chain to. */
+            caFile: z.string().min(1).optional(),
+            /** SHA-256 fingerprints of allowed client certificates, one per line. */
+            allowlistFile: z.string().min(1).optional(),
+            reloadSeconds: z.number().positive().default(5),
+          })
+          .prefault({}),
+      })
+      .prefault({}),
+    rateLimits: z
+      .object({
+        enabled: z.boolean().default(false),
+        default: z
+          .object({
+            requestsPerSecond: z.number().positive().default(1000),
+            burst: z.number().int().positive().default(2000),
+            maxRequestBytes: z.number().int().positive().default(64 * 1024 * 1024),
+          })
+          .prefault({}),
+        tenants: z.record(tenantNameSchema, tenantLimitSchema).default({}),
+      })
+      .prefault({}),
+    webhooks: z
+      .object({
+        endpoints: z
+          .array(
+            z.object({
+              url: z.url(),
+              /** HMAC-SHA256 secret (or secretFile); at least 32 bytes. */
+              secret: z.string().min(32).optional(),
+              secretFile: z.string().min(1).optional(),
+              /** Event types to send ("*" for all). */
+              events: z.array(z.string().min(1)).default(['*']),
+            }),
+          )
+          .default([]),
+        maxQueue: z.number().int().positive().default(1000),
+        maxAttempts: z.number().int().positive().max(20).default(8),
+        timeoutMs: z.number().int().positive().default(5000),
+      })
+      .prefault({}),
+  })
+  .superRefine((s, ctx) => {
+    const need = (cond: boolean, path: (string | number)[], message: string) => {
+      if (!cond) ctx.addIssue({ code: 'custom', path, message });
+    };
+    if (s.tls.enabled) {
+      need(s.tls.certFile !== undefined, ['tls', 'certFile'], 'required when security.tls.enabled is true');
+      need(s.tls.keyFile !== undefined, ['tls', 'keyFile'], 'required when security.tls.enabled is true');
+    }
+    if (s.tls.clientCerts.mode === 'require') {
+      need(s.tls.enabled, ['tls', 'enabled'], 'must be true when clientCerts.mode is "require"');
+      need(s.tls.clientCerts.caFile !== undefined, ['tls', 'clientCerts', 'caFile'], 'required when clientCerts.mode is "require"');
+      need(s.tls.clientCerts.allowlistFile !== undefined, ['tls', 'clientCerts', 'allowlistFile'], 'required when clientCerts.mode is "require"');
+    }
+    if (s.jwt.enabled) {
+      need((s.jwt.jwksFile === undefined) !== (s.jwt.jwksUrl === undefined), ['jwt', 'jwksFile'], 'exactly one of jwksFile or jwksUrl is required when security.jwt.enabled is true');
+    }
+    s.webhooks.endpoints.forEach((e, i) => {
+      need((e.secret === undefined) !== (e.secretFile === undefined), ['webhooks', 'endpoints', i, 'secret'], 'exactly one of secret or secretFile is required');
+    });
+    if ((s.apiKeys.enabled || s.jwt.enabled) && s.tenants.length === 0) {
+      need(false, ['tenants'], 'at least one tenant is required when API keys or JWTs are enabled');
+    }
+    const ids = new Set<number>();
+    const names = new Set<string>();
+    s.tenants.forEach((t, i) => {
+      need(!ids.has(t.id), ['tenants', i, 'id'], `duplicate tenant id ${t.id}`);
+      need(!names.has(t.name), ['tenants', i, 'name'], `duplicate tenant name "${t.name}"`);
+      ids.add(t.id);
+      names.add(t.name);
+    });
+  })
+  .prefault({});
 
 export const configSchema = z.object({
   node: z.object({ name: z.string().default('sluice') }).default({ name: 'sluice' }),
@@ -167,6 +326,18 @@ export const configSchema = z.object({
       defaultTimeoutMs: z.number().int().positive().default(30_000),
     })
     .default({ maxRequestBytes: 64 * 1024 * 1024, defaultTimeoutMs: 30_000 }),
+  /** Graceful drain (SIGTERM) timing; see docs/operations.md. Keep Kubernetes' terminationGracePeriodSeconds above delayMs + drainGraceMs + closeTimeoutMs. */
+  lifecycle: z
+    .object({
+      /** Time for in-flight requests to finish before they are handed back with a retryable error. */
+      drainGraceMs: z.number().int().min(0).max(3_600_000).default(20_000),
+      /** Time between readiness going false and listeners closing, so load balancers stop routing here first. */
+      drainDelayMs: z.number().int().min(0).max(600_000).default(0),
+      /** Time allowed after the grace period to flush the audit log and close links and servers. */
+      closeTimeoutMs: z.number().int().positive().max(600_000).default(5_000),
+    })
+    .default({ drainGraceMs: 20_000, drainDelayMs: 0, closeTimeoutMs: 5_000 }),
+  security: securitySchema,
   log: z
     .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
     .default({ level: 'info' }),
@@ -177,3 +348,4 @@ export type SegmentConfig = z.infer<typeof segmentSchema>;
 export type ReferenceModelsConfig = z.infer<typeof referenceModelsSchema>;
 export type SchedulingConfig = z.infer<typeof schedulingSchema>;
 export type TrainingConfig = z.infer<typeof trainingSchema>;
+export type SecurityConfig = z.infer<typeof securitySchema>;

@@ -19,3 +19,8 @@ export const nativeAeadFactory: AeadFactory = (key) => new NativeAead(key);
 export function defaultAeadFactory(): AeadFactory {
   return nativeAeadFactory;
 }
+
+/** Which implementation defaultAeadFactory() gives, for logs and benchmark tables. */
+export function defaultAeadName(): string {
+  return 'native addon';
+}

@@ -6,11 +6,14 @@
 //   secret_i2a[0]   = HKDF(segment key, salt, "sluice/1 i2a <segment>"       || transcript hash)
 //   secret_a2i[0]   = HKDF(segment key, salt, "sluice/1 a2i <segment>"       || transcript hash)
 //   secret[e+1]     = HKDF(secret[e], "", "sluice/1 next")            (ratchet on rekey)
-//   aead key[e]     = HKDF(secret[e], "", "sluice/1 aead key")
+//   aead key[e]     = HKDF(secret[e], "", "sluice/1 aead key")                 (tenant 0, the system)
+//   aead key[e][t]  = HKDF(secret[e], "", "sluice/1 tenant aead key" || u32be(t))  (tenant t > 0)
 //
 // Fresh nonces from both ends make every link's secrets distinct (one end's random source
 // alone suffices); the two directions use different labels, so no two links or directions
 // share a key. The ratchet is one-way: a leaked epoch key reveals nothing of earlier epochs.
+// Each tenant's frames are sealed under its own key (the tenant id is also in the header, the
+// AAD), so one tenant's frames cannot be opened, replayed or accepted as another tenant's.
 import { createHash, createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
 import type { SegmentName } from '../transport/types.ts';
 import { KEY_BYTES } from './aead.ts';
@@ -83,9 +86,20 @@ export function nextTrafficSecret(secret: Uint8Array): Buffer {
   return hkdf(secret, EMPTY, NEXT_INFO);
 }
 
-/** The AES-256-GCM key of an epoch. */
+/** The AES-256-GCM key of an epoch (for tenant 0, the system). */
 export function trafficKey(secret: Uint8Array): Buffer {
   return hkdf(secret, EMPTY, AEAD_KEY_INFO);
+}
+
+const TENANT_KEY_LABEL = Buffer.from(`${PROTOCOL_LABEL} tenant aead key`, 'ascii');
+
+/** The AES-256-GCM key of an epoch for tenant `tenant` (1..2^32-1). */
+export function tenantTrafficKey(secret: Uint8Array, tenant: number): Buffer {
+  if (!Number.isInteger(tenant) || tenant < 1 || tenant > 0xffff_ffff) throw new RangeError(`tenant must be an integer in 1..4294967295, got ${tenant}`);
+  const info = Buffer.allocUnsafe(TENANT_KEY_LABEL.length + 4);
+  TENANT_KEY_LABEL.copy(info, 0);
+  info.writeUInt32BE(tenant, TENANT_KEY_LABEL.length);
+  return hkdf(secret, EMPTY, info);
 }
 
 export function transcriptHash(records: readonly Uint8Array[]): Buffer {

@@ -24,6 +24,8 @@ export interface NativeAddon {
   /** Whether the addon was built with the libibverbs (RDMA) part. */
   readonly withVerbs: boolean;
   readonly AeadContext: NativeAeadContextConstructor;
+  /** Process-wide malloc tuning (native/runtime/malloc_tuning.h); false where it cannot apply. */
+  readonly tuneMalloc: (mmapThreshold: number, trimThreshold: number) => boolean;
 }
 
 export const NATIVE_ADDON_ERROR = 'SLUICE_ERR_NATIVE_ADDON';
@@ -57,7 +59,7 @@ export function loadNativeAddon(): NativeAddon {
   }
   const addon = loaded as Partial<NativeAddon> | null;
   // A build from older sources loads fine but lacks newer exports.
-  if (typeof addon?.AeadContext !== 'function') {
+  if (typeof addon?.AeadContext !== 'function' || typeof addon.tuneMalloc !== 'function') {
     throw new SluiceError(NATIVE_ADDON_ERROR, `sluice native addon at ${file} is out of date: ${BUILD_HINT}`);
   }
   cached = addon as NativeAddon;

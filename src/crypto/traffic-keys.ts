@@ -5,16 +5,19 @@
 import type { Aead } from './aead.ts';
 import type { AeadFactory } from './aead-factory.ts';
 import { DEFAULT_KEY_LIMITS, checkKeyLimits, type KeyLimits } from './key-limits.ts';
-import { nextTrafficSecret, trafficKey } from './key-schedule.ts';
+import { nextTrafficSecret, tenantTrafficKey, trafficKey } from './key-schedule.ts';
 import { NonceSequence } from './nonce-sequence.ts';
 
 export const MAX_EPOCH = 0xffff_ffff;
+/** Tenant AEADs kept per epoch; beyond this the least recently created is released. */
+export const MAX_TENANT_KEYS = 4096;
 
 export class TrafficKeys {
   readonly nonces: NonceSequence;
   readonly limits: KeyLimits;
   #secret: Buffer;
   #aead: Aead;
+  readonly #tenantAeads = new Map<number, Aead>();
   #epoch = 0;
   #bytes = 0;
   readonly #factory: AeadFactory;
@@ -27,8 +30,8 @@ export class TrafficKeys {
     this.#aead = this.#makeAead();
   }
 
-  #makeAead(): Aead {
-    const key = trafficKey(this.#secret);
+  #makeAead(tenant = 0): Aead {
+    const key = tenant === 0 ? trafficKey(this.#secret) : tenantTrafficKey(this.#secret, tenant);
     try {
       return this.#factory(key);
     } finally {
@@ -41,8 +44,30 @@ export class TrafficKeys {
     return this.#epoch;
   }
 
+  /** The current epoch's AEAD of tenant 0 (the system: link control). */
   get aead(): Aead {
     return this.#aead;
+  }
+
+  /** The current epoch's AEAD of `tenant` (its own key; tenant 0 is the system key). */
+  aeadFor(tenant: number): Aead {
+    if (tenant === 0) return this.#aead;
+    let aead = this.#tenantAeads.get(tenant);
+    if (aead === undefined) {
+      if (this.#tenantAeads.size >= MAX_TENANT_KEYS) {
+        const oldest = this.#tenantAeads.entries().next().value as [number, Aead];
+        this.#tenantAeads.delete(oldest[0]);
+        oldest[1].destroy();
+      }
+      aead = this.#makeAead(tenant);
+      this.#tenantAeads.set(tenant, aead);
+    }
+    return aead;
+  }
+
+  #releaseTenantAeads(): void {
+    for (const a of this.#tenantAeads.values()) a.destroy();
+    this.#tenantAeads.clear();
   }
 
   get framesUnderKey(): number {
@@ -75,6 +100,7 @@ export class TrafficKeys {
     this.#secret.fill(0);
     this.#secret = next;
     this.#aead.destroy();
+    this.#releaseTenantAeads();
     this.#aead = this.#makeAead();
     this.#epoch += 1;
     this.#bytes = 0;
@@ -84,5 +110,6 @@ export class TrafficKeys {
   destroy(): void {
     this.#secret.fill(0);
     this.#aead.destroy();
+    this.#releaseTenantAeads();
   }
 }

@@ -1,10 +1,11 @@
-// A gRPC client for one model server. Requests and responses pass through as serialized bytes
-// (the ingress already checked them), so the egress never decodes tensors. Calls fail fast with
-// UNAVAILABLE when the server is down (no wait-for-ready) and carry the caller's deadline.
-import * as grpc from '@grpc/grpc-js';
+// The egress's client for one model server. Requests and responses pass through as serialized
+// bytes (the ingress already checked them), so the egress never decodes tensors. Calls fail
+// fast with UNAVAILABLE when the server is down and carry the caller's deadline and request id.
 import { METHODS } from '../kserve/grpc-service.ts';
 import { InferenceError, InferenceErrorCode } from '../kserve/inference-error.ts';
-import { GrpcStatus, type GrpcStatusCode, isGrpcStatusCode } from '../kserve/status.ts';
+import { decodeMessage, encodeMessage } from '../kserve/proto.ts';
+import { GrpcStatus } from '../kserve/status.ts';
+import { type GrpcCallError, Http2GrpcClient } from './http2-grpc-client.ts';
 
 export type UpstreamMethod = 'ModelInfer' | 'ModelReady' | 'ModelMetadata';
 
@@ -19,56 +20,37 @@ export interface UpstreamCall {
   cancel(): void;
 }
 
-const identity = (b: Buffer): Buffer => b;
-
 export class UpstreamClient {
   readonly address: string;
-  private readonly client: grpc.Client;
+  private readonly client: Http2GrpcClient;
 
   constructor(address: string, maxMessageBytes: number) {
     this.address = address;
-    this.client = new grpc.Client(address, grpc.credentials.createInsecure(), {
-      'grpc.max_receive_message_length': maxMessageBytes,
-      'grpc.max_send_message_length': maxMessageBytes,
-      // A restarted model server is found again within a second or two.
-      'grpc.initial_reconnect_backoff_ms': 200,
-      'grpc.max_reconnect_backoff_ms': 2000,
-    });
+    this.client = new Http2GrpcClient(address, { maxMessageBytes });
   }
 
   call(method: UpstreamMethod, payload: Buffer, opts: UpstreamCallOptions): UpstreamCall {
-    const md = new grpc.Metadata();
-    md.set('x-request-id', opts.requestId);
-    let resolve!: (b: Buffer) => void;
-    let reject!: (e: InferenceError) => void;
-    const result = new Promise<Buffer>((res, rej) => {
-      resolve = res;
-      reject = rej;
-    });
-    const call = this.client.makeUnaryRequest<Buffer, Buffer>(
-      METHODS[method].path,
-      identity,
-      identity,
-      payload,
-      md,
-      { deadline: opts.deadline },
-      (err, value) => {
-        if (err !== null) reject(this.translate(err));
-        else resolve(value ?? Buffer.alloc(0));
-      },
+    const call = this.client.unary(METHODS[method].path, payload, opts.deadline, { 'x-request-id': opts.requestId });
+    return { result: call.result.catch((err: GrpcCallError) => Promise.reject(this.translate(err))), cancel: call.cancel };
+  }
+
+  /** KServe ServerReady of the model server (health probes): true only if it says ready. */
+  serverReady(deadline: number): Promise<boolean> {
+    const call = this.client.unary(METHODS.ServerReady.path, encodeMessage('ServerReadyRequest', {}), deadline, {});
+    return call.result.then(
+      (value) => decodeMessage<{ ready: boolean }>('ServerReadyResponse', value).ready === true,
+      (err: GrpcCallError) => Promise.reject(this.translate(err)),
     );
-    return { result, cancel: () => call.cancel() };
   }
 
   close(): void {
     this.client.close();
   }
 
-  /** Maps a gRPC error from the model server to the inference error the caller sees. */
-  private translate(err: grpc.ServiceError): InferenceError {
-    const status: GrpcStatusCode = isGrpcStatusCode(err.code) ? err.code : GrpcStatus.UNKNOWN;
-    const details = err.details || grpc.status[status] || 'no details';
-    switch (status) {
+  /** Maps a gRPC failure of the model server to the inference error the caller sees. */
+  private translate(err: GrpcCallError): InferenceError {
+    const details = err.details || 'no details';
+    switch (err.status) {
       case GrpcStatus.UNAVAILABLE:
         return new InferenceError(InferenceErrorCode.UPSTREAM_UNAVAILABLE, `model server ${this.address} is unavailable: ${details}`);
       case GrpcStatus.DEADLINE_EXCEEDED:
@@ -77,12 +59,10 @@ export class UpstreamClient {
         return new InferenceError(InferenceErrorCode.MODEL_NOT_FOUND, details);
       case GrpcStatus.INVALID_ARGUMENT:
         return new InferenceError(InferenceErrorCode.BAD_REQUEST, details);
-      case GrpcStatus.RESOURCE_EXHAUSTED:
-        return new InferenceError(InferenceErrorCode.UPSTREAM_ERROR, `model server ${this.address}: ${details}`, { grpcStatus: status });
       case GrpcStatus.CANCELLED:
         return new InferenceError(InferenceErrorCode.CANCELLED, details);
       default:
-        return new InferenceError(InferenceErrorCode.UPSTREAM_ERROR, `model server ${this.address}: ${details}`, { grpcStatus: status });
+        return new InferenceError(InferenceErrorCode.UPSTREAM_ERROR, `model server ${this.address}: ${details}`, { grpcStatus: err.status });
     }
   }
 }

@@ -30,6 +30,11 @@ export class UpstreamPool {
     }
   }
 
+  /** One client per distinct upstream address. */
+  get all(): readonly UpstreamClient[] {
+    return [...this.clients.values()];
+  }
+
   get size(): number {
     return this.clients.size;
   }

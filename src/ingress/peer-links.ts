@@ -33,7 +33,7 @@ interface PeerState {
   tried: boolean;
 }
 
-/** Events: 'link' (name, Link) each time a link to a peer comes up. */
+/** Events: 'link' (name, Link) each time a link to a peer comes up; 'connect-error' (name, err) when an attempt fails. */
 export class PeerLinks extends EventEmitter {
   private readonly opts: PeerLinksOptions;
   private readonly peers = new Map<string, PeerState>();
@@ -66,6 +66,11 @@ export class PeerLinks extends EventEmitter {
   linkOf(name: string): Link | undefined {
     const link = this.peers.get(name)?.link;
     return link !== undefined && !link.closed ? link : undefined;
+  }
+
+  /** Peer names, in config order. */
+  get names(): string[] {
+    return [...this.peers.keys()];
   }
 
   isUp(name: string): boolean {
@@ -119,6 +124,7 @@ export class PeerLinks extends EventEmitter {
       s.lastError = `connect to ${peer.host}:${peer.port} failed: ${(err as Error).message}`;
       s.tried = true;
       this.opts.logger.debug({ peer: peer.name, err: (err as Error).message }, 'inference link connect failed');
+      this.emit('connect-error', peer.name, err);
       this.schedule(s);
     }
   }

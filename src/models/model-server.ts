@@ -75,6 +75,7 @@ export class ModelServer {
     this.server = new grpc.Server({
       'grpc.max_receive_message_length': opts.maxMessageBytes,
       'grpc.max_send_message_length': opts.maxMessageBytes,
+      'grpc.enable_channelz': 0,
     });
     this.server.addService(decodedServiceDefinition(), {
       ServerLive: (_call: unknown, cb: grpc.sendUnaryData<object>) => cb(null, { live: true }),

@@ -7,6 +7,7 @@
 //              when segments.training.listen is set, transfers to training peers)
 // Every link is scheduled by FairLinkScheduler; one BulkGovernor per node ties the inference
 // latency measured at the ingress to the pace of training bulk on the training links.
+import type * as grpc from '@grpc/grpc-js';
 import type { SluiceConfig } from '../config/schema.ts';
 import { ConfigError } from '../config/load.ts';
 import { EgressService } from '../egress/egress-service.ts';
@@ -19,19 +20,41 @@ import { PeerLinks } from '../ingress/peer-links.ts';
 import { RouteTable } from '../ingress/route-table.ts';
 import { SegmentForwarder } from '../ingress/segment-forwarder.ts';
 import { ModelServer } from '../models/model-server.ts';
+import { GrpcHealthService } from '../telemetry/grpc-health.ts';
+import { HealthModel, type HealthHandle } from '../telemetry/health.ts';
+import { HealthProbe } from '../telemetry/health-probe.ts';
 import type { Logger } from '../telemetry/logger.ts';
-import type { Link, Listener, Transport, TransportOptions } from '../transport/types.ts';
+import { SluiceMetrics } from '../telemetry/metrics.ts';
+import { MetricsServer } from '../telemetry/metrics-server.ts';
+import { instrumentScheduler } from '../telemetry/scheduler-telemetry.ts';
+import type { Link, Listener, SegmentName, Transport, TransportOptions } from '../transport/types.ts';
 import { BulkGovernor } from '../scheduler/bulk-governor.ts';
 import { fairLinkSchedulerFactory } from '../scheduler/fair-link-scheduler.ts';
 import { UpstreamPolicy } from '../ingress/upstream-policy.ts';
 import { addTensorTransferService } from '../training/grpc-service.ts';
 import { TrainingGrpcServer } from '../training/grpc-server.ts';
 import { TrainingNode } from '../training/training-node.ts';
+import { defaultMethodGates, gateInterceptor } from '../security/grpc-gate-interceptor.ts';
 import { loadSegmentKey } from '../config/segment-key.ts';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { serveGrpcOverTls } from '../security/grpc-tls.ts';
+import { startHttpsFront, type HttpsFront } from '../security/https-front.ts';
+import { egressTenantPolicy } from '../security/egress-policy.ts';
+import { securityIngressHook } from '../security/ingress-gate-hook.ts';
+import { guardLink, guardListener } from '../security/link-guard.ts';
+import { SecurityRuntime } from '../security/security-runtime.ts';
+import { uwsSslOptions } from '../security/tls-options.ts';
+import { requestMetricsHook } from './node-telemetry.ts';
 
 export type TransportChoice = 'tcp' | 'rdma' | 'auto';
 /** Creates the transport a segment's config names (src/transport/registry.ts in production). */
 export type TransportResolver = (choice: TransportChoice, logger: Logger, opts?: TransportOptions) => Promise<Transport>;
+
+/** The gRPC service names health checking knows (besides "" for the node as a whole). */
+export const INFERENCE_SERVICE = 'inference.GRPCInferenceService';
+export const TRAINING_SERVICE = 'sluice.v1.TensorTransfer';
 
 export const SLUICE_VERSION = '0.1.0';
 
@@ -43,6 +66,12 @@ export interface SluiceNodeOptions {
   configDir?: string;
   /** Extra ingress hooks (auth, metrics) registered before start. */
   hooks?: readonly IngressHook[];
+  /** Metrics registry (default: a new one, with process metrics). */
+  metrics?: SluiceMetrics;
+  /** Readiness model (default: a new one). */
+  health?: HealthModel;
+  /** How often upstream model servers are probed with ServerReady (default 2000 ms). */
+  probeIntervalMs?: number;
 }
 
 export interface Endpoints {
@@ -52,12 +81,20 @@ export interface Endpoints {
   /** The training segment listener. */
   training?: string;
   models?: string;
+  metrics?: string;
 }
 
 export class SluiceNode {
   readonly endpoints: Endpoints = {};
   readonly hooks = new HookChain();
+  readonly metrics: SluiceMetrics;
+  readonly health: HealthModel;
   private readonly opts: SluiceNodeOptions;
+  private opsServer: MetricsServer | undefined;
+  private grpcHealth: GrpcHealthService | undefined;
+  private readonly probes: HealthProbe[] = [];
+  private grpcStopping: Promise<void> | undefined;
+  private trainingStopping: Promise<void> | undefined;
   private models: ModelServer | undefined;
   private listener: Listener | undefined;
   private egress: EgressService | undefined;
@@ -73,9 +110,18 @@ export class SluiceNode {
   /** Ties inference latency to the bulk pace (exported for metrics and benchmarks). */
   readonly governor: BulkGovernor;
   private upstreamPolicy: UpstreamPolicy | undefined;
+  private security: SecurityRuntime | undefined;
+  private httpsFront: HttpsFront | undefined;
+  private httpSocketDir: string | undefined;
 
   constructor(opts: SluiceNodeOptions) {
     this.opts = opts;
+    this.metrics = opts.metrics ?? new SluiceMetrics({ version: SLUICE_VERSION });
+    this.health = opts.health ?? new HealthModel();
+    this.metrics.attachHealth(this.health);
+    this.metrics.setInFlightSource('ingress', () => this.gateway?.inflight ?? 0);
+    this.metrics.setInFlightSource('egress', () => this.egress?.inflight ?? 0);
+    this.hooks.add(requestMetricsHook(this.metrics.requests));
     for (const h of opts.hooks ?? []) this.hooks.add(h);
     const sch = opts.config.scheduling;
     this.governor = new BulkGovernor({ targetMs: sch.latencyTargetMs, ...sch.bulk });
@@ -91,21 +137,35 @@ export class SluiceNode {
     return this.upstreamPolicy;
   }
 
-  /** Link tuning of every transport this node creates: the fair, latency-aware scheduler. */
-  private transportOptions(): TransportOptions {
+  /**
+   * Link tuning of every transport this node creates: the fair, latency-aware scheduler,
+   * instrumented so queue depth, delay and the bulk share show in the segment's metrics.
+   */
+  private transportOptions(segment: SegmentName): TransportOptions {
     const sch = this.opts.config.scheduling;
-    return {
-      link: {
-        frameBytes: { training: sch.chunk.maxBytes },
-        scheduler: fairLinkSchedulerFactory({
-          governor: this.governor,
-          latencyTargetMs: sch.latencyTargetMs,
-          chunkBudgetFraction: sch.chunk.budgetFraction,
-          minChunkBytes: sch.chunk.minBytes,
-          quantumBytes: sch.quantumBytes,
-        }),
-      },
-    };
+    const queues = this.metrics.segmentQueues(segment);
+    queues.bulkShare = () => this.governor.share(performance.now());
+    const fair = fairLinkSchedulerFactory({
+      governor: this.governor,
+      latencyTargetMs: sch.latencyTargetMs,
+      chunkBudgetFraction: sch.chunk.budgetFraction,
+      minChunkBytes: sch.chunk.minBytes,
+      quantumBytes: sch.quantumBytes,
+    });
+    return { link: { frameBytes: { training: sch.chunk.maxBytes }, scheduler: instrumentScheduler(fair, queues) } };
+  }
+
+  /**
+   * The gate interceptor for sluice's own gRPC services (TensorTransfer as `train` on the
+   * training segment, anything else as `admin`) when gates are on; inference calls are gated
+   * by the gateway's hook, health checks by nobody.
+   */
+  private grpcGateOptions(): { interceptors?: grpc.ServerInterceptor[] } {
+    const sec = this.security;
+    const s = this.opts.config.security;
+    if (sec === undefined || !(s.apiKeys.enabled || s.jwt.enabled || s.audit.enabled || s.rateLimits.enabled)) return {};
+    const methods = (p: string) => (p.startsWith(`/${INFERENCE_SERVICE}/`) ? null : defaultMethodGates(p));
+    return { interceptors: [gateInterceptor(sec.gates, methods)] };
   }
 
   get config(): SluiceConfig {
@@ -124,6 +184,74 @@ export class SluiceNode {
   }
 
   async start(): Promise<void> {
+    const { config, logger } = this.opts;
+    const seg = config.segments.inference;
+    this.health.defineService(INFERENCE_SERVICE);
+    if (config.listeners.metrics !== undefined) {
+      // First, so probes get an answer (not ready yet) while the rest starts.
+      const l = config.listeners.metrics;
+      this.opsServer = new MetricsServer({
+        host: l.host,
+        port: l.port,
+        metrics: this.metrics,
+        health: this.health,
+        onError: (err) => logger.error({ err: (err as Error).message }, 'metrics collection failed'),
+      });
+      const a = await this.opsServer.listen();
+      this.endpoints.metrics = `${l.host}:${a.port}`;
+      logger.info({ service: 'metrics', address: this.endpoints.metrics }, 'listening');
+    }
+    await this.startSecurity();
+    await this.startParts();
+    this.health.markStarted();
+  }
+
+  /** The `security` section: off entirely in the embedded demo; docs/examples/secure.yaml turns it all on. */
+  private async startSecurity(): Promise<void> {
+    const { config, logger } = this.opts;
+    if (!SecurityRuntime.wanted(config.security)) {
+      if (config.listeners.http !== undefined || config.listeners.grpc !== undefined) {
+        logger.warn('security gates are off: no TLS, no authentication, no audit log (fine for the embedded demo; see docs/examples/secure.yaml)');
+      }
+      return;
+    }
+    this.security = await SecurityRuntime.start({
+      config: config.security,
+      nodeName: config.node.name,
+      logger: logger.child({ component: 'security' }),
+      ...(this.opts.configDir !== undefined ? { baseDir: this.opts.configDir } : {}),
+    });
+    const s = config.security;
+    if (s.apiKeys.enabled || s.jwt.enabled || s.audit.enabled || s.rateLimits.enabled) this.hooks.add(securityIngressHook(this.security.gates));
+    logger.info(
+      { audit: s.audit.enabled, api_keys: s.apiKeys.enabled, jwt: s.jwt.enabled, tls: s.tls.enabled, mtls: s.tls.clientCerts.mode, rate_limits: s.rateLimits.enabled, webhooks: s.webhooks.endpoints.length },
+      'security gates',
+    );
+  }
+
+  /** Starts the HTTP ingress: plain, native TLS (uWS SSLApp), or behind the mTLS front. */
+  private async startHttp(common: Omit<ConstructorParameters<typeof HttpIngress>[0], 'host' | 'port' | 'logger'>, host: string, port: number): Promise<string> {
+    const logger = this.opts.logger.child({ component: 'http' });
+    const sec = this.security;
+    if (sec === undefined || !sec.config.tls.enabled) {
+      this.http = new HttpIngress({ ...common, host, port, logger });
+      return `${host}:${await this.http.start()}`;
+    }
+    const ssl = uwsSslOptions(sec.config.tls);
+    if (ssl !== null) {
+      this.http = new HttpIngress({ ...common, host, port, logger, ssl });
+      return `${host}:${await this.http.start()}`;
+    }
+    // mTLS (or a TLS 1.3 floor): node:tls in front, the app on a unix socket only this user can reach.
+    this.httpSocketDir = mkdtempSync(path.join(tmpdir(), 'sluice-http-'));
+    const socketPath = path.join(this.httpSocketDir, 'http.sock');
+    this.http = new HttpIngress({ ...common, host, port: 0, unixPath: socketPath, logger });
+    await this.http.start();
+    this.httpsFront = await startHttpsFront({ name: 'http', host, port, tls: sec.config.tls, allowlist: sec.allowlist, events: sec }, { path: socketPath });
+    return `${host}:${this.httpsFront.listener.address.port}`;
+  }
+
+  private async startParts(): Promise<void> {
     const { config, logger } = this.opts;
     const seg = config.segments.inference;
     const serveIngress = config.listeners.http !== undefined || config.listeners.grpc !== undefined;
@@ -149,17 +277,35 @@ export class SluiceNode {
     }
     if (seg === undefined) throw new ConfigError('segments.inference: required for the ingress and the egress');
     const key = this.segmentKey();
-    const transport = await this.opts.transports(seg.transport, logger, this.transportOptions());
+    const transport = await this.opts.transports(seg.transport, logger, this.transportOptions('inference'));
 
     if (serveEgress) {
       const upstreamRoutes = config.routes.filter((r) => r.upstreams.length > 0);
       if (upstreamRoutes.length === 0) {
         throw new ConfigError('routes: the inference segment listens, but no route has upstreams for it to serve');
       }
-      this.egress = new EgressService({
-        upstreams: new UpstreamPool(upstreamRoutes, seg.maxMessageBytes),
-        logger: logger.child({ component: 'egress' }),
-      });
+      const upstreams = new UpstreamPool(upstreamRoutes, seg.maxMessageBytes);
+      const authorizeCall = this.security === undefined ? null : egressTenantPolicy(this.security.config, this.security);
+      this.egress = new EgressService({ upstreams, logger: logger.child({ component: 'egress' }), ...(authorizeCall !== null ? { authorizeCall } : {}) });
+      // Ready while at least one model server answers ServerReady; each is shown on its own.
+      const names = upstreams.all.map((u) => `upstream:${u.address}`);
+      const anyUpstream = this.health.register('upstreams', { kind: 'upstream', services: [INFERENCE_SERVICE] });
+      const recompute = (): void => {
+        const up = names.filter((n) => this.health.component(n)?.up === true);
+        if (up.length > 0) anyUpstream.up(`${up.length} of ${names.length} up`);
+        else anyUpstream.down(`no model server is ready (${names.map((n) => `${n.slice(9)}: ${this.health.component(n)?.detail ?? '?'}`).join('; ')})`);
+      };
+      this.health.on('change', recompute);
+      for (const u of upstreams.all) {
+        const handle = this.health.register(`upstream:${u.address}`, { kind: 'upstream', services: [INFERENCE_SERVICE], critical: false });
+        const probe = new HealthProbe(handle, (signal) => u.serverReady(Date.now() + (signal.aborted ? 0 : 1000)), {
+          intervalMs: this.opts.probeIntervalMs ?? 2000,
+          timeoutMs: Math.min(1000, this.opts.probeIntervalMs ?? 2000),
+        });
+        this.probes.push(probe);
+        await probe.runOnce();
+        probe.start({ immediate: false });
+      }
       const listen = seg.listen!;
       this.listener = await transport.listen({
         segment: 'inference',
@@ -169,7 +315,10 @@ export class SluiceNode {
         maxMessageBytes: seg.maxMessageBytes,
         ...(seg.device !== undefined ? { device: seg.device } : {}),
       });
+      this.metrics.links.watchListener(this.listener, 'inference');
+      if (this.security !== undefined) guardListener(this.listener, 'inference', this.security);
       this.listener.on('link', (link: Link) => {
+        this.metrics.links.add(link);
         this.egressLinks.add(link);
         link.once('close', () => this.egressLinks.delete(link));
         this.egress!.attach(link);
@@ -177,6 +326,7 @@ export class SluiceNode {
       this.listener.on('error', (err: Error) => logger.error({ err: err.message }, 'inference segment listener error'));
       const a = this.listener.address;
       this.endpoints.segment = `${a.host}:${a.port}`;
+      this.health.register('segment:inference', { kind: 'segment', services: [INFERENCE_SERVICE], up: true });
       logger.info({ service: 'segment', segment: 'inference', transport: transport.kind, address: this.endpoints.segment }, 'listening');
     }
 
@@ -198,6 +348,7 @@ export class SluiceNode {
       });
       this.upstreamPolicy = new UpstreamPolicy({ peers: peers.map((p) => p.name), scheduling: config.scheduling, governor: this.governor });
       const forwarder = new SegmentForwarder(this.peerLinks, logger.child({ component: 'forwarder' }), this.upstreamPolicy);
+      this.watchPeers(this.peerLinks);
       this.peerLinks.start();
       this.gateway = new InferenceGateway({
         routes,
@@ -205,7 +356,7 @@ export class SluiceNode {
         hooks: this.hooks,
         logger: logger.child({ component: 'ingress' }),
         defaultTimeoutMs: config.limits.defaultTimeoutMs,
-        isReady: () => peers.some((p) => this.peerLinks!.isUp(p.name)),
+        isReady: () => this.health.ready(INFERENCE_SERVICE),
       });
       const common = {
         gateway: this.gateway,
@@ -216,20 +367,29 @@ export class SluiceNode {
       if (config.listeners.grpc !== undefined) {
         const l = config.listeners.grpc;
         const training = this.training;
+        this.grpcHealth = new GrpcHealthService(this.health);
+        const grpcHealth = this.grpcHealth;
+        const sec = this.security;
         this.grpc = new GrpcIngress({
           ...common,
           host: l.host,
           port: l.port,
           logger: logger.child({ component: 'grpc' }),
           maxResponseBytes: seg.maxMessageBytes,
-          ...(training !== undefined ? { extraServices: (server) => addTensorTransferService(server, training) } : {}),
+          addServices: (server) => {
+            grpcHealth.addTo(server);
+            if (training !== undefined) addTensorTransferService(server, training);
+          },
+          ...this.grpcGateOptions(),
+          ...(sec?.config.tls.enabled === true
+            ? { binder: (server, host, port) => serveGrpcOverTls(server, { name: 'grpc', host, port, tls: sec.config.tls, allowlist: sec.allowlist, events: sec }) }
+            : {}),
         });
         this.endpoints.grpc = `${l.host}:${await this.grpc.start()}`;
       }
       if (config.listeners.http !== undefined) {
         const l = config.listeners.http;
-        this.http = new HttpIngress({ ...common, host: l.host, port: l.port, logger: logger.child({ component: 'http' }) });
-        this.endpoints.http = `${l.host}:${await this.http.start()}`;
+        this.endpoints.http = await this.startHttp(common, l.host, l.port);
       }
       // Give the first links a moment so the first requests do not race the handshakes.
       await this.peerLinks.waitForFirstAttempts(3000);
@@ -241,7 +401,7 @@ export class SluiceNode {
     const { config, logger } = this.opts;
     const seg = config.segments.training!;
     const key = loadSegmentKey(seg, 'training', this.opts.configDir);
-    const transport = await this.opts.transports(seg.transport, logger, this.transportOptions());
+    const transport = await this.opts.transports(seg.transport, logger, this.transportOptions('training'));
     const t = config.training;
     const log = logger.child({ component: 'training' });
     this.training = new TrainingNode({
@@ -253,7 +413,16 @@ export class SluiceNode {
       maxMessageBytes: seg.maxMessageBytes,
       ...(seg.device !== undefined ? { device: seg.device } : {}),
       limits: { windowBytes: t.windowBytes, maxChunkBytes: t.maxChunkBytes, maxTensorBytes: t.maxTensorBytes, resumeTimeoutMs: t.resumeTimeoutMs, maxTransfers: t.maxTransfers },
-      onAudit: (e) => log.warn({ audit: e.action, detail: e.detail }, 'training refusal'),
+      onAudit: (e) => {
+        log.warn({ audit: e.action, detail: e.detail }, 'training refusal');
+        // Cross-segment attempts are segment violations like the wire's; protocol faults keep their own type.
+        const type = e.action === 'training.protocol.violation' ? e.action : 'segment.violation';
+        this.security?.emit({ type, tenant: null, requestId: null, actor: 'training', outcome: 'denied', reason: e.detail, detail: { action: e.action, segment: 'training' } });
+      },
+      onLink: (link) => {
+        this.metrics.links.add(link);
+        if (this.security !== undefined) guardLink(link, this.security);
+      },
     });
     await this.training.start();
     if (seg.listen !== undefined) {
@@ -265,6 +434,8 @@ export class SluiceNode {
         maxMessageBytes: seg.maxMessageBytes,
         ...(seg.device !== undefined ? { device: seg.device } : {}),
       });
+      this.metrics.links.watchListener(this.trainingListener, 'training');
+      if (this.security !== undefined) guardListener(this.trainingListener, 'training', this.security);
       this.trainingListener.on('link', (link: Link) => {
         this.trainingLinks.add(link);
         link.once('close', () => this.trainingLinks.delete(link));
@@ -281,35 +452,102 @@ export class SluiceNode {
   private async startTrainingGrpc(): Promise<void> {
     const l = this.opts.config.listeners.grpc;
     if (this.training === undefined || l === undefined) return;
-    this.trainingGrpc = new TrainingGrpcServer(this.training, l.host, l.port);
+    const sec = this.security;
+    this.trainingGrpc = new TrainingGrpcServer(this.training, l.host, l.port, {
+      ...this.grpcGateOptions(),
+      ...(sec?.config.tls.enabled === true
+        ? { binder: (server, host, port) => serveGrpcOverTls(server, { name: 'grpc', host, port, tls: sec.config.tls, allowlist: sec.allowlist, events: sec }) }
+        : {}),
+    });
     this.endpoints.grpc = `${l.host}:${await this.trainingGrpc.start()}`;
-    this.opts.logger.info({ service: 'grpc', address: this.endpoints.grpc, services: ['sluice.v1.TensorTransfer'] }, 'listening');
+    this.opts.logger.info({ service: 'grpc', address: this.endpoints.grpc, services: [TRAINING_SERVICE], tls: sec?.config.tls.enabled === true }, 'listening');
   }
 
   /**
-   * Graceful stop: refuse new requests, let those in flight finish for up to graceMs, then
-   * close links, listeners and the model server.
+   * Readiness of the ingress' side of the segment: at least one egress peer linked. Each peer is
+   * also a component of its own, shown but not gating (one dead peer of several must not take
+   * the node out of load balancing; per-model readiness is ModelReady's job).
    */
-  async stop(graceMs = 5000): Promise<void> {
-    const { logger } = this.opts;
+  private watchPeers(peerLinks: PeerLinks): void {
+    const segment = this.health.register('peers:inference', { kind: 'segment', services: [INFERENCE_SERVICE] });
+    const perPeer = new Map<string, HealthHandle>();
+    for (const name of peerLinks.names) perPeer.set(name, this.health.register(`peer:${name}`, { kind: 'peer', services: [INFERENCE_SERVICE], critical: false }));
+    const update = (): void => {
+      const up = peerLinks.names.filter((n) => peerLinks.isUp(n));
+      if (up.length > 0) segment.up(`${up.length} of ${peerLinks.names.length} peers linked`);
+      else segment.down('no link to any egress peer');
+    };
+    peerLinks.on('link', (name: string, link: Link) => {
+      this.metrics.links.add(link);
+      if (this.security !== undefined) guardLink(link, this.security);
+      perPeer.get(name)?.up(link.remoteAddress);
+      update();
+      link.once('close', () => {
+        perPeer.get(name)?.down('link closed; reconnecting');
+        update();
+      });
+    });
+    peerLinks.on('connect-error', (name: string, err: unknown) => {
+      this.metrics.links.connectFailed('inference', err);
+      perPeer.get(name)?.down((err as Error).message);
+    });
+    update();
+  }
+
+  /**
+   * Drain, step 1: readiness off, refuse new requests (HTTP 503 / gRPC UNAVAILABLE; the egress
+   * answers new calls from peers with UNAVAILABLE so their ingress can go elsewhere), stop
+   * accepting connections, end health watches and start the gRPC server's graceful shutdown.
+   */
+  beginDrain(graceMs: number): void {
+    this.health.startDraining();
     this.gateway?.beginDrain();
+    this.egress?.beginShutdown();
     this.http?.stop();
-    const grpcStopped = this.grpc?.stop(graceMs);
-    const until = Date.now() + graceMs;
-    while (Date.now() < until && (this.inflight.ingress > 0 || this.inflight.egress > 0)) {
+    this.httpsFront?.listener.stopAccepting();
+    this.grpcHealth?.endWatches();
+    this.grpcStopping ??= this.grpc?.stop(graceMs);
+    this.trainingStopping ??= this.trainingGrpc?.stop(graceMs);
+  }
+
+  /** Drain, step 2: resolves when nothing is in flight, or when `signal` aborts (grace over). */
+  async waitIdle(signal: AbortSignal): Promise<void> {
+    while (!signal.aborted && (this.inflight.ingress > 0 || this.inflight.egress > 0)) {
       await new Promise((r) => setTimeout(r, 20));
     }
+  }
+
+  /**
+   * Drain, step 3: close everything. Calls still in flight are handed back: the egress cancels
+   * its upstream calls, whose callers get UNAVAILABLE; the ingress' pending requests fail with
+   * a retryable error when their links close.
+   */
+  async close(): Promise<void> {
+    const { logger } = this.opts;
+    for (const p of this.probes) p.stop();
     this.egress?.beginShutdown();
-    await grpcStopped;
+    await this.grpcStopping;
     await this.peerLinks?.close();
     this.egress?.close();
     await this.listener?.close();
     await Promise.allSettled([...this.egressLinks].map((l) => l.close('shutting down')));
-    await this.trainingGrpc?.stop(Math.max(0, until - Date.now()));
+    await this.trainingStopping;
     await this.training?.close();
     await this.trainingListener?.close();
     await Promise.allSettled([...this.trainingLinks].map((l) => l.close('shutting down')));
-    await this.models?.stop(Math.max(0, until - Date.now()));
+    await this.models?.stop(0);
+    await this.httpsFront?.close();
+    if (this.httpSocketDir !== undefined) rmSync(this.httpSocketDir, { recursive: true, force: true });
+    await this.opsServer?.close();
+    // Last: everything above may still report security events.
+    await this.security?.close();
     logger.info('stopped');
+  }
+
+  /** Graceful stop in one call: drain for up to graceMs, then close. */
+  async stop(graceMs = 5000): Promise<void> {
+    this.beginDrain(graceMs);
+    await this.waitIdle(AbortSignal.timeout(Math.max(0, graceMs)));
+    await this.close();
   }
 }

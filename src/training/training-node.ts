@@ -70,6 +70,8 @@ export interface TrainingNodeOptions {
   device?: string;
   /** Security-relevant refusals (cross-segment attempts, protocol violations) for the audit log. */
   onAudit?: (event: { action: string; detail: string }) => void;
+  /** Every training-segment link this node accepts for transfers (metrics, security guards). */
+  onLink?: (link: Link) => void;
   /** Fault injection (tests, drills): see OutboundTransferOptions.corruptChunk. */
   corruptChunk?: (id: string, offset: number) => boolean;
 }
@@ -133,6 +135,7 @@ export class TrainingNode {
     }
     if (this.links.has(link)) return;
     this.links.add(link);
+    this.opts.onLink?.(link);
     link.on('message', (m: InboundMessage) => this.onLinkMessage(link, m));
     link.on('drain', () => {
       for (const t of this.outbound.values()) t.onLinkDrain(link);

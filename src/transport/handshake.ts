@@ -34,7 +34,11 @@ import {
   type HandshakeRecord,
 } from '../wire/handshake-record.ts';
 import { HandshakeError, HandshakeErrorCode } from './errors.ts';
+import { DataEventInput, type ByteInput } from './socket-input.ts';
 import type { SegmentName } from './types.ts';
+
+/** Bytes a peer may send before the handshake completes: the records, plus early frames. */
+const MAX_BUFFERED = 4 * 1024 * 1024;
 
 export const MIN_WIRE_VERSION = WIRE_VERSION;
 export const MAX_WIRE_VERSION = WIRE_VERSION;
@@ -53,7 +57,7 @@ export interface HandshakeResult {
   secrets: LinkSecrets;
   /** Hex prefix of the transcript hash: the same on both ends. */
   linkId: string;
-  /** Bytes received after the last handshake record (the first frames). The stream is left paused. */
+  /** Bytes received after the last handshake record (the first frames; a copy). The stream is left paused. */
   leftover: Buffer | undefined;
 }
 
@@ -68,13 +72,10 @@ const REJECT_TO_ERROR: Record<number, HandshakeErrorCode> = {
 /** Reads handshake records off a stream; hands back what follows them. */
 class RecordReader {
   readonly #stream: Duplex;
+  readonly #input: ByteInput;
   #buf: Buffer = Buffer.alloc(0);
   #ended: Error | undefined;
   #wake: (() => void) | undefined;
-  readonly #onData = (chunk: Buffer): void => {
-    this.#buf = this.#buf.byteLength === 0 ? chunk : Buffer.concat([this.#buf, chunk]);
-    this.#wake?.();
-  };
   readonly #onEnd = (): void => {
     this.#ended ??= new HandshakeError(HandshakeErrorCode.CLOSED, 'the peer closed the connection during the handshake');
     this.#wake?.();
@@ -84,9 +85,18 @@ class RecordReader {
     this.#wake?.();
   };
 
-  constructor(stream: Duplex) {
+  constructor(stream: Duplex, input: ByteInput) {
     this.#stream = stream;
-    stream.on('data', this.#onData);
+    this.#input = input;
+    // Chunks may live in reused memory: keep copies (a handshake is a few hundred bytes).
+    input.attach((chunk) => {
+      if (this.#buf.byteLength + chunk.byteLength > MAX_BUFFERED) {
+        this.#ended ??= new HandshakeError(HandshakeErrorCode.PROTOCOL, 'peer sent more than a handshake before finishing it');
+      } else {
+        this.#buf = Buffer.concat([this.#buf, chunk]);
+      }
+      this.#wake?.();
+    });
     stream.on('end', this.#onEnd);
     stream.on('close', this.#onEnd);
     stream.on('error', this.#onError);
@@ -96,7 +106,6 @@ class RecordReader {
     for (;;) {
       const rec = readRecord(this.#buf);
       if (rec !== undefined) {
-        // Copy out: the record must survive later reads into the same chunk.
         const raw = Buffer.from(rec.raw);
         this.#buf = this.#buf.subarray(rec.raw.byteLength);
         return { type: rec.type, raw, body: raw.subarray(raw.byteLength - rec.body.byteLength) };
@@ -109,10 +118,10 @@ class RecordReader {
     }
   }
 
-  /** Stops reading; returns unread bytes. */
+  /** Stops reading; returns unread bytes (the first frames, when the peer was quick). */
   detach(): Buffer | undefined {
     this.#stream.pause();
-    this.#stream.off('data', this.#onData);
+    this.#input.detach();
     this.#stream.off('end', this.#onEnd);
     this.#stream.off('close', this.#onEnd);
     this.#stream.off('error', this.#onError);
@@ -131,11 +140,12 @@ function rejectedBy(remote: string, body: Buffer): HandshakeError {
 }
 
 /**
- * Runs the handshake on `stream`. On failure the stream is ended (after a REJECT where one
- * is due) and destroyed shortly after, and a HandshakeError is thrown.
+ * Runs the handshake on `stream`, reading through `input` (default: its 'data' events). On
+ * failure the stream is ended (after a REJECT where one is due) and destroyed shortly after,
+ * and a HandshakeError is thrown.
  */
-export async function performHandshake(stream: Duplex, opts: HandshakeOptions): Promise<HandshakeResult> {
-  const reader = new RecordReader(stream);
+export async function performHandshake(stream: Duplex, opts: HandshakeOptions, input: ByteInput = new DataEventInput(stream)): Promise<HandshakeResult> {
+  const reader = new RecordReader(stream, input);
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(
@@ -146,6 +156,7 @@ export async function performHandshake(stream: Duplex, opts: HandshakeOptions): 
   deadline.catch(() => undefined);
   try {
     const run = opts.role === 'initiator' ? initiate(stream, reader, opts) : accept(stream, reader, opts);
+    run.catch(() => undefined); // after a timeout it may still settle: nobody waits for it
     const result = await Promise.race([run, deadline]);
     return { ...result, leftover: reader.detach() };
   } catch (err) {
@@ -161,7 +172,7 @@ export async function performHandshake(stream: Duplex, opts: HandshakeOptions): 
     if (failure.code === HandshakeErrorCode.PROTOCOL && !stream.destroyed && stream.writable) {
       stream.write(encodeReject(RejectCode.PROTOCOL, 'malformed handshake'));
     }
-    endThenDestroy(stream);
+    endThenDestroy(stream, 1000, input);
     throw failure;
   } finally {
     clearTimeout(timer);
@@ -169,10 +180,11 @@ export async function performHandshake(stream: Duplex, opts: HandshakeOptions): 
 }
 
 /** Half-closes so a REJECT reaches the peer, then makes sure the stream is gone. */
-export function endThenDestroy(stream: Duplex, graceMs = 1000): void {
+export function endThenDestroy(stream: Duplex, graceMs = 1000, input?: ByteInput): void {
   if (stream.destroyed) return;
   stream.end();
-  stream.resume(); // drain whatever the peer still sends so its FIN is seen
+  input?.attach(() => undefined); // drop whatever the peer still sends, so its FIN is seen
+  stream.resume();
   setTimeout(() => stream.destroy(), graceMs).unref();
 }
 

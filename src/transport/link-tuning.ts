@@ -13,6 +13,8 @@ export const DEFAULT_FRAME_BYTES: Readonly<Record<TrafficClass, number>> = Objec
   training: 256 * 1024,
 });
 export const DEFAULT_CLOSE_TIMEOUT_MS = 5000;
+export const DEFAULT_SEAL_AHEAD_BYTES = 1024 * 1024;
+export const DEFAULT_RECEIVE_BUFFER_BYTES = 2 * 1024 * 1024;
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
 const MIN_REASSEMBLY_BYTES = 64 * 1024 * 1024;
 
@@ -23,12 +25,19 @@ export interface ResolvedLinkTuning {
   maxReassemblyBytes: number;
   maxPendingMessages: number;
   closeTimeoutMs: number;
+  sealAheadBytes: number;
+  receiveBufferBytes: number;
   keyLimits: KeyLimits;
   scheduler: LinkSchedulerFactory;
 }
 
 function positiveInt(name: string, v: number, max = Number.MAX_SAFE_INTEGER): number {
   if (!Number.isSafeInteger(v) || v < 1 || v > max) throw new RangeError(`${name} must be an integer in [1, ${max}], got ${v}`);
+  return v;
+}
+
+function atLeast(name: string, v: number, min: number): number {
+  if (!Number.isSafeInteger(v) || v < min) throw new RangeError(`${name} must be an integer of at least ${min}, got ${v}`);
   return v;
 }
 
@@ -43,6 +52,10 @@ export function resolveLinkTuning(t: LinkTuning | undefined, maxMessageBytes: nu
     maxReassemblyBytes: positiveInt('maxReassemblyBytes', t?.maxReassemblyBytes ?? Math.max(2 * maxMsg, MIN_REASSEMBLY_BYTES)),
     maxPendingMessages: 4096,
     closeTimeoutMs: positiveInt('closeTimeoutMs', t?.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS),
+    sealAheadBytes: positiveInt('sealAheadBytes', t?.sealAheadBytes ?? DEFAULT_SEAL_AHEAD_BYTES),
+    // Reads need room for at least two 64 KiB reads; a frame larger than the buffer still
+    // works (it is gathered), only slower.
+    receiveBufferBytes: atLeast('receiveBufferBytes', t?.receiveBufferBytes ?? DEFAULT_RECEIVE_BUFFER_BYTES, 128 * 1024),
     keyLimits: checkKeyLimits({ ...DEFAULT_KEY_LIMITS, ...t?.keyLimits }),
     scheduler: t?.scheduler ?? ((opts) => new PriorityLinkScheduler(opts)),
   };

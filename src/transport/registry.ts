@@ -2,6 +2,8 @@
 // that says whether a device is present; 'auto' picks rdma when its probe succeeds and
 // tcp otherwise, and says which it picked and why.
 import { TransportError, TransportErrorCode } from './errors.ts';
+import { probeRdma } from './rdma/rdma-probe.ts';
+import { RdmaTransport } from './rdma-transport.ts';
 import { TcpTransport } from './tcp-transport.ts';
 import type { Transport, TransportKind, TransportOptions } from './types.ts';
 
@@ -33,6 +35,12 @@ registerTransport({
   kind: 'tcp',
   create: (opts) => new TcpTransport(opts),
   probe: async () => ({ available: true, detail: 'TCP sockets (node:net)' }),
+});
+
+registerTransport({
+  kind: 'rdma',
+  create: (opts) => new RdmaTransport(opts),
+  probe: async () => probeRdma(),
 });
 
 export interface ResolvedTransport {

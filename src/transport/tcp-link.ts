@@ -1,8 +1,9 @@
 // A link over a TCP socket, after the handshake. Outbound: messages wait in the scheduler as
-// references to the caller's buffers; a frame is sealed (the one copy) only when the socket
-// can take it, so memory stays bounded by the high-water mark and one frame, and an urgent
-// frame waits behind at most the frame being written. Inbound: the decoder splits the byte
-// stream into frames, each is authenticated and decrypted straight into its message buffer.
+// references to the caller's buffers; a frame is sealed (the one copy) into a reused ring only
+// when the socket holds less than sealAheadBytes, so a slow reader stops the sealing, memory
+// stays bounded, and an urgent frame waits behind at most that much (plus the kernel's
+// buffer). Inbound: reads land in reusable buffers (socket-input.ts), the receiver splits them
+// into frames and decrypts each straight into its message buffer.
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import type { AeadFactory } from '../crypto/aead-factory.ts';
@@ -10,26 +11,30 @@ import type { LinkRole } from '../crypto/key-schedule.ts';
 import { TrafficKeys } from '../crypto/traffic-keys.ts';
 import { isSluiceError } from '../errors.ts';
 import type { LinkScheduler } from '../scheduler/link-scheduler.ts';
-import { CloseCode, closeCodeFor, closeCodeName, decodeClosePayload, encodeClosePayload } from '../wire/close-frame.ts';
+import { CloseCode, closeCodeFor, closeCodeName, encodeClosePayload } from '../wire/close-frame.ts';
 import { WireError } from '../wire/errors.ts';
-import { FrameDecoder } from '../wire/frame-decoder.ts';
-import { FrameFlags, FrameType, MAX_FRAME_PAYLOAD, frameBytes, type FrameHeader } from '../wire/frame-header.ts';
-import { FrameOpener } from '../wire/frame-opener.ts';
+import { FrameFlags, FrameType, frameBytes } from '../wire/frame-header.ts';
+import { FrameReceiver } from '../wire/frame-receiver.ts';
 import { FrameSealer } from '../wire/frame-sealer.ts';
-import { Reassembler } from '../wire/reassembler.ts';
 import { TransportError, TransportErrorCode } from './errors.ts';
 import type { HandshakeResult } from './handshake.ts';
 import type { ResolvedLinkTuning } from './link-tuning.ts';
 import { toQueuedMessage } from './outbound-message.ts';
+import { SealRing } from './seal-ring.ts';
+import type { ByteInput } from './socket-input.ts';
 import type { InboundMessage, Link, LinkCloseInfo, LinkStats, OutboundMessage, SegmentName } from './types.ts';
 
 /** Bytes sealed per turn of the event loop before yielding, so receiving is never starved. */
 const PUMP_BYTES_PER_TURN = 4 * 1024 * 1024;
+/** Frames at least this big are sealed into the link's ring; smaller ones into fresh buffers. */
+const RING_MIN_FRAME = 16 * 1024;
 /** After the close frame (or a fatal error), how long the peer gets to end its side. */
 const TEARDOWN_GRACE_MS = 1000;
 
 export interface TcpLinkInit {
   socket: Socket;
+  /** Where the socket's bytes arrive (see socket-input.ts). */
+  input: ByteInput;
   segment: SegmentName;
   role: LinkRole;
   handshake: HandshakeResult;
@@ -49,12 +54,13 @@ export class TcpLink extends EventEmitter implements Link {
   readonly role: LinkRole;
 
   readonly #socket: Socket;
+  readonly #input: ByteInput;
   readonly #tuning: ResolvedLinkTuning;
   readonly #sealer: FrameSealer;
-  readonly #opener: FrameOpener;
-  readonly #decoder: FrameDecoder;
-  readonly #reassembler: Reassembler;
+  readonly #receiver: FrameReceiver;
   readonly #scheduler: LinkScheduler;
+  readonly #ring: SealRing;
+  readonly #releaseRing = (): void => this.#ring.release();
 
   #state: State = 'open';
   #info: LinkCloseInfo | undefined;
@@ -70,18 +76,16 @@ export class TcpLink extends EventEmitter implements Link {
   #resolveClosed!: () => void;
 
   #framesSent = 0;
-  #framesReceived = 0;
   #bytesSent = 0;
-  #bytesReceived = 0;
   #messagesSent = 0;
   #messagesReceived = 0;
   #rejectedFrames = 0;
-  #rekeysReceived = 0;
 
   constructor(init: TcpLinkInit) {
     super();
     const { socket, handshake, tuning } = init;
     this.#socket = socket;
+    this.#input = init.input;
     this.#tuning = tuning;
     this.segment = init.segment;
     this.role = init.role;
@@ -89,19 +93,21 @@ export class TcpLink extends EventEmitter implements Link {
     this.remoteAddress = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
     const { secrets } = handshake;
     this.#sealer = new FrameSealer(new TrafficKeys(secrets.send, secrets.sendDirection, init.aeadFactory, tuning.keyLimits), init.segment);
-    this.#opener = new FrameOpener(new TrafficKeys(secrets.receive, secrets.receiveDirection, init.aeadFactory, tuning.keyLimits));
+    this.#receiver = new FrameReceiver(
+      {
+        segment: init.segment,
+        keys: new TrafficKeys(secrets.receive, secrets.receiveDirection, init.aeadFactory, tuning.keyLimits),
+        maxMessageBytes: tuning.maxMessageBytes,
+        maxReassemblyBytes: tuning.maxReassemblyBytes,
+        maxPendingMessages: tuning.maxPendingMessages,
+      },
+      { message: (m) => this.#deliver(m), close: (code, reason) => this.#onPeerClose(code, reason) },
+    );
     secrets.send.fill(0);
     secrets.receive.fill(0);
-    this.#reassembler = new Reassembler({
-      maxMessageBytes: tuning.maxMessageBytes,
-      maxPendingBytes: tuning.maxReassemblyBytes,
-      maxPendingMessages: tuning.maxPendingMessages,
-    });
-    this.#decoder = new FrameDecoder(
-      { segment: init.segment, maxFramePayload: MAX_FRAME_PAYLOAD, maxMessageBytes: tuning.maxMessageBytes },
-      (h, hb, sealed) => this.#onFrame(h, hb, sealed),
-    );
     this.#scheduler = tuning.scheduler({ frameBytes: tuning.frameBytes, wake: () => this.#schedulePump() });
+    const largestFrame = frameBytes(Math.max(...Object.values(tuning.frameBytes)));
+    this.#ring = new SealRing(tuning.sealAheadBytes + 2 * largestFrame);
     this.#closed = new Promise((resolve) => {
       this.#resolveClosed = resolve;
     });
@@ -115,14 +121,19 @@ export class TcpLink extends EventEmitter implements Link {
     // Start reading on the next turn, so whoever receives this link can attach 'message' first.
     setImmediate(() => {
       if (this.#state === 'closed' || this.#info?.by === 'peer' || this.#info?.by === 'error') return;
-      socket.on('data', this.#onData);
       if (handshake.leftover !== undefined) this.#onData(handshake.leftover);
+      this.#input.attach(this.#onData, () => this.#receiver.retainedBytes);
       if (!this.#paused) socket.resume();
     });
   }
 
   get closed(): boolean {
     return this.#state !== 'open';
+  }
+
+  /** True when reads land in reusable buffers (see socket-input.ts), not Node's per-read buffers. */
+  get zeroCopyReads(): boolean {
+    return this.#input.zeroCopy;
   }
 
   /** Resolves when the link has closed and released its socket. */
@@ -133,14 +144,14 @@ export class TcpLink extends EventEmitter implements Link {
   stats(): LinkStats {
     return {
       framesSent: this.#framesSent,
-      framesReceived: this.#framesReceived,
+      framesReceived: this.#receiver.framesReceived,
       bytesSent: this.#bytesSent,
-      bytesReceived: this.#bytesReceived,
+      bytesReceived: this.#receiver.bytesReceived,
       messagesSent: this.#messagesSent,
       messagesReceived: this.#messagesReceived,
       queuedBytes: this.#queuedBytes(),
       rejectedFrames: this.#rejectedFrames,
-      rekeys: this.#sealer.rekeys + this.#rekeysReceived,
+      rekeys: this.#sealer.rekeys + this.#receiver.rekeys,
     };
   }
 
@@ -187,7 +198,7 @@ export class TcpLink extends EventEmitter implements Link {
         }
         if (this.#sealer.rekeyDue(f.length)) this.#write(this.#sealer.sealRekey());
         const m = f.msg;
-        const frame = this.#sealer.seal({
+        const spec = {
           type: FrameType.DATA,
           cls: m.cls,
           flags: (f.first ? FrameFlags.FIRST : 0) | (f.last ? FrameFlags.LAST : 0),
@@ -197,10 +208,14 @@ export class TcpLink extends EventEmitter implements Link {
           messageLength: m.cursor.length,
           parts: f.parts,
           payloadLength: f.length,
-        });
+        } as const;
+        const size = frameBytes(f.length);
+        const inRing = size >= RING_MIN_FRAME;
+        const frame = inRing ? this.#ring.alloc(size) : Buffer.allocUnsafe(size);
+        this.#sealer.sealInto(spec, frame, 0);
         if (f.last) this.#messagesSent += 1;
         budget -= frame.byteLength;
-        if (!this.#write(frame)) break;
+        if (!this.#write(frame, inRing)) break;
       }
       if (this.#info?.by === 'local' && !this.#socketBlocked && this.#scheduler.queuedMessages === 0) this.#sendCloseFrame(CloseCode.NORMAL, this.#info.reason);
     } catch (err) {
@@ -214,13 +229,19 @@ export class TcpLink extends EventEmitter implements Link {
     this.#maybeDrain();
   };
 
-  /** Writes one sealed frame; false when the socket is full (wait for its 'drain'). */
-  #write(frame: Buffer): boolean {
+  /**
+   * Writes one sealed frame; false once the socket holds sealAheadBytes not yet taken by
+   * the kernel (then wait for its 'drain'). Sealing a little ahead keeps the kernel's buffer
+   * fed while the next frames are sealed; keeping it small keeps urgent frames near the front.
+   */
+  #write(frame: Buffer, inRing = false): boolean {
     this.#framesSent += 1;
     this.#bytesSent += frame.byteLength;
-    const ok = this.#socket.write(frame);
-    if (!ok) this.#socketBlocked = true;
-    return ok;
+    if (inRing) this.#socket.write(frame, this.#releaseRing);
+    else this.#socket.write(frame);
+    if (this.#socket.writableLength < this.#tuning.sealAheadBytes) return true;
+    this.#socketBlocked = true;
+    return false;
   }
 
   readonly #onSocketDrain = (): void => {
@@ -260,32 +281,11 @@ export class TcpLink extends EventEmitter implements Link {
 
   readonly #onData = (chunk: Buffer): void => {
     try {
-      this.#decoder.push(chunk);
+      this.#receiver.push(chunk);
     } catch (err) {
       this.#fail(err);
     }
   };
-
-  #onFrame(h: FrameHeader, headerBytes: Uint8Array, sealed: Uint8Array): void {
-    this.#framesReceived += 1;
-    this.#bytesReceived += frameBytes(h.payloadLength);
-    if (h.type === FrameType.DATA) {
-      const target = this.#reassembler.target(h);
-      this.#opener.open(h, headerBytes, sealed, target);
-      const msg = this.#reassembler.commit(h);
-      if (msg !== undefined) this.#deliver(msg);
-      return;
-    }
-    const payload = Buffer.allocUnsafe(h.payloadLength);
-    this.#opener.open(h, headerBytes, sealed, payload);
-    if (h.type === FrameType.REKEY) {
-      this.#opener.applyRekey(payload);
-      this.#rekeysReceived += 1;
-    } else {
-      const { code, reason } = decodeClosePayload(payload);
-      this.#onPeerClose(code, reason);
-    }
-  }
 
   #deliver(msg: InboundMessage): void {
     this.#messagesReceived += 1;
@@ -302,7 +302,7 @@ export class TcpLink extends EventEmitter implements Link {
 
   pause(): void {
     this.#paused = true;
-    this.#decoder.pause();
+    this.#receiver.pause();
     this.#socket.pause();
   }
 
@@ -310,12 +310,12 @@ export class TcpLink extends EventEmitter implements Link {
     if (!this.#paused) return;
     this.#paused = false;
     try {
-      this.#decoder.resume();
+      this.#receiver.resume();
     } catch (err) {
       this.#fail(err);
       return;
     }
-    if (!this.#decoder.paused && this.#state !== 'closed') this.#socket.resume();
+    if (!this.#receiver.paused && this.#state !== 'closed') this.#socket.resume();
   }
 
   // ---- closing ----
@@ -348,9 +348,8 @@ export class TcpLink extends EventEmitter implements Link {
 
   /** Ignores whatever else arrives, but keeps reading so the peer's end of stream is seen. */
   #stopReading(): void {
-    this.#decoder.pause();
-    this.#socket.off('data', this.#onData);
-    this.#socket.on('data', discard);
+    this.#receiver.stop();
+    this.#input.attach(discard);
     this.#socket.resume();
   }
 
@@ -389,15 +388,15 @@ export class TcpLink extends EventEmitter implements Link {
   }
 
   #peerGone(what: string, cause?: Error): TransportError {
-    const pending = this.#reassembler.describePending();
-    const mid = pending !== undefined ? ` mid-message (${pending})` : this.#decoder.midFrame ? ' mid-frame' : '';
+    const pending = this.#receiver.describePending();
+    const mid = pending !== undefined ? ` mid-message (${pending})` : this.#receiver.midFrame ? ' mid-frame' : '';
     return new TransportError(TransportErrorCode.PEER_GONE, `peer ${this.remoteAddress} on the ${this.segment} segment ${what}${mid}`, { cause });
   }
 
   readonly #onSocketEnd = (): void => {
     if (this.#info?.by === 'peer' || this.#closeFrameSent) return;
     try {
-      this.#decoder.end();
+      this.#receiver.end();
     } catch (err) {
       this.#fail(this.#peerGone('closed the connection', err as Error));
       return;
@@ -421,11 +420,9 @@ export class TcpLink extends EventEmitter implements Link {
     clearTimeout(this.#teardownTimer);
     if (this.#pumpImmediate !== undefined) clearImmediate(this.#pumpImmediate);
     this.#dropQueued();
-    this.#reassembler.clear();
     this.#sealer.destroy();
-    this.#opener.destroy();
-    this.#socket.off('data', this.#onData);
-    this.#socket.off('data', discard);
+    this.#receiver.destroy();
+    this.#input.attach(discard);
     const info = this.#info;
     this.emit('close', info);
     this.#resolveClosed();

@@ -10,6 +10,8 @@ import { RejectCode, encodeReject } from '../wire/handshake-record.ts';
 import { HandshakeError, HandshakeErrorCode, TransportError, TransportErrorCode } from './errors.ts';
 import { endThenDestroy, performHandshake } from './handshake.ts';
 import { DEFAULT_HANDSHAKE_TIMEOUT_MS, resolveLinkTuning } from './link-tuning.ts';
+import { tuneMallocOnce } from './malloc-tuning.ts';
+import { adoptAccepted, connectWithArena } from './socket-input.ts';
 import { TcpLink } from './tcp-link.ts';
 import { SEGMENTS, type ConnectOptions, type Link, type ListenOptions, type Listener, type SegmentName, type Transport, type TransportOptions } from './types.ts';
 
@@ -70,30 +72,34 @@ export class TcpTransport implements Transport {
     this.#aeadFactory = opts.aeadFactory ?? defaultAeadFactory();
     this.#handshakeTimeoutMs = opts.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
     resolveLinkTuning(opts.link, undefined); // fail fast on bad tuning
+    tuneMallocOnce();
   }
 
   async listen(opts: ListenOptions): Promise<Listener> {
     checkCommon(opts);
     const tuning = resolveLinkTuning(this.#opts.link, opts.maxMessageBytes);
     const segmentKey = Buffer.from(opts.segmentKey);
-    const server = net.createServer({ noDelay: true });
+    // Paused so that no byte is read before the socket is adopted into arena reads.
+    const server = net.createServer({ noDelay: true, pauseOnConnect: true });
     const listener = new TcpListener(server);
-    server.on('connection', (socket) => {
+    server.on('connection', (accepted) => {
+      accepted.on('error', ignoreError);
+      const { socket, input } = adoptAccepted(accepted, tuning.receiveBufferBytes);
       socket.on('error', ignoreError);
       const remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
       const pending = listener.pendingHandshakes;
       if (pending.size >= MAX_PENDING_HANDSHAKES) {
         socket.write(encodeReject(RejectCode.BUSY, 'too many handshakes in progress, retry later'));
-        endThenDestroy(socket, 200);
+        endThenDestroy(socket, 200, input);
         listener.emit('rejected', new HandshakeError(HandshakeErrorCode.BUSY, `${remote}: refused, ${pending.size} handshakes in progress`), remote);
         return;
       }
       pending.add(socket);
-      performHandshake(socket, { role: 'acceptor', segment: opts.segment, segmentKey, timeoutMs: this.#handshakeTimeoutMs, remote }).then(
+      performHandshake(socket, { role: 'acceptor', segment: opts.segment, segmentKey, timeoutMs: this.#handshakeTimeoutMs, remote }, input).then(
         (handshake) => {
           pending.delete(socket);
           if (socket.destroyed) return;
-          const link = new TcpLink({ socket, segment: opts.segment, role: 'acceptor', handshake, tuning, aeadFactory: this.#aeadFactory });
+          const link = new TcpLink({ socket, input, segment: opts.segment, role: 'acceptor', handshake, tuning, aeadFactory: this.#aeadFactory });
           listener.emit('link', link);
         },
         (err: unknown) => {
@@ -124,7 +130,7 @@ export class TcpTransport implements Transport {
     const timeoutMs = opts.timeoutMs ?? this.#handshakeTimeoutMs;
     const started = Date.now();
     const remote = `${opts.host}:${opts.port}`;
-    const socket = net.connect({ host: opts.host, port: opts.port, noDelay: true });
+    const { socket, input } = connectWithArena({ host: opts.host, port: opts.port }, tuning.receiveBufferBytes);
     socket.on('error', ignoreError);
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -143,14 +149,18 @@ export class TcpTransport implements Transport {
       socket.once('error', onError);
     });
     try {
-      const handshake = await performHandshake(socket, {
-        role: 'initiator',
-        segment: opts.segment,
-        segmentKey: opts.segmentKey,
-        timeoutMs: Math.max(1, timeoutMs - (Date.now() - started)),
-        remote,
-      });
-      return new TcpLink({ socket, segment: opts.segment, role: 'initiator', handshake, tuning, aeadFactory: this.#aeadFactory });
+      const handshake = await performHandshake(
+        socket,
+        {
+          role: 'initiator',
+          segment: opts.segment,
+          segmentKey: opts.segmentKey,
+          timeoutMs: Math.max(1, timeoutMs - (Date.now() - started)),
+          remote,
+        },
+        input,
+      );
+      return new TcpLink({ socket, input, segment: opts.segment, role: 'initiator', handshake, tuning, aeadFactory: this.#aeadFactory });
     } catch (err) {
       // performHandshake already ended the socket (after a REJECT where one was due).
       throw isSluiceError(err) ? err : new TransportError(TransportErrorCode.CONNECT, `handshake with ${remote} failed: ${String(err)}`, { cause: err });

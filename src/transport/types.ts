@@ -131,6 +131,14 @@ export interface LinkTuning {
   frameBytes?: Partial<Record<TrafficClass, number>>;
   /** Bytes of partly received messages a link may hold (default 2 x maxMessageBytes, at least 64 MiB). */
   maxReassemblyBytes?: number;
+  /**
+   * Sealed bytes a link keeps ahead of the socket (default 1 MiB). More keeps a fast wire
+   * busier; less lets an urgent frame overtake sooner (it waits behind at most this much,
+   * plus the kernel's socket buffer).
+   */
+  sealAheadBytes?: number;
+  /** Size of each of the two reusable read buffers of a TCP link (default 2 MiB). */
+  receiveBufferBytes?: number;
   /** How long close() waits for queued messages and the peer (default 5 s). */
   closeTimeoutMs?: number;
   /** Key limits (tests lower them to exercise rekey; never above the defaults). */

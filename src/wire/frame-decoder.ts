@@ -4,11 +4,12 @@
 // oversized or malformed frame is rejected before its body is awaited.
 import { TAG_BYTES } from '../crypto/aead.ts';
 import { WireError, WireErrorCode } from './errors.ts';
-import { HEADER_BYTES, decodeFrameHeader, frameBytes, type FrameHeader, type HeaderLimits } from './frame-header.ts';
+import { FRAME_NONCE_BYTES, HEADER_BYTES, NONCE_OFFSET, decodeFrameHeader, frameBytes, type FrameHeader, type HeaderLimits } from './frame-header.ts';
 
 /**
- * Receives each frame. `headerBytes` and `sealed` may be views into a scratch buffer that the
- * next frame reuses: use them before returning. May call pause(); may throw to stop decoding.
+ * Receives each frame. `headerBytes` and `sealed` may be views into the pushed chunks or into a
+ * scratch buffer that the next frame reuses: use them before returning. May call pause();
+ * may throw to stop decoding.
  */
 export type FrameSink = (header: FrameHeader, headerBytes: Uint8Array, sealed: Uint8Array) => void;
 
@@ -35,7 +36,10 @@ export class FrameDecoder {
     this.#sink = sink;
   }
 
-  /** Bytes received and not yet handed to the sink. */
+  /**
+   * Bytes received and not yet handed to the sink. These are exactly the bytes of pushed
+   * chunks the decoder still references: a caller reading into reused memory must keep them.
+   */
   get bufferedBytes(): number {
     return this.#buffered;
   }
@@ -113,7 +117,16 @@ export class FrameDecoder {
           this.#headerBytes = hb;
         }
         const need = this.#header.payloadLength + TAG_BYTES;
-        if (this.#buffered < need) break;
+        if (this.#buffered < need) {
+          // Waiting for the body: only bytes still queued count as referenced (bufferedBytes),
+          // so the header, which is needed later as additional data, must not stay a view.
+          if (this.#headerBytes !== this.#headerScratch) {
+            this.#headerScratch.set(this.#headerBytes as Uint8Array);
+            this.#headerBytes = this.#headerScratch;
+            this.#header.nonce = this.#headerScratch.subarray(NONCE_OFFSET, NONCE_OFFSET + FRAME_NONCE_BYTES);
+          }
+          break;
+        }
         const sealed = this.#take(need, this.#scratchFor(need));
         const header = this.#header;
         const headerBytes = this.#headerBytes as Uint8Array;

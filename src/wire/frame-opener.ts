@@ -24,14 +24,8 @@ export class FrameOpener {
     return this.#sequence;
   }
 
-  /**
-   * Checks `h` against the receive state, then opens `sealed` (ciphertext + tag) into `out`
-   * (exactly h.payloadLength bytes). Throws WireError; on success the frame is consumed.
-   */
-  open(h: FrameHeader, headerBytes: Uint8Array, sealed: Uint8Array, out: Uint8Array): void {
-    if (sealed.byteLength !== h.payloadLength + TAG_BYTES || out.byteLength !== h.payloadLength) {
-      throw new RangeError(`sealed/out sizes do not match the header's payload length ${h.payloadLength}`);
-    }
+  /** The checks open() starts with, for callers that want them before anything else. Throws WireError. */
+  check(h: FrameHeader): void {
     if (h.keyId !== this.keys.epoch) {
       throw new WireError(WireErrorCode.KEY, `frame under key ${h.keyId}, receiver is at key ${this.keys.epoch}`);
     }
@@ -47,8 +41,19 @@ export class FrameOpener {
     if (!this.keys.nonces.matches(h.nonce)) {
       throw new WireError(WireErrorCode.NONCE, `frame ${h.sequence} does not carry the nonce the key schedule expects`);
     }
-    if (!this.keys.aead.open(h.nonce, headerBytes, sealed, out)) {
-      throw new WireError(WireErrorCode.AUTH, `frame ${h.sequence} failed authentication (tampered, or sealed under another key)`);
+  }
+
+  /**
+   * Checks `h` against the receive state, then opens `sealed` (ciphertext + tag) into `out`
+   * (exactly h.payloadLength bytes). Throws WireError; on success the frame is consumed.
+   */
+  open(h: FrameHeader, headerBytes: Uint8Array, sealed: Uint8Array, out: Uint8Array): void {
+    if (sealed.byteLength !== h.payloadLength + TAG_BYTES || out.byteLength !== h.payloadLength) {
+      throw new RangeError(`sealed/out sizes do not match the header's payload length ${h.payloadLength}`);
+    }
+    this.check(h);
+    if (!this.keys.aeadFor(h.tenant).open(h.nonce, headerBytes, sealed, out)) {
+      throw new WireError(WireErrorCode.AUTH, `frame ${h.sequence} failed authentication (tampered, or sealed under another key or tenant)`);
     }
     this.keys.nonces.consume();
     this.keys.account(frameBytes(h.payloadLength));

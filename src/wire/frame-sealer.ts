@@ -79,8 +79,9 @@ export class FrameSealer {
     this.keys.nonces.next(nonce);
     const aad = out.subarray(offset, offset + HEADER_BYTES);
     const sealed = out.subarray(offset + HEADER_BYTES, offset + HEADER_BYTES + spec.payloadLength + TAG_BYTES);
-    if (spec.parts.length === 1) this.keys.aead.seal(nonce, aad, spec.parts[0] as Uint8Array, sealed);
-    else this.keys.aead.sealv(nonce, aad, spec.parts, sealed);
+    const aead = this.keys.aeadFor(spec.tenant);
+    if (spec.parts.length === 1) aead.seal(nonce, aad, spec.parts[0] as Uint8Array, sealed);
+    else aead.sealv(nonce, aad, spec.parts, sealed);
     this.keys.account(size);
     return size;
   }

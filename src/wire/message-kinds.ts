@@ -28,6 +28,12 @@ export const MessageKind = {
   TRAINING_ERROR: 0x47,
   /** Training: sender -> receiver, the transfer is cancelled; discard it. */
   TRAINING_CANCEL: 0x48,
+  /**
+   * RDMA transport set-up (src/transport/rdma/rdma-setup.ts), link control on stream 0 over the
+   * TCP side channel: a queue pair's endpoint and flow-control facts, then "ready".
+   */
+  RDMA_ENDPOINT: 0x30,
+  RDMA_READY: 0x31,
   /** First kind free for tests and benchmarks. */
   TEST_BASE: 0xff00,
 } as const;

@@ -4,7 +4,7 @@
 //   ingress : HTTP + gRPC; routes "*" to egress, "orphan" to a peer nobody runs
 //   small   : a second ingress with a 1 MiB request limit (oversize tests)
 import { randomBytes } from 'node:crypto';
-import { closedPort, type SluiceProcess, startSluice } from '../helpers/sluice-process.ts';
+import { closedPort, type SluiceProcess, startSluice } from '../../scripts/sluice-child.ts';
 
 export interface Topology {
   models: SluiceProcess;

@@ -16,6 +16,7 @@ export interface Endpoints {
   segment?: string;
   training?: string;
   models?: string;
+  metrics?: string;
 }
 
 export interface SluiceProcess {

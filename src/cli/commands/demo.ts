@@ -2,10 +2,10 @@ import { createServer } from 'node:net';
 import { parseArgs } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import { DEFAULT_DEMO_PORTS, demoConfig, type DemoPorts } from '../../node/demo-config.ts';
-import { runUntilSignal } from '../../node/run-until-signal.ts';
+import { runNodeUntilStopped } from '../../node/node-lifecycle.ts';
 import { SluiceNode } from '../../node/sluice-node.ts';
 import { defaultTransports } from '../../node/transports.ts';
-import { createLogger } from '../../telemetry/logger.ts';
+import { Logging, resolveLogLevel } from '../../telemetry/logger.ts';
 import { UsageError, type CliCommand } from '../command.ts';
 
 /** A port nobody listens on right now (for parts whose address another part must know first). */
@@ -42,7 +42,7 @@ export function simpleCurl(httpAddress: string): string {
 export const demoCommand: CliCommand = {
   name: 'demo',
   summary: 'run ingress + egress + reference models on loopback (no config file needed)',
-  usage: 'sluice demo [--host H] [--http-port N] [--grpc-port N] [--segment-port N] [--models-port N]',
+  usage: 'sluice demo [--host H] [--http-port N] [--grpc-port N] [--segment-port N] [--models-port N] [--metrics-port N]',
   async run(args) {
     const { values, positionals } = parseArgs({
       args,
@@ -53,6 +53,7 @@ export const demoCommand: CliCommand = {
         'grpc-port': { type: 'string' },
         'segment-port': { type: 'string' },
         'models-port': { type: 'string' },
+        'metrics-port': { type: 'string' },
       },
     });
     if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
@@ -63,6 +64,7 @@ export const demoCommand: CliCommand = {
       grpc: portOption(values['grpc-port'], DEFAULT_DEMO_PORTS.grpc, 'grpc-port'),
       segment: portOption(values['segment-port'], DEFAULT_DEMO_PORTS.segment, 'segment-port'),
       models: portOption(values['models-port'], DEFAULT_DEMO_PORTS.models, 'models-port'),
+      metrics: portOption(values['metrics-port'], DEFAULT_DEMO_PORTS.metrics, 'metrics-port'),
     };
     // The ingress dials the segment port and the egress dials the models port, so both must be
     // known before start: "0" picks a free one now.
@@ -70,7 +72,8 @@ export const demoCommand: CliCommand = {
     if (ports.models === 0) ports.models = await freePort(host);
     // A fresh segment key per run: the demo's two halves share it in memory only.
     const config = demoConfig(ports, randomBytes(32).toString('hex'));
-    const logger = createLogger(config.log.level, config.node.name);
+    const logging = new Logging({ level: resolveLogLevel(config.log.level), node: config.node.name });
+    const logger = logging.component('node');
     const node = new SluiceNode({ config, logger, transports: defaultTransports });
     try {
       await node.start();
@@ -86,6 +89,7 @@ export const demoCommand: CliCommand = {
         `  gRPC                   ${e.grpc}   (inference.GRPCInferenceService)`,
         `  inference segment      ${e.segment}   (tcp, AES-256-GCM, key generated for this run)`,
         `  model server           ${e.models}   (models: simple, identity, dense)`,
+        `  metrics and probes     http://${e.metrics}/metrics   (/livez, /readyz, /health)`,
         '',
         'Try it:',
         `  ${simpleCurl(e.http!)}`,
@@ -94,6 +98,7 @@ export const demoCommand: CliCommand = {
         '',
       ].join('\n'),
     );
-    return runUntilSignal(node, logger, 2000);
+    runNodeUntilStopped({ node, logging, config, graceMs: 2000 });
+    return new Promise<number>(() => {});
   },
 };

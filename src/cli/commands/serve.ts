@@ -1,16 +1,16 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfigFile } from '../../config/load.ts';
-import { runUntilSignal } from '../../node/run-until-signal.ts';
+import { runNodeUntilStopped } from '../../node/node-lifecycle.ts';
 import { SluiceNode } from '../../node/sluice-node.ts';
 import { defaultTransports } from '../../node/transports.ts';
-import { createLogger } from '../../telemetry/logger.ts';
+import { Logging, resolveLogLevel } from '../../telemetry/logger.ts';
 import { UsageError, type CliCommand } from '../command.ts';
 
 export const serveCommand: CliCommand = {
   name: 'serve',
   summary: 'run the topology of a config file (ingress, egress, reference models)',
-  usage: 'sluice serve [--config FILE] [--grace-ms N]',
+  usage: 'sluice serve [--config FILE] [--grace-ms N]   (SIGTERM drains, SIGHUP reloads)',
   async run(args) {
     const { values, positionals } = parseArgs({
       args,
@@ -22,18 +22,22 @@ export const serveCommand: CliCommand = {
     if (file === undefined || file === '') {
       throw new ConfigError('no config: pass --config FILE or set SLUICE_CONFIG (or run "sluice demo" for the embedded one)');
     }
-    const grace = values['grace-ms'] === undefined ? 5000 : Number(values['grace-ms']);
-    if (!Number.isInteger(grace) || grace < 0) throw new UsageError('--grace-ms must be a non-negative integer');
+    const grace = values['grace-ms'] === undefined ? undefined : Number(values['grace-ms']);
+    if (grace !== undefined && (!Number.isInteger(grace) || grace < 0)) throw new UsageError('--grace-ms must be a non-negative integer');
     const config = loadConfigFile(file);
-    const logger = createLogger(config.log.level, config.node.name);
+    const logging = new Logging({ level: resolveLogLevel(config.log.level), node: config.node.name });
+    const logger = logging.component('node');
     const node = new SluiceNode({ config, logger, transports: defaultTransports, configDir: path.dirname(path.resolve(file)) });
     try {
       await node.start();
     } catch (err) {
       await node.stop(0).catch(() => undefined);
+      await logging.flush();
       throw err;
     }
     logger.info({ endpoints: node.endpoints }, 'ready');
-    return runUntilSignal(node, logger, grace);
+    runNodeUntilStopped({ node, logging, config, configFile: file, ...(grace !== undefined ? { graceMs: grace } : {}) });
+    // The lifecycle manager ends the process when the drain is over.
+    return new Promise<number>(() => {});
   },
 };

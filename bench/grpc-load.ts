@@ -1,0 +1,112 @@
+// Load for one gRPC unary method with a pre-serialized request (the client does no encoding,
+// so every path is charged only for what happens after the bytes leave the client):
+//  - closedLoop: `concurrency` calls always in flight for a while -> requests per second
+//  - openLoop: calls started at a fixed rate whatever the answers do, latency measured from
+//    each call's scheduled start (no coordinated omission) -> p50 / p99
+import * as grpc from '@grpc/grpc-js';
+
+const identity = (b: Buffer): Buffer => b;
+
+export interface RawGrpcClientOptions {
+  credentials?: grpc.ChannelCredentials;
+  /** Sent with every call (e.g. authorization). */
+  metadata?: Record<string, string>;
+}
+
+export class RawGrpcClient {
+  private readonly client: grpc.Client;
+  private readonly metadata: grpc.Metadata;
+
+  constructor(address: string, opts: RawGrpcClientOptions = {}) {
+    this.client = new grpc.Client(address, opts.credentials ?? grpc.credentials.createInsecure(), {
+      'grpc.max_receive_message_length': 256 << 20,
+      'grpc.max_send_message_length': 256 << 20,
+    });
+    this.metadata = new grpc.Metadata();
+    for (const [k, v] of Object.entries(opts.metadata ?? {})) this.metadata.set(k, v);
+  }
+
+  call(path: string, body: Buffer, timeoutMs = 30_000): Promise<Buffer> {
+    return new Promise((resolve, reject) => {
+      this.client.makeUnaryRequest(path, identity, identity, body, this.metadata, { deadline: Date.now() + timeoutMs }, (err, res) =>
+        err ? reject(err) : resolve(res!),
+      );
+    });
+  }
+
+  close(): void {
+    this.client.close();
+  }
+}
+
+export async function closedLoop(
+  client: RawGrpcClient,
+  path: string,
+  body: Buffer,
+  concurrency: number,
+  durationMs: number,
+): Promise<{ perSecond: number; calls: number }> {
+  const until = performance.now() + durationMs;
+  let calls = 0;
+  const worker = async (): Promise<void> => {
+    while (performance.now() < until) {
+      await client.call(path, body);
+      calls++;
+    }
+  };
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  return { perSecond: calls / ((performance.now() - t0) / 1000), calls };
+}
+
+export interface LatencyResult {
+  rate: number;
+  sent: number;
+  errors: number;
+  p50: number;
+  p99: number;
+  mean: number;
+}
+
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
+}
+
+export function summarize(latencies: readonly number[], rate: number, errors: number): LatencyResult {
+  const s = [...latencies].sort((a, b) => a - b);
+  return { rate, sent: s.length + errors, errors, p50: percentile(s, 0.5), p99: percentile(s, 0.99), mean: s.reduce((a, b) => a + b, 0) / Math.max(1, s.length) };
+}
+
+/** Starts calls at `rate` per second for `durationMs`; latencies are from each scheduled start. */
+export async function openLoop(client: RawGrpcClient, path: string, body: Buffer, rate: number, durationMs: number): Promise<{ latencies: number[]; errors: number }> {
+  const n = Math.max(1, Math.round((rate * durationMs) / 1000));
+  const interval = 1000 / rate;
+  const latencies: number[] = [];
+  let errors = 0;
+  const pending: Promise<void>[] = [];
+  const start = performance.now() + 5;
+  for (let i = 0; i < n; i++) {
+    const due = start + i * interval;
+    const wait = due - performance.now();
+    if (wait > 1) await new Promise((r) => setTimeout(r, wait - 0.5));
+    pending.push(
+      client.call(path, body).then(
+        () => {
+          latencies.push(performance.now() - due);
+        },
+        () => {
+          errors++;
+        },
+      ),
+    );
+  }
+  await Promise.all(pending);
+  return { latencies, errors };
+}

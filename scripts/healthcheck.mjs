@@ -1,0 +1,16 @@
+#!/usr/bin/env node
+// Container HEALTHCHECK: exits 0 when sluice's ops listener reports live. Plain JavaScript so it
+// starts fast. SLUICE_HEALTHCHECK_URL overrides the address (default the ops listener's /livez).
+const url = process.env.SLUICE_HEALTHCHECK_URL ?? 'http://127.0.0.1:8002/livez';
+const ac = new AbortController();
+const timer = setTimeout(() => ac.abort(), 2500);
+try {
+  const res = await fetch(url, { signal: ac.signal });
+  process.exitCode = res.status === 200 ? 0 : 1;
+  if (res.status !== 200) process.stderr.write(`sluice healthcheck: ${url}: HTTP ${res.status} ${(await res.text()).trim()}\n`);
+} catch (err) {
+  process.stderr.write(`sluice healthcheck: ${url}: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exitCode = 1;
+} finally {
+  clearTimeout(timer);
+}

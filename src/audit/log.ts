@@ -1,0 +1,326 @@
+// The append-only audit log writer.
+//  - Each append is sealed at once (seq, prev, hash), so the chain order is the call order.
+//  - Group commit: lines queued while a write+fsync is in flight go out together in the next
+//    write+fsync. A promise resolves only after the fsync that made its line durable.
+//  - A Merkle checkpoint entry is added every `checkpointEntries` entries or
+//    `checkpointSeconds` seconds (whichever first), and on close; once durable, FILE.anchor
+//    is replaced to witness it.
+//  - Reopening scans the file, resumes the chain, and refuses a broken log. A torn final line
+//    (a write that never completed, so was never acknowledged) is cut off and the cut recorded.
+//  - A failed write or fsync poisons the log: every later append rejects (callers fail closed).
+import { EventEmitter } from 'node:events';
+import { open, stat, truncate, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import { anchorPathFor, readAnchor, writeAnchor } from './anchor.ts';
+import { fsyncDir } from './atomic-file.ts';
+import { GENESIS_HASH, sealEntry, sha256Hex, type AuditEntry, type AuditEntryBody, type AuditRecord } from './entry.ts';
+import { AuditClosedError, AuditCorruptError, AuditWriteError } from './errors.ts';
+import { acquireLock, type FileLock } from './lock.ts';
+import { merkleRoot } from './merkle.ts';
+import { scanAuditFile } from './scan.ts';
+
+export interface AuditLogOptions {
+  path: string;
+  /** Written into every entry; bump it when the security policy changes. */
+  policyVersion?: string;
+  /** Checkpoint after this many entries since the last one (default 1000). */
+  checkpointEntries?: number;
+  /** Checkpoint when entries have waited this long since the last one (default 300 s). */
+  checkpointSeconds?: number;
+  /** What to do with a torn final line when reopening: cut it off and record that, or refuse. */
+  onTornTail?: 'repair' | 'refuse';
+  /** Actor name for the log's own entries. */
+  actor?: string;
+  /** Wait this long for another live writer to release the log (default 0: fail at once). */
+  lockWaitMs?: number;
+}
+
+interface Pending {
+  line: string;
+  entry: AuditEntry;
+  resolve: (e: AuditEntry) => void;
+  reject: (err: Error) => void;
+}
+
+export interface AuditLogStats {
+  appended: number;
+  batches: number;
+  lastSeq: number;
+}
+
+/**
+ * Events: 'checkpoint' (AuditEntry, once durable), 'failure' (AuditWriteError, once, when the
+ * log stops accepting entries).
+ */
+export class AuditLog extends EventEmitter {
+  readonly path: string;
+  readonly policyVersion: string;
+  private readonly checkpointEntries: number;
+  private readonly actor: string;
+  private fh: FileHandle;
+  private lock: FileLock;
+  private seq: number;
+  private lastHash: string;
+  private lastCheckpointSeq: number;
+  private lastCheckpointRoot: string;
+  private sinceCheckpoint: string[];
+  private queue: Pending[] = [];
+  private flushing: Promise<void> | null = null;
+  private failure: AuditWriteError | null = null;
+  private closed = false;
+  private timer: NodeJS.Timeout | null = null;
+  private batches = 0;
+  private appended = 0;
+  private anchorWrite: Promise<void> = Promise.resolve();
+
+  private constructor(
+    opts: AuditLogOptions,
+    fh: FileHandle,
+    lock: FileLock,
+    state: { seq: number; lastHash: string; lastCheckpointSeq: number; lastCheckpointRoot: string; sinceCheckpoint: string[] },
+  ) {
+    super();
+    this.path = opts.path;
+    this.policyVersion = opts.policyVersion ?? '1';
+    this.checkpointEntries = opts.checkpointEntries ?? 1000;
+    this.actor = opts.actor ?? 'sluice-audit';
+    this.fh = fh;
+    this.lock = lock;
+    this.seq = state.seq;
+    this.lastHash = state.lastHash;
+    this.lastCheckpointSeq = state.lastCheckpointSeq;
+    this.lastCheckpointRoot = state.lastCheckpointRoot;
+    this.sinceCheckpoint = state.sinceCheckpoint;
+    const seconds = opts.checkpointSeconds ?? 300;
+    if (seconds > 0) {
+      this.timer = setInterval(() => {
+        if (this.sinceCheckpoint.length > 0 && !this.closed && this.failure === null) {
+          this.enqueue(this.sealCheckpoint()).catch(() => undefined);
+        }
+      }, seconds * 1000);
+      this.timer.unref();
+    }
+  }
+
+  /** Opens (creating if absent) and takes the writer lock. Throws AuditCorruptError on a broken log. */
+  static async open(opts: AuditLogOptions): Promise<AuditLog> {
+    if ((opts.checkpointEntries ?? 1000) < 1) throw new RangeError('checkpointEntries must be >= 1');
+    const file = path.resolve(opts.path);
+    const lock = await acquireLock(`${file}.lock`, { waitMs: opts.lockWaitMs ?? 0 });
+    try {
+      let existed = true;
+      try {
+        await stat(file);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        existed = false;
+      }
+      let state = {
+        seq: 0,
+        lastHash: GENESIS_HASH,
+        lastCheckpointSeq: 0,
+        lastCheckpointRoot: GENESIS_HASH,
+        sinceCheckpoint: [] as string[],
+      };
+      const anchor = await readAnchor(anchorPathFor(file));
+      let repaired: { bytes: number; digest: string } | null = null;
+      if (existed) {
+        const scan = await scanAuditFile(file, { anchor });
+        if (scan.problem !== null) {
+          const torn = scan.problem.kind === 'truncated' && scan.tornTailBytes > 0;
+          if (!torn || opts.onTornTail === 'refuse') {
+            throw new AuditCorruptError(`${file}: ${scan.problem.message}; run "sluice audit verify ${file}" and restore the log`);
+          }
+          // The torn bytes were never fsynced-and-acknowledged as a whole line: drop them, but say so.
+          const fhr = await open(file, 'r');
+          const tail = Buffer.alloc(scan.tornTailBytes);
+          await fhr.read(tail, 0, tail.length, scan.validBytes);
+          await fhr.close();
+          await truncate(file, scan.validBytes);
+          repaired = { bytes: tail.length, digest: sha256Hex(tail) };
+        }
+        state = {
+          seq: scan.lastSeq,
+          lastHash: scan.lastHash,
+          lastCheckpointSeq: scan.lastCheckpointSeq,
+          lastCheckpointRoot: scan.lastCheckpointRoot,
+          sinceCheckpoint: scan.sinceCheckpoint,
+        };
+      } else if (anchor !== null) {
+        throw new AuditCorruptError(`${file}: the log is missing but its anchor names seq ${anchor.seq}: the log was deleted`);
+      }
+      const fh = await open(file, 'a', 0o600);
+      if (!existed) await fsyncDir(path.dirname(file));
+      const log = new AuditLog({ ...opts, path: file }, fh, lock, state);
+      await log.append({
+        tenant: null,
+        requestId: null,
+        actor: log.actor,
+        action: repaired === null ? 'audit.open' : 'audit.recovered',
+        outcome: 'success',
+        detail:
+          repaired === null
+            ? { pid: process.pid, resumed_at_seq: state.seq }
+            : { pid: process.pid, resumed_at_seq: state.seq, dropped_torn_bytes: repaired.bytes, dropped_sha256: repaired.digest },
+      });
+      return log;
+    } catch (err) {
+      await lock.release();
+      throw err;
+    }
+  }
+
+  get lastSeq(): number {
+    return this.seq;
+  }
+
+  get failed(): AuditWriteError | null {
+    return this.failure;
+  }
+
+  stats(): AuditLogStats {
+    return { appended: this.appended, batches: this.batches, lastSeq: this.seq };
+  }
+
+  /** Appends one entry; resolves with it once it is on disk (after fsync). */
+  append(rec: AuditRecord): Promise<AuditEntry> {
+    if (this.failure !== null) return Promise.reject(this.failure);
+    if (this.closed) return Promise.reject(new AuditClosedError());
+    let sealed: { entry: AuditEntry; line: string };
+    try {
+      sealed = this.sealEvent(rec);
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
+    const done = this.enqueue(sealed);
+    if (this.sinceCheckpoint.length >= this.checkpointEntries) {
+      this.enqueue(this.sealCheckpoint()).catch(() => undefined);
+    }
+    return done;
+  }
+
+  /** Writes a final checkpoint, waits for everything queued, releases the file and the lock. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    if (this.failure === null && this.sinceCheckpoint.length > 0) {
+      this.enqueue(this.sealCheckpoint()).catch(() => undefined);
+    }
+    this.closed = true;
+    if (this.timer !== null) clearInterval(this.timer);
+    while (this.flushing !== null) await this.flushing;
+    await this.anchorWrite;
+    await this.fh.close().catch(() => undefined);
+    await this.lock.release();
+  }
+
+  private sealEvent(rec: AuditRecord): { entry: AuditEntry; line: string } {
+    const body: AuditEntryBody = {
+      seq: this.seq + 1,
+      time: new Date().toISOString(),
+      kind: 'event',
+      tenant: rec.tenant,
+      request_id: rec.requestId,
+      actor: rec.actor,
+      action: rec.action,
+      outcome: rec.outcome,
+      policy_version: rec.policyVersion ?? this.policyVersion,
+      ...(rec.reason !== undefined ? { reason: rec.reason } : {}),
+      ...(rec.detail !== undefined ? { detail: rec.detail } : {}),
+      prev: this.lastHash,
+    };
+    const sealed = sealEntry(body);
+    this.seq = sealed.entry.seq;
+    this.lastHash = sealed.entry.hash;
+    this.sinceCheckpoint.push(sealed.entry.hash);
+    return sealed;
+  }
+
+  private sealCheckpoint(): { entry: AuditEntry; line: string } {
+    const root = merkleRoot(this.sinceCheckpoint);
+    const sealed = sealEntry({
+      seq: this.seq + 1,
+      time: new Date().toISOString(),
+      kind: 'checkpoint',
+      tenant: null,
+      request_id: null,
+      actor: this.actor,
+      action: 'audit.checkpoint',
+      outcome: 'success',
+      policy_version: this.policyVersion,
+      checkpoint: {
+        from_seq: this.lastCheckpointSeq + 1,
+        to_seq: this.seq,
+        count: this.sinceCheckpoint.length,
+        root,
+        prev_root: this.lastCheckpointRoot,
+      },
+      prev: this.lastHash,
+    });
+    this.seq = sealed.entry.seq;
+    this.lastHash = sealed.entry.hash;
+    this.lastCheckpointSeq = sealed.entry.seq;
+    this.lastCheckpointRoot = root;
+    this.sinceCheckpoint = [];
+    return sealed;
+  }
+
+  private enqueue(sealed: { entry: AuditEntry; line: string }): Promise<AuditEntry> {
+    return new Promise<AuditEntry>((resolve, reject) => {
+      this.queue.push({ line: sealed.line, entry: sealed.entry, resolve, reject });
+      if (this.flushing === null) this.flushing = this.flushLoop();
+    });
+  }
+
+  private async flushLoop(): Promise<void> {
+    try {
+      while (this.queue.length > 0 && this.failure === null) {
+        const batch = this.queue;
+        this.queue = [];
+        const data = Buffer.from(batch.length === 1 ? (batch[0] as Pending).line : batch.map((p) => p.line).join(''), 'utf8');
+        try {
+          let off = 0;
+          while (off < data.length) {
+            const { bytesWritten } = await this.fh.write(data, off, data.length - off);
+            off += bytesWritten;
+          }
+          await this.fh.datasync();
+        } catch (err) {
+          this.poison(new AuditWriteError(`${this.path}: audit write failed (${(err as NodeJS.ErrnoException).code ?? String(err)}); refusing further entries`, err), batch);
+          return;
+        }
+        this.batches++;
+        this.appended += batch.length;
+        let checkpoint: AuditEntry | null = null;
+        for (const p of batch) {
+          if (p.entry.kind === 'checkpoint') checkpoint = p.entry;
+          p.resolve(p.entry);
+        }
+        if (checkpoint !== null) this.recordAnchor(checkpoint);
+      }
+    } finally {
+      this.flushing = null;
+    }
+  }
+
+  private recordAnchor(cp: AuditEntry): void {
+    const anchor = { seq: cp.seq, hash: cp.hash, root: cp.checkpoint?.root ?? '', time: cp.time };
+    this.anchorWrite = this.anchorWrite
+      .then(() => writeAnchor(anchorPathFor(this.path), anchor))
+      .then(
+        () => {
+          this.emit('checkpoint', cp);
+        },
+        (err: unknown) => this.poison(new AuditWriteError(`${this.path}.anchor: write failed (${String(err)})`, err), []),
+      );
+  }
+
+  private poison(err: AuditWriteError, batch: Pending[]): void {
+    if (this.failure === null) {
+      this.failure = err;
+      this.emit('failure', err);
+    }
+    for (const p of batch) p.reject(err);
+    for (const p of this.queue) p.reject(err);
+    this.queue = [];
+  }
+}

@@ -1,0 +1,316 @@
+// sluice's Prometheus registry. Every value is kept as plain numbers by the part that updates it
+// (RequestStats, LinkStats, RejectionStats, scheduler queues, RDMA counters) and read here at
+// scrape time through collect() callbacks, so the data path never calls into prom-client.
+// docs/operations.md lists every metric; keep it in step with this file.
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import type { SegmentName, TrafficClass } from '../transport/types.ts';
+import { BucketHistogram, QUEUE_DELAY_BUCKETS_SECONDS } from './bucket-histogram.ts';
+import type { HealthModel } from './health.ts';
+import { HistogramCollector, type HistogramSeries } from './histogram-collector.ts';
+import { LinkTracker } from './link-tracker.ts';
+import { RejectionStats, type PairCounter } from './rejection-stats.ts';
+import { allRdmaDeviceStats } from './rdma-stats.ts';
+import { RequestStats } from './request-stats.ts';
+import { SegmentQueueStats } from './scheduler-telemetry.ts';
+import type { QueueSource, RdmaSnapshot, RdmaSource, ReloadStats } from './stat-sources.ts';
+
+export const METRIC_PREFIX = 'sluice_';
+
+type Sample<L extends string> = readonly [Readonly<Record<L, string>>, number];
+
+export interface MetricsOptions {
+  /** sluice version for sluice_build_info. */
+  version?: string;
+  /** Process metrics (CPU, memory, event loop lag, GC) under the sluice_ prefix. Default true. */
+  processMetrics?: boolean;
+  /** Cap on distinct model label values (beyond it: "_other"). */
+  maxModels?: number;
+}
+
+interface RdmaTotals {
+  completions: Map<string, number>;
+  completionErrors: Map<string, number>;
+}
+
+export class SluiceMetrics {
+  readonly registry = new Registry();
+  readonly requests: RequestStats;
+  readonly rejections = new RejectionStats();
+  readonly links = new LinkTracker(this.rejections);
+  readonly reloads: ReloadStats = { success: 0, failure: 0, lastSuccessSeconds: 0 };
+
+  private readonly delay = new Map<string, { segment: SegmentName; cls: TrafficClass; histogram: BucketHistogram }>();
+  private readonly queueSources = new Set<QueueSource>();
+  private readonly segmentQueueStats = new Map<SegmentName, SegmentQueueStats>();
+  private readonly rdmaSources = new Set<RdmaSource>();
+  /** Counters of RDMA sources that went away, so the totals stay monotonic. */
+  private readonly rdmaRetired = new Map<string, RdmaTotals>();
+  private readonly inFlightSources = new Map<string, () => number>();
+  private health: HealthModel | undefined;
+
+  constructor(opts: MetricsOptions = {}) {
+    this.requests = new RequestStats(opts.maxModels === undefined ? {} : { maxModels: opts.maxModels });
+    const r = this.registry;
+    if (opts.processMetrics !== false) collectDefaultMetrics({ register: r, prefix: METRIC_PREFIX });
+
+    gauge(r, 'build_info', 'Always 1; labels carry the sluice and Node.js versions.', ['version', 'node_version'], () => [
+      [{ version: opts.version ?? 'unknown', node_version: process.versions.node }, 1],
+    ]);
+
+    // Requests (recorded by the ingress as each request finishes).
+    counter(r, 'requests_total', 'Client requests finished, by protocol, traffic class, model and result code.', ['protocol', 'class', 'model', 'code'], () =>
+      map(this.requests.all(), (s) => [{ protocol: s.protocol, class: s.cls, model: s.model, code: s.code }, s.latency.count]),
+    );
+    new HistogramCollector('sluice_request_duration_seconds', 'Client request latency from first byte in to last byte out.', ['protocol', 'class', 'model', 'code'], () =>
+      map(this.requests.all(), (s): HistogramSeries<'protocol' | 'class' | 'model' | 'code'> => ({
+        labels: { protocol: s.protocol, class: s.cls, model: s.model, code: s.code },
+        histogram: s.latency,
+      })),
+    ).register(r);
+    gauge(r, 'requests_in_flight', 'Requests accepted and not yet answered, by where they wait: ingress (client requests crossing the segment) or egress (calls to model servers).', ['stage'], () =>
+      map(this.inFlightSources, ([stage, read]) => [{ stage }, read()]),
+    );
+
+    // Back-end links (LinkStats read at scrape time; closed links folded into totals).
+    const linkDirectional = (name: string, help: string, tx: (s: LinkTotalsStats) => number, rx: (s: LinkTotalsStats) => number): void => {
+      counter(r, name, help, ['segment', 'direction', 'transport'], () => {
+        const out: Sample<'segment' | 'direction' | 'transport'>[] = [];
+        for (const t of this.links.totals()) {
+          out.push([{ segment: t.segment, direction: 'tx', transport: t.transport }, tx(t.stats)]);
+          out.push([{ segment: t.segment, direction: 'rx', transport: t.transport }, rx(t.stats)]);
+        }
+        return out;
+      });
+    };
+    linkDirectional('link_bytes_total', 'Bytes on back-end links (sealed frames, as on the wire), by segment, direction (tx/rx) and transport.', (s) => s.bytesSent, (s) => s.bytesReceived);
+    linkDirectional('link_frames_total', 'Frames on back-end links, by segment, direction and transport.', (s) => s.framesSent, (s) => s.framesReceived);
+    linkDirectional('link_messages_total', 'Whole messages on back-end links, by segment, direction and transport.', (s) => s.messagesSent, (s) => s.messagesReceived);
+    gauge(r, 'link_queued_bytes', 'Bytes accepted for sending on back-end links and not yet on the wire.', ['segment', 'transport'], () =>
+      this.links.totals().map((t) => [{ segment: t.segment, transport: t.transport }, t.stats.queuedBytes]),
+    );
+    gauge(r, 'links_open', 'Open back-end links (connections to peers), by segment and transport.', ['segment', 'transport'], () =>
+      this.links.totals().map((t) => [{ segment: t.segment, transport: t.transport }, t.open]),
+    );
+    counter(r, 'link_connects_total', 'Back-end links established, by segment and transport.', ['segment', 'transport'], () =>
+      this.links.totals().map((t) => [{ segment: t.segment, transport: t.transport }, t.opened]),
+    );
+    counter(r, 'link_closes_total', 'Back-end links closed, by segment, transport and who ended them (local, peer, error).', ['segment', 'transport', 'by'], () =>
+      this.links.totals().flatMap((t) =>
+        (['local', 'peer', 'error'] as const).map((by): Sample<'segment' | 'transport' | 'by'> => [{ segment: t.segment, transport: t.transport, by }, t.closed[by]]),
+      ),
+    );
+    counter(r, 'link_rekeys_total', 'Traffic key changes on back-end links (both directions).', ['segment', 'transport'], () =>
+      this.links.totals().map((t) => [{ segment: t.segment, transport: t.transport }, t.stats.rekeys]),
+    );
+    counter(r, 'handshake_failures_total', 'Back-end handshakes that failed, by segment and code (auth, segment, version, protocol, timeout, closed, busy).', ['segment', 'code'], () =>
+      map(this.links.handshakeFailures.all(), (e) => [{ segment: e.a, code: e.b }, e.value]),
+    );
+    counter(r, 'link_rejected_frames_total', 'Inbound frames a link dropped (failed authentication, replayed, malformed).', ['segment', 'transport'], () =>
+      this.links.totals().map((t) => [{ segment: t.segment, transport: t.transport }, t.stats.rejectedFrames]),
+    );
+
+    // Scheduler queues.
+    gauge(r, 'queue_depth', 'Messages waiting in link schedulers, by segment and traffic class.', ['segment', 'class'], () => this.queueSamples('depth'));
+    gauge(r, 'queue_bytes', 'Bytes waiting in link schedulers, by segment and traffic class.', ['segment', 'class'], () => this.queueSamples('bytes'));
+    new HistogramCollector('sluice_scheduling_delay_seconds', 'Time a message waited in a link scheduler before its first frame was sent.', ['segment', 'class'], () =>
+      map(this.delay.values(), (d): HistogramSeries<'segment' | 'class'> => ({ labels: { segment: d.segment, class: d.cls }, histogram: d.histogram })),
+    ).register(r);
+    gauge(r, 'bulk_share', 'Fraction (0..1) of link send capacity granted to training bulk right now (mean over the segment\'s links).', ['segment'], () => {
+      const acc = new Map<SegmentName, { sum: number; n: number }>();
+      for (const s of this.queueSources) {
+        const share = s.snapshot().bulkShare;
+        if (share === undefined) continue;
+        const a = acc.get(s.segment) ?? { sum: 0, n: 0 };
+        a.sum += share;
+        a.n++;
+        acc.set(s.segment, a);
+      }
+      return map(acc.entries(), ([segment, a]) => [{ segment }, a.sum / a.n]);
+    });
+
+    // Refusals.
+    const pairs = (c: PairCounter, a: string, b: string): (() => Iterable<Sample<string>>) => () =>
+      map(c.all(), (e) => [{ [a]: e.a, [b]: e.b }, e.value]);
+    counter(r, 'crypto_rejections_total', 'Back-end frames refused by the crypto layer (bad tag, replayed or stale nonce), by segment and reason.', ['segment', 'reason'], pairs(this.rejections.cryptoRejections, 'segment', 'reason'));
+    counter(r, 'policy_rejections_total', 'Traffic refused by policy (cross-segment, wrong class, tenant not allowed), by segment and reason.', ['segment', 'reason'], pairs(this.rejections.policyRejections, 'segment', 'reason'));
+    counter(r, 'auth_rejections_total', 'Client credentials refused, by method (mtls, jwt, api_key, webhook) and reason.', ['method', 'reason'], pairs(this.rejections.authRejections, 'method', 'reason'));
+
+    // RDMA.
+    counter(r, 'rdma_completions_total', 'RDMA work completions, by device and opcode.', ['device', 'opcode'], () => this.rdmaCounter('completions'));
+    counter(r, 'rdma_completion_errors_total', 'RDMA work completions with an error status, by device and status.', ['device', 'status'], () => this.rdmaCounter('completionErrors'));
+    gauge(r, 'rdma_registered_bytes', 'Bytes of memory registered with an RDMA device right now.', ['device'], () =>
+      map(this.rdmaLive(), (s) => [{ device: s.device }, s.snapshot().registeredBytes]),
+    );
+    gauge(r, 'rdma_queue_pairs', 'RDMA queue pairs connected right now.', ['device'], () => map(this.rdmaLive(), (s) => [{ device: s.device }, s.snapshot().queuePairs]));
+
+    // Health and lifecycle.
+    gauge(r, 'ready', '1 when the node is ready to take traffic (all upstreams and segments up, not draining).', [], () =>
+      this.health === undefined ? [] : [[{}, this.health.ready() ? 1 : 0]],
+    );
+    gauge(r, 'draining', '1 while a graceful drain is in progress.', [], () => (this.health === undefined ? [] : [[{}, this.health.draining ? 1 : 0]]));
+    gauge(r, 'component_up', '1 when a health component (upstream, segment, peer, listener) is up.', ['component', 'kind'], () =>
+      this.health === undefined ? [] : this.health.snapshot().components.map((c) => [{ component: c.name, kind: c.kind }, c.up ? 1 : 0]),
+    );
+    counter(r, 'config_reloads_total', 'Configuration reloads (SIGHUP), by result.', ['result'], () => [
+      [{ result: 'success' }, this.reloads.success],
+      [{ result: 'failure' }, this.reloads.failure],
+    ]);
+    gauge(r, 'config_last_reload_success_timestamp_seconds', 'Unix time of the last successful configuration reload (0 = never).', [], () => [[{}, this.reloads.lastSuccessSeconds]]);
+  }
+
+  /** The shared histogram a scheduler records queueing delay of one class on one segment into. */
+  schedulingDelay(segment: SegmentName, cls: TrafficClass): BucketHistogram {
+    const key = `${segment}/${cls}`;
+    let d = this.delay.get(key);
+    if (d === undefined) {
+      d = { segment, cls, histogram: new BucketHistogram(QUEUE_DELAY_BUCKETS_SECONDS) };
+      this.delay.set(key, d);
+    }
+    return d.histogram;
+  }
+
+  /**
+   * The shared queue counters of one segment's link schedulers (registered as a queue source on
+   * first use); wrap the segment transport's scheduler factory with instrumentScheduler(f, this).
+   */
+  segmentQueues(segment: SegmentName): SegmentQueueStats {
+    let q = this.segmentQueueStats.get(segment);
+    if (q === undefined) {
+      q = new SegmentQueueStats(segment, {
+        control: this.schedulingDelay(segment, 'control'),
+        inference: this.schedulingDelay(segment, 'inference'),
+        training: this.schedulingDelay(segment, 'training'),
+      });
+      this.segmentQueueStats.set(segment, q);
+      this.addQueueSource(q);
+    }
+    return q;
+  }
+
+  /** Adds a scheduler's queues; call the returned function when the scheduler goes away. */
+  addQueueSource(source: QueueSource): () => void {
+    this.queueSources.add(source);
+    return () => void this.queueSources.delete(source);
+  }
+
+  /** Adds an RDMA device's counters; on removal its last counts are kept so totals stay monotonic. */
+  addRdmaSource(source: RdmaSource): () => void {
+    this.rdmaSources.add(source);
+    return () => {
+      if (!this.rdmaSources.delete(source)) return;
+      const last = source.snapshot();
+      const t = this.rdmaTotals(this.rdmaRetired, source.device);
+      addInto(t.completions, last.completions);
+      addInto(t.completionErrors, last.completionErrors);
+    };
+  }
+
+  /** Reports requests in flight at one stage ("ingress", "egress") at scrape time. */
+  setInFlightSource(stage: 'ingress' | 'egress', read: () => number): void {
+    this.inFlightSources.set(stage, read);
+  }
+
+  /** Exposes readiness, draining and per-component state. */
+  attachHealth(health: HealthModel): void {
+    this.health = health;
+  }
+
+  /** The exposition text for a scrape. */
+  render(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  private queueSamples(field: 'depth' | 'bytes'): Sample<'segment' | 'class'>[] {
+    const acc = new Map<string, { segment: SegmentName; cls: string; n: number }>();
+    for (const s of this.queueSources) {
+      const snap = s.snapshot()[field];
+      for (const [cls, n] of Object.entries(snap)) {
+        const key = `${s.segment}/${cls}`;
+        const a = acc.get(key) ?? { segment: s.segment, cls, n: 0 };
+        a.n += n ?? 0;
+        acc.set(key, a);
+      }
+    }
+    return [...acc.values()].map((a) => [{ segment: a.segment, class: a.cls }, a.n]);
+  }
+
+  /** Added sources, then the process-wide blocks the verbs channels keep (src/telemetry/rdma-stats.ts). */
+  private *rdmaLive(): Generator<RdmaSource> {
+    yield* this.rdmaSources;
+    for (const d of allRdmaDeviceStats()) yield { device: d.device, snapshot: () => d };
+  }
+
+  private rdmaTotals(into: Map<string, RdmaTotals>, device: string): RdmaTotals {
+    let t = into.get(device);
+    if (t === undefined) {
+      t = { completions: new Map(), completionErrors: new Map() };
+      into.set(device, t);
+    }
+    return t;
+  }
+
+  private rdmaCounter(field: 'completions' | 'completionErrors'): Sample<string>[] {
+    const sums = new Map<string, RdmaTotals>();
+    for (const [device, t] of this.rdmaRetired) {
+      const s = this.rdmaTotals(sums, device);
+      addInto(s.completions, Object.fromEntries(t.completions));
+      addInto(s.completionErrors, Object.fromEntries(t.completionErrors));
+    }
+    for (const src of this.rdmaLive()) {
+      const snap: RdmaSnapshot = src.snapshot();
+      const s = this.rdmaTotals(sums, src.device);
+      addInto(s.completions, snap.completions);
+      addInto(s.completionErrors, snap.completionErrors);
+    }
+    const label = field === 'completions' ? 'opcode' : 'status';
+    const out: Sample<string>[] = [];
+    for (const [device, t] of sums) for (const [k, v] of t[field]) out.push([{ device, [label]: k }, v]);
+    return out;
+  }
+}
+
+type LinkTotalsStats = ReturnType<LinkTracker['totals']>[number]['stats'];
+
+function addInto(into: Map<string, number>, from: Readonly<Record<string, number>>): void {
+  for (const [k, v] of Object.entries(from)) into.set(k, (into.get(k) ?? 0) + v);
+}
+
+function* map<T, U>(it: Iterable<T>, f: (t: T) => U): Generator<U> {
+  for (const t of it) yield f(t);
+}
+
+function counter<L extends string>(registry: Registry, name: string, help: string, labelNames: readonly L[], read: () => Iterable<Sample<L>>): void {
+  new Counter<L>({
+    name: METRIC_PREFIX + name,
+    help,
+    labelNames,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [labels, value] of read()) {
+        if (labelNames.length === 0) this.inc(value);
+        else this.inc(labels as Partial<Record<L, string>>, value);
+      }
+    },
+  });
+}
+
+function gauge<L extends string>(registry: Registry, name: string, help: string, labelNames: readonly L[], read: () => Iterable<Sample<L>>): void {
+  new Gauge<L>({
+    name: METRIC_PREFIX + name,
+    help,
+    labelNames,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [labels, value] of read()) {
+        if (labelNames.length === 0) this.set(value);
+        else this.set(labels as Partial<Record<L, string>>, value);
+      }
+    },
+  });
+}

@@ -1,0 +1,91 @@
+// Counters of refused traffic, bumped where the refusal happens (crypto open, policy gate,
+// authentication) and read by the metrics registry at scrape time. Reasons are short constant
+// strings chosen by the caller (e.g. "auth_tag", "replay", "cross_segment", "expired_token"),
+// never client-supplied text, so the label set stays bounded.
+import { HandshakeErrorCode } from '../transport/errors.ts';
+import type { SegmentName } from '../transport/types.ts';
+import { WireErrorCode } from '../wire/errors.ts';
+
+export interface CountedPair {
+  readonly a: string;
+  readonly b: string;
+  value: number;
+}
+
+/** A counter keyed by two short label values, kept as plain numbers. */
+export class PairCounter {
+  private readonly entries = new Map<string, CountedPair>();
+
+  inc(a: string, b: string, by = 1): void {
+    const key = `${a}\u0000${b}`;
+    const e = this.entries.get(key);
+    if (e === undefined) this.entries.set(key, { a, b, value: by });
+    else e.value += by;
+  }
+
+  get(a: string, b: string): number {
+    return this.entries.get(`${a}\u0000${b}`)?.value ?? 0;
+  }
+
+  all(): IterableIterator<CountedPair> {
+    return this.entries.values();
+  }
+}
+
+export type AuthMethod = 'mtls' | 'jwt' | 'api_key' | 'webhook' | 'none';
+
+export class RejectionStats {
+  /** (segment, reason): frames that failed AEAD open, replay or nonce checks. */
+  readonly cryptoRejections = new PairCounter();
+  /** (segment, reason): traffic refused by segment/class/tenant policy. */
+  readonly policyRejections = new PairCounter();
+  /** (method, reason): client credentials refused. */
+  readonly authRejections = new PairCounter();
+
+  crypto(segment: SegmentName, reason: string): void {
+    this.cryptoRejections.inc(segment, reason);
+  }
+
+  policy(segment: SegmentName | 'client', reason: string): void {
+    this.policyRejections.inc(segment, reason);
+  }
+
+  auth(method: AuthMethod, reason: string): void {
+    this.authRejections.inc(method, reason);
+  }
+
+  /** Counts a peer error under crypto or policy when it is one; returns whether it was. */
+  peerError(segment: SegmentName, err: unknown): boolean {
+    const r = classifyRejection(err);
+    if (r === undefined) return false;
+    if (r.kind === 'crypto') this.crypto(segment, r.reason);
+    else this.policy(segment, r.reason);
+    return true;
+  }
+}
+
+export type RejectionKind = 'crypto' | 'policy';
+
+/** Short reason labels for the peer errors that are crypto or policy refusals. */
+const REJECTION_BY_CODE: Readonly<Record<string, readonly [RejectionKind, string]>> = {
+  [WireErrorCode.AUTH]: ['crypto', 'auth_tag'],
+  [WireErrorCode.REPLAY]: ['crypto', 'replay'],
+  [WireErrorCode.NONCE]: ['crypto', 'nonce'],
+  [WireErrorCode.KEY]: ['crypto', 'key_id'],
+  [WireErrorCode.SEQUENCE_GAP]: ['crypto', 'sequence_gap'],
+  [WireErrorCode.SEGMENT]: ['policy', 'cross_segment'],
+  [WireErrorCode.CLASS]: ['policy', 'wrong_class'],
+  [HandshakeErrorCode.AUTH]: ['crypto', 'handshake_auth'],
+  [HandshakeErrorCode.SEGMENT]: ['policy', 'handshake_segment'],
+};
+
+/**
+ * Whether an error that ended a link or a handshake was a crypto or policy refusal, and why.
+ * Undefined for everything else (malformed bytes, timeouts, resets).
+ */
+export function classifyRejection(err: unknown): { kind: RejectionKind; reason: string } | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code !== 'string') return undefined;
+  const hit = REJECTION_BY_CODE[code];
+  return hit === undefined ? undefined : { kind: hit[0], reason: hit[1] };
+}
