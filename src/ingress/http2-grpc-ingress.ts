@@ -37,6 +37,8 @@ export interface Http2GrpcIngressOptions {
   addServices?: (server: grpc.Server) => void;
   /** Accepts connections some other way than plaintext host:port (sluice's TLS listener). */
   binder?: ConnectionBinder;
+  /** Interceptors of the grpc-js server behind the relay (the security gates of sluice's own services). */
+  interceptors?: grpc.ServerInterceptor[];
 }
 
 export interface ConnectionBinding {
@@ -70,7 +72,12 @@ export class Http2GrpcIngress {
     if (opts.addServices !== undefined) {
       const dir = mkdtempSync(path.join(tmpdir(), 'sluice-grpc-'));
       relay = new GrpcStreamRelay(path.join(dir, 'grpc.sock'));
-      const inner = new grpc.Server({ 'grpc.max_receive_message_length': opts.maxRequestBytes, 'grpc.max_send_message_length': opts.maxResponseBytes, 'grpc.enable_channelz': 0 });
+      const inner = new grpc.Server({
+        'grpc.max_receive_message_length': opts.maxRequestBytes,
+        'grpc.max_send_message_length': opts.maxResponseBytes,
+        'grpc.enable_channelz': 0,
+        ...(opts.interceptors !== undefined ? { interceptors: opts.interceptors } : {}),
+      });
       opts.addServices(inner);
       this.inner = { server: inner, dir, relay };
     }
