@@ -75,6 +75,8 @@ interface PathResult {
   reqPerSec: number;
   /** CPU time of the path's proxy processes per request (closed-loop phase), microseconds. */
   proxyCpuUs: number;
+  /** The same, per proxy process (sluice pair: ingress, egress). */
+  perProcessCpuUs: number[];
   /** CPU time of the model server per request, microseconds. */
   modelCpuUs: number;
   /** Percentiles over the latencies of every round. */
@@ -111,18 +113,22 @@ async function openClients(paths: readonly BenchPath[], c: Case): Promise<RawGrp
 async function measureCase(paths: readonly BenchPath[], c: Case, modelPid: number): Promise<PathResult[]> {
   const clients = await openClients(paths, c);
   const rates: number[][] = paths.map(() => []);
-  const cpu = paths.map(() => ({ proxy: 0, model: 0, calls: 0 }));
+  const cpu = paths.map((p) => ({ proxy: 0, perProcess: p.proxyPids.map(() => 0), model: 0, calls: 0 }));
   const lat: number[][] = paths.map(() => []);
   const errors = paths.map(() => 0);
   const perRoundMs = (SECONDS * 1000) / ROUNDS;
   try {
     for (let r = 0; r < ROUNDS; r++) {
       for (let i = 0; i < paths.length; i++) {
-        const proxy0 = paths[i]!.proxyPids.reduce((a, pid) => a + cpuUs(pid), 0);
+        const proxy0 = paths[i]!.proxyPids.map(cpuUs);
         const model0 = cpuUs(modelPid);
         const loop = await closedLoop(clients[i]!, INFER, c.request, CONCURRENCY, 1000);
         rates[i]!.push(loop.perSecond);
-        cpu[i]!.proxy += paths[i]!.proxyPids.reduce((a, pid) => a + cpuUs(pid), 0) - proxy0;
+        paths[i]!.proxyPids.forEach((pid, k) => {
+          const used = cpuUs(pid) - proxy0[k]!;
+          cpu[i]!.proxy += used;
+          cpu[i]!.perProcess[k]! += used;
+        });
         cpu[i]!.model += cpuUs(modelPid) - model0;
         cpu[i]!.calls += loop.calls;
         await new Promise((res) => setTimeout(res, 100));
@@ -137,6 +143,7 @@ async function measureCase(paths: readonly BenchPath[], c: Case, modelPid: numbe
   return paths.map((_, i) => ({
     reqPerSec: median(rates[i]!),
     proxyCpuUs: cpu[i]!.proxy / cpu[i]!.calls,
+    perProcessCpuUs: cpu[i]!.perProcess.map((us) => us / cpu[i]!.calls),
     modelCpuUs: cpu[i]!.model / cpu[i]!.calls,
     latency: summarize(lat[i]!, c.rate, errors[i]!),
   }));
@@ -208,7 +215,8 @@ export async function run(): Promise<void> {
         const ratio = sluiceAdded / Math.max(nginxAdded, 1e-3);
         verdicts.push(
           `${c.name}: sluice pair adds ${sluiceAdded.toFixed(3)} ms p50, nginx ${nginxAdded.toFixed(3)} ms -> ${ratio.toFixed(2)}x (target <= 2x: ${ratio <= 2 ? 'met' : 'NOT met'}); ` +
-            `proxy CPU per request ${rs['sluice pair']!.proxyCpuUs.toFixed(0)} us vs ${rs['nginx grpc_pass'].proxyCpuUs.toFixed(0)} us`,
+            `proxy CPU per request ${rs['sluice pair']!.proxyCpuUs.toFixed(0)} us (ingress ${rs['sluice pair']!.perProcessCpuUs[0]!.toFixed(0)} + egress ${rs['sluice pair']!.perProcessCpuUs[1]!.toFixed(0)}) ` +
+            `vs ${rs['nginx grpc_pass'].proxyCpuUs.toFixed(0)} us; model server ${rs['sluice pair']!.modelCpuUs.toFixed(0)} us`,
         );
       }
     }
