@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { parseConfig } from '../src/config/load.ts';
+import { MAX_STREAM_INFLIGHT } from '../src/ingress/http2-grpc-ingress.ts';
 import { METHODS } from '../src/kserve/grpc-service.ts';
 import { encodeMessage } from '../src/kserve/proto.ts';
 import { SluiceNode } from '../src/node/sluice-node.ts';
@@ -128,4 +129,21 @@ test('grpc.health.v1 shares the port (relayed to grpc-js): Check and Watch', asy
   } finally {
     h.close();
   }
+});
+
+test('ModelStreamInfer: at most MAX_STREAM_INFLIGHT requests in flight per stream; every one answered', async () => {
+  const n = MAX_STREAM_INFLIGHT + 40;
+  const call = client.makeBidiStreamRequest(METHODS.ModelStreamInfer.path, bytes, bytes, new grpc.Metadata(), { deadline: Date.now() + 20_000 });
+  let answers = 0;
+  call.on('data', () => answers++);
+  const status = new Promise<grpc.StatusObject>((resolve) => call.on('status', resolve));
+  for (let i = 0; i < n; i++) call.write(identityRequest({ id: `s${i}`, parameters: { delay_ms: { int64Param: 1500 } } }));
+  call.end();
+  let peak = 0;
+  const sampler = setInterval(() => (peak = Math.max(peak, node.inflight.ingress)), 5);
+  const s = await status;
+  clearInterval(sampler);
+  assert.equal(s.code, grpc.status.OK, s.details);
+  assert.equal(answers, n);
+  assert.ok(peak > 0 && peak <= MAX_STREAM_INFLIGHT, `peak in flight ${peak}`);
 });

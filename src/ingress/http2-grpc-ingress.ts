@@ -50,6 +50,12 @@ export interface ConnectionBinding {
 /** Listens on host:port and hands every accepted h2 connection to `accept`. */
 export type ConnectionBinder = (accept: (socket: Socket) => void, host: string, port: number) => Promise<ConnectionBinding>;
 
+/**
+ * Requests one ModelStreamInfer stream may have in flight (as the WebSocket stream); past it the
+ * stream is not read until one is answered, and HTTP/2 flow control holds the client back.
+ */
+export const MAX_STREAM_INFLIGHT = 256;
+
 /** The model name of a request, or '' when it cannot be read (for logs and metrics only). */
 function modelOf(body: Buffer): string {
   try {
@@ -215,7 +221,9 @@ export class Http2GrpcIngress {
     const open = new Set<RequestContext>();
     let seq = 0;
     let ended = false;
-    const maybeEnd = (): void => {
+    const settled = (ctx: RequestContext): void => {
+      open.delete(ctx);
+      if (open.size < MAX_STREAM_INFLIGHT) call.resumeInput();
       if (ended && open.size === 0) call.finish(GrpcStatus.OK, '', { 'x-request-id': base });
     };
     call.onCancel(() => {
@@ -243,26 +251,25 @@ export class Http2GrpcIngress {
           return;
         }
         open.add(ctx);
+        if (open.size >= MAX_STREAM_INFLIGHT) call.pauseInput();
         gw.forward(ctx, CallMethod.ModelInfer, body).then(
           (res) => {
-            open.delete(ctx);
             call.sendMessage(wrapStreamResponse(res));
             gw.finish(ctx, undefined, res.length);
-            maybeEnd();
+            settled(ctx);
           },
           (err: unknown) => {
-            open.delete(ctx);
             const e = toInferenceError(err);
             const head = headOf(body, ctx.model);
             call.sendMessage(streamErrorResponse(`${e.message} (request_id ${requestId})`, head.modelName, head.id));
             gw.finish(ctx, e, 0);
-            maybeEnd();
+            settled(ctx);
           },
         );
       },
       onEnd: () => {
         ended = true;
-        maybeEnd();
+        if (open.size === 0) call.finish(GrpcStatus.OK, '', { 'x-request-id': base });
       },
     };
   }

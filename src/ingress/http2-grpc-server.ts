@@ -18,6 +18,10 @@ const { NGHTTP2_NO_ERROR } = http2.constants;
 
 export type Trailers = Record<string, string>;
 
+/** Reasons a call stops reading its request stream: the response buffer is full, or the handler asked. */
+const PAUSE_DRAIN = 1;
+const PAUSE_HANDLER = 2;
+
 /** One call: the request side (headers, deadline, cancellation) and the response side. */
 export class GrpcServerCall {
   readonly path: string;
@@ -32,7 +36,8 @@ export class GrpcServerCall {
   private trailers: Trailers | undefined;
   private timer: NodeJS.Timeout | undefined;
   private cancelListeners: (() => void)[] | undefined;
-  private paused = false;
+  /** Why the request stream is not being read (bits of PAUSE_*); read while 0. */
+  private pausedBy = 0;
 
   constructor(stream: http2.ServerHttp2Stream, path: string, headers: http2.IncomingHttpHeaders, timeoutMs: number | undefined) {
     this.stream = stream;
@@ -90,15 +95,24 @@ export class GrpcServerCall {
       this.stream.write(grpcMessagePrefix(msg.length));
       ok = this.stream.write(msg);
     }
-    if (!ok && !this.paused) {
-      this.paused = true;
-      this.stream.pause();
-      this.stream.once('drain', () => {
-        this.paused = false;
-        if (!this.done) this.stream.resume();
-      });
+    if (!ok && (this.pausedBy & PAUSE_DRAIN) === 0) {
+      this.pauseInput(PAUSE_DRAIN);
+      this.stream.once('drain', () => this.resumeInput(PAUSE_DRAIN));
     }
     return ok;
+  }
+
+  /** Stops reading request messages (HTTP/2 flow control then holds the client back). */
+  pauseInput(reason: number = PAUSE_HANDLER): void {
+    if (this.pausedBy === 0) this.stream.pause();
+    this.pausedBy |= reason;
+  }
+
+  /** Reads again once no reason to pause is left. */
+  resumeInput(reason: number = PAUSE_HANDLER): void {
+    if ((this.pausedBy & reason) === 0) return;
+    this.pausedBy &= ~reason;
+    if (this.pausedBy === 0 && !this.done) this.stream.resume();
   }
 
   /** The single response of a unary call and its OK status, in as few writes as possible. */
