@@ -5,6 +5,7 @@
 // wire protocol: one length-prefixed message each way, grpc-timeout for the deadline,
 // grpc-status / grpc-message in the trailers (or in trailers-only responses).
 import http2 from 'node:http2';
+import net from 'node:net';
 import { GrpcStatus, type GrpcStatusCode, isGrpcStatusCode } from '../kserve/status.ts';
 
 export interface Http2GrpcClientOptions {
@@ -97,6 +98,12 @@ export class Http2GrpcClient {
       // Large tensors: let a whole message be in flight without waiting on window updates.
       settings: { initialWindowSize: 16 * 1024 * 1024, enablePush: false },
       maxSessionMemory: 256,
+      // RPC traffic: a small write (a window update, the next request) must not wait for an ACK.
+      createConnection: (authority: URL) => {
+        const socket = net.connect({ host: authority.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(authority.port) });
+        socket.setNoDelay(true);
+        return socket;
+      },
     });
     const drop = (): void => {
       if (this.session === session) this.session = undefined;
