@@ -72,6 +72,8 @@ function topSelf(file: string, n: number): string[] {
 }
 
 async function main(): Promise<void> {
+  // Piped into `head`: a closed stdout must not kill us before the servers are stopped.
+  process.stdout.on('error', () => undefined);
   const kind = process.argv[2] ?? 'simple';
   const calls = Number(process.argv[3] ?? 3000);
   const dir = process.env.SLUICE_PROFILE_DIR ?? mkdtempSync(path.join(tmpdir(), 'sluice-prof-'));
