@@ -12,6 +12,7 @@ export const suites: Readonly<Record<string, BenchSuite>> = {
   'transport-tcp': async (args) => (await import('./transport-tcp.ts')).run(args),
   inference: async () => (await import('./inference.ts')).run(),
   security: async () => (await import('./security.ts')).run(),
+  mixed: async (args) => (await import('./mixed.ts')).run(args),
 };
 
 export async function main(argv: readonly string[]): Promise<number> {

@@ -15,6 +15,8 @@ export interface Endpoints {
   http?: string;
   grpc?: string;
   segment?: string;
+  /** The training segment listener. */
+  training?: string;
   models?: string;
   metrics?: string;
 }
