@@ -92,6 +92,8 @@ export async function openLoop(
   body: Buffer,
   rate: number,
   durationMs: number,
+  /** Deadline of each call (an overloaded path then fails calls instead of stretching the run). */
+  timeoutMs = 30_000,
 ): Promise<{ latencies: number[]; errors: number; errorCodes: Record<string, number> }> {
   const n = Math.max(1, Math.round((rate * durationMs) / 1000));
   const interval = 1000 / rate;
@@ -105,7 +107,7 @@ export async function openLoop(
     const wait = due - performance.now();
     if (wait > 1) await new Promise((r) => setTimeout(r, wait - 0.5));
     pending.push(
-      client.call(path, body).then(
+      client.call(path, body, timeoutMs).then(
         () => {
           latencies.push(performance.now() - due);
         },

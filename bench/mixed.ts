@@ -33,6 +33,8 @@ const INFER = METHODS.ModelInfer.path;
 const MiB = 1024 * 1024;
 const TARGET_P99_MS = 5;
 const TARGET_BULK_KEEP = 0.7;
+/** An inference call slower than this counts as an error (DEADLINE_EXCEEDED), which bounds the run. */
+const CALL_TIMEOUT_MS = 2000;
 
 interface Settings {
   seconds: number;
@@ -235,7 +237,7 @@ export async function run(args: readonly string[] = []): Promise<void> {
     for (let r = 0; r < s.rounds; r++) {
       for (const p of paths) {
         const res = results[p.name]!;
-        const alone = await openLoop(p.infer, INFER, request, s.rate, ms);
+        const alone = await openLoop(p.infer, INFER, request, s.rate, ms, CALL_TIMEOUT_MS);
         res.alone.push(...alone.latencies);
         res.errorsAlone += alone.errors;
         addCodes(res.errorCodes, alone.errorCodes);
@@ -244,7 +246,7 @@ export async function run(args: readonly string[] = []): Promise<void> {
         let mixed: { latencies: number[]; errors: number; errorCodes: Record<string, number> } = { latencies: [], errors: 0, errorCodes: {} };
         res.bulkMixedMBps.push(
           await withBulk(p, ms, async () => {
-            mixed = await openLoop(p.infer, INFER, request, s.rate, ms);
+            mixed = await openLoop(p.infer, INFER, request, s.rate, ms, CALL_TIMEOUT_MS);
           }, res),
         );
         res.mixed.push(...mixed.latencies);
