@@ -35,6 +35,8 @@ const TARGET_P99_MS = 5;
 const TARGET_BULK_KEEP = 0.7;
 /** An inference call slower than this counts as an error (DEADLINE_EXCEEDED), which bounds the run. */
 const CALL_TIMEOUT_MS = 2000;
+/** Start-up of a `sluice serve` child (tsx compiles on start; slow when the machine is busy). */
+const START_TIMEOUT_MS = 120_000;
 
 interface Settings {
   seconds: number;
@@ -66,7 +68,10 @@ class Job {
       env: { ...process.env, MIXED_TENSOR_BYTES: String(tensorBytes) },
     });
     const ready = await new Promise<{ address?: string }>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${role} did not get ready`)), 60_000);
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        reject(new Error(`${role} did not get ready`));
+      }, START_TIMEOUT_MS);
       child.once('exit', (code) => reject(new Error(`${role} exited with ${code}`)));
       child.on('message', (m: { ready?: boolean; address?: string }) => {
         if (m.ready === true) {
@@ -174,7 +179,7 @@ export async function run(args: readonly string[] = []): Promise<void> {
     const trainKey = randomBytes(32).toString('hex');
     const any = { host: '127.0.0.1', port: 0 };
     const hostPort = (a: string) => ({ host: a.split(':')[0]!, port: Number(a.split(':')[1]) });
-    const models = await startSluice({ node: { name: 'bench-models' }, models: { listen: any }, log: { level: 'warn' } }, { name: 'models' });
+    const models = await startSluice({ node: { name: 'bench-models' }, models: { listen: any }, log: { level: 'warn' } }, { name: 'models', timeoutMs: START_TIMEOUT_MS });
     procs.push(models);
     const back = await startSluice(
       {
@@ -185,7 +190,7 @@ export async function run(args: readonly string[] = []): Promise<void> {
         training: { spoolDir: path.join(spool, 'back') },
         log: { level: 'warn' },
       },
-      { name: 'back' },
+      { name: 'back', timeoutMs: START_TIMEOUT_MS },
     );
     procs.push(back);
     const front = await startSluice(
@@ -201,7 +206,7 @@ export async function run(args: readonly string[] = []): Promise<void> {
         training: { spoolDir: path.join(spool, 'front') },
         log: { level: 'warn' },
       },
-      { name: 'front' },
+      { name: 'front', timeoutMs: START_TIMEOUT_MS },
     );
     procs.push(front);
 

@@ -49,7 +49,11 @@ export async function startSluice(
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const endpoints = await new Promise<Endpoints>((resolve, reject) => {
     let buf = '';
-    const timer = setTimeout(() => reject(new Error(`${opts.name} did not get ready: ${stderr}`)), opts.timeoutMs ?? 30_000);
+    const timer = setTimeout(() => {
+      // Do not leave a half-started server behind.
+      child.kill('SIGKILL');
+      reject(new Error(`${opts.name} did not get ready in ${opts.timeoutMs ?? 30_000} ms: ${stderr}`));
+    }, opts.timeoutMs ?? 30_000);
     child.stdout!.on('data', (d: Buffer) => {
       buf += d.toString();
       let nl: number;
