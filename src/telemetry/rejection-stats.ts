@@ -32,7 +32,8 @@ export class PairCounter {
   }
 }
 
-export type AuthMethod = 'mtls' | 'jwt' | 'api_key' | 'webhook' | 'none';
+/** mtls: the TLS listeners (refused or revoked client certificates, failed handshakes). */
+export type AuthMethod = 'mtls' | 'jwt' | 'api_key' | 'none';
 
 export class RejectionStats {
   /** (segment, reason): frames that failed AEAD open, replay or nonce checks. */

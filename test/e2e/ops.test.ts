@@ -4,11 +4,15 @@
 // that was acknowledged; SIGHUP reloads without dropping traffic.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
 import { after, describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { healthClientConstructor } from '../../src/telemetry/grpc-health.ts';
 import { KserveClient } from '../helpers/kserve-client.ts';
+import { TestCa } from '../helpers/pki.ts';
 import { sampleSum, sampleValue, scrape } from '../helpers/prom-text.ts';
 import { startSluice, type SluiceProcess } from '../../scripts/sluice-child.ts';
 
@@ -267,4 +271,72 @@ describe('ops end to end', { timeout: 240_000 }, () => {
     await load;
     assert.deepEqual(statuses, statuses.map(() => 200), 'no request failed across the reloads');
   });
+
+  test('SIGHUP gives new TLS handshakes the new certificate while traffic keeps flowing', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'sluice-ops-tls-'));
+    try {
+      const ca = new TestCa(dir);
+      const first = ca.issue('sluice-server-1', { server: true });
+      const certFile = path.join(dir, 'server.crt');
+      const keyFile = path.join(dir, 'server.key');
+      copyFileSync(first.cert, certFile);
+      copyFileSync(first.key, keyFile);
+      const key = randomBytes(32).toString('hex');
+      const models = await startModels();
+      const egress = await startEgress(key, models.endpoints.models!);
+      const [host, port] = egress.endpoints.segment!.split(':') as [string, string];
+      const ingress = await start(
+        {
+          node: { name: 'tls-ingress' },
+          listeners: { http: { host: '127.0.0.1', port: 0 }, grpc: { host: '127.0.0.1', port: 0 }, ...metricsListener },
+          segments: { inference: { transport: 'tcp', key } },
+          peers: [{ name: 'egress', segment: 'inference', host, port: Number(port) }],
+          routes: [{ model: '*', peers: ['egress'] }],
+          security: { tls: { enabled: true, certFile, keyFile } },
+        },
+        'tls-ingress',
+      );
+      await waitFor('ingress ready', async () => (await ready(ingress)) === 200);
+      const caPem = readFileSync(ca.cert);
+      const peerFingerprint = (address: string): Promise<string> =>
+        new Promise((resolve, reject) => {
+          const [h, p] = address.split(':') as [string, string];
+          const s = tlsConnect({ host: h, port: Number(p), servername: 'localhost', ca: caPem, ALPNProtocols: ['h2'] }, () => {
+            resolve((s.getPeerCertificate().fingerprint256 ?? '').replace(/:/g, '').toLowerCase());
+            s.destroy();
+          });
+          s.on('error', reject);
+        });
+      assert.equal(await peerFingerprint(ingress.endpoints.grpc!), first.fingerprint);
+
+      // gRPC over TLS keeps serving while the certificate changes under it.
+      const creds = grpc.credentials.createSsl(caPem);
+      const hc = new (healthClientConstructor())(ingress.endpoints.grpc!, creds, { 'grpc.ssl_target_name_override': 'localhost' }) as unknown as grpc.Client & Record<string, Function>;
+      let stop = false;
+      const results: string[] = [];
+      const load = (async () => {
+        for (let i = 0; !stop && i < 500; i++) {
+          results.push(await check(hc, '').catch((e: Error) => `error: ${e.message}`));
+          await sleep(10);
+        }
+      })();
+      await waitFor('calls over TLS', async () => results.length >= 5);
+
+      const second = ca.issue('sluice-server-2', { server: true });
+      copyFileSync(second.cert, certFile);
+      copyFileSync(second.key, keyFile);
+      ingress.child.kill('SIGHUP');
+      await waitFor('new certificate served', async () => (await peerFingerprint(ingress.endpoints.grpc!)) === second.fingerprint);
+      const after = results.length;
+      await waitFor('calls after the reload', async () => results.length >= after + 5);
+      stop = true;
+      await load;
+      hc.close();
+      assert.deepEqual(results, results.map(() => 'SERVING'), 'no call failed across the certificate change');
+      assert.equal(sampleValue(await scrape(`http://${ingress.endpoints.metrics}/metrics`), 'sluice_config_reloads_total', { result: 'success' }), 1);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
+
