@@ -4,7 +4,8 @@
 // in machine load hits them alike; medians are reported, with the CPU time each end spent
 // per GiB (a figure that load on a shared machine disturbs much less than MB/s).
 // Prints a table with ratios to the plain pair and writes bench/results/transport-tcp.json.
-// Knobs: SLUICE_BENCH_MESSAGES (per run, default 512), SLUICE_BENCH_RUNS (default 7).
+// Knobs: SLUICE_BENCH_MESSAGES (per run, default 512), SLUICE_BENCH_RUNS (default 7);
+// --quick: 128 messages, 3 runs.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
@@ -21,8 +22,8 @@ import { benchOnlyNullAeadFactory } from './null-aead.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const MESSAGE_BYTES = 1024 * 1024;
-const MESSAGES = Number(process.env.SLUICE_BENCH_MESSAGES ?? 512);
-const RUNS = Number(process.env.SLUICE_BENCH_RUNS ?? 7);
+let MESSAGES = Number(process.env.SLUICE_BENCH_MESSAGES ?? 512);
+let RUNS = Number(process.env.SLUICE_BENCH_RUNS ?? 7);
 const GiB = 1024 ** 3;
 
 type Mode = 'plain' | 'null' | 'aes';
@@ -115,7 +116,11 @@ function median(xs: number[]): number {
   return s.length % 2 === 1 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
 }
 
-export async function run(): Promise<void> {
+export async function run(args: readonly string[] = []): Promise<void> {
+  if (args.includes('--quick')) {
+    MESSAGES = 128;
+    RUNS = 3;
+  }
   const key = randomBytes(32);
   const body = randomBytes(MESSAGE_BYTES);
   const bytes = MESSAGES * MESSAGE_BYTES;

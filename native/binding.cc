@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "crypto/aes_gcm.h"
+#include "runtime/malloc_tuning.h"
 #ifdef SLUICE_WITH_VERBS
 #include <uv.h>
 
@@ -17,7 +18,6 @@
 #include "verbs/device.h"
 #include "verbs/error.h"
 #endif
-#include "runtime/malloc_tuning.h"
 
 namespace {
 
@@ -156,6 +156,17 @@ class AeadContext : public Napi::ObjectWrap<AeadContext> {
   std::vector<ByteView> parts_;
   bool accounted_ = false;
 };
+
+// tuneMalloc(mmapThreshold, trimThreshold) -> boolean (see native/runtime/malloc_tuning.h).
+Napi::Value TuneMalloc(const Napi::CallbackInfo& info) {
+  assert(info.Length() == 2);
+  const double mmap_threshold = info[0].As<Napi::Number>().DoubleValue();
+  const double trim_threshold = info[1].As<Napi::Number>().DoubleValue();
+  assert(mmap_threshold >= 0 && trim_threshold >= 0);
+  const bool applied = sluice::runtime::TuneMallocForLargeBuffers(static_cast<size_t>(mmap_threshold),
+                                                                   static_cast<size_t>(trim_threshold));
+  return Napi::Boolean::New(info.Env(), applied);
+}
 
 // ============================================================================================
 // RDMA verbs (native/verbs/*): devices, connections, completions through uv_poll.
@@ -485,17 +496,6 @@ void Init(Napi::Env env, Napi::Object exports) {
 }  // namespace verbs_binding
 #endif  // SLUICE_WITH_VERBS
 // ============================================================================================
-
-// tuneMalloc(mmapThreshold, trimThreshold) -> boolean (see native/runtime/malloc_tuning.h).
-Napi::Value TuneMalloc(const Napi::CallbackInfo& info) {
-  assert(info.Length() == 2);
-  const double mmap_threshold = info[0].As<Napi::Number>().DoubleValue();
-  const double trim_threshold = info[1].As<Napi::Number>().DoubleValue();
-  assert(mmap_threshold >= 0 && trim_threshold >= 0);
-  const bool applied = sluice::runtime::TuneMallocForLargeBuffers(static_cast<size_t>(mmap_threshold),
-                                                                   static_cast<size_t>(trim_threshold));
-  return Napi::Boolean::New(info.Env(), applied);
-}
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("abiVersion", Napi::Number::New(env, 1));

@@ -146,7 +146,12 @@ export class SluiceNode {
   /** The `security` section: off entirely in the embedded demo; docs/examples/secure.yaml turns it all on. */
   private async startSecurity(): Promise<void> {
     const { config, logger } = this.opts;
-    if (!SecurityRuntime.wanted(config.security)) return;
+    if (!SecurityRuntime.wanted(config.security)) {
+      if (config.listeners.http !== undefined || config.listeners.grpc !== undefined) {
+        logger.warn('security gates are off: no TLS, no authentication, no audit log (fine for the embedded demo; see docs/examples/secure.yaml)');
+      }
+      return;
+    }
     this.security = await SecurityRuntime.start({
       config: config.security,
       nodeName: config.node.name,

@@ -34,7 +34,7 @@ import {
   type HandshakeRecord,
 } from '../wire/handshake-record.ts';
 import { HandshakeError, HandshakeErrorCode } from './errors.ts';
-import type { ByteInput } from './socket-input.ts';
+import { DataEventInput, type ByteInput } from './socket-input.ts';
 import type { SegmentName } from './types.ts';
 
 /** Bytes a peer may send before the handshake completes: the records, plus early frames. */
@@ -140,10 +140,11 @@ function rejectedBy(remote: string, body: Buffer): HandshakeError {
 }
 
 /**
- * Runs the handshake on `stream`, reading through `input`. On failure the stream is ended
- * (after a REJECT where one is due) and destroyed shortly after, and a HandshakeError is thrown.
+ * Runs the handshake on `stream`, reading through `input` (default: its 'data' events). On
+ * failure the stream is ended (after a REJECT where one is due) and destroyed shortly after,
+ * and a HandshakeError is thrown.
  */
-export async function performHandshake(stream: Duplex, input: ByteInput, opts: HandshakeOptions): Promise<HandshakeResult> {
+export async function performHandshake(stream: Duplex, opts: HandshakeOptions, input: ByteInput = new DataEventInput(stream)): Promise<HandshakeResult> {
   const reader = new RecordReader(stream, input);
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
@@ -171,7 +172,7 @@ export async function performHandshake(stream: Duplex, input: ByteInput, opts: H
     if (failure.code === HandshakeErrorCode.PROTOCOL && !stream.destroyed && stream.writable) {
       stream.write(encodeReject(RejectCode.PROTOCOL, 'malformed handshake'));
     }
-    endThenDestroy(stream, input);
+    endThenDestroy(stream, 1000, input);
     throw failure;
   } finally {
     clearTimeout(timer);
@@ -179,10 +180,10 @@ export async function performHandshake(stream: Duplex, input: ByteInput, opts: H
 }
 
 /** Half-closes so a REJECT reaches the peer, then makes sure the stream is gone. */
-export function endThenDestroy(stream: Duplex, input: ByteInput, graceMs = 1000): void {
+export function endThenDestroy(stream: Duplex, graceMs = 1000, input?: ByteInput): void {
   if (stream.destroyed) return;
   stream.end();
-  input.attach(() => undefined); // drop whatever the peer still sends, so its FIN is seen
+  input?.attach(() => undefined); // drop whatever the peer still sends, so its FIN is seen
   stream.resume();
   setTimeout(() => stream.destroy(), graceMs).unref();
 }

@@ -178,7 +178,7 @@ export class RdmaTransport implements Transport {
       const pending = listener.pendingHandshakes;
       if (pending.size >= MAX_PENDING_HANDSHAKES) {
         socket.write(encodeReject(RejectCode.BUSY, 'too many handshakes in progress, retry later'));
-        endThenDestroy(socket, new DataEventInput(socket), 200);
+        endThenDestroy(socket, 200);
         listener.emit('rejected', new HandshakeError(HandshakeErrorCode.BUSY, `${remote}: refused, ${pending.size} handshakes in progress`), remote);
         return;
       }
@@ -221,7 +221,7 @@ export class RdmaTransport implements Transport {
   ): Promise<RdmaLink | undefined> {
     const started = Date.now();
     const input = sideChannelInput(socket);
-    const handshake = await performHandshake(socket, input, { role: 'acceptor', segment: opts.segment, segmentKey, timeoutMs: this.#handshakeTimeoutMs, remote });
+    const handshake = await performHandshake(socket, { role: 'acceptor', segment: opts.segment, segmentKey, timeoutMs: this.#handshakeTimeoutMs, remote }, input);
     afterHandshake(input);
     if (socket.destroyed) return undefined;
     const { sealer, opener } = this.#keys(handshake, opts.segment, tuning);
@@ -245,7 +245,7 @@ export class RdmaTransport implements Transport {
       refuseSetup(ctx, err);
       sealer.destroy();
       opener.destroy();
-      endThenDestroy(socket, input);
+      endThenDestroy(socket, undefined, input);
       throw err;
     }
   }
@@ -294,13 +294,13 @@ export class RdmaTransport implements Transport {
     const input = sideChannelInput(socket);
     let handshake: HandshakeResult;
     try {
-      handshake = await performHandshake(socket, input, {
+      handshake = await performHandshake(socket, {
         role: 'initiator',
         segment: opts.segment,
         segmentKey: opts.segmentKey,
         timeoutMs: Math.max(1, timeoutMs - (Date.now() - started)),
         remote,
-      });
+      }, input);
       afterHandshake(input);
     } catch (err) {
       throw isSluiceError(err) ? err : new TransportError(TransportErrorCode.CONNECT, `handshake with ${remote} failed: ${String(err)}`, { cause: err });
@@ -326,7 +326,7 @@ export class RdmaTransport implements Transport {
       refuseSetup(ctx, err);
       sealer.destroy();
       opener.destroy();
-      endThenDestroy(socket, input);
+      endThenDestroy(socket, undefined, input);
       throw err;
     }
   }

@@ -8,6 +8,7 @@
 // most recent bytes it still holds (the frame decoder: its unconsumed bytes), and an arena
 // is only reused once none of those bytes lie in it.
 import net from 'node:net';
+import type { Readable } from 'node:stream';
 
 export type ChunkConsumer = (chunk: Buffer) => void;
 
@@ -97,20 +98,28 @@ export class ArenaInput implements ByteInput {
   }
 }
 
-/** Node's own read path ('data' events, a fresh buffer per read): the fallback. */
+/**
+ * Node's own read path ('data' events, a fresh buffer per read): the fallback, and what any
+ * other stream (the RDMA side channel) uses. Listens only while attached; while detached a
+ * paused stream keeps its bytes itself.
+ */
 export class DataEventInput implements ByteInput {
   readonly zeroCopy = false;
   readonly #dispatch = new Dispatch();
+  readonly #stream: Readable;
+  readonly #onData = (chunk: Buffer): void => this.#dispatch.deliver(chunk, false);
 
-  constructor(socket: net.Socket) {
-    socket.on('data', (chunk: Buffer) => this.#dispatch.deliver(chunk, false));
+  constructor(stream: Readable) {
+    this.#stream = stream;
   }
 
   attach(consumer: ChunkConsumer, retained?: () => number): void {
     this.#dispatch.attach(consumer, retained);
+    if (!this.#stream.listeners('data').includes(this.#onData)) this.#stream.on('data', this.#onData);
   }
 
   detach(): void {
+    this.#stream.off('data', this.#onData);
     this.#dispatch.detach();
   }
 }

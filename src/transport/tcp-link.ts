@@ -1,8 +1,9 @@
 // A link over a TCP socket, after the handshake. Outbound: messages wait in the scheduler as
-// references to the caller's buffers; a frame is sealed (the one copy) only when the socket
-// can take it, so memory stays bounded by the high-water mark and one frame, and an urgent
-// frame waits behind at most the frame being written. Inbound: the decoder splits the byte
-// stream into frames, each is authenticated and decrypted straight into its message buffer.
+// references to the caller's buffers; a frame is sealed (the one copy) into a reused ring only
+// when the socket holds less than sealAheadBytes, so a slow reader stops the sealing, memory
+// stays bounded, and an urgent frame waits behind at most that much (plus the kernel's
+// buffer). Inbound: reads land in reusable buffers (socket-input.ts), the receiver splits them
+// into frames and decrypts each straight into its message buffer.
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import type { AeadFactory } from '../crypto/aead-factory.ts';

@@ -90,12 +90,12 @@ export class TcpTransport implements Transport {
       const pending = listener.pendingHandshakes;
       if (pending.size >= MAX_PENDING_HANDSHAKES) {
         socket.write(encodeReject(RejectCode.BUSY, 'too many handshakes in progress, retry later'));
-        endThenDestroy(socket, input, 200);
+        endThenDestroy(socket, 200, input);
         listener.emit('rejected', new HandshakeError(HandshakeErrorCode.BUSY, `${remote}: refused, ${pending.size} handshakes in progress`), remote);
         return;
       }
       pending.add(socket);
-      performHandshake(socket, input, { role: 'acceptor', segment: opts.segment, segmentKey, timeoutMs: this.#handshakeTimeoutMs, remote }).then(
+      performHandshake(socket, { role: 'acceptor', segment: opts.segment, segmentKey, timeoutMs: this.#handshakeTimeoutMs, remote }, input).then(
         (handshake) => {
           pending.delete(socket);
           if (socket.destroyed) return;
@@ -149,13 +149,17 @@ export class TcpTransport implements Transport {
       socket.once('error', onError);
     });
     try {
-      const handshake = await performHandshake(socket, input, {
-        role: 'initiator',
-        segment: opts.segment,
-        segmentKey: opts.segmentKey,
-        timeoutMs: Math.max(1, timeoutMs - (Date.now() - started)),
-        remote,
-      });
+      const handshake = await performHandshake(
+        socket,
+        {
+          role: 'initiator',
+          segment: opts.segment,
+          segmentKey: opts.segmentKey,
+          timeoutMs: Math.max(1, timeoutMs - (Date.now() - started)),
+          remote,
+        },
+        input,
+      );
       return new TcpLink({ socket, input, segment: opts.segment, role: 'initiator', handshake, tuning, aeadFactory: this.#aeadFactory });
     } catch (err) {
       // performHandshake already ended the socket (after a REJECT where one was due).
