@@ -24,7 +24,8 @@ export interface SluiceProcess {
   endpoints: Endpoints;
   /** Every log line so far (parsed JSON). */
   logs: Record<string, unknown>[];
-  stop(): Promise<number | null>;
+  /** SIGTERM, then SIGKILL if it has not exited after `killAfterMs` (default 5 s); the exit code. */
+  stop(killAfterMs?: number): Promise<number | null>;
 }
 
 export async function startSluice(
@@ -75,9 +76,9 @@ export async function startSluice(
     child,
     endpoints,
     logs,
-    async stop() {
+    async stop(killAfterMs = 5000) {
       if (child.exitCode === null) child.kill('SIGTERM');
-      const kill = setTimeout(() => child.kill('SIGKILL'), 5000);
+      const kill = setTimeout(() => child.kill('SIGKILL'), killAfterMs);
       const code = await exited;
       clearTimeout(kill);
       rmSync(dir, { recursive: true, force: true });

@@ -193,18 +193,22 @@ describe('ops end to end', { timeout: 240_000 }, () => {
         (e: Error) => `error: ${(e.cause as { code?: string } | undefined)?.code ?? e.message}`,
       );
 
-    const inflight = Array.from({ length: 20 }, () => post(2_000));
+    // Long enough that all 20 are still in flight when a busy machine gets round to counting
+    // them; well inside the 10 s grace.
+    const inflight = Array.from({ length: 20 }, () => post(5_000));
     await waitFor('20 in flight', async () => sampleValue(await scrape(`http://${ingress.endpoints.metrics}/metrics`), 'sluice_requests_in_flight', { stage: 'ingress' }) === 20);
     let stop = false;
     const late: Promise<number | string>[] = [];
+    let lateAnswered = 0;
     const load = (async () => {
-      for (let i = 0; !stop && i < 200; i++) {
-        late.push(post(10));
+      for (let i = 0; !stop && i < 2_000; i++) {
+        late.push(post(10).finally(() => lateAnswered++));
         await sleep(15);
       }
     })();
-    await sleep(100);
-    const exitCode = await ingress.stop(); // SIGTERM
+    // Load is flowing (some answered) before the signal, and keeps coming during the drain.
+    await waitFor('load before SIGTERM', async () => lateAnswered >= 3);
+    const exitCode = await ingress.stop(30_000); // SIGTERM; SIGKILL only if the drain overruns badly
     stop = true;
     await load;
     assert.equal(exitCode, 0);
@@ -221,10 +225,10 @@ describe('ops end to end', { timeout: 240_000 }, () => {
     await waitFor('ingress2 ready', async () => (await ready(ingress2)) === 200);
     const url2 = `http://${ingress2.endpoints.http}/v2/models/identity/infer`;
     const calls = Array.from({ length: 10 }, () =>
-      fetch(url2, { method: 'POST', body: slowBody(1_500), headers: { 'content-type': 'application/json' } }).then((r) => r.status),
+      fetch(url2, { method: 'POST', body: slowBody(4_000), headers: { 'content-type': 'application/json' } }).then((r) => r.status),
     );
     await waitFor('egress calls in flight', async () => sampleValue(await scrape(`http://${egress.endpoints.metrics}/metrics`), 'sluice_requests_in_flight', { stage: 'egress' }) === 10);
-    const egressExit = egress.stop(); // SIGTERM
+    const egressExit = egress.stop(30_000); // SIGTERM
     assert.deepEqual(await Promise.all(calls), calls.map(() => 200));
     assert.equal(await egressExit, 0);
   });
@@ -241,7 +245,7 @@ describe('ops end to end', { timeout: 240_000 }, () => {
     let stop = false;
     const statuses: number[] = [];
     const load = (async () => {
-      for (let i = 0; !stop && i < 400; i++) {
+      for (let i = 0; !stop && i < 20_000; i++) {
         const r = await fetch(`http://${ingress.endpoints.http}/v2/models/simple/infer`, { method: 'POST', body: simpleBody, headers: { 'content-type': 'application/json' } });
         statuses.push(r.status);
         await r.arrayBuffer();
@@ -266,7 +270,8 @@ describe('ops end to end', { timeout: 240_000 }, () => {
     await waitFor('reload with a restart-only change', async () => (await reloads('success')) === 2);
     assert.ok(ingress.logs.some((l) => l.msg === 'reload cannot change these without a restart; keeping the running values' && JSON.stringify(l.fields) === '["limits"]'));
 
-    await waitFor('traffic after the reloads', async () => statuses.length >= 20);
+    const afterReloads = statuses.length;
+    await waitFor('traffic after the reloads', async () => statuses.length >= afterReloads + 20);
     stop = true;
     await load;
     assert.deepEqual(statuses, statuses.map(() => 200), 'no request failed across the reloads');
@@ -315,7 +320,7 @@ describe('ops end to end', { timeout: 240_000 }, () => {
       let stop = false;
       const results: string[] = [];
       const load = (async () => {
-        for (let i = 0; !stop && i < 500; i++) {
+        for (let i = 0; !stop && i < 10_000; i++) {
           results.push(await check(hc, '').catch((e: Error) => `error: ${e.message}`));
           await sleep(10);
         }
