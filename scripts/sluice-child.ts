@@ -7,17 +7,13 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
+import type { Endpoints } from '../src/node/sluice-node.ts';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const CLI = path.join(ROOT, 'src', 'cli', 'main.ts');
 
-export interface Endpoints {
-  http?: string;
-  grpc?: string;
-  segment?: string;
-  models?: string;
-  metrics?: string;
-}
+/** What the child's "ready" log line lists: the node's bound addresses. */
+export type { Endpoints };
 
 export interface SluiceProcess {
   child: ChildProcess;
@@ -48,7 +44,12 @@ export async function startSluice(
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const endpoints = await new Promise<Endpoints>((resolve, reject) => {
     let buf = '';
-    const timer = setTimeout(() => reject(new Error(`${opts.name} did not get ready: ${stderr}`)), opts.timeoutMs ?? 30_000);
+    const timeoutMs = opts.timeoutMs ?? 60_000;
+    const timer = setTimeout(() => {
+      // Never leave a half-started server behind on a failed start.
+      child.kill('SIGKILL');
+      reject(new Error(`${opts.name} did not get ready within ${timeoutMs} ms: ${stderr}`));
+    }, timeoutMs);
     child.stdout!.on('data', (d: Buffer) => {
       buf += d.toString();
       let nl: number;
@@ -71,6 +72,9 @@ export async function startSluice(
       clearTimeout(timer);
       reject(new Error(`${opts.name} exited with ${code} before ready: ${stderr}`));
     });
+  }).catch((err: unknown) => {
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
   });
   return {
     child,
