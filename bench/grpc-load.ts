@@ -7,19 +7,28 @@ import * as grpc from '@grpc/grpc-js';
 
 const identity = (b: Buffer): Buffer => b;
 
+export interface RawGrpcClientOptions {
+  credentials?: grpc.ChannelCredentials;
+  /** Sent with every call (e.g. authorization). */
+  metadata?: Record<string, string>;
+}
+
 export class RawGrpcClient {
   private readonly client: grpc.Client;
+  private readonly metadata: grpc.Metadata;
 
-  constructor(address: string) {
-    this.client = new grpc.Client(address, grpc.credentials.createInsecure(), {
+  constructor(address: string, opts: RawGrpcClientOptions = {}) {
+    this.client = new grpc.Client(address, opts.credentials ?? grpc.credentials.createInsecure(), {
       'grpc.max_receive_message_length': 256 << 20,
       'grpc.max_send_message_length': 256 << 20,
     });
+    this.metadata = new grpc.Metadata();
+    for (const [k, v] of Object.entries(opts.metadata ?? {})) this.metadata.set(k, v);
   }
 
   call(path: string, body: Buffer, timeoutMs = 30_000): Promise<Buffer> {
     return new Promise((resolve, reject) => {
-      this.client.makeUnaryRequest(path, identity, identity, body, { deadline: Date.now() + timeoutMs }, (err, res) =>
+      this.client.makeUnaryRequest(path, identity, identity, body, this.metadata, { deadline: Date.now() + timeoutMs }, (err, res) =>
         err ? reject(err) : resolve(res!),
       );
     });
@@ -30,18 +39,24 @@ export class RawGrpcClient {
   }
 }
 
-export async function closedLoop(client: RawGrpcClient, path: string, body: Buffer, concurrency: number, durationMs: number): Promise<number> {
+export async function closedLoop(
+  client: RawGrpcClient,
+  path: string,
+  body: Buffer,
+  concurrency: number,
+  durationMs: number,
+): Promise<{ perSecond: number; calls: number }> {
   const until = performance.now() + durationMs;
-  let done = 0;
+  let calls = 0;
   const worker = async (): Promise<void> => {
     while (performance.now() < until) {
       await client.call(path, body);
-      done++;
+      calls++;
     }
   };
   const t0 = performance.now();
   await Promise.all(Array.from({ length: concurrency }, worker));
-  return done / ((performance.now() - t0) / 1000);
+  return { perSecond: calls / ((performance.now() - t0) / 1000), calls };
 }
 
 export interface LatencyResult {

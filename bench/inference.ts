@@ -11,7 +11,7 @@
 // SLUICE_BENCH_RATES (open-loop rates, default "simple=50,identity-16k=50,identity-1m=5": light
 // load, well under every path's capacity, so the percentiles show latency rather than queueing).
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -73,13 +73,30 @@ function cases(): Case[] {
 interface PathResult {
   /** Median over rounds of the closed-loop rate. */
   reqPerSec: number;
+  /** CPU time of the path's proxy processes per request (closed-loop phase), microseconds. */
+  proxyCpuUs: number;
+  /** CPU time of the model server per request, microseconds. */
+  modelCpuUs: number;
   /** Percentiles over the latencies of every round. */
   latency: LatencyResult;
 }
 
 /** Open clients for every path; warm them (connections, JIT, links) once. */
-async function openClients(paths: readonly (readonly [string, string])[], c: Case): Promise<RawGrpcClient[]> {
-  const clients = paths.map(([, address]) => new RawGrpcClient(address));
+interface BenchPath {
+  name: string;
+  address: string;
+  /** Processes that make up the proxy (none for direct). */
+  proxyPids: number[];
+}
+
+/** utime + stime of a process in microseconds (Linux /proc; clock ticks of 10 ms). */
+function cpuUs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10_000;
+}
+
+async function openClients(paths: readonly BenchPath[], c: Case): Promise<RawGrpcClient[]> {
+  const clients = paths.map((p) => new RawGrpcClient(p.address));
   for (const client of clients) {
     const until = performance.now() + 700;
     while (performance.now() < until) await client.call(INFER, c.request);
@@ -91,16 +108,23 @@ async function openClients(paths: readonly (readonly [string, string])[], c: Cas
  * Paths take turns, round after round (a, b, c, a, b, c, ...), so a noisy neighbour on the
  * shared machine slows all of them alike instead of whichever happened to run at the time.
  */
-async function measureCase(paths: readonly (readonly [string, string])[], c: Case): Promise<PathResult[]> {
+async function measureCase(paths: readonly BenchPath[], c: Case, modelPid: number): Promise<PathResult[]> {
   const clients = await openClients(paths, c);
   const rates: number[][] = paths.map(() => []);
+  const cpu = paths.map(() => ({ proxy: 0, model: 0, calls: 0 }));
   const lat: number[][] = paths.map(() => []);
   const errors = paths.map(() => 0);
   const perRoundMs = (SECONDS * 1000) / ROUNDS;
   try {
     for (let r = 0; r < ROUNDS; r++) {
       for (let i = 0; i < paths.length; i++) {
-        rates[i]!.push(await closedLoop(clients[i]!, INFER, c.request, CONCURRENCY, 1000));
+        const proxy0 = paths[i]!.proxyPids.reduce((a, pid) => a + cpuUs(pid), 0);
+        const model0 = cpuUs(modelPid);
+        const loop = await closedLoop(clients[i]!, INFER, c.request, CONCURRENCY, 1000);
+        rates[i]!.push(loop.perSecond);
+        cpu[i]!.proxy += paths[i]!.proxyPids.reduce((a, pid) => a + cpuUs(pid), 0) - proxy0;
+        cpu[i]!.model += cpuUs(modelPid) - model0;
+        cpu[i]!.calls += loop.calls;
         await new Promise((res) => setTimeout(res, 100));
         const l = await openLoop(clients[i]!, INFER, c.request, c.rate, perRoundMs);
         lat[i]!.push(...l.latencies);
@@ -110,7 +134,12 @@ async function measureCase(paths: readonly (readonly [string, string])[], c: Cas
   } finally {
     for (const cl of clients) cl.close();
   }
-  return paths.map((_, i) => ({ reqPerSec: median(rates[i]!), latency: summarize(lat[i]!, c.rate, errors[i]!) }));
+  return paths.map((_, i) => ({
+    reqPerSec: median(rates[i]!),
+    proxyCpuUs: cpu[i]!.proxy / cpu[i]!.calls,
+    modelCpuUs: cpu[i]!.model / cpu[i]!.calls,
+    latency: summarize(lat[i]!, c.rate, errors[i]!),
+  }));
 }
 
 export async function run(): Promise<void> {
@@ -145,10 +174,10 @@ export async function run(): Promise<void> {
     if (nginxAvailable()) nginx = await startNginxGrpcProxy(models.endpoints.models!, 64 << 20);
     else console.log('nginx not found (run scripts/install-deps.sh): the grpc_pass column is skipped');
 
-    const paths: [string, string][] = [
-      ['direct', models.endpoints.models!],
-      ...(nginx ? ([['nginx grpc_pass', nginx.address]] as [string, string][]) : []),
-      ['sluice pair', ingress.endpoints.grpc!],
+    const paths: BenchPath[] = [
+      { name: 'direct', address: models.endpoints.models!, proxyPids: [] },
+      ...(nginx ? [{ name: 'nginx grpc_pass', address: nginx.address, proxyPids: [nginx.pid] }] : []),
+      { name: 'sluice pair', address: ingress.endpoints.grpc!, proxyPids: [ingress.child.pid!, egress.child.pid!] },
     ];
     const results: Record<string, Record<string, PathResult>> = {};
     console.log(
@@ -156,20 +185,20 @@ export async function run(): Promise<void> {
         `latency under an open-loop fixed rate, ${SECONDS} s per path in ${ROUNDS} interleaved rounds (ms, from each call's scheduled start)`,
     );
     console.log(
-      `${'case'.padEnd(13)} ${'path'.padEnd(16)} ${'req/s'.padStart(7)} ${'rate/s'.padStart(7)} ${'p50'.padStart(7)} ${'p99'.padStart(7)} ${'added p50'.padStart(10)} ${'added p99'.padStart(10)}`,
+      `${'case'.padEnd(13)} ${'path'.padEnd(16)} ${'req/s'.padStart(7)} ${'rate/s'.padStart(7)} ${'p50'.padStart(7)} ${'p99'.padStart(7)} ${'added p50'.padStart(10)} ${'added p99'.padStart(10)} ${'proxy CPU/req'.padStart(14)}`,
     );
     const verdicts: string[] = [];
     for (const c of cases()) {
-      const measured = await measureCase(paths, c);
+      const measured = await measureCase(paths, c, models.child.pid!);
       results[c.name] = {};
-      paths.forEach(([name], i) => {
+      paths.forEach(({ name }, i) => {
         const r = measured[i]!;
         results[c.name]![name] = r;
         const direct = results[c.name]!.direct!;
         const added = name === 'direct' ? '' : `+${(r.latency.p50 - direct.latency.p50).toFixed(3)}`;
         const added99 = name === 'direct' ? '' : `+${(r.latency.p99 - direct.latency.p99).toFixed(3)}`;
         console.log(
-          `${c.name.padEnd(13)} ${name.padEnd(16)} ${r.reqPerSec.toFixed(0).padStart(7)} ${String(c.rate).padStart(7)} ${r.latency.p50.toFixed(3).padStart(7)} ${r.latency.p99.toFixed(3).padStart(7)} ${added.padStart(10)} ${added99.padStart(10)}${r.latency.errors > 0 ? `  (${r.latency.errors} errors)` : ''}`,
+          `${c.name.padEnd(13)} ${name.padEnd(16)} ${r.reqPerSec.toFixed(0).padStart(7)} ${String(c.rate).padStart(7)} ${r.latency.p50.toFixed(3).padStart(7)} ${r.latency.p99.toFixed(3).padStart(7)} ${added.padStart(10)} ${added99.padStart(10)} ${(name === 'direct' ? '' : `${r.proxyCpuUs.toFixed(0)} us`).padStart(14)}${r.latency.errors > 0 ? `  (${r.latency.errors} errors)` : ''}`,
         );
       });
       const rs = results[c.name]!;
@@ -178,7 +207,8 @@ export async function run(): Promise<void> {
         const nginxAdded = rs['nginx grpc_pass'].latency.p50 - rs.direct!.latency.p50;
         const ratio = sluiceAdded / Math.max(nginxAdded, 1e-3);
         verdicts.push(
-          `${c.name}: sluice pair adds ${sluiceAdded.toFixed(3)} ms p50, nginx ${nginxAdded.toFixed(3)} ms -> ${ratio.toFixed(2)}x (target <= 2x: ${ratio <= 2 ? 'met' : 'NOT met'})`,
+          `${c.name}: sluice pair adds ${sluiceAdded.toFixed(3)} ms p50, nginx ${nginxAdded.toFixed(3)} ms -> ${ratio.toFixed(2)}x (target <= 2x: ${ratio <= 2 ? 'met' : 'NOT met'}); ` +
+            `proxy CPU per request ${rs['sluice pair']!.proxyCpuUs.toFixed(0)} us vs ${rs['nginx grpc_pass'].proxyCpuUs.toFixed(0)} us`,
         );
       }
     }

@@ -11,6 +11,7 @@ export const suites: Readonly<Record<string, BenchSuite>> = {
   crypto: async (args) => (await import('./crypto.ts')).run(args),
   'transport-tcp': async (args) => (await import('./transport-tcp.ts')).run(args),
   inference: async () => (await import('./inference.ts')).run(),
+  security: async () => (await import('./security.ts')).run(),
 };
 
 export async function main(argv: readonly string[]): Promise<number> {

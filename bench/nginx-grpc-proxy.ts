@@ -1,5 +1,5 @@
 // Debian's nginx as a gRPC reverse proxy (grpc_pass) on loopback: the baseline the sluice pair
-// is compared with. One worker, upstream keepalive, no access log, bodies kept in memory.
+// is compared with. One process, upstream keepalive, no access log, bodies kept in memory.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
@@ -40,6 +40,7 @@ async function waitForPort(port: number, timeoutMs: number): Promise<void> {
 
 export interface NginxProxy {
   address: string;
+  pid: number;
   stop(): Promise<void>;
 }
 
@@ -49,6 +50,8 @@ export async function startNginxGrpcProxy(upstream: string, maxBodyBytes: number
   const port = await freePort();
   const conf = `
 worker_processes 1;
+# One process (no master): its CPU time is the proxy's, for the per-request CPU column.
+master_process off;
 daemon off;
 pid ${dir}/nginx.pid;
 error_log ${dir}/error.log warn;
@@ -78,6 +81,7 @@ http {
   await waitForPort(port, 5000);
   return {
     address: `127.0.0.1:${port}`,
+    pid: child.pid!,
     async stop() {
       child.kill('SIGTERM');
       await exited;

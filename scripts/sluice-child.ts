@@ -29,12 +29,12 @@ export interface SluiceProcess {
 
 export async function startSluice(
   config: object,
-  opts: { name: string; timeoutMs?: number; env?: Record<string, string>; logLevel?: string; nodeArgs?: string[] },
+  opts: { name: string; timeoutMs?: number; env?: Record<string, string>; logLevel?: string; nodeArgs?: string[]; graceMs?: number },
 ): Promise<SluiceProcess> {
   const dir = mkdtempSync(path.join(tmpdir(), `sluice-${opts.name}-`));
   const file = path.join(dir, 'config.yaml');
   writeFileSync(file, stringify(config));
-  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), '--import', 'tsx', CLI, 'serve', '--config', file, '--grace-ms', '500'], {
+  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), '--import', 'tsx', CLI, 'serve', '--config', file, '--grace-ms', String(opts.graceMs ?? 500)], {
     cwd: ROOT,
     env: { ...process.env, SLUICE_LOG_LEVEL: opts.logLevel ?? 'info', ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],

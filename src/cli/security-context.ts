@@ -1,15 +1,19 @@
 // Shared plumbing of the security CLI commands: which config, key store and admin audit log.
 import { randomUUID } from 'node:crypto';
 import { userInfo } from 'node:os';
+import path from 'node:path';
 import { AuditLog } from '../audit/log.ts';
 import type { AuditOutcome } from '../audit/entry.ts';
 import { loadConfigFile, parseConfig } from '../config/load.ts';
 import type { SluiceConfig } from '../config/schema.ts';
+import { resolveSecurityPaths } from '../security/security-paths.ts';
 
-/** --config FILE, else $SLUICE_CONFIG, else the defaults. */
+/** --config FILE, else $SLUICE_CONFIG, else the defaults; security paths resolved as the server does. */
 export function loadCliConfig(file: string | undefined): SluiceConfig {
   const f = file ?? process.env.SLUICE_CONFIG;
-  return f === undefined || f === '' ? parseConfig({}) : loadConfigFile(f);
+  if (f === undefined || f === '') return parseConfig({});
+  const cfg = loadConfigFile(f);
+  return { ...cfg, security: resolveSecurityPaths(cfg.security, path.dirname(path.resolve(f))) };
 }
 
 export function cliActor(): string {

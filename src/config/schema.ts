@@ -116,6 +116,8 @@ export const securitySchema = z
         adminPath: z.string().min(1).default('sluice-admin-audit.jsonl'),
         checkpointEntries: z.number().int().positive().default(1000),
         checkpointSeconds: z.number().positive().default(300),
+        /** Also record every allowed request (refusals and admin actions are always recorded). */
+        allowedRequests: z.boolean().default(true),
       })
       .prefault({}),
     apiKeys: z
@@ -210,6 +212,9 @@ export const securitySchema = z
     s.webhooks.endpoints.forEach((e, i) => {
       need((e.secret === undefined) !== (e.secretFile === undefined), ['webhooks', 'endpoints', i, 'secret'], 'exactly one of secret or secretFile is required');
     });
+    if ((s.apiKeys.enabled || s.jwt.enabled) && s.tenants.length === 0) {
+      need(false, ['tenants'], 'at least one tenant is required when API keys or JWTs are enabled');
+    }
     const ids = new Set<number>();
     const names = new Set<string>();
     s.tenants.forEach((t, i) => {

@@ -21,6 +21,8 @@ import type { UpstreamPool } from './upstream-pool.ts';
 export interface EgressServiceOptions {
   upstreams: UpstreamPool;
   logger: Logger;
+  /** Checks the frame's tenant against the model before calling upstream (security layer). */
+  authorizeCall?: (tenantId: number, model: string, requestId: string) => InferenceError | null;
 }
 
 interface LinkState {
@@ -69,6 +71,11 @@ export class EgressService {
     }
     if (this.closing) {
       this.reply(link, m, call.requestId, new InferenceError(InferenceErrorCode.UPSTREAM_UNAVAILABLE, 'egress is shutting down'));
+      return;
+    }
+    const refused = this.opts.authorizeCall?.(m.tenant, call.model, call.requestId) ?? null;
+    if (refused !== null) {
+      this.reply(link, m, call.requestId, refused);
       return;
     }
     if (state.inflight.has(m.streamId)) {

@@ -25,7 +25,18 @@ export interface GrpcIngressOptions {
   serverVersion: string;
   /** Adds more services to the same server (e.g. grpc.health.v1). */
   addServices?: (server: grpc.Server) => void;
+  /** Binds the server some other way than plaintext host:port (sluice's TLS listener). */
+  binder?: GrpcBinder;
 }
+
+export interface GrpcBinding {
+  port: number;
+  /** Stops accepting connections (open ones drain through the server's shutdown). */
+  stopAccepting(): void;
+  close(): Promise<void>;
+}
+
+export type GrpcBinder = (server: grpc.Server, host: string, port: number) => Promise<GrpcBinding>;
 
 type UnaryCall = grpc.ServerUnaryCall<Buffer, Buffer>;
 type Callback = grpc.sendUnaryData<Buffer>;
@@ -39,6 +50,15 @@ function headersOf(md: grpc.Metadata): RequestHeaders {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(md.getMap())) if (typeof v === 'string') out[k] = v;
   return out;
+}
+
+/** The model name of a request, or '' when it cannot be read (for logs and metrics only). */
+function modelOf(body: Buffer): string {
+  try {
+    return scanRequestHead(body).modelName;
+  } catch {
+    return '';
+  }
 }
 
 function trailer(requestId: string): grpc.Metadata {
@@ -62,6 +82,7 @@ export class GrpcIngress {
   private readonly opts: GrpcIngressOptions;
   private readonly server: grpc.Server;
   private boundPort = 0;
+  private binding: GrpcBinding | undefined;
 
   constructor(opts: GrpcIngressOptions) {
     this.opts = opts;
@@ -95,6 +116,12 @@ export class GrpcIngress {
   }
 
   async start(): Promise<number> {
+    if (this.opts.binder !== undefined) {
+      this.binding = await this.opts.binder(this.server, this.opts.host, this.opts.port);
+      this.boundPort = this.binding.port;
+      this.opts.logger.info({ service: 'grpc', address: `${this.opts.host}:${this.boundPort}`, tls: true }, 'listening');
+      return this.boundPort;
+    }
     this.boundPort = await new Promise<number>((resolve, reject) => {
       this.server.bindAsync(`${this.opts.host}:${this.opts.port}`, grpc.ServerCredentials.createInsecure(), (err, port) =>
         err ? reject(err) : resolve(port),
@@ -106,6 +133,7 @@ export class GrpcIngress {
 
   /** Stops accepting; waits up to graceMs for open calls, then cuts them. */
   async stop(graceMs: number): Promise<void> {
+    this.binding?.stopAccepting();
     await new Promise<void>((resolve) => {
       const t = setTimeout(() => {
         this.server.forceShutdown();
@@ -116,6 +144,7 @@ export class GrpcIngress {
         resolve();
       });
     });
+    await this.binding?.close();
   }
 
   private requestIdOf(md: grpc.Metadata): string {
@@ -157,8 +186,8 @@ export class GrpcIngress {
       ctx = this.contextFor(method, call.request, requestId, call.metadata, gw.deadlineFor(timeoutOf(call)));
     } catch (err) {
       const e = toInferenceError(err);
-      this.opts.logger.info({ request_id: requestId, protocol: 'grpc', method, code: e.code, err: e.message }, 'request refused');
       cb(statusFor(e, requestId));
+      gw.refused({ requestId, protocol: 'grpc', method, model: modelOf(call.request), headers: gw.wantsHeaders ? headersOf(call.metadata) : {}, requestBytes: call.request.length }, e);
       return;
     }
     call.once('cancelled', () => ctx.cancel?.());
@@ -207,6 +236,7 @@ export class GrpcIngress {
           // Unreadable request: answer without its id.
         }
         call.write(streamErrorResponse(`${e.message} (request_id ${requestId})`, head.modelName, head.id));
+        gw.refused({ requestId, protocol: 'grpc', method: 'ModelInfer', model: head.modelName, headers: gw.wantsHeaders ? headersOf(call.metadata) : {}, requestBytes: body.length }, e);
         return;
       }
       open.add(ctx);

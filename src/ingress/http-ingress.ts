@@ -20,6 +20,10 @@ import { attachWebSocketStream } from './ws-stream.ts';
 export interface HttpIngressOptions {
   host: string;
   port: number;
+  /** Listen on this unix socket instead of host:port (behind the TLS front for mTLS). */
+  unixPath?: string;
+  /** Native TLS (uWS SSLApp): key/cert files and the TLS 1.2 cipher list. */
+  ssl?: { key_file_name: string; cert_file_name: string; ssl_ciphers: string };
   gateway: InferenceGateway;
   logger: Logger;
   maxRequestBytes: number;
@@ -110,7 +114,7 @@ export class HttpIngress {
   constructor(opts: HttpIngressOptions) {
     this.opts = opts;
     const uws = loadUws();
-    this.app = uws.App();
+    this.app = opts.ssl !== undefined ? uws.SSLApp(opts.ssl) : uws.App();
     this.routes();
   }
 
@@ -120,6 +124,17 @@ export class HttpIngress {
 
   async start(): Promise<number> {
     const uws = loadUws();
+    const unixPath = this.opts.unixPath;
+    if (unixPath !== undefined) {
+      this.listenSocket = await new Promise<us_listen_socket>((resolve, reject) => {
+        this.app.listen_unix((sock) => {
+          if ((sock as us_listen_socket | false) === false) reject(new InferenceError(InferenceErrorCode.INTERNAL, `cannot listen on ${unixPath}`));
+          else resolve(sock);
+        }, unixPath);
+      });
+      this.opts.logger.info({ service: 'http', address: unixPath }, 'listening');
+      return 0;
+    }
     this.listenSocket = await new Promise<us_listen_socket>((resolve, reject) => {
       this.app.listen(this.opts.host, this.opts.port, (sock) => {
         if (sock === false) reject(new InferenceError(InferenceErrorCode.INTERNAL, `cannot listen on ${this.opts.host}:${this.opts.port} (address in use?)`));
@@ -127,7 +142,7 @@ export class HttpIngress {
       });
     });
     this.boundPort = uws.us_socket_local_port(this.listenSocket as unknown as Parameters<UwsPort>[0]);
-    this.opts.logger.info({ service: 'http', address: `${this.opts.host}:${this.boundPort}` }, 'listening');
+    this.opts.logger.info({ service: 'http', address: `${this.opts.host}:${this.boundPort}`, tls: this.opts.ssl !== undefined }, 'listening');
     return this.boundPort;
   }
 
@@ -179,7 +194,7 @@ export class HttpIngress {
         try {
           info.timeoutMs = parseTimeoutHeader(req.getHeader(TIMEOUT_HEADER));
         } catch (err) {
-          ex.problem(toInferenceError(err));
+          this.refuse(ex, model, toInferenceError(err), 0);
           return;
         }
         readBody(
@@ -187,7 +202,7 @@ export class HttpIngress {
           contentLength,
           this.opts.maxRequestBytes,
           (body) => this.infer(ex, model, version, body, headerLength === '' ? undefined : headerLength),
-          (err) => ex.problem(err),
+          (err) => this.refuse(ex, model, err, 0),
         );
       });
     }
@@ -202,6 +217,12 @@ export class HttpIngress {
           : new InferenceError(InferenceErrorCode.NOT_FOUND, `no such endpoint: ${info.url}`),
       );
     });
+  }
+
+  /** Answers a refused inference request and reports it (logs, response hooks). */
+  private refuse(ex: Exchange, model: string, err: InferenceError, requestBytes: number): void {
+    ex.problem(err);
+    this.opts.gateway.refused({ requestId: ex.info.requestId, protocol: 'http', method: 'ModelInfer', model, headers: ex.info.headers, requestBytes }, err);
   }
 
   private context(ex: Exchange, method: IngressMethod, model: string, version: string, requestBytes: number): RequestContext {
@@ -225,9 +246,7 @@ export class HttpIngress {
     try {
       parsed = parseRestInferRequest(body, headerLength, model, version);
     } catch (err) {
-      const e = toInferenceError(err);
-      this.opts.logger.info({ request_id: ex.info.requestId, protocol: 'http', model, code: e.code, err: e.message }, 'request refused');
-      ex.problem(e);
+      this.refuse(ex, model, toInferenceError(err), body.length);
       return;
     }
     const ctx = this.context(ex, 'ModelInfer', model, version, body.length);

@@ -6,7 +6,7 @@ import { GrpcStatus } from '../kserve/status.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import { CallMethod } from '../wire/inference-envelope.ts';
 import type { HookChain } from './hooks.ts';
-import type { RequestContext } from './request-context.ts';
+import { type IngressMethod, type IngressProtocol, newRequestContext, type RequestContext, type RequestHeaders } from './request-context.ts';
 import type { RouteTable } from './route-table.ts';
 import type { SegmentForwarder } from './segment-forwarder.ts';
 
@@ -70,8 +70,15 @@ export class InferenceGateway {
     } catch (err) {
       return Promise.reject(toInferenceError(err));
     }
-    if (hooked instanceof Promise) return hooked.then(() => this.send(ctx, method, payload));
-    return this.send(ctx, method, payload);
+    if (hooked instanceof Promise) return hooked.then(() => this.sendCommitted(ctx, method, payload));
+    return this.sendCommitted(ctx, method, payload);
+  }
+
+  /** The answer, released only once the request's commit (if a hook set one) has resolved. */
+  private sendCommitted(ctx: RequestContext, method: CallMethod, payload: Buffer): Promise<Buffer> {
+    const answer = this.send(ctx, method, payload);
+    if (ctx.commit === undefined) return answer;
+    return Promise.all([answer, ctx.commit]).then(([res]) => res);
   }
 
   private send(ctx: RequestContext, method: CallMethod, payload: Buffer): Promise<Buffer> {
@@ -84,8 +91,17 @@ export class InferenceGateway {
     return this.opts.forwarder.call(ctx, method, payload, peers);
   }
 
+  /**
+   * Reports a request refused before it had a context (unreadable or invalid input), so logs and
+   * response hooks (metrics) see every request, not only those that were routed.
+   */
+  refused(fields: { requestId: string; protocol: IngressProtocol; method: IngressMethod; model: string; headers: RequestHeaders; requestBytes: number }, error: InferenceError): void {
+    const ctx = newRequestContext({ ...fields, version: '', deadline: Date.now() });
+    this.finish(ctx, error, 0, 'request refused');
+  }
+
   /** Logs the outcome and runs the response hooks. */
-  finish(ctx: RequestContext, error: InferenceError | undefined, responseBytes: number): void {
+  finish(ctx: RequestContext, error: InferenceError | undefined, responseBytes: number, failedMsg = 'request failed'): void {
     const durationMs = performance.now() - ctx.startedAt;
     const status = error === undefined ? GrpcStatus.OK : error.grpcStatus;
     const log = this.opts.logger;
@@ -93,7 +109,7 @@ export class InferenceGateway {
       const level = error.code === InferenceErrorCode.INTERNAL ? 'error' : 'info';
       log[level](
         { request_id: ctx.requestId, protocol: ctx.protocol, method: ctx.method, model: ctx.model, tenant: ctx.tenant, code: error.code, status, duration_ms: Math.round(durationMs * 1000) / 1000, err: error.message },
-        'request failed',
+        failedMsg,
       );
     } else if (log.isLevelEnabled('debug')) {
       log.debug(

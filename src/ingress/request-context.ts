@@ -26,6 +26,11 @@ export interface RequestContext {
   readonly requestBytes: number;
   /** Set by the forwarder while the call is on the segment: stops it (caller went away). */
   cancel: (() => void) | undefined;
+  /**
+   * Set by a hook when the answer must wait for something, e.g. the request's audit entry
+   * being durable; a rejection fails the request with that error instead of answering.
+   */
+  commit: Promise<unknown> | undefined;
 }
 
 export interface RequestOutcome {
@@ -36,6 +41,6 @@ export interface RequestOutcome {
   durationMs: number;
 }
 
-export function newRequestContext(fields: Omit<RequestContext, 'tenant' | 'cancel' | 'startedAt'> & { startedAt?: number }): RequestContext {
-  return { tenant: 0, cancel: undefined, startedAt: fields.startedAt ?? performance.now(), ...fields };
+export function newRequestContext(fields: Omit<RequestContext, 'tenant' | 'cancel' | 'commit' | 'startedAt'> & { startedAt?: number }): RequestContext {
+  return { tenant: 0, cancel: undefined, commit: undefined, startedAt: fields.startedAt ?? performance.now(), ...fields };
 }

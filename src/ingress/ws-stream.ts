@@ -92,7 +92,9 @@ export function attachWebSocketStream(app: TemplatedApp, opts: WsStreamOptions):
         }
         proto = buildInferRequest(doc, EMPTY, s.model, '').proto;
       } catch (err) {
-        sendProblem(ws, toInferenceError(err), requestId, clientId !== '' ? clientId : requestId);
+        const e = toInferenceError(err);
+        sendProblem(ws, e, requestId, clientId !== '' ? clientId : requestId);
+        gw.refused({ requestId, protocol: 'ws', method: 'ModelInfer', model: s.model, headers: s.headers, requestBytes: message.byteLength }, e);
         return;
       }
       const id = clientId !== '' ? clientId : requestId;

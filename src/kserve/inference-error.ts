@@ -30,6 +30,20 @@ export const InferenceErrorCode = {
   NOT_READY: 'SLUICE_ERR_NOT_READY',
   METHOD_NOT_ALLOWED: 'SLUICE_ERR_METHOD_NOT_ALLOWED',
   INTERNAL: 'SLUICE_ERR_INTERNAL',
+  /** Security gates (src/security/gates.ts): no or invalid credentials. */
+  UNAUTHENTICATED: 'SLUICE_ERR_UNAUTHENTICATED',
+  TOKEN_EXPIRED: 'SLUICE_ERR_TOKEN_EXPIRED',
+  /** The credentials lack the capability the call needs (infer, train, admin). */
+  PERMISSION_DENIED: 'SLUICE_ERR_PERMISSION_DENIED',
+  /** Unknown tenant, a tenant acting for another, or a model the tenant may not use. */
+  TENANT_DENIED: 'SLUICE_ERR_TENANT_DENIED',
+  /** Traffic of one class aimed at the other segment. */
+  SEGMENT_POLICY: 'SLUICE_ERR_SEGMENT_POLICY',
+  RATE_LIMITED: 'SLUICE_ERR_RATE_LIMITED',
+  /** Credentials cannot be checked right now (JWKS unreachable). */
+  AUTH_UNAVAILABLE: 'SLUICE_ERR_AUTH_UNAVAILABLE',
+  /** The audit log cannot record the request, so it is refused (fail closed). */
+  AUDIT_UNAVAILABLE: 'SLUICE_ERR_AUDIT_UNAVAILABLE',
 } as const;
 
 export type InferenceErrorCode = (typeof InferenceErrorCode)[keyof typeof InferenceErrorCode];
@@ -52,6 +66,14 @@ const TITLES: Record<InferenceErrorCode, string> = {
   SLUICE_ERR_NOT_READY: 'Not ready',
   SLUICE_ERR_METHOD_NOT_ALLOWED: 'Method not allowed',
   SLUICE_ERR_INTERNAL: 'Internal error',
+  SLUICE_ERR_UNAUTHENTICATED: 'Authentication required',
+  SLUICE_ERR_TOKEN_EXPIRED: 'Token expired',
+  SLUICE_ERR_PERMISSION_DENIED: 'Permission denied',
+  SLUICE_ERR_TENANT_DENIED: 'Tenant not allowed',
+  SLUICE_ERR_SEGMENT_POLICY: 'Segment policy violation',
+  SLUICE_ERR_RATE_LIMITED: 'Rate limit exceeded',
+  SLUICE_ERR_AUTH_UNAVAILABLE: 'Authentication unavailable',
+  SLUICE_ERR_AUDIT_UNAVAILABLE: 'Audit log unavailable',
 };
 
 const DEFAULT_STATUS: Record<InferenceErrorCode, GrpcStatusCode> = {
@@ -72,6 +94,14 @@ const DEFAULT_STATUS: Record<InferenceErrorCode, GrpcStatusCode> = {
   SLUICE_ERR_NOT_READY: GrpcStatus.UNAVAILABLE,
   SLUICE_ERR_METHOD_NOT_ALLOWED: GrpcStatus.UNIMPLEMENTED,
   SLUICE_ERR_INTERNAL: GrpcStatus.INTERNAL,
+  SLUICE_ERR_UNAUTHENTICATED: GrpcStatus.UNAUTHENTICATED,
+  SLUICE_ERR_TOKEN_EXPIRED: GrpcStatus.UNAUTHENTICATED,
+  SLUICE_ERR_PERMISSION_DENIED: GrpcStatus.PERMISSION_DENIED,
+  SLUICE_ERR_TENANT_DENIED: GrpcStatus.PERMISSION_DENIED,
+  SLUICE_ERR_SEGMENT_POLICY: GrpcStatus.PERMISSION_DENIED,
+  SLUICE_ERR_RATE_LIMITED: GrpcStatus.RESOURCE_EXHAUSTED,
+  SLUICE_ERR_AUTH_UNAVAILABLE: GrpcStatus.UNAVAILABLE,
+  SLUICE_ERR_AUDIT_UNAVAILABLE: GrpcStatus.UNAVAILABLE,
 };
 
 export class InferenceError extends SluiceError {

@@ -25,6 +25,16 @@ import { MetricsServer } from '../telemetry/metrics-server.ts';
 import { instrumentScheduler } from '../telemetry/scheduler-telemetry.ts';
 import type { Link, Listener, Transport, TransportOptions } from '../transport/types.ts';
 import { loadSegmentKey } from '../config/segment-key.ts';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { serveGrpcOverTls } from '../security/grpc-tls.ts';
+import { startHttpsFront, type HttpsFront } from '../security/https-front.ts';
+import { egressTenantPolicy } from '../security/egress-policy.ts';
+import { securityIngressHook } from '../security/ingress-gate-hook.ts';
+import { guardLink, guardListener } from '../security/link-guard.ts';
+import { SecurityRuntime } from '../security/security-runtime.ts';
+import { uwsSslOptions } from '../security/tls-options.ts';
 import { requestMetricsHook } from './node-telemetry.ts';
 
 export type TransportChoice = 'tcp' | 'rdma' | 'auto';
@@ -78,6 +88,9 @@ export class SluiceNode {
   private grpc: GrpcIngress | undefined;
   private http: HttpIngress | undefined;
   private readonly egressLinks = new Set<Link>();
+  private security: SecurityRuntime | undefined;
+  private httpsFront: HttpsFront | undefined;
+  private httpSocketDir: string | undefined;
 
   constructor(opts: SluiceNodeOptions) {
     this.opts = opts;
@@ -123,8 +136,54 @@ export class SluiceNode {
       this.endpoints.metrics = `${l.host}:${a.port}`;
       logger.info({ service: 'metrics', address: this.endpoints.metrics }, 'listening');
     }
+    await this.startSecurity();
     await this.startParts();
     this.health.markStarted();
+  }
+
+  /** The `security` section: off entirely in the embedded demo; docs/examples/secure.yaml turns it all on. */
+  private async startSecurity(): Promise<void> {
+    const { config, logger } = this.opts;
+    if (!SecurityRuntime.wanted(config.security)) {
+      if (config.listeners.http !== undefined || config.listeners.grpc !== undefined) {
+        logger.warn('security gates are off: no TLS, no authentication, no audit log (fine for the embedded demo; see docs/examples/secure.yaml)');
+      }
+      return;
+    }
+    this.security = await SecurityRuntime.start({
+      config: config.security,
+      nodeName: config.node.name,
+      logger: logger.child({ component: 'security' }),
+      ...(this.opts.configDir !== undefined ? { baseDir: this.opts.configDir } : {}),
+    });
+    const s = config.security;
+    if (s.apiKeys.enabled || s.jwt.enabled || s.audit.enabled || s.rateLimits.enabled) this.hooks.add(securityIngressHook(this.security.gates));
+    logger.info(
+      { audit: s.audit.enabled, api_keys: s.apiKeys.enabled, jwt: s.jwt.enabled, tls: s.tls.enabled, mtls: s.tls.clientCerts.mode, rate_limits: s.rateLimits.enabled, webhooks: s.webhooks.endpoints.length },
+      'security gates',
+    );
+  }
+
+  /** Starts the HTTP ingress: plain, native TLS (uWS SSLApp), or behind the mTLS front. */
+  private async startHttp(common: Omit<ConstructorParameters<typeof HttpIngress>[0], 'host' | 'port' | 'logger'>, host: string, port: number): Promise<string> {
+    const logger = this.opts.logger.child({ component: 'http' });
+    const sec = this.security;
+    if (sec === undefined || !sec.config.tls.enabled) {
+      this.http = new HttpIngress({ ...common, host, port, logger });
+      return `${host}:${await this.http.start()}`;
+    }
+    const ssl = uwsSslOptions(sec.config.tls);
+    if (ssl !== null) {
+      this.http = new HttpIngress({ ...common, host, port, logger, ssl });
+      return `${host}:${await this.http.start()}`;
+    }
+    // mTLS (or a TLS 1.3 floor): node:tls in front, the app on a unix socket only this user can reach.
+    this.httpSocketDir = mkdtempSync(path.join(tmpdir(), 'sluice-http-'));
+    const socketPath = path.join(this.httpSocketDir, 'http.sock');
+    this.http = new HttpIngress({ ...common, host, port: 0, unixPath: socketPath, logger });
+    await this.http.start();
+    this.httpsFront = await startHttpsFront({ name: 'http', host, port, tls: sec.config.tls, allowlist: sec.allowlist, events: sec }, { path: socketPath });
+    return `${host}:${this.httpsFront.listener.address.port}`;
   }
 
   private async startParts(): Promise<void> {
@@ -159,7 +218,8 @@ export class SluiceNode {
         throw new ConfigError('routes: the inference segment listens, but no route has upstreams for it to serve');
       }
       const upstreams = new UpstreamPool(upstreamRoutes, seg.maxMessageBytes);
-      this.egress = new EgressService({ upstreams, logger: logger.child({ component: 'egress' }) });
+      const authorizeCall = this.security === undefined ? null : egressTenantPolicy(this.security.config, this.security);
+      this.egress = new EgressService({ upstreams, logger: logger.child({ component: 'egress' }), ...(authorizeCall !== null ? { authorizeCall } : {}) });
       // Ready while at least one model server answers ServerReady; each is shown on its own.
       const names = upstreams.all.map((u) => `upstream:${u.address}`);
       const anyUpstream = this.health.register('upstreams', { kind: 'upstream', services: [INFERENCE_SERVICE] });
@@ -189,6 +249,7 @@ export class SluiceNode {
         ...(seg.device !== undefined ? { device: seg.device } : {}),
       });
       this.metrics.links.watchListener(this.listener, 'inference');
+      if (this.security !== undefined) guardListener(this.listener, 'inference', this.security);
       this.listener.on('link', (link: Link) => {
         this.metrics.links.add(link);
         this.egressLinks.add(link);
@@ -238,6 +299,7 @@ export class SluiceNode {
         const l = config.listeners.grpc;
         this.grpcHealth = new GrpcHealthService(this.health);
         const grpcHealth = this.grpcHealth;
+        const sec = this.security;
         this.grpc = new GrpcIngress({
           ...common,
           host: l.host,
@@ -245,13 +307,15 @@ export class SluiceNode {
           logger: logger.child({ component: 'grpc' }),
           maxResponseBytes: seg.maxMessageBytes,
           addServices: (server) => grpcHealth.addTo(server),
+          ...(sec?.config.tls.enabled === true
+            ? { binder: (server, host, port) => serveGrpcOverTls(server, { name: 'grpc', host, port, tls: sec.config.tls, allowlist: sec.allowlist, events: sec }) }
+            : {}),
         });
         this.endpoints.grpc = `${l.host}:${await this.grpc.start()}`;
       }
       if (config.listeners.http !== undefined) {
         const l = config.listeners.http;
-        this.http = new HttpIngress({ ...common, host: l.host, port: l.port, logger: logger.child({ component: 'http' }) });
-        this.endpoints.http = `${l.host}:${await this.http.start()}`;
+        this.endpoints.http = await this.startHttp(common, l.host, l.port);
       }
       // Give the first links a moment so the first requests do not race the handshakes.
       await this.peerLinks.waitForFirstAttempts(3000);
@@ -274,6 +338,7 @@ export class SluiceNode {
     };
     peerLinks.on('link', (name: string, link: Link) => {
       this.metrics.links.add(link);
+      if (this.security !== undefined) guardLink(link, this.security);
       perPeer.get(name)?.up(link.remoteAddress);
       update();
       link.once('close', () => {
@@ -289,13 +354,16 @@ export class SluiceNode {
   }
 
   /**
-   * Drain, step 1: readiness off, refuse new requests (HTTP 503 / gRPC UNAVAILABLE), stop
+   * Drain, step 1: readiness off, refuse new requests (HTTP 503 / gRPC UNAVAILABLE; the egress
+   * answers new calls from peers with UNAVAILABLE so their ingress can go elsewhere), stop
    * accepting connections, end health watches and start the gRPC server's graceful shutdown.
    */
   beginDrain(graceMs: number): void {
     this.health.startDraining();
     this.gateway?.beginDrain();
+    this.egress?.beginShutdown();
     this.http?.stop();
+    this.httpsFront?.listener.stopAccepting();
     this.grpcHealth?.endWatches();
     this.grpcStopping ??= this.grpc?.stop(graceMs);
   }
@@ -322,7 +390,11 @@ export class SluiceNode {
     await this.listener?.close();
     await Promise.allSettled([...this.egressLinks].map((l) => l.close('shutting down')));
     await this.models?.stop(0);
+    await this.httpsFront?.close();
+    if (this.httpSocketDir !== undefined) rmSync(this.httpSocketDir, { recursive: true, force: true });
     await this.opsServer?.close();
+    // Last: everything above may still report security events.
+    await this.security?.close();
     logger.info('stopped');
   }
 

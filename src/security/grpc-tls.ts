@@ -10,6 +10,8 @@ import { SecureListener, type SecureListenerOptions } from './secure-listener.ts
 
 export interface GrpcTlsBinding {
   listener: SecureListener;
+  port: number;
+  stopAccepting(): void;
   close(): Promise<void>;
 }
 
@@ -19,6 +21,8 @@ export async function serveGrpcOverTls(server: Server, opts: Omit<SecureListener
   listener.on('connection', (socket: TLSSocket) => injector.injectConnection(socket));
   return {
     listener,
+    port: listener.address.port,
+    stopAccepting: () => listener.stopAccepting(),
     async close() {
       await listener.close();
       injector.destroy();

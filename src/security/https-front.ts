@@ -11,11 +11,12 @@ export interface HttpsFront {
   close(): Promise<void>;
 }
 
-export async function startHttpsFront(opts: Omit<SecureListenerOptions, 'alpn'>, target: { host: string; port: number }): Promise<HttpsFront> {
+/** `target`: the plain app's loopback address, or (preferred: no other local user can reach it) its unix socket. */
+export async function startHttpsFront(opts: Omit<SecureListenerOptions, 'alpn'>, target: { host: string; port: number } | { path: string }): Promise<HttpsFront> {
   const listener = await SecureListener.listen({ ...opts, alpn: ['http/1.1'] });
   const upstreams = new Set<Socket>();
   listener.on('connection', (client: TLSSocket) => {
-    const upstream = connect({ host: target.host, port: target.port, noDelay: true });
+    const upstream = 'path' in target ? connect({ path: target.path }) : connect({ host: target.host, port: target.port, noDelay: true });
     upstreams.add(upstream);
     client.setNoDelay(true);
     const teardown = () => {

@@ -83,10 +83,15 @@ export class SecureListener extends EventEmitter {
     }
   }
 
+  /** Stops accepting new connections; live ones stay until close(). */
+  stopAccepting(): void {
+    if (this.server.listening) this.server.close();
+  }
+
   async close(): Promise<void> {
     this.opts.allowlist?.off('reload', this.onRevoked);
     process.off('SIGHUP', this.onHup);
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    const closed = this.server.listening ? new Promise<void>((resolve) => this.server.close(() => resolve())) : Promise.resolve();
     for (const s of this.sockets) s.destroy();
     await closed;
   }

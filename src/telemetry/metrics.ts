@@ -9,6 +9,7 @@ import type { HealthModel } from './health.ts';
 import { HistogramCollector, type HistogramSeries } from './histogram-collector.ts';
 import { LinkTracker } from './link-tracker.ts';
 import { RejectionStats, type PairCounter } from './rejection-stats.ts';
+import { allRdmaDeviceStats } from './rdma-stats.ts';
 import { RequestStats } from './request-stats.ts';
 import { SegmentQueueStats } from './scheduler-telemetry.ts';
 import type { QueueSource, RdmaSnapshot, RdmaSource, ReloadStats } from './stat-sources.ts';
@@ -138,9 +139,9 @@ export class SluiceMetrics {
     counter(r, 'rdma_completions_total', 'RDMA work completions, by device and opcode.', ['device', 'opcode'], () => this.rdmaCounter('completions'));
     counter(r, 'rdma_completion_errors_total', 'RDMA work completions with an error status, by device and status.', ['device', 'status'], () => this.rdmaCounter('completionErrors'));
     gauge(r, 'rdma_registered_bytes', 'Bytes of memory registered with an RDMA device right now.', ['device'], () =>
-      map(this.rdmaSources, (s) => [{ device: s.device }, s.snapshot().registeredBytes]),
+      map(this.rdmaLive(), (s) => [{ device: s.device }, s.snapshot().registeredBytes]),
     );
-    gauge(r, 'rdma_queue_pairs', 'RDMA queue pairs connected right now.', ['device'], () => map(this.rdmaSources, (s) => [{ device: s.device }, s.snapshot().queuePairs]));
+    gauge(r, 'rdma_queue_pairs', 'RDMA queue pairs connected right now.', ['device'], () => map(this.rdmaLive(), (s) => [{ device: s.device }, s.snapshot().queuePairs]));
 
     // Health and lifecycle.
     gauge(r, 'ready', '1 when the node is ready to take traffic (all upstreams and segments up, not draining).', [], () =>
@@ -237,6 +238,12 @@ export class SluiceMetrics {
     return [...acc.values()].map((a) => [{ segment: a.segment, class: a.cls }, a.n]);
   }
 
+  /** Added sources, then the process-wide blocks the verbs channels keep (src/telemetry/rdma-stats.ts). */
+  private *rdmaLive(): Generator<RdmaSource> {
+    yield* this.rdmaSources;
+    for (const d of allRdmaDeviceStats()) yield { device: d.device, snapshot: () => d };
+  }
+
   private rdmaTotals(into: Map<string, RdmaTotals>, device: string): RdmaTotals {
     let t = into.get(device);
     if (t === undefined) {
@@ -253,7 +260,7 @@ export class SluiceMetrics {
       addInto(s.completions, Object.fromEntries(t.completions));
       addInto(s.completionErrors, Object.fromEntries(t.completionErrors));
     }
-    for (const src of this.rdmaSources) {
+    for (const src of this.rdmaLive()) {
       const snap: RdmaSnapshot = src.snapshot();
       const s = this.rdmaTotals(sums, src.device);
       addInto(s.completions, snap.completions);

@@ -16,6 +16,7 @@ import { FrameSealer } from '../wire/frame-sealer.ts';
 import { RejectCode, encodeReject } from '../wire/handshake-record.ts';
 import { HandshakeError, HandshakeErrorCode, TransportError, TransportErrorCode } from './errors.ts';
 import { endThenDestroy, performHandshake, type HandshakeResult } from './handshake.ts';
+import { DataEventInput, type ByteInput } from './socket-input.ts';
 import { DEFAULT_HANDSHAKE_TIMEOUT_MS, resolveLinkTuning, type ResolvedLinkTuning } from './link-tuning.ts';
 import { RdmaDevice } from './rdma/devices.ts';
 import { RdmaError, RdmaErrorCode } from './rdma/rdma-errors.ts';
@@ -219,7 +220,9 @@ export class RdmaTransport implements Transport {
     listener: RdmaListener,
   ): Promise<RdmaLink | undefined> {
     const started = Date.now();
-    const handshake = await performHandshake(socket, { role: 'acceptor', segment: opts.segment, segmentKey, timeoutMs: this.#handshakeTimeoutMs, remote });
+    const input = sideChannelInput(socket);
+    const handshake = await performHandshake(socket, { role: 'acceptor', segment: opts.segment, segmentKey, timeoutMs: this.#handshakeTimeoutMs, remote }, input);
+    afterHandshake(input);
     if (socket.destroyed) return undefined;
     const { sealer, opener } = this.#keys(handshake, opts.segment, tuning);
     const ctx: SetupContext = {
@@ -242,7 +245,7 @@ export class RdmaTransport implements Transport {
       refuseSetup(ctx, err);
       sealer.destroy();
       opener.destroy();
-      endThenDestroy(socket);
+      endThenDestroy(socket, undefined, input);
       throw err;
     }
   }
@@ -288,6 +291,7 @@ export class RdmaTransport implements Transport {
       });
       socket.once('error', onError);
     });
+    const input = sideChannelInput(socket);
     let handshake: HandshakeResult;
     try {
       handshake = await performHandshake(socket, {
@@ -296,7 +300,8 @@ export class RdmaTransport implements Transport {
         segmentKey: opts.segmentKey,
         timeoutMs: Math.max(1, timeoutMs - (Date.now() - started)),
         remote,
-      });
+      }, input);
+      afterHandshake(input);
     } catch (err) {
       throw isSluiceError(err) ? err : new TransportError(TransportErrorCode.CONNECT, `handshake with ${remote} failed: ${String(err)}`, { cause: err });
     }
@@ -321,8 +326,19 @@ export class RdmaTransport implements Transport {
       refuseSetup(ctx, err);
       sealer.destroy();
       opener.destroy();
-      endThenDestroy(socket);
+      endThenDestroy(socket, undefined, input);
       throw err;
     }
   }
+}
+
+// The side channel is small control traffic after the handshake: plain 'data' events suffice.
+function sideChannelInput(socket: net.Socket): ByteInput {
+  return new DataEventInput(socket);
+}
+
+// Set-up code reads the socket's own 'data' events after the handshake (the handshake hands back
+// its leftover bytes); drop the input's copies so it buffers nothing for the link's lifetime.
+function afterHandshake(input: ByteInput): void {
+  input.attach(() => undefined);
 }

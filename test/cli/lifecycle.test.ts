@@ -1,12 +1,13 @@
 // Drain and reload with real child processes and real signals (test/fixtures/drain-app.ts).
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { request, type Agent } from 'node:https';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
+import { verifyAuditFile } from '../../src/audit/verify.ts';
 import { scrape, sampleValue } from '../helpers/prom-text.ts';
 
 const root = path.resolve(import.meta.dirname, '..', '..');
@@ -91,6 +92,20 @@ function call(port: number, id: string, ms: number, agent: Agent | false = false
   });
 }
 
+/** Request ids in the audit log, after checking the whole chain (and its anchor) verifies. */
+async function auditedIds(file: string): Promise<string[]> {
+  const v = await verifyAuditFile(file);
+  assert.equal(v.ok, true, `audit log verifies: ${JSON.stringify(v.problem)}`);
+  const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(root, 'src/cli/main.ts'), 'audit', 'verify', file], { cwd: root, encoding: 'utf8' });
+  assert.equal(r.status, 0, `sluice audit verify: ${r.stdout}${r.stderr}`);
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as { action: string; request_id?: string | null; requestId?: string | null })
+    .filter((e) => e.action === 'infer.request')
+    .map((e) => (e.request_id ?? e.requestId)!);
+}
+
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 async function waitFor(what: string, cond: () => Promise<boolean> | boolean, ms = 5_000): Promise<void> {
@@ -140,7 +155,7 @@ test('SIGTERM under load: in-flight requests finish, none acknowledged is lost, 
   const first = replies.filter((r) => r.id.startsWith('a'));
   assert.deepEqual(first.map((r) => r.status), first.map(() => 200), 'every request in flight at SIGTERM finished');
   const acked = replies.filter((r) => r.status === 200).map((r) => r.id);
-  const audited = readFileSync(app.audit, 'utf8').split('\n').filter(Boolean);
+  const audited = await auditedIds(app.audit);
   for (const id of acked) assert.ok(audited.includes(id), `acknowledged request ${id} has an audit entry`);
   assert.equal(new Set(audited).size, audited.length, 'no duplicate audit entries');
   for (const r of replies) assert.ok(r.status === 200 || r.status === 503 || r.status === 'ECONNREFUSED' || r.status === 'ECONNRESET', `late request ${r.id}: ${r.status}`);
@@ -164,7 +179,7 @@ test('work still running at the grace deadline is handed back with 503, and the 
   assert.ok(took < 8_000, `exited ${took} ms after SIGTERM with a 400 ms grace`);
   assert.deepEqual((await Promise.all(slow)).map((r) => r.status), [503, 503, 503, 503]);
   assert.equal((await quick).status, 200);
-  assert.deepEqual(readFileSync(app.audit, 'utf8').split('\n').filter(Boolean), ['q'], 'handed-back work was never acknowledged nor audited');
+  assert.deepEqual(await auditedIds(app.audit), ['q'], 'handed-back work was never acknowledged nor audited');
 });
 
 test('a second SIGTERM during the drain exits at once', async () => {

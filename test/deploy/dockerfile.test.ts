@@ -124,6 +124,11 @@ function walk(dir: string): string[] {
   });
 }
 
+// Usage examples in comments ("import { connect } from 'sluice'") are not imports.
+function stripComments(src: string): string {
+  return src.replace(/\/\*[\s\S]*?\*\//g, '').replace(/^\s*\/\/.*$/gm, '');
+}
+
 test('the runtime file set is enough: src imports stay inside the image and need only production dependencies', () => {
   const pkg = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
   const runtime = stages().at(-1)!;
@@ -133,7 +138,7 @@ test('the runtime file set is enough: src imports stay inside the image and need
   const importRe = /(?:^|\s)(?:import|export)\s[^'"]*?from\s+['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g;
   const files = [...walk(path.join(root, 'src')), path.join(root, 'bin', 'sluice.mjs')].filter((f) => /\.(ts|mjs)$/.test(f));
   for (const f of files) {
-    for (const m of readFileSync(f, 'utf8').matchAll(importRe)) {
+    for (const m of stripComments(readFileSync(f, 'utf8')).matchAll(importRe)) {
       const spec = (m[1] ?? m[2])!;
       if (spec.startsWith('.')) {
         const target = path.relative(root, path.resolve(path.dirname(f), spec));

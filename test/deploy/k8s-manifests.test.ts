@@ -11,6 +11,7 @@ import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1/NetworkPol
 import type { IContainer } from 'kubernetes-models/v1/Container';
 import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
 import { Namespace } from 'kubernetes-models/v1/Namespace';
+import { PersistentVolumeClaim } from 'kubernetes-models/v1/PersistentVolumeClaim';
 import type { IPodSpec } from 'kubernetes-models/v1/PodSpec';
 import { Secret } from 'kubernetes-models/v1/Secret';
 import { Service } from 'kubernetes-models/v1/Service';
@@ -57,6 +58,7 @@ const MODELS: Record<string, new (data: never) => { validate(): void }> = {
   'networking.k8s.io/v1/NetworkPolicy': NetworkPolicy as never,
   'v1/ConfigMap': ConfigMap as never,
   'v1/Namespace': Namespace as never,
+  'v1/PersistentVolumeClaim': PersistentVolumeClaim as never,
   'v1/Secret': Secret as never,
   'v1/Service': Service as never,
 };
@@ -202,6 +204,40 @@ test('keys and certificates come from Secrets, a pod gets only its segments\' ke
       for (const k of projected) assert.ok(w.config.segments[k.replace('.key', '') as 'inference' | 'training'] !== undefined, `${w.doc.metadata.name} gets ${k} only if it is on that segment`);
     }
   }
+});
+
+test('TLS material comes from a mounted Secret and the audit log sits on a persistent volume', () => {
+  const secrets = new Map(load('secrets.example.yaml').map((s) => [s.metadata.name, s]));
+  let withTls = 0;
+  for (const w of workloads()) {
+    const sec = w.config.security;
+    const mounts = w.sluice.volumeMounts ?? [];
+    const volumeOf = (file: string) => {
+      const m = mounts.find((x) => file.startsWith(`${x.mountPath}/`));
+      assert.ok(m, `${w.doc.metadata.name}: ${file} is on a mounted volume`);
+      return { mount: m, volume: w.pod.volumes!.find((v) => v.name === m.name)! };
+    };
+    if (sec.tls.enabled) {
+      withTls++;
+      const files = [sec.tls.certFile, sec.tls.keyFile, sec.tls.clientCerts.caFile, sec.tls.clientCerts.allowlistFile].filter((f): f is string => f !== undefined);
+      assert.equal(files.length, 4);
+      for (const f of files) {
+        const { mount, volume } = volumeOf(f);
+        assert.ok(volume.secret, `${f} comes from a Secret`);
+        const key = f.slice(mount.mountPath.length + 1);
+        assert.ok(secrets.get(volume.secret.secretName!)?.stringData?.[key] !== undefined, `${volume.secret.secretName} has ${key}`);
+      }
+    }
+    if (sec.audit.enabled) {
+      for (const f of [sec.audit.path, sec.audit.adminPath]) {
+        const { mount, volume } = volumeOf(f);
+        assert.ok(volume.persistentVolumeClaim, `${f} is on a persistent volume`);
+        assert.notEqual(mount.readOnly, true);
+        find('PersistentVolumeClaim', volume.persistentVolumeClaim.claimName);
+      }
+    }
+  }
+  assert.ok(withTls >= 1, 'the client-facing gateway terminates TLS');
 });
 
 interface Attachment {

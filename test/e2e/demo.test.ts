@@ -59,3 +59,14 @@ test('serve without a config says what to do, exit 1', () => {
   assert.equal(r.status, 1);
   assert.match(r.stderr, /sluice serve: no config: pass --config FILE or set SLUICE_CONFIG/);
 });
+
+test('the HTTP ingress refuses to run on the uWebSockets.js JS fallback', () => {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', CLI, 'demo', '--http-port', '0', '--grpc-port', '0', '--segment-port', '0', '--models-port', '0'], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    timeout: 30_000,
+    env: { ...process.env, UWS_USE_FALLBACK: '1' },
+  });
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /sluice demo: uWebSockets\.js did not load its native build .* because UWS_USE_FALLBACK is set/);
+});

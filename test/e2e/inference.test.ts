@@ -392,6 +392,29 @@ describe('WebSocket stream through the sluice pair', () => {
     assert.equal(problems[0]!.request_id, problems[0]!.id);
   });
 
+  test('dense over WebSocket', async () => {
+    const ws = new WebSocket(`ws://${topo.http}/v2/models/dense/infer/stream`);
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('error', reject);
+    });
+    const x = Array.from({ length: 2 * DENSE.k }, (_, i) => (i % 7) - 3);
+    const got = new Promise<Record<string, unknown>>((resolve) => ws.once('message', (d: Buffer) => resolve(JSON.parse(d.toString()) as Record<string, unknown>)));
+    ws.send(JSON.stringify({ id: 'd', inputs: [{ name: 'INPUT0', datatype: 'FP32', shape: [2, DENSE.k], data: x }] }));
+    const m = (await got) as { id: string; outputs: { shape: number[]; data: number[] }[] };
+    ws.close();
+    assert.equal(m.id, 'd');
+    assert.deepEqual(m.outputs[0]!.shape, [2, DENSE.n]);
+    const w = denseWeights(DENSE.k, DENSE.n, DENSE.seed);
+    m.outputs[0]!.data.forEach((v, o) => {
+      const r = Math.floor(o / DENSE.n);
+      const j = o % DENSE.n;
+      let s = 0;
+      for (let i = 0; i < DENSE.k; i++) s += x[r * DENSE.k + i]! * w[i * DENSE.n + j]!;
+      assert.ok(Math.abs(v - s) < 1e-4);
+    });
+  });
+
   test('simple over WebSocket, and an unknown model answered with a problem', async () => {
     const ws = new WebSocket(`ws://${topo.http}/v2/models/simple/infer/stream`);
     await new Promise<void>((resolve, reject) => {

@@ -22,8 +22,8 @@ type Unary = (req: object, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: 
 export class KserveClient {
   readonly raw: grpc.Client;
 
-  constructor(address: string, maxMessageBytes = 128 * 1024 * 1024) {
-    this.raw = new Ctor(address, grpc.credentials.createInsecure(), {
+  constructor(address: string, maxMessageBytes = 128 * 1024 * 1024, credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure()) {
+    this.raw = new Ctor(address, credentials, {
       'grpc.max_receive_message_length': maxMessageBytes,
       'grpc.max_send_message_length': maxMessageBytes,
     });
@@ -56,7 +56,7 @@ export class KserveClient {
     });
   }
 
-  infer(req: object, opts?: { timeoutMs?: number; requestId?: string }): Promise<CallResult<ModelInferResponseMsg>> {
+  infer(req: object, opts?: { timeoutMs?: number; requestId?: string; metadata?: Record<string, string> }): Promise<CallResult<ModelInferResponseMsg>> {
     return this.call<ModelInferResponseMsg>('ModelInfer', req, opts);
   }
 

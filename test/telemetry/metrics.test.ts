@@ -351,3 +351,39 @@ test('the exposition text parses line by line', async () => {
   assert.equal(sampleValue(parsed, 'sluice_requests_total', { model: 'we"ird\\model' }), 1);
   assert.ok(sampleSum(parsed, 'sluice_process_resident_memory_bytes') > 0);
 });
+
+test('security events count as auth and policy rejections and still reach the next sink', async () => {
+  const { countingEventSink } = await import('../../src/telemetry/security-event-metrics.ts');
+  const metrics = new SluiceMetrics({ processMetrics: false });
+  const seen: string[] = [];
+  const sink = countingEventSink(metrics.rejections, { emit: (e) => seen.push(e.type) });
+  const ev = (type: string, outcome: 'denied' | 'success' | 'failure' = 'denied') => ({ type, tenant: null, requestId: null, actor: 'x', outcome });
+  sink.emit(ev('tls.client_refused'));
+  sink.emit(ev('tls.client_refused'));
+  sink.emit(ev('jwt.expired'));
+  sink.emit(ev('policy.denied'));
+  sink.emit(ev('tls.reload_failed', 'failure'));
+  const s = parsePromText(await metrics.render());
+  assert.equal(sampleValue(s, 'sluice_auth_rejections_total', { method: 'mtls', reason: 'client_refused' }), 2);
+  assert.equal(sampleValue(s, 'sluice_auth_rejections_total', { method: 'jwt', reason: 'expired' }), 1);
+  assert.equal(sampleValue(s, 'sluice_policy_rejections_total', { segment: 'client', reason: 'denied' }), 1);
+  assert.equal(seen.length, 5, 'every event is passed on');
+});
+
+test('RDMA device counters kept by the verbs channels are exported per device', async () => {
+  const { rdmaDeviceStats } = await import('../../src/telemetry/rdma-stats.ts');
+  const metrics = new SluiceMetrics({ processMetrics: false });
+  const dev = rdmaDeviceStats('test-rxe9');
+  dev.completions.send! += 3;
+  dev.completions.recv! += 5;
+  dev.error('IBV_WC_RETRY_EXC_ERR');
+  dev.registeredBytes += 1 << 20;
+  dev.queuePairs += 1;
+  let s = parsePromText(await metrics.render());
+  assert.equal(sampleValue(s, 'sluice_rdma_completions_total', { device: 'test-rxe9', opcode: 'recv' }), 5);
+  assert.equal(sampleValue(s, 'sluice_rdma_completion_errors_total', { device: 'test-rxe9', status: 'IBV_WC_RETRY_EXC_ERR' }), 1);
+  assert.equal(sampleValue(s, 'sluice_rdma_registered_bytes', { device: 'test-rxe9' }), 1 << 20);
+  dev.completions.send! += 1;
+  s = parsePromText(await metrics.render());
+  assert.equal(sampleValue(s, 'sluice_rdma_completions_total', { device: 'test-rxe9', opcode: 'send' }), 4);
+});

@@ -4,6 +4,7 @@
 // index once consumed. Credits and completions come from native memory through typed arrays,
 // so checking them costs no call into the addon.
 import { fromNative, RdmaError, RdmaErrorCode, wcStatusHint, wcStatusName } from './rdma-errors.ts';
+import { rdmaDeviceStats, type RdmaDeviceStats } from '../../telemetry/rdma-stats.ts';
 import type { RdmaDevice } from './devices.ts';
 import {
   COMPLETION_WORDS,
@@ -73,6 +74,9 @@ export class VerbsChannel {
   readonly #freeSend: number[] = [];
   #maxSendBytes: number;
   #closed = false;
+  /** This device's counters (metrics read them at scrape time). */
+  readonly #stats: RdmaDeviceStats;
+  #registered = 0;
 
   /** Without `handlers`, receives and errors are kept until attach(). */
   constructor(device: RdmaDevice, options: VerbsChannelOptions, handlers?: VerbsChannelHandlers) {
@@ -90,6 +94,7 @@ export class VerbsChannel {
     const recvMemory = new ArrayBuffer((options.recvWindow + CTRL_SLOTS) * options.slotBytes);
     this.sendPool = Buffer.from(sendMemory);
     this.recvPool = Buffer.from(recvMemory);
+    this.#stats = rdmaDeviceStats(device.info.name);
     try {
       this.#native = new this.#binding.Connection(device.native, sendMemory, recvMemory, this.#counters, this.#completions, this.#onCompletions, {
         sendSlots: options.sendSlots,
@@ -103,6 +108,9 @@ export class VerbsChannel {
     }
     for (let s = options.sendSlots - 1; s >= 0; s -= 1) this.#freeSend.push(s);
     this.#maxSendBytes = options.slotBytes;
+    this.#registered = sendMemory.byteLength + recvMemory.byteLength;
+    this.#stats.registeredBytes += this.#registered;
+    this.#stats.queuePairs += 1;
   }
 
   /** Starts delivering completions to `handlers`, first whatever arrived before. */
@@ -211,6 +219,9 @@ export class VerbsChannel {
     if (this.#closed) return;
     this.#closed = true;
     this.#native.close();
+    this.#stats.registeredBytes -= this.#registered;
+    if (this.#registered > 0) this.#stats.queuePairs -= 1;
+    this.#registered = 0;
   }
 
   readonly #onCompletions = (count: number): void => {
@@ -229,16 +240,20 @@ export class VerbsChannel {
       const status = c[o + 3] as number;
       switch (kind) {
         case CompletionKind.SEND_DONE:
+          this.#stats.completions.send! += 1;
           this.#freeSend.push(slot);
           h.onSendComplete(slot);
           break;
         case CompletionKind.RECV:
+          this.#stats.completions.recv! += 1;
           h.onReceive(slot, this.recvPool.subarray(slot * slotBytes, slot * slotBytes + length));
           break;
         case CompletionKind.CREDIT:
+          this.#stats.completions.credit! += 1;
           break; // onProgress below lets the sender use it
         case CompletionKind.ERROR: {
           const name = wcStatusName(status);
+          this.#stats.error(name);
           const what = slot >>> 24 === 3 ? 'receive' : slot >>> 24 === 2 ? 'credit message' : 'send';
           h.onError(
             new RdmaError(
@@ -250,6 +265,7 @@ export class VerbsChannel {
           break;
         }
         case CompletionKind.PROTOCOL_ERROR:
+          this.#stats.error('protocol');
           h.onError(new RdmaError(RdmaErrorCode.PROTOCOL, `the peer sent ${PROTOCOL_REASONS[status] ?? `protocol violation ${status}`}`));
           break;
         default:
