@@ -8,7 +8,8 @@
 // which, added to the plain pair's own CPU, shows what the cipher alone leaves of the ratio.
 // Prints a table with ratios to the plain pair and writes bench/results/transport-tcp.json.
 // Knobs: SLUICE_BENCH_MESSAGES (per run, default 512), SLUICE_BENCH_RUNS (default 7),
-// SLUICE_BENCH_FRAME_BYTES and SLUICE_BENCH_SEAL_AHEAD (bench/link-tuning-env.ts);
+// SLUICE_BENCH_FRAME_BYTES, SLUICE_BENCH_SEAL_AHEAD, SLUICE_BENCH_RECEIVE_BUFFER
+// (bench/link-tuning-env.ts);
 // --quick: 128 messages, 3 runs.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
