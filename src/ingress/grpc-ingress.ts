@@ -27,6 +27,8 @@ export interface GrpcIngressOptions {
   addServices?: (server: grpc.Server) => void;
   /** Binds the server some other way than plaintext host:port (sluice's TLS listener). */
   binder?: GrpcBinder;
+  /** Server interceptors (the security gates of sluice's own services: grpc-gate-interceptor.ts). */
+  interceptors?: grpc.ServerInterceptor[];
 }
 
 export interface GrpcBinding {
@@ -91,6 +93,7 @@ export class GrpcIngress {
       'grpc.max_send_message_length': opts.maxResponseBytes,
       // channelz bookkeeping costs on every call and sluice exports its own metrics.
       'grpc.enable_channelz': 0,
+      ...(opts.interceptors !== undefined ? { interceptors: opts.interceptors } : {}),
     });
     const gw = opts.gateway;
     this.server.addService(passthroughServiceDefinition(), {

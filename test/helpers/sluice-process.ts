@@ -14,6 +14,7 @@ export interface Endpoints {
   http?: string;
   grpc?: string;
   segment?: string;
+  training?: string;
   models?: string;
   metrics?: string;
 }
