@@ -23,6 +23,10 @@ export const suites: Readonly<Record<string, BenchSuiteEntry>> = {
     summary: 'TCP link, 1 MiB messages: AES-256-GCM and framing-only vs a plain node:net pair',
     run: async (args) => (await import('./transport-tcp.ts')).run(args),
   },
+  rdma: {
+    summary: 'RDMA link in one soft-RoCE guest, 1 MiB messages: sluice (null AEAD, AES-256-GCM) vs ib_write_bw, TCP link alongside',
+    run: async (args) => (await import('./rdma.ts')).run(args),
+  },
   inference: {
     summary: 'inference path latency and throughput through ingress, link and model server',
     run: async () => (await import('./inference.ts')).run(),

@@ -7,6 +7,7 @@ import { keysCreateCommand } from './commands/keys-create.ts';
 import { keysListCommand } from './commands/keys-list.ts';
 import { keysRevokeCommand } from './commands/keys-revoke.ts';
 import { keysRotateCommand } from './commands/keys-rotate.ts';
+import { rdmaDevicesCommand } from './commands/rdma-devices.ts';
 import { serveCommand } from './commands/serve.ts';
 
 // Longest names first so "keys create" wins over a hypothetical "keys".
@@ -19,6 +20,7 @@ export const commands: readonly CliCommand[] = [
   keysListCommand,
   keysRotateCommand,
   keysRevokeCommand,
+  rdmaDevicesCommand,
   serveCommand,
 ].sort(
   (a, b) => b.name.split(' ').length - a.name.split(' ').length,
