@@ -46,6 +46,8 @@ import { securityIngressHook } from '../security/ingress-gate-hook.ts';
 import { guardLink, guardListener } from '../security/link-guard.ts';
 import { SecurityRuntime } from '../security/security-runtime.ts';
 import { uwsSslOptions } from '../security/tls-options.ts';
+import { discardEvents } from '../security/events.ts';
+import { countingEventSink } from '../telemetry/security-event-metrics.ts';
 import { requestMetricsHook } from './node-telemetry.ts';
 
 export type TransportChoice = 'tcp' | 'rdma' | 'auto';
@@ -144,7 +146,8 @@ export class SluiceNode {
   private transportOptions(segment: SegmentName): TransportOptions {
     const sch = this.opts.config.scheduling;
     const queues = this.metrics.segmentQueues(segment);
-    queues.bulkShare = () => this.governor.share(performance.now());
+    // Only the training segment carries bulk; its links are the ones the governor paces.
+    if (segment === 'training') queues.bulkShare = () => this.governor.share(performance.now());
     const fair = fairLinkSchedulerFactory({
       governor: this.governor,
       latencyTargetMs: sch.latencyTargetMs,
@@ -220,6 +223,7 @@ export class SluiceNode {
       nodeName: config.node.name,
       logger: logger.child({ component: 'security' }),
       ...(this.opts.configDir !== undefined ? { baseDir: this.opts.configDir } : {}),
+      observer: countingEventSink(this.metrics.rejections, discardEvents),
     });
     const s = config.security;
     if (s.apiKeys.enabled || s.jwt.enabled || s.audit.enabled || s.rateLimits.enabled) this.hooks.add(securityIngressHook(this.security.gates));

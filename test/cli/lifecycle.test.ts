@@ -123,11 +123,13 @@ const cfg = (grace: number, delay: number, level = 'info'): string =>
   `node: { name: drain-test }\nlifecycle: { drainGraceMs: ${grace}, drainDelayMs: ${delay}, closeTimeoutMs: 2000 }\nlog: { level: ${level} }\n`;
 
 test('SIGTERM under load: in-flight requests finish, none acknowledged is lost, no audit entry is lost', async () => {
-  const app = await startApp(cfg(10_000, 400), certA);
+  const app = await startApp(cfg(20_000, 400), certA);
   const ops = `http://127.0.0.1:${app.opsPort}`;
   assert.equal((await fetch(`${ops}/readyz`)).status, 200);
 
-  const inflight = Array.from({ length: 24 }, (_, i) => call(app.port, `a${i}`, 4000 + 50 * i));
+  // Each does a TLS handshake first: on a busy machine counting all 24 in flight can take
+  // seconds, so they run long enough (7 s and up) to still be there; the grace covers them.
+  const inflight = Array.from({ length: 24 }, (_, i) => call(app.port, `a${i}`, 7000 + 50 * i));
   await waitFor('24 requests in flight', async () => sampleValue(await scrape(`${ops}/metrics`), 'sluice_requests_in_flight') === 24, 15_000);
 
   // Load keeps coming while the drain runs; whatever is refused was never acknowledged.
@@ -192,7 +194,8 @@ test('a second SIGTERM during the drain exits at once', async () => {
   app.child.kill('SIGTERM');
   const exit = await app.exited;
   assert.deepEqual(exit, { code: 143, signal: null });
-  assert.ok(Date.now() - t0 < 2_000);
+  // "At once" against a 30 s grace and a 20 s request; loose because the machine may be busy.
+  assert.ok(Date.now() - t0 < 10_000, `exited ${Date.now() - t0} ms after the second signal`);
   assert.notEqual((await slow).status, 200);
   assert.ok(app.logs.some((l) => l.msg === 'second stop signal during drain: exiting now'), 'the reason is logged before exiting');
 });
