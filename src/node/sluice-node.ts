@@ -146,7 +146,8 @@ export class SluiceNode {
   private transportOptions(segment: SegmentName): TransportOptions {
     const sch = this.opts.config.scheduling;
     const queues = this.metrics.segmentQueues(segment);
-    queues.bulkShare = () => this.governor.share(performance.now());
+    // Only the training segment carries bulk; its links are the ones the governor paces.
+    if (segment === 'training') queues.bulkShare = () => this.governor.share(performance.now());
     const fair = fairLinkSchedulerFactory({
       governor: this.governor,
       latencyTargetMs: sch.latencyTargetMs,
