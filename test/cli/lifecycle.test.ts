@@ -50,6 +50,7 @@ async function startApp(configYaml: string, tls: { cert: string; key: string }):
   const exited = once(child, 'exit').then(([code, signal]) => ({ code: code as number | null, signal: signal as NodeJS.Signals | null }));
   const logs: Record<string, unknown>[] = [];
   let buf = '';
+  let startTimer: NodeJS.Timeout | undefined;
   const listening = new Promise<{ port: number; opsPort: number }>((resolve, reject) => {
     child.stdout!.on('data', (d: Buffer) => {
       buf += d.toString('utf8');
@@ -63,12 +64,13 @@ async function startApp(configYaml: string, tls: { cert: string; key: string }):
       }
     });
     void exited.then((e) => reject(new Error(`app exited before listening: ${JSON.stringify(e)}`)));
-    setTimeout(() => {
+    // A bound on start-up only (a loaded machine can take a while to load tsx and the app).
+    startTimer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error('app did not start listening within 20 s'));
-    }, 20_000).unref();
+      reject(new Error('app did not start listening within 60 s'));
+    }, 60_000);
   });
-  const { port, opsPort } = await listening;
+  const { port, opsPort } = await listening.finally(() => clearTimeout(startTimer));
   return { child, port, opsPort, audit, logs, exited };
 }
 

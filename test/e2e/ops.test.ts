@@ -96,7 +96,9 @@ function check(client: Record<string, Function>, service: string): Promise<strin
 
 const ready = async (p: SluiceProcess): Promise<number> => (await fetch(`http://${p.endpoints.metrics}/readyz`)).status;
 
-describe('ops end to end', { timeout: 240_000 }, () => {
+// Generous: on the shared 2-core machine under the team's load one test has taken 100 s. Every
+// load loop also stops when its test ends (t.signal), so a cancelled test leaves nothing running.
+describe('ops end to end', { timeout: 540_000 }, () => {
   test('metrics appear and move under load; readiness follows the upstream and the egress', async () => {
     const key = randomBytes(32).toString('hex');
     let models = await startModels();
@@ -176,7 +178,7 @@ describe('ops end to end', { timeout: 240_000 }, () => {
     hc.close();
   });
 
-  test('SIGTERM under load: every request in flight is answered, none acknowledged is lost, exit 0', async () => {
+  test('SIGTERM under load: every request in flight is answered, none acknowledged is lost, exit 0', async (t) => {
     const key = randomBytes(32).toString('hex');
     const models = await startModels();
     const egress = await startEgress(key, models.endpoints.models!, 10_000);
@@ -201,7 +203,7 @@ describe('ops end to end', { timeout: 240_000 }, () => {
     const late: Promise<number | string>[] = [];
     let lateAnswered = 0;
     const load = (async () => {
-      for (let i = 0; !stop && i < 2_000; i++) {
+      for (let i = 0; !stop && !t.signal.aborted && i < 2_000; i++) {
         late.push(post(10).finally(() => lateAnswered++));
         await sleep(15);
       }
@@ -233,7 +235,7 @@ describe('ops end to end', { timeout: 240_000 }, () => {
     assert.equal(await egressExit, 0);
   });
 
-  test('SIGHUP reloads the log level without dropping traffic; an invalid file changes nothing', async () => {
+  test('SIGHUP reloads the log level without dropping traffic; an invalid file changes nothing', async (t) => {
     const key = randomBytes(32).toString('hex');
     const models = await startModels();
     const egress = await startEgress(key, models.endpoints.models!);
@@ -245,7 +247,7 @@ describe('ops end to end', { timeout: 240_000 }, () => {
     let stop = false;
     const statuses: number[] = [];
     const load = (async () => {
-      for (let i = 0; !stop && i < 20_000; i++) {
+      for (let i = 0; !stop && !t.signal.aborted && i < 20_000; i++) {
         const r = await fetch(`http://${ingress.endpoints.http}/v2/models/simple/infer`, { method: 'POST', body: simpleBody, headers: { 'content-type': 'application/json' } });
         statuses.push(r.status);
         await r.arrayBuffer();
@@ -277,7 +279,7 @@ describe('ops end to end', { timeout: 240_000 }, () => {
     assert.deepEqual(statuses, statuses.map(() => 200), 'no request failed across the reloads');
   });
 
-  test('SIGHUP gives new TLS handshakes the new certificate while traffic keeps flowing', async () => {
+  test('SIGHUP gives new TLS handshakes the new certificate while traffic keeps flowing', async (t) => {
     const dir = mkdtempSync(path.join(tmpdir(), 'sluice-ops-tls-'));
     try {
       const ca = new TestCa(dir);
@@ -320,7 +322,7 @@ describe('ops end to end', { timeout: 240_000 }, () => {
       let stop = false;
       const results: string[] = [];
       const load = (async () => {
-        for (let i = 0; !stop && i < 10_000; i++) {
+        for (let i = 0; !stop && !t.signal.aborted && i < 10_000; i++) {
           results.push(await check(hc, '').catch((e: Error) => `error: ${e.message}`));
           await sleep(10);
         }
