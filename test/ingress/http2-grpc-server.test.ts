@@ -6,9 +6,9 @@ import assert from 'node:assert/strict';
 import http2 from 'node:http2';
 import { after, before, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
-import { framedMessage } from '../src/ingress/grpc-deframer.ts';
-import { type GrpcServerCall, Http2GrpcServer } from '../src/ingress/http2-grpc-server.ts';
-import { GrpcStatus } from '../src/kserve/status.ts';
+import { framedMessage } from '../../src/ingress/grpc-deframer.ts';
+import { type GrpcServerCall, Http2GrpcServer } from '../../src/ingress/http2-grpc-server.ts';
+import { GrpcStatus } from '../../src/kserve/status.ts';
 
 const MAX = 64 * 1024;
 let server: Http2GrpcServer;

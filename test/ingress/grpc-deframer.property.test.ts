@@ -5,10 +5,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { unframe } from '../src/egress/http2-grpc-client.ts';
-import { framedMessage, GrpcDeframer, GrpcFramingError } from '../src/ingress/grpc-deframer.ts';
-import { parseGrpcTimeout } from '../src/ingress/grpc-timeout.ts';
-import { GrpcStatus } from '../src/kserve/status.ts';
+import { unframe } from '../../src/egress/http2-grpc-client.ts';
+import { framedMessage, GrpcDeframer, GrpcFramingError } from '../../src/ingress/grpc-deframer.ts';
+import { parseGrpcTimeout } from '../../src/ingress/grpc-timeout.ts';
+import { GrpcStatus } from '../../src/kserve/status.ts';
 
 const MAX = 4096;
 
