@@ -3,6 +3,8 @@
 //  - closedLoop: `concurrency` calls always in flight for a while -> requests per second
 //  - openLoop: calls started at a fixed rate whatever the answers do, latency measured from
 //    each call's scheduled start (no coordinated omission) -> p50 / p99
+//  - pairedLoop: one call at a time to each of several servers in turn (rotating order), so
+//    every server sees the same background load; for comparing p50s on a shared machine
 import * as grpc from '@grpc/grpc-js';
 
 const identity = (b: Buffer): Buffer => b;
@@ -65,6 +67,7 @@ export interface LatencyResult {
   errors: number;
   p50: number;
   p99: number;
+  p999: number;
   mean: number;
 }
 
@@ -81,15 +84,24 @@ function percentile(sorted: readonly number[], p: number): number {
 
 export function summarize(latencies: readonly number[], rate: number, errors: number): LatencyResult {
   const s = [...latencies].sort((a, b) => a - b);
-  return { rate, sent: s.length + errors, errors, p50: percentile(s, 0.5), p99: percentile(s, 0.99), mean: s.reduce((a, b) => a + b, 0) / Math.max(1, s.length) };
+  return { rate, sent: s.length + errors, errors, p50: percentile(s, 0.5), p99: percentile(s, 0.99), p999: percentile(s, 0.999), mean: s.reduce((a, b) => a + b, 0) / Math.max(1, s.length) };
 }
 
 /** Starts calls at `rate` per second for `durationMs`; latencies are from each scheduled start. */
-export async function openLoop(client: RawGrpcClient, path: string, body: Buffer, rate: number, durationMs: number): Promise<{ latencies: number[]; errors: number }> {
+export async function openLoop(
+  client: RawGrpcClient,
+  path: string,
+  body: Buffer,
+  rate: number,
+  durationMs: number,
+  /** Deadline of each call (an overloaded path then fails calls instead of stretching the run). */
+  timeoutMs = 30_000,
+): Promise<{ latencies: number[]; errors: number; errorCodes: Record<string, number> }> {
   const n = Math.max(1, Math.round((rate * durationMs) / 1000));
   const interval = 1000 / rate;
   const latencies: number[] = [];
   let errors = 0;
+  const errorCodes: Record<string, number> = {};
   const pending: Promise<void>[] = [];
   const start = performance.now() + 5;
   for (let i = 0; i < n; i++) {
@@ -97,16 +109,41 @@ export async function openLoop(client: RawGrpcClient, path: string, body: Buffer
     const wait = due - performance.now();
     if (wait > 1) await new Promise((r) => setTimeout(r, wait - 0.5));
     pending.push(
-      client.call(path, body).then(
+      client.call(path, body, timeoutMs).then(
         () => {
           latencies.push(performance.now() - due);
         },
-        () => {
+        (err: { code?: number }) => {
           errors++;
+          const name = typeof err.code === 'number' ? (grpc.status[err.code] ?? String(err.code)) : 'OTHER';
+          errorCodes[name] = (errorCodes[name] ?? 0) + 1;
         },
       ),
     );
   }
   await Promise.all(pending);
+  return { latencies, errors, errorCodes };
+}
+
+/**
+ * One call at a time, to each client in turn, `iterations` times; the starting client rotates
+ * so none always follows another. Background load on a shared machine then falls on every
+ * client alike, which is what a comparison of their medians needs. Latencies per client.
+ */
+export async function pairedLoop(clients: readonly RawGrpcClient[], path: string, body: Buffer, iterations: number): Promise<{ latencies: number[][]; errors: number[] }> {
+  const latencies = clients.map((): number[] => []);
+  const errors = clients.map(() => 0);
+  for (let it = 0; it < iterations; it++) {
+    for (let k = 0; k < clients.length; k++) {
+      const i = (it + k) % clients.length;
+      const t0 = performance.now();
+      try {
+        await clients[i]!.call(path, body);
+        latencies[i]!.push(performance.now() - t0);
+      } catch {
+        errors[i]!++;
+      }
+    }
+  }
   return { latencies, errors };
 }

@@ -44,10 +44,23 @@ export interface NginxProxy {
   stop(): Promise<void>;
 }
 
-export async function startNginxGrpcProxy(upstream: string, maxBodyBytes: number): Promise<NginxProxy> {
+export interface NginxProxyOptions {
+  /**
+   * More gRPC services behind the same listener: path prefix (e.g. "/bench.TensorSink/") ->
+   * upstream address. Streams of any length pass (grpc_pass does not buffer request bodies).
+   */
+  routes?: Readonly<Record<string, string>>;
+}
+
+export async function startNginxGrpcProxy(upstream: string, maxBodyBytes: number, opts: NginxProxyOptions = {}): Promise<NginxProxy> {
   const dir = mkdtempSync(path.join(tmpdir(), 'sluice-nginx-'));
   for (const d of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(path.join(dir, d));
   const port = await freePort();
+  const routes = Object.entries(opts.routes ?? {});
+  const extraUpstreams = routes.map(([, address], i) => `  upstream route${i} { server ${address}; keepalive 16; }`).join('\n');
+  const extraLocations = routes
+    .map(([prefix], i) => `    location ${prefix} {\n      client_max_body_size 0;\n      grpc_pass grpc://route${i};\n      grpc_read_timeout 600s;\n      grpc_send_timeout 600s;\n    }`)
+    .join('\n');
   const conf = `
 worker_processes 1;
 # One process (no master): its CPU time is the proxy's, for the per-request CPU column.
@@ -66,8 +79,10 @@ http {
   client_max_body_size ${maxBodyBytes};
   client_body_buffer_size ${maxBodyBytes};
   upstream models { server ${upstream}; keepalive 64; }
+${extraUpstreams}
   server {
     listen 127.0.0.1:${port} http2;
+${extraLocations}
     location / {
       grpc_pass grpc://models;
       grpc_read_timeout 60s;

@@ -1,5 +1,6 @@
 import type { CliCommand } from './command.ts';
 import { auditVerifyCommand } from './commands/audit-verify.ts';
+import { benchCommand } from './commands/bench.ts';
 import { configCheckCommand } from './commands/config-check.ts';
 import { demoCommand } from './commands/demo.ts';
 import { keysCreateCommand } from './commands/keys-create.ts';
@@ -12,6 +13,7 @@ import { serveCommand } from './commands/serve.ts';
 // Longest names first so "keys create" wins over a hypothetical "keys".
 export const commands: readonly CliCommand[] = [
   auditVerifyCommand,
+  benchCommand,
   configCheckCommand,
   demoCommand,
   keysCreateCommand,

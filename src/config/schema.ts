@@ -66,6 +66,80 @@ export const referenceModelsSchema = z.object({
   maxDelayMs: z.number().int().min(0).default(60_000),
 });
 
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+/** Latency-aware scheduling (src/scheduler/): links' outbound order, bulk pacing, upstream choice. */
+export const schedulingSchema = z.object({
+  /** Inference latency target (p99, milliseconds): bulk backs off as it is neared. */
+  latencyTargetMs: z.number().positive().default(5),
+  bulk: z
+    .object({
+      /** Lowest share of a link the training class is cut to: bulk never starves. */
+      minShare: z.number().gt(0).max(1).default(0.1),
+      /** Multiplicative cut when inference p99 > target x highWater. */
+      decrease: z.number().gt(0).lt(1).default(0.5),
+      /** Additive growth per increase interval when inference p99 < target x lowWater. */
+      increase: z.number().gt(0).max(1).default(0.05),
+      highWater: z.number().gt(0).max(2).default(0.8),
+      lowWater: z.number().gt(0).max(2).default(0.5),
+      increaseIntervalMs: z.number().int().positive().default(100),
+      decreaseIntervalMs: z.number().int().positive().default(250),
+      /** Sliding window of the inference p99 that drives the cut. */
+      windowMs: z.number().int().positive().default(1000),
+    })
+    .prefault({}),
+  chunk: z
+    .object({
+      /** One bulk chunk may take this fraction of the latency target on the wire. */
+      budgetFraction: z.number().gt(0).max(1).default(0.1),
+      minBytes: z.number().int().min(1024).default(16 * KiB),
+      /** Also the training frame size cap of the links. */
+      maxBytes: z.number().int().min(1024).max(16 * MiB).default(256 * KiB),
+    })
+    .prefault({})
+    .refine((c) => c.minBytes <= c.maxBytes, { message: 'minBytes must be <= maxBytes' }),
+  /** DRR quantum (bytes of credit per flow per round) within a class. */
+  quantumBytes: z.number().int().positive().default(256 * KiB),
+  upstreams: z
+    .object({
+      /** Peak-EWMA decay time constant of upstream latency. */
+      decayMs: z.number().int().positive().default(10_000),
+      consecutiveFailures: z.number().int().positive().default(5),
+      baseEjectionMs: z.number().int().positive().default(1000),
+      maxEjectionMs: z.number().int().positive().default(30_000),
+      maxEjectedFraction: z.number().min(0).max(1).default(0.5),
+    })
+    .prefault({}),
+  retries: z
+    .object({
+      /** Attempts per request in total (2 = one retry), only for failures before the model. */
+      maxAttempts: z.number().int().min(1).max(5).default(2),
+      budgetRatio: z.number().min(0).max(1).default(0.2),
+      minPerSec: z.number().min(0).default(10),
+      minRemainingMs: z.number().int().min(0).default(5),
+    })
+    .prefault({}),
+  shedding: z
+    .object({
+      /** Requests the egress side serves at once (for the queue-delay estimate). */
+      parallelism: z.number().int().positive().default(64),
+      maxQueueDelayMs: z.number().int().positive().default(1000),
+      maxInFlight: z.number().int().positive().default(4096),
+    })
+    .prefault({}),
+});
+
+/** Training transfers (src/training/): sluice.v1.TensorTransfer and the training segment. */
+export const trainingSchema = z.object({
+  /** Where received tensors are written (SPOOL sink). */
+  spoolDir: z.string().min(1).default('/var/lib/sluice/spool'),
+  windowBytes: z.number().int().min(64 * KiB).default(8 * MiB),
+  maxChunkBytes: z.number().int().min(4 * KiB).max(16 * MiB).default(MiB),
+  maxTensorBytes: z.number().int().positive().default(1024 * MiB),
+  resumeTimeoutMs: z.number().int().positive().default(60_000),
+  maxTransfers: z.number().int().positive().default(64),
+});
 /** Tenant names as they appear in keys, tokens and the audit log. */
 export const tenantNameSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'expected a tenant name ([A-Za-z0-9._-], 1-63 chars)');
 export const capabilitySchema = z.enum(['infer', 'train', 'admin']);
@@ -244,6 +318,8 @@ export const configSchema = z.object({
   peers: z.array(peerSchema).default([]),
   routes: z.array(routeSchema).default([]),
   models: referenceModelsSchema.optional(),
+  scheduling: schedulingSchema.prefault({}),
+  training: trainingSchema.prefault({}),
   limits: z
     .object({
       maxRequestBytes: z.number().int().positive().default(64 * 1024 * 1024),
@@ -270,4 +346,6 @@ export const configSchema = z.object({
 export type SluiceConfig = z.infer<typeof configSchema>;
 export type SegmentConfig = z.infer<typeof segmentSchema>;
 export type ReferenceModelsConfig = z.infer<typeof referenceModelsSchema>;
+export type SchedulingConfig = z.infer<typeof schedulingSchema>;
+export type TrainingConfig = z.infer<typeof trainingSchema>;
 export type SecurityConfig = z.infer<typeof securitySchema>;

@@ -62,6 +62,12 @@ export class PeerLinks extends EventEmitter {
     return false;
   }
 
+  /** The live link to one peer, if it is up. */
+  linkOf(name: string): Link | undefined {
+    const link = this.peers.get(name)?.link;
+    return link !== undefined && !link.closed ? link : undefined;
+  }
+
   /** Peer names, in config order. */
   get names(): string[] {
     return [...this.peers.keys()];

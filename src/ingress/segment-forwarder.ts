@@ -1,6 +1,8 @@
 // Sends calls to egress peers over the inference segment and matches their replies. Each call
 // gets a stream id on its link, a deadline timer (on expiry: DEADLINE_EXCEEDED to the caller
 // and CANCEL to the egress, so nothing waits forever), and fails at once if its link closes.
+// With an UpstreamPolicy, calls are admitted (or shed), the peer is chosen by P2C with outlier
+// ejection, and a call that failed before reaching the model is retried on another peer.
 import { isSluiceError } from '../errors.ts';
 import { InferenceError, InferenceErrorCode } from '../kserve/inference-error.ts';
 import type { Logger } from '../telemetry/logger.ts';
@@ -17,6 +19,7 @@ import {
   replyError,
 } from '../wire/inference-envelope.ts';
 import type { PeerLinks } from './peer-links.ts';
+import type { AttemptFailure, UpstreamPolicy } from './upstream-policy.ts';
 import type { RequestContext } from './request-context.ts';
 
 interface Pending {
@@ -32,14 +35,31 @@ interface LinkCalls {
   peer: string;
 }
 
+/** Failures known to have happened before the egress handed the request to a model server. */
+const beforeModel = new WeakSet<InferenceError>();
+
+function markBeforeModel(err: InferenceError): InferenceError {
+  beforeModel.add(err);
+  return err;
+}
+
+function classify(err: InferenceError): AttemptFailure {
+  const phase = beforeModel.has(err) || err.code === InferenceErrorCode.UPSTREAM_UNAVAILABLE ? 'before-model' : 'at-model';
+  const upstreamFault =
+    err.code === InferenceErrorCode.PEER_UNAVAILABLE || err.code === InferenceErrorCode.UPSTREAM_UNAVAILABLE || err.code === InferenceErrorCode.DEADLINE_EXCEEDED || err.code === InferenceErrorCode.INTERNAL;
+  return { phase, upstreamFault };
+}
+
 export class SegmentForwarder {
   private readonly links: PeerLinks;
   private readonly logger: Logger;
+  private readonly policy: UpstreamPolicy | undefined;
   private readonly calls = new Map<Link, LinkCalls>();
 
-  constructor(links: PeerLinks, logger: Logger) {
+  constructor(links: PeerLinks, logger: Logger, policy?: UpstreamPolicy) {
     this.links = links;
     this.logger = logger;
+    this.policy = policy;
     links.on('link', (peer: string, link: Link) => this.adopt(peer, link));
   }
 
@@ -101,20 +121,67 @@ export class SegmentForwarder {
    * with the serialized response. Sets ctx.cancel while the call is out.
    */
   call(ctx: RequestContext, method: CallMethod, payload: Buffer, peers: readonly string[]): Promise<Buffer> {
+    const policy = this.policy;
+    if (policy === undefined) {
+      let picked: { name: string; link: Link };
+      try {
+        picked = this.links.pick(peers);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+      return this.callOnce(ctx, method, payload, picked);
+    }
+    try {
+      policy.admit(ctx.deadline - Date.now());
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.callWithPolicy(policy, ctx, method, payload, peers);
+  }
+
+  private async callWithPolicy(policy: UpstreamPolicy, ctx: RequestContext, method: CallMethod, payload: Buffer, peers: readonly string[]): Promise<Buffer> {
+    const started = performance.now();
+    const tried = new Set<string>();
+    const allowed = (name: string) => peers.includes(name) && this.links.isUp(name);
+    let answered = false;
+    try {
+      for (let attempt = 1; ; attempt++) {
+        const lease = policy.pick(tried, allowed);
+        // Nothing up: PeerLinks says why, peer by peer.
+        const picked = lease === undefined ? this.links.pick(peers) : { name: lease.key, link: this.links.linkOf(lease.key) };
+        const t0 = performance.now();
+        try {
+          const reply = await this.callOnce(ctx, method, payload, picked);
+          lease?.done(true, performance.now() - t0, performance.now());
+          answered = true;
+          return reply;
+        } catch (err) {
+          const e = err instanceof InferenceError ? err : new InferenceError(InferenceErrorCode.INTERNAL, (err as Error).message, { cause: err });
+          const failure = classify(e);
+          const outcome = lease?.done(!failure.upstreamFault, failure.upstreamFault ? performance.now() - t0 : Number.NaN, performance.now());
+          if (outcome === 'ejected') this.logger.warn({ peer: picked.name, err: e.message }, 'egress peer ejected after consecutive failures');
+          tried.add(picked.name);
+          if (!policy.retry(failure, attempt, ctx.deadline - Date.now())) throw e;
+          this.logger.info({ request_id: ctx.requestId, peer: picked.name, attempt, err: e.message }, 'request retried on another egress peer');
+        }
+      }
+    } finally {
+      policy.release(performance.now() - started, answered);
+    }
+  }
+
+  private callOnce(ctx: RequestContext, method: CallMethod, payload: Buffer, picked: { name: string; link: Link | undefined }): Promise<Buffer> {
     const remaining = ctx.deadline - Date.now();
     if (remaining <= 0) {
       return Promise.reject(new InferenceError(InferenceErrorCode.DEADLINE_EXCEEDED, 'the deadline passed before the request could be sent'));
     }
-    let picked: { name: string; link: Link };
-    try {
-      picked = this.links.pick(peers);
-    } catch (err) {
-      return Promise.reject(err);
+    if (picked.link === undefined || picked.link.closed) {
+      return Promise.reject(markBeforeModel(new InferenceError(InferenceErrorCode.PEER_UNAVAILABLE, `link to egress peer ${picked.name} is down`)));
     }
-    const { link } = picked;
+    const link = picked.link;
     const state = this.calls.get(link);
     if (state === undefined) {
-      return Promise.reject(new InferenceError(InferenceErrorCode.PEER_UNAVAILABLE, `link to egress peer ${picked.name} is not ready`));
+      return Promise.reject(markBeforeModel(new InferenceError(InferenceErrorCode.PEER_UNAVAILABLE, `link to egress peer ${picked.name} is not ready`)));
     }
     let header: Buffer;
     try {
@@ -149,11 +216,10 @@ export class SegmentForwarder {
         clearTimeout(timer);
         ctx.cancel = undefined;
         const tooBig = isSluiceError(err, TransportErrorCode.MESSAGE_TOO_BIG);
-        reject(
-          new InferenceError(tooBig ? InferenceErrorCode.TOO_LARGE : InferenceErrorCode.PEER_UNAVAILABLE, `cannot send to egress peer ${picked.name}: ${(err as Error).message}`, {
-            cause: err,
-          }),
-        );
+        const e = new InferenceError(tooBig ? InferenceErrorCode.TOO_LARGE : InferenceErrorCode.PEER_UNAVAILABLE, `cannot send to egress peer ${picked.name}: ${(err as Error).message}`, {
+          cause: err,
+        });
+        reject(tooBig ? e : markBeforeModel(e));
       }
     });
   }

@@ -25,6 +25,8 @@ export const InferenceErrorCode = {
   /** The model server answered with an error status (kept as is). */
   UPSTREAM_ERROR: 'SLUICE_ERR_UPSTREAM_ERROR',
   CANCELLED: 'SLUICE_ERR_CANCELLED',
+  /** Shed at admission: the queued work would not finish before the deadline (load shedding). */
+  OVERLOADED: 'SLUICE_ERR_OVERLOADED',
   NOT_FOUND: 'SLUICE_ERR_NOT_FOUND',
   /** A model or the server exists but is not ready (readiness endpoints). */
   NOT_READY: 'SLUICE_ERR_NOT_READY',
@@ -62,6 +64,7 @@ const TITLES: Record<InferenceErrorCode, string> = {
   SLUICE_ERR_UPSTREAM_UNAVAILABLE: 'Model server unavailable',
   SLUICE_ERR_UPSTREAM_ERROR: 'Model server error',
   SLUICE_ERR_CANCELLED: 'Request cancelled',
+  SLUICE_ERR_OVERLOADED: 'Overloaded',
   SLUICE_ERR_NOT_FOUND: 'Not found',
   SLUICE_ERR_NOT_READY: 'Not ready',
   SLUICE_ERR_METHOD_NOT_ALLOWED: 'Method not allowed',
@@ -90,6 +93,7 @@ const DEFAULT_STATUS: Record<InferenceErrorCode, GrpcStatusCode> = {
   SLUICE_ERR_UPSTREAM_UNAVAILABLE: GrpcStatus.UNAVAILABLE,
   SLUICE_ERR_UPSTREAM_ERROR: GrpcStatus.UNKNOWN,
   SLUICE_ERR_CANCELLED: GrpcStatus.CANCELLED,
+  SLUICE_ERR_OVERLOADED: GrpcStatus.RESOURCE_EXHAUSTED,
   SLUICE_ERR_NOT_FOUND: GrpcStatus.NOT_FOUND,
   SLUICE_ERR_NOT_READY: GrpcStatus.UNAVAILABLE,
   SLUICE_ERR_METHOD_NOT_ALLOWED: GrpcStatus.UNIMPLEMENTED,

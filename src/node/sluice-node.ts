@@ -3,11 +3,16 @@
 //  - models:   `models` section present
 //  - egress:   segments.inference.listen set (serves routes that have `upstreams`)
 //  - ingress:  listeners.http or listeners.grpc set (forwards routes that have `peers`)
+//  - training: segments.training set (TensorTransfer on the gRPC port, the training listener
+//              when segments.training.listen is set, transfers to training peers)
+// Every link is scheduled by FairLinkScheduler; one BulkGovernor per node ties the inference
+// latency measured at the ingress to the pace of training bulk on the training links.
+import type * as grpc from '@grpc/grpc-js';
 import type { SluiceConfig } from '../config/schema.ts';
 import { ConfigError } from '../config/load.ts';
 import { EgressService } from '../egress/egress-service.ts';
 import { UpstreamPool } from '../egress/upstream-pool.ts';
-import { GrpcIngress } from '../ingress/grpc-ingress.ts';
+import { Http2GrpcIngress } from '../ingress/http2-grpc-ingress.ts';
 import { HookChain, type IngressHook } from '../ingress/hooks.ts';
 import { HttpIngress } from '../ingress/http-ingress.ts';
 import { InferenceGateway } from '../ingress/inference-gateway.ts';
@@ -15,7 +20,6 @@ import { PeerLinks } from '../ingress/peer-links.ts';
 import { RouteTable } from '../ingress/route-table.ts';
 import { SegmentForwarder } from '../ingress/segment-forwarder.ts';
 import { ModelServer } from '../models/model-server.ts';
-import { PriorityLinkScheduler } from '../scheduler/link-scheduler.ts';
 import { GrpcHealthService } from '../telemetry/grpc-health.ts';
 import { HealthModel, type HealthHandle } from '../telemetry/health.ts';
 import { HealthProbe } from '../telemetry/health-probe.ts';
@@ -23,18 +27,27 @@ import type { Logger } from '../telemetry/logger.ts';
 import { SluiceMetrics } from '../telemetry/metrics.ts';
 import { MetricsServer } from '../telemetry/metrics-server.ts';
 import { instrumentScheduler } from '../telemetry/scheduler-telemetry.ts';
-import type { Link, Listener, Transport, TransportOptions } from '../transport/types.ts';
+import type { Link, Listener, SegmentName, Transport, TransportOptions } from '../transport/types.ts';
+import { BulkGovernor } from '../scheduler/bulk-governor.ts';
+import { fairLinkSchedulerFactory } from '../scheduler/fair-link-scheduler.ts';
+import { UpstreamPolicy } from '../ingress/upstream-policy.ts';
+import { addTensorTransferService } from '../training/grpc-service.ts';
+import { TrainingGrpcServer } from '../training/grpc-server.ts';
+import { TrainingNode } from '../training/training-node.ts';
+import { defaultMethodGates, gateInterceptor } from '../security/grpc-gate-interceptor.ts';
 import { loadSegmentKey } from '../config/segment-key.ts';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { serveGrpcOverTls } from '../security/grpc-tls.ts';
+import { serveConnectionsOverTls, serveGrpcOverTls } from '../security/grpc-tls.ts';
 import { startHttpsFront, type HttpsFront } from '../security/https-front.ts';
 import { egressTenantPolicy } from '../security/egress-policy.ts';
 import { securityIngressHook } from '../security/ingress-gate-hook.ts';
 import { guardLink, guardListener } from '../security/link-guard.ts';
 import { SecurityRuntime } from '../security/security-runtime.ts';
 import { uwsSslOptions } from '../security/tls-options.ts';
+import { discardEvents } from '../security/events.ts';
+import { countingEventSink } from '../telemetry/security-event-metrics.ts';
 import { requestMetricsHook } from './node-telemetry.ts';
 
 export type TransportChoice = 'tcp' | 'rdma' | 'auto';
@@ -43,6 +56,7 @@ export type TransportResolver = (choice: TransportChoice, logger: Logger, opts?:
 
 /** The gRPC service names health checking knows (besides "" for the node as a whole). */
 export const INFERENCE_SERVICE = 'inference.GRPCInferenceService';
+export const TRAINING_SERVICE = 'sluice.v1.TensorTransfer';
 
 export const SLUICE_VERSION = '0.1.0';
 
@@ -66,6 +80,8 @@ export interface Endpoints {
   http?: string;
   grpc?: string;
   segment?: string;
+  /** The training segment listener. */
+  training?: string;
   models?: string;
   metrics?: string;
 }
@@ -80,14 +96,22 @@ export class SluiceNode {
   private grpcHealth: GrpcHealthService | undefined;
   private readonly probes: HealthProbe[] = [];
   private grpcStopping: Promise<void> | undefined;
+  private trainingStopping: Promise<void> | undefined;
   private models: ModelServer | undefined;
   private listener: Listener | undefined;
   private egress: EgressService | undefined;
   private peerLinks: PeerLinks | undefined;
   private gateway: InferenceGateway | undefined;
-  private grpc: GrpcIngress | undefined;
+  private grpc: Http2GrpcIngress | undefined;
   private http: HttpIngress | undefined;
   private readonly egressLinks = new Set<Link>();
+  private training: TrainingNode | undefined;
+  private trainingListener: Listener | undefined;
+  private trainingGrpc: TrainingGrpcServer | undefined;
+  private readonly trainingLinks = new Set<Link>();
+  /** Ties inference latency to the bulk pace (exported for metrics and benchmarks). */
+  readonly governor: BulkGovernor;
+  private upstreamPolicy: UpstreamPolicy | undefined;
   private security: SecurityRuntime | undefined;
   private httpsFront: HttpsFront | undefined;
   private httpSocketDir: string | undefined;
@@ -101,6 +125,50 @@ export class SluiceNode {
     this.metrics.setInFlightSource('egress', () => this.egress?.inflight ?? 0);
     this.hooks.add(requestMetricsHook(this.metrics.requests));
     for (const h of opts.hooks ?? []) this.hooks.add(h);
+    const sch = opts.config.scheduling;
+    this.governor = new BulkGovernor({ targetMs: sch.latencyTargetMs, ...sch.bulk });
+  }
+
+  /** The training transfer node, when segments.training is configured. */
+  get trainingNode(): TrainingNode | undefined {
+    return this.training;
+  }
+
+  /** P2C, ejection, retry and shedding state of the ingress (undefined without an ingress). */
+  get upstreams(): UpstreamPolicy | undefined {
+    return this.upstreamPolicy;
+  }
+
+  /**
+   * Link tuning of every transport this node creates: the fair, latency-aware scheduler,
+   * instrumented so queue depth, delay and the bulk share show in the segment's metrics.
+   */
+  private transportOptions(segment: SegmentName): TransportOptions {
+    const sch = this.opts.config.scheduling;
+    const queues = this.metrics.segmentQueues(segment);
+    // Only the training segment carries bulk; its links are the ones the governor paces.
+    if (segment === 'training') queues.bulkShare = () => this.governor.share(performance.now());
+    const fair = fairLinkSchedulerFactory({
+      governor: this.governor,
+      latencyTargetMs: sch.latencyTargetMs,
+      chunkBudgetFraction: sch.chunk.budgetFraction,
+      minChunkBytes: sch.chunk.minBytes,
+      quantumBytes: sch.quantumBytes,
+    });
+    return { link: { frameBytes: { training: sch.chunk.maxBytes }, scheduler: instrumentScheduler(fair, queues) } };
+  }
+
+  /**
+   * The gate interceptor for sluice's own gRPC services (TensorTransfer as `train` on the
+   * training segment, anything else as `admin`) when gates are on; inference calls are gated
+   * by the gateway's hook, health checks by nobody.
+   */
+  private grpcGateOptions(): { interceptors?: grpc.ServerInterceptor[] } {
+    const sec = this.security;
+    const s = this.opts.config.security;
+    if (sec === undefined || !(s.apiKeys.enabled || s.jwt.enabled || s.audit.enabled || s.rateLimits.enabled)) return {};
+    const methods = (p: string) => (p.startsWith(`/${INFERENCE_SERVICE}/`) ? null : defaultMethodGates(p));
+    return { interceptors: [gateInterceptor(sec.gates, methods)] };
   }
 
   get config(): SluiceConfig {
@@ -155,6 +223,7 @@ export class SluiceNode {
       nodeName: config.node.name,
       logger: logger.child({ component: 'security' }),
       ...(this.opts.configDir !== undefined ? { baseDir: this.opts.configDir } : {}),
+      observer: countingEventSink(this.metrics.rejections, discardEvents),
     });
     const s = config.security;
     if (s.apiKeys.enabled || s.jwt.enabled || s.audit.enabled || s.rateLimits.enabled) this.hooks.add(securityIngressHook(this.security.gates));
@@ -204,13 +273,15 @@ export class SluiceNode {
       });
       this.endpoints.models = `${m.listen.host}:${await this.models.start()}`;
     }
-    if (!serveIngress && !serveEgress) return;
+    if (config.segments.training !== undefined) await this.startTraining();
+    const inferenceIngress = serveIngress && (config.segments.training === undefined || config.routes.some((r) => r.peers.length > 0));
+    if (!inferenceIngress && !serveEgress) {
+      await this.startTrainingGrpc();
+      return;
+    }
     if (seg === undefined) throw new ConfigError('segments.inference: required for the ingress and the egress');
     const key = this.segmentKey();
-    const queues = this.metrics.segmentQueues('inference');
-    const transport = await this.opts.transports(seg.transport, logger, {
-      link: { scheduler: instrumentScheduler((o) => new PriorityLinkScheduler(o), queues) },
-    });
+    const transport = await this.opts.transports(seg.transport, logger, this.transportOptions('inference'));
 
     if (serveEgress) {
       const upstreamRoutes = config.routes.filter((r) => r.upstreams.length > 0);
@@ -263,7 +334,8 @@ export class SluiceNode {
       logger.info({ service: 'segment', segment: 'inference', transport: transport.kind, address: this.endpoints.segment }, 'listening');
     }
 
-    if (serveIngress) {
+    if (!inferenceIngress) await this.startTrainingGrpc();
+    if (inferenceIngress) {
       const routes = new RouteTable(config.routes);
       if (routes.empty) throw new ConfigError('routes: the ingress listens, but no route names egress peers');
       const peerNames = new Set(config.routes.flatMap((r) => r.peers));
@@ -278,7 +350,8 @@ export class SluiceNode {
         maxMessageBytes: seg.maxMessageBytes,
         logger: logger.child({ component: 'links' }),
       });
-      const forwarder = new SegmentForwarder(this.peerLinks, logger.child({ component: 'forwarder' }));
+      this.upstreamPolicy = new UpstreamPolicy({ peers: peers.map((p) => p.name), scheduling: config.scheduling, governor: this.governor });
+      const forwarder = new SegmentForwarder(this.peerLinks, logger.child({ component: 'forwarder' }), this.upstreamPolicy);
       this.watchPeers(this.peerLinks);
       this.peerLinks.start();
       this.gateway = new InferenceGateway({
@@ -297,18 +370,23 @@ export class SluiceNode {
       };
       if (config.listeners.grpc !== undefined) {
         const l = config.listeners.grpc;
+        const training = this.training;
         this.grpcHealth = new GrpcHealthService(this.health);
         const grpcHealth = this.grpcHealth;
         const sec = this.security;
-        this.grpc = new GrpcIngress({
+        this.grpc = new Http2GrpcIngress({
           ...common,
           host: l.host,
           port: l.port,
           logger: logger.child({ component: 'grpc' }),
           maxResponseBytes: seg.maxMessageBytes,
-          addServices: (server) => grpcHealth.addTo(server),
+          addServices: (server) => {
+            grpcHealth.addTo(server);
+            if (training !== undefined) addTensorTransferService(server, training);
+          },
+          ...this.grpcGateOptions(),
           ...(sec?.config.tls.enabled === true
-            ? { binder: (server, host, port) => serveGrpcOverTls(server, { name: 'grpc', host, port, tls: sec.config.tls, allowlist: sec.allowlist, events: sec }) }
+            ? { binder: (accept, host, port) => serveConnectionsOverTls(accept, { name: 'grpc', host, port, tls: sec.config.tls, allowlist: sec.allowlist, events: sec }) }
             : {}),
         });
         this.endpoints.grpc = `${l.host}:${await this.grpc.start()}`;
@@ -320,6 +398,73 @@ export class SluiceNode {
       // Give the first links a moment so the first requests do not race the handshakes.
       await this.peerLinks.waitForFirstAttempts(3000);
     }
+  }
+
+  /** The training node, its training-segment listener (if `listen` is set). */
+  private async startTraining(): Promise<void> {
+    const { config, logger } = this.opts;
+    const seg = config.segments.training!;
+    const key = loadSegmentKey(seg, 'training', this.opts.configDir);
+    const transport = await this.opts.transports(seg.transport, logger, this.transportOptions('training'));
+    const t = config.training;
+    const log = logger.child({ component: 'training' });
+    this.training = new TrainingNode({
+      nodeName: config.node.name,
+      transport,
+      segmentKey: key,
+      peers: config.peers,
+      spoolDir: t.spoolDir,
+      maxMessageBytes: seg.maxMessageBytes,
+      ...(seg.device !== undefined ? { device: seg.device } : {}),
+      limits: { windowBytes: t.windowBytes, maxChunkBytes: t.maxChunkBytes, maxTensorBytes: t.maxTensorBytes, resumeTimeoutMs: t.resumeTimeoutMs, maxTransfers: t.maxTransfers },
+      onAudit: (e) => {
+        log.warn({ audit: e.action, detail: e.detail }, 'training refusal');
+        // Cross-segment attempts are segment violations like the wire's; protocol faults keep their own type.
+        const type = e.action === 'training.protocol.violation' ? e.action : 'segment.violation';
+        this.security?.emit({ type, tenant: null, requestId: null, actor: 'training', outcome: 'denied', reason: e.detail, detail: { action: e.action, segment: 'training' } });
+      },
+      onLink: (link) => {
+        this.metrics.links.add(link);
+        if (this.security !== undefined) guardLink(link, this.security);
+      },
+    });
+    await this.training.start();
+    if (seg.listen !== undefined) {
+      this.trainingListener = await transport.listen({
+        segment: 'training',
+        host: seg.listen.host,
+        port: seg.listen.port,
+        segmentKey: key,
+        maxMessageBytes: seg.maxMessageBytes,
+        ...(seg.device !== undefined ? { device: seg.device } : {}),
+      });
+      this.metrics.links.watchListener(this.trainingListener, 'training');
+      if (this.security !== undefined) guardListener(this.trainingListener, 'training', this.security);
+      this.trainingListener.on('link', (link: Link) => {
+        this.trainingLinks.add(link);
+        link.once('close', () => this.trainingLinks.delete(link));
+        this.training!.attachLink(link);
+      });
+      this.trainingListener.on('error', (err: Error) => logger.error({ err: err.message }, 'training segment listener error'));
+      const a = this.trainingListener.address;
+      this.endpoints.training = `${a.host}:${a.port}`;
+      logger.info({ service: 'segment', segment: 'training', transport: transport.kind, address: this.endpoints.training }, 'listening');
+    }
+  }
+
+  /** TensorTransfer on its own gRPC server, for a node whose gRPC port serves no inference. */
+  private async startTrainingGrpc(): Promise<void> {
+    const l = this.opts.config.listeners.grpc;
+    if (this.training === undefined || l === undefined) return;
+    const sec = this.security;
+    this.trainingGrpc = new TrainingGrpcServer(this.training, l.host, l.port, {
+      ...this.grpcGateOptions(),
+      ...(sec?.config.tls.enabled === true
+        ? { binder: (server, host, port) => serveGrpcOverTls(server, { name: 'grpc', host, port, tls: sec.config.tls, allowlist: sec.allowlist, events: sec }) }
+        : {}),
+    });
+    this.endpoints.grpc = `${l.host}:${await this.trainingGrpc.start()}`;
+    this.opts.logger.info({ service: 'grpc', address: this.endpoints.grpc, services: [TRAINING_SERVICE], tls: sec?.config.tls.enabled === true }, 'listening');
   }
 
   /**
@@ -366,6 +511,7 @@ export class SluiceNode {
     this.httpsFront?.listener.stopAccepting();
     this.grpcHealth?.endWatches();
     this.grpcStopping ??= this.grpc?.stop(graceMs);
+    this.trainingStopping ??= this.trainingGrpc?.stop(graceMs);
   }
 
   /** Drain, step 2: resolves when nothing is in flight, or when `signal` aborts (grace over). */
@@ -389,6 +535,10 @@ export class SluiceNode {
     this.egress?.close();
     await this.listener?.close();
     await Promise.allSettled([...this.egressLinks].map((l) => l.close('shutting down')));
+    await this.trainingStopping;
+    await this.training?.close();
+    await this.trainingListener?.close();
+    await Promise.allSettled([...this.trainingLinks].map((l) => l.close('shutting down')));
     await this.models?.stop(0);
     await this.httpsFront?.close();
     if (this.httpSocketDir !== undefined) rmSync(this.httpSocketDir, { recursive: true, force: true });

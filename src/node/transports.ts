@@ -4,6 +4,6 @@ import type { TransportResolver } from './sluice-node.ts';
 
 export const defaultTransports: TransportResolver = async (choice, logger, opts) => {
   const r = await createTransport(choice, opts);
-  logger.info({ transport: r.kind, reason: r.reason }, 'inference segment transport');
+  logger.info({ transport: r.kind, reason: r.reason }, 'segment transport');
   return r.transport;
 };

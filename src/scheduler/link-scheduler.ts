@@ -3,8 +3,9 @@
 // inference frame but the frame currently being written: with training cut into chunks of
 // `frameBytes.training`, an inference frame waits for at most one training chunk.
 //
-// This is the seam for fairness and rate control: a replacement (DRR between flows, AIMD on
-// the bulk share) implements LinkScheduler and is passed to the transport as a factory.
+// This is the seam for fairness and rate control: FairLinkScheduler (fair-link-scheduler.ts:
+// DRR between flows, AIMD-paced bulk) implements LinkScheduler and is passed to the transport
+// as a factory.
 // Contract for every implementation:
 //   - frames of one message leave in order, first fragment first, last fragment last;
 //   - messages sharing (class, streamId) are never interleaved (the receiver rebuilds one
@@ -47,6 +48,11 @@ export interface LinkScheduler {
 export interface LinkSchedulerOptions {
   /** Largest frame payload per class: the chunk size an urgent frame may wait behind. */
   frameBytes: Readonly<Record<TrafficClass, number>>;
+  /**
+   * Asks the link to call next() again soon. A scheduler that paces a class (next() returns
+   * undefined while frames are queued) calls it when the pace allows the next frame.
+   */
+  wake?: () => void;
 }
 
 export type LinkSchedulerFactory = (opts: LinkSchedulerOptions) => LinkScheduler;

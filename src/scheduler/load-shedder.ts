@@ -1,10 +1,8 @@
 // Load shedding for inference: admit a request only if the work queued ahead of it is expected
-// to finish before its deadline. The queue delay estimate is (requests in flight / parallelism)
+// to be done before the request's deadline. The queue delay estimate is (requests in flight / parallelism)
 // x EWMA service time; a request that would wait past its remaining deadline (or past the
-// configured queue-delay cap) is refused at once with RESOURCE_EXHAUSTED / 429 and a
-// Retry-After hint, instead of timing out late after occupying a slot.
-import { SluiceError } from '../errors.ts';
-
+// configured queue-delay cap) is refused at once (the ingress answers RESOURCE_EXHAUSTED / 429
+// with a retry hint) instead of timing out late after occupying a slot.
 export interface LoadShedderOptions {
   /** Requests served concurrently by the upstream pool (sum of upstream concurrency). */
   parallelism: number;
@@ -19,18 +17,6 @@ export interface LoadShedderOptions {
 }
 
 export type ShedDecision = { admit: true } | { admit: false; reason: string; retryAfterMs: number; queueDelayMs: number };
-
-/** Refusal of a request because the node is overloaded: gRPC RESOURCE_EXHAUSTED, HTTP 429. */
-export class OverloadedError extends SluiceError {
-  readonly grpcCode = 8; // RESOURCE_EXHAUSTED
-  readonly httpStatus = 429;
-  constructor(
-    message: string,
-    readonly retryAfterMs: number,
-  ) {
-    super('SLUICE_ERR_OVERLOADED', message);
-  }
-}
 
 export class LoadShedder {
   private inFlight = 0;
@@ -77,11 +63,13 @@ export class LoadShedder {
       this.shedCount++;
       return { admit: false, reason: `estimated queue delay ${delay.toFixed(1)} ms exceeds the ${this.opts.maxQueueDelayMs} ms cap`, retryAfterMs, queueDelayMs: delay };
     }
-    if (delay + this.serviceMs > remainingMs) {
+    // The queue alone must fit the deadline. Service time is not added: it differs per model,
+    // and one slow model must not get a fast model's short-deadline requests shed.
+    if (delay > remainingMs) {
       this.shedCount++;
       return {
         admit: false,
-        reason: `estimated queue delay ${delay.toFixed(1)} ms + service ${this.serviceMs.toFixed(1)} ms exceeds the ${Math.max(0, remainingMs).toFixed(1)} ms left before the deadline`,
+        reason: `estimated queue delay ${delay.toFixed(1)} ms exceeds the ${Math.max(0, remainingMs).toFixed(1)} ms left before the deadline`,
         retryAfterMs,
         queueDelayMs: delay,
       };

@@ -26,7 +26,11 @@ interface Member<T> {
 export interface UpstreamLease<T> {
   readonly key: string;
   readonly value: T;
-  /** Reports the outcome of the call made on this upstream; call exactly once. */
+  /**
+   * Reports the outcome of the call made on this upstream; call exactly once. A NaN rttMs
+   * (an outcome that says nothing about the upstream's speed, e.g. the caller cancelled)
+   * releases the lease without a latency sample.
+   */
   done(ok: boolean, rttMs: number, nowMs: number): FailureOutcome | 'ok';
 }
 
@@ -73,16 +77,18 @@ export class P2cBalancer<T> {
   }
 
   /**
-   * Picks an upstream, skipping keys in `exclude` (those a retry already tried) unless nothing
-   * else is left. Returns undefined only when the balancer is empty.
+   * Picks an upstream among those `allowed` (all when omitted; e.g. the route's peers whose
+   * link is up), preferring ones not in `exclude` (those a retry already tried). Returns
+   * undefined when no upstream is allowed.
    */
-  pick(nowMs: number, exclude?: ReadonlySet<string>): UpstreamLease<T> | undefined {
-    if (this.members.length === 0) return undefined;
+  pick(nowMs: number, exclude?: ReadonlySet<string>, allowed?: (key: string) => boolean): UpstreamLease<T> | undefined {
     const c = this.scratch;
     c.length = 0;
-    for (const m of this.members) if (!this.outliers.isEjected(m.key, nowMs) && !exclude?.has(m.key)) c.push(m);
-    if (c.length === 0) for (const m of this.members) if (!exclude?.has(m.key)) c.push(m);
-    if (c.length === 0) for (const m of this.members) c.push(m);
+    // Healthy and untried first; then untried (panic: all ejected); then anything allowed.
+    for (const m of this.members) if ((allowed === undefined || allowed(m.key)) && !this.outliers.isEjected(m.key, nowMs) && !exclude?.has(m.key)) c.push(m);
+    if (c.length === 0) for (const m of this.members) if ((allowed === undefined || allowed(m.key)) && !exclude?.has(m.key)) c.push(m);
+    if (c.length === 0) for (const m of this.members) if (allowed === undefined || allowed(m.key)) c.push(m);
+    if (c.length === 0) return undefined;
     let chosen: Member<T>;
     if (c.length === 1) {
       chosen = c[0] as Member<T>;
@@ -114,7 +120,7 @@ export class P2cBalancer<T> {
           return 'ok';
         }
         // A failure costs at least what it took: a fast-failing upstream must not look cheap.
-        m.ewma.observe(Math.max(rttMs, m.ewma.get(nowMs)), nowMs);
+        if (!Number.isNaN(rttMs)) m.ewma.observe(Math.max(rttMs, m.ewma.get(nowMs)), nowMs);
         return this.outliers.onFailure(m.key, nowMs);
       },
     };

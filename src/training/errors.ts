@@ -14,6 +14,8 @@ export const TRANSFER_STATUSES = [
   'PERMISSION_DENIED',
   'CANCELLED',
   'INTERNAL',
+  // Append only: the index is the status byte of the peer protocol's ERROR message.
+  'UNAUTHENTICATED',
 ] as const;
 export type TransferStatusCode = (typeof TRANSFER_STATUSES)[number];
 
@@ -27,6 +29,7 @@ const CODES: Record<TransferStatusCode, string> = {
   DATA_LOSS: 'SLUICE_ERR_TRANSFER_DATA_LOSS',
   RESOURCE_EXHAUSTED: 'SLUICE_ERR_TRANSFER_EXHAUSTED',
   PERMISSION_DENIED: 'SLUICE_ERR_TRANSFER_DENIED',
+  UNAUTHENTICATED: 'SLUICE_ERR_TRANSFER_UNAUTHENTICATED',
   CANCELLED: 'SLUICE_ERR_TRANSFER_CANCELLED',
   INTERNAL: 'SLUICE_ERR_TRANSFER_INTERNAL',
 };

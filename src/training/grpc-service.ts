@@ -23,8 +23,9 @@ import type { TransferSummary } from './transfer-state.ts';
 
 export interface TensorTransferServiceOptions {
   /**
-   * Authenticates a call and returns its tenant; throws a TransferError (PERMISSION_DENIED,
-   * UNAUTHENTICATED as PERMISSION_DENIED) to refuse it. Default: every caller is tenant 0.
+   * Authenticates a call and returns its tenant; throws a TransferError (UNAUTHENTICATED,
+   * PERMISSION_DENIED) to refuse it. Default: every caller is tenant 0 (the node's security
+   * gates, when on, run before this as a server interceptor).
    */
   authorize?: (metadata: grpc.Metadata, method: string) => { tenant: number };
 }
@@ -39,6 +40,7 @@ const STATUS: Record<TransferStatusCode, grpc.status> = {
   DATA_LOSS: grpc.status.DATA_LOSS,
   RESOURCE_EXHAUSTED: grpc.status.RESOURCE_EXHAUSTED,
   PERMISSION_DENIED: grpc.status.PERMISSION_DENIED,
+  UNAUTHENTICATED: grpc.status.UNAUTHENTICATED,
   CANCELLED: grpc.status.CANCELLED,
   INTERNAL: grpc.status.INTERNAL,
 };

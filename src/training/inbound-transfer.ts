@@ -5,10 +5,10 @@
 // written is compared with the sender's digest before the tensor is announced.
 import type { Hash } from 'node:crypto';
 import { crc32 } from 'node:zlib';
+import { sendQuietly } from '../transport/send-quietly.ts';
 import type { Link } from '../transport/types.ts';
 import { TransferError, type TransferStatusCode } from './errors.ts';
 import { NackReason, TrainingKind, encodeAck, encodeError, encodeNack, encodeOpened, encodeResult } from './peer-messages.ts';
-import { sendIfOpen } from './safe-send.ts';
 import type { Sink, TensorMeta } from './tensor-meta.ts';
 import type { TensorSink } from './tensor-sink.ts';
 import type { TransferState, TransferSummary } from './transfer-state.ts';
@@ -203,6 +203,6 @@ export class InboundTransfer {
   }
 
   private reply(kind: number, body: Buffer): void {
-    sendIfOpen(this.link, { cls: 'control', kind, streamId: this.streamId, body });
+    if (this.link !== undefined) sendQuietly(this.link, { cls: 'control', kind, streamId: this.streamId, body });
   }
 }

@@ -6,6 +6,7 @@
 import { EventEmitter } from 'node:events';
 import { crc32 } from 'node:zlib';
 import { RingQueue } from '../scheduler/ring-queue.ts';
+import { sendQuietly } from '../transport/send-quietly.ts';
 import type { Link } from '../transport/types.ts';
 import { TransferError } from './errors.ts';
 import {
@@ -17,7 +18,6 @@ import {
   encodeOpen,
   type PeerMessage,
 } from './peer-messages.ts';
-import { sendIfOpen } from './safe-send.ts';
 import type { Sink, TensorMeta } from './tensor-meta.ts';
 import type { TransferState, TransferSummary } from './transfer-state.ts';
 
@@ -210,7 +210,7 @@ export class OutboundTransfer extends EventEmitter {
 
   cancel(reason: string): void {
     if (this.finished) return;
-    sendIfOpen(this.link, { cls: 'training', kind: TrainingKind.CANCEL, streamId: this.opts.streamId, flow: this.opts.flow, tenant: this.opts.tenant ?? 0, body: encodeCancel(this.id, reason) });
+    if (this.link !== undefined) sendQuietly(this.link, { cls: 'training', kind: TrainingKind.CANCEL, streamId: this.opts.streamId, flow: this.opts.flow, tenant: this.opts.tenant ?? 0, body: encodeCancel(this.id, reason) });
     this.end('cancelled', new TransferError('CANCELLED', `transfer ${this.id} cancelled: ${reason}`));
   }
 
@@ -299,7 +299,7 @@ export class OutboundTransfer extends EventEmitter {
     // After the first OPENED the peer knows the transfer: every reopen is a resume.
     const resume = this.opts.resume || this.resumes > 0 || this.producedUpTo > 0;
     const body = encodeOpen({ id: this.id, total: this.opts.total, sink: this.opts.sink, resume, from: this.opts.fromNode, tensor: this.opts.tensor });
-    sendIfOpen(link, { cls: 'control', kind: TrainingKind.OPEN, streamId: this.opts.streamId, tenant: this.opts.tenant ?? 0, body });
+    sendQuietly(link, { cls: 'control', kind: TrainingKind.OPEN, streamId: this.opts.streamId, tenant: this.opts.tenant ?? 0, body });
   }
 
   private onOpened(offset: number, completed: boolean): void {
@@ -424,7 +424,7 @@ export class OutboundTransfer extends EventEmitter {
     }
     if (this.sendPos === this.opts.total && this.finishSha !== undefined && !this.finishSent) {
       this.finishSent = true;
-      sendIfOpen(link, { cls: 'training', kind: TrainingKind.FINISH, streamId: this.opts.streamId, flow: this.opts.flow, tenant: this.opts.tenant ?? 0, body: encodeFinish(this.id, this.opts.total, this.finishSha) });
+      sendQuietly(link, { cls: 'training', kind: TrainingKind.FINISH, streamId: this.opts.streamId, flow: this.opts.flow, tenant: this.opts.tenant ?? 0, body: encodeFinish(this.id, this.opts.total, this.finishSha) });
       if (this.acked === this.opts.total) this.setState('verifying');
     }
   }

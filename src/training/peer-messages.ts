@@ -14,21 +14,22 @@
 //   CANCEL  id u16 n, n bytes reason
 // id = u8 n, n bytes of [A-Za-z0-9_-].
 import { z } from 'zod';
+import { MessageKind } from '../wire/message-kinds.ts';
 import { PeerProtocolError, TRANSFER_STATUSES, type TransferStatusCode } from './errors.ts';
 import { ATTRIBUTE_KEY_RE, MAX_ATTRIBUTE_BYTES } from './names.ts';
 import type { Sink, TensorMeta } from './tensor-meta.ts';
 
-/** Message kinds of the training peer protocol (the link's `kind` field). */
+/** Message kinds of the training peer protocol (registered in src/wire/message-kinds.ts). */
 export const TrainingKind = {
-  OPEN: 0x40,
-  OPENED: 0x41,
-  CHUNK: 0x42,
-  ACK: 0x43,
-  NACK: 0x44,
-  FINISH: 0x45,
-  RESULT: 0x46,
-  ERROR: 0x47,
-  CANCEL: 0x48,
+  OPEN: MessageKind.TRAINING_OPEN,
+  OPENED: MessageKind.TRAINING_OPENED,
+  CHUNK: MessageKind.TRAINING_CHUNK,
+  ACK: MessageKind.TRAINING_ACK,
+  NACK: MessageKind.TRAINING_NACK,
+  FINISH: MessageKind.TRAINING_FINISH,
+  RESULT: MessageKind.TRAINING_RESULT,
+  ERROR: MessageKind.TRAINING_ERROR,
+  CANCEL: MessageKind.TRAINING_CANCEL,
 } as const;
 export type TrainingKindValue = (typeof TrainingKind)[keyof typeof TrainingKind];
 

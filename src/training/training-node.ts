@@ -5,6 +5,7 @@
 // is an inference-segment peer: a training frame never travels on the inference segment.
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
+import { sendQuietly } from '../transport/send-quietly.ts';
 import type { InboundMessage, Link, Transport } from '../transport/types.ts';
 import { PeerProtocolError, TransferError } from './errors.ts';
 import { InboundTransfer } from './inbound-transfer.ts';
@@ -13,7 +14,6 @@ import { OutboundTransfer } from './outbound-transfer.ts';
 import { PeerDialer, type PeerAddress } from './peer-dialer.ts';
 import { TrainingKind, decodePeerMessage, encodeError, encodeOpened, encodeResult, isTrainingKind, type PeerMessage } from './peer-messages.ts';
 import type { ReceiveEvent, Subscriber } from './receive-events.ts';
-import { sendIfOpen } from './safe-send.ts';
 import { Spool, type SpoolRecord } from './spool.ts';
 import type { Sink, TensorMeta } from './tensor-meta.ts';
 import { SpoolSink, StreamSink } from './tensor-sink.ts';
@@ -70,6 +70,8 @@ export interface TrainingNodeOptions {
   device?: string;
   /** Security-relevant refusals (cross-segment attempts, protocol violations) for the audit log. */
   onAudit?: (event: { action: string; detail: string }) => void;
+  /** Every training-segment link this node accepts for transfers (metrics, security guards). */
+  onLink?: (link: Link) => void;
   /** Fault injection (tests, drills): see OutboundTransferOptions.corruptChunk. */
   corruptChunk?: (id: string, offset: number) => boolean;
 }
@@ -133,6 +135,7 @@ export class TrainingNode {
     }
     if (this.links.has(link)) return;
     this.links.add(link);
+    this.opts.onLink?.(link);
     link.on('message', (m: InboundMessage) => this.onLinkMessage(link, m));
     link.on('drain', () => {
       for (const t of this.outbound.values()) t.onLinkDrain(link);
@@ -336,7 +339,7 @@ export class TrainingNode {
       case TrainingKind.CHUNK: {
         const t = this.inbound.get(msg.id);
         if (t === undefined) {
-          sendIfOpen(link, { cls: 'control', kind: TrainingKind.ERROR, streamId: m.streamId, body: encodeError(msg.id, 'NOT_FOUND', `no transfer ${msg.id} is being received; reopen it`) });
+          sendQuietly(link, { cls: 'control', kind: TrainingKind.ERROR, streamId: m.streamId, body: encodeError(msg.id, 'NOT_FOUND', `no transfer ${msg.id} is being received; reopen it`) });
           return;
         }
         t.onChunk(link, msg.offset, msg.crc, msg.data);
@@ -358,7 +361,7 @@ export class TrainingNode {
 
   private async onOpen(link: Link, streamId: number, msg: Extract<PeerMessage, { kind: typeof TrainingKind.OPEN }>): Promise<void> {
     const refuse = (status: Parameters<typeof encodeError>[1], text: string) =>
-      sendIfOpen(link, { cls: 'control', kind: TrainingKind.ERROR, streamId, body: encodeError(msg.id, status, text) });
+      sendQuietly(link, { cls: 'control', kind: TrainingKind.ERROR, streamId, body: encodeError(msg.id, status, text) });
     // Two OPENs of one id (a quick redial) are handled one after the other.
     const prior = this.opening.get(msg.id);
     const run = (async () => {
@@ -391,14 +394,14 @@ export class TrainingNode {
     const done = this.spool.completedRecord(msg.id);
     if (done !== undefined) {
       if (!sameTensor(done.from, done.tensor.name, done.total)) throw new TransferError('ALREADY_EXISTS', `transfer id ${msg.id} is in use for another tensor`);
-      sendIfOpen(link, { cls: 'control', kind: TrainingKind.OPENED, streamId, body: encodeOpened(msg.id, done.total, true) });
-      sendIfOpen(link, { cls: 'control', kind: TrainingKind.RESULT, streamId, body: encodeResult(msg.id, Buffer.from(done.sha256 ?? '', 'hex')) });
+      sendQuietly(link, { cls: 'control', kind: TrainingKind.OPENED, streamId, body: encodeOpened(msg.id, done.total, true) });
+      sendQuietly(link, { cls: 'control', kind: TrainingKind.RESULT, streamId, body: encodeResult(msg.id, Buffer.from(done.sha256 ?? '', 'hex')) });
       return;
     }
     const ended = this.inboundEnded.get(msg.id);
     if (ended !== undefined && ended.summary.state === 'completed' && ended.summary.sha256) {
-      sendIfOpen(link, { cls: 'control', kind: TrainingKind.OPENED, streamId, body: encodeOpened(msg.id, ended.summary.total, true) });
-      sendIfOpen(link, { cls: 'control', kind: TrainingKind.RESULT, streamId, body: encodeResult(msg.id, ended.summary.sha256) });
+      sendQuietly(link, { cls: 'control', kind: TrainingKind.OPENED, streamId, body: encodeOpened(msg.id, ended.summary.total, true) });
+      sendQuietly(link, { cls: 'control', kind: TrainingKind.RESULT, streamId, body: encodeResult(msg.id, ended.summary.sha256) });
       return;
     }
     this.inboundEnded.delete(msg.id);

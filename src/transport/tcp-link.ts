@@ -105,7 +105,7 @@ export class TcpLink extends EventEmitter implements Link {
     );
     secrets.send.fill(0);
     secrets.receive.fill(0);
-    this.#scheduler = tuning.scheduler({ frameBytes: tuning.frameBytes });
+    this.#scheduler = tuning.scheduler({ frameBytes: tuning.frameBytes, wake: () => this.#schedulePump() });
     const largestFrame = frameBytes(Math.max(...Object.values(tuning.frameBytes)));
     this.#ring = new SealRing(tuning.sealAheadBytes + 2 * largestFrame);
     this.#closed = new Promise((resolve) => {
@@ -184,12 +184,18 @@ export class TcpLink extends EventEmitter implements Link {
     this.#pumpImmediate = undefined;
     if (this.#state === 'closed' || this.#socketBlocked || this.#socket.destroyed || this.#closeFrameSent) return;
     let budget = PUMP_BYTES_PER_TURN;
+    // next() may return nothing while messages are queued (a paced class): the scheduler then
+    // calls wake() when it is ready, and the pump must not spin meanwhile.
+    let idle = false;
     const socket = this.#socket;
     socket.cork();
     try {
       while (budget > 0) {
         const f = this.#scheduler.next();
-        if (f === undefined) break;
+        if (f === undefined) {
+          idle = true;
+          break;
+        }
         if (this.#sealer.rekeyDue(f.length)) this.#write(this.#sealer.sealRekey());
         const m = f.msg;
         const spec = {
@@ -217,7 +223,7 @@ export class TcpLink extends EventEmitter implements Link {
     } finally {
       socket.uncork();
     }
-    if (!this.#socketBlocked && this.#scheduler.queuedMessages > 0 && this.#pumpImmediate === undefined) {
+    if (!idle && !this.#socketBlocked && this.#scheduler.queuedMessages > 0 && this.#pumpImmediate === undefined) {
       this.#pumpImmediate = setImmediate(this.#pump); // budget spent: let the loop breathe
     }
     this.#maybeDrain();

@@ -1,0 +1,330 @@
+// Mixed benchmark: inference latency while a training job pushes bulk tensors, through the
+// sluice pair and through nginx grpc_pass, in one run. Every server and job in its own process:
+//   sluice: client --gRPC--> front (ingress) ==inference segment==> back (egress) --> model server
+//           training job --TensorTransfer--> front ==training segment==> back --Subscribe--> receiving job
+//           (sluice keeps the two classes on their own segments by design; here both segments
+//           join the same two processes over loopback, and front's scheduler paces the bulk
+//           by the inference latency it measures)
+//   nginx:  client --gRPC--> nginx --> model server
+//           training job --one client-streaming call of 1 MiB messages--> the same nginx --> receiving job
+// Phases per path: inference alone, bulk alone, both at once; paths and phases take turns
+// round after round so a noisy neighbour slows all alike. Inference is an open-loop load at a
+// fixed rate (latency from each call's scheduled start); bulk pushes TENSOR-byte tensors back
+// to back, throughput counted where the receiving job gets the bytes (each tensor's SHA-256
+// checked there). Writes bench/results/mixed.json and bench/results/mixed-cdf.svg.
+// Flags: --quick (one short round). Knobs: SLUICE_BENCH_SECONDS (per phase, default 10; quick 3),
+// SLUICE_BENCH_ROUNDS (default 2; quick 1), SLUICE_BENCH_RATE (inference req/s, default 500),
+// SLUICE_BENCH_TENSOR_MIB (default 1024; quick 256).
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { METHODS } from '../src/kserve/grpc-service.ts';
+import { encodeMessage } from '../src/kserve/proto.ts';
+import { startSluice, type SluiceProcess } from '../scripts/sluice-child.ts';
+import { closedLoop, type LatencyResult, median, openLoop, RawGrpcClient, summarize } from './grpc-load.ts';
+import { nginxAvailable, type NginxProxy, startNginxGrpcProxy } from './nginx-grpc-proxy.ts';
+import { cdfSvg } from './svg-cdf.ts';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const INFER = METHODS.ModelInfer.path;
+const MiB = 1024 * 1024;
+const TARGET_P99_MS = 5;
+const TARGET_BULK_KEEP = 0.7;
+/** An inference call slower than this counts as an error (DEADLINE_EXCEEDED), which bounds the run. */
+const CALL_TIMEOUT_MS = 2000;
+/** Start-up of a `sluice serve` child (tsx compiles on start; slow when the machine is busy). */
+const START_TIMEOUT_MS = 120_000;
+
+interface Settings {
+  seconds: number;
+  rounds: number;
+  rate: number;
+  tensorBytes: number;
+}
+
+function settings(args: readonly string[]): Settings {
+  const quick = args.includes('--quick');
+  return {
+    seconds: Number(process.env.SLUICE_BENCH_SECONDS ?? (quick ? 3 : 10)),
+    rounds: Number(process.env.SLUICE_BENCH_ROUNDS ?? (quick ? 1 : 2)),
+    rate: Number(process.env.SLUICE_BENCH_RATE ?? 500),
+    tensorBytes: Number(process.env.SLUICE_BENCH_TENSOR_MIB ?? (quick ? 256 : 1024)) * MiB,
+  };
+}
+
+/** A job child process (bench/mixed-training-job.ts) spoken to over IPC. */
+class Job {
+  private constructor(
+    readonly child: ChildProcess,
+    readonly address: string | undefined,
+  ) {}
+
+  static async start(role: string, args: string[], tensorBytes: number): Promise<Job> {
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(here, 'mixed-training-job.ts'), role, ...args], {
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      env: { ...process.env, MIXED_TENSOR_BYTES: String(tensorBytes) },
+    });
+    const ready = await new Promise<{ address?: string }>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        reject(new Error(`${role} did not get ready`));
+      }, START_TIMEOUT_MS);
+      child.once('exit', (code) => reject(new Error(`${role} exited with ${code}`)));
+      child.on('message', (m: { ready?: boolean; address?: string }) => {
+        if (m.ready === true) {
+          clearTimeout(timer);
+          resolve(m);
+        }
+      });
+    });
+    return new Job(child, ready.address);
+  }
+
+  private ask<T>(cmd: string, key: string): Promise<T> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no answer to ${cmd}`)), 60_000);
+      const on = (m: Record<string, unknown>) => {
+        if (m[key] === undefined) return;
+        clearTimeout(timer);
+        this.child.off('message', on);
+        resolve(m[key] as T);
+      };
+      this.child.on('message', on);
+      this.child.send({ cmd });
+    });
+  }
+
+  startBulk(): void {
+    this.child.send({ cmd: 'start' });
+  }
+
+  async stopBulk(): Promise<void> {
+    await this.ask('stop', 'stopped');
+  }
+
+  sample(): Promise<{ bytes: number; tensors: number; bad: number }> {
+    return this.ask('sample', 'sample');
+  }
+
+  async stop(): Promise<void> {
+    if (this.child.exitCode !== null) return;
+    const exited = new Promise((r) => this.child.once('exit', r));
+    this.child.kill('SIGTERM');
+    await exited;
+  }
+}
+
+interface Path {
+  name: string;
+  infer: RawGrpcClient;
+  sender: Job;
+  receiver: Job;
+}
+
+interface PathResult {
+  alone: number[];
+  mixed: number[];
+  errorsAlone: number;
+  errorsMixed: number;
+  errorCodes: Record<string, number>;
+  bulkAloneMBps: number[];
+  bulkMixedMBps: number[];
+  tensors: number;
+  badTensors: number;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Bulk running for `ms` (after a ramp-up), while `during` runs; returns MB/s at the receiver. */
+async function withBulk(p: Path, ms: number, during: () => Promise<unknown>, res: PathResult): Promise<number> {
+  p.sender.startBulk();
+  await sleep(1000); // connection, first window, the governor's first reading
+  const a = await p.receiver.sample();
+  const t0 = performance.now();
+  await Promise.all([during(), sleep(ms)]);
+  const b = await p.receiver.sample();
+  const secs = (performance.now() - t0) / 1000;
+  await p.sender.stopBulk();
+  res.tensors += b.tensors - a.tensors;
+  res.badTensors += b.bad - a.bad;
+  return (b.bytes - a.bytes) / 1e6 / secs;
+}
+
+function requestOf(bytes: number): Buffer {
+  return encodeMessage('ModelInferRequest', {
+    modelName: 'identity',
+    inputs: [{ name: 'INPUT0', datatype: 'FP32', shape: [1, bytes / 4] }],
+    rawInputContents: [randomBytes(bytes)],
+  });
+}
+
+function addCodes(into: Record<string, number>, from: Record<string, number>): void {
+  for (const [k, v] of Object.entries(from)) into[k] = (into[k] ?? 0) + v;
+}
+
+const fmt = (x: number, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
+
+export async function run(args: readonly string[] = []): Promise<void> {
+  const s = settings(args);
+  const procs: SluiceProcess[] = [];
+  const jobs: Job[] = [];
+  const clients: RawGrpcClient[] = [];
+  let nginx: NginxProxy | undefined;
+  const spool = mkdtempSync(path.join(tmpdir(), 'sluice-bench-mixed-'));
+  try {
+    const infKey = randomBytes(32).toString('hex');
+    const trainKey = randomBytes(32).toString('hex');
+    const any = { host: '127.0.0.1', port: 0 };
+    const hostPort = (a: string) => ({ host: a.split(':')[0]!, port: Number(a.split(':')[1]) });
+    const models = await startSluice({ node: { name: 'bench-models' }, models: { listen: any }, log: { level: 'warn' } }, { name: 'models', timeoutMs: START_TIMEOUT_MS });
+    procs.push(models);
+    const back = await startSluice(
+      {
+        node: { name: 'back' },
+        listeners: { grpc: any },
+        segments: { inference: { transport: 'tcp', key: infKey, listen: any }, training: { transport: 'tcp', key: trainKey, listen: any } },
+        routes: [{ model: '*', upstreams: [{ address: models.endpoints.models! }] }],
+        training: { spoolDir: path.join(spool, 'back') },
+        log: { level: 'warn' },
+      },
+      { name: 'back', timeoutMs: START_TIMEOUT_MS },
+    );
+    procs.push(back);
+    const front = await startSluice(
+      {
+        node: { name: 'front' },
+        listeners: { grpc: any },
+        segments: { inference: { transport: 'tcp', key: infKey }, training: { transport: 'tcp', key: trainKey } },
+        peers: [
+          { name: 'back', segment: 'inference', ...hostPort(back.endpoints.segment!) },
+          { name: 'back-training', segment: 'training', ...hostPort(back.endpoints.training!) },
+        ],
+        routes: [{ model: '*', peers: ['back'] }],
+        training: { spoolDir: path.join(spool, 'front') },
+        log: { level: 'warn' },
+      },
+      { name: 'front', timeoutMs: START_TIMEOUT_MS },
+    );
+    procs.push(front);
+
+    const paths: Path[] = [];
+    const sluiceRecv = await Job.start('recv-sluice', [back.endpoints.grpc!], s.tensorBytes);
+    jobs.push(sluiceRecv);
+    const sluiceSend = await Job.start('send-sluice', [front.endpoints.grpc!, 'back-training'], s.tensorBytes);
+    jobs.push(sluiceSend);
+    paths.push({ name: 'sluice pair', infer: new RawGrpcClient(front.endpoints.grpc!), sender: sluiceSend, receiver: sluiceRecv });
+    if (nginxAvailable()) {
+      const grpcRecv = await Job.start('recv-grpc', [], s.tensorBytes);
+      jobs.push(grpcRecv);
+      nginx = await startNginxGrpcProxy(models.endpoints.models!, 64 * MiB, { routes: { '/bench.TensorSink/': grpcRecv.address! } });
+      const grpcSend = await Job.start('send-grpc', [nginx.address], s.tensorBytes);
+      jobs.push(grpcSend);
+      paths.push({ name: 'nginx grpc_pass', infer: new RawGrpcClient(nginx.address), sender: grpcSend, receiver: grpcRecv });
+    } else {
+      console.log('nginx not found (run scripts/install-deps.sh): the grpc_pass rows are skipped');
+    }
+    clients.push(...paths.map((p) => p.infer));
+
+    console.log(`load average before the run: ${loadavg().map((x) => x.toFixed(1)).join(' ')} (2 cores here: compare within one run)`);
+    const request = requestOf(16 * 1024);
+    for (const p of paths) await closedLoop(p.infer, INFER, request, 2, 700); // connections, JIT, links
+    const results: Record<string, PathResult> = Object.fromEntries(
+      paths.map((p) => [p.name, { alone: [], mixed: [], errorsAlone: 0, errorsMixed: 0, errorCodes: {}, bulkAloneMBps: [], bulkMixedMBps: [], tensors: 0, badTensors: 0 }]),
+    );
+    const ms = s.seconds * 1000;
+    console.log(
+      `\nidentity 16 KiB over gRPC, open loop at ${s.rate} req/s, while a job pushes ${s.tensorBytes / MiB} MiB tensors back to back; ` +
+        `${s.rounds} round(s) of ${s.seconds} s per phase and path (latency in ms from each call's scheduled start)`,
+    );
+    for (let r = 0; r < s.rounds; r++) {
+      for (const p of paths) {
+        const res = results[p.name]!;
+        const alone = await openLoop(p.infer, INFER, request, s.rate, ms, CALL_TIMEOUT_MS);
+        res.alone.push(...alone.latencies);
+        res.errorsAlone += alone.errors;
+        addCodes(res.errorCodes, alone.errorCodes);
+        res.bulkAloneMBps.push(await withBulk(p, ms, async () => {}, res));
+        await sleep(300);
+        let mixed: { latencies: number[]; errors: number; errorCodes: Record<string, number> } = { latencies: [], errors: 0, errorCodes: {} };
+        res.bulkMixedMBps.push(
+          await withBulk(p, ms, async () => {
+            mixed = await openLoop(p.infer, INFER, request, s.rate, ms, CALL_TIMEOUT_MS);
+          }, res),
+        );
+        res.mixed.push(...mixed.latencies);
+        res.errorsMixed += mixed.errors;
+        addCodes(res.errorCodes, mixed.errorCodes);
+        await sleep(300);
+        console.log(`  round ${r + 1} ${p.name}: bulk alone ${fmt(res.bulkAloneMBps.at(-1)!, 0)} MB/s, with inference ${fmt(res.bulkMixedMBps.at(-1)!, 0)} MB/s`);
+      }
+    }
+
+    const summary: Record<string, { alone: LatencyResult; mixed: LatencyResult; bulkAloneMBps: number; bulkMixedMBps: number; p99Ratio: number; bulkKept: number; tensors: number; badTensors: number; errorCodes: Record<string, number> }> = {};
+    console.log(
+      `\n${'path'.padEnd(16)} ${'bulk'.padEnd(5)} ${'p50'.padStart(7)} ${'p99'.padStart(7)} ${'p99.9'.padStart(7)} ${'errors'.padStart(7)}   ${'bulk MB/s'.padStart(10)}`,
+    );
+    for (const p of paths) {
+      const res = results[p.name]!;
+      const alone = summarize(res.alone, s.rate, res.errorsAlone);
+      const mixed = summarize(res.mixed, s.rate, res.errorsMixed);
+      const bulkAlone = median(res.bulkAloneMBps);
+      const bulkMixed = median(res.bulkMixedMBps);
+      summary[p.name] = { alone, mixed, bulkAloneMBps: bulkAlone, bulkMixedMBps: bulkMixed, p99Ratio: mixed.p99 / alone.p99, bulkKept: bulkMixed / bulkAlone, tensors: res.tensors, badTensors: res.badTensors, errorCodes: res.errorCodes };
+      const row = (label: string, l: LatencyResult | undefined, mbps: number | undefined) =>
+        console.log(
+          `${p.name.padEnd(16)} ${label.padEnd(5)} ${(l ? fmt(l.p50) : '').padStart(7)} ${(l ? fmt(l.p99) : '').padStart(7)} ${(l ? fmt(l.p999) : '').padStart(7)} ${(l ? String(l.errors) : '').padStart(7)}   ${(mbps !== undefined ? fmt(mbps, 0) : '').padStart(10)}`,
+        );
+      row('off', alone, undefined);
+      row('alone', undefined, bulkAlone);
+      row('on', mixed, bulkMixed);
+    }
+    const verdicts: string[] = [];
+    for (const [name, r] of Object.entries(summary)) {
+      verdicts.push(
+        `${name}: inference p99 with bulk ${fmt(r.mixed.p99)} ms (${fmt(r.p99Ratio)}x of ${fmt(r.alone.p99)} without; target <= ${TARGET_P99_MS} ms: ${r.mixed.p99 <= TARGET_P99_MS ? 'met' : 'NOT met'}); ` +
+          `bulk keeps ${fmt(100 * r.bulkKept, 0)}% of its solo throughput (target >= ${100 * TARGET_BULK_KEEP}%: ${r.bulkKept >= TARGET_BULK_KEEP ? 'met' : 'NOT met'}); ` +
+          `${r.tensors} tensors verified${r.badTensors > 0 ? `, ${r.badTensors} BAD` : ''}` +
+          `${Object.keys(r.errorCodes).length > 0 ? `; inference errors ${JSON.stringify(r.errorCodes)}` : ''}`,
+      );
+    }
+    const sl = summary['sluice pair'];
+    const ng = summary['nginx grpc_pass'];
+    if (sl !== undefined && ng !== undefined) {
+      verdicts.push(
+        `with bulk running: sluice p99 ${fmt(sl.mixed.p99)} ms vs nginx ${fmt(ng.mixed.p99)} ms (${fmt(sl.mixed.p99 / ng.mixed.p99)}x); p99.9 ${fmt(sl.mixed.p999)} vs ${fmt(ng.mixed.p999)} ms; ` +
+          `bulk ${fmt(sl.bulkMixedMBps, 0)} vs ${fmt(ng.bulkMixedMBps, 0)} MB/s`,
+      );
+    }
+    console.log('');
+    for (const v of verdicts) console.log(v);
+
+    const out = path.join(here, 'results');
+    mkdirSync(out, { recursive: true });
+    writeFileSync(
+      path.join(out, 'mixed.json'),
+      `${JSON.stringify({ suite: 'mixed', date: new Date().toISOString(), node: process.version, settings: s, loadavg: loadavg(), targets: { p99Ms: TARGET_P99_MS, bulkKeep: TARGET_BULK_KEEP }, results: summary, verdicts }, null, 2)}\n`,
+    );
+    const colors: Record<string, string> = { 'sluice pair': '#1f5fbf', 'nginx grpc_pass': '#d9730d' };
+    writeFileSync(
+      path.join(out, 'mixed-cdf.svg'),
+      cdfSvg({
+        title: `identity 16 KiB at ${s.rate} req/s, with and without a bulk tensor push (${new Date().toISOString().slice(0, 10)})`,
+        marker: { atMs: TARGET_P99_MS, label: `p99 target ${TARGET_P99_MS} ms` },
+        series: paths.flatMap((p) => [
+          { label: `${p.name}, no bulk`, values: results[p.name]!.alone, color: colors[p.name] ?? '#333' },
+          { label: `${p.name}, bulk running`, values: results[p.name]!.mixed, color: colors[p.name] ?? '#333', dashed: true },
+        ]),
+      }),
+    );
+    console.log(`wrote ${path.relative(process.cwd(), path.join(out, 'mixed.json'))} and mixed-cdf.svg`);
+  } finally {
+    for (const c of clients) c.close();
+    await Promise.all(jobs.map((j) => j.stop()));
+    await nginx?.stop();
+    for (const p of procs.reverse()) await p.stop();
+    rmSync(spool, { recursive: true, force: true });
+  }
+}

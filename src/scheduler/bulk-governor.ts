@@ -1,0 +1,55 @@
+// The node-wide link between inference latency and bulk rate. The ingress records the round
+// trip of every inference request; the training links' schedulers ask for the bulk share, which
+// an AIMD controller derives (at most every `tickMs`) from the p99 over a short sliding window.
+// One governor per process: inference and training links are different links (different
+// segments) that share the machine, the NIC and the CPU, so the cut has to cross links.
+import { BulkShareController, type BulkShareOptions } from './bulk-share.ts';
+import { LatencyHistogram } from './latency-histogram.ts';
+
+export interface BulkGovernorOptions extends BulkShareOptions {
+  /** Sliding window of the p99 that drives the controller, milliseconds. */
+  windowMs?: number;
+  /** The controller runs at most this often, milliseconds. */
+  tickMs?: number;
+  /** Below this many samples in the window the p99 is not trusted (counts as no pressure). */
+  minSamples?: number;
+}
+
+export class BulkGovernor {
+  readonly targetMs: number;
+  private readonly controller: BulkShareController;
+  private readonly latency: LatencyHistogram;
+  private readonly tickMs: number;
+  private readonly minSamples: number;
+  private lastTick = -Infinity;
+  private lastP99 = Number.NaN;
+
+  constructor(opts: BulkGovernorOptions) {
+    this.targetMs = opts.targetMs;
+    this.controller = new BulkShareController(opts);
+    this.latency = new LatencyHistogram({ windowMs: opts.windowMs ?? 1000, slots: 10 });
+    this.tickMs = opts.tickMs ?? 50;
+    this.minSamples = opts.minSamples ?? 20;
+  }
+
+  /** An inference request took `latencyMs` end to end (recorded at time `nowMs`, performance.now()). */
+  recordInference(latencyMs: number, nowMs: number): void {
+    this.latency.record(latencyMs, nowMs);
+  }
+
+  /** The bulk class's share of each link now, in [minShare, 1]. */
+  share(nowMs: number): number {
+    if (nowMs - this.lastTick >= this.tickMs) {
+      this.lastTick = nowMs;
+      const enough = this.latency.count(nowMs) >= this.minSamples;
+      this.lastP99 = enough ? this.latency.quantile(0.99, nowMs) : Number.NaN;
+      this.controller.update(this.lastP99, nowMs);
+    }
+    return this.controller.share;
+  }
+
+  /** For metrics and the benchmark report. */
+  snapshot(nowMs: number): { share: number; p99Ms: number; samples: number; decreases: number } {
+    return { share: this.share(nowMs), p99Ms: this.lastP99, samples: this.latency.count(nowMs), decreases: this.controller.decreases };
+  }
+}

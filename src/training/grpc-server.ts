@@ -1,0 +1,68 @@
+// A gRPC server for the training service alone, for nodes whose gRPC port serves no inference
+// routes (a training receiver, say). When the node also runs the inference ingress, the
+// service is added to the grpc-js server behind the ingress's relay instead, so both share
+// port 8001.
+import * as grpc from '@grpc/grpc-js';
+import { addTensorTransferService, type TensorTransferServiceOptions } from './grpc-service.ts';
+import type { TrainingNode } from './training-node.ts';
+
+export interface GrpcBinding {
+  port: number;
+  /** Stops accepting connections (open ones drain through the server's shutdown). */
+  stopAccepting(): void;
+  close(): Promise<void>;
+}
+
+/** Binds a grpc-js server some other way than plaintext host:port (sluice's TLS listener). */
+export type GrpcBinder = (server: grpc.Server, host: string, port: number) => Promise<GrpcBinding>;
+
+export interface TrainingGrpcServerOptions extends TensorTransferServiceOptions {
+  /** Server interceptors (the security gates: src/security/grpc-gate-interceptor.ts). */
+  interceptors?: grpc.ServerInterceptor[];
+  /** Binds the server some other way than plaintext host:port (sluice's TLS listener). */
+  binder?: GrpcBinder;
+}
+
+export class TrainingGrpcServer {
+  private readonly server: grpc.Server;
+  private binding: GrpcBinding | undefined;
+
+  constructor(
+    node: TrainingNode,
+    private readonly host: string,
+    private readonly port: number,
+    private readonly opts: TrainingGrpcServerOptions = {},
+  ) {
+    this.server = new grpc.Server({
+      'grpc.max_receive_message_length': node.limits.maxChunkBytes + 64 * 1024,
+      ...(opts.interceptors !== undefined ? { interceptors: opts.interceptors } : {}),
+    });
+    addTensorTransferService(this.server, node, opts);
+  }
+
+  /** Resolves with the bound port. */
+  async start(): Promise<number> {
+    if (this.opts.binder !== undefined) {
+      this.binding = await this.opts.binder(this.server, this.host, this.port);
+      return this.binding.port;
+    }
+    return new Promise((resolve, reject) =>
+      this.server.bindAsync(`${this.host}:${this.port}`, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
+    );
+  }
+
+  async stop(graceMs: number): Promise<void> {
+    this.binding?.stopAccepting();
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(() => {
+        this.server.forceShutdown();
+        resolve();
+      }, graceMs);
+      this.server.tryShutdown(() => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
+    await this.binding?.close();
+  }
+}
