@@ -41,7 +41,8 @@ export async function startSluice(
   child.stderr!.on('data', (d: Buffer) => {
     stderr += d.toString();
   });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  // 'close', not 'exit': by then every log line the child wrote has been read into `logs`.
+  const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
   const endpoints = await new Promise<Endpoints>((resolve, reject) => {
     let buf = '';
     const timeoutMs = opts.timeoutMs ?? 60_000;

@@ -47,7 +47,8 @@ async function startApp(configYaml: string, tls: { cert: string; key: string }):
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   children.add(child);
-  const exited = once(child, 'exit').then(([code, signal]) => ({ code: code as number | null, signal: signal as NodeJS.Signals | null }));
+  // 'close', not 'exit': by then every log line the app wrote has been read.
+  const exited = once(child, 'close').then(([code, signal]) => ({ code: code as number | null, signal: signal as NodeJS.Signals | null }));
   const logs: Record<string, unknown>[] = [];
   let buf = '';
   let startTimer: NodeJS.Timeout | undefined;
@@ -236,7 +237,8 @@ test('SIGHUP reloads certificates and the log level without dropping traffic; a 
     writeFileSync(cfgFile, 'lifecycle: { drainGraceMs: -1 }\n');
     app.child.kill('SIGHUP');
     await waitFor('failed reload', async () => sampleValue(await scrape(`${ops}/metrics`), 'sluice_config_reloads_total', { result: 'failure' }) === 1);
-    assert.ok(app.logs.some((l) => l.msg === 'reload rejected: configuration invalid; keeping the running one'));
+    // The log line travels a pipe; the counter may be scraped before it arrives.
+    await waitFor('reload rejection logged', () => app.logs.some((l) => l.msg === 'reload rejected: configuration invalid; keeping the running one'));
     assert.equal((await call(app.port, 'still', 0)).fingerprint, certB.fingerprint);
   } finally {
     writeFileSync(certA.cert, origCert);
