@@ -11,7 +11,7 @@
 // round after round so a noisy neighbour slows all alike. Inference is an open-loop load at a
 // fixed rate (latency from each call's scheduled start); bulk pushes TENSOR-byte tensors back
 // to back, throughput counted where the receiving job gets the bytes (each tensor's SHA-256
-// checked there). Writes bench/results/mixed.json and bench/results/mixed-cdf.svg.
+// checked there). Writes bench/results/mixed.json and mixed-cdf.svg (mixed-<rate>rps.* at other rates).
 // Flags: --quick (one short round). Knobs: SLUICE_BENCH_SECONDS (per phase, default 10; quick 3),
 // SLUICE_BENCH_ROUNDS (default 2; quick 1), SLUICE_BENCH_RATE (inference req/s, default 500),
 // SLUICE_BENCH_TENSOR_MIB (default 1024; quick 256).
