@@ -3,6 +3,8 @@
 //  - closedLoop: `concurrency` calls always in flight for a while -> requests per second
 //  - openLoop: calls started at a fixed rate whatever the answers do, latency measured from
 //    each call's scheduled start (no coordinated omission) -> p50 / p99
+//  - pairedLoop: one call at a time to each of several servers in turn (rotating order), so
+//    every server sees the same background load; for comparing p50s on a shared machine
 import * as grpc from '@grpc/grpc-js';
 
 const identity = (b: Buffer): Buffer => b;
@@ -124,4 +126,27 @@ export async function openLoop(
   }
   await Promise.all(pending);
   return { latencies, errors, errorCodes, errorExamples };
+}
+
+/**
+ * One call at a time, to each client in turn, `iterations` times; the starting client rotates
+ * so none always follows another. Background load on a shared machine then falls on every
+ * client alike, which is what a comparison of their medians needs. Latencies per client.
+ */
+export async function pairedLoop(clients: readonly RawGrpcClient[], path: string, body: Buffer, iterations: number): Promise<{ latencies: number[][]; errors: number[] }> {
+  const latencies = clients.map((): number[] => []);
+  const errors = clients.map(() => 0);
+  for (let it = 0; it < iterations; it++) {
+    for (let k = 0; k < clients.length; k++) {
+      const i = (it + k) % clients.length;
+      const t0 = performance.now();
+      try {
+        await clients[i]!.call(path, body);
+        latencies[i]!.push(performance.now() - t0);
+      } catch {
+        errors[i]!++;
+      }
+    }
+  }
+  return { latencies, errors };
 }

@@ -1,31 +1,62 @@
-// Benchmark suites by name: `npm run bench` runs them all, `npm run bench -- NAME...` some.
-// Arguments that start with `-` (e.g. --quick) are passed to every suite that runs.
-// To add a suite: write bench/<name>.ts exporting `run(args)` and register it below; suites
-// are imported only when they run, so one suite's set-up never slows another's.
+// Benchmark suites by name: `npm run bench` (and `sluice bench`) runs them all,
+// `npm run bench -- NAME...` some. Arguments that start with `-` (e.g. --quick) are passed to
+// every suite that runs. To add a suite: write bench/<name>.ts exporting `run(args)` and
+// register it below; suites are imported only when they run, so one suite's set-up never
+// slows another's.
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export type BenchSuite = (args: readonly string[]) => Promise<void>;
 
-export const suites: Readonly<Record<string, BenchSuite>> = {
-  crypto: async (args) => (await import('./crypto.ts')).run(args),
-  'transport-tcp': async (args) => (await import('./transport-tcp.ts')).run(args),
-  inference: async () => (await import('./inference.ts')).run(),
-  security: async () => (await import('./security.ts')).run(),
-  mixed: async (args) => (await import('./mixed.ts')).run(args),
+export interface BenchSuiteEntry {
+  /** One line for listings. */
+  readonly summary: string;
+  readonly run: BenchSuite;
+}
+
+export const suites: Readonly<Record<string, BenchSuiteEntry>> = {
+  crypto: {
+    summary: 'AES-256-GCM seal, 4 KiB-16 MiB: native addon vs node:crypto vs `openssl speed`',
+    run: async (args) => (await import('./crypto.ts')).run(args),
+  },
+  'transport-tcp': {
+    summary: 'TCP link, 1 MiB messages: AES-256-GCM and framing-only vs a plain node:net pair',
+    run: async (args) => (await import('./transport-tcp.ts')).run(args),
+  },
+  rdma: {
+    summary: 'RDMA link in one soft-RoCE guest, 1 MiB messages: sluice (null AEAD, AES-256-GCM) vs ib_write_bw, TCP link alongside',
+    run: async (args) => (await import('./rdma.ts')).run(args),
+  },
+  inference: {
+    summary: 'inference path latency and throughput through ingress, link and model server',
+    run: async () => (await import('./inference.ts')).run(),
+  },
+  security: {
+    summary: 'cost of the security gates (API key, JWT, mTLS, fsynced audit) on the inference path',
+    run: async () => (await import('./security.ts')).run(),
+  },
+  mixed: {
+    summary: 'inference open loop at a fixed rate with and without a bulk tensor push: sluice pair vs nginx grpc_pass',
+    run: async (args) => (await import('./mixed.ts')).run(args),
+  },
 };
+
+/** Names that are not suites (empty when all are known). */
+export function unknownSuites(names: readonly string[]): string[] {
+  return names.filter((n) => !Object.hasOwn(suites, n));
+}
 
 export async function main(argv: readonly string[]): Promise<number> {
   const names = argv.filter((a) => !a.startsWith('-'));
   const options = argv.filter((a) => a.startsWith('-'));
-  const unknown = names.filter((n) => !Object.hasOwn(suites, n));
+  const unknown = unknownSuites(names);
   if (unknown.length > 0) {
     console.error(`unknown suite(s): ${unknown.join(', ')}; available: ${Object.keys(suites).join(', ')}`);
     return 2;
   }
   for (const name of names.length > 0 ? names : Object.keys(suites)) {
     console.log(`== ${name}`);
-    await (suites[name] as BenchSuite)(options);
+    await (suites[name] as BenchSuiteEntry).run(options);
   }
   return 0;
 }

@@ -5,6 +5,7 @@
 import net from 'node:net';
 import { TcpTransport } from '../src/transport/tcp-transport.ts';
 import type { InboundMessage, Link } from '../src/transport/types.ts';
+import { benchLinkTuning } from './link-tuning-env.ts';
 import { benchOnlyNullAeadFactory } from './null-aead.ts';
 
 const [mode = 'aes', keyHex = '', bytesArg = '0'] = process.argv.slice(2);
@@ -31,7 +32,7 @@ if (mode === 'plain') {
     process.stdout.write(`${JSON.stringify({ port: (server.address() as net.AddressInfo).port })}\n`);
   });
 } else {
-  const transport = new TcpTransport(mode === 'null' ? { aeadFactory: benchOnlyNullAeadFactory } : {});
+  const transport = new TcpTransport({ ...(mode === 'null' ? { aeadFactory: benchOnlyNullAeadFactory } : {}), link: benchLinkTuning() });
   const listener = await transport.listen({ segment: 'training', host: '127.0.0.1', port: 0, segmentKey: Buffer.from(keyHex, 'hex') });
   listener.on('link', (link: Link) => {
     let got = 0;

@@ -7,26 +7,21 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
+import type { Endpoints } from '../src/node/sluice-node.ts';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const CLI = path.join(ROOT, 'src', 'cli', 'main.ts');
 
-export interface Endpoints {
-  http?: string;
-  grpc?: string;
-  segment?: string;
-  /** The training segment listener. */
-  training?: string;
-  models?: string;
-  metrics?: string;
-}
+/** What the child's "ready" log line lists: the node's bound addresses. */
+export type { Endpoints };
 
 export interface SluiceProcess {
   child: ChildProcess;
   endpoints: Endpoints;
   /** Every log line so far (parsed JSON). */
   logs: Record<string, unknown>[];
-  stop(): Promise<number | null>;
+  /** SIGTERM, then SIGKILL if it has not exited after `killAfterMs` (default 5 s); the exit code. */
+  stop(killAfterMs?: number): Promise<number | null>;
 }
 
 export async function startSluice(
@@ -49,11 +44,12 @@ export async function startSluice(
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const endpoints = await new Promise<Endpoints>((resolve, reject) => {
     let buf = '';
+    const timeoutMs = opts.timeoutMs ?? 60_000;
     const timer = setTimeout(() => {
-      // Do not leave a half-started server behind.
+      // Never leave a half-started server behind on a failed start.
       child.kill('SIGKILL');
-      reject(new Error(`${opts.name} did not get ready in ${opts.timeoutMs ?? 30_000} ms: ${stderr}`));
-    }, opts.timeoutMs ?? 30_000);
+      reject(new Error(`${opts.name} did not get ready within ${timeoutMs} ms: ${stderr}`));
+    }, timeoutMs);
     child.stdout!.on('data', (d: Buffer) => {
       buf += d.toString();
       let nl: number;
@@ -76,14 +72,17 @@ export async function startSluice(
       clearTimeout(timer);
       reject(new Error(`${opts.name} exited with ${code} before ready: ${stderr}`));
     });
+  }).catch((err: unknown) => {
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
   });
   return {
     child,
     endpoints,
     logs,
-    async stop() {
+    async stop(killAfterMs = 5000) {
       if (child.exitCode === null) child.kill('SIGTERM');
-      const kill = setTimeout(() => child.kill('SIGKILL'), 5000);
+      const kill = setTimeout(() => child.kill('SIGKILL'), killAfterMs);
       const code = await exited;
       clearTimeout(kill);
       rmSync(dir, { recursive: true, force: true });

@@ -9,6 +9,17 @@ export class SluiceError extends Error {
   }
 }
 
+/**
+ * A SluiceError whose code is one of a layer's stable codes: each layer declares its codes as a
+ * const object and its error as `class WireError extends CodedError<WireErrorCode> {}`.
+ */
+export class CodedError<C extends string> extends SluiceError {
+  declare readonly code: C;
+  constructor(code: C, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+  }
+}
+
 export function isSluiceError(err: unknown, code?: string): err is SluiceError {
   return (
     typeof err === 'object' &&

@@ -1,22 +1,26 @@
 import type { CliCommand } from './command.ts';
 import { auditVerifyCommand } from './commands/audit-verify.ts';
+import { benchCommand } from './commands/bench.ts';
 import { configCheckCommand } from './commands/config-check.ts';
 import { demoCommand } from './commands/demo.ts';
 import { keysCreateCommand } from './commands/keys-create.ts';
 import { keysListCommand } from './commands/keys-list.ts';
 import { keysRevokeCommand } from './commands/keys-revoke.ts';
 import { keysRotateCommand } from './commands/keys-rotate.ts';
+import { rdmaDevicesCommand } from './commands/rdma-devices.ts';
 import { serveCommand } from './commands/serve.ts';
 
 // Longest names first so "keys create" wins over a hypothetical "keys".
 export const commands: readonly CliCommand[] = [
   auditVerifyCommand,
+  benchCommand,
   configCheckCommand,
   demoCommand,
   keysCreateCommand,
   keysListCommand,
   keysRotateCommand,
   keysRevokeCommand,
+  rdmaDevicesCommand,
   serveCommand,
 ].sort(
   (a, b) => b.name.split(' ').length - a.name.split(' ').length,

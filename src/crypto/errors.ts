@@ -1,6 +1,6 @@
 // Errors of the AEAD layer. The native addon throws plain errors carrying one of these codes;
 // src/crypto/native-aead.ts turns them into CryptoError.
-import { SluiceError } from '../errors.ts';
+import { CodedError } from '../errors.ts';
 
 export const CryptoErrorCode = {
   /** An argument has the wrong type or size (a caller bug). */
@@ -14,12 +14,7 @@ export type CryptoErrorCode = (typeof CryptoErrorCode)[keyof typeof CryptoErrorC
 
 const KNOWN_CODES: ReadonlySet<string> = new Set(Object.values(CryptoErrorCode));
 
-export class CryptoError extends SluiceError {
-  declare readonly code: CryptoErrorCode;
-  constructor(code: CryptoErrorCode, message: string, options?: { cause?: unknown }) {
-    super(code, message, options);
-  }
-}
+export class CryptoError extends CodedError<CryptoErrorCode> {}
 
 /** Maps an error thrown by the native addon ({code, message}) onto CryptoError. */
 export function cryptoErrorFromNative(err: unknown): CryptoError {

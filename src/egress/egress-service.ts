@@ -16,6 +16,7 @@ import {
   InferenceKind,
 } from '../wire/inference-envelope.ts';
 import type { UpstreamCall } from './upstream-client.ts';
+import type { MessageParts } from './http2-grpc-client.ts';
 import type { UpstreamPool } from './upstream-pool.ts';
 
 export interface EgressServiceOptions {
@@ -122,7 +123,7 @@ export class EgressService {
     }
   }
 
-  private reply(link: Link, m: InboundMessage, requestId: string, err: InferenceError | undefined, payload?: Buffer): void {
+  private reply(link: Link, m: InboundMessage, requestId: string, err: InferenceError | undefined, payload?: MessageParts): void {
     const header = encodeReplyHeader(
       err === undefined
         ? { status: GrpcStatus.OK, code: '', message: '', requestId }
@@ -134,7 +135,7 @@ export class EgressService {
       return;
     }
     try {
-      link.send({ ...msg, body: [header, payload] });
+      link.send({ ...msg, body: [header, ...payload.parts] });
     } catch (err) {
       // The answer cannot cross (too big for the segment): tell the caller instead of going silent.
       const e = new InferenceError(InferenceErrorCode.TOO_LARGE, `the response of ${payload.length} bytes cannot cross the inference segment: ${(err as Error).message}`, {

@@ -5,6 +5,7 @@
 // wire protocol: one length-prefixed message each way, grpc-timeout for the deadline,
 // grpc-status / grpc-message in the trailers (or in trailers-only responses).
 import http2 from 'node:http2';
+import net from 'node:net';
 import { GrpcStatus, type GrpcStatusCode, isGrpcStatusCode } from '../kserve/status.ts';
 
 export interface Http2GrpcClientOptions {
@@ -19,9 +20,38 @@ export interface GrpcCallError {
   details: string;
 }
 
-export interface GrpcUnaryCall {
-  readonly result: Promise<Buffer>;
+export interface GrpcUnaryCall<T = Buffer> {
+  readonly result: Promise<T>;
   cancel(): void;
+}
+
+/**
+ * A response message as the DATA chunks it arrived in (prefix removed): forwarded as a gather
+ * list, a large response is never copied into one buffer (nor allocated as one).
+ */
+export interface MessageParts {
+  readonly parts: readonly Buffer[];
+  readonly length: number;
+}
+
+/** Strips the 5-byte gRPC prefix from received chunks; a string says what is wrong. */
+export function unframe(chunks: readonly Buffer[], received: number): MessageParts | string {
+  if (received < 5) return 'upstream sent no response message';
+  const prefix = chunks[0]!.length >= 5 ? chunks[0]! : Buffer.concat(chunks, 5);
+  if (prefix[0] !== 0) return 'upstream sent a compressed message';
+  const len = prefix.readUInt32BE(1);
+  if (len !== received - 5) return 'upstream sent a response whose length does not match its frame';
+  const parts: Buffer[] = [];
+  let skip = 5;
+  for (const c of chunks) {
+    if (skip >= c.length) {
+      skip -= c.length;
+      continue;
+    }
+    parts.push(skip === 0 ? c : c.subarray(skip));
+    skip = 0;
+  }
+  return { parts, length: len };
 }
 
 const { NGHTTP2_CANCEL } = http2.constants;
@@ -68,6 +98,12 @@ export class Http2GrpcClient {
       // Large tensors: let a whole message be in flight without waiting on window updates.
       settings: { initialWindowSize: 16 * 1024 * 1024, enablePush: false },
       maxSessionMemory: 256,
+      // RPC traffic: a small write (a window update, the next request) must not wait for an ACK.
+      createConnection: (authority: URL) => {
+        const socket = net.connect({ host: authority.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(authority.port) });
+        socket.setNoDelay(true);
+        return socket;
+      },
     });
     const drop = (): void => {
       if (this.session === session) this.session = undefined;
@@ -87,11 +123,17 @@ export class Http2GrpcClient {
     return session;
   }
 
-  /** Calls `path` with a serialized request; rejects with a GrpcCallError. */
+  /** Calls `path` with a serialized request; resolves with the response in one buffer. */
   unary(path: string, payload: Buffer, deadline: number, metadata: Record<string, string>): GrpcUnaryCall {
-    let resolve!: (b: Buffer) => void;
+    const call = this.unaryParts(path, payload, deadline, metadata);
+    return { result: call.result.then((m) => (m.parts.length === 1 ? m.parts[0]! : Buffer.concat(m.parts as Buffer[], m.length))), cancel: call.cancel };
+  }
+
+  /** Calls `path` with a serialized request; resolves with the response's parts; rejects with a GrpcCallError. */
+  unaryParts(path: string, payload: Buffer, deadline: number, metadata: Record<string, string>): GrpcUnaryCall<MessageParts> {
+    let resolve!: (b: MessageParts) => void;
     let reject!: (e: GrpcCallError) => void;
-    const result = new Promise<Buffer>((res, rej) => {
+    const result = new Promise<MessageParts>((res, rej) => {
       resolve = res;
       reject = rej;
     });
@@ -177,19 +219,14 @@ export class Http2GrpcClient {
         fail(status, message);
         return;
       }
-      const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, received);
-      if (body.length < 5 || body[0] !== 0) {
-        fail(GrpcStatus.INTERNAL, body.length < 5 ? 'upstream sent no response message' : 'upstream sent a compressed message');
-        return;
-      }
-      const len = body.readUInt32BE(1);
-      if (len !== body.length - 5) {
-        fail(GrpcStatus.INTERNAL, 'upstream sent a response whose length does not match its frame');
+      const framed = unframe(chunks, received);
+      if (typeof framed === 'string') {
+        fail(GrpcStatus.INTERNAL, framed);
         return;
       }
       settled = true;
       clearTimeout(timer);
-      resolve(body.subarray(5));
+      resolve(framed);
     });
 
     // gRPC message prefix: no compression, 4-byte big-endian length. Small messages go out as

@@ -5,7 +5,7 @@ import { METHODS } from '../kserve/grpc-service.ts';
 import { InferenceError, InferenceErrorCode } from '../kserve/inference-error.ts';
 import { decodeMessage, encodeMessage } from '../kserve/proto.ts';
 import { GrpcStatus } from '../kserve/status.ts';
-import { type GrpcCallError, Http2GrpcClient } from './http2-grpc-client.ts';
+import { type GrpcCallError, Http2GrpcClient, type MessageParts } from './http2-grpc-client.ts';
 
 export type UpstreamMethod = 'ModelInfer' | 'ModelReady' | 'ModelMetadata';
 
@@ -16,7 +16,8 @@ export interface UpstreamCallOptions {
 }
 
 export interface UpstreamCall {
-  readonly result: Promise<Buffer>;
+  /** The serialized response, in the parts it arrived in (forwarded without joining them). */
+  readonly result: Promise<MessageParts>;
   cancel(): void;
 }
 
@@ -30,7 +31,7 @@ export class UpstreamClient {
   }
 
   call(method: UpstreamMethod, payload: Buffer, opts: UpstreamCallOptions): UpstreamCall {
-    const call = this.client.unary(METHODS[method].path, payload, opts.deadline, { 'x-request-id': opts.requestId });
+    const call = this.client.unaryParts(METHODS[method].path, payload, opts.deadline, { 'x-request-id': opts.requestId });
     return { result: call.result.catch((err: GrpcCallError) => Promise.reject(this.translate(err))), cancel: call.cancel };
   }
 

@@ -12,7 +12,7 @@ import type { SluiceConfig } from '../config/schema.ts';
 import { ConfigError } from '../config/load.ts';
 import { EgressService } from '../egress/egress-service.ts';
 import { UpstreamPool } from '../egress/upstream-pool.ts';
-import { GrpcIngress } from '../ingress/grpc-ingress.ts';
+import { Http2GrpcIngress } from '../ingress/http2-grpc-ingress.ts';
 import { HookChain, type IngressHook } from '../ingress/hooks.ts';
 import { HttpIngress } from '../ingress/http-ingress.ts';
 import { InferenceGateway } from '../ingress/inference-gateway.ts';
@@ -39,13 +39,15 @@ import { loadSegmentKey } from '../config/segment-key.ts';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { serveGrpcOverTls } from '../security/grpc-tls.ts';
+import { serveConnectionsOverTls, serveGrpcOverTls } from '../security/grpc-tls.ts';
 import { startHttpsFront, type HttpsFront } from '../security/https-front.ts';
 import { egressTenantPolicy } from '../security/egress-policy.ts';
 import { securityIngressHook } from '../security/ingress-gate-hook.ts';
 import { guardLink, guardListener } from '../security/link-guard.ts';
 import { SecurityRuntime } from '../security/security-runtime.ts';
 import { uwsSslOptions } from '../security/tls-options.ts';
+import { discardEvents } from '../security/events.ts';
+import { countingEventSink } from '../telemetry/security-event-metrics.ts';
 import { requestMetricsHook } from './node-telemetry.ts';
 
 export type TransportChoice = 'tcp' | 'rdma' | 'auto';
@@ -100,7 +102,7 @@ export class SluiceNode {
   private egress: EgressService | undefined;
   private peerLinks: PeerLinks | undefined;
   private gateway: InferenceGateway | undefined;
-  private grpc: GrpcIngress | undefined;
+  private grpc: Http2GrpcIngress | undefined;
   private http: HttpIngress | undefined;
   private readonly egressLinks = new Set<Link>();
   private training: TrainingNode | undefined;
@@ -221,6 +223,7 @@ export class SluiceNode {
       nodeName: config.node.name,
       logger: logger.child({ component: 'security' }),
       ...(this.opts.configDir !== undefined ? { baseDir: this.opts.configDir } : {}),
+      observer: countingEventSink(this.metrics.rejections, discardEvents),
     });
     const s = config.security;
     if (s.apiKeys.enabled || s.jwt.enabled || s.audit.enabled || s.rateLimits.enabled) this.hooks.add(securityIngressHook(this.security.gates));
@@ -371,7 +374,7 @@ export class SluiceNode {
         this.grpcHealth = new GrpcHealthService(this.health);
         const grpcHealth = this.grpcHealth;
         const sec = this.security;
-        this.grpc = new GrpcIngress({
+        this.grpc = new Http2GrpcIngress({
           ...common,
           host: l.host,
           port: l.port,
@@ -383,7 +386,7 @@ export class SluiceNode {
           },
           ...this.grpcGateOptions(),
           ...(sec?.config.tls.enabled === true
-            ? { binder: (server, host, port) => serveGrpcOverTls(server, { name: 'grpc', host, port, tls: sec.config.tls, allowlist: sec.allowlist, events: sec }) }
+            ? { binder: (accept, host, port) => serveConnectionsOverTls(accept, { name: 'grpc', host, port, tls: sec.config.tls, allowlist: sec.allowlist, events: sec }) }
             : {}),
         });
         this.endpoints.grpc = `${l.host}:${await this.grpc.start()}`;

@@ -24,7 +24,7 @@ export function egressTenantPolicy(config: SecurityConfig, events: SecurityEvent
       actor: `tenant-id:${tenantId}`,
       outcome: 'denied',
       reason: why,
-      detail: { gate: 'egress', model, tenant_id: tenantId },
+      detail: { gate: 'egress', code: InferenceErrorCode.TENANT_DENIED, model, tenant_id: tenantId },
     });
     return new InferenceError(InferenceErrorCode.TENANT_DENIED, why);
   };

@@ -54,6 +54,8 @@ export interface GateRecorder {
    * is durable; undefined when the audit log is off.
    */
   record(e: SecurityEvent): Promise<unknown> | undefined;
+  /** Sees a refusal that is counted but not recorded one by one (throttled requests). */
+  observe?(e: SecurityEvent): void;
 }
 
 export interface SecurityGatesOptions {
@@ -62,6 +64,14 @@ export interface SecurityGatesOptions {
   jwt: JwtVerifier | null;
   limiter: TenantRateLimiter | null;
   recorder: GateRecorder;
+}
+
+/** What kind of credential a request carried (for the audit entry and metrics of a refusal). */
+function credentialKind(headers: GateRequest['headers']): 'api_key' | 'jwt' | 'none' {
+  if (headers[API_KEY_HEADER] !== undefined) return 'api_key';
+  const m = headers.authorization === undefined ? null : /^Bearer\s+(\S+)\s*$/i.exec(headers.authorization);
+  if (m === null) return 'none';
+  return looksLikeApiKey(m[1] as string) ? 'api_key' : 'jwt';
 }
 
 function refuse(code: InferenceErrorCode, message: string): InferenceError {
@@ -112,7 +122,7 @@ export class SecurityGates {
       actor: principal?.actor ?? 'unauthenticated',
       outcome: 'denied',
       reason: err.message,
-      detail: { gate, code: err.code, action: req.action, model: req.model, protocol: req.protocol },
+      detail: { gate, code: err.code, credential: credentialKind(req.headers), action: req.action, model: req.model, protocol: req.protocol },
     };
     const durable = this.opts.recorder.record(event);
     if (durable !== undefined) {
@@ -219,13 +229,15 @@ export class SecurityGates {
   private noteThrottled(req: GateRequest, principal: Principal, tenant: string): void {
     const now = Date.now();
     const w = this.throttled.get(tenant);
+    const event: SecurityEvent = { type: 'ratelimit.exceeded', tenant, requestId: req.requestId, actor: principal.actor, outcome: 'denied' };
     if (w !== undefined && now - w.windowStart < 1000) {
       w.count++;
+      this.opts.recorder.observe?.(event);
       return;
     }
     const previous = w?.count ?? 0;
     this.throttled.set(tenant, { windowStart: now, count: 1 });
-    const detail = { gate: 'policy', code: InferenceErrorCode.RATE_LIMITED, action: req.action, refused_in_previous_window: previous };
-    this.opts.recorder.record({ type: 'ratelimit.exceeded', tenant, requestId: req.requestId, actor: principal.actor, outcome: 'denied', detail })?.catch(() => undefined);
+    event.detail = { gate: 'policy', code: InferenceErrorCode.RATE_LIMITED, action: req.action, refused_in_previous_window: previous };
+    this.opts.recorder.record(event)?.catch(() => undefined);
   }
 }

@@ -29,3 +29,18 @@ export async function serveGrpcOverTls(server: Server, opts: Omit<SecureListener
     },
   };
 }
+
+/**
+ * The same TLS listener for a server that takes accepted connections itself (the ingress's
+ * node:http2 gRPC server): each allowlisted h2 socket is handed to `accept`.
+ */
+export async function serveConnectionsOverTls(accept: (socket: TLSSocket) => void, opts: Omit<SecureListenerOptions, 'alpn'>): Promise<GrpcTlsBinding> {
+  const listener = await SecureListener.listen({ ...opts, alpn: ['h2'] });
+  listener.on('connection', accept);
+  return {
+    listener,
+    port: listener.address.port,
+    stopAccepting: () => listener.stopAccepting(),
+    close: () => listener.close(),
+  };
+}

@@ -3,21 +3,16 @@
 // segment may not carry; a receiver drops the link on a frame of the wrong segment or class, a
 // replay, a gap, a bad nonce, key or tag); this makes each refusal visible in the audit log
 // and to webhook subscribers.
-import { HandshakeErrorCode } from '../transport/errors.ts';
+import { peerRefusal } from '../transport/errors.ts';
 import type { Link, LinkCloseInfo, Listener, SegmentName } from '../transport/types.ts';
-import { WireErrorCode } from '../wire/errors.ts';
 import type { SecurityEventSink } from './events.ts';
-
-const SEGMENT_CODES = new Set<string>([WireErrorCode.SEGMENT, WireErrorCode.CLASS, HandshakeErrorCode.SEGMENT]);
-const FRAME_CODES = new Set<string>([WireErrorCode.AUTH, WireErrorCode.REPLAY, WireErrorCode.SEQUENCE_GAP, WireErrorCode.NONCE, WireErrorCode.KEY]);
 
 /** Event type for a refusal code, or null when the code is not a security matter. */
 export function violationType(code: string | undefined): string | null {
-  if (code === undefined) return null;
-  if (SEGMENT_CODES.has(code)) return 'segment.violation';
-  if (FRAME_CODES.has(code)) return 'link.frame_rejected';
-  if (code === HandshakeErrorCode.AUTH) return 'link.handshake_refused';
-  return null;
+  const r = peerRefusal(code);
+  if (r === undefined) return null;
+  if (r.kind === 'policy') return 'segment.violation';
+  return r.reason === 'handshake_auth' ? 'link.handshake_refused' : 'link.frame_rejected';
 }
 
 /** Audits the frames a link refuses (it closes itself; this records why). */

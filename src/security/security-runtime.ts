@@ -21,6 +21,8 @@ export interface SecurityRuntimeOptions {
   logger: Logger;
   /** Relative paths in the config are resolved against this (the config file's directory). */
   baseDir?: string;
+  /** Sees every event first (the metrics registry counts refusals from it); must not throw. */
+  observer?: SecurityEventSink;
 }
 
 /** Routine allowed requests are audited but not sent to webhooks. */
@@ -33,6 +35,7 @@ export class SecurityRuntime implements SecurityEventSink, GateRecorder {
   readonly gates: SecurityGates;
   readonly audit: AuditLog | null;
   readonly allowlist: ClientCertAllowlist | null;
+  private readonly observer: SecurityEventSink | undefined;
   private readonly logger: Logger;
   private readonly webhooks: WebhookDispatcher | null;
   private readonly apiKeys: ApiKeyWatcher | null;
@@ -45,6 +48,7 @@ export class SecurityRuntime implements SecurityEventSink, GateRecorder {
   ) {
     this.config = config;
     this.logger = opts.logger;
+    this.observer = opts.observer;
     this.audit = parts.audit;
     this.webhooks = parts.webhooks;
     this.apiKeys = parts.apiKeys;
@@ -132,7 +136,12 @@ export class SecurityRuntime implements SecurityEventSink, GateRecorder {
     this.allowlist?.on('error', (err: Error) => this.emit({ type: 'tls.allowlist_reload_failed', tenant: null, requestId: null, actor: 'allowlist', outcome: 'failure', reason: err.message }));
   }
 
+  observe(e: SecurityEvent): void {
+    this.observer?.emit(e);
+  }
+
   record(e: SecurityEvent): Promise<unknown> | undefined {
+    this.observer?.emit(e);
     if (!isRoutine(e)) {
       this.webhooks?.dispatch(e);
       if (e.outcome !== 'success') this.logger.info({ event: e.type, tenant: e.tenant, request_id: e.requestId, actor: e.actor, reason: e.reason }, 'security event');

@@ -133,7 +133,7 @@ export class SluiceMetrics {
       map(c.all(), (e) => [{ [a]: e.a, [b]: e.b }, e.value]);
     counter(r, 'crypto_rejections_total', 'Back-end frames refused by the crypto layer (bad tag, replayed or stale nonce), by segment and reason.', ['segment', 'reason'], pairs(this.rejections.cryptoRejections, 'segment', 'reason'));
     counter(r, 'policy_rejections_total', 'Traffic refused by policy (cross-segment, wrong class, tenant not allowed), by segment and reason.', ['segment', 'reason'], pairs(this.rejections.policyRejections, 'segment', 'reason'));
-    counter(r, 'auth_rejections_total', 'Client credentials refused, by method (mtls, jwt, api_key, webhook) and reason.', ['method', 'reason'], pairs(this.rejections.authRejections, 'method', 'reason'));
+    counter(r, 'auth_rejections_total', 'Client credentials refused, by method (mtls, jwt, api_key, none) and reason.', ['method', 'reason'], pairs(this.rejections.authRejections, 'method', 'reason'));
 
     // RDMA.
     counter(r, 'rdma_completions_total', 'RDMA work completions, by device and opcode.', ['device', 'opcode'], () => this.rdmaCounter('completions'));

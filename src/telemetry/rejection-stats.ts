@@ -2,9 +2,8 @@
 // authentication) and read by the metrics registry at scrape time. Reasons are short constant
 // strings chosen by the caller (e.g. "auth_tag", "replay", "cross_segment", "expired_token"),
 // never client-supplied text, so the label set stays bounded.
-import { HandshakeErrorCode } from '../transport/errors.ts';
+import { peerRefusal, type PeerRefusalKind } from '../transport/errors.ts';
 import type { SegmentName } from '../transport/types.ts';
-import { WireErrorCode } from '../wire/errors.ts';
 
 export interface CountedPair {
   readonly a: string;
@@ -32,7 +31,8 @@ export class PairCounter {
   }
 }
 
-export type AuthMethod = 'mtls' | 'jwt' | 'api_key' | 'webhook' | 'none';
+/** mtls: the TLS listeners (refused or revoked client certificates, failed handshakes). */
+export type AuthMethod = 'mtls' | 'jwt' | 'api_key' | 'none';
 
 export class RejectionStats {
   /** (segment, reason): frames that failed AEAD open, replay or nonce checks. */
@@ -64,28 +64,9 @@ export class RejectionStats {
   }
 }
 
-export type RejectionKind = 'crypto' | 'policy';
+export type RejectionKind = PeerRefusalKind;
 
-/** Short reason labels for the peer errors that are crypto or policy refusals. */
-const REJECTION_BY_CODE: Readonly<Record<string, readonly [RejectionKind, string]>> = {
-  [WireErrorCode.AUTH]: ['crypto', 'auth_tag'],
-  [WireErrorCode.REPLAY]: ['crypto', 'replay'],
-  [WireErrorCode.NONCE]: ['crypto', 'nonce'],
-  [WireErrorCode.KEY]: ['crypto', 'key_id'],
-  [WireErrorCode.SEQUENCE_GAP]: ['crypto', 'sequence_gap'],
-  [WireErrorCode.SEGMENT]: ['policy', 'cross_segment'],
-  [WireErrorCode.CLASS]: ['policy', 'wrong_class'],
-  [HandshakeErrorCode.AUTH]: ['crypto', 'handshake_auth'],
-  [HandshakeErrorCode.SEGMENT]: ['policy', 'handshake_segment'],
-};
-
-/**
- * Whether an error that ended a link or a handshake was a crypto or policy refusal, and why.
- * Undefined for everything else (malformed bytes, timeouts, resets).
- */
+/** Whether an error that ended a link or a handshake was a crypto or policy refusal, and why. */
 export function classifyRejection(err: unknown): { kind: RejectionKind; reason: string } | undefined {
-  const code = (err as { code?: unknown } | null)?.code;
-  if (typeof code !== 'string') return undefined;
-  const hit = REJECTION_BY_CODE[code];
-  return hit === undefined ? undefined : { kind: hit[0], reason: hit[1] };
+  return peerRefusal((err as { code?: unknown } | null)?.code);
 }

@@ -1,10 +1,20 @@
 // A gRPC server for the training service alone, for nodes whose gRPC port serves no inference
 // routes (a training receiver, say). When the node also runs the inference ingress, the
-// service is added to the ingress's server instead, so both share port 8001.
+// service is added to the grpc-js server behind the ingress's relay instead, so both share
+// port 8001.
 import * as grpc from '@grpc/grpc-js';
-import type { GrpcBinder, GrpcBinding } from '../ingress/grpc-ingress.ts';
 import { addTensorTransferService, type TensorTransferServiceOptions } from './grpc-service.ts';
 import type { TrainingNode } from './training-node.ts';
+
+export interface GrpcBinding {
+  port: number;
+  /** Stops accepting connections (open ones drain through the server's shutdown). */
+  stopAccepting(): void;
+  close(): Promise<void>;
+}
+
+/** Binds a grpc-js server some other way than plaintext host:port (sluice's TLS listener). */
+export type GrpcBinder = (server: grpc.Server, host: string, port: number) => Promise<GrpcBinding>;
 
 export interface TrainingGrpcServerOptions extends TensorTransferServiceOptions {
   /** Server interceptors (the security gates: src/security/grpc-gate-interceptor.ts). */

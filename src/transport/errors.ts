@@ -1,5 +1,7 @@
-// Errors of links and transports (connection, handshake, local misuse), with stable codes.
-import { SluiceError } from '../errors.ts';
+// Errors of links and transports (connection, handshake, local misuse), with stable codes, and
+// which of the errors that end a link or a handshake are refusals of the peer.
+import { CodedError } from '../errors.ts';
+import { WireErrorCode } from '../wire/errors.ts';
 
 export const TransportErrorCode = {
   /** The connection could not be made (refused, unreachable). */
@@ -21,12 +23,7 @@ export const TransportErrorCode = {
 } as const;
 export type TransportErrorCode = (typeof TransportErrorCode)[keyof typeof TransportErrorCode];
 
-export class TransportError extends SluiceError {
-  declare readonly code: TransportErrorCode;
-  constructor(code: TransportErrorCode, message: string, options?: { cause?: unknown }) {
-    super(code, message, options);
-  }
-}
+export class TransportError extends CodedError<TransportErrorCode> {}
 
 export const HandshakeErrorCode = {
   /** The two ends do not hold the same segment key. */
@@ -46,9 +43,30 @@ export const HandshakeErrorCode = {
 } as const;
 export type HandshakeErrorCode = (typeof HandshakeErrorCode)[keyof typeof HandshakeErrorCode];
 
-export class HandshakeError extends SluiceError {
-  declare readonly code: HandshakeErrorCode;
-  constructor(code: HandshakeErrorCode, message: string, options?: { cause?: unknown }) {
-    super(code, message, options);
-  }
+export class HandshakeError extends CodedError<HandshakeErrorCode> {}
+
+export type PeerRefusalKind = 'crypto' | 'policy';
+
+/** The codes that mean the peer was refused, with a short constant reason (a metric label). */
+const PEER_REFUSALS: Readonly<Record<string, readonly [PeerRefusalKind, string]>> = {
+  [WireErrorCode.AUTH]: ['crypto', 'auth_tag'],
+  [WireErrorCode.REPLAY]: ['crypto', 'replay'],
+  [WireErrorCode.NONCE]: ['crypto', 'nonce'],
+  [WireErrorCode.KEY]: ['crypto', 'key_id'],
+  [WireErrorCode.SEQUENCE_GAP]: ['crypto', 'sequence_gap'],
+  [HandshakeErrorCode.AUTH]: ['crypto', 'handshake_auth'],
+  [WireErrorCode.SEGMENT]: ['policy', 'cross_segment'],
+  [WireErrorCode.CLASS]: ['policy', 'wrong_class'],
+  [HandshakeErrorCode.SEGMENT]: ['policy', 'handshake_segment'],
+};
+
+/**
+ * Whether an error code that ended a link or a handshake is a refusal of the peer: crypto
+ * (tampered, replayed, removed frames, wrong key) or policy (the other segment or class).
+ * Undefined for everything else (malformed bytes, timeouts, resets).
+ */
+export function peerRefusal(code: unknown): { kind: PeerRefusalKind; reason: string } | undefined {
+  if (typeof code !== 'string') return undefined;
+  const hit = PEER_REFUSALS[code];
+  return hit === undefined ? undefined : { kind: hit[0], reason: hit[1] };
 }

@@ -1,6 +1,6 @@
 // Typed rejections of bytes received from a peer. Every malformed, truncated, oversized,
 // replayed or tampered frame ends in one of these codes, never in a crash.
-import { SluiceError } from '../errors.ts';
+import { CodedError } from '../errors.ts';
 
 export const WireErrorCode = {
   /** Fewer bytes than a header or a declared body: the stream ended inside a frame. */
@@ -33,9 +33,4 @@ export const WireErrorCode = {
 
 export type WireErrorCode = (typeof WireErrorCode)[keyof typeof WireErrorCode];
 
-export class WireError extends SluiceError {
-  declare readonly code: WireErrorCode;
-  constructor(code: WireErrorCode, message: string, options?: { cause?: unknown }) {
-    super(code, message, options);
-  }
-}
+export class WireError extends CodedError<WireErrorCode> {}

@@ -62,7 +62,14 @@ export class FrameDecoder {
   push(chunk: Buffer): void {
     if (this.#failed !== undefined) throw this.#failed;
     if (chunk.byteLength === 0) return;
-    this.#chunks.push(chunk);
+    const last = this.#chunks.length > this.#head ? this.#chunks[this.#chunks.length - 1] : undefined;
+    if (last !== undefined && last.buffer === chunk.buffer && last.byteOffset + last.byteLength === chunk.byteOffset) {
+      // The next read of the same arena, right behind the last one: one view over both,
+      // so a frame that spans the two reads is still opened in place, not gathered.
+      this.#chunks[this.#chunks.length - 1] = Buffer.from(last.buffer, last.byteOffset, last.byteLength + chunk.byteLength);
+    } else {
+      this.#chunks.push(chunk);
+    }
     this.#buffered += chunk.byteLength;
     this.#process();
   }

@@ -78,6 +78,27 @@ test('concurrent appends are group-committed: fewer fsyncs than entries, every p
   assert.equal((await verifyAuditFile(file)).ok, true);
 });
 
+test('the log file is written with synchronous data integrity (O_DSYNC): a write returns only once durable', { skip: process.platform !== 'linux' && 'reads /proc/self/fdinfo' }, async () => {
+  const { constants, readdirSync, readlinkSync } = await import('node:fs');
+  const file = path.join(tempDir(), 'audit.jsonl');
+  const log = await AuditLog.open({ path: file, checkpointSeconds: 0 });
+  try {
+    const fd = readdirSync('/proc/self/fd').find((n) => {
+      try {
+        return readlinkSync(`/proc/self/fd/${n}`) === file;
+      } catch {
+        return false;
+      }
+    });
+    assert.ok(fd !== undefined, 'the log holds the file open');
+    const flags = Number.parseInt(/^flags:\s+([0-7]+)$/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))![1]!, 8);
+    assert.equal(flags & constants.O_DSYNC, constants.O_DSYNC, `flags ${flags.toString(8)} lack O_DSYNC`);
+    assert.equal(flags & constants.O_APPEND, constants.O_APPEND);
+  } finally {
+    await log.close();
+  }
+});
+
 test('reopening resumes the chain; a second writer is refused while the first is alive', async () => {
   const file = path.join(tempDir(), 'audit.jsonl');
   await writeLog(file, 5);

@@ -50,6 +50,7 @@ async function startApp(configYaml: string, tls: { cert: string; key: string }):
   const exited = once(child, 'exit').then(([code, signal]) => ({ code: code as number | null, signal: signal as NodeJS.Signals | null }));
   const logs: Record<string, unknown>[] = [];
   let buf = '';
+  let startTimer: NodeJS.Timeout | undefined;
   const listening = new Promise<{ port: number; opsPort: number }>((resolve, reject) => {
     child.stdout!.on('data', (d: Buffer) => {
       buf += d.toString('utf8');
@@ -63,12 +64,13 @@ async function startApp(configYaml: string, tls: { cert: string; key: string }):
       }
     });
     void exited.then((e) => reject(new Error(`app exited before listening: ${JSON.stringify(e)}`)));
-    setTimeout(() => {
+    // A bound on start-up only (a loaded machine can take a while to load tsx and the app).
+    startTimer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error('app did not start listening within 20 s'));
-    }, 20_000).unref();
+      reject(new Error('app did not start listening within 60 s'));
+    }, 60_000);
   });
-  const { port, opsPort } = await listening;
+  const { port, opsPort } = await listening.finally(() => clearTimeout(startTimer));
   return { child, port, opsPort, audit, logs, exited };
 }
 
@@ -123,11 +125,13 @@ const cfg = (grace: number, delay: number, level = 'info'): string =>
   `node: { name: drain-test }\nlifecycle: { drainGraceMs: ${grace}, drainDelayMs: ${delay}, closeTimeoutMs: 2000 }\nlog: { level: ${level} }\n`;
 
 test('SIGTERM under load: in-flight requests finish, none acknowledged is lost, no audit entry is lost', async () => {
-  const app = await startApp(cfg(10_000, 400), certA);
+  const app = await startApp(cfg(20_000, 400), certA);
   const ops = `http://127.0.0.1:${app.opsPort}`;
   assert.equal((await fetch(`${ops}/readyz`)).status, 200);
 
-  const inflight = Array.from({ length: 24 }, (_, i) => call(app.port, `a${i}`, 4000 + 50 * i));
+  // Each does a TLS handshake first: on a busy machine counting all 24 in flight can take
+  // seconds, so they run long enough (7 s and up) to still be there; the grace covers them.
+  const inflight = Array.from({ length: 24 }, (_, i) => call(app.port, `a${i}`, 7000 + 50 * i));
   await waitFor('24 requests in flight', async () => sampleValue(await scrape(`${ops}/metrics`), 'sluice_requests_in_flight') === 24, 15_000);
 
   // Load keeps coming while the drain runs; whatever is refused was never acknowledged.
@@ -192,7 +196,8 @@ test('a second SIGTERM during the drain exits at once', async () => {
   app.child.kill('SIGTERM');
   const exit = await app.exited;
   assert.deepEqual(exit, { code: 143, signal: null });
-  assert.ok(Date.now() - t0 < 2_000);
+  // "At once" against a 30 s grace and a 20 s request; loose because the machine may be busy.
+  assert.ok(Date.now() - t0 < 10_000, `exited ${Date.now() - t0} ms after the second signal`);
   assert.notEqual((await slow).status, 200);
   assert.ok(app.logs.some((l) => l.msg === 'second stop signal during drain: exiting now'), 'the reason is logged before exiting');
 });

@@ -19,6 +19,7 @@ import { TestCa, type Issued } from '../helpers/pki.ts';
 import { closedPort } from '../helpers/sluice-process.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 import { int32Raw } from '../helpers/tensors.ts';
+import { parsePromText, sampleValue } from '../helpers/prom-text.ts';
 
 const dir = tempDir();
 const auditFile = path.join(dir, 'audit.jsonl');
@@ -144,6 +145,17 @@ test('HTTP: each gate refuses with a typed RFC 7807 problem carrying the request
     assert.ok(denials.some((e) => e.request_id === rid), `refusal of ${rid} is in the audit log`);
   }
   assert.equal(denials.find((e) => e.request_id === noCap.requestId)?.actor.startsWith('key:'), true);
+
+  // Each refusal is counted in the node's metrics, by what the request carried and why.
+  const m = parsePromText(await node.metrics.render());
+  const auth = (method: string, reason: string) => sampleValue(m, 'sluice_auth_rejections_total', { method, reason });
+  const policy = (reason: string) => sampleValue(m, 'sluice_policy_rejections_total', { segment: 'client', reason });
+  assert.equal(auth('none', 'unauthenticated'), 2, 'no credentials; a Basic header');
+  assert.equal(auth('api_key', 'unauthenticated'), 1, 'unknown key');
+  assert.equal(auth('jwt', 'token_expired'), 1);
+  assert.equal(policy('permission_denied'), 1);
+  assert.equal(policy('tenant_denied'), 3, 'other model, other tenant, unknown tenant');
+  assert.equal(policy('too_large'), 1);
 });
 
 test('HTTP and gRPC: valid keys and tokens pass; the entry is durable before the answer, bound to the tenant', async () => {

@@ -92,4 +92,18 @@ test('segment policy in the gates: inference only on the inference segment, trai
   assert.equal(await check('train', 'inference', keys.train!), 'SLUICE_ERR_SEGMENT_POLICY');
   assert.equal(await check('infer', 'training', keys.infer!), 'SLUICE_ERR_SEGMENT_POLICY');
   assert.equal(await check('infer', 'inference', keys.infer!), 'ok');
+  // Each refusal is in the audit log (durable before the refusal was returned), naming the gate.
+  const { readFile } = await import('node:fs/promises');
+  const entries = (await readFile(path.join(dir, 'audit.jsonl'), 'utf8'))
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { request_id: string | null; action: string; outcome: string; detail?: { gate?: string; code?: string } });
+  for (const rid of ['seg-train-inference', 'seg-infer-training']) {
+    const e = entries.find((x) => x.request_id === rid);
+    assert.ok(e !== undefined, `${rid} is audited`);
+    assert.equal(e.action, 'policy.denied');
+    assert.equal(e.outcome, 'denied');
+    assert.equal(e.detail?.gate, 'isolation');
+    assert.equal(e.detail?.code, 'SLUICE_ERR_SEGMENT_POLICY');
+  }
 });

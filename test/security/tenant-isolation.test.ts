@@ -154,9 +154,23 @@ test('over a real link: a frame relabelled as the training segment is refused as
     l.client.send({ cls: 'inference', kind: 0, streamId: 1, tenant: 3, body: Buffer.from('x') });
     const [info] = await closed;
     assert.equal((info.error as { code?: string }).code, 'SLUICE_ERR_WIRE_SEGMENT');
-    assert.ok(l.events.some((e) => e.type === 'segment.violation'));
-    // The sending end refuses wrong-class traffic before it reaches the wire.
-    assert.throws(() => l.client.send({ cls: 'training', kind: 0, streamId: 2, body: Buffer.from('bulk') }), (e: unknown) => isSluiceError(e, 'SLUICE_ERR_LINK_WRONG_SEGMENT') || isSluiceError(e, 'SLUICE_ERR_LINK_CLOSED'));
+    const violation = l.events.find((e) => e.type === 'segment.violation');
+    assert.ok(violation !== undefined, 'the receiving end audits the violation');
+    assert.equal(violation.outcome, 'denied');
+    assert.equal(violation.detail?.segment, 'inference');
+  } finally {
+    await l.cleanup();
+  }
+});
+
+test('the sending end refuses to queue traffic of the other segment; the link stays usable', async () => {
+  const l = await linkThroughProxy((f) => [f]);
+  try {
+    assert.throws(() => l.client.send({ cls: 'training', kind: 0, streamId: 2, body: Buffer.from('bulk') }), (e: unknown) => isSluiceError(e, 'SLUICE_ERR_LINK_WRONG_SEGMENT'));
+    // The body may be a view of a receive buffer: read it inside the handler.
+    const got = new Promise<string>((resolve) => l.server.once('message', (m: InboundMessage) => resolve(m.body.toString())));
+    l.client.send({ cls: 'inference', kind: 0, streamId: 3, tenant: 3, body: Buffer.from('still fine') });
+    assert.equal(await got, 'still fine');
   } finally {
     await l.cleanup();
   }

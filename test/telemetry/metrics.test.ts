@@ -44,8 +44,14 @@ test('every metric is named sluice_* and documented in docs/operations.md with i
     assert.deepEqual(d.labels, [...r.labelNames], `${r.name}: documented labels`);
   }
   for (const d of documented.keys()) assert.ok(registered.some((r) => r.name === d), `${d} is documented but not registered`);
+  // The process metrics are documented as one row of wildcards (`sluice_process_*`, ...).
+  const wildcards = [...doc.matchAll(/^\|\s*(`sluice_[a-z0-9_]+\*`(?:,\s*`sluice_[a-z0-9_]+\*`)*)\s*\|/gm)].flatMap((w) => [...w[1]!.matchAll(/`(sluice_[a-z0-9_]+)\*`/g)].map((x) => x[1]!));
+  assert.ok(wildcards.length > 0, 'the process metrics row is in the table');
   const withProcess = new SluiceMetrics();
-  assert.ok(withProcess.registry.getMetricsAsArray().every((x) => x.name.startsWith('sluice_')), 'process metrics carry the sluice_ prefix');
+  for (const x of withProcess.registry.getMetricsAsArray()) {
+    if (documented.has(x.name)) continue;
+    assert.ok(wildcards.some((w) => x.name.startsWith(w)), `${x.name} is neither in the table nor covered by its process-metrics row`);
+  }
 });
 
 test('request counters and latency histograms appear and move with traffic', async () => {
@@ -357,17 +363,40 @@ test('security events count as auth and policy rejections and still reach the ne
   const metrics = new SluiceMetrics({ processMetrics: false });
   const seen: string[] = [];
   const sink = countingEventSink(metrics.rejections, { emit: (e) => seen.push(e.type) });
-  const ev = (type: string, outcome: 'denied' | 'success' | 'failure' = 'denied') => ({ type, tenant: null, requestId: null, actor: 'x', outcome });
+  const ev = (type: string, actor = 'anonymous', detail?: Record<string, unknown>, outcome: 'denied' | 'success' | 'failure' = 'denied') => ({
+    type,
+    tenant: null,
+    requestId: null,
+    actor,
+    outcome,
+    ...(detail !== undefined ? { detail } : {}),
+  });
   sink.emit(ev('tls.client_refused'));
   sink.emit(ev('tls.client_refused'));
-  sink.emit(ev('jwt.expired'));
-  sink.emit(ev('policy.denied'));
-  sink.emit(ev('tls.reload_failed', 'failure'));
+  sink.emit(ev('tls.handshake_failed', 'remote:1.2.3.4:5', { suppressed_since_last: 3 }));
+  sink.emit(ev('auth.failed', 'unauthenticated', { code: 'SLUICE_ERR_UNAUTHENTICATED', credential: 'none' }));
+  sink.emit(ev('auth.failed', 'unauthenticated', { code: 'SLUICE_ERR_TOKEN_EXPIRED', credential: 'jwt' }));
+  sink.emit(ev('auth.failed', 'key:k9', { code: 'SLUICE_ERR_UNAUTHENTICATED', credential: 'api_key' }));
+  sink.emit(ev('auth.failed', 'unauthenticated', { code: 'not a code <script>', credential: 'x' }));
+  sink.emit(ev('policy.denied', 'key:k1', { code: 'SLUICE_ERR_PERMISSION_DENIED' }));
+  sink.emit(ev('policy.denied', 'tenant-id:7', { gate: 'egress', code: 'SLUICE_ERR_TENANT_DENIED' }));
+  sink.emit(ev('ratelimit.exceeded', 'key:k1'));
+  sink.emit(ev('link.frame_rejected', 'peer:1.2.3.4'));
+  sink.emit(ev('segment.violation', 'peer:1.2.3.4'));
+  sink.emit(ev('tls.reload_failed', 'listener:http', undefined, 'failure'));
   const s = parsePromText(await metrics.render());
   assert.equal(sampleValue(s, 'sluice_auth_rejections_total', { method: 'mtls', reason: 'client_refused' }), 2);
-  assert.equal(sampleValue(s, 'sluice_auth_rejections_total', { method: 'jwt', reason: 'expired' }), 1);
-  assert.equal(sampleValue(s, 'sluice_policy_rejections_total', { segment: 'client', reason: 'denied' }), 1);
-  assert.equal(seen.length, 5, 'every event is passed on');
+  assert.equal(sampleValue(s, 'sluice_auth_rejections_total', { method: 'mtls', reason: 'handshake_failed' }), 4, 'the summarised handshakes count too');
+  assert.equal(sampleValue(s, 'sluice_auth_rejections_total', { method: 'none', reason: 'unauthenticated' }), 1);
+  assert.equal(sampleValue(s, 'sluice_auth_rejections_total', { method: 'jwt', reason: 'token_expired' }), 1);
+  assert.equal(sampleValue(s, 'sluice_auth_rejections_total', { method: 'api_key', reason: 'unauthenticated' }), 1);
+  assert.equal(sampleValue(s, 'sluice_auth_rejections_total', { method: 'none', reason: 'failed' }), 1, 'unknown codes and kinds never become labels');
+  assert.equal(sampleValue(s, 'sluice_policy_rejections_total', { segment: 'client', reason: 'permission_denied' }), 1);
+  assert.equal(sampleValue(s, 'sluice_policy_rejections_total', { segment: 'inference', reason: 'tenant_denied' }), 1);
+  assert.equal(sampleValue(s, 'sluice_policy_rejections_total', { segment: 'client', reason: 'rate_limited' }), 1);
+  assert.equal(sampleSum(s, 'sluice_crypto_rejections_total'), 0, 'link refusals are counted by the link tracker, not twice');
+  assert.equal(sampleSum(s, 'sluice_policy_rejections_total'), 3, 'segment violations are counted by the link tracker, not twice');
+  assert.equal(seen.length, 13, 'every event is passed on');
 });
 
 test('RDMA device counters kept by the verbs channels are exported per device', async () => {

@@ -30,6 +30,8 @@ export interface ConformanceOptions {
   host?: string;
   /** Volume of the SHA-256-checked bulk transfer (default 256 MiB). */
   bulkBytes?: number;
+  /** Deadline for the whole suite (default 180 s; an emulated guest needs more). */
+  timeoutMs?: number;
 }
 
 export type MakeTransport = (opts?: TransportOptions) => Transport;
@@ -122,7 +124,7 @@ export function runTransportConformance(name: string, make: MakeTransport, optio
   const host = options.host ?? '127.0.0.1';
   const bulkBytes = options.bulkBytes ?? 256 * MiB;
 
-  describe(`transport conformance: ${name}`, { timeout: 180_000 }, () => {
+  describe(`transport conformance: ${name}`, { timeout: options.timeoutMs ?? 180_000 }, () => {
     test('handshake: both ends get an authenticated link with the same id', async () => {
       const p = await makePair(make, 'training', { host });
       try {

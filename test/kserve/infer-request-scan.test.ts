@@ -4,10 +4,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { scanInferRequest, scanRequestHead, validateInferRequest } from '../src/kserve/infer-request-scan.ts';
-import { InferenceError } from '../src/kserve/inference-error.ts';
-import { decodeMessage, encodeMessage, int64ToNumber, type ModelInferRequestMsg } from '../src/kserve/proto.ts';
-import { encodeBytesElements } from '../src/kserve/tensor-codec.ts';
+import { scanInferRequest, scanRequestHead, validateInferRequest } from '../../src/kserve/infer-request-scan.ts';
+import { InferenceError } from '../../src/kserve/inference-error.ts';
+import { decodeMessage, encodeMessage, int64ToNumber, type ModelInferRequestMsg } from '../../src/kserve/proto.ts';
+import { encodeBytesElements } from '../../src/kserve/tensor-codec.ts';
 
 const name = fc.string({ maxLength: 12 });
 const param = fc.oneof(

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { resolveRequestId, traceIdFromTraceparent } from '../src/telemetry/request-id.ts';
+import { resolveRequestId, traceIdFromTraceparent } from '../../src/telemetry/request-id.ts';
 
 test('a valid x-request-id is kept', () => {
   assert.equal(resolveRequestId('abc-123_x.y:z', undefined), 'abc-123_x.y:z');

@@ -3,12 +3,12 @@
 // and the response size limit.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { type GrpcCallError, grpcTimeoutHeader, Http2GrpcClient } from '../src/egress/http2-grpc-client.ts';
-import { METHODS } from '../src/kserve/grpc-service.ts';
-import { decodeMessage, encodeMessage, type ModelInferResponseMsg } from '../src/kserve/proto.ts';
-import { ModelServer } from '../src/models/model-server.ts';
-import { createLogger } from '../src/telemetry/logger.ts';
-import { closedPort } from '../scripts/sluice-child.ts';
+import { type GrpcCallError, grpcTimeoutHeader, Http2GrpcClient } from '../../src/egress/http2-grpc-client.ts';
+import { METHODS } from '../../src/kserve/grpc-service.ts';
+import { decodeMessage, encodeMessage, type ModelInferResponseMsg } from '../../src/kserve/proto.ts';
+import { ModelServer } from '../../src/models/model-server.ts';
+import { createLogger } from '../../src/telemetry/logger.ts';
+import { closedPort } from '../../scripts/sluice-child.ts';
 
 let server: ModelServer;
 let address: string;

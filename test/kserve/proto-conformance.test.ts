@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import protobuf from 'protobufjs';
-import { PROTO_FILE } from '../src/kserve/proto.ts';
+import { PROTO_FILE } from '../../src/kserve/proto.ts';
 
 interface Fixture {
   source: string;
@@ -16,7 +16,7 @@ interface Fixture {
 }
 
 const fixtures: Fixture[] = ['oip-kserve-fields.json', 'triton-grpc-service-fields.json'].map(
-  (f) => JSON.parse(readFileSync(new URL(`./fixtures/${f}`, import.meta.url), 'utf8')) as Fixture,
+  (f) => JSON.parse(readFileSync(new URL(`../fixtures/${f}`, import.meta.url), 'utf8')) as Fixture,
 );
 
 const root = new protobuf.Root();

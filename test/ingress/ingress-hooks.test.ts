@@ -5,16 +5,16 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, test } from 'node:test';
-import { parseConfig } from '../src/config/load.ts';
-import type { IngressHook } from '../src/ingress/hooks.ts';
-import type { RequestContext, RequestOutcome } from '../src/ingress/request-context.ts';
-import { InferenceError, InferenceErrorCode } from '../src/kserve/inference-error.ts';
-import { GrpcStatus } from '../src/kserve/status.ts';
-import { SluiceNode } from '../src/node/sluice-node.ts';
-import { defaultTransports } from '../src/node/transports.ts';
-import { createLogger } from '../src/telemetry/logger.ts';
-import { closedPort } from '../scripts/sluice-child.ts';
-import { type CallFailure, KserveClient } from './helpers/kserve-client.ts';
+import { parseConfig } from '../../src/config/load.ts';
+import type { IngressHook } from '../../src/ingress/hooks.ts';
+import type { RequestContext, RequestOutcome } from '../../src/ingress/request-context.ts';
+import { InferenceError, InferenceErrorCode } from '../../src/kserve/inference-error.ts';
+import { GrpcStatus } from '../../src/kserve/status.ts';
+import { SluiceNode } from '../../src/node/sluice-node.ts';
+import { defaultTransports } from '../../src/node/transports.ts';
+import { createLogger } from '../../src/telemetry/logger.ts';
+import { closedPort } from '../../scripts/sluice-child.ts';
+import { type CallFailure, KserveClient } from '../helpers/kserve-client.ts';
 
 let node: SluiceNode;
 let client: KserveClient;

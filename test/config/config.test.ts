@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { parseConfigText } from '../src/config/load.ts';
+import { parseConfigText } from '../../src/config/load.ts';
 
 test('config errors name the path and the expected values', () => {
   assert.throws(

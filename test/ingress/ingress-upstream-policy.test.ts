@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { parseConfig } from '../src/config/load.ts';
-import { UpstreamPolicy } from '../src/ingress/upstream-policy.ts';
-import { InferenceError } from '../src/kserve/inference-error.ts';
-import { BulkGovernor } from '../src/scheduler/bulk-governor.ts';
+import { parseConfig } from '../../src/config/load.ts';
+import { UpstreamPolicy } from '../../src/ingress/upstream-policy.ts';
+import { InferenceError } from '../../src/kserve/inference-error.ts';
+import { BulkGovernor } from '../../src/scheduler/bulk-governor.ts';
 
 const scheduling = parseConfig({ scheduling: { shedding: { parallelism: 1, maxQueueDelayMs: 1000, maxInFlight: 3 } } }).scheduling;
 

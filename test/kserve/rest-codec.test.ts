@@ -4,12 +4,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { datatypeInfo } from '../src/kserve/datatypes.ts';
-import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../src/kserve/half-float.ts';
-import { InferenceError } from '../src/kserve/inference-error.ts';
-import { decodeMessage, encodeMessage, type ModelInferRequestMsg } from '../src/kserve/proto.ts';
-import { formatRestInferResponse, parseRestInferRequest } from '../src/kserve/rest-codec.ts';
-import { encodeBytesElements, jsonToRaw, rawToJsonText } from '../src/kserve/tensor-codec.ts';
+import { datatypeInfo } from '../../src/kserve/datatypes.ts';
+import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../../src/kserve/half-float.ts';
+import { InferenceError } from '../../src/kserve/inference-error.ts';
+import { decodeMessage, encodeMessage, type ModelInferRequestMsg } from '../../src/kserve/proto.ts';
+import { formatRestInferResponse, parseRestInferRequest } from '../../src/kserve/rest-codec.ts';
+import { encodeBytesElements, jsonToRaw, rawToJsonText } from '../../src/kserve/tensor-codec.ts';
 
 test('FP16: known values and an exact round trip of every half', () => {
   assert.equal(f32ToF16(1), 0x3c00);

@@ -2,11 +2,11 @@
 // contents, every datatype through identity, streaming, errors, and the delay parameter.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { denseWeights } from '../src/models/dense-model.ts';
-import { ModelServer } from '../src/models/model-server.ts';
-import { createLogger } from '../src/telemetry/logger.ts';
-import { type CallFailure, KserveClient } from './helpers/kserve-client.ts';
-import { float32Of, int32Of, int32Raw, sampleTensors } from './helpers/tensors.ts';
+import { denseWeights } from '../../src/models/dense-model.ts';
+import { ModelServer } from '../../src/models/model-server.ts';
+import { createLogger } from '../../src/telemetry/logger.ts';
+import { type CallFailure, KserveClient } from '../helpers/kserve-client.ts';
+import { float32Of, int32Of, int32Raw, sampleTensors } from '../helpers/tensors.ts';
 
 let server: ModelServer;
 let client: KserveClient;

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { InferenceError } from '../src/kserve/inference-error.ts';
+import { InferenceError } from '../../src/kserve/inference-error.ts';
 import {
   CancelReason,
   decodeCall,
@@ -13,7 +13,7 @@ import {
   encodeCancel,
   encodeReplyHeader,
   replyError,
-} from '../src/wire/inference-envelope.ts';
+} from '../../src/wire/inference-envelope.ts';
 
 const rid = fc.stringMatching(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,40}$/);
 

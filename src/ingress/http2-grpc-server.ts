@@ -1,0 +1,348 @@
+// A lean gRPC server on node:http2 for the ingress's hot path. The ingress forwards serialized
+// requests it reads only a few fields of, so a full gRPC server's machinery (per-call metadata
+// objects, interceptor chains, codecs, channelz) was most of its CPU per call
+// (docs/inference.md, "Measurements"). This speaks the gRPC over HTTP/2 protocol directly:
+// content-type check, grpc-timeout as the call's deadline (enforced here), length-prefixed
+// messages with the size limit checked on the prefix, grpc-status / percent-encoded
+// grpc-message trailers (or trailers-only responses), RST_STREAM as cancellation, and HTTP/2
+// flow control as backpressure. Paths it has no handler for go to `fallback` (e.g. a grpc-js
+// server for the other services on the same port) or get UNIMPLEMENTED.
+import http2 from 'node:http2';
+import type { Socket } from 'node:net';
+import { GrpcStatus, type GrpcStatusCode } from '../kserve/status.ts';
+import { COALESCE_MESSAGE_BYTES, framedMessage, GrpcDeframer, GrpcFramingError, grpcMessagePrefix } from './grpc-deframer.ts';
+import { encodeGrpcMessage } from './grpc-metadata.ts';
+import { parseGrpcTimeout } from './grpc-timeout.ts';
+
+const { NGHTTP2_NO_ERROR } = http2.constants;
+
+export type Trailers = Record<string, string>;
+
+/** Reasons a call stops reading its request stream: the response buffer is full, or the handler asked. */
+const PAUSE_DRAIN = 1;
+const PAUSE_HANDLER = 2;
+
+/** One call: the request side (headers, deadline, cancellation) and the response side. */
+export class GrpcServerCall {
+  readonly path: string;
+  readonly headers: http2.IncomingHttpHeaders;
+  /** Absolute deadline (Date.now() ms) from grpc-timeout; undefined when the client set none. */
+  readonly deadline: number | undefined;
+  /** The client's grpc-timeout in ms (undefined: none). */
+  readonly timeoutMs: number | undefined;
+  private readonly stream: http2.ServerHttp2Stream;
+  private headersSent = false;
+  private done = false;
+  private trailers: Trailers | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private cancelListeners: (() => void)[] | undefined;
+  /** Why the request stream is not being read (bits of PAUSE_*); read while 0. */
+  private pausedBy = 0;
+
+  constructor(stream: http2.ServerHttp2Stream, path: string, headers: http2.IncomingHttpHeaders, timeoutMs: number | undefined) {
+    this.stream = stream;
+    this.path = path;
+    this.headers = headers;
+    this.timeoutMs = timeoutMs;
+    this.deadline = timeoutMs === undefined ? undefined : Date.now() + timeoutMs;
+    if (timeoutMs !== undefined) {
+      this.timer = setTimeout(() => {
+        this.finish(GrpcStatus.DEADLINE_EXCEEDED, `deadline of ${Math.ceil(timeoutMs)} ms exceeded`);
+        this.fireCancel();
+      }, timeoutMs);
+    }
+    stream.once('close', () => {
+      if (this.done) return;
+      // Reset by the client (or the connection went away) before we answered.
+      this.done = true;
+      clearTimeout(this.timer);
+      this.fireCancel();
+    });
+  }
+
+  /** True once the call has a final status or the client has gone away. */
+  get finished(): boolean {
+    return this.done;
+  }
+
+  /** Runs `fn` once if the client cancels, the connection drops or the deadline passes first. */
+  onCancel(fn: () => void): void {
+    (this.cancelListeners ??= []).push(fn);
+  }
+
+  private fireCancel(): void {
+    const ls = this.cancelListeners;
+    this.cancelListeners = undefined;
+    if (ls !== undefined) for (const fn of ls) fn();
+  }
+
+  private respondHeaders(): void {
+    this.headersSent = true;
+    this.stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+    this.stream.once('wantTrailers', () => this.stream.sendTrailers(this.trailers ?? { 'grpc-status': '0' }));
+  }
+
+  /**
+   * Sends one response message. Returns false when the stream's buffer is full: the call then
+   * stops reading the request stream until the client has taken the responses (backpressure).
+   */
+  sendMessage(msg: Buffer): boolean {
+    if (this.done || this.stream.destroyed) return false;
+    if (!this.headersSent) this.respondHeaders();
+    let ok: boolean;
+    if (msg.length <= COALESCE_MESSAGE_BYTES) ok = this.stream.write(framedMessage(msg));
+    else {
+      this.stream.write(grpcMessagePrefix(msg.length));
+      ok = this.stream.write(msg);
+    }
+    if (!ok && (this.pausedBy & PAUSE_DRAIN) === 0) {
+      this.pauseInput(PAUSE_DRAIN);
+      this.stream.once('drain', () => this.resumeInput(PAUSE_DRAIN));
+    }
+    return ok;
+  }
+
+  /** Stops reading request messages (HTTP/2 flow control then holds the client back). */
+  pauseInput(reason: number = PAUSE_HANDLER): void {
+    if (this.pausedBy === 0) this.stream.pause();
+    this.pausedBy |= reason;
+  }
+
+  /** Reads again once no reason to pause is left. */
+  resumeInput(reason: number = PAUSE_HANDLER): void {
+    if ((this.pausedBy & reason) === 0) return;
+    this.pausedBy &= ~reason;
+    if (this.pausedBy === 0 && !this.done) this.stream.resume();
+  }
+
+  /** The single response of a unary call and its OK status, in as few writes as possible. */
+  reply(msg: Buffer, trailers?: Trailers): void {
+    if (this.done || this.stream.destroyed) return;
+    this.done = true;
+    clearTimeout(this.timer);
+    this.trailers = trailers === undefined ? { 'grpc-status': '0' } : { 'grpc-status': '0', ...trailers };
+    this.respondHeaders();
+    if (msg.length <= COALESCE_MESSAGE_BYTES) this.stream.end(framedMessage(msg));
+    else {
+      this.stream.write(grpcMessagePrefix(msg.length));
+      this.stream.end(msg);
+    }
+  }
+
+  /** Ends the call with a status; `message` goes out percent-encoded as grpc-message. */
+  finish(code: GrpcStatusCode, message = '', trailers?: Trailers): void {
+    if (this.done) return;
+    this.done = true;
+    clearTimeout(this.timer);
+    const stream = this.stream;
+    if (stream.destroyed || stream.closed) return;
+    const status: Trailers = { 'grpc-status': String(code) };
+    if (message !== '') status['grpc-message'] = encodeGrpcMessage(message);
+    if (trailers !== undefined) Object.assign(status, trailers);
+    if (this.headersSent) {
+      this.trailers = status;
+      stream.end();
+    } else {
+      // Trailers-only response.
+      stream.respond({ ':status': 200, 'content-type': 'application/grpc', ...status }, { endStream: true });
+      // The request may still be arriving (an oversized upload): tell the client to stop
+      // sending, after the status (frames go out in order).
+      if (!stream.readableEnded) stream.close(NGHTTP2_NO_ERROR);
+    }
+  }
+}
+
+/** A unary method: called once with the one request message. */
+export interface UnaryMethod {
+  readonly kind: 'unary';
+  handle(call: GrpcServerCall, request: Buffer): void;
+}
+
+/** Request-stream methods (client or bidi streaming): messages as they arrive, then the end. */
+export interface StreamingMethod {
+  readonly kind: 'streaming';
+  handle(call: GrpcServerCall): StreamingHandlers;
+}
+
+export interface StreamingHandlers {
+  onMessage(msg: Buffer): void;
+  /** The client half-closed the stream (every message has been delivered). */
+  onEnd(): void;
+}
+
+export type GrpcMethod = UnaryMethod | StreamingMethod;
+
+export interface Http2GrpcServerOptions {
+  /** Largest request message (RESOURCE_EXHAUSTED above it). */
+  maxMessageBytes: number;
+  /** Streams for paths without a handler (e.g. relayed to another gRPC server). */
+  fallback?: (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => void;
+  /** Reports errors of sessions and streams (logging); they are handled already. */
+  onError?: (err: Error) => void;
+}
+
+/** HTTP/2 stream and connection windows: a whole large tensor may be in flight at once. */
+const STREAM_WINDOW = 16 * 1024 * 1024;
+const CONNECTION_WINDOW = 64 * 1024 * 1024;
+
+export class Http2GrpcServer {
+  readonly server: http2.Http2Server;
+  private readonly opts: Http2GrpcServerOptions;
+  private readonly methods = new Map<string, GrpcMethod>();
+  private readonly sessions = new Set<http2.ServerHttp2Session>();
+
+  constructor(opts: Http2GrpcServerOptions) {
+    this.opts = opts;
+    this.server = http2.createServer({
+      settings: { initialWindowSize: STREAM_WINDOW, enablePush: false, maxConcurrentStreams: 1000 },
+      // Megabytes of buffered frames a session may hold (large tensors in flight).
+      maxSessionMemory: 256,
+    });
+    // Responses are written whole; Nagle would hold their last segment for the next ACK.
+    this.server.on('connection', (socket: Socket) => socket.setNoDelay(true));
+    this.server.on('session', (session: http2.ServerHttp2Session) => this.adopt(session));
+    this.server.on('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => this.onStream(stream, headers));
+    this.server.on('sessionError', (err: Error) => opts.onError?.(err));
+  }
+
+  /** Serves `path` (`/package.Service/Method`) with `method`. */
+  register(path: string, method: GrpcMethod): this {
+    this.methods.set(path, method);
+    return this;
+  }
+
+  /** Listens on host:port (plaintext h2c); resolves with the bound port. */
+  listen(host: string, port: number): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error): void => reject(err);
+      this.server.once('error', onError);
+      this.server.listen(port, host, () => {
+        this.server.off('error', onError);
+        const a = this.server.address();
+        resolve(typeof a === 'object' && a !== null ? a.port : port);
+      });
+    });
+  }
+
+  /** Serves a connection accepted elsewhere (e.g. a TLS socket that negotiated h2). */
+  acceptConnection(socket: Socket): void {
+    this.server.emit('connection', socket);
+  }
+
+  /** Stops accepting connections; open sessions get GOAWAY and may finish their calls. */
+  stopAccepting(): void {
+    if (this.server.listening) this.server.close();
+    for (const s of this.sessions) if (!s.closed) s.close();
+  }
+
+  /** Graceful close: GOAWAY, wait up to graceMs for open calls, then cut the connections. */
+  async close(graceMs: number): Promise<void> {
+    this.stopAccepting();
+    const deadline = Date.now() + Math.max(0, graceMs);
+    while (this.sessions.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    for (const s of this.sessions) s.destroy();
+    this.sessions.clear();
+  }
+
+  private adopt(session: http2.ServerHttp2Session): void {
+    this.sessions.add(session);
+    session.once('close', () => this.sessions.delete(session));
+    session.on('error', (err: Error) => this.opts.onError?.(err));
+    try {
+      session.setLocalWindowSize(CONNECTION_WINDOW);
+    } catch {
+      // The session is already closing.
+    }
+  }
+
+  private onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
+    stream.on('error', (err: Error) => this.opts.onError?.(err));
+    const path = headers[':path'] ?? '';
+    const contentType = headers['content-type'];
+    if (typeof contentType !== 'string' || !contentType.startsWith('application/grpc')) {
+      // gRPC over HTTP/2: a non-gRPC content-type is an HTTP-level error (415).
+      stream.respond({ ':status': 415, 'content-type': 'text/plain' }, { endStream: false });
+      stream.end(`content-type must be application/grpc, not ${String(contentType ?? 'none')}\n`);
+      return;
+    }
+    const method = this.methods.get(path);
+    if (method === undefined) {
+      if (this.opts.fallback !== undefined) {
+        this.opts.fallback(stream, headers);
+        return;
+      }
+      trailersOnly(stream, GrpcStatus.UNIMPLEMENTED, `unknown method ${path}`);
+      return;
+    }
+    if (headers[':method'] !== 'POST') {
+      trailersOnly(stream, GrpcStatus.UNIMPLEMENTED, `gRPC calls use POST, not ${String(headers[':method'])}`);
+      return;
+    }
+    const timeout = parseGrpcTimeout(headers['grpc-timeout']);
+    if (timeout === null) {
+      trailersOnly(stream, GrpcStatus.INVALID_ARGUMENT, `malformed grpc-timeout ${JSON.stringify(headers['grpc-timeout'])}`);
+      return;
+    }
+    const call = new GrpcServerCall(stream, path, headers, timeout);
+    const deframer = new GrpcDeframer(this.opts.maxMessageBytes);
+    if (method.kind === 'unary') this.readUnary(stream, call, deframer, method);
+    else this.readStreaming(stream, call, deframer, method);
+  }
+
+  private readUnary(stream: http2.ServerHttp2Stream, call: GrpcServerCall, deframer: GrpcDeframer, method: UnaryMethod): void {
+    let request: Buffer | undefined;
+    let count = 0;
+    const take = (msg: Buffer): void => {
+      count++;
+      request = msg;
+    };
+    stream.on('data', (chunk: Buffer) => {
+      if (call.finished) return;
+      try {
+        deframer.push(chunk, take);
+      } catch (err) {
+        failFraming(call, err);
+        return;
+      }
+      if (count > 1) call.finish(GrpcStatus.INVALID_ARGUMENT, 'a unary call carries exactly one request message; got more');
+    });
+    stream.once('end', () => {
+      if (call.finished) return;
+      if (!deframer.atBoundary) call.finish(GrpcStatus.INVALID_ARGUMENT, 'the request stream ended inside a message');
+      else if (request === undefined) call.finish(GrpcStatus.INVALID_ARGUMENT, 'a unary call carries exactly one request message; got none');
+      else method.handle(call, request);
+    });
+  }
+
+  private readStreaming(stream: http2.ServerHttp2Stream, call: GrpcServerCall, deframer: GrpcDeframer, method: StreamingMethod): void {
+    const handlers = method.handle(call);
+    const deliver = (msg: Buffer): void => {
+      if (!call.finished) handlers.onMessage(msg);
+    };
+    stream.on('data', (chunk: Buffer) => {
+      if (call.finished) return;
+      try {
+        deframer.push(chunk, deliver);
+      } catch (err) {
+        failFraming(call, err);
+      }
+    });
+    stream.once('end', () => {
+      if (call.finished) return;
+      if (!deframer.atBoundary) call.finish(GrpcStatus.INVALID_ARGUMENT, 'the request stream ended inside a message');
+      else handlers.onEnd();
+    });
+  }
+}
+
+function failFraming(call: GrpcServerCall, err: unknown): void {
+  if (err instanceof GrpcFramingError) call.finish(err.status, err.message);
+  else call.finish(GrpcStatus.INTERNAL, (err as Error).message);
+}
+
+/** A status-only answer to a stream that never got a GrpcServerCall. */
+export function trailersOnly(stream: http2.ServerHttp2Stream, code: GrpcStatusCode, message: string): void {
+  if (stream.destroyed || stream.headersSent) return;
+  stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': String(code), 'grpc-message': encodeGrpcMessage(message) }, { endStream: true });
+  if (!stream.readableEnded) stream.close(NGHTTP2_NO_ERROR);
+}
