@@ -96,12 +96,14 @@ export async function openLoop(
   durationMs: number,
   /** Deadline of each call (an overloaded path then fails calls instead of stretching the run). */
   timeoutMs = 30_000,
-): Promise<{ latencies: number[]; errors: number; errorCodes: Record<string, number> }> {
+): Promise<{ latencies: number[]; errors: number; errorCodes: Record<string, number>; errorExamples: Record<string, string> }> {
   const n = Math.max(1, Math.round((rate * durationMs) / 1000));
   const interval = 1000 / rate;
   const latencies: number[] = [];
   let errors = 0;
   const errorCodes: Record<string, number> = {};
+  /** The first message seen per status, to tell a timeout from a bug. */
+  const errorExamples: Record<string, string> = {};
   const pending: Promise<void>[] = [];
   const start = performance.now() + 5;
   for (let i = 0; i < n; i++) {
@@ -113,16 +115,17 @@ export async function openLoop(
         () => {
           latencies.push(performance.now() - due);
         },
-        (err: { code?: number }) => {
+        (err: { code?: number; details?: string; message?: string }) => {
           errors++;
           const name = typeof err.code === 'number' ? (grpc.status[err.code] ?? String(err.code)) : 'OTHER';
           errorCodes[name] = (errorCodes[name] ?? 0) + 1;
+          errorExamples[name] ??= (err.details ?? err.message ?? '').slice(0, 200);
         },
       ),
     );
   }
   await Promise.all(pending);
-  return { latencies, errors, errorCodes };
+  return { latencies, errors, errorCodes, errorExamples };
 }
 
 /**

@@ -11,7 +11,7 @@
 // round after round so a noisy neighbour slows all alike. Inference is an open-loop load at a
 // fixed rate (latency from each call's scheduled start); bulk pushes TENSOR-byte tensors back
 // to back, throughput counted where the receiving job gets the bytes (each tensor's SHA-256
-// checked there). Writes bench/results/mixed.json and bench/results/mixed-cdf.svg.
+// checked there). Writes bench/results/mixed.json and mixed-cdf.svg (mixed-<rate>rps.* at other rates).
 // Flags: --quick (one short round). Knobs: SLUICE_BENCH_SECONDS (per phase, default 10; quick 3),
 // SLUICE_BENCH_ROUNDS (default 2; quick 1), SLUICE_BENCH_RATE (inference req/s, default 500),
 // SLUICE_BENCH_TENSOR_MIB (default 1024; quick 256).
@@ -32,6 +32,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const INFER = METHODS.ModelInfer.path;
 const MiB = 1024 * 1024;
 const TARGET_P99_MS = 5;
+const DEFAULT_RATE = 500;
 const TARGET_BULK_KEEP = 0.7;
 /** An inference call slower than this counts as an error (DEADLINE_EXCEEDED), which bounds the run. */
 const CALL_TIMEOUT_MS = 2000;
@@ -50,7 +51,7 @@ function settings(args: readonly string[]): Settings {
   return {
     seconds: Number(process.env.SLUICE_BENCH_SECONDS ?? (quick ? 3 : 10)),
     rounds: Number(process.env.SLUICE_BENCH_ROUNDS ?? (quick ? 1 : 2)),
-    rate: Number(process.env.SLUICE_BENCH_RATE ?? 500),
+    rate: Number(process.env.SLUICE_BENCH_RATE ?? DEFAULT_RATE),
     tensorBytes: Number(process.env.SLUICE_BENCH_TENSOR_MIB ?? (quick ? 256 : 1024)) * MiB,
   };
 }
@@ -130,6 +131,7 @@ interface PathResult {
   errorsAlone: number;
   errorsMixed: number;
   errorCodes: Record<string, number>;
+  errorExamples: Record<string, string>;
   bulkAloneMBps: number[];
   bulkMixedMBps: number[];
   tensors: number;
@@ -232,7 +234,7 @@ export async function run(args: readonly string[] = []): Promise<void> {
     const request = requestOf(16 * 1024);
     for (const p of paths) await closedLoop(p.infer, INFER, request, 2, 700); // connections, JIT, links
     const results: Record<string, PathResult> = Object.fromEntries(
-      paths.map((p) => [p.name, { alone: [], mixed: [], errorsAlone: 0, errorsMixed: 0, errorCodes: {}, bulkAloneMBps: [], bulkMixedMBps: [], tensors: 0, badTensors: 0 }]),
+      paths.map((p) => [p.name, { alone: [], mixed: [], errorsAlone: 0, errorsMixed: 0, errorCodes: {}, errorExamples: {}, bulkAloneMBps: [], bulkMixedMBps: [], tensors: 0, badTensors: 0 }]),
     );
     const ms = s.seconds * 1000;
     console.log(
@@ -246,9 +248,10 @@ export async function run(args: readonly string[] = []): Promise<void> {
         res.alone.push(...alone.latencies);
         res.errorsAlone += alone.errors;
         addCodes(res.errorCodes, alone.errorCodes);
+        res.errorExamples = { ...alone.errorExamples, ...res.errorExamples };
         res.bulkAloneMBps.push(await withBulk(p, ms, async () => {}, res));
         await sleep(300);
-        let mixed: { latencies: number[]; errors: number; errorCodes: Record<string, number> } = { latencies: [], errors: 0, errorCodes: {} };
+        let mixed: Awaited<ReturnType<typeof openLoop>> = { latencies: [], errors: 0, errorCodes: {}, errorExamples: {} };
         res.bulkMixedMBps.push(
           await withBulk(p, ms, async () => {
             mixed = await openLoop(p.infer, INFER, request, s.rate, ms, CALL_TIMEOUT_MS);
@@ -257,12 +260,13 @@ export async function run(args: readonly string[] = []): Promise<void> {
         res.mixed.push(...mixed.latencies);
         res.errorsMixed += mixed.errors;
         addCodes(res.errorCodes, mixed.errorCodes);
+        res.errorExamples = { ...mixed.errorExamples, ...res.errorExamples };
         await sleep(300);
         console.log(`  round ${r + 1} ${p.name}: bulk alone ${fmt(res.bulkAloneMBps.at(-1)!, 0)} MB/s, with inference ${fmt(res.bulkMixedMBps.at(-1)!, 0)} MB/s`);
       }
     }
 
-    const summary: Record<string, { alone: LatencyResult; mixed: LatencyResult; bulkAloneMBps: number; bulkMixedMBps: number; p99Ratio: number; bulkKept: number; tensors: number; badTensors: number; errorCodes: Record<string, number> }> = {};
+    const summary: Record<string, { alone: LatencyResult; mixed: LatencyResult; bulkAloneMBps: number; bulkMixedMBps: number; p99Ratio: number; bulkKept: number; tensors: number; badTensors: number; errorCodes: Record<string, number>; errorExamples: Record<string, string> }> = {};
     console.log(
       `\n${'path'.padEnd(16)} ${'bulk'.padEnd(5)} ${'p50'.padStart(7)} ${'p99'.padStart(7)} ${'p99.9'.padStart(7)} ${'errors'.padStart(7)}   ${'bulk MB/s'.padStart(10)}`,
     );
@@ -272,7 +276,7 @@ export async function run(args: readonly string[] = []): Promise<void> {
       const mixed = summarize(res.mixed, s.rate, res.errorsMixed);
       const bulkAlone = median(res.bulkAloneMBps);
       const bulkMixed = median(res.bulkMixedMBps);
-      summary[p.name] = { alone, mixed, bulkAloneMBps: bulkAlone, bulkMixedMBps: bulkMixed, p99Ratio: mixed.p99 / alone.p99, bulkKept: bulkMixed / bulkAlone, tensors: res.tensors, badTensors: res.badTensors, errorCodes: res.errorCodes };
+      summary[p.name] = { alone, mixed, bulkAloneMBps: bulkAlone, bulkMixedMBps: bulkMixed, p99Ratio: mixed.p99 / alone.p99, bulkKept: bulkMixed / bulkAlone, tensors: res.tensors, badTensors: res.badTensors, errorCodes: res.errorCodes, errorExamples: res.errorExamples };
       const row = (label: string, l: LatencyResult | undefined, mbps: number | undefined) =>
         console.log(
           `${p.name.padEnd(16)} ${label.padEnd(5)} ${(l ? fmt(l.p50) : '').padStart(7)} ${(l ? fmt(l.p99) : '').padStart(7)} ${(l ? fmt(l.p999) : '').padStart(7)} ${(l ? String(l.errors) : '').padStart(7)}   ${(mbps !== undefined ? fmt(mbps, 0) : '').padStart(10)}`,
@@ -302,14 +306,16 @@ export async function run(args: readonly string[] = []): Promise<void> {
     for (const v of verdicts) console.log(v);
 
     const out = path.join(here, 'results');
+    // A run at another rate than the issue's 500 req/s keeps its own files.
+    const suffix = s.rate === DEFAULT_RATE ? '' : `-${s.rate}rps`;
     mkdirSync(out, { recursive: true });
     writeFileSync(
-      path.join(out, 'mixed.json'),
+      path.join(out, `mixed${suffix}.json`),
       `${JSON.stringify({ suite: 'mixed', date: new Date().toISOString(), node: process.version, settings: s, loadavg: loadavg(), targets: { p99Ms: TARGET_P99_MS, bulkKeep: TARGET_BULK_KEEP }, results: summary, verdicts }, null, 2)}\n`,
     );
     const colors: Record<string, string> = { 'sluice pair': '#1f5fbf', 'nginx grpc_pass': '#d9730d' };
     writeFileSync(
-      path.join(out, 'mixed-cdf.svg'),
+      path.join(out, `mixed${suffix}-cdf.svg`),
       cdfSvg({
         title: `identity 16 KiB at ${s.rate} req/s, with and without a bulk tensor push (${new Date().toISOString().slice(0, 10)})`,
         marker: { atMs: TARGET_P99_MS, label: `p99 target ${TARGET_P99_MS} ms` },
@@ -319,7 +325,7 @@ export async function run(args: readonly string[] = []): Promise<void> {
         ]),
       }),
     );
-    console.log(`wrote ${path.relative(process.cwd(), path.join(out, 'mixed.json'))} and mixed-cdf.svg`);
+    console.log(`wrote ${path.relative(process.cwd(), path.join(out, `mixed${suffix}.json`))} and mixed${suffix}-cdf.svg`);
   } finally {
     for (const c of clients) c.close();
     await Promise.all(jobs.map((j) => j.stop()));
