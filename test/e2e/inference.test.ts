@@ -443,10 +443,14 @@ describe('WebSocket stream through the sluice pair', () => {
 describe('logs', () => {
   test('ingress and egress log failed requests with the same request id', async () => {
     await failure(client.infer({ modelName: 'ghost', inputs: [] }, { requestId: 'log-me-1' }));
-    await new Promise((r) => setTimeout(r, 200));
-    // The request's outcome line (a retry on another peer logs a line of its own first).
-    const ing = topo.ingress.logs.find((l) => l.request_id === 'log-me-1' && l.code !== undefined);
-    const egr = topo.egress.logs.find((l) => l.request_id === 'log-me-1');
+    // The request's outcome line (a retry on another peer logs a line of its own first). Log
+    // lines come through the children's stdout, after the answer: wait for them (bounded).
+    const find = () => ({
+      ing: topo.ingress.logs.find((l) => l.request_id === 'log-me-1' && l.code !== undefined),
+      egr: topo.egress.logs.find((l) => l.request_id === 'log-me-1'),
+    });
+    for (let i = 0; i < 100 && (find().ing === undefined || find().egr === undefined); i++) await new Promise((r) => setTimeout(r, 50));
+    const { ing, egr } = find();
     assert.ok(ing, 'ingress log line');
     assert.ok(egr, 'egress log line');
     assert.equal(ing.code, 'SLUICE_ERR_UPSTREAM_UNAVAILABLE');
