@@ -123,7 +123,7 @@ export class RdmaLink extends EventEmitter implements Link {
     const fit = payloadCapacity(channel.maxSendBytes);
     const frameSizes = {} as Record<TrafficClass, number>;
     for (const [cls, n] of Object.entries(tuning.frameBytes) as [TrafficClass, number][]) frameSizes[cls] = Math.min(n, fit);
-    this.#scheduler = tuning.scheduler({ frameBytes: frameSizes });
+    this.#scheduler = tuning.scheduler({ frameBytes: frameSizes, wake: () => this.#schedulePump() });
     this.#closed = new Promise((resolve) => {
       this.#resolveClosed = resolve;
     });
