@@ -12,7 +12,9 @@
 // load, well under every path's capacity, so the percentiles show latency rather than queueing),
 // SLUICE_BENCH_PAIRED (scales the paired phase: one call at a time to each path in turn, 400
 // calls per path for the small cases and 40 for 1 MiB; its medians are the fairest comparison
-// on a busy machine).
+// on a busy machine), SLUICE_BENCH_WARMUP (calls per path before measuring, default 2000 for
+// the small cases and 100 for 1 MiB: V8 tiers the proxies' hot paths up over the first
+// thousands of calls; measured earlier, their CPU per request is about twice the steady one).
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -31,6 +33,10 @@ const ROUNDS = Number(process.env.SLUICE_BENCH_ROUNDS ?? 3);
 const INFER = METHODS.ModelInfer.path;
 /** Calls per path in the paired phase (SLUICE_BENCH_PAIRED scales them). */
 const PAIRED_SCALE = Number(process.env.SLUICE_BENCH_PAIRED ?? 1);
+/** Calls per path before measuring (connections, links, and the JIT's tier-up). */
+const WARMUP_CALLS: Record<string, number> = process.env.SLUICE_BENCH_WARMUP !== undefined
+  ? { simple: Number(process.env.SLUICE_BENCH_WARMUP), 'identity-16k': Number(process.env.SLUICE_BENCH_WARMUP), 'identity-1m': Number(process.env.SLUICE_BENCH_WARMUP) }
+  : { simple: 2000, 'identity-16k': 2000, 'identity-1m': 100 };
 const PAIRED_ITERATIONS: Record<string, number> = { simple: 400 * PAIRED_SCALE, 'identity-16k': 400 * PAIRED_SCALE, 'identity-1m': 40 * PAIRED_SCALE };
 
 interface Case {
@@ -107,9 +113,10 @@ function cpuUs(pid: number): number {
 
 async function openClients(paths: readonly BenchPath[], c: Case): Promise<RawGrpcClient[]> {
   const clients = paths.map((p) => new RawGrpcClient(p.address));
+  const calls = WARMUP_CALLS[c.name] ?? 2000;
   for (const client of clients) {
     const until = performance.now() + 700;
-    while (performance.now() < until) await client.call(INFER, c.request);
+    for (let done = 0; done < calls || performance.now() < until; ) done += (await closedLoop(client, INFER, c.request, CONCURRENCY, 300)).calls;
   }
   return clients;
 }

@@ -4,6 +4,9 @@
 // each profile). Where the added latency goes, hop by hop.
 //   node --import tsx bench/profile-inference.ts [simple|identity-16k|identity-1m] [calls]
 // Knobs: SLUICE_PROFILE_DIR (default: a new temp dir), SLUICE_PROFILE_CONCURRENCY (default 1),
+// SLUICE_PROFILE_WARMUP (calls before measuring, default 3000, 200 for identity-1m: V8 tiers the
+// hot path up over the first thousands of calls, and until then each process spends
+// about twice its steady CPU per request in unoptimized code and TurboFan compiles),
 // SLUICE_PROFILE_CPU=0 (no --cpu-prof: CPU per request without the profiler's overhead),
 // SLUICE_PROFILE_NODE_ARGS (more node flags for the three servers, e.g. --trace-gc),
 // SLUICE_PROFILE_STRACE=1 (also count the proxies' system calls per request with strace -c).
@@ -109,7 +112,8 @@ async function main(): Promise<void> {
     procs.push(ingress);
     const body = request(kind);
     const client = new RawGrpcClient(ingress.endpoints.grpc!);
-    await closedLoop(client, METHODS.ModelInfer.path, body, concurrency, 1000);
+    const warmup = Number(process.env.SLUICE_PROFILE_WARMUP ?? (kind === 'identity-1m' ? 200 : 3000));
+    for (let warmed = 0; warmed < warmup; ) warmed += (await closedLoop(client, METHODS.ModelInfer.path, body, concurrency, 500)).calls;
     const pids = { ingress: ingress.child.pid!, egress: egress.child.pid!, models: models.child.pid! };
     const before = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuUs(pid)]));
     const traces: { name: string; child: ChildProcess; out: string }[] = [];
@@ -135,7 +139,7 @@ async function main(): Promise<void> {
       console.log(`${t.name} system calls during ${done} requests:\n${t.out}`);
     }
     client.close();
-    console.log(`${kind}: ${done} calls, ${concurrency} in flight, ${(done / secs).toFixed(0)} req/s`);
+    console.log(`${kind}: ${done} calls after ${warmup} warm-up calls, ${concurrency} in flight, ${(done / secs).toFixed(0)} req/s`);
     for (const [k, pid] of Object.entries(pids)) console.log(`  ${k.padEnd(8)} CPU ${((cpuUs(pid) - before[k]!) / done).toFixed(0).padStart(6)} us/request`);
   } finally {
     for (const p of procs.reverse()) await p.stop();
