@@ -14,7 +14,8 @@
 // checked there). Writes bench/results/mixed.json and mixed-cdf.svg (mixed-<rate>rps.* at other rates).
 // Flags: --quick (one short round). Knobs: SLUICE_BENCH_SECONDS (per phase, default 10; quick 3),
 // SLUICE_BENCH_ROUNDS (default 2; quick 1), SLUICE_BENCH_RATE (inference req/s, default 500),
-// SLUICE_BENCH_TENSOR_MIB (default 1024; quick 256).
+// SLUICE_BENCH_TENSOR_MIB (default 1024; quick 256), SLUICE_BENCH_WARMUP (inference calls per
+// path before measuring, default 2000, at most 20 s).
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -27,6 +28,9 @@ import { startSluice, type SluiceProcess } from '../scripts/sluice-child.ts';
 import { closedLoop, type LatencyResult, median, openLoop, RawGrpcClient, summarize } from './grpc-load.ts';
 import { nginxAvailable, type NginxProxy, startNginxGrpcProxy } from './nginx-grpc-proxy.ts';
 import { cdfSvg } from './svg-cdf.ts';
+
+const WARMUP_CALLS = Number(process.env.SLUICE_BENCH_WARMUP ?? 2000);
+const WARMUP_MAX_MS = 20_000;
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const INFER = METHODS.ModelInfer.path;
@@ -232,7 +236,13 @@ export async function run(args: readonly string[] = []): Promise<void> {
 
     console.log(`load average before the run: ${loadavg().map((x) => x.toFixed(1)).join(' ')} (2 cores here: compare within one run)`);
     const request = requestOf(16 * 1024);
-    for (const p of paths) await closedLoop(p.infer, INFER, request, 2, 700); // connections, JIT, links
+    // Connections, links, and V8's JIT: the proxies' CPU per request halves over the first
+    // thousands of calls, so warm each path by call count (bounded in time) before measuring.
+    for (const p of paths) {
+      const started = performance.now();
+      let calls = 0;
+      while (calls < WARMUP_CALLS && performance.now() - started < WARMUP_MAX_MS) calls += (await closedLoop(p.infer, INFER, request, 4, 500)).calls;
+    }
     const results: Record<string, PathResult> = Object.fromEntries(
       paths.map((p) => [p.name, { alone: [], mixed: [], errorsAlone: 0, errorsMixed: 0, errorCodes: {}, errorExamples: {}, bulkAloneMBps: [], bulkMixedMBps: [], tensors: 0, badTensors: 0 }]),
     );
