@@ -23,6 +23,7 @@ import { GrpcStreamRelay } from './grpc-stream-relay.ts';
 import { type GrpcServerCall, Http2GrpcServer, type StreamingHandlers } from './http2-grpc-server.ts';
 import { CallMethod, type InferenceGateway, SERVER_EXTENSIONS } from './inference-gateway.ts';
 import { type IngressMethod, newRequestContext, type RequestContext, type RequestHeaders } from './request-context.ts';
+import { shutdownGrpcServer } from '../grpc/server-shutdown.ts';
 
 export interface Http2GrpcIngressOptions {
   host: string;
@@ -134,19 +135,7 @@ export class Http2GrpcIngress {
   async stop(graceMs: number): Promise<void> {
     this.binding?.stopAccepting();
     const inner = this.inner;
-    const innerDone =
-      inner === undefined
-        ? Promise.resolve()
-        : new Promise<void>((resolve) => {
-            const t = setTimeout(() => {
-              inner.server.forceShutdown();
-              resolve();
-            }, graceMs);
-            inner.server.tryShutdown(() => {
-              clearTimeout(t);
-              resolve();
-            });
-          });
+    const innerDone = inner === undefined ? Promise.resolve() : shutdownGrpcServer(inner.server, graceMs);
     await this.server.close(graceMs);
     await innerDone;
     if (inner !== undefined) {

@@ -19,6 +19,7 @@ import { createIdentityModel } from './identity-model.ts';
 import { requestTensors, responseMessage, type ResponseMessage } from './infer-io.ts';
 import type { ReferenceModel } from './reference-model.ts';
 import { createSimpleModel } from './simple-model.ts';
+import { shutdownGrpcServer } from '../grpc/server-shutdown.ts';
 
 export type ReferenceModelName = 'simple' | 'identity' | 'dense';
 
@@ -131,16 +132,7 @@ export class ModelServer {
   }
 
   async stop(graceMs = 2000): Promise<void> {
-    await new Promise<void>((resolve) => {
-      const t = setTimeout(() => {
-        this.server.forceShutdown();
-        resolve();
-      }, graceMs);
-      this.server.tryShutdown(() => {
-        clearTimeout(t);
-        resolve();
-      });
-    });
+    await shutdownGrpcServer(this.server, graceMs);
   }
 
   private lookup(name: string, version: string, required: boolean): ReferenceModel | undefined {

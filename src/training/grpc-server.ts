@@ -5,6 +5,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { addTensorTransferService, type TensorTransferServiceOptions } from './grpc-service.ts';
 import type { TrainingNode } from './training-node.ts';
+import { shutdownGrpcServer } from '../grpc/server-shutdown.ts';
 
 export interface GrpcBinding {
   port: number;
@@ -53,16 +54,7 @@ export class TrainingGrpcServer {
 
   async stop(graceMs: number): Promise<void> {
     this.binding?.stopAccepting();
-    await new Promise<void>((resolve) => {
-      const t = setTimeout(() => {
-        this.server.forceShutdown();
-        resolve();
-      }, graceMs);
-      this.server.tryShutdown(() => {
-        clearTimeout(t);
-        resolve();
-      });
-    });
+    await shutdownGrpcServer(this.server, graceMs);
     await this.binding?.close();
   }
 }
