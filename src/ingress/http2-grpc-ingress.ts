@@ -23,7 +23,11 @@ import { GrpcStreamRelay } from './grpc-stream-relay.ts';
 import { type GrpcServerCall, Http2GrpcServer, type StreamingHandlers } from './http2-grpc-server.ts';
 import { CallMethod, type InferenceGateway, SERVER_EXTENSIONS } from './inference-gateway.ts';
 import { type IngressMethod, newRequestContext, type RequestContext, type RequestHeaders } from './request-context.ts';
+import { widenServerReceiveWindow } from '../grpc/server-receive-window.ts';
 import { shutdownGrpcServer } from '../grpc/server-shutdown.ts';
+
+/** HTTP/2 receive window of the inner grpc-js server (per connection and stream). */
+const INNER_RECEIVE_WINDOW_BYTES = 16 * 1024 * 1024;
 
 export interface Http2GrpcIngressOptions {
   host: string;
@@ -85,6 +89,8 @@ export class Http2GrpcIngress {
         'grpc.enable_channelz': 0,
         ...(opts.interceptors !== undefined ? { interceptors: opts.interceptors } : {}),
       });
+      // The relay's streams (a training Push among them) move 1 MiB messages through here.
+      widenServerReceiveWindow(inner, INNER_RECEIVE_WINDOW_BYTES);
       opts.addServices(inner);
       this.inner = { server: inner, dir, relay };
     }

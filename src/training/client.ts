@@ -164,6 +164,9 @@ async function hashPrefix(source: Uint8Array | { path: string }, upTo: number): 
   return h;
 }
 
+/** HTTP/2 receive window of the client's channel (stream and connection). */
+const RECEIVE_WINDOW_BYTES = 16 * 1024 * 1024;
+
 export class SluiceClient {
   private readonly client: grpc.Client & Record<string, (...args: unknown[]) => unknown>;
   private readonly metadata: Record<string, string>;
@@ -173,6 +176,9 @@ export class SluiceClient {
     this.client = new Ctor(address, opts.credentials ?? grpc.credentials.createInsecure(), {
       'grpc.max_receive_message_length': 64 * 1024 * 1024,
       'grpc.max_send_message_length': 64 * 1024 * 1024,
+      // The HTTP/2 receive window (64 KiB by default) bounds what the node can send per round
+      // trip: with it, a Subscribe or Pull stream of 1 MiB chunks crawls at ~40 MB/s.
+      'grpc-node.flow_control_window': RECEIVE_WINDOW_BYTES,
       ...opts.channelOptions,
     }) as SluiceClient['client'];
     this.metadata = opts.metadata ?? {};

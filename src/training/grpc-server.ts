@@ -5,7 +5,11 @@
 import * as grpc from '@grpc/grpc-js';
 import { addTensorTransferService, type TensorTransferServiceOptions } from './grpc-service.ts';
 import type { TrainingNode } from './training-node.ts';
+import { widenServerReceiveWindow } from '../grpc/server-receive-window.ts';
 import { shutdownGrpcServer } from '../grpc/server-shutdown.ts';
+
+/** HTTP/2 receive window per connection and stream: a Push of 1 MiB chunks flows without stalls. */
+export const TRAINING_RECEIVE_WINDOW_BYTES = 16 * 1024 * 1024;
 
 export interface GrpcBinding {
   port: number;
@@ -38,6 +42,7 @@ export class TrainingGrpcServer {
       'grpc.max_receive_message_length': node.limits.maxChunkBytes + 64 * 1024,
       ...(opts.interceptors !== undefined ? { interceptors: opts.interceptors } : {}),
     });
+    widenServerReceiveWindow(this.server, TRAINING_RECEIVE_WINDOW_BYTES);
     addTensorTransferService(this.server, node, opts);
   }
 
