@@ -114,10 +114,16 @@ export class InboundTransfer {
     this.opts.hash.update(data);
     this.received += data.length;
     this.lastGapNack = -1;
+    // The write starts now, beside the ones still in progress (writes at distinct offsets of a
+    // spool file; in-order messages of one subscriber stream), so the sink is not idle for a
+    // round trip per chunk; acknowledgements still go out in order, each once its write and
+    // every write before it resolved. What is in progress is bounded by maxPendingBytes.
+    const write = this.opts.sink.write(offset, data);
+    write.catch(() => {}); // observed in order below
     this.tail = this.tail.then(async () => {
       if (this.finished) return;
       try {
-        await this.opts.sink.write(offset, data);
+        await write;
       } catch (err) {
         this.fail(err instanceof TransferError ? err.status : 'INTERNAL', `writing to the ${this.opts.sinkKind} sink failed: ${(err as Error).message}`);
         return;

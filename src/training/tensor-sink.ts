@@ -1,6 +1,7 @@
-// Where a received tensor goes: a spool file, or a live subscriber stream. Writes are awaited
-// one at a time, and a chunk is acknowledged to the sender only once its write resolved, so the
-// sender's window is what bounds memory on this side too.
+// Where a received tensor goes: a spool file, or a live subscriber stream. Writes are issued in
+// offset order and may overlap (each at its own offset); a chunk is acknowledged to the sender
+// only once its write and all before it resolved, so the sender's window is what bounds memory
+// on this side too.
 import type { FileHandle } from 'node:fs/promises';
 import { TransferError } from './errors.ts';
 import type { Subscriber } from './receive-events.ts';
