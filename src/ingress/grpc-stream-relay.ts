@@ -21,6 +21,9 @@ function endToEnd(headers: http2.IncomingHttpHeaders, keep: readonly string[]): 
   return out;
 }
 
+const STREAM_WINDOW = 16 * 1024 * 1024;
+const CONNECTION_WINDOW = 64 * 1024 * 1024;
+
 const REQUEST_PSEUDO = [':method', ':path', ':authority', ':scheme'];
 const RESPONSE_PSEUDO = [':status'];
 
@@ -37,12 +40,15 @@ export class GrpcStreamRelay {
     if (s !== undefined && !s.closed && !s.destroyed) return s;
     const session = http2.connect('http://localhost', {
       createConnection: () => net.connect(this.socketPath),
-      settings: { initialWindowSize: 16 * 1024 * 1024, enablePush: false },
+      settings: { initialWindowSize: STREAM_WINDOW, enablePush: false },
       maxSessionMemory: 256,
     });
     const drop = (): void => {
       if (this.session === session) this.session = undefined;
     };
+    // The connection window opens as wide as the streams' (16 MiB): at HTTP/2's 64 KiB default, a
+    // Subscribe or Pull stream of 1 MiB messages waits for a WINDOW_UPDATE every 64 KiB.
+    session.once('connect', () => session.setLocalWindowSize(CONNECTION_WINDOW));
     session.on('error', drop);
     session.on('goaway', drop);
     session.on('close', drop);
