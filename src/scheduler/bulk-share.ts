@@ -79,7 +79,15 @@ export class BulkShareController {
       this.cuts++;
       return 'decrease';
     }
-    if (Number.isNaN(p99Ms) || p99Ms < this.targetMs * this.lowWater) {
+    if (Number.isNaN(p99Ms)) {
+      // No inference traffic to protect: bulk gets the whole link back at once rather than
+      // ramping up additively (from the minimum share that takes seconds of an idle link).
+      if (this.current >= 1) return 'hold';
+      this.current = 1;
+      this.lastIncrease = nowMs;
+      return 'increase';
+    }
+    if (p99Ms < this.targetMs * this.lowWater) {
       if (nowMs - this.lastIncrease < this.increaseIntervalMs || this.current >= 1) return 'hold';
       this.current = Math.min(1, this.current + this.increaseStep);
       this.lastIncrease = nowMs;

@@ -40,8 +40,12 @@ test('AIMD cuts multiplicatively under pressure and grows back additively', () =
   assert.equal(c.update(3, 2100), 'hold', 'between the water marks: hold');
   assert.equal(c.update(1, 2200), 'increase');
   assert.ok(Math.abs(c.share - 0.2) < 1e-9);
-  for (let t = 2300; t < 4000; t += 100) c.update(Number.NaN, t);
-  assert.equal(c.share, 1, 'no inference traffic: bulk gets the link back');
+  assert.equal(c.update(1, 2300), 'increase');
+  assert.ok(Math.abs(c.share - 0.3) < 1e-9, 'low latency: additive growth');
+  assert.equal(c.update(Number.NaN, 2310), 'increase');
+  assert.equal(c.share, 1, 'no inference traffic: bulk gets the whole link back at once');
+  assert.equal(c.update(6, 2320), 'decrease', 'and is cut again as soon as inference suffers');
+  assert.equal(c.share, 0.5);
 });
 
 test('bad AIMD options are refused', () => {
