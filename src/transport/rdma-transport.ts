@@ -3,9 +3,7 @@
 // transport, then the queue pairs' endpoints (sealed frames), and afterwards only tells each
 // end that the other is still there. The device is the one named in the options, else the one
 // holding the side channel's local address, else the first with an active port.
-import { EventEmitter } from 'node:events';
 import net from 'node:net';
-import { KEY_BYTES } from '../crypto/aead.ts';
 import { defaultAeadFactory, type AeadFactory } from '../crypto/aead-factory.ts';
 import type { LinkRole } from '../crypto/key-schedule.ts';
 import { TrafficKeys } from '../crypto/traffic-keys.ts';
@@ -13,9 +11,10 @@ import { isSluiceError } from '../errors.ts';
 import { frameBytes } from '../wire/frame-header.ts';
 import { FrameOpener } from '../wire/frame-opener.ts';
 import { FrameSealer } from '../wire/frame-sealer.ts';
-import { RejectCode, encodeReject } from '../wire/handshake-record.ts';
-import { HandshakeError, HandshakeErrorCode, TransportError, TransportErrorCode } from './errors.ts';
+import { checkEndpointOptions, whenConnected } from './dial.ts';
+import { TransportError, TransportErrorCode } from './errors.ts';
 import { endThenDestroy, performHandshake, type HandshakeResult } from './handshake.ts';
+import { HandshakeListener } from './handshake-listener.ts';
 import { DataEventInput, type ByteInput } from './socket-input.ts';
 import { DEFAULT_HANDSHAKE_TIMEOUT_MS, resolveLinkTuning, type ResolvedLinkTuning } from './link-tuning.ts';
 import { RdmaDevice } from './rdma/devices.ts';
@@ -23,10 +22,7 @@ import { RdmaError, RdmaErrorCode } from './rdma/rdma-errors.ts';
 import { RdmaLink } from './rdma/rdma-link.ts';
 import { refuseSetup, setupAcceptor, setupInitiator, type SetupContext } from './rdma/rdma-setup.ts';
 import { VerbsChannel, type VerbsChannelOptions } from './rdma/verbs-channel.ts';
-import { SEGMENTS, type ConnectOptions, type Link, type LinkTuning, type ListenOptions, type Listener, type SegmentName, type Transport, type TransportOptions } from './types.ts';
-
-/** Handshakes a listener runs at once; more connections are refused until some finish. */
-const MAX_PENDING_HANDSHAKES = 64;
+import type { ConnectOptions, Link, LinkTuning, ListenOptions, Listener, SegmentName, Transport, TransportOptions } from './types.ts';
 
 /** Queue pair sizing per link. */
 export interface RdmaTuning {
@@ -62,16 +58,6 @@ export function slotBytesFor(tuning: ResolvedLinkTuning, segment: SegmentName): 
   return Math.ceil(frameBytes(payload) / SLOT_ALIGN) * SLOT_ALIGN;
 }
 
-function checkCommon(opts: { segment: SegmentName; segmentKey: Buffer; host: string; port: number; device?: string }): void {
-  if (!SEGMENTS.includes(opts.segment)) throw new RangeError(`segment must be "inference" | "training", got ${String(opts.segment)}`);
-  if (!(opts.segmentKey instanceof Uint8Array) || opts.segmentKey.byteLength !== KEY_BYTES) {
-    throw new RangeError(`segmentKey must be ${KEY_BYTES} bytes, got ${opts.segmentKey?.byteLength ?? typeof opts.segmentKey}`);
-  }
-  if (typeof opts.host !== 'string' || opts.host === '') throw new RangeError('host must be a non-empty string');
-  if (!Number.isInteger(opts.port) || opts.port < 0 || opts.port > 65535) throw new RangeError(`port must be an integer in [0, 65535], got ${opts.port}`);
-  if (opts.device !== undefined && (typeof opts.device !== 'string' || opts.device === '')) throw new RangeError('device must be a non-empty string when given');
-}
-
 /** An IPv4 address a GID can be mapped from, or undefined (wildcards, loopback, IPv6). */
 function deviceAddress(address: string | undefined): string | undefined {
   if (address === undefined) return undefined;
@@ -82,36 +68,13 @@ function deviceAddress(address: string | undefined): string | undefined {
 
 function ignoreError(): void {}
 
-class RdmaListener extends EventEmitter implements Listener {
-  readonly #server: net.Server;
-  readonly #pending = new Set<net.Socket>();
-  #address: { host: string; port: number } = { host: '', port: 0 };
+class RdmaListener extends HandshakeListener {
   /** The device links on this listener use unless the side channel's address names another. */
   readonly device: RdmaDevice;
 
   constructor(server: net.Server, device: RdmaDevice) {
-    super();
-    this.#server = server;
+    super(server);
     this.device = device;
-  }
-
-  get address(): { host: string; port: number } {
-    return this.#address;
-  }
-
-  setAddress(a: { host: string; port: number }): void {
-    this.#address = a;
-  }
-
-  get pendingHandshakes(): Set<net.Socket> {
-    return this.#pending;
-  }
-
-  async close(): Promise<void> {
-    this.#server.close();
-    for (const s of this.#pending) s.destroy();
-    this.#pending.clear();
-    await new Promise((resolve) => setImmediate(resolve));
   }
 }
 
@@ -177,7 +140,7 @@ export class RdmaTransport implements Transport {
   }
 
   async listen(opts: ListenOptions): Promise<Listener> {
-    checkCommon(opts);
+    checkEndpointOptions(opts);
     const tuning = resolveLinkTuning(this.#linkTuning, opts.maxMessageBytes);
     const channelOptions = this.#channelOptions(tuning, opts.segment);
     // Fail fast, before binding, when there is no device to serve this segment on.
@@ -188,38 +151,19 @@ export class RdmaTransport implements Transport {
     server.on('connection', (socket) => {
       socket.on('error', ignoreError);
       const remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
-      const pending = listener.pendingHandshakes;
-      if (pending.size >= MAX_PENDING_HANDSHAKES) {
-        socket.write(encodeReject(RejectCode.BUSY, 'too many handshakes in progress, retry later'));
-        endThenDestroy(socket, 200);
-        listener.emit('rejected', new HandshakeError(HandshakeErrorCode.BUSY, `${remote}: refused, ${pending.size} handshakes in progress`), remote);
-        return;
-      }
-      pending.add(socket);
+      if (!listener.admit(socket, remote)) return;
       this.#accept(socket, remote, opts, segmentKey, tuning, channelOptions, listener).then(
         (link) => {
-          pending.delete(socket);
+          listener.settled(socket);
           if (link !== undefined) listener.emit('link', link);
         },
         (err: unknown) => {
-          pending.delete(socket);
+          listener.settled(socket);
           listener.emit('rejected', err, remote);
         },
       );
     });
-    await new Promise<void>((resolve, reject) => {
-      const onError = (err: NodeJS.ErrnoException): void => {
-        reject(new TransportError(TransportErrorCode.UNAVAILABLE, `cannot listen on ${opts.host}:${opts.port} for the ${opts.segment} segment (${err.code ?? err.message})`, { cause: err }));
-      };
-      server.once('error', onError);
-      server.listen(opts.port, opts.host, () => {
-        server.off('error', onError);
-        resolve();
-      });
-    });
-    server.on('error', (err) => listener.emit('error', err));
-    const addr = server.address() as net.AddressInfo;
-    listener.setAddress({ host: addr.address, port: addr.port });
+    await listener.bind(opts.host, opts.port, opts.segment);
     return listener;
   }
 
@@ -279,7 +223,7 @@ export class RdmaTransport implements Transport {
   }
 
   async connect(opts: ConnectOptions): Promise<Link> {
-    checkCommon(opts);
+    checkEndpointOptions(opts);
     const tuning = resolveLinkTuning(this.#linkTuning, opts.maxMessageBytes);
     const channelOptions = this.#channelOptions(tuning, opts.segment);
     if (opts.device !== undefined) this.#open(opts.device); // fail fast: no such device
@@ -288,22 +232,7 @@ export class RdmaTransport implements Transport {
     const remote = `${opts.host}:${opts.port}`;
     const socket = net.connect({ host: opts.host, port: opts.port, noDelay: true, allowHalfOpen: true });
     socket.on('error', ignoreError);
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        socket.destroy();
-        reject(new TransportError(TransportErrorCode.TIMEOUT, `connecting to ${opts.segment} peer ${remote} timed out after ${timeoutMs} ms`));
-      }, timeoutMs);
-      const onError = (err: NodeJS.ErrnoException): void => {
-        clearTimeout(timer);
-        reject(new TransportError(TransportErrorCode.CONNECT, `cannot connect to ${opts.segment} peer ${remote} (${err.code ?? err.message})`, { cause: err }));
-      };
-      socket.once('connect', () => {
-        clearTimeout(timer);
-        socket.off('error', onError);
-        resolve();
-      });
-      socket.once('error', onError);
-    });
+    await whenConnected(socket, opts.segment, remote, timeoutMs);
     const input = sideChannelInput(socket);
     let handshake: HandshakeResult;
     try {

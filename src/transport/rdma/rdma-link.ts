@@ -6,26 +6,22 @@
 // message buffer (the one copy); the slot is reposted at once, which returns its credit.
 // pause() holds received slots unopened, so the peer runs out of credit and backs up.
 // The TCP side channel carries nothing after set-up: its end tells that the peer is gone.
-import { EventEmitter } from 'node:events';
+// Queueing, delivery and the close sequence are LinkBase's.
 import type { Socket } from 'node:net';
 import type { LinkRole } from '../../crypto/key-schedule.ts';
-import { isSluiceError } from '../../errors.ts';
-import type { LinkScheduler, ScheduledFrame } from '../../scheduler/link-scheduler.ts';
-import { CloseCode, closeCodeFor, closeCodeName, decodeClosePayload, encodeClosePayload } from '../../wire/close-frame.ts';
+import type { ScheduledFrame } from '../../scheduler/link-scheduler.ts';
+import { decodeClosePayload, encodeClosePayload } from '../../wire/close-frame.ts';
 import { WireError, WireErrorCode } from '../../wire/errors.ts';
 import { decodeFrameHeader, FrameFlags, FrameType, frameBytes, HEADER_BYTES, type FrameHeader } from '../../wire/frame-header.ts';
 import type { FrameOpener } from '../../wire/frame-opener.ts';
 import type { FrameSealer, FrameSpec } from '../../wire/frame-sealer.ts';
 import { Reassembler } from '../../wire/reassembler.ts';
-import { TransportError, TransportErrorCode } from '../errors.ts';
+import { dataFrameSpec, LinkBase } from '../link-base.ts';
 import type { ResolvedLinkTuning } from '../link-tuning.ts';
-import { toQueuedMessage } from '../outbound-message.ts';
-import type { InboundMessage, Link, LinkCloseInfo, LinkStats, OutboundMessage, SegmentName, TrafficClass } from '../types.ts';
+import type { InboundMessage, SegmentName, TrafficClass } from '../types.ts';
 import type { RdmaError } from './rdma-errors.ts';
 import type { VerbsChannel } from './verbs-channel.ts';
 
-/** After the close frame (or a fatal error), how long the peer gets to end its side. */
-const TEARDOWN_GRACE_MS = 1000;
 /** Bytes sealed per turn of the event loop before yielding, so receiving is never starved. */
 const PUMP_BYTES_PER_TURN = 4 * 1024 * 1024;
 
@@ -42,8 +38,6 @@ export interface RdmaLinkInit {
   device: string;
 }
 
-type State = 'open' | 'closing' | 'closed';
-
 interface HeldSlot {
   slot: number;
   length: number;
@@ -54,64 +48,43 @@ export function payloadCapacity(slotBytes: number): number {
   return slotBytes - frameBytes(0);
 }
 
-export class RdmaLink extends EventEmitter implements Link {
-  readonly id: string;
-  readonly segment: SegmentName;
+/** Frame sizes of the tuning, each cut to what the peer's receive slots hold. */
+function fittedFrameBytes(tuning: ResolvedLinkTuning, channel: VerbsChannel): Record<TrafficClass, number> {
+  const fit = payloadCapacity(channel.maxSendBytes);
+  const sizes = {} as Record<TrafficClass, number>;
+  for (const [cls, n] of Object.entries(tuning.frameBytes) as [TrafficClass, number][]) sizes[cls] = Math.min(n, fit);
+  return sizes;
+}
+
+export class RdmaLink extends LinkBase {
   readonly transport = 'rdma' as const;
-  readonly remoteAddress: string;
-  readonly role: LinkRole;
   readonly device: string;
 
-  readonly #socket: Socket;
   readonly #channel: VerbsChannel;
-  readonly #tuning: ResolvedLinkTuning;
-  readonly #sealer: FrameSealer;
   readonly #opener: FrameOpener;
   readonly #reassembler: Reassembler;
-  readonly #scheduler: LinkScheduler;
   readonly #maxReceivePayload: number;
 
-  #state: State = 'open';
-  #info: LinkCloseInfo | undefined;
   /** A frame taken from the scheduler that waits for a credit (after a rekey took the last one). */
   #pendingFrame: ScheduledFrame | undefined;
   #closeWanted: { code: number; reason: string } | undefined;
   #closeSlot: number | undefined;
-  #closeFrameSent = false;
   #readingStopped = false;
   #paused = false;
   readonly #held: HeldSlot[] = [];
   /** The side channel ended (or failed) while received frames were held: handled on resume. */
   #sideChannelGone: Error | undefined;
-  #pumpScheduled = false;
-  #pumpImmediate: NodeJS.Immediate | undefined;
-  #needDrain = false;
-  #closeTimer: NodeJS.Timeout | undefined;
-  #teardownTimer: NodeJS.Timeout | undefined;
-  readonly #closed: Promise<void>;
-  #resolveClosed!: () => void;
 
-  #framesSent = 0;
   #framesReceived = 0;
-  #bytesSent = 0;
   #bytesReceived = 0;
-  #messagesSent = 0;
-  #messagesReceived = 0;
-  #rejectedFrames = 0;
   #rekeysReceived = 0;
 
   constructor(init: RdmaLinkInit) {
-    super();
     const { socket, channel, tuning } = init;
-    this.#socket = socket;
+    // Frames must fit the peer's receive slots, whatever the tuning says.
+    super({ socket, segment: init.segment, role: init.role, linkId: init.linkId, tuning, sealer: init.sealer, frameBytes: fittedFrameBytes(tuning, channel) });
     this.#channel = channel;
-    this.#tuning = tuning;
-    this.segment = init.segment;
-    this.role = init.role;
-    this.id = init.linkId;
     this.device = init.device;
-    this.remoteAddress = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
-    this.#sealer = init.sealer;
     this.#opener = init.opener;
     this.#maxReceivePayload = payloadCapacity(channel.options.slotBytes);
     this.#reassembler = new Reassembler({
@@ -119,17 +92,7 @@ export class RdmaLink extends EventEmitter implements Link {
       maxPendingBytes: tuning.maxReassemblyBytes,
       maxPendingMessages: tuning.maxPendingMessages,
     });
-    // Frames must fit the peer's receive slots, whatever the tuning says.
-    const fit = payloadCapacity(channel.maxSendBytes);
-    const frameSizes = {} as Record<TrafficClass, number>;
-    for (const [cls, n] of Object.entries(tuning.frameBytes) as [TrafficClass, number][]) frameSizes[cls] = Math.min(n, fit);
-    this.#scheduler = tuning.scheduler({ frameBytes: frameSizes, wake: () => this.#schedulePump() });
-    this.#closed = new Promise((resolve) => {
-      this.#resolveClosed = resolve;
-    });
 
-    socket.setNoDelay(true);
-    socket.setKeepAlive(true, 15_000);
     socket.on('data', this.#onSideData);
     socket.on('end', this.#onSideEnd);
     socket.on('error', this.#onSideError);
@@ -137,7 +100,7 @@ export class RdmaLink extends EventEmitter implements Link {
     socket.resume();
     // Deliver on the next turn, so whoever receives this link can attach 'message' first.
     setImmediate(() => {
-      if (this.#state === 'closed') return;
+      if (this.state === 'closed') return;
       channel.attach({
         onReceive: this.#onReceive,
         onSendComplete: this.#onSendComplete,
@@ -147,27 +110,8 @@ export class RdmaLink extends EventEmitter implements Link {
     });
   }
 
-  get closed(): boolean {
-    return this.#state !== 'open';
-  }
-
-  /** Resolves when the link has closed and released its queue pair and socket. */
-  get whenClosed(): Promise<void> {
-    return this.#closed;
-  }
-
-  stats(): LinkStats {
-    return {
-      framesSent: this.#framesSent,
-      framesReceived: this.#framesReceived,
-      bytesSent: this.#bytesSent,
-      bytesReceived: this.#bytesReceived,
-      messagesSent: this.#messagesSent,
-      messagesReceived: this.#messagesReceived,
-      queuedBytes: this.#queuedBytes(),
-      rejectedFrames: this.#rejectedFrames,
-      rekeys: this.#sealer.rekeys + this.#rekeysReceived,
-    };
+  protected receiveCounts(): { framesReceived: number; bytesReceived: number; rekeys: number } {
+    return { framesReceived: this.#framesReceived, bytesReceived: this.#bytesReceived, rekeys: this.#rekeysReceived };
   }
 
   /** Queue pair counters (credits, sends in flight, credit messages), for diagnostics. */
@@ -175,76 +119,43 @@ export class RdmaLink extends EventEmitter implements Link {
     return this.#channel.counters();
   }
 
-  #queuedBytes(): number {
-    return this.#scheduler.queuedBytes + (this.#pendingFrame?.length ?? 0);
+  protected carrierQueuedBytes(): number {
+    return this.#pendingFrame?.length ?? 0;
   }
 
   // ---- sending ----
 
-  send(msg: OutboundMessage): boolean {
-    if (this.#state !== 'open') {
-      throw new TransportError(TransportErrorCode.LINK_CLOSED, `link ${this.id} to ${this.remoteAddress} is ${this.#state}`);
-    }
-    this.#scheduler.enqueue(toQueuedMessage(msg, this.segment, this.#tuning.maxMessageBytes));
-    this.#schedulePump();
-    const ok = this.#queuedBytes() < this.#tuning.highWaterMark;
-    if (!ok) this.#needDrain = true;
-    return ok;
-  }
-
-  #schedulePump(): void {
-    if (this.#pumpScheduled) return;
-    this.#pumpScheduled = true;
-    process.nextTick(this.#pump);
-  }
-
-  readonly #pump = (): void => {
-    this.#pumpScheduled = false;
-    this.#pumpImmediate = undefined;
-    if (this.#state === 'closed' || this.#closeFrameSent || this.#closeSlot !== undefined) return;
+  protected pumpFrames(): boolean {
+    if (this.state === 'closed' || this.closeFrameSent || this.#closeSlot !== undefined) return false;
     const ch = this.#channel;
     let budget = PUMP_BYTES_PER_TURN;
     try {
       if (this.#closeWanted === undefined) {
         while (budget > 0 && ch.writable) {
-          const f = this.#pendingFrame ?? this.#scheduler.next();
+          const f = this.#pendingFrame ?? this.scheduler.next();
           this.#pendingFrame = undefined;
           if (f === undefined) break;
-          if (this.#sealer.rekeyDue(f.length)) {
-            this.#postFrame(this.#sealer.sealRekey());
+          if (this.sealer.rekeyDue(f.length)) {
+            this.#postFrame(this.sealer.sealRekey());
             if (!ch.writable) {
               this.#pendingFrame = f;
               break;
             }
           }
-          const m = f.msg;
-          budget -= this.#sealAndPost({
-            type: FrameType.DATA,
-            cls: m.cls,
-            flags: (f.first ? FrameFlags.FIRST : 0) | (f.last ? FrameFlags.LAST : 0),
-            streamId: m.streamId,
-            kind: m.kind,
-            tenant: m.tenant,
-            messageLength: m.cursor.length,
-            parts: f.parts,
-            payloadLength: f.length,
-          });
-          if (f.last) this.#messagesSent += 1;
+          budget -= this.#sealAndPost(dataFrameSpec(f));
+          if (f.last) this.messagesSent += 1;
         }
-        if (this.#info?.by === 'local' && this.#pendingFrame === undefined && this.#scheduler.queuedMessages === 0) {
-          this.#closeWanted = { code: CloseCode.NORMAL, reason: this.#info.reason };
+        if (this.info?.by === 'local' && this.#pendingFrame === undefined && this.scheduler.queuedMessages === 0) {
+          this.#closeWanted = { code: this.info.code, reason: this.info.reason };
         }
       }
       if (this.#closeWanted !== undefined) this.#trySendCloseFrame();
     } catch (err) {
-      this.#fail(err);
-      return;
+      this.fail(err);
+      return false;
     }
-    if (budget <= 0 && ch.writable && this.#pumpImmediate === undefined) {
-      this.#pumpImmediate = setImmediate(this.#pump); // budget spent: let the loop breathe
-    }
-    this.#maybeDrain();
-  };
+    return budget <= 0 && ch.writable;
+  }
 
   /** Seals one frame into a free send slot and posts it; returns its wire size. */
   #sealAndPost(spec: FrameSpec): number {
@@ -252,14 +163,13 @@ export class RdmaLink extends EventEmitter implements Link {
     const slot = ch.acquire() as number;
     let size: number;
     try {
-      size = this.#sealer.sealInto(spec, ch.sendSlot(slot), 0);
+      size = this.sealer.sealInto(spec, ch.sendSlot(slot), 0);
     } catch (err) {
       ch.release(slot);
       throw err;
     }
     ch.post(slot, size);
-    this.#framesSent += 1;
-    this.#bytesSent += size;
+    this.countSent(size);
     return size;
   }
 
@@ -269,24 +179,23 @@ export class RdmaLink extends EventEmitter implements Link {
     const slot = ch.acquire() as number;
     frame.copy(ch.sendSlot(slot));
     ch.post(slot, frame.byteLength);
-    this.#framesSent += 1;
-    this.#bytesSent += frame.byteLength;
+    this.countSent(frame.byteLength);
     return slot;
   }
 
   /** Posts the close frame once a credit allows; the side channel ends when it has been delivered. */
   #trySendCloseFrame(): void {
     const want = this.#closeWanted;
-    if (want === undefined || this.#closeSlot !== undefined || this.#closeFrameSent) return;
+    if (want === undefined || this.#closeSlot !== undefined || this.closeFrameSent) return;
     const ch = this.#channel;
     if (ch.failed || ch.closed) {
-      this.#closeFrameSent = true;
-      this.#endSideChannel();
+      this.closeFrameSent = true;
+      this.endSocket();
       return;
     }
     if (!ch.writable) return; // onProgress retries; the teardown timer bounds the wait
     const payload = encodeClosePayload(want.code, want.reason);
-    const frame = this.#sealer.seal({
+    const frame = this.sealer.seal({
       type: FrameType.CLOSE,
       cls: 'control',
       flags: FrameFlags.FIRST | FrameFlags.LAST,
@@ -298,29 +207,32 @@ export class RdmaLink extends EventEmitter implements Link {
       payloadLength: payload.byteLength,
     });
     this.#closeSlot = this.#postFrame(frame);
-    this.#armTeardown();
+    this.armTeardown();
   }
 
   readonly #onSendComplete = (slot: number): void => {
     if (slot === this.#closeSlot) {
       // The peer's queue pair has the close frame: now end the side channel behind it.
       this.#closeSlot = undefined;
-      this.#closeFrameSent = true;
-      this.#endSideChannel();
+      this.closeFrameSent = true;
+      this.endSocket();
     }
   };
 
   readonly #onProgress = (): void => {
-    if (this.#state === 'closed') return;
+    if (this.state === 'closed') return;
     if (this.#closeWanted !== undefined) this.#trySendCloseFrame();
-    else if (this.#channel.writable && (this.#pendingFrame !== undefined || this.#scheduler.queuedMessages > 0)) this.#pump();
-    else this.#maybeDrain();
+    else if (this.#channel.writable && (this.#pendingFrame !== undefined || this.scheduler.queuedMessages > 0)) this.pump();
+    else this.maybeDrain();
   };
 
-  #maybeDrain(): void {
-    if (this.#needDrain && this.#state === 'open' && this.#queuedBytes() <= this.#tuning.highWaterMark / 2) {
-      this.#needDrain = false;
-      this.emit('drain');
+  protected closeAfterFailure(code: number, reason: string): void {
+    this.#closeWanted ??= { code, reason };
+    try {
+      this.#trySendCloseFrame();
+    } catch {
+      // Sealing itself failed: the side channel's end says enough.
+      this.endSocket();
     }
   }
 
@@ -335,13 +247,13 @@ export class RdmaLink extends EventEmitter implements Link {
   };
 
   #consume(slot: number, data: Buffer): void {
-    if (this.#readingStopped || this.#state === 'closed') {
+    if (this.#readingStopped || this.state === 'closed') {
       this.#channel.repost(slot); // nothing may follow a close frame: drop it
       return;
     }
     let msg: InboundMessage | undefined;
     try {
-      const h = decodeFrameHeader(data, { segment: this.segment, maxFramePayload: this.#maxReceivePayload, maxMessageBytes: this.#tuning.maxMessageBytes });
+      const h = decodeFrameHeader(data, { segment: this.segment, maxFramePayload: this.#maxReceivePayload, maxMessageBytes: this.tuning.maxMessageBytes });
       if (data.byteLength !== frameBytes(h.payloadLength)) {
         throw new WireError(WireErrorCode.MALFORMED, `a SEND of ${data.byteLength} bytes holds a frame of ${frameBytes(h.payloadLength)}`);
       }
@@ -349,11 +261,11 @@ export class RdmaLink extends EventEmitter implements Link {
       this.#bytesReceived += data.byteLength;
       msg = this.#openFrame(h, data);
     } catch (err) {
-      this.#fail(err);
+      this.fail(err);
       return;
     }
     this.#channel.repost(slot);
-    if (msg !== undefined) this.#deliver(msg);
+    if (msg !== undefined) this.deliver(msg);
   }
 
   #openFrame(h: FrameHeader, data: Buffer): InboundMessage | undefined {
@@ -370,22 +282,9 @@ export class RdmaLink extends EventEmitter implements Link {
       this.#rekeysReceived += 1;
     } else {
       const { code, reason } = decodeClosePayload(payload);
-      this.#onPeerClose(code, reason);
+      this.onPeerClose(code, reason);
     }
     return undefined;
-  }
-
-  #deliver(msg: InboundMessage): void {
-    this.#messagesReceived += 1;
-    if (this.#state === 'closed') return;
-    try {
-      this.emit('message', msg);
-    } catch (err) {
-      // A listener's bug is the application's: surface it, keep the link's state intact.
-      process.nextTick(() => {
-        throw err;
-      });
-    }
   }
 
   pause(): void {
@@ -396,7 +295,7 @@ export class RdmaLink extends EventEmitter implements Link {
     if (!this.#paused) return;
     this.#paused = false;
     const slotBytes = this.#channel.options.slotBytes;
-    while (!this.#paused && this.#held.length > 0 && this.#state !== 'closed') {
+    while (!this.#paused && this.#held.length > 0 && this.state !== 'closed') {
       const { slot, length } = this.#held.shift() as HeldSlot;
       this.#consume(slot, this.#channel.recvPool.subarray(slot * slotBytes, slot * slotBytes + length));
     }
@@ -407,91 +306,33 @@ export class RdmaLink extends EventEmitter implements Link {
     }
   }
 
+  protected stopReading(): void {
+    this.#readingStopped = true;
+  }
+
   // ---- closing ----
 
-  close(reason = 'closed by the application'): Promise<void> {
-    if (this.#state !== 'open') return this.#closed;
-    this.#state = 'closing';
-    this.#info = { by: 'local', code: CloseCode.NORMAL, reason };
-    this.#closeTimer = setTimeout(() => {
-      // The peer did not take our queued messages in time: give up on them.
-      this.#dropQueued();
-      this.#socket.destroy();
-    }, this.#tuning.closeTimeoutMs);
-    this.#closeTimer.unref();
-    this.#schedulePump();
-    return this.#closed;
-  }
-
-  #onPeerClose(code: number, reason: string): void {
-    if (this.#state === 'closed') return;
-    if (this.#info === undefined || (this.#info.by === 'local' && !this.#closeFrameSent)) {
-      this.#info = { by: 'peer', code, reason: reason === '' ? closeCodeName(code) : reason };
-    }
-    this.#state = 'closing';
-    this.#dropQueued();
-    this.#readingStopped = true; // nothing may follow a close frame
-    this.#endSideChannel();
-    this.#armTeardown();
-  }
-
-  #dropQueued(): void {
-    this.#scheduler.clear();
+  protected override dropQueued(): void {
+    super.dropQueued();
     this.#pendingFrame = undefined;
   }
 
-  #endSideChannel(): void {
-    if (!this.#socket.destroyed && this.#socket.writable) this.#socket.end();
-  }
-
-  #armTeardown(): void {
-    if (this.#teardownTimer !== undefined) return;
-    this.#teardownTimer = setTimeout(() => this.#socket.destroy(), TEARDOWN_GRACE_MS);
-    this.#teardownTimer.unref();
-  }
-
-  /** Ends the link because of `err`, telling the peer why when the queue pair still can. */
-  #fail(err: unknown): void {
-    if (this.#state === 'closed') return;
-    if (this.#info !== undefined && (this.#info.by === 'peer' || this.#closeFrameSent)) {
-      // Already ending cleanly: a failure while tearing down is not news.
-      this.#socket.destroy();
-      return;
-    }
-    const error = err instanceof Error ? err : new Error(String(err));
-    if (err instanceof WireError) this.#rejectedFrames += 1;
-    const code = closeCodeFor(err);
-    this.#info = { by: 'error', code, reason: error.message, error };
-    this.#state = 'closing';
-    this.#dropQueued();
-    this.#readingStopped = true;
-    this.#closeWanted ??= { code, reason: isSluiceError(err) ? error.message : 'internal error' };
-    try {
-      this.#trySendCloseFrame();
-    } catch {
-      // Sealing itself failed: the side channel's end says enough.
-      this.#endSideChannel();
-    }
-    this.#armTeardown();
+  protected describePartial(): string {
+    const pending = this.#reassembler.describePending();
+    return pending !== undefined ? ` mid-message (${pending})` : '';
   }
 
   readonly #onChannelError = (err: RdmaError): void => {
-    if (this.#info?.by === 'peer' || this.#closeFrameSent) {
+    if (this.endingCleanly) {
       // The peer tore down its queue pair after the close: expected.
-      this.#socket.destroy();
+      this.socket.destroy();
       return;
     }
-    this.#fail(err);
+    this.fail(err);
   };
 
-  #peerGone(what: string, cause?: Error): TransportError {
-    const pending = this.#reassembler.describePending();
-    const mid = pending !== undefined ? ` mid-message (${pending})` : '';
-    return new TransportError(TransportErrorCode.PEER_GONE, `peer ${this.remoteAddress} on the ${this.segment} segment ${what}${mid}`, { cause });
-  }
-
   readonly #onSideData = (): void => {
-    this.#fail(new WireError(WireErrorCode.MALFORMED, `${this.remoteAddress} sent data on the RDMA side channel after set-up`));
+    this.fail(new WireError(WireErrorCode.MALFORMED, `${this.remoteAddress} sent data on the RDMA side channel after set-up`));
   };
 
   /** The side channel ended or failed: first take in what the queue pair already holds. */
@@ -501,42 +342,29 @@ export class RdmaLink extends EventEmitter implements Link {
       this.#sideChannelGone ??= err;
       return;
     }
-    if (this.#info?.by === 'peer' || this.#closeFrameSent) {
-      this.#endSideChannel();
+    if (this.endingCleanly) {
+      this.endSocket();
       return;
     }
-    this.#fail(err);
-    this.#socket.destroy();
+    this.fail(err);
+    this.socket.destroy();
   }
 
   readonly #onSideEnd = (): void => {
-    this.#sideChannelLost(this.#peerGone('closed the connection without a close frame'));
+    this.#sideChannelLost(this.peerGone('closed the connection without a close frame'));
   };
 
   readonly #onSideError = (err: NodeJS.ErrnoException): void => {
-    this.#sideChannelLost(this.#peerGone(`connection failed (${err.code ?? err.message})`, err));
+    this.#sideChannelLost(this.peerGone(`connection failed (${err.code ?? err.message})`, err));
   };
 
-  readonly #onSideClose = (): void => {
-    if (this.#state === 'closed') return;
-    if (this.#info === undefined || (this.#info.by === 'local' && !this.#closeFrameSent)) {
-      const err = this.#sideChannelGone ?? this.#peerGone('connection closed');
-      if (this.#info?.by === 'local') this.#info = { by: 'error', code: CloseCode.INTERNAL_ERROR, reason: `close timed out: ${err.message}`, error: err };
-      else this.#info = { by: 'error', code: CloseCode.INTERNAL_ERROR, reason: err.message, error: err };
-    }
-    this.#state = 'closed';
-    clearTimeout(this.#closeTimer);
-    clearTimeout(this.#teardownTimer);
-    if (this.#pumpImmediate !== undefined) clearImmediate(this.#pumpImmediate);
-    this.#dropQueued();
+  readonly #onSideClose = (): void => this.socketClosed(this.#sideChannelGone);
+
+  protected releaseCarrier(): void {
     this.#held.length = 0;
     this.#reassembler.clear();
     this.#channel.close();
-    this.#sealer.destroy();
     this.#opener.destroy();
-    this.#socket.off('data', this.#onSideData);
-    const info = this.#info;
-    this.emit('close', info);
-    this.#resolveClosed();
-  };
+    this.socket.off('data', this.#onSideData);
+  }
 }
