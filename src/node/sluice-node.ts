@@ -188,7 +188,6 @@ export class SluiceNode {
 
   async start(): Promise<void> {
     const { config, logger } = this.opts;
-    const seg = config.segments.inference;
     this.health.defineService(INFERENCE_SERVICE);
     if (config.listeners.metrics !== undefined) {
       // First, so probes get an answer (not ready yet) while the rest starts.

@@ -7,7 +7,7 @@ import { RejectCode, encodeReject } from '../wire/handshake-record.ts';
 import { HandshakeError, HandshakeErrorCode, TransportError, TransportErrorCode } from './errors.ts';
 import { endThenDestroy } from './handshake.ts';
 import type { ByteInput } from './socket-input.ts';
-import type { Listener, SegmentName } from './types.ts';
+import type { Link, Listener, SegmentName } from './types.ts';
 
 /** Handshakes a listener runs at once; more connections are refused until some finish. */
 const MAX_PENDING_HANDSHAKES = 64;
@@ -41,9 +41,18 @@ export class HandshakeListener extends EventEmitter implements Listener {
     return true;
   }
 
-  /** The connection's handshake has ended (a link, or a refusal). */
-  settled(socket: net.Socket): void {
-    this.#pending.delete(socket);
+  /** Emits 'link' or 'rejected' once the connection's handshake (and set-up) has ended. */
+  follow(socket: net.Socket, remote: string, outcome: Promise<Link | undefined>): void {
+    outcome.then(
+      (link) => {
+        this.#pending.delete(socket);
+        if (link !== undefined) this.emit('link', link);
+      },
+      (err: unknown) => {
+        this.#pending.delete(socket);
+        this.emit('rejected', err, remote);
+      },
+    );
   }
 
   /** Binds host:port; a failure to bind is a TransportError UNAVAILABLE naming the segment. */

@@ -152,16 +152,7 @@ export class RdmaTransport implements Transport {
       socket.on('error', ignoreError);
       const remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
       if (!listener.admit(socket, remote)) return;
-      this.#accept(socket, remote, opts, segmentKey, tuning, channelOptions, listener).then(
-        (link) => {
-          listener.settled(socket);
-          if (link !== undefined) listener.emit('link', link);
-        },
-        (err: unknown) => {
-          listener.settled(socket);
-          listener.emit('rejected', err, remote);
-        },
-      );
+      listener.follow(socket, remote, this.#accept(socket, remote, opts, segmentKey, tuning, channelOptions, listener));
     });
     await listener.bind(opts.host, opts.port, opts.segment);
     return listener;

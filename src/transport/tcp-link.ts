@@ -10,11 +10,11 @@ import type { AeadFactory } from '../crypto/aead-factory.ts';
 import type { LinkRole } from '../crypto/key-schedule.ts';
 import { TrafficKeys } from '../crypto/traffic-keys.ts';
 import { CloseCode, encodeClosePayload } from '../wire/close-frame.ts';
-import { FrameFlags, FrameType, frameBytes } from '../wire/frame-header.ts';
+import { frameBytes } from '../wire/frame-header.ts';
 import { FrameReceiver } from '../wire/frame-receiver.ts';
 import { FrameSealer } from '../wire/frame-sealer.ts';
 import type { HandshakeResult } from './handshake.ts';
-import { dataFrameSpec, LinkBase } from './link-base.ts';
+import { closeFrameSpec, dataFrameSpec, LinkBase } from './link-base.ts';
 import type { ResolvedLinkTuning } from './link-tuning.ts';
 import { SealRing } from './seal-ring.ts';
 import type { ByteInput } from './socket-input.ts';
@@ -161,17 +161,7 @@ export class TcpLink extends LinkBase {
     if (this.closeFrameSent || this.socket.destroyed || !this.socket.writable) return;
     this.closeFrameSent = true;
     const payload = encodeClosePayload(code, reason);
-    const frame = this.sealer.seal({
-      type: FrameType.CLOSE,
-      cls: 'control',
-      flags: FrameFlags.FIRST | FrameFlags.LAST,
-      streamId: 0,
-      kind: 0,
-      tenant: 0,
-      messageLength: payload.byteLength,
-      parts: [payload],
-      payloadLength: payload.byteLength,
-    });
+    const frame = this.sealer.seal(closeFrameSpec(payload));
     this.countSent(frame.byteLength);
     this.socket.end(frame);
     this.armTeardown();

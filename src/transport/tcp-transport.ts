@@ -44,18 +44,10 @@ export class TcpTransport implements Transport {
       socket.on('error', ignoreError);
       const remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
       if (!listener.admit(socket, remote, input)) return;
-      performHandshake(socket, { role: 'acceptor', segment: opts.segment, segmentKey, timeoutMs: this.#handshakeTimeoutMs, remote }, input).then(
-        (handshake) => {
-          listener.settled(socket);
-          if (socket.destroyed) return;
-          const link = new TcpLink({ socket, input, segment: opts.segment, role: 'acceptor', handshake, tuning, aeadFactory: this.#aeadFactory });
-          listener.emit('link', link);
-        },
-        (err: unknown) => {
-          listener.settled(socket);
-          listener.emit('rejected', err, remote);
-        },
+      const linked = performHandshake(socket, { role: 'acceptor', segment: opts.segment, segmentKey, timeoutMs: this.#handshakeTimeoutMs, remote }, input).then((handshake) =>
+        socket.destroyed ? undefined : new TcpLink({ socket, input, segment: opts.segment, role: 'acceptor', handshake, tuning, aeadFactory: this.#aeadFactory }),
       );
+      listener.follow(socket, remote, linked);
     });
     await listener.bind(opts.host, opts.port, opts.segment);
     return listener;

@@ -15,7 +15,6 @@ import { defaultTransports } from '../../src/node/transports.ts';
 import { createKey } from '../../src/security/api-key-store.ts';
 import { Logging } from '../../src/telemetry/logger.ts';
 import { KserveClient, type CallFailure } from '../helpers/kserve-client.ts';
-import { TestCa, type Issued } from '../helpers/pki.ts';
 import { closedPort } from '../helpers/sluice-process.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 import { int32Raw } from '../helpers/tensors.ts';

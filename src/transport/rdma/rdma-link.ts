@@ -12,11 +12,11 @@ import type { LinkRole } from '../../crypto/key-schedule.ts';
 import type { ScheduledFrame } from '../../scheduler/link-scheduler.ts';
 import { decodeClosePayload, encodeClosePayload } from '../../wire/close-frame.ts';
 import { WireError, WireErrorCode } from '../../wire/errors.ts';
-import { decodeFrameHeader, FrameFlags, FrameType, frameBytes, HEADER_BYTES, type FrameHeader } from '../../wire/frame-header.ts';
+import { decodeFrameHeader, FrameType, frameBytes, HEADER_BYTES, type FrameHeader } from '../../wire/frame-header.ts';
 import type { FrameOpener } from '../../wire/frame-opener.ts';
 import type { FrameSealer, FrameSpec } from '../../wire/frame-sealer.ts';
 import { Reassembler } from '../../wire/reassembler.ts';
-import { dataFrameSpec, LinkBase } from '../link-base.ts';
+import { closeFrameSpec, dataFrameSpec, LinkBase } from '../link-base.ts';
 import type { ResolvedLinkTuning } from '../link-tuning.ts';
 import type { InboundMessage, SegmentName, TrafficClass } from '../types.ts';
 import type { RdmaError } from './rdma-errors.ts';
@@ -195,17 +195,7 @@ export class RdmaLink extends LinkBase {
     }
     if (!ch.writable) return; // onProgress retries; the teardown timer bounds the wait
     const payload = encodeClosePayload(want.code, want.reason);
-    const frame = this.sealer.seal({
-      type: FrameType.CLOSE,
-      cls: 'control',
-      flags: FrameFlags.FIRST | FrameFlags.LAST,
-      streamId: 0,
-      kind: 0,
-      tenant: 0,
-      messageLength: payload.byteLength,
-      parts: [payload],
-      payloadLength: payload.byteLength,
-    });
+    const frame = this.sealer.seal(closeFrameSpec(payload));
     this.#closeSlot = this.#postFrame(frame);
     this.armTeardown();
   }
