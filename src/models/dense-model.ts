@@ -3,6 +3,7 @@
 import { InferenceError, InferenceErrorCode } from '../kserve/inference-error.ts';
 import { rawView } from '../kserve/tensor-codec.ts';
 import { type ReferenceModel, rejectUnknownInputs, requireInput, type TensorSpec } from './reference-model.ts';
+import { mulberry32 } from './seeded-random.ts';
 
 export interface DenseOptions {
   k: number;
@@ -10,18 +11,6 @@ export interface DenseOptions {
   seed: number;
   /** Largest batch accepted (bounds the work one request can ask for). */
   maxBatch: number;
-}
-
-/** mulberry32: a small, well-distributed 32-bit generator; enough for fixed test weights. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** The [K, N] weights, row-major, uniform in [-1, 1) scaled by 1/sqrt(K). */

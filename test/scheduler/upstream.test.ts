@@ -6,18 +6,10 @@ import { OutlierDetector } from '../../src/scheduler/outlier-detector.ts';
 import { P2cBalancer } from '../../src/scheduler/p2c-balancer.ts';
 import { PeakEwma } from '../../src/scheduler/peak-ewma.ts';
 import { RetryBudget, shouldRetry } from '../../src/scheduler/retry-budget.ts';
+import { mulberry32 } from '../../src/models/seeded-random.ts';
 
-/** A seeded PRNG (mulberry32) so balancer tests are repeatable. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Seeded so balancer tests are repeatable. */
+const seeded = mulberry32;
 
 test('peak EWMA jumps to a peak and decays back', () => {
   const e = new PeakEwma(100, 1, 0);

@@ -1,0 +1,14 @@
+// A small seeded PRNG: the reference models' fixed weights, and tests that need repeatable
+// randomness. Not for anything secret.
+
+/** mulberry32: a small, well-distributed 32-bit generator; returns floats in [0, 1). */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
