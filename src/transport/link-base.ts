@@ -51,21 +51,6 @@ export function dataFrameSpec(f: ScheduledFrame): FrameSpec {
   };
 }
 
-/** The frame that tells the peer the link is closing, and why. */
-export function closeFrameSpec(payload: Buffer): FrameSpec {
-  return {
-    type: FrameType.CLOSE,
-    cls: 'control',
-    flags: FrameFlags.FIRST | FrameFlags.LAST,
-    streamId: 0,
-    kind: 0,
-    tenant: 0,
-    messageLength: payload.byteLength,
-    parts: [payload],
-    payloadLength: payload.byteLength,
-  };
-}
-
 export abstract class LinkBase extends EventEmitter implements Link {
   readonly id: string;
   readonly segment: SegmentName;

@@ -9,12 +9,12 @@ import type { Socket } from 'node:net';
 import type { AeadFactory } from '../crypto/aead-factory.ts';
 import type { LinkRole } from '../crypto/key-schedule.ts';
 import { TrafficKeys } from '../crypto/traffic-keys.ts';
-import { CloseCode, encodeClosePayload } from '../wire/close-frame.ts';
+import { CloseCode, closeFrameSpec } from '../wire/close-frame.ts';
 import { frameBytes } from '../wire/frame-header.ts';
 import { FrameReceiver } from '../wire/frame-receiver.ts';
 import { FrameSealer } from '../wire/frame-sealer.ts';
 import type { HandshakeResult } from './handshake.ts';
-import { closeFrameSpec, dataFrameSpec, LinkBase } from './link-base.ts';
+import { dataFrameSpec, LinkBase } from './link-base.ts';
 import type { ResolvedLinkTuning } from './link-tuning.ts';
 import { SealRing } from './seal-ring.ts';
 import type { ByteInput } from './socket-input.ts';
@@ -160,8 +160,7 @@ export class TcpLink extends LinkBase {
   #sendCloseFrame(code: number, reason: string): void {
     if (this.closeFrameSent || this.socket.destroyed || !this.socket.writable) return;
     this.closeFrameSent = true;
-    const payload = encodeClosePayload(code, reason);
-    const frame = this.sealer.seal(closeFrameSpec(payload));
+    const frame = this.sealer.seal(closeFrameSpec(code, reason));
     this.countSent(frame.byteLength);
     this.socket.end(frame);
     this.armTeardown();

@@ -1,6 +1,8 @@
 // Payload of a CLOSE frame: why the sender is closing the link (a code and a short text),
 // so the peer's 'close' event can say it.
 import { WireError, WireErrorCode } from './errors.ts';
+import { FrameFlags, FrameType } from './frame-header.ts';
+import type { FrameSpec } from './frame-sealer.ts';
 
 export const CloseCode = {
   /** The application closed the link. */
@@ -78,4 +80,20 @@ export function closeCodeFor(err: unknown): CloseCode {
     default:
       return CloseCode.INTERNAL_ERROR;
   }
+}
+
+/** The CLOSE frame that tells the peer the link is closing, and why. */
+export function closeFrameSpec(code: number, reason: string): FrameSpec {
+  const payload = encodeClosePayload(code, reason);
+  return {
+    type: FrameType.CLOSE,
+    cls: 'control',
+    flags: FrameFlags.FIRST | FrameFlags.LAST,
+    streamId: 0,
+    kind: 0,
+    tenant: 0,
+    messageLength: payload.byteLength,
+    parts: [payload],
+    payloadLength: payload.byteLength,
+  };
 }

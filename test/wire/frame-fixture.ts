@@ -7,7 +7,7 @@ import { deriveLinkSecrets, transcriptHash, type HandshakeInputs } from '../../s
 import { TrafficKeys } from '../../src/crypto/traffic-keys.ts';
 import { MessageCursor } from '../../src/scheduler/message-cursor.ts';
 import type { InboundMessage, SegmentName, TrafficClass } from '../../src/transport/types.ts';
-import { encodeClosePayload } from '../../src/wire/close-frame.ts';
+import { closeFrameSpec } from '../../src/wire/close-frame.ts';
 import { FrameFlags, FrameType } from '../../src/wire/frame-header.ts';
 import { FrameReceiver } from '../../src/wire/frame-receiver.ts';
 import { FrameSealer } from '../../src/wire/frame-sealer.ts';
@@ -102,18 +102,7 @@ export function makeFramePair(opts: FramePairOptions = {}): FramePair {
       return frames;
     },
     sealClose(code, reason) {
-      const payload = encodeClosePayload(code, reason);
-      return sealer.seal({
-        type: FrameType.CLOSE,
-        cls: 'control',
-        flags: FrameFlags.FIRST | FrameFlags.LAST,
-        streamId: 0,
-        kind: 0,
-        tenant: 0,
-        messageLength: payload.byteLength,
-        parts: [payload],
-        payloadLength: payload.byteLength,
-      });
+      return sealer.seal(closeFrameSpec(code, reason));
     },
   };
 }

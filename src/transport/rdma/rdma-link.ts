@@ -10,13 +10,13 @@
 import type { Socket } from 'node:net';
 import type { LinkRole } from '../../crypto/key-schedule.ts';
 import type { ScheduledFrame } from '../../scheduler/link-scheduler.ts';
-import { decodeClosePayload, encodeClosePayload } from '../../wire/close-frame.ts';
+import { closeFrameSpec, decodeClosePayload } from '../../wire/close-frame.ts';
 import { WireError, WireErrorCode } from '../../wire/errors.ts';
 import { decodeFrameHeader, FrameType, frameBytes, HEADER_BYTES, type FrameHeader } from '../../wire/frame-header.ts';
 import type { FrameOpener } from '../../wire/frame-opener.ts';
 import type { FrameSealer, FrameSpec } from '../../wire/frame-sealer.ts';
 import { Reassembler } from '../../wire/reassembler.ts';
-import { closeFrameSpec, dataFrameSpec, LinkBase } from '../link-base.ts';
+import { dataFrameSpec, LinkBase } from '../link-base.ts';
 import type { ResolvedLinkTuning } from '../link-tuning.ts';
 import type { InboundMessage, SegmentName, TrafficClass } from '../types.ts';
 import type { RdmaError } from './rdma-errors.ts';
@@ -194,8 +194,7 @@ export class RdmaLink extends LinkBase {
       return;
     }
     if (!ch.writable) return; // onProgress retries; the teardown timer bounds the wait
-    const payload = encodeClosePayload(want.code, want.reason);
-    const frame = this.sealer.seal(closeFrameSpec(payload));
+    const frame = this.sealer.seal(closeFrameSpec(want.code, want.reason));
     this.#closeSlot = this.#postFrame(frame);
     this.armTeardown();
   }
