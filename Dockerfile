@@ -17,6 +17,9 @@ WORKDIR /app
 COPY package.json package-lock.json binding.gyp tsconfig.json ./
 COPY scripts/ scripts/
 COPY native/ native/
+# The packages above are all the build needs: the install script's own apt step (for bare Debian
+# machines) is not wanted here.
+ENV SLUICE_NO_APT=1
 RUN npm ci --no-audit --no-fund
 COPY src/ src/
 COPY proto/ proto/

@@ -14,6 +14,16 @@ const addon = path.join(root, 'build', 'Release', 'sluice_native.node');
 if (!force && existsSync(addon) && process.env.SLUICE_REBUILD !== '1') {
   // A fresh `npm install` after a source change should still rebuild: node-gyp's make is incremental.
 }
+// On Debian as root (a fresh machine, a container build), first install the Debian packages the
+// build and the tests need (scripts/install-deps.sh: idempotent, no apt call when all are there),
+// so `npm install && npm test` works with nothing installed beforehand. SLUICE_NO_APT=1 skips it.
+if (process.getuid?.() === 0 && existsSync('/etc/debian_version') && existsSync('/usr/bin/apt-get') && process.env.SLUICE_NO_APT !== '1') {
+  const deps = spawnSync('bash', [path.join(root, 'scripts', 'install-deps.sh')], { cwd: root, stdio: 'inherit' });
+  if (deps.status !== 0) {
+    console.error('sluice: scripts/install-deps.sh failed (Debian packages for the native build and the tests)');
+    process.exit(deps.status ?? 1);
+  }
+}
 const require = createRequire(import.meta.url);
 const gyp = require.resolve('node-gyp/bin/node-gyp.js');
 const prefix = path.resolve(path.dirname(process.execPath), '..');
