@@ -39,6 +39,10 @@ export const suites: Readonly<Record<string, BenchSuiteEntry>> = {
     summary: 'inference open loop at a fixed rate with and without a bulk tensor push: sluice pair vs nginx grpc_pass',
     run: async (args) => (await import('./mixed.ts')).run(args),
   },
+  'mixed-rdma': {
+    summary: 'the mixed scenario at the link level in one soft-RoCE guest: inference round trips with and without bulk, RDMA and TCP links',
+    run: async (args) => (await import('./mixed-rdma.ts')).run(args),
+  },
 };
 
 /** Names that are not suites (empty when all are known). */
