@@ -28,6 +28,7 @@ import { startSluice, type SluiceProcess } from '../scripts/sluice-child.ts';
 import { closedLoop, type LatencyResult, median, openLoop, RawGrpcClient, summarize } from './grpc-load.ts';
 import { nginxAvailable, type NginxProxy, startNginxGrpcProxy } from './nginx-grpc-proxy.ts';
 import { cdfSvg } from './svg-cdf.ts';
+import { LoopDelayProbe, type LoopDelay } from './loop-delay-probe.ts';
 
 const WARMUP_CALLS = Number(process.env.SLUICE_BENCH_WARMUP ?? 2000);
 const WARMUP_MAX_MS = 20_000;
@@ -127,6 +128,20 @@ interface Path {
   infer: RawGrpcClient;
   sender: Job;
   receiver: Job;
+  /** Event-loop delay of the proxy processes (sluice: front and back), per phase. */
+  loopProbes: Record<string, LoopDelayProbe>;
+}
+
+type Phase = 'off' | 'alone' | 'on';
+
+/** Runs `phase` with every probe of `p` scraped around it; the delays land in `into[phase][proc]`. */
+async function probed<T>(p: Path, phase: Phase, into: PathResult['loopDelay'], run: () => Promise<T>): Promise<T> {
+  const probes = Object.entries(p.loopProbes);
+  await Promise.all(probes.map(([, probe]) => probe.start()));
+  const out = await run();
+  const delays = await Promise.all(probes.map(([, probe]) => probe.stop()));
+  probes.forEach(([proc], i) => ((into[phase][proc] ??= []).push(delays[i]!)));
+  return out;
 }
 
 interface PathResult {
@@ -140,17 +155,18 @@ interface PathResult {
   bulkMixedMBps: number[];
   tensors: number;
   badTensors: number;
+  loopDelay: Record<Phase, Record<string, LoopDelay[]>>;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Bulk running for `ms` (after a ramp-up), while `during` runs; returns MB/s at the receiver. */
-async function withBulk(p: Path, ms: number, during: () => Promise<unknown>, res: PathResult): Promise<number> {
+async function withBulk(p: Path, ms: number, during: () => Promise<unknown>, res: PathResult, phase: Phase): Promise<number> {
   p.sender.startBulk();
   await sleep(1000); // connection, first window, the governor's first reading
   const a = await p.receiver.sample();
   const t0 = performance.now();
-  await Promise.all([during(), sleep(ms)]);
+  await probed(p, phase, res.loopDelay, () => Promise.all([during(), sleep(ms)]));
   const b = await p.receiver.sample();
   const secs = (performance.now() - t0) / 1000;
   await p.sender.stopBulk();
@@ -169,6 +185,22 @@ function requestOf(bytes: number): Buffer {
 
 function addCodes(into: Record<string, number>, from: Record<string, number>): void {
   for (const [k, v] of Object.entries(from)) into[k] = (into[k] ?? 0) + v;
+}
+
+/** Per phase and process: medians over rounds of p50 and p99, the highest max bucket. */
+function loopDelaySummary(d: PathResult['loopDelay']): Record<Phase, Record<string, LoopDelay>> {
+  const out = { off: {}, alone: {}, on: {} } as Record<Phase, Record<string, LoopDelay>>;
+  for (const phase of ['off', 'alone', 'on'] as const) {
+    for (const [proc, xs] of Object.entries(d[phase])) {
+      out[phase][proc] = {
+        p50: median(xs.map((x) => x.p50)),
+        p99: median(xs.map((x) => x.p99)),
+        maxBucket: Math.max(...xs.map((x) => x.maxBucket)),
+        samples: xs.reduce((a, x) => a + x.samples, 0),
+      };
+    }
+  }
+  return out;
 }
 
 const fmt = (x: number, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
@@ -190,7 +222,7 @@ export async function run(args: readonly string[] = []): Promise<void> {
     const back = await startSluice(
       {
         node: { name: 'back' },
-        listeners: { grpc: any },
+        listeners: { grpc: any, metrics: any },
         segments: { inference: { transport: 'tcp', key: infKey, listen: any }, training: { transport: 'tcp', key: trainKey, listen: any } },
         routes: [{ model: '*', upstreams: [{ address: models.endpoints.models! }] }],
         training: { spoolDir: path.join(spool, 'back') },
@@ -202,7 +234,7 @@ export async function run(args: readonly string[] = []): Promise<void> {
     const front = await startSluice(
       {
         node: { name: 'front' },
-        listeners: { grpc: any },
+        listeners: { grpc: any, metrics: any },
         segments: { inference: { transport: 'tcp', key: infKey }, training: { transport: 'tcp', key: trainKey } },
         peers: [
           { name: 'back', segment: 'inference', ...hostPort(back.endpoints.segment!) },
@@ -221,14 +253,20 @@ export async function run(args: readonly string[] = []): Promise<void> {
     jobs.push(sluiceRecv);
     const sluiceSend = await Job.start('send-sluice', [front.endpoints.grpc!, 'back-training'], s.tensorBytes);
     jobs.push(sluiceSend);
-    paths.push({ name: 'sluice pair', infer: new RawGrpcClient(front.endpoints.grpc!), sender: sluiceSend, receiver: sluiceRecv });
+    paths.push({
+      name: 'sluice pair',
+      infer: new RawGrpcClient(front.endpoints.grpc!),
+      sender: sluiceSend,
+      receiver: sluiceRecv,
+      loopProbes: { front: new LoopDelayProbe(front.endpoints.metrics!), back: new LoopDelayProbe(back.endpoints.metrics!) },
+    });
     if (nginxAvailable()) {
       const grpcRecv = await Job.start('recv-grpc', [], s.tensorBytes);
       jobs.push(grpcRecv);
       nginx = await startNginxGrpcProxy(models.endpoints.models!, 64 * MiB, { routes: { '/bench.TensorSink/': grpcRecv.address! } });
       const grpcSend = await Job.start('send-grpc', [nginx.address], s.tensorBytes);
       jobs.push(grpcSend);
-      paths.push({ name: 'nginx grpc_pass', infer: new RawGrpcClient(nginx.address), sender: grpcSend, receiver: grpcRecv });
+      paths.push({ name: 'nginx grpc_pass', infer: new RawGrpcClient(nginx.address), sender: grpcSend, receiver: grpcRecv, loopProbes: {} });
     } else {
       console.log('nginx not found (run scripts/install-deps.sh): the grpc_pass rows are skipped');
     }
@@ -244,7 +282,7 @@ export async function run(args: readonly string[] = []): Promise<void> {
       while (calls < WARMUP_CALLS && performance.now() - started < WARMUP_MAX_MS) calls += (await closedLoop(p.infer, INFER, request, 4, 500)).calls;
     }
     const results: Record<string, PathResult> = Object.fromEntries(
-      paths.map((p) => [p.name, { alone: [], mixed: [], errorsAlone: 0, errorsMixed: 0, errorCodes: {}, errorExamples: {}, bulkAloneMBps: [], bulkMixedMBps: [], tensors: 0, badTensors: 0 }]),
+      paths.map((p) => [p.name, { alone: [], mixed: [], errorsAlone: 0, errorsMixed: 0, errorCodes: {}, errorExamples: {}, bulkAloneMBps: [], bulkMixedMBps: [], tensors: 0, badTensors: 0, loopDelay: { off: {}, alone: {}, on: {} } }]),
     );
     const ms = s.seconds * 1000;
     console.log(
@@ -254,18 +292,18 @@ export async function run(args: readonly string[] = []): Promise<void> {
     for (let r = 0; r < s.rounds; r++) {
       for (const p of paths) {
         const res = results[p.name]!;
-        const alone = await openLoop(p.infer, INFER, request, s.rate, ms, CALL_TIMEOUT_MS);
+        const alone = await probed(p, 'off', res.loopDelay, () => openLoop(p.infer, INFER, request, s.rate, ms, CALL_TIMEOUT_MS));
         res.alone.push(...alone.latencies);
         res.errorsAlone += alone.errors;
         addCodes(res.errorCodes, alone.errorCodes);
         res.errorExamples = { ...alone.errorExamples, ...res.errorExamples };
-        res.bulkAloneMBps.push(await withBulk(p, ms, async () => {}, res));
+        res.bulkAloneMBps.push(await withBulk(p, ms, async () => {}, res, 'alone'));
         await sleep(300);
         let mixed: Awaited<ReturnType<typeof openLoop>> = { latencies: [], errors: 0, errorCodes: {}, errorExamples: {} };
         res.bulkMixedMBps.push(
           await withBulk(p, ms, async () => {
             mixed = await openLoop(p.infer, INFER, request, s.rate, ms, CALL_TIMEOUT_MS);
-          }, res),
+          }, res, 'on'),
         );
         res.mixed.push(...mixed.latencies);
         res.errorsMixed += mixed.errors;
@@ -273,10 +311,17 @@ export async function run(args: readonly string[] = []): Promise<void> {
         res.errorExamples = { ...mixed.errorExamples, ...res.errorExamples };
         await sleep(300);
         console.log(`  round ${r + 1} ${p.name}: bulk alone ${fmt(res.bulkAloneMBps.at(-1)!, 0)} MB/s, with inference ${fmt(res.bulkMixedMBps.at(-1)!, 0)} MB/s`);
+        for (const proc of Object.keys(p.loopProbes)) {
+          const d = (ph: Phase) => {
+            const x = res.loopDelay[ph][proc]!.at(-1)!;
+            return `${ph} ${fmt(x.p50)}/${fmt(x.p99)}/${Number.isFinite(x.maxBucket) ? `<=${x.maxBucket}` : '>1000'}`;
+          };
+          console.log(`    ${proc} event-loop delay p50/p99/max ms (bulk ${d('off')}, ${d('alone')}, ${d('on')})`);
+        }
       }
     }
 
-    const summary: Record<string, { alone: LatencyResult; mixed: LatencyResult; bulkAloneMBps: number; bulkMixedMBps: number; p99Ratio: number; bulkKept: number; tensors: number; badTensors: number; errorCodes: Record<string, number>; errorExamples: Record<string, string> }> = {};
+    const summary: Record<string, { alone: LatencyResult; mixed: LatencyResult; bulkAloneMBps: number; bulkMixedMBps: number; p99Ratio: number; bulkKept: number; tensors: number; badTensors: number; errorCodes: Record<string, number>; errorExamples: Record<string, string>; loopDelayMs: Record<Phase, Record<string, LoopDelay>> }> = {};
     console.log(
       `\n${'path'.padEnd(16)} ${'bulk'.padEnd(5)} ${'p50'.padStart(7)} ${'p99'.padStart(7)} ${'p99.9'.padStart(7)} ${'errors'.padStart(7)}   ${'bulk MB/s'.padStart(10)}`,
     );
@@ -286,7 +331,7 @@ export async function run(args: readonly string[] = []): Promise<void> {
       const mixed = summarize(res.mixed, s.rate, res.errorsMixed);
       const bulkAlone = median(res.bulkAloneMBps);
       const bulkMixed = median(res.bulkMixedMBps);
-      summary[p.name] = { alone, mixed, bulkAloneMBps: bulkAlone, bulkMixedMBps: bulkMixed, p99Ratio: mixed.p99 / alone.p99, bulkKept: bulkMixed / bulkAlone, tensors: res.tensors, badTensors: res.badTensors, errorCodes: res.errorCodes, errorExamples: res.errorExamples };
+      summary[p.name] = { alone, mixed, bulkAloneMBps: bulkAlone, bulkMixedMBps: bulkMixed, p99Ratio: mixed.p99 / alone.p99, bulkKept: bulkMixed / bulkAlone, tensors: res.tensors, badTensors: res.badTensors, errorCodes: res.errorCodes, errorExamples: res.errorExamples, loopDelayMs: loopDelaySummary(res.loopDelay) };
       const row = (label: string, l: LatencyResult | undefined, mbps: number | undefined) =>
         console.log(
           `${p.name.padEnd(16)} ${label.padEnd(5)} ${(l ? fmt(l.p50) : '').padStart(7)} ${(l ? fmt(l.p99) : '').padStart(7)} ${(l ? fmt(l.p999) : '').padStart(7)} ${(l ? String(l.errors) : '').padStart(7)}   ${(mbps !== undefined ? fmt(mbps, 0) : '').padStart(10)}`,
