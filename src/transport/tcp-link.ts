@@ -24,7 +24,10 @@ import { SealRing } from './seal-ring.ts';
 import type { ByteInput } from './socket-input.ts';
 import type { InboundMessage, Link, LinkCloseInfo, LinkStats, OutboundMessage, SegmentName } from './types.ts';
 
-/** Bytes sealed per turn of the event loop before yielding, so receiving is never starved. */
+/**
+ * Bytes sealed per turn of the event loop before yielding, so receiving is never starved,
+ * unless the scheduler asks for shorter turns (turnBytes(): bulk while inference runs).
+ */
 const PUMP_BYTES_PER_TURN = 4 * 1024 * 1024;
 /** Frames at least this big are sealed into the link's ring; smaller ones into fresh buffers. */
 const RING_MIN_FRAME = 16 * 1024;
@@ -70,6 +73,9 @@ export class TcpLink extends EventEmitter implements Link {
   #pumpImmediate: NodeJS.Immediate | undefined;
   #needDrain = false;
   #paused = false;
+  /** Bytes taken in since reading last yielded to the event loop (see #onData). */
+  #receivedThisTurn = 0;
+  #readYield: NodeJS.Immediate | undefined;
   #closeTimer: NodeJS.Timeout | undefined;
   #teardownTimer: NodeJS.Timeout | undefined;
   readonly #closed: Promise<void>;
@@ -183,7 +189,7 @@ export class TcpLink extends EventEmitter implements Link {
     this.#pumpScheduled = false;
     this.#pumpImmediate = undefined;
     if (this.#state === 'closed' || this.#socketBlocked || this.#socket.destroyed || this.#closeFrameSent) return;
-    let budget = PUMP_BYTES_PER_TURN;
+    let budget = this.#scheduler.turnBytes?.() ?? PUMP_BYTES_PER_TURN;
     // next() may return nothing while messages are queued (a paced class): the scheduler then
     // calls wake() when it is ready, and the pump must not spin meanwhile.
     let idle = false;
@@ -284,8 +290,33 @@ export class TcpLink extends EventEmitter implements Link {
       this.#receiver.push(chunk);
     } catch (err) {
       this.#fail(err);
+      return;
     }
+    this.#boundReadTurn(chunk.byteLength);
   };
+
+  /**
+   * With a turn budget (bulk while inference runs), reads stop once a turn has taken in that
+   * many bytes (decrypted and delivered them, which may mean hashing and relaying) and start
+   * again on the next turn, so an inference request ready meanwhile runs in between. Each read
+   * is capped at the budget too. Without a budget, reads go on as the kernel offers them.
+   */
+  #boundReadTurn(bytes: number): void {
+    const budget = this.#scheduler.turnBytes?.();
+    this.#input.limitReads?.(budget);
+    if (budget === undefined) {
+      this.#receivedThisTurn = 0;
+      return;
+    }
+    this.#receivedThisTurn += bytes;
+    if (this.#receivedThisTurn < budget || this.#readYield !== undefined || this.#state === 'closed') return;
+    this.#socket.pause();
+    this.#readYield = setImmediate(() => {
+      this.#readYield = undefined;
+      this.#receivedThisTurn = 0;
+      if (!this.#paused && !this.#receiver.paused && this.#state !== 'closed' && !this.#socket.destroyed) this.#socket.resume();
+    });
+  }
 
   #deliver(msg: InboundMessage): void {
     this.#messagesReceived += 1;
@@ -419,6 +450,7 @@ export class TcpLink extends EventEmitter implements Link {
     clearTimeout(this.#closeTimer);
     clearTimeout(this.#teardownTimer);
     if (this.#pumpImmediate !== undefined) clearImmediate(this.#pumpImmediate);
+    if (this.#readYield !== undefined) clearImmediate(this.#readYield);
     this.#dropQueued();
     this.#sealer.destroy();
     this.#receiver.destroy();
