@@ -203,7 +203,7 @@ export class RdmaLink extends EventEmitter implements Link {
     this.#pumpImmediate = undefined;
     if (this.#state === 'closed' || this.#closeFrameSent || this.#closeSlot !== undefined) return;
     const ch = this.#channel;
-    let budget = PUMP_BYTES_PER_TURN;
+    let budget = this.#scheduler.turnBytes?.() ?? PUMP_BYTES_PER_TURN; // shorter turns for bulk while inference runs
     try {
       if (this.#closeWanted === undefined) {
         while (budget > 0 && ch.writable) {
