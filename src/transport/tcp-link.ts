@@ -252,7 +252,10 @@ export class TcpLink extends EventEmitter implements Link {
 
   readonly #onSocketDrain = (): void => {
     this.#socketBlocked = false;
-    this.#pump();
+    // 'drain' comes in a nextTick of the turn that wrote; with a turn budget the next frame
+    // waits for the next turn, or drain -> pump -> drain would seal the whole queue in one.
+    if (this.#scheduler.turnBytes?.() === undefined) this.#pump();
+    else if (this.#pumpImmediate === undefined) this.#pumpImmediate = setImmediate(this.#pump);
   };
 
   #maybeDrain(): void {
