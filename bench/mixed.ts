@@ -217,7 +217,7 @@ export async function run(args: readonly string[] = []): Promise<void> {
     const trainKey = randomBytes(32).toString('hex');
     const any = { host: '127.0.0.1', port: 0 };
     const hostPort = (a: string) => ({ host: a.split(':')[0]!, port: Number(a.split(':')[1]) });
-    const models = await startSluice({ node: { name: 'bench-models' }, models: { listen: any }, log: { level: 'warn' } }, { name: 'models', timeoutMs: START_TIMEOUT_MS });
+    const models = await startSluice({ node: { name: 'bench-models' }, listeners: { metrics: any }, models: { listen: any }, log: { level: 'warn' } }, { name: 'models', timeoutMs: START_TIMEOUT_MS });
     procs.push(models);
     const back = await startSluice(
       {
@@ -258,7 +258,9 @@ export async function run(args: readonly string[] = []): Promise<void> {
       infer: new RawGrpcClient(front.endpoints.grpc!),
       sender: sluiceSend,
       receiver: sluiceRecv,
-      loopProbes: { front: new LoopDelayProbe(front.endpoints.metrics!), back: new LoopDelayProbe(back.endpoints.metrics!) },
+      // The model server is on both paths; its delay is what any process here gets from CPU
+      // contention alone (it does no bulk work).
+      loopProbes: { front: new LoopDelayProbe(front.endpoints.metrics!), back: new LoopDelayProbe(back.endpoints.metrics!), models: new LoopDelayProbe(models.endpoints.metrics!) },
     });
     if (nginxAvailable()) {
       const grpcRecv = await Job.start('recv-grpc', [], s.tensorBytes);
@@ -266,7 +268,7 @@ export async function run(args: readonly string[] = []): Promise<void> {
       nginx = await startNginxGrpcProxy(models.endpoints.models!, 64 * MiB, { routes: { '/bench.TensorSink/': grpcRecv.address! } });
       const grpcSend = await Job.start('send-grpc', [nginx.address], s.tensorBytes);
       jobs.push(grpcSend);
-      paths.push({ name: 'nginx grpc_pass', infer: new RawGrpcClient(nginx.address), sender: grpcSend, receiver: grpcRecv, loopProbes: {} });
+      paths.push({ name: 'nginx grpc_pass', infer: new RawGrpcClient(nginx.address), sender: grpcSend, receiver: grpcRecv, loopProbes: { models: new LoopDelayProbe(models.endpoints.metrics!) } });
     } else {
       console.log('nginx not found (run scripts/install-deps.sh): the grpc_pass rows are skipped');
     }
