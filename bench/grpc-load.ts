@@ -96,10 +96,12 @@ export async function openLoop(
   durationMs: number,
   /** Deadline of each call (an overloaded path then fails calls instead of stretching the run). */
   timeoutMs = 30_000,
-): Promise<{ latencies: number[]; errors: number; errorCodes: Record<string, number>; errorExamples: Record<string, string> }> {
+): Promise<{ latencies: number[]; scheduledAtMs: number[]; errors: number; errorCodes: Record<string, number>; errorExamples: Record<string, string> }> {
   const n = Math.max(1, Math.round((rate * durationMs) / 1000));
   const interval = 1000 / rate;
   const latencies: number[] = [];
+  /** When each answered call was due, ms from the start of the run (same order as latencies). */
+  const scheduledAtMs: number[] = [];
   let errors = 0;
   const errorCodes: Record<string, number> = {};
   /** The first message seen per status, to tell a timeout from a bug. */
@@ -114,6 +116,7 @@ export async function openLoop(
       client.call(path, body, timeoutMs).then(
         () => {
           latencies.push(performance.now() - due);
+          scheduledAtMs.push(due - start);
         },
         (err: { code?: number; details?: string; message?: string }) => {
           errors++;
@@ -125,7 +128,7 @@ export async function openLoop(
     );
   }
   await Promise.all(pending);
-  return { latencies, errors, errorCodes, errorExamples };
+  return { latencies, scheduledAtMs, errors, errorCodes, errorExamples };
 }
 
 /**

@@ -28,6 +28,7 @@ import { startSluice, type SluiceProcess } from '../scripts/sluice-child.ts';
 import { closedLoop, type LatencyResult, median, openLoop, RawGrpcClient, summarize } from './grpc-load.ts';
 import { nginxAvailable, type NginxProxy, startNginxGrpcProxy } from './nginx-grpc-proxy.ts';
 import { cdfSvg } from './svg-cdf.ts';
+import { LoopDelayProbe, type LoopDelay } from './loop-delay-probe.ts';
 
 const WARMUP_CALLS = Number(process.env.SLUICE_BENCH_WARMUP ?? 2000);
 const WARMUP_MAX_MS = 20_000;
@@ -127,6 +128,20 @@ interface Path {
   infer: RawGrpcClient;
   sender: Job;
   receiver: Job;
+  /** Event-loop delay of the proxy processes (sluice: front and back), per phase. */
+  loopProbes: Record<string, LoopDelayProbe>;
+}
+
+type Phase = 'off' | 'alone' | 'on';
+
+/** Runs `phase` with every probe of `p` scraped around it; the delays land in `into[phase][proc]`. */
+async function probed<T>(p: Path, phase: Phase, into: PathResult['loopDelay'], run: () => Promise<T>): Promise<T> {
+  const probes = Object.entries(p.loopProbes);
+  await Promise.all(probes.map(([, probe]) => probe.start()));
+  const out = await run();
+  const delays = await Promise.all(probes.map(([, probe]) => probe.stop()));
+  probes.forEach(([proc], i) => ((into[phase][proc] ??= []).push(delays[i]!)));
+  return out;
 }
 
 interface PathResult {
@@ -140,17 +155,23 @@ interface PathResult {
   bulkMixedMBps: number[];
   tensors: number;
   badTensors: number;
+  loopDelay: Record<Phase, Record<string, LoopDelay[]>>;
+  /** Latencies of the mixed phase's calls due in its first ONSET_MS, and after. */
+  mixedOnset: number[];
+  mixedSteady: number[];
 }
+
+const ONSET_MS = 1000;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Bulk running for `ms` (after a ramp-up), while `during` runs; returns MB/s at the receiver. */
-async function withBulk(p: Path, ms: number, during: () => Promise<unknown>, res: PathResult): Promise<number> {
+async function withBulk(p: Path, ms: number, during: () => Promise<unknown>, res: PathResult, phase: Phase): Promise<number> {
   p.sender.startBulk();
   await sleep(1000); // connection, first window, the governor's first reading
   const a = await p.receiver.sample();
   const t0 = performance.now();
-  await Promise.all([during(), sleep(ms)]);
+  await probed(p, phase, res.loopDelay, () => Promise.all([during(), sleep(ms)]));
   const b = await p.receiver.sample();
   const secs = (performance.now() - t0) / 1000;
   await p.sender.stopBulk();
@@ -171,6 +192,22 @@ function addCodes(into: Record<string, number>, from: Record<string, number>): v
   for (const [k, v] of Object.entries(from)) into[k] = (into[k] ?? 0) + v;
 }
 
+/** Per phase and process: medians over rounds of p50 and p99, the highest max bucket. */
+function loopDelaySummary(d: PathResult['loopDelay']): Record<Phase, Record<string, LoopDelay>> {
+  const out = { off: {}, alone: {}, on: {} } as Record<Phase, Record<string, LoopDelay>>;
+  for (const phase of ['off', 'alone', 'on'] as const) {
+    for (const [proc, xs] of Object.entries(d[phase])) {
+      out[phase][proc] = {
+        p50: median(xs.map((x) => x.p50)),
+        p99: median(xs.map((x) => x.p99)),
+        maxBucket: Math.max(...xs.map((x) => x.maxBucket)),
+        samples: xs.reduce((a, x) => a + x.samples, 0),
+      };
+    }
+  }
+  return out;
+}
+
 const fmt = (x: number, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
 
 export async function run(args: readonly string[] = []): Promise<void> {
@@ -185,12 +222,12 @@ export async function run(args: readonly string[] = []): Promise<void> {
     const trainKey = randomBytes(32).toString('hex');
     const any = { host: '127.0.0.1', port: 0 };
     const hostPort = (a: string) => ({ host: a.split(':')[0]!, port: Number(a.split(':')[1]) });
-    const models = await startSluice({ node: { name: 'bench-models' }, models: { listen: any }, log: { level: 'warn' } }, { name: 'models', timeoutMs: START_TIMEOUT_MS });
+    const models = await startSluice({ node: { name: 'bench-models' }, listeners: { metrics: any }, models: { listen: any }, log: { level: 'warn' } }, { name: 'models', timeoutMs: START_TIMEOUT_MS });
     procs.push(models);
     const back = await startSluice(
       {
         node: { name: 'back' },
-        listeners: { grpc: any },
+        listeners: { grpc: any, metrics: any },
         segments: { inference: { transport: 'tcp', key: infKey, listen: any }, training: { transport: 'tcp', key: trainKey, listen: any } },
         routes: [{ model: '*', upstreams: [{ address: models.endpoints.models! }] }],
         training: { spoolDir: path.join(spool, 'back') },
@@ -202,7 +239,7 @@ export async function run(args: readonly string[] = []): Promise<void> {
     const front = await startSluice(
       {
         node: { name: 'front' },
-        listeners: { grpc: any },
+        listeners: { grpc: any, metrics: any },
         segments: { inference: { transport: 'tcp', key: infKey }, training: { transport: 'tcp', key: trainKey } },
         peers: [
           { name: 'back', segment: 'inference', ...hostPort(back.endpoints.segment!) },
@@ -221,14 +258,22 @@ export async function run(args: readonly string[] = []): Promise<void> {
     jobs.push(sluiceRecv);
     const sluiceSend = await Job.start('send-sluice', [front.endpoints.grpc!, 'back-training'], s.tensorBytes);
     jobs.push(sluiceSend);
-    paths.push({ name: 'sluice pair', infer: new RawGrpcClient(front.endpoints.grpc!), sender: sluiceSend, receiver: sluiceRecv });
+    paths.push({
+      name: 'sluice pair',
+      infer: new RawGrpcClient(front.endpoints.grpc!),
+      sender: sluiceSend,
+      receiver: sluiceRecv,
+      // The model server is on both paths; its delay is what any process here gets from CPU
+      // contention alone (it does no bulk work).
+      loopProbes: { front: new LoopDelayProbe(front.endpoints.metrics!), back: new LoopDelayProbe(back.endpoints.metrics!), models: new LoopDelayProbe(models.endpoints.metrics!) },
+    });
     if (nginxAvailable()) {
       const grpcRecv = await Job.start('recv-grpc', [], s.tensorBytes);
       jobs.push(grpcRecv);
       nginx = await startNginxGrpcProxy(models.endpoints.models!, 64 * MiB, { routes: { '/bench.TensorSink/': grpcRecv.address! } });
       const grpcSend = await Job.start('send-grpc', [nginx.address], s.tensorBytes);
       jobs.push(grpcSend);
-      paths.push({ name: 'nginx grpc_pass', infer: new RawGrpcClient(nginx.address), sender: grpcSend, receiver: grpcRecv });
+      paths.push({ name: 'nginx grpc_pass', infer: new RawGrpcClient(nginx.address), sender: grpcSend, receiver: grpcRecv, loopProbes: { models: new LoopDelayProbe(models.endpoints.metrics!) } });
     } else {
       console.log('nginx not found (run scripts/install-deps.sh): the grpc_pass rows are skipped');
     }
@@ -244,7 +289,7 @@ export async function run(args: readonly string[] = []): Promise<void> {
       while (calls < WARMUP_CALLS && performance.now() - started < WARMUP_MAX_MS) calls += (await closedLoop(p.infer, INFER, request, 4, 500)).calls;
     }
     const results: Record<string, PathResult> = Object.fromEntries(
-      paths.map((p) => [p.name, { alone: [], mixed: [], errorsAlone: 0, errorsMixed: 0, errorCodes: {}, errorExamples: {}, bulkAloneMBps: [], bulkMixedMBps: [], tensors: 0, badTensors: 0 }]),
+      paths.map((p) => [p.name, { alone: [], mixed: [], errorsAlone: 0, errorsMixed: 0, errorCodes: {}, errorExamples: {}, bulkAloneMBps: [], bulkMixedMBps: [], tensors: 0, badTensors: 0, loopDelay: { off: {}, alone: {}, on: {} }, mixedOnset: [], mixedSteady: [] }]),
     );
     const ms = s.seconds * 1000;
     console.log(
@@ -254,29 +299,43 @@ export async function run(args: readonly string[] = []): Promise<void> {
     for (let r = 0; r < s.rounds; r++) {
       for (const p of paths) {
         const res = results[p.name]!;
-        const alone = await openLoop(p.infer, INFER, request, s.rate, ms, CALL_TIMEOUT_MS);
+        const alone = await probed(p, 'off', res.loopDelay, () => openLoop(p.infer, INFER, request, s.rate, ms, CALL_TIMEOUT_MS));
         res.alone.push(...alone.latencies);
         res.errorsAlone += alone.errors;
         addCodes(res.errorCodes, alone.errorCodes);
         res.errorExamples = { ...alone.errorExamples, ...res.errorExamples };
-        res.bulkAloneMBps.push(await withBulk(p, ms, async () => {}, res));
+        res.bulkAloneMBps.push(await withBulk(p, ms, async () => {}, res, 'alone'));
         await sleep(300);
-        let mixed: Awaited<ReturnType<typeof openLoop>> = { latencies: [], errors: 0, errorCodes: {}, errorExamples: {} };
+        let mixed: Awaited<ReturnType<typeof openLoop>> = { latencies: [], scheduledAtMs: [], errors: 0, errorCodes: {}, errorExamples: {} };
         res.bulkMixedMBps.push(
           await withBulk(p, ms, async () => {
             mixed = await openLoop(p.infer, INFER, request, s.rate, ms, CALL_TIMEOUT_MS);
-          }, res),
+          }, res, 'on'),
         );
         res.mixed.push(...mixed.latencies);
+        // Inference starts while bulk runs at full rate: the governor needs its samples and a
+        // few cuts before bulk yields, so the first second is told apart from the rest.
+        mixed.latencies.forEach((l, i) => (mixed.scheduledAtMs[i]! < ONSET_MS ? res.mixedOnset : res.mixedSteady).push(l));
         res.errorsMixed += mixed.errors;
         addCodes(res.errorCodes, mixed.errorCodes);
         res.errorExamples = { ...mixed.errorExamples, ...res.errorExamples };
         await sleep(300);
-        console.log(`  round ${r + 1} ${p.name}: bulk alone ${fmt(res.bulkAloneMBps.at(-1)!, 0)} MB/s, with inference ${fmt(res.bulkMixedMBps.at(-1)!, 0)} MB/s`);
+        const q99 = (xs: number[]) => summarize(xs, s.rate, 0).p99;
+        console.log(
+          `  round ${r + 1} ${p.name}: bulk alone ${fmt(res.bulkAloneMBps.at(-1)!, 0)} MB/s, with inference ${fmt(res.bulkMixedMBps.at(-1)!, 0)} MB/s; ` +
+            `inference p99 with bulk so far: first ${ONSET_MS / 1000} s ${fmt(q99(res.mixedOnset))} ms, after ${fmt(q99(res.mixedSteady))} ms`,
+        );
+        for (const proc of Object.keys(p.loopProbes)) {
+          const d = (ph: Phase) => {
+            const x = res.loopDelay[ph][proc]!.at(-1)!;
+            return `${ph} ${fmt(x.p50)}/${fmt(x.p99)}/${Number.isFinite(x.maxBucket) ? `<=${x.maxBucket}` : '>1000'}`;
+          };
+          console.log(`    ${proc} event-loop delay p50/p99/max ms (bulk ${d('off')}, ${d('alone')}, ${d('on')})`);
+        }
       }
     }
 
-    const summary: Record<string, { alone: LatencyResult; mixed: LatencyResult; bulkAloneMBps: number; bulkMixedMBps: number; p99Ratio: number; bulkKept: number; tensors: number; badTensors: number; errorCodes: Record<string, number>; errorExamples: Record<string, string> }> = {};
+    const summary: Record<string, { alone: LatencyResult; mixed: LatencyResult; bulkAloneMBps: number; bulkMixedMBps: number; p99Ratio: number; bulkKept: number; tensors: number; badTensors: number; errorCodes: Record<string, number>; errorExamples: Record<string, string>; loopDelayMs: Record<Phase, Record<string, LoopDelay>>; mixedOnset: LatencyResult; mixedSteady: LatencyResult }> = {};
     console.log(
       `\n${'path'.padEnd(16)} ${'bulk'.padEnd(5)} ${'p50'.padStart(7)} ${'p99'.padStart(7)} ${'p99.9'.padStart(7)} ${'errors'.padStart(7)}   ${'bulk MB/s'.padStart(10)}`,
     );
@@ -286,7 +345,7 @@ export async function run(args: readonly string[] = []): Promise<void> {
       const mixed = summarize(res.mixed, s.rate, res.errorsMixed);
       const bulkAlone = median(res.bulkAloneMBps);
       const bulkMixed = median(res.bulkMixedMBps);
-      summary[p.name] = { alone, mixed, bulkAloneMBps: bulkAlone, bulkMixedMBps: bulkMixed, p99Ratio: mixed.p99 / alone.p99, bulkKept: bulkMixed / bulkAlone, tensors: res.tensors, badTensors: res.badTensors, errorCodes: res.errorCodes, errorExamples: res.errorExamples };
+      summary[p.name] = { alone, mixed, bulkAloneMBps: bulkAlone, bulkMixedMBps: bulkMixed, p99Ratio: mixed.p99 / alone.p99, bulkKept: bulkMixed / bulkAlone, tensors: res.tensors, badTensors: res.badTensors, errorCodes: res.errorCodes, errorExamples: res.errorExamples, loopDelayMs: loopDelaySummary(res.loopDelay), mixedOnset: summarize(res.mixedOnset, s.rate, 0), mixedSteady: summarize(res.mixedSteady, s.rate, 0) };
       const row = (label: string, l: LatencyResult | undefined, mbps: number | undefined) =>
         console.log(
           `${p.name.padEnd(16)} ${label.padEnd(5)} ${(l ? fmt(l.p50) : '').padStart(7)} ${(l ? fmt(l.p99) : '').padStart(7)} ${(l ? fmt(l.p999) : '').padStart(7)} ${(l ? String(l.errors) : '').padStart(7)}   ${(mbps !== undefined ? fmt(mbps, 0) : '').padStart(10)}`,
@@ -300,7 +359,8 @@ export async function run(args: readonly string[] = []): Promise<void> {
       verdicts.push(
         `${name}: inference p99 with bulk ${fmt(r.mixed.p99)} ms (${fmt(r.p99Ratio)}x of ${fmt(r.alone.p99)} without; target <= ${TARGET_P99_MS} ms: ${r.mixed.p99 <= TARGET_P99_MS ? 'met' : 'NOT met'}); ` +
           `bulk keeps ${fmt(100 * r.bulkKept, 0)}% of its solo throughput (target >= ${100 * TARGET_BULK_KEEP}%: ${r.bulkKept >= TARGET_BULK_KEEP ? 'met' : 'NOT met'}); ` +
-          `${r.tensors} tensors verified${r.badTensors > 0 ? `, ${r.badTensors} BAD` : ''}` +
+          `${r.tensors} tensors verified${r.badTensors > 0 ? `, ${r.badTensors} BAD` : ''}; ` +
+          `p99 with bulk in the first ${ONSET_MS / 1000} s of inference ${fmt(r.mixedOnset.p99)} ms, after it ${fmt(r.mixedSteady.p99)} ms` +
           `${Object.keys(r.errorCodes).length > 0 ? `; inference errors ${JSON.stringify(r.errorCodes)}` : ''}`,
       );
     }

@@ -154,6 +154,7 @@ export class SluiceNode {
       chunkBudgetFraction: sch.chunk.budgetFraction,
       minChunkBytes: sch.chunk.minBytes,
       quantumBytes: sch.quantumBytes,
+      slicesBulkTurns: segment === 'training',
     });
     return { link: { frameBytes: { training: sch.chunk.maxBytes }, scheduler: instrumentScheduler(fair, queues) } };
   }
@@ -324,6 +325,9 @@ export class SluiceNode {
         this.metrics.links.add(link);
         this.egressLinks.add(link);
         link.once('close', () => this.egressLinks.delete(link));
+        // The egress has no round trip to give the governor, but its training links must know
+        // that inference is passing through (bulk then works in short slices, see turnBytes).
+        link.on('message', () => this.governor.noteInference(performance.now()));
         this.egress!.attach(link);
       });
       this.listener.on('error', (err: Error) => logger.error({ err: err.message }, 'inference segment listener error'));

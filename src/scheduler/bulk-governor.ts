@@ -23,11 +23,14 @@ export class BulkGovernor {
   private readonly minSamples: number;
   private lastTick = -Infinity;
   private lastP99 = Number.NaN;
+  private lastInference = -Infinity;
+  private readonly windowMs: number;
 
   constructor(opts: BulkGovernorOptions) {
     this.targetMs = opts.targetMs;
     this.controller = new BulkShareController(opts);
-    this.latency = new LatencyHistogram({ windowMs: opts.windowMs ?? 1000, slots: 10 });
+    this.windowMs = opts.windowMs ?? 1000;
+    this.latency = new LatencyHistogram({ windowMs: this.windowMs, slots: 10 });
     this.tickMs = opts.tickMs ?? 50;
     this.minSamples = opts.minSamples ?? 20;
   }
@@ -35,6 +38,24 @@ export class BulkGovernor {
   /** An inference request took `latencyMs` end to end (recorded at time `nowMs`, performance.now()). */
   recordInference(latencyMs: number, nowMs: number): void {
     this.latency.record(latencyMs, nowMs);
+    this.lastInference = nowMs;
+  }
+
+  /**
+   * Inference passed through this process (an egress relaying a request, which has no round
+   * trip to record): makes inferenceActive() true without moving the share.
+   */
+  noteInference(nowMs: number): void {
+    this.lastInference = nowMs;
+  }
+
+  /**
+   * True while inference traffic passed through this process within the last window. Bulk
+   * work then runs in short slices per event-loop turn (an inference request waits behind at
+   * most one), instead of the long ones that are cheaper when nobody waits.
+   */
+  inferenceActive(nowMs: number): boolean {
+    return nowMs - this.lastInference <= this.windowMs;
   }
 
   /** The bulk class's share of each link now, in [minShare, 1]. */

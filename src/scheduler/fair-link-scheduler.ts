@@ -24,6 +24,11 @@ export interface FairSchedulerConfig {
   /** Fraction of the target one bulk chunk may occupy the wire. */
   chunkBudgetFraction: number;
   minChunkBytes: number;
+  /**
+   * The links carry bulk (the training segment): while inference runs in this process they
+   * seal and take in at most one bulk frame per event-loop turn (see turnBytes()).
+   */
+  slicesBulkTurns?: boolean;
   /** DRR quantum of each class (bytes of credit per round). */
   quantumBytes: number;
   /** Clock in milliseconds (performance.now by default): injectable for tests. */
@@ -73,6 +78,18 @@ export class FairLinkScheduler implements LinkScheduler {
 
   get queuedMessages(): number {
     return this.messages;
+  }
+
+  /**
+   * On a bulk link while inference runs in this process: one bulk frame (at most
+   * frameBytes.training) per event-loop turn, sealing or receiving, so an inference request
+   * waits behind at most that much work here, as an inference frame waits behind at most one
+   * chunk on the wire. Otherwise the transport's default (long turns cost less CPU per byte).
+   */
+  turnBytes(): number | undefined {
+    const governor = this.cfg.governor;
+    if (this.cfg.slicesBulkTurns !== true || governor === undefined || !governor.inferenceActive(this.now())) return undefined;
+    return this.frameBytes.training;
   }
 
   /** The bulk chunk size this link uses now (bandwidth x latency budget, bounded). */

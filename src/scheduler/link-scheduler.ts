@@ -43,6 +43,12 @@ export interface LinkScheduler {
   readonly queuedMessages: number;
   /** Drops everything queued (the link is closing); returns the messages dropped. */
   clear(): QueuedMessage[];
+  /**
+   * Bytes the link may seal, or take in and decrypt, in one turn of the event loop before it
+   * yields; undefined: the transport's own default. Everything on a process shares one event
+   * loop, so this bounds how long inference work waits behind this link's bulk work.
+   */
+  turnBytes?(): number | undefined;
 }
 
 export interface LinkSchedulerOptions {

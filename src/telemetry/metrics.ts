@@ -5,6 +5,7 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { SegmentName, TrafficClass } from '../transport/types.ts';
 import { BucketHistogram, QUEUE_DELAY_BUCKETS_SECONDS } from './bucket-histogram.ts';
+import { EventLoopDelayMonitor } from './event-loop-delay.ts';
 import type { HealthModel } from './health.ts';
 import { HistogramCollector, type HistogramSeries } from './histogram-collector.ts';
 import { LinkTracker } from './link-tracker.ts';
@@ -38,6 +39,8 @@ export class SluiceMetrics {
   readonly rejections = new RejectionStats();
   readonly links = new LinkTracker(this.rejections);
   readonly reloads: ReloadStats = { success: 0, failure: 0, lastSuccessSeconds: 0 };
+  /** Event-loop delay of this process (running unless processMetrics is false). */
+  readonly eventLoop = new EventLoopDelayMonitor();
 
   private readonly delay = new Map<string, { segment: SegmentName; cls: TrafficClass; histogram: BucketHistogram }>();
   private readonly queueSources = new Set<QueueSource>();
@@ -51,7 +54,16 @@ export class SluiceMetrics {
   constructor(opts: MetricsOptions = {}) {
     this.requests = new RequestStats(opts.maxModels === undefined ? {} : { maxModels: opts.maxModels });
     const r = this.registry;
-    if (opts.processMetrics !== false) collectDefaultMetrics({ register: r, prefix: METRIC_PREFIX });
+    if (opts.processMetrics !== false) {
+      collectDefaultMetrics({ register: r, prefix: METRIC_PREFIX });
+      this.eventLoop.start();
+    }
+    // prom-client's nodejs_eventloop_lag_* gauges reset at every scrape and sample every 10 ms;
+    // this histogram is cumulative (rate() works, several scrapers do not disturb each other).
+    new HistogramCollector('sluice_event_loop_delay_seconds', 'How late the event loop ran a timer due every 2 ms: the wait of any ready work (an inference request) behind synchronous work (sealing, decrypting, hashing bulk).', [], () => [
+      { labels: {}, histogram: this.eventLoop.histogram },
+    ]).register(r);
+    gauge(r, 'event_loop_delay_max_seconds', 'Largest event-loop delay over the last 10 to 20 seconds.', [], () => [[{}, this.eventLoop.maxSeconds()]]);
 
     gauge(r, 'build_info', 'Always 1; labels carry the sluice and Node.js versions.', ['version', 'node_version'], () => [
       [{ version: opts.version ?? 'unknown', node_version: process.versions.node }, 1],

@@ -67,6 +67,10 @@ class InstrumentedScheduler implements LinkScheduler {
     return f;
   }
 
+  turnBytes(): number | undefined {
+    return this.#inner.turnBytes?.();
+  }
+
   clear(): QueuedMessage[] {
     const dropped = this.#inner.clear();
     for (const m of dropped) {

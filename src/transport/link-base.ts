@@ -184,6 +184,11 @@ export abstract class LinkBase extends EventEmitter implements Link {
     this.maybeDrain();
   };
 
+  /** Runs the pump on the next turn of the event loop (not in this one). */
+  protected pumpNextTurn(): void {
+    if (this.#pumpImmediate === undefined) this.#pumpImmediate = setImmediate(this.pump);
+  }
+
   protected maybeDrain(): void {
     if (this.#needDrain && this.state === 'open' && this.queuedBytes() <= this.tuning.highWaterMark / 2) {
       this.#needDrain = false;

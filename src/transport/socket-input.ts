@@ -20,6 +20,8 @@ export interface ByteInput {
   detach(): void;
   /** True when reads land in reusable memory (for tests and stats). */
   readonly zeroCopy: boolean;
+  /** Caps each read at `maxBytes` (at least 64 KiB); undefined lifts the cap. */
+  limitReads?(maxBytes: number | undefined): void;
 }
 
 const MIN_READ = 64 * 1024;
@@ -61,6 +63,7 @@ export class ArenaInput implements ByteInput {
   #current: Buffer | undefined;
   #other: Buffer | undefined;
   #written = 0;
+  #maxRead = Infinity;
 
   constructor(arenaBytes = DEFAULT_ARENA_BYTES) {
     if (!Number.isInteger(arenaBytes) || arenaBytes < 2 * MIN_READ) throw new RangeError(`arenaBytes must be an integer of at least ${2 * MIN_READ}`);
@@ -80,15 +83,19 @@ export class ArenaInput implements ByteInput {
     this.#dispatch.detach();
   }
 
+  limitReads(maxBytes: number | undefined): void {
+    this.#maxRead = maxBytes === undefined ? Infinity : Math.max(MIN_READ, maxBytes);
+  }
+
   #nextRegion(): Buffer {
     if (this.#current === undefined) this.#current = Buffer.allocUnsafe(this.#arenaBytes);
-    if (this.#arenaBytes - this.#written >= MIN_READ) return this.#current.subarray(this.#written);
+    if (this.#arenaBytes - this.#written >= MIN_READ) return this.#current.subarray(this.#written, this.#written + Math.min(this.#arenaBytes - this.#written, this.#maxRead));
     // Switch arenas. The other one may be reused only if every retained byte lies in this one.
     const reusable = this.#dispatch.retained() <= this.#written ? this.#other : undefined;
     this.#other = this.#current;
     this.#current = reusable ?? Buffer.allocUnsafe(this.#arenaBytes);
     this.#written = 0;
-    return this.#current;
+    return this.#maxRead < this.#arenaBytes ? this.#current.subarray(0, this.#maxRead) : this.#current;
   }
 
   #onRead(n: number, buf: Uint8Array): boolean {

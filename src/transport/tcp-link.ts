@@ -20,7 +20,10 @@ import { SealRing } from './seal-ring.ts';
 import type { ByteInput } from './socket-input.ts';
 import type { SegmentName } from './types.ts';
 
-/** Bytes sealed per turn of the event loop before yielding, so receiving is never starved. */
+/**
+ * Bytes sealed per turn of the event loop before yielding, so receiving is never starved,
+ * unless the scheduler asks for shorter turns (turnBytes(): bulk while inference runs).
+ */
 const PUMP_BYTES_PER_TURN = 4 * 1024 * 1024;
 /** Frames at least this big are sealed into the link's ring; smaller ones into fresh buffers. */
 const RING_MIN_FRAME = 16 * 1024;
@@ -48,6 +51,9 @@ export class TcpLink extends LinkBase {
 
   #socketBlocked = false;
   #paused = false;
+  /** Bytes taken in since reading last yielded to the event loop (see #boundReadTurn). */
+  #receivedThisTurn = 0;
+  #readYield: NodeJS.Immediate | undefined;
 
   constructor(init: TcpLinkInit) {
     const { socket, handshake, tuning } = init;
@@ -107,7 +113,7 @@ export class TcpLink extends LinkBase {
 
   protected pumpFrames(): boolean {
     if (this.state === 'closed' || this.#socketBlocked || this.socket.destroyed || this.closeFrameSent) return false;
-    let budget = PUMP_BYTES_PER_TURN;
+    let budget = this.scheduler.turnBytes?.() ?? PUMP_BYTES_PER_TURN;
     // next() may return nothing while messages are queued (a paced class): the scheduler then
     // calls wake() when it is ready, and the pump must not spin meanwhile.
     let idle = false;
@@ -154,7 +160,10 @@ export class TcpLink extends LinkBase {
 
   readonly #onSocketDrain = (): void => {
     this.#socketBlocked = false;
-    this.pump();
+    // 'drain' comes in a nextTick of the turn that wrote; with a turn budget the next frame
+    // waits for the next turn, or drain -> pump -> drain would seal the whole queue in one.
+    if (this.scheduler.turnBytes?.() === undefined) this.pump();
+    else this.pumpNextTurn();
   };
 
   #sendCloseFrame(code: number, reason: string): void {
@@ -182,8 +191,33 @@ export class TcpLink extends LinkBase {
       this.#receiver.push(chunk);
     } catch (err) {
       this.fail(err);
+      return;
     }
+    this.#boundReadTurn(chunk.byteLength);
   };
+
+  /**
+   * With a turn budget (bulk while inference runs), reads stop once a turn has taken in that
+   * many bytes (decrypted and delivered them, which may mean hashing and relaying) and start
+   * again on the next turn, so an inference request ready meanwhile runs in between. Each read
+   * is capped at the budget too. Without a budget, reads go on as the kernel offers them.
+   */
+  #boundReadTurn(bytes: number): void {
+    const budget = this.scheduler.turnBytes?.();
+    this.#input.limitReads?.(budget);
+    if (budget === undefined) {
+      this.#receivedThisTurn = 0;
+      return;
+    }
+    this.#receivedThisTurn += bytes;
+    if (this.#receivedThisTurn < budget || this.#readYield !== undefined || this.state === 'closed') return;
+    this.socket.pause();
+    this.#readYield = setImmediate(() => {
+      this.#readYield = undefined;
+      this.#receivedThisTurn = 0;
+      if (!this.#paused && !this.#receiver.paused && this.state !== 'closed' && !this.socket.destroyed) this.socket.resume();
+    });
+  }
 
   pause(): void {
     this.#paused = true;
@@ -235,6 +269,7 @@ export class TcpLink extends LinkBase {
   readonly #onSocketClose = (): void => this.socketClosed();
 
   protected releaseCarrier(): void {
+    if (this.#readYield !== undefined) clearImmediate(this.#readYield);
     this.#receiver.destroy();
     this.#input.attach(discard);
   }

@@ -62,3 +62,39 @@ test('bulk paced at the minimum share still arrives whole, at about that share o
   assert.ok(pacedSeconds > unpacedSeconds, `paced ${pacedSeconds.toFixed(3)} s vs unpaced ${unpacedSeconds.toFixed(3)} s`);
   await Promise.all([link.close(), peer.close(), listener.close()]);
 });
+
+test('while inference runs, a bulk link seals and takes in one training frame per event-loop turn, and everything arrives', async () => {
+  const governor = new BulkGovernor({ targetMs: 5, minShare: 0.1 });
+  const sliced = () => fair({ governor, slicesBulkTurns: true });
+  const key = randomBytes(32);
+  const server = new TcpTransport({ link: { scheduler: sliced() } });
+  const client = new TcpTransport({ link: { scheduler: sliced() } });
+  const listener = await server.listen({ segment: 'training', host: '127.0.0.1', port: 0, segmentKey: key });
+  const accepted = once(listener, 'link') as Promise<[Link]>;
+  const link = await client.connect({ segment: 'training', host: '127.0.0.1', port: listener.address.port, segmentKey: key });
+  const [peer] = await accepted;
+  const payload = randomBytes(8 * MiB);
+  const received: Buffer[] = [];
+  peer.on('message', (m: InboundMessage) => received.push(Buffer.from(m.body)));
+  const turnSealed = async (body: Buffer, streamId: number): Promise<number> => {
+    const before = link.stats().bytesSent;
+    link.send({ cls: 'training', kind: 1, streamId, body });
+    await new Promise((r) => setImmediate(r)); // the pump ran once (nextTick), then yielded
+    return link.stats().bytesSent - before;
+  };
+  // No inference: the pump seals until the socket holds sealAheadBytes (1 MiB).
+  const idle = await turnSealed(payload.subarray(0, 4 * MiB), 1);
+  assert.ok(idle > 512 * KiB, `without inference one turn sealed ${idle} bytes`);
+  while (received.length < 1) await new Promise((r) => setTimeout(r, 5)); // the socket is free again
+  // Inference passed through: frames up to the budget (frameBytes.training = 256 KiB), the
+  // last of which may cross it, per turn.
+  governor.noteInference(performance.now());
+  const busy = await turnSealed(payload.subarray(4 * MiB), 2);
+  assert.ok(busy > 0 && busy <= 2 * 256 * KiB + 4 * KiB, `with inference one turn sealed ${busy} bytes`);
+  while (received.length < 2) {
+    governor.noteInference(performance.now()); // keep the receiver slicing too
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  assert.ok(Buffer.concat(received).equals(payload), 'both messages arrive whole and in order');
+  await Promise.all([link.close(), peer.close(), listener.close()]);
+});

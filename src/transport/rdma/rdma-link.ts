@@ -128,7 +128,7 @@ export class RdmaLink extends LinkBase {
   protected pumpFrames(): boolean {
     if (this.state === 'closed' || this.closeFrameSent || this.#closeSlot !== undefined) return false;
     const ch = this.#channel;
-    let budget = PUMP_BYTES_PER_TURN;
+    let budget = this.scheduler.turnBytes?.() ?? PUMP_BYTES_PER_TURN; // shorter turns for bulk while inference runs
     try {
       if (this.#closeWanted === undefined) {
         while (budget > 0 && ch.writable) {
