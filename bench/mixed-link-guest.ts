@@ -8,30 +8,30 @@
 // the soft-RoCE guest (bench/mixed-rdma.ts boots it: `npm run bench -- mixed-rdma`); the
 // emulated guest is slow, so the ratios are the result, not the milliseconds.
 // Knobs: MIXED_LINK_KINDS (default "tcp,rdma"), MIXED_LINK_HOST (default 10.0.2.15, rxe0's
-// address), MIXED_LINK_DEVICE (default rxe0), SLUICE_BENCH_RATE (req/s, default 20),
+// address), MIXED_LINK_DEVICE (default rxe0), SLUICE_BENCH_RATE (req/s, default 40; the governor wants 20 round trips a second to trust a p99),
 // SLUICE_BENCH_SECONDS (per phase, default 8), SLUICE_BENCH_ROUNDS (default 2),
-// MIXED_LINK_REQUEST_BYTES (default 4096). Prints one line "RESULT {json}" at the end.
+// MIXED_LINK_REQUEST_BYTES (default 2048). Prints one line "RESULT {json}" at the end.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { BulkGovernor } from '../src/scheduler/bulk-governor.ts';
+import type { BulkGovernor } from '../src/scheduler/bulk-governor.ts';
 import { RdmaTransport } from '../src/transport/rdma-transport.ts';
 import { TcpTransport } from '../src/transport/tcp-transport.ts';
-import type { InboundMessage, Link, Transport } from '../src/transport/types.ts';
-import { BULK_ACK_KIND, linkTuningFor, SCHEDULING } from './mixed-link-tuning.ts';
+import type { InboundMessage, Link, SegmentName, Transport } from '../src/transport/types.ts';
+import { BULK_ACK_KIND, linkTuningFor, newGovernor, SCHEDULING } from './mixed-link-tuning.ts';
 import { formatTable, median } from './report.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const KINDS = (process.env.MIXED_LINK_KINDS ?? 'tcp,rdma').split(',') as ('tcp' | 'rdma')[];
 const HOST = process.env.MIXED_LINK_HOST ?? '10.0.2.15';
 const DEVICE = process.env.MIXED_LINK_DEVICE ?? 'rxe0';
-const RATE = Number(process.env.SLUICE_BENCH_RATE ?? 20);
+const RATE = Number(process.env.SLUICE_BENCH_RATE ?? 40);
 const SECONDS = Number(process.env.SLUICE_BENCH_SECONDS ?? 8);
 const ROUNDS = Number(process.env.SLUICE_BENCH_ROUNDS ?? 2);
-const REQUEST_BYTES = Number(process.env.MIXED_LINK_REQUEST_BYTES ?? 4096);
+const REQUEST_BYTES = Number(process.env.MIXED_LINK_REQUEST_BYTES ?? 2048);
 const BULK_BYTES = 1024 * 1024;
 /** Bulk messages in flight: enough to keep the link busy, bounded so a phase ends promptly. */
 const BULK_WINDOW = 8;
@@ -61,11 +61,12 @@ async function openPeer(kind: 'tcp' | 'rdma'): Promise<Peer> {
   const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
   const [line] = (await once(lines, 'line')) as [string];
   const ports = JSON.parse(line) as { inference: number; training: number };
-  const governor = new BulkGovernor({ targetMs: SCHEDULING.latencyTargetMs, ...SCHEDULING.bulk });
-  const transport: Transport = kind === 'rdma' ? new RdmaTransport({ link: linkTuningFor(governor) }) : new TcpTransport({ link: linkTuningFor(governor) });
+  const governor = newGovernor();
+  const transportFor = (segment: SegmentName): Transport =>
+    kind === 'rdma' ? new RdmaTransport({ link: linkTuningFor(governor, segment) }) : new TcpTransport({ link: linkTuningFor(governor, segment) });
   const dev = kind === 'rdma' ? { device: DEVICE } : {};
-  const inference = await transport.connect({ segment: 'inference', host: HOST, port: ports.inference, segmentKey: infKey, timeoutMs: 120_000, ...dev });
-  const training = await transport.connect({ segment: 'training', host: HOST, port: ports.training, segmentKey: trainKey, timeoutMs: 120_000, ...dev });
+  const inference = await transportFor('inference').connect({ segment: 'inference', host: HOST, port: ports.inference, segmentKey: infKey, timeoutMs: 120_000, ...dev });
+  const training = await transportFor('training').connect({ segment: 'training', host: HOST, port: ports.training, segmentKey: trainKey, timeoutMs: 120_000, ...dev });
   return { child, inference, training, governor };
 }
 
@@ -88,12 +89,15 @@ async function inferenceLoad(peer: Peer, ms: number, phase: Phase): Promise<void
   const period = 1000 / RATE;
   const t0 = performance.now();
   const calls = Math.floor(ms / period);
-  for (let i = 0; i < calls; i++) {
-    const at = t0 + i * period;
-    const wait = at - performance.now();
-    if (wait > 0) await sleep(wait);
-    started.set(i + 1, at);
-    link.send({ cls: 'inference', kind: 1, streamId: i + 1, body });
+  // Every call whose time has come goes out at each wake-up: a late timer (a long turn of the
+  // event loop) must not slow the offered load down, or the load would adapt to the system.
+  for (let i = 0; i < calls; ) {
+    const now = performance.now();
+    for (; i < calls && t0 + i * period <= now; i++) {
+      started.set(i + 1, t0 + i * period);
+      link.send({ cls: 'inference', kind: 1, streamId: i + 1, body });
+    }
+    if (i < calls) await sleep(t0 + i * period - performance.now());
   }
   const deadline = performance.now() + LATE_MS;
   while (started.size > 0 && performance.now() < deadline) await sleep(20);

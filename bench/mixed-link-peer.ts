@@ -6,16 +6,21 @@
 // Prints {"inference": port, "training": port} once listening.
 import { RdmaTransport } from '../src/transport/rdma-transport.ts';
 import { TcpTransport } from '../src/transport/tcp-transport.ts';
-import type { InboundMessage, Link, Transport } from '../src/transport/types.ts';
-import { BULK_ACK_KIND, linkTuningFor } from './mixed-link-tuning.ts';
+import type { InboundMessage, Link, SegmentName, Transport } from '../src/transport/types.ts';
+import { BULK_ACK_KIND, linkTuningFor, newGovernor } from './mixed-link-tuning.ts';
 
 const [kind = 'tcp', host = '127.0.0.1', infKey = '', trainKey = '', device] = process.argv.slice(2);
-const transport: Transport = kind === 'rdma' ? new RdmaTransport({ link: linkTuningFor(undefined) }) : new TcpTransport({ link: linkTuningFor(undefined) });
+// One governor for the process, told of every inference message (as the egress node does), so
+// its training link takes bulk in short turns while inference passes.
+const governor = newGovernor();
+const transportFor = (segment: SegmentName): Transport =>
+  kind === 'rdma' ? new RdmaTransport({ link: linkTuningFor(governor, segment) }) : new TcpTransport({ link: linkTuningFor(governor, segment) });
 const dev = device !== undefined ? { device } : {};
-const inference = await transport.listen({ segment: 'inference', host, port: 0, segmentKey: Buffer.from(infKey, 'hex'), ...dev });
-const training = await transport.listen({ segment: 'training', host, port: 0, segmentKey: Buffer.from(trainKey, 'hex'), ...dev });
+const inference = await transportFor('inference').listen({ segment: 'inference', host, port: 0, segmentKey: Buffer.from(infKey, 'hex'), ...dev });
+const training = await transportFor('training').listen({ segment: 'training', host, port: 0, segmentKey: Buffer.from(trainKey, 'hex'), ...dev });
 inference.on('link', (link: Link) => {
   link.on('message', (m: InboundMessage) => {
+    governor.noteInference(performance.now());
     if (m.cls === 'inference') link.send({ cls: 'inference', kind: m.kind, streamId: m.streamId, body: m.body });
   });
 });
