@@ -57,5 +57,6 @@ EXPOSE 8000 8001 8002 7470 7471
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 CMD ["node", "/app/scripts/healthcheck.mjs"]
 # sluice handles SIGTERM (graceful drain) and SIGHUP (reload) itself, also as PID 1.
 STOPSIGNAL SIGTERM
-ENTRYPOINT ["node", "/app/bin/sluice.mjs"]
+# V8 flags on the command line (NODE_OPTIONS refuses them); why: src/node/v8-flags.ts.
+ENTRYPOINT ["node", "--single-threaded-gc", "/app/bin/sluice.mjs"]
 CMD ["serve"]

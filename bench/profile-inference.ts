@@ -31,9 +31,44 @@ interface Profile {
   timeDeltas: number[];
 }
 
+/**
+ * CPU time per thread (microseconds) from schedstat: the scheduler's exact run time, where
+ * /proc's utime/stime are sampled at 100 Hz (a few percent of noise over a few seconds).
+ * Keyed by thread name, the main thread as 'main' (V8's and libuv's helpers share names).
+ */
+function threadCpuUs(pid: number): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    let stat: string;
+    let ns: number;
+    try {
+      stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      ns = Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+    } catch {
+      continue; // the thread ended
+    }
+    const name = tid === String(pid) ? 'main' : stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+    out.set(name, (out.get(name) ?? 0) + ns / 1000);
+  }
+  return out;
+}
+
+/** CPU time of every thread of a process, microseconds. */
 function cpuUs(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) * 10_000;
+  let us = 0;
+  for (const v of threadCpuUs(pid).values()) us += v;
+  return us;
+}
+
+/** Kernel-mode CPU (stime) in microseconds, and voluntary context switches (sleeps) of every thread. */
+function kernelUsAndSleeps(pid: number): { sys: number; sleeps: number } {
+  const sys = Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[12]) * 10_000;
+  let sleeps = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    const m = /voluntary_ctxt_switches:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8'));
+    if (m !== null) sleeps += Number(m[1]);
+  }
+  return { sys, sleeps };
 }
 
 function request(kind: string): Buffer {
@@ -116,6 +151,8 @@ async function main(): Promise<void> {
     for (let warmed = 0; warmed < warmup; ) warmed += (await closedLoop(client, METHODS.ModelInfer.path, body, concurrency, 500)).calls;
     const pids = { ingress: ingress.child.pid!, egress: egress.child.pid!, models: models.child.pid! };
     const before = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuUs(pid)]));
+    const beforeT = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, threadCpuUs(pid)]));
+    const beforeK = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, kernelUsAndSleeps(pid)]));
     const traces: { name: string; child: ChildProcess; out: string }[] = [];
     if (process.env.SLUICE_PROFILE_STRACE === '1') {
       for (const name of ['ingress', 'egress'] as const) {
@@ -140,7 +177,14 @@ async function main(): Promise<void> {
     }
     client.close();
     console.log(`${kind}: ${done} calls after ${warmup} warm-up calls, ${concurrency} in flight, ${(done / secs).toFixed(0)} req/s`);
-    for (const [k, pid] of Object.entries(pids)) console.log(`  ${k.padEnd(8)} CPU ${((cpuUs(pid) - before[k]!) / done).toFixed(0).padStart(6)} us/request`);
+    for (const [k, pid] of Object.entries(pids)) {
+      const after = kernelUsAndSleeps(pid);
+      const sys = (after.sys - beforeK[k]!.sys) / done;
+      const sleeps = (after.sleeps - beforeK[k]!.sleeps) / done;
+      const threads = [...threadCpuUs(pid)].map(([name, us]) => [name, (us - (beforeT[k]!.get(name) ?? 0)) / done] as const).filter(([, us]) => us >= 1);
+      const perThread = threads.map(([name, us]) => `${name} ${us.toFixed(0)}`).join(', ');
+      console.log(`  ${k.padEnd(8)} CPU ${((cpuUs(pid) - before[k]!) / done).toFixed(0).padStart(6)} us/request (kernel ${sys.toFixed(0)} us; ${perThread}), ${sleeps.toFixed(2)} sleeps/request`);
+    }
   } finally {
     for (const p of procs.reverse()) await p.stop();
   }

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import type { Endpoints } from '../src/node/sluice-node.ts';
+import { SLUICE_V8_FLAGS } from '../src/node/v8-flags.ts';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const CLI = path.join(ROOT, 'src', 'cli', 'main.ts');
@@ -31,7 +32,7 @@ export async function startSluice(
   const dir = mkdtempSync(path.join(tmpdir(), `sluice-${opts.name}-`));
   const file = path.join(dir, 'config.yaml');
   writeFileSync(file, stringify(config));
-  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), '--import', 'tsx', CLI, 'serve', '--config', file, '--grace-ms', String(opts.graceMs ?? 500)], {
+  const child = spawn(process.execPath, [...SLUICE_V8_FLAGS, ...(opts.nodeArgs ?? []), '--import', 'tsx', CLI, 'serve', '--config', file, '--grace-ms', String(opts.graceMs ?? 500)], {
     cwd: ROOT,
     env: { ...process.env, SLUICE_LOG_LEVEL: opts.logLevel ?? 'info', ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -99,7 +99,7 @@ test('the runtime runs as a numeric non-root user, exposes the design ports and 
   assert.match(hcText, /CMD \["node", "\/app\/scripts\/healthcheck\.mjs"\]/);
   assert.ok(words(runtime, 'COPY').some((c) => /scripts\/healthcheck\.mjs/.test(c)));
   assert.deepEqual(words(runtime, 'STOPSIGNAL'), ['SIGTERM']);
-  assert.deepEqual(words(runtime, 'ENTRYPOINT'), ['["node", "/app/bin/sluice.mjs"]']);
+  assert.deepEqual(words(runtime, 'ENTRYPOINT'), ['["node", "--single-threaded-gc", "/app/bin/sluice.mjs"]']);
   assert.deepEqual(words(runtime, 'CMD'), ['["serve"]']);
 });
 
