@@ -37,7 +37,6 @@ export class BulkGovernor {
 
   /** An inference request took `latencyMs` end to end (recorded at time `nowMs`, performance.now()). */
   recordInference(latencyMs: number, nowMs: number): void {
-    if (!this.inferenceActive(nowMs)) this.controller.yieldForInference(nowMs);
     this.latency.record(latencyMs, nowMs);
     this.lastInference = nowMs;
   }
@@ -63,11 +62,9 @@ export class BulkGovernor {
   share(nowMs: number): number {
     if (nowMs - this.lastTick >= this.tickMs) {
       this.lastTick = nowMs;
-      const samples = this.latency.count(nowMs);
-      this.lastP99 = samples >= this.minSamples ? this.latency.quantile(0.99, nowMs) : Number.NaN;
-      // No samples: no inference, bulk gets the whole link. A few: too few for a p99, but
-      // inference is there; grow back additively (as under low latency) from the onset cut.
-      this.controller.update(samples === 0 || samples >= this.minSamples ? this.lastP99 : 0, nowMs);
+      const enough = this.latency.count(nowMs) >= this.minSamples;
+      this.lastP99 = enough ? this.latency.quantile(0.99, nowMs) : Number.NaN;
+      this.controller.update(this.lastP99, nowMs);
     }
     return this.controller.share;
   }

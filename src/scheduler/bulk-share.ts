@@ -66,20 +66,6 @@ export class BulkShareController {
   }
 
   /**
-   * Inference starts while bulk may be running at the whole link: bulk drops to the minimum
-   * share at once and grows back additively from there, instead of being cut by halves once
-   * enough samples prove the damage (which took about a second in the benchmark, the slowest
-   * second of the run). Counts as a cut.
-   */
-  yieldForInference(nowMs: number): void {
-    if (this.current <= this.minShare) return;
-    this.current = this.minShare;
-    this.lastDecrease = nowMs;
-    this.lastIncrease = nowMs;
-    this.cuts++;
-  }
-
-  /**
    * Feeds the latest inference p99 (milliseconds; NaN when there were no inference samples,
    * which counts as "no pressure") and returns what the controller did.
    */

@@ -2,7 +2,6 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { BandwidthEstimator } from '../../src/scheduler/bandwidth-estimator.ts';
-import { BulkGovernor } from '../../src/scheduler/bulk-governor.ts';
 import { BulkShareController } from '../../src/scheduler/bulk-share.ts';
 import { chunkSizeFor } from '../../src/scheduler/chunk-size.ts';
 import { TokenBucket } from '../../src/scheduler/token-bucket.ts';
@@ -121,28 +120,4 @@ test('bandwidth estimator measures busy intervals only', () => {
   assert.equal(e.bytesPerSec, 1e9);
   e.onBusyDrain(1_000_000, 1010);
   assert.equal(e.bytesPerSec, 1e8);
-});
-
-test('inference starting after a quiet window drops bulk to the minimum at once; few samples grow it back, none give it all', () => {
-  const g = new BulkGovernor({ targetMs: 5, minShare: 0.1, minSamples: 20, tickMs: 0, windowMs: 1000 });
-  assert.equal(g.share(0), 1, 'no inference: the whole link');
-  assert.equal(g.inferenceActive(0), false);
-  g.recordInference(1, 10); // the first request after a quiet window
-  assert.equal(g.inferenceActive(10), true);
-  assert.equal(g.share(10), 0.1, 'bulk yields before any p99 exists');
-  // Too few samples for a p99: additive growth, one step per increase interval (100 ms).
-  for (let t = 20; t <= 330; t += 10) {
-    g.recordInference(1, t);
-    g.share(t);
-  }
-  const grown = g.share(330);
-  assert.ok(grown > 0.1 && grown < 0.5, `grew additively to ${grown}`);
-  // Still active: a sample now is not an onset, the share is not cut again.
-  g.recordInference(1, 340);
-  assert.equal(g.share(340), grown);
-  // A quiet window later the share is 1 again, and the next request is an onset again.
-  assert.equal(g.inferenceActive(1500), false);
-  assert.equal(g.share(1500), 1);
-  g.recordInference(1, 1510);
-  assert.equal(g.share(1510), 0.1);
 });
