@@ -135,7 +135,7 @@ export const trainingSchema = z.object({
   /** Where received tensors are written (SPOOL sink). */
   spoolDir: z.string().min(1).default('/var/lib/sluice/spool'),
   windowBytes: z.number().int().min(64 * KiB).default(8 * MiB),
-  maxChunkBytes: z.number().int().min(4 * KiB).max(16 * MiB).default(256 * KiB),
+  maxChunkBytes: z.number().int().min(4 * KiB).max(16 * MiB).default(MiB),
   maxTensorBytes: z.number().int().positive().default(1024 * MiB),
   resumeTimeoutMs: z.number().int().positive().default(60_000),
   maxTransfers: z.number().int().positive().default(64),

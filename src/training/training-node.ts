@@ -48,7 +48,7 @@ export interface TrainingLimits {
 
 export const defaultTrainingLimits: TrainingLimits = {
   windowBytes: 8 * 1024 * 1024,
-  maxChunkBytes: 256 * 1024,
+  maxChunkBytes: 1024 * 1024,
   maxTensorBytes: 1024 * 1024 * 1024,
   resumeTimeoutMs: 60_000,
   stallTimeoutMs: 60_000,
