@@ -10,44 +10,16 @@
 // pair's ingress and egress), SLUICE_AB_WARM (calls per path before measuring; default 3000,
 // 200 for identity-1m).
 import { randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { METHODS } from '../src/kserve/grpc-service.ts';
-import { encodeMessage } from '../src/kserve/proto.ts';
 import { type SluiceProcess, startSluice } from '../scripts/sluice-child.ts';
 import { pairedLoop, RawGrpcClient, summarize } from './grpc-load.ts';
+import { inferRequest } from './infer-request.ts';
+import { cpuUs } from './process-cpu.ts';
 
 type Start = typeof startSluice;
-
-/** CPU time of every thread of a process (schedstat, exact), microseconds. */
-function cpuUs(pid: number): number {
-  let ns = 0;
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    try {
-      ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
-    } catch {
-      // the thread ended
-    }
-  }
-  return ns / 1000;
-}
-
-function request(kind: string): Buffer {
-  if (kind === 'simple') {
-    const int32 = Buffer.from(new Int32Array(16).buffer);
-    return encodeMessage('ModelInferRequest', {
-      modelName: 'simple',
-      inputs: [
-        { name: 'INPUT0', datatype: 'INT32', shape: [1, 16] },
-        { name: 'INPUT1', datatype: 'INT32', shape: [1, 16] },
-      ],
-      rawInputContents: [int32, int32],
-    });
-  }
-  const bytes = kind === 'identity-1m' ? 1 << 20 : 16 << 10;
-  return encodeMessage('ModelInferRequest', { modelName: 'identity', inputs: [{ name: 'INPUT0', datatype: 'FP32', shape: [1, bytes / 4] }], rawInputContents: [randomBytes(bytes)] });
-}
 
 const flags = (v: string | undefined): string[] => (v ?? '').split(' ').filter(Boolean);
 
@@ -58,7 +30,7 @@ async function main(): Promise<void> {
   const warm = Number(process.env.SLUICE_AB_WARM ?? (kind === 'identity-1m' ? 200 : 3000));
   const here = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
   const startA = ((await import(path.join(process.env.SLUICE_AB_A ?? here, 'scripts', 'sluice-child.ts'))) as { startSluice: Start }).startSluice;
-  const body = request(kind);
+  const body = inferRequest(kind);
   const procs: SluiceProcess[] = [];
   const clients: RawGrpcClient[] = [];
   try {

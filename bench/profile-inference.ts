@@ -16,9 +16,10 @@ import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { METHODS } from '../src/kserve/grpc-service.ts';
-import { encodeMessage } from '../src/kserve/proto.ts';
 import { startSluice, type SluiceProcess } from '../scripts/sluice-child.ts';
 import { closedLoop, RawGrpcClient } from './grpc-load.ts';
+import { inferRequest } from './infer-request.ts';
+import { cpuUs, kernelUsAndSleeps, threadCpuUs } from './process-cpu.ts';
 
 interface ProfileNode {
   id: number;
@@ -29,62 +30,6 @@ interface Profile {
   nodes: ProfileNode[];
   samples: number[];
   timeDeltas: number[];
-}
-
-/**
- * CPU time per thread (microseconds) from schedstat: the scheduler's exact run time, where
- * /proc's utime/stime are sampled at 100 Hz (a few percent of noise over a few seconds).
- * Keyed by thread name, the main thread as 'main' (V8's and libuv's helpers share names).
- */
-function threadCpuUs(pid: number): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    let stat: string;
-    let ns: number;
-    try {
-      stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-      ns = Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
-    } catch {
-      continue; // the thread ended
-    }
-    const name = tid === String(pid) ? 'main' : stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-    out.set(name, (out.get(name) ?? 0) + ns / 1000);
-  }
-  return out;
-}
-
-/** CPU time of every thread of a process, microseconds. */
-function cpuUs(pid: number): number {
-  let us = 0;
-  for (const v of threadCpuUs(pid).values()) us += v;
-  return us;
-}
-
-/** Kernel-mode CPU (stime) in microseconds, and voluntary context switches (sleeps) of every thread. */
-function kernelUsAndSleeps(pid: number): { sys: number; sleeps: number } {
-  const sys = Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[12]) * 10_000;
-  let sleeps = 0;
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    const m = /voluntary_ctxt_switches:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8'));
-    if (m !== null) sleeps += Number(m[1]);
-  }
-  return { sys, sleeps };
-}
-
-function request(kind: string): Buffer {
-  if (kind === 'simple') {
-    const int32 = Buffer.from(new Int32Array(16).buffer);
-    return encodeMessage('ModelInferRequest', {
-      modelName: 'simple',
-      inputs: [
-        { name: 'INPUT0', datatype: 'INT32', shape: [1, 16] },
-        { name: 'INPUT1', datatype: 'INT32', shape: [1, 16] },
-      ],
-      rawInputContents: [int32, int32],
-    });
-  }
-  const bytes = kind === 'identity-1m' ? 1 << 20 : 16 << 10;
-  return encodeMessage('ModelInferRequest', { modelName: 'identity', inputs: [{ name: 'INPUT0', datatype: 'FP32', shape: [1, bytes / 4] }], rawInputContents: [randomBytes(bytes)] });
 }
 
 /** Self time per function (top n), as a share of the profile's samples. */
@@ -145,7 +90,7 @@ async function main(): Promise<void> {
       { name: 'ingress', nodeArgs: prof('ingress') },
     );
     procs.push(ingress);
-    const body = request(kind);
+    const body = inferRequest(kind);
     const client = new RawGrpcClient(ingress.endpoints.grpc!);
     const warmup = Number(process.env.SLUICE_PROFILE_WARMUP ?? (kind === 'identity-1m' ? 200 : 3000));
     for (let warmed = 0; warmed < warmup; ) warmed += (await closedLoop(client, METHODS.ModelInfer.path, body, concurrency, 500)).calls;
