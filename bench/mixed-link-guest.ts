@@ -10,10 +10,9 @@
 // Knobs: MIXED_LINK_KINDS (default "tcp,rdma"), MIXED_LINK_HOST (default 10.0.2.15, rxe0's
 // address), MIXED_LINK_DEVICE (default rxe0), SLUICE_BENCH_RATE (req/s, default 40; the governor wants 20 round trips a second to trust a p99),
 // SLUICE_BENCH_SECONDS (per phase, default 8), SLUICE_BENCH_ROUNDS (default 2),
-// MIXED_LINK_REQUEST_BYTES (default 2048). Prints one line "RESULT {json}" at the end.
+// MIXED_LINK_REQUEST_BYTES (default 2048), MIXED_LINK_PEER_NODE_ARGS (node flags for the peer). Prints one line "RESULT {json}" at the end.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { once } from 'node:events';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -32,6 +31,8 @@ const RATE = Number(process.env.SLUICE_BENCH_RATE ?? 40);
 const SECONDS = Number(process.env.SLUICE_BENCH_SECONDS ?? 8);
 const ROUNDS = Number(process.env.SLUICE_BENCH_ROUNDS ?? 2);
 const REQUEST_BYTES = Number(process.env.MIXED_LINK_REQUEST_BYTES ?? 2048);
+/** Node flags for the peer process (diagnosis, e.g. --trace-gc). */
+const PEER_NODE_ARGS = (process.env.MIXED_LINK_PEER_NODE_ARGS ?? '').split(' ').filter(Boolean);
 const BULK_BYTES = 1024 * 1024;
 /** Bulk messages in flight: enough to keep the link busy, bounded so a phase ends promptly. */
 const BULK_WINDOW = 8;
@@ -55,12 +56,21 @@ async function openPeer(kind: 'tcp' | 'rdma'): Promise<Peer> {
   const infKey = randomBytes(32);
   const trainKey = randomBytes(32);
   const device = kind === 'rdma' ? [DEVICE] : [];
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(here, 'mixed-link-peer.ts'), kind, HOST, infKey.toString('hex'), trainKey.toString('hex'), ...device], {
+  const child = spawn(process.execPath, [...PEER_NODE_ARGS, '--import', 'tsx', path.join(here, 'mixed-link-peer.ts'), kind, HOST, infKey.toString('hex'), trainKey.toString('hex'), ...device], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
+  // The ports line; anything else the peer prints (e.g. --trace-gc) is passed through.
   const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
-  const [line] = (await once(lines, 'line')) as [string];
-  const ports = JSON.parse(line) as { inference: number; training: number };
+  const ports = await new Promise<{ inference: number; training: number }>((resolve, reject) => {
+    let found = false;
+    child.once('exit', (code) => reject(new Error(`the peer exited with ${code} before listening`)));
+    lines.on('line', (line) => {
+      if (!found && line.startsWith('{"inference"')) {
+        found = true;
+        resolve(JSON.parse(line) as { inference: number; training: number });
+      } else process.stdout.write(`peer: ${line}\n`);
+    });
+  });
   const governor = newGovernor();
   const transportFor = (segment: SegmentName): Transport =>
     kind === 'rdma' ? new RdmaTransport({ link: linkTuningFor(governor, segment) }) : new TcpTransport({ link: linkTuningFor(governor, segment) });
