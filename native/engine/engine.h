@@ -31,21 +31,32 @@ namespace engine {
 class Egress;
 class LinkListener;
 class LinkDialer;
+class PendingHandshake;
 
 struct UpstreamRoute {
   std::string model;                    // "*" for every model
   std::vector<std::string> addresses;   // host:port (IPv6 as [addr]:port)
 };
 
+// Tenant policy at the egress (src/security/egress-policy.ts): with tenants configured, a
+// call's frame tenant must be one of them and may use only its models.
+struct TenantPolicy {
+  uint32_t id;
+  std::string name;
+  bool all_models = false;
+  std::vector<std::string> models;
+};
+
 struct EgressConfig {
   std::vector<UpstreamRoute> routes;
+  std::vector<TenantPolicy> tenants;  // empty: every call passes
   uint32_t max_message_bytes = 128u * 1024 * 1024;
   uint32_t connect_timeout_ms = 3000;
   // Refuses new calls with UNAVAILABLE "egress is shutting down" (drain).
   bool shutting_down = false;
 };
 
-class Engine : private LinkHandler {
+class Engine : public LinkHandler {
  public:
   // `notify` is called from the loop thread when events are waiting (EventChannel).
   explicit Engine(std::function<void()> notify_events);
@@ -76,10 +87,16 @@ class Engine : private LinkHandler {
   void CloseLink(uint32_t link, uint16_t code, const std::string& reason);
 
   // ---- loop thread ----
-  // Adopts a link whose handshake completed (listener or dialer).
-  void AdoptLink(int fd, Role role, const LinkOptions& options, const LinkSecrets& secrets, const std::string& remote,
-                 const std::vector<uint8_t>& early, uint32_t dialer);
+  // Starts a handshake on a connected (or connecting) socket; the engine owns it until it ends.
+  void StartHandshake(int fd, Role role, const LinkOptions& options, const std::string& remote, LinkListener* listener, uint32_t dialer,
+                      bool connecting);
+  // A handshake ended: on success the socket becomes a link (ownership of fd moves to it).
+  void HandshakeFinished(PendingHandshake* h, const Status& status, const LinkOptions& options, const LinkSecrets* secrets,
+                         const std::vector<uint8_t>* early, const std::string& remote);
   TcpInferenceLink* FindLink(uint32_t id);
+  // Registers a link the engine's egress (or JS) serves; called by the egress to send replies.
+  void Emit(EngineEvent&& e) { events_.Push(std::move(e)); }
+  uint32_t handshakes_in_progress() const { return static_cast<uint32_t>(handshakes_.size()); }
 
  private:
   void OnLinkMessage(TcpInferenceLink* link, const InboundMessage& msg) override;
@@ -95,7 +112,9 @@ class Engine : private LinkHandler {
   std::unordered_map<uint32_t, uint32_t> link_dialer_;  // link -> dialer that made it
   std::vector<std::unique_ptr<LinkListener>> listeners_;
   std::unordered_map<uint32_t, std::unique_ptr<LinkDialer>> dialers_;
+  std::unordered_map<PendingHandshake*, std::unique_ptr<PendingHandshake>> handshakes_;
   std::unique_ptr<Egress> egress_;
+  bool stopping_ = false;
 };
 
 }  // namespace engine

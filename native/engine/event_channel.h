@@ -33,6 +33,8 @@ enum class EventType : uint32_t {
   kDialFailed = 7,      // link (the dialer's id), code, text
   kListenFailed = 8,    // code, text
   kDrain = 9,           // link: the link's queue fell below half the high-water mark
+  kPolicyDenied = 10,   // egress tenant policy refused a call: c = tenant id, code = request id, text = reason,
+                        // body = model name (UTF-8), b = 1 when the tenant is known (its name in `extra`)
 };
 
 enum class LogLevel : uint32_t { kDebug = 20, kInfo = 30, kWarn = 40, kError = 50 };
@@ -43,6 +45,7 @@ struct EngineEvent {
   uint64_t a = 0, b = 0, c = 0;
   std::string code;    // a stable SLUICE_ERR_* code or ""
   std::string text;
+  std::string extra;
   std::vector<uint8_t> body;
 };
 

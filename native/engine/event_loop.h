@@ -13,6 +13,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -105,7 +106,9 @@ class EventLoop {
   std::vector<Task> posted_;       // guarded by post_mutex_
   std::vector<Task> running_tasks_;  // loop thread: swapped with posted_
 
-  std::unordered_map<int, Watcher> watchers_;
+  std::unordered_map<int, std::unique_ptr<Watcher>> watchers_;
+  // Watchers removed during a batch of events die after it (a callback may unwatch itself).
+  std::vector<std::unique_ptr<Watcher>> retired_watchers_;
   uint64_t watch_generation_ = 0;
 
   std::vector<Timer> timer_heap_;  // min-heap by deadline

@@ -23,6 +23,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -87,6 +88,33 @@ extern const char kTooBig[];          // SLUICE_ERR_TRANSPORT_TOO_BIG: message o
 extern const char kInternal[];        // SLUICE_ERR_ENGINE_INTERNAL
 extern const char kSystem[];          // SLUICE_ERR_ENGINE_SYSTEM: a system call failed (text says which)
 }  // namespace codes
+
+// A growable byte buffer that never zero-fills (std::vector would on resize): the pooled
+// memory of reassembly, queues and the sealed-output ring. Grows, never shrinks.
+class ByteBuffer {
+ public:
+  uint8_t* data() { return data_.get(); }
+  const uint8_t* data() const { return data_.get(); }
+  size_t capacity() const { return capacity_; }
+  void Release() {
+    data_.reset();
+    capacity_ = 0;
+  }
+  // Makes room for n bytes; keeps the first `keep` bytes when it has to grow.
+  void Reserve(size_t n, size_t keep = 0) {
+    if (n <= capacity_) return;
+    size_t cap = capacity_ == 0 ? 4096 : capacity_;
+    while (cap < n) cap *= 2;
+    std::unique_ptr<uint8_t[]> next(new uint8_t[cap]);
+    if (keep > 0) std::memcpy(next.get(), data_.get(), keep);
+    data_ = std::move(next);
+    capacity_ = cap;
+  }
+
+ private:
+  std::unique_ptr<uint8_t[]> data_;
+  size_t capacity_ = 0;
+};
 
 // Failure with a stable code and a readable message. ok() when code is null.
 struct Status {
@@ -223,8 +251,9 @@ class LinkReceiver {
     uint16_t kind;
     uint32_t tenant;
     uint32_t length;
+    uint32_t stream_id;
     uint32_t filled;
-    std::vector<uint8_t> body;
+    ByteBuffer body;
     bool active = false;
   };
   Status OnFrame(const FrameHeader& h, const uint8_t* header_bytes, const uint8_t* sealed, size_t sealed_size);
@@ -234,10 +263,14 @@ class LinkReceiver {
   std::unique_ptr<TrafficKeys> keys_;
   OnMessage on_message_;
   OnClose on_close_;
-  std::unordered_map<uint64_t, Partial> partials_;  // (stream, class) -> message being rebuilt
+  Partial* FindPartial(uint8_t cls, uint32_t stream);
+  // Messages being rebuilt; slots (and their buffers) are reused, so no allocation per message
+  // once the link has warmed up. Linear search: few messages are partial at once.
+  std::vector<std::unique_ptr<Partial>> partials_;
   size_t active_partials_ = 0;
   uint64_t pending_bytes_ = 0;
-  std::vector<uint8_t> single_;  // reused for one-frame messages
+  ByteBuffer single_;   // one-frame messages are opened here
+  ByteBuffer control_;  // CLOSE / REKEY payloads
   uint64_t sequence_ = 0;
   uint64_t frames_ = 0, bytes_ = 0, rekeys_ = 0;
   bool stopped_ = false;
@@ -377,9 +410,10 @@ class TcpInferenceLink {
   ~TcpInferenceLink();
   // Starts reading; `early` are bytes that followed the handshake.
   void Start(const std::vector<uint8_t>& early);
-  // Queues a message (its bytes are copied into pooled queue memory or sealed at once).
-  // False above the high-water mark (OnLinkDrain follows at half); an error Status for a closed
-  // link or a message over max_message_bytes / a class the segment may not carry.
+  // Queues a message. Small messages are sealed straight from the caller's parts when nothing
+  // is queued ahead; others are copied into pooled queue memory. *below_high_water is false
+  // above the high-water mark (OnLinkDrain follows at half). An error Status for a closed link,
+  // a message over max_message_bytes or a class the segment may not carry.
   Status Send(const OutboundMessage& msg, bool* below_high_water);
   // Sends what is queued, then CLOSE(code, reason); bounded by close_timeout_ms.
   void Close(uint16_t code, const std::string& reason);
@@ -388,7 +422,7 @@ class TcpInferenceLink {
   const std::string& remote() const { return remote_; }
   const std::string& link_id_hex() const { return link_id_hex_; }
   bool open() const { return state_ == kOpen; }
-  uint64_t queued_bytes() const { return queued_bytes_; }
+  uint64_t queued_bytes() const { return queued_bytes_ + (out_len_ - out_off_); }
 
  private:
   enum State { kOpen, kClosing, kClosed };
@@ -397,18 +431,26 @@ class TcpInferenceLink {
     uint16_t kind;
     uint32_t stream_id;
     uint32_t tenant;
-    std::vector<uint8_t> body;  // from a pool: capacity reused
-    size_t offset;              // bytes already framed
+    uint32_t size;
+    uint32_t offset;  // bytes already framed
+    ByteBuffer body;  // from the pool: capacity reused
   };
   void OnEvents(uint32_t events);
   void ReadSome();
+  void OnEof();
+  void OnPeerClose(uint16_t code, const std::string& reason);
   void Pump();
+  Status SealFrame(uint8_t type, uint8_t cls, uint8_t flags, uint32_t stream, uint16_t kind, uint32_t tenant, uint32_t message_length,
+                   const BytePart* parts, size_t part_count, size_t payload_length);
+  Status SealClose(uint16_t code, const std::string& reason);
   bool FlushOut();
+  void UpdateWatch();
   void Fail(const Status& status);
+  void Teardown();
   void Finish();
-  void ArmKeepalive();
-  std::vector<uint8_t> TakeBuffer();
-  void GiveBuffer(std::vector<uint8_t>&& b);
+  void UpdateQueuedGauge();
+  void CountReceived();
+  uint32_t FrameLimit(uint8_t cls) const { return cls == kClassControl ? options_.frame_bytes_control : options_.frame_bytes_inference; }
 
   EventLoop* loop_;
   CounterBlock* counters_;
@@ -417,26 +459,32 @@ class TcpInferenceLink {
   int fd_;
   Role role_;
   LinkOptions options_;
+  uint8_t segment_code_;
   std::string remote_;
   std::string link_id_hex_;
   State state_ = kOpen;
   std::unique_ptr<LinkReceiver> receiver_;
   std::unique_ptr<FrameSealer> sealer_;
-  std::deque<Queued> queue_[2];  // [0] control, [1] inference: control first
-  std::vector<std::vector<uint8_t>> pool_;
+  std::deque<std::unique_ptr<Queued>> queue_[2];  // [0] control, [1] inference: control first
+  std::vector<std::unique_ptr<Queued>> pool_;
   uint64_t queued_bytes_ = 0;
+  uint64_t reported_queued_ = 0;
   bool need_drain_ = false;
-  std::vector<uint8_t> out_;      // sealed bytes not yet written (reused)
-  size_t out_offset_ = 0;
-  std::vector<uint8_t> in_;       // read buffer (reused)
-  bool want_write_ = false;
-  bool close_frame_queued_ = false;
+  ByteBuffer out_;  // sealed bytes [out_off_, out_len_) not yet written; reused
+  size_t out_off_ = 0, out_len_ = 0;
+  ByteBuffer in_;   // read buffer, reused
+  std::vector<BytePart> slice_;  // reused gather list for one frame
+  bool reading_ = true;       // false: bytes are discarded (after a close or failure) until EOF
+  bool watching_write_ = false;
+  bool close_queued_ = false;
+  bool close_sent_ = false;    // our CLOSE has left (fully written)
+  bool wr_shut_ = false;
   uint16_t close_code_ = 0;
   std::string close_reason_;
   LinkCloseInfo info_{};
   bool info_set_ = false;
   EventLoop::TimerId close_timer_ = EventLoop::kNoTimer;
-  uint64_t sent_frames_ = 0, sent_bytes_ = 0, sent_messages_ = 0, recv_messages_ = 0;
+  EventLoop::TimerId teardown_timer_ = EventLoop::kNoTimer;
   uint64_t reported_recv_frames_ = 0, reported_recv_bytes_ = 0, reported_rekeys_ = 0;
 };
 
