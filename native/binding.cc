@@ -575,7 +575,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     if (napi_create_threadsafe_function(env, nullptr, nullptr, name, 0, 1, nullptr, nullptr, this, &EngineWrap::OnTsfn, &tsfn_) != napi_ok) {
       throw Napi::Error::New(env, "napi_create_threadsafe_function failed");
     }
-    napi_unref_threadsafe_function(env, tsfn_);  // a running engine alone does not keep the process up
+    // Like a listening server, a running engine keeps the process up until stop().
     shared->tsfn.store(tsfn_);
     std::weak_ptr<Shared> weak = shared;
     engine_ = std::make_shared<Engine>([weak] {
