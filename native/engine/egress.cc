@@ -450,10 +450,12 @@ class UpstreamSession {
     egress_->CallFinished(call);
   }
 
+  // Calls waiting for the connection fail with it, in the words of node:http2 (what the
+  // TypeScript egress says), so callers see the same message from either egress.
   void FailAll(const std::string& why) {
     std::deque<UpstreamCall*> waiting;
     waiting.swap(pending_);
-    for (UpstreamCall* c : waiting) Settle(c, kUnavailable, why);
+    for (UpstreamCall* c : waiting) Settle(c, kUnavailable, "The pending stream has been canceled (caused by: " + why + ")");
   }
 
   void Disconnect(const std::string& why, bool fail_pending) {
