@@ -642,6 +642,9 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       if (!e.code.empty()) o.Set("code", e.code);
       if (!e.text.empty()) o.Set("text", e.text);
       if (!e.extra.empty()) o.Set("extra", e.extra);
+      if (!e.request_id.empty()) o.Set("requestId", e.request_id);
+      if (!e.model.empty()) o.Set("model", e.model);
+      if (!e.err.empty()) o.Set("err", e.err);
       if (e.type == EventType::kMessage || e.type == EventType::kPolicyDenied) {
         o.Set("body", Napi::Buffer<uint8_t>::Copy(env, e.body.data(), e.body.size()));
       }

@@ -578,7 +578,7 @@ void Egress::Reply(TcpInferenceLink* link, uint32_t stream, uint32_t tenant, con
   if (st.ok() || payload_parts == 0) return;
   // The answer cannot cross (too big for the segment): tell the caller instead of going silent.
   const std::string why = "the response of " + std::to_string(payload[0].size) + " bytes cannot cross the inference segment: " + st.message;
-  engine_->events()->Log(LogLevel::kWarn, "reply not sent: request_id=" + request_id + " err=" + why);
+  engine_->events()->Log(LogLevel::kWarn, "reply not sent", "", request_id, "", why);
   Reply(link, stream, tenant, request_id, kResourceExhausted, "SLUICE_ERR_TOO_LARGE", why, nullptr, 0);
 }
 
@@ -601,8 +601,8 @@ bool Egress::OnMessage(TcpInferenceLink* link, const InboundMessage& m) {
   const uint8_t* b = m.body;
   auto bad = [&](const std::string& why) {
     engine_->counters()->Add(kEgressBadEnvelopes);
-    engine_->events()->Log(LogLevel::kWarn, "dropping malformed inference call: link=" + link->link_id_hex() + " stream=" + std::to_string(m.stream_id) +
-                                                " err=bad inference envelope: " + why);
+    engine_->events()->Log(LogLevel::kWarn, "dropping malformed inference call", "", "", "",
+                           "bad inference envelope: " + why + " (link " + link->link_id_hex() + ", stream " + std::to_string(m.stream_id) + ")");
     Reply(link, m.stream_id, m.tenant, "invalid", kInternal, "SLUICE_ERR_INTERNAL", "bad inference envelope: " + why, nullptr, 0);
     return true;
   };
@@ -785,8 +785,7 @@ void Egress::CallFinished(UpstreamCall* call) {
           break;
       }
       if (st != kNotFound && st != kInvalidArgument) {
-        engine_->events()->Log(LogLevel::kInfo, "upstream call failed: request_id=" + call->request_id + " model=" + call->model + " code=" + code +
-                                                    " err=" + message);
+        engine_->events()->Log(LogLevel::kInfo, "upstream call failed", code, call->request_id, call->model, message);
       }
       Reply(link, call->link_stream, call->tenant, call->request_id, status, code, message, nullptr, 0);
     }

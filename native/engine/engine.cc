@@ -24,7 +24,7 @@ void Engine::Stop() {
   // Tear down on the loop thread: links are told GOING_AWAY (best effort), then everything goes.
   loop_.Post([this] {
     stopping_ = true;
-    for (auto& [id, link] : links_) link->Close(kCloseGoingAway, "engine stopping");
+    for (auto& [id, link] : links_) link->Close(kCloseGoingAway, "shutting down");
     listeners_.clear();
     dialers_.clear();
     handshakes_.clear();

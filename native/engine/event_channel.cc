@@ -31,6 +31,18 @@ void EventChannel::Log(LogLevel level, std::string text) {
   Push(std::move(e));
 }
 
+void EventChannel::Log(LogLevel level, std::string text, std::string code, std::string request_id, std::string model, std::string err) {
+  EngineEvent e;
+  e.type = EventType::kLog;
+  e.a = static_cast<uint64_t>(level);
+  e.text = std::move(text);
+  e.code = std::move(code);
+  e.request_id = std::move(request_id);
+  e.model = std::move(model);
+  e.err = std::move(err);
+  Push(std::move(e));
+}
+
 size_t EventChannel::Drain(std::vector<EngineEvent>* out) {
   out->clear();
   std::lock_guard<std::mutex> lock(mutex_);

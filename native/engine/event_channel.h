@@ -46,6 +46,11 @@ struct EngineEvent {
   std::string code;    // a stable SLUICE_ERR_* code or ""
   std::string text;
   std::string extra;
+  // Structured log fields (kLog): the request, its model and the error text, as the TypeScript
+  // egress logs them (request_id, model, err).
+  std::string request_id;
+  std::string model;
+  std::string err;
   std::vector<uint8_t> body;
 };
 
@@ -57,6 +62,8 @@ class EventChannel {
   // Producer side (any thread). False when the ring was full (the event is counted as dropped).
   bool Push(EngineEvent&& event);
   void Log(LogLevel level, std::string text);
+  // A log record with the request's fields (any may be empty).
+  void Log(LogLevel level, std::string text, std::string code, std::string request_id, std::string model, std::string err);
 
   // Consumer side: moves every queued event into *out (cleared first); returns the count. The
   // vector keeps its capacity, and the ring's slots keep theirs, so steady-state draining does

@@ -22,6 +22,12 @@ export const segmentSchema = z.object({
     .optional(),
   keyFile: z.string().min(1).optional(),
   maxMessageBytes: z.number().int().positive().max(0xffff_ffff).default(128 * 1024 * 1024),
+  /**
+   * DSCP mark of this segment's link sockets (IP_TOS = dscp << 2, and SO_PRIORITY from its class
+   * selector), so a fabric with ETS/PFC queues can honour the split. Default: 34 (AF41) for
+   * inference; the training segment's default belongs to the training links.
+   */
+  dscp: z.number().int().min(0).max(63).optional(),
 }).superRefine((seg, ctx) => {
   if (seg.key !== undefined && seg.keyFile !== undefined) ctx.addIssue({ code: 'custom', message: 'set key or keyFile, not both' });
   if (seg.key === undefined && seg.keyFile === undefined) ctx.addIssue({ code: 'custom', message: 'needs key or keyFile (the 32-byte segment key)' });

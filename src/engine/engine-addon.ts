@@ -39,6 +39,10 @@ export interface EngineEventRecord {
   code?: string;
   text?: string;
   extra?: string;
+  /** Log records: the request's fields. */
+  requestId?: string;
+  model?: string;
+  err?: string;
   body?: Buffer;
 }
 

@@ -49,6 +49,9 @@ export interface EngineLogRecord {
   level: number;
   msg: string;
   code?: string;
+  request_id?: string;
+  model?: string;
+  err?: string;
 }
 
 /**
@@ -190,7 +193,14 @@ export class NativeEngine extends EventEmitter {
         return;
       case EngineEventType.LOG:
       default:
-        this.emit('log', { level: e.a, msg: e.text ?? '', ...(e.code !== undefined ? { code: e.code } : {}) } satisfies EngineLogRecord);
+        this.emit('log', {
+          level: e.a,
+          msg: e.text ?? '',
+          ...(e.code !== undefined ? { code: e.code } : {}),
+          ...(e.requestId !== undefined ? { request_id: e.requestId } : {}),
+          ...(e.model !== undefined ? { model: e.model } : {}),
+          ...(e.err !== undefined ? { err: e.err } : {}),
+        } satisfies EngineLogRecord);
     }
   }
 }
