@@ -31,6 +31,10 @@ export const suites: Readonly<Record<string, BenchSuiteEntry>> = {
     summary: 'inference path latency and throughput through ingress, link and model server',
     run: async () => (await import('./inference.ts')).run(),
   },
+  'egress-cpu': {
+    summary: 'CPU per call of the egress process alone: TypeScript egress vs the native engine (--quick: a smoke run)',
+    run: async (args) => (await import('./egress-cpu.ts')).run(args),
+  },
   security: {
     summary: 'cost of the security gates (API key, JWT, mTLS, fsynced audit) on the inference path',
     run: async () => (await import('./security.ts')).run(),
