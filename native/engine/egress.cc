@@ -244,9 +244,11 @@ class UpstreamSession {
       }
       state_ = kConnected;
       engine->counters()->Add(kEgressUpstreamSessionsOpen);
-      std::deque<UpstreamCall*> waiting;
-      waiting.swap(pending_);
-      for (UpstreamCall* c : waiting) Start(c);
+      while (!pending_.empty() && state_ == kConnected) {
+        UpstreamCall* c = pending_.front();
+        pending_.pop_front();
+        Start(c);
+      }
       engine->loop()->Modify(fd_, kReadable);
       Flush();
       return;
@@ -453,9 +455,13 @@ class UpstreamSession {
   // Calls waiting for the connection fail with it, in the words of node:http2 (what the
   // TypeScript egress says), so callers see the same message from either egress.
   void FailAll(const std::string& why) {
-    std::deque<UpstreamCall*> waiting;
-    waiting.swap(pending_);
-    for (UpstreamCall* c : waiting) Settle(c, kUnavailable, "The pending stream has been canceled (caused by: " + why + ")");
+    // Pop one at a time: settling a call may release others of the same link (and so remove
+    // them from pending_), which a copy of the list would not see.
+    while (!pending_.empty()) {
+      UpstreamCall* c = pending_.front();
+      pending_.pop_front();
+      Settle(c, kUnavailable, "The pending stream has been canceled (caused by: " + why + ")");
+    }
   }
 
   void Disconnect(const std::string& why, bool fail_pending) {
@@ -506,12 +512,16 @@ class UpstreamSession {
 Egress::Egress(Engine* engine, const EgressConfig& config) : engine_(engine) { Configure(config); }
 
 Egress::~Egress() {
-  for (auto& [key, call] : inflight_) {
-    engine_->loop()->CancelTimer(call->timer);
-    if (call->session != nullptr) call->session->Cancel(call);
-    delete call;
-  }
+  // Take the calls out first: cancelling one may end a session, which settles others.
+  std::vector<UpstreamCall*> calls;
+  for (auto& [key, call] : inflight_) calls.push_back(call);
   inflight_.clear();
+  for (UpstreamCall* call : calls) {
+    engine_->loop()->CancelTimer(call->timer);
+    call->settled = true;
+    if (call->session != nullptr) call->session->Cancel(call);
+  }
+  for (UpstreamCall* call : calls) delete call;
   sessions_.clear();
   for (UpstreamCall* c : free_calls_) delete c;
 }
