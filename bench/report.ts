@@ -32,11 +32,17 @@ export function machine(): Record<string, unknown> {
   };
 }
 
-/** Writes bench/results/<suite>.json and returns its path. */
+/**
+ * Writes bench/results/<suite>.json (the latest run) and a dated copy under
+ * bench/results/history/ (every run is kept), and returns the latest's path.
+ */
 export function writeResults(suite: string, results: unknown): string {
-  mkdirSync(RESULTS_DIR, { recursive: true });
+  mkdirSync(path.join(RESULTS_DIR, 'history'), { recursive: true });
   const file = path.join(RESULTS_DIR, `${suite}.json`);
-  writeFileSync(file, `${JSON.stringify({ suite, machine: machine(), results }, null, 2)}\n`);
+  const m = machine();
+  const text = `${JSON.stringify({ suite, machine: m, results }, null, 2)}\n`;
+  writeFileSync(file, text);
+  writeFileSync(path.join(RESULTS_DIR, 'history', `${suite}-${String(m.date).replace(/[:.]/g, '-')}.json`), text);
   return file;
 }
 
