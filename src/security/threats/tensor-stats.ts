@@ -1,0 +1,121 @@
+// Summary statistics of one numeric tensor, the features the adversarial-input and poisoning
+// detectors compare against their baselines. Computed in one pass (two for the spread) over
+// at most `maxElements` values picked with a fixed stride, so the cost per call is bounded.
+
+export interface TensorStats {
+  /** Elements looked at (after striding). */
+  count: number;
+  mean: number;
+  variance: number;
+  min: number;
+  max: number;
+  /** L2 norm of the values looked at, scaled to the whole tensor (sqrt(n_total / n_seen) * norm). */
+  l2: number;
+  /** Fraction of values at the saturation bounds (|x| >= saturation), e.g. clipped pixels. */
+  saturatedFraction: number;
+  /**
+   * Share of the signal's energy in differences between neighbours (rows and columns for
+   * image-shaped tensors, the last axis otherwise): near 0 for smooth signals, near 2 for
+   * sign noise. 0 when there are fewer than 2 values along the axis.
+   */
+  highFrequencyEnergy: number;
+  /** NaN and +-Infinity values seen. */
+  nonFinite: number;
+}
+
+export interface TensorStatsOptions {
+  maxElements?: number;
+  /** |x| at or above this counts as saturated (default 1: inputs normalised to [-1, 1] or [0, 1]). */
+  saturation?: number;
+}
+
+/** Image-shaped: [..., H, W] or [..., H, W, C] with C in 1..4 and H, W >= 4. */
+function imageAxes(shape: readonly number[]): { h: number; w: number; c: number } | undefined {
+  const n = shape.length;
+  if (n >= 3 && shape[n - 1]! >= 1 && shape[n - 1]! <= 4 && shape[n - 2]! >= 4 && shape[n - 3]! >= 4) return { h: shape[n - 3]!, w: shape[n - 2]!, c: shape[n - 1]! };
+  if (n >= 3 && shape[n - 1]! >= 4 && shape[n - 2]! >= 4) return { h: shape[n - 2]!, w: shape[n - 1]!, c: 1 };
+  return undefined;
+}
+
+export function tensorStats(values: ArrayLike<number>, shape: readonly number[], opts: TensorStatsOptions = {}): TensorStats {
+  const total = values.length;
+  const maxElements = opts.maxElements ?? 65536;
+  const saturation = opts.saturation ?? 1;
+  const stride = Math.max(1, Math.ceil(total / maxElements));
+  let count = 0;
+  let sum = 0;
+  let sumSq = 0;
+  let min = Infinity;
+  let max = -Infinity;
+  let saturated = 0;
+  let nonFinite = 0;
+  for (let i = 0; i < total; i += stride) {
+    const x = values[i]!;
+    if (!Number.isFinite(x)) {
+      nonFinite++;
+      continue;
+    }
+    count++;
+    sum += x;
+    sumSq += x * x;
+    if (x < min) min = x;
+    if (x > max) max = x;
+    if (Math.abs(x) >= saturation) saturated++;
+  }
+  const mean = count > 0 ? sum / count : 0;
+  const variance = count > 0 ? Math.max(0, sumSq / count - mean * mean) : 0;
+  return {
+    count,
+    mean,
+    variance,
+    min: count > 0 ? min : 0,
+    max: count > 0 ? max : 0,
+    l2: Math.sqrt(sumSq * (total / Math.max(1, count))),
+    saturatedFraction: count > 0 ? saturated / count : 0,
+    highFrequencyEnergy: stride === 1 ? highFrequencyEnergy(values, shape, variance) : 0,
+    nonFinite,
+  };
+}
+
+/** Neighbour-difference energy over centred energy (see TensorStats.highFrequencyEnergy). */
+function highFrequencyEnergy(values: ArrayLike<number>, shape: readonly number[], variance: number): number {
+  if (!(variance > 0)) return 0;
+  const img = imageAxes(shape);
+  let diff = 0;
+  let pairs = 0;
+  const total = values.length;
+  if (img !== undefined) {
+    const { h, w, c } = img;
+    const plane = h * w * c;
+    for (let base = 0; base + plane <= total; base += plane) {
+      for (let y = 0; y < h; y++) {
+        for (let x = 0; x < w; x++) {
+          for (let k = 0; k < c; k++) {
+            const i = base + (y * w + x) * c + k;
+            const v = values[i]!;
+            if (x + 1 < w) {
+              const d = values[i + c]! - v;
+              if (Number.isFinite(d)) (diff += d * d), pairs++;
+            }
+            if (y + 1 < h) {
+              const d = values[i + w * c]! - v;
+              if (Number.isFinite(d)) (diff += d * d), pairs++;
+            }
+          }
+        }
+      }
+    }
+  } else {
+    const last = shape.length > 0 ? shape[shape.length - 1]! : total;
+    if (last < 2) return 0;
+    for (let row = 0; row + last <= total; row += last) {
+      for (let i = row; i + 1 < row + last; i++) {
+        const d = values[i + 1]! - values[i]!;
+        if (Number.isFinite(d)) (diff += d * d), pairs++;
+      }
+    }
+  }
+  if (pairs === 0) return 0;
+  // Mean squared neighbour difference over the variance: 2 for independent noise, ~0 for smooth.
+  return diff / pairs / variance;
+}
