@@ -40,6 +40,10 @@ export const suites: Readonly<Record<string, BenchSuiteEntry>> = {
     summary: 'inference open loop at a fixed rate with and without a bulk tensor push: sluice pair vs nginx grpc_pass',
     run: async (args) => (await import('./mixed.ts')).run(args),
   },
+  threats: {
+    summary: 'threat detection on frozen workloads: extraction (PRADA), FGSM-like inputs, poisoning; false positives and cost',
+    run: async (args) => (await import('./threats.ts')).run(args),
+  },
   'mixed-rdma': {
     summary: 'the mixed scenario at the link level in one soft-RoCE guest: inference round trips with and without bulk, RDMA and TCP links',
     run: async (args) => (await import('./mixed-rdma.ts')).run(args),

@@ -56,9 +56,10 @@ export class AdversarialDetector {
     let feature: AdversarialFeature | undefined;
     for (const f of FEATURES) {
       const b = this.baseline.get(f)!;
-      // Deviation floor: 1% of the feature's scale, so a feature that never varied in warm-up
-      // (saturated fraction 0, say) is judged on a sensible scale rather than a zero one.
-      const floor = Math.max(1e-6, 0.01 * Math.abs(b.mean));
+      // Deviation floor, so a feature that hardly varied in warm-up (saturated fraction 0, say)
+      // is judged on a sensible scale rather than a zero one: 1% of its size, and for the
+      // saturated fraction two elements' worth.
+      const floor = Math.max(f === 'saturatedFraction' ? 2 / Math.max(1, stats.count) : 1e-6, 0.01 * Math.abs(b.mean));
       const z = Math.abs(stats[f] - b.mean) / Math.max(b.std, floor);
       if (z > score) {
         score = z;
