@@ -64,7 +64,9 @@ export function tensorStats(values: ArrayLike<number>, shape: readonly number[],
     if (Math.abs(x) >= saturation) saturated++;
   }
   const mean = count > 0 ? sum / count : 0;
-  const variance = count > 0 ? Math.max(0, sumSq / count - mean * mean) : 0;
+  // Squares of huge values overflow: such a tensor's spread is reported as infinite (and so
+  // stands out), never as NaN, which every comparison would let pass.
+  const variance = count === 0 ? 0 : Number.isFinite(sumSq) ? Math.max(0, sumSq / count - mean * mean) : Infinity;
   return {
     count,
     mean,
