@@ -141,3 +141,36 @@ test('store: destroy crypto-shreds a tenant (its data unreadable, new keys refus
   writeFileSync(file, '{"version":1,"tenants":{"x":{"keys":"nope"}}}');
   await assert.rejects(new TenantKeyStore(file, provider).list(), (e) => code(e) === 'SLUICE_ERR_AT_REST_FORMAT');
 });
+
+test('CLI: tenant-key rotate and destroy act on the store and are recorded in the admin audit log', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const dir = tempDir('at-rest-cli');
+  const kek = randomBytes(32);
+  writeFileSync(path.join(dir, 'kek.key'), kek.toString('hex'), { mode: 0o600 });
+  writeFileSync(
+    path.join(dir, 'sluice.yaml'),
+    ['security:', '  audit:', `    adminPath: ${path.join(dir, 'admin-audit.jsonl')}`, '  atRest:', '    enabled: true', '    kekFile: kek.key', '    keyStore: tenant-keys.json', ''].join('\n'),
+  );
+  const store = new TenantKeyStore(path.join(dir, 'tenant-keys.json'), new FileKeyProvider(kek));
+  const blob = await store.seal('acme', Buffer.from('spooled tensor bytes'));
+  const root = path.resolve(import.meta.dirname, '../..');
+  const cli = (...args: string[]) => spawnSync(process.execPath, [path.join(root, 'bin/sluice.mjs'), ...args, '--config', path.join(dir, 'sluice.yaml')], { cwd: dir, encoding: 'utf8', env: { ...process.env, SLUICE_CONFIG: '' } });
+  const rot = cli('tenant-key', 'rotate', 'acme', '--new-key');
+  assert.equal(rot.status, 0, rot.stderr);
+  assert.match(rot.stdout, /active version 2/);
+  assert.equal((await store.open(blob)).toString(), 'spooled tensor bytes');
+  const refused = cli('tenant-key', 'destroy', 'acme');
+  assert.notEqual(refused.status, 0);
+  assert.match(refused.stderr, /--yes/);
+  const gone = cli('tenant-key', 'destroy', 'acme', '--yes', '--reason', 'tenant offboarded');
+  assert.equal(gone.status, 0, gone.stderr);
+  await assert.rejects(store.open(blob), (e) => code(e) === 'SLUICE_ERR_AT_REST_KEY');
+  const audit = readFileSync(path.join(dir, 'admin-audit.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { action: string; tenant: string; outcome: string; detail: Record<string, unknown> });
+  const destroyed = audit.find((e) => e.action === 'tenant_key.destroy');
+  assert.equal(destroyed?.tenant, 'acme');
+  assert.equal(destroyed?.outcome, 'success');
+  assert.equal(destroyed?.detail.versions_destroyed, 2);
+  assert.ok(audit.some((e) => e.action === 'tenant_key.rotate'));
+  const list = cli('tenant-key', 'list');
+  assert.match(list.stdout, /acme\tdestroyed /);
+});
