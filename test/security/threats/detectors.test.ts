@@ -128,3 +128,24 @@ test('monitor: the tap is sampled, bounded and never blocks; queued calls are in
   const off = new ThreatMonitor(threatsSchema.parse({}), { emit() {} });
   assert.equal(off.shouldSample(), false);
 });
+
+test('inference tap: numeric inputs of raw and typed requests become float copies; BYTES is skipped', async () => {
+  const { encodeMessage } = await import('../../../src/kserve/proto.ts');
+  const { tapInputs } = await import('../../../src/security/threats/inference-tap.ts');
+  const raw = encodeMessage('ModelInferRequest', {
+    modelName: 'dense',
+    inputs: [
+      { name: 'INPUT0', datatype: 'FP32', shape: [1, 4] },
+      { name: 'TEXT', datatype: 'BYTES', shape: [1] },
+      { name: 'IDS', datatype: 'INT64', shape: [2] },
+    ],
+    rawInputContents: [Buffer.from(new Float32Array([1, -2, 3.5, 0]).buffer), Buffer.from([3, 0, 0, 0, 104, 105, 33]), Buffer.from(new BigInt64Array([7n, -9n]).buffer)],
+  });
+  const t = tapInputs(raw);
+  assert.deepEqual(t.map((x) => x.name), ['INPUT0', 'IDS']);
+  assert.deepEqual([...t[0]!.values], [1, -2, 3.5, 0]);
+  assert.deepEqual([...t[1]!.values], [7, -9]);
+  const typed = encodeMessage('ModelInferRequest', { modelName: 'dense', inputs: [{ name: 'INPUT0', datatype: 'INT32', shape: [1, 3], contents: { intContents: [5, 6, -7] } }] });
+  assert.deepEqual([...tapInputs(typed)[0]!.values], [5, 6, -7]);
+  assert.deepEqual(tapInputs(raw)[0]!.shape, [1, 4]);
+});
