@@ -9,7 +9,7 @@ import { METHODS } from '../src/kserve/grpc-service.ts';
 import { encodeMessage } from '../src/kserve/proto.ts';
 import type { SecurityEvent } from '../src/security/events.ts';
 import { startSluice, type SluiceProcess } from '../scripts/sluice-child.ts';
-import { pairedLoop, RawGrpcClient } from './grpc-load.ts';
+import { RawGrpcClient } from './grpc-load.ts';
 import { threatsSchema } from '../src/security/threats/threat-config.ts';
 import { ThreatMonitor } from '../src/security/threats/threat-monitor.ts';
 import { formatTable, median, writeResults } from './report.ts';
@@ -143,15 +143,23 @@ async function pairedCost(calls: number, inputs: () => Float32Array): Promise<{ 
       procs.push(ingress);
       clients.push(new RawGrpcClient(ingress.endpoints.grpc!));
     }
-    const body = encodeMessage('ModelInferRequest', {
-      modelName: 'dense',
-      inputs: [{ name: 'INPUT0', datatype: 'FP32', shape: [1, DIM] }],
-      rawInputContents: [Buffer.from(inputs().buffer)],
-    });
-    await pairedLoop(clients, METHODS.ModelInfer.path, body, Math.min(1000, calls)); // warm-up (JIT, links)
-    const r = await pairedLoop(clients, METHODS.ModelInfer.path, body, calls);
-    const offP50 = median(r.latencies[0]!);
-    const onP50 = median(r.latencies[1]!);
+    // Varied inputs (benign traffic), the same one to both nodes in each turn: identical
+    // queries would keep PRADA's growing set at one vector and understate its cost.
+    const bodies = Array.from({ length: 512 }, () =>
+      encodeMessage('ModelInferRequest', { modelName: 'dense', inputs: [{ name: 'INPUT0', datatype: 'FP32', shape: [1, DIM] }], rawInputContents: [Buffer.from(inputs().buffer)] }),
+    );
+    const latencies: number[][] = [[], []];
+    for (let it = 0; it < Math.min(1000, calls) + calls; it++) {
+      const body = bodies[it % bodies.length]!;
+      for (let k = 0; k < 2; k++) {
+        const i = (it + k) % 2; // the first node of a turn alternates
+        const t0 = performance.now();
+        await clients[i]!.call(METHODS.ModelInfer.path, body);
+        if (it >= Math.min(1000, calls)) latencies[i]!.push(performance.now() - t0); // after warm-up (JIT, links)
+      }
+    }
+    const offP50 = median(latencies[0]!);
+    const onP50 = median(latencies[1]!);
     return { calls, offP50, onP50, ratio: onP50 / offP50 };
   } finally {
     for (const c of clients) c.close();
