@@ -23,6 +23,24 @@
           "libraries": ["-libverbs"]
         }]
       ]
+    },
+    {
+      # The engine ingress's sans-IO unit tests and the scanner's differential-test mode
+      # (test/native/engine-ingress.test.ts runs it). nghttp2 and zlib from Debian
+      # (libnghttp2-dev, zlib1g-dev): inside node the addon resolves nghttp2_* from node itself.
+      "target_name": "engine_ingress_tests",
+      "type": "executable",
+      "sources": [
+        "native/engine/test/ingress_tests.cc",
+        "native/engine/grpc_compression.cc",
+        "native/engine/grpc_deframer.cc",
+        "native/engine/grpc_server_session.cc",
+        "native/engine/kserve_scan.cc"
+      ],
+      "include_dirs": ["native"],
+      "cflags_cc": ["-std=c++17", "-O2", "-Wall", "-Wextra"],
+      "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
+      "libraries": ["-lnghttp2", "-lz"]
     }
   ]
 }

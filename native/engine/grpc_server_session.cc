@@ -19,6 +19,7 @@ struct GrpcServerSession::Stream {
   bool remote_ended = false;
   bool paused = false;
   bool deferred = false;    // the data provider is waiting for bytes
+  bool reset_after_headers = false;  // trailers-only answer to a request still arriving
   size_t header_bytes = 0;
   std::string arena;
   std::vector<std::array<uint32_t, 4>> field_offsets;
@@ -40,7 +41,7 @@ struct GrpcServerSession::Stream {
   void Clear() {
     id = 0;
     kind = CallKind::kUnary;
-    head_done = headers_too_big = responded = finishing = done = remote_ended = paused = deferred = false;
+    head_done = headers_too_big = responded = finishing = done = remote_ended = paused = deferred = reset_after_headers = false;
     header_bytes = 0;
     arena.clear();
     field_offsets.clear();
@@ -250,6 +251,18 @@ struct SessionCallbacks {
     return 0;
   }
 
+  // A trailers-only answer to a request still arriving: once it is on the wire, RST_STREAM
+  // (NO_ERROR) tells the client to stop sending (submitting both at once would drop the HEADERS).
+  static int OnFrameSend(nghttp2_session* ng, const nghttp2_frame* frame, void*) {
+    if (frame->hd.type != NGHTTP2_HEADERS) return 0;
+    GrpcServerSession::Stream* s = StreamOf(ng, frame->hd.stream_id);
+    if (s != nullptr && s->reset_after_headers) {
+      s->reset_after_headers = false;
+      nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, frame->hd.stream_id, NGHTTP2_NO_ERROR);
+    }
+    return 0;
+  }
+
   static ssize_t ReadData(nghttp2_session* ng, int32_t id, uint8_t* buf, size_t length, uint32_t* flags, nghttp2_data_source* source,
                           void* user) {
     GrpcServerSession* self = Self(user);
@@ -300,6 +313,7 @@ GrpcServerSession::GrpcServerSession(Handler* handler, const GrpcSessionLimits& 
   nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, SessionCallbacks::OnFrameRecv);
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, SessionCallbacks::OnDataChunk);
   nghttp2_session_callbacks_set_on_stream_close_callback(cbs, SessionCallbacks::OnStreamClose);
+  nghttp2_session_callbacks_set_on_frame_send_callback(cbs, SessionCallbacks::OnFrameSend);
   nghttp2_option* opt = nullptr;
   if (nghttp2_option_new(&opt) != 0) {
     nghttp2_session_callbacks_del(cbs);
@@ -736,7 +750,7 @@ void GrpcServerSession::Finish(int32_t id, GrpcStatus status, std::string_view m
   s->responded = true;
   nghttp2_submit_response(session_, id, nva.data(), nva.size(), nullptr);
   // The request may still be arriving (an oversized upload): tell the client to stop sending.
-  if (!s->remote_ended) nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, id, NGHTTP2_NO_ERROR);
+  if (!s->remote_ended) s->reset_after_headers = true;
 }
 
 void GrpcServerSession::RespondHttp(int32_t id, int http_status, std::string_view body) {
