@@ -344,7 +344,9 @@ GrpcServerSession::GrpcServerSession(Handler* handler, const GrpcSessionLimits& 
 }
 
 GrpcServerSession::~GrpcServerSession() {
+  // nghttp2_session_del does not report stream closes: streams still open are freed here.
   if (session_ != nullptr) nghttp2_session_del(session_);
+  for (Stream* s : live_) delete s;
 }
 
 GrpcServerSession::Stream* GrpcServerSession::Find(int32_t id) const {
