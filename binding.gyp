@@ -5,7 +5,17 @@
   "targets": [
     {
       "target_name": "sluice_native",
-      "sources": ["native/binding.cc", "native/crypto/aes_gcm.cc", "native/runtime/malloc_tuning.cc"],
+      "sources": [
+        "native/binding.cc", "native/crypto/aes_gcm.cc", "native/runtime/malloc_tuning.cc",
+        "native/engine/event_loop.cc", "native/engine/event_channel.cc", "native/engine/wire.cc",
+        "native/engine/key_schedule.cc", "native/engine/traffic_keys.cc", "native/engine/link_receiver.cc",
+        "native/engine/handshake.cc", "native/engine/tcp_link.cc", "native/engine/link_endpoints.cc",
+        "native/engine/engine.cc", "native/engine/egress.cc"
+      ],
+      # nghttp2 (Debian libnghttp2-dev) for the egress's HTTP/2 client. Node's binary exports the
+      # same nghttp2_* symbols, so at run time the addon may bind to Node's copy: only the stable
+      # public API is used.
+      "libraries": ["-lnghttp2"],
       # OpenSSL headers are Node's own (<node_root_dir>/include/node/openssl, also added by node-gyp):
       # the EVP symbols resolve from the node binary at load time, so nothing links libcrypto.
       "include_dirs": [
@@ -16,6 +26,11 @@
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED", "NAPI_CPP_EXCEPTIONS"],
       "cflags_cc": ["-std=c++17", "-O3", "-fexceptions", "-Wall", "-Wextra"],
       "cflags_cc!": ["-fno-exceptions"],
+      "ldflags": ["-pthread"],
+      "configurations": {
+        # Release drops assert(): nothing reachable from the network or a NIC may abort.
+        "Release": { "defines": ["NDEBUG"] }
+      },
       "conditions": [
         ["with_verbs==1", {
           "defines": ["SLUICE_WITH_VERBS=1"],
