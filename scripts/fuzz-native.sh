@@ -17,7 +17,8 @@ CXXFLAGS=(-std=c++17 -g -O1 -Inative)
 mkdir -p "$OUT/bin" "$OUT/artifacts"
 
 # Seeds: real HTTP/2 client connections and KServe requests (built without the fuzzer runtime).
-"$CXX" "${CXXFLAGS[@]}" native/engine/fuzz/fuzz_seeds.cc -lnghttp2 -o "$OUT/bin/engine_fuzz_seeds"
+"$CXX" "${CXXFLAGS[@]}" native/engine/fuzz/fuzz_seeds.cc native/engine/wire.cc native/engine/link_receiver.cc \
+  native/engine/traffic_keys.cc native/engine/key_schedule.cc native/crypto/aes_gcm.cc -lnghttp2 -lcrypto -o "$OUT/bin/engine_fuzz_seeds"
 rm -rf "$OUT/seeds"
 "$OUT/bin/engine_fuzz_seeds" "$OUT/seeds"
 

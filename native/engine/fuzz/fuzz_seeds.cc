@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/inference_link.h"
 #include "engine/test/h2_test_client.h"
 
 using sluice::engine::test::GrpcFrame;
@@ -58,7 +59,7 @@ void Write(const std::string& path, const std::string& bytes) {
 int main(int argc, char** argv) {
   if (argc < 2) return 2;
   std::string dir = argv[1];
-  for (const char* sub : {"", "/h2", "/deframer", "/scan"}) mkdir((dir + sub).c_str(), 0755);
+  for (const char* sub : {"", "/h2", "/deframer", "/scan", "/link"}) mkdir((dir + sub).c_str(), 0755);
   std::vector<std::string> reqs = {Request("INT32", 16, true), Request("INT32", 16, false), Request("BYTES", 2, true), Request("FP32", 0, true)};
   for (size_t i = 0; i < reqs.size(); i++) {
     Write(dir + "/scan/req" + std::to_string(i), reqs[i]);
@@ -84,6 +85,28 @@ int main(int argc, char** argv) {
     c.Rst(id);
     bytes += c.Pull();
     Write(dir + "/h2/reset", std::string(1, '\x10') + bytes);
+  }
+  // Link frames sealed under the fuzzers' fixed key (fuzz_link_receiver.cc): a one-frame
+  // message, a message in three frames, and a CLOSE.
+  {
+    using namespace sluice::engine;
+    uint8_t secret[32];
+    for (int i = 0; i < 32; i++) secret[i] = static_cast<uint8_t>(i);
+    FrameSealer sealer(std::make_unique<TrafficKeys>(secret, 1, KeyLimits{}), kSegmentInference);
+    std::string stream;
+    auto seal = [&](uint8_t type, uint8_t flags, uint32_t id, uint32_t total, const std::string& payload) {
+      std::string frame(FrameSealer::FrameBytes(payload.size()), '\0');
+      BytePart part{reinterpret_cast<const uint8_t*>(payload.data()), payload.size()};
+      Status st = sealer.Seal(type, kClassInference, flags, id, 1, 7, total, &part, 1, payload.size(), reinterpret_cast<uint8_t*>(frame.data()));
+      if (st.ok()) stream += frame;
+    };
+    seal(kFrameData, kFlagFirst | kFlagLast, 1, 5, "hello");
+    std::string big(3000, 'm');
+    seal(kFrameData, kFlagFirst, 3, 3000, big.substr(0, 1000));
+    seal(kFrameData, 0, 3, 3000, big.substr(1000, 1000));
+    seal(kFrameData, kFlagLast, 3, 3000, big.substr(2000));
+    Write(dir + "/link/frames", std::string(1, '\x02') + stream);
+    Write(dir + "/link/frames-bytewise", std::string(1, '\x00') + stream);
   }
   return 0;
 }
