@@ -50,12 +50,13 @@
         "native/engine/grpc_compression.cc",
         "native/engine/grpc_deframer.cc",
         "native/engine/grpc_server_session.cc",
-        "native/engine/kserve_scan.cc"
+        "native/engine/kserve_scan.cc",
+        "native/engine/policy_table.cc"
       ],
       "include_dirs": ["native"],
       "cflags_cc": ["-std=c++17", "-O2", "-Wall", "-Wextra"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
-      "libraries": ["-lnghttp2", "-lz"]
+      "libraries": ["-lnghttp2", "-lz", "-lcrypto"]
     }
   ]
 }

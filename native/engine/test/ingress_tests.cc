@@ -14,6 +14,7 @@
 #include "engine/grpc_deframer.h"
 #include "engine/grpc_server_session.h"
 #include "engine/kserve_scan.h"
+#include "engine/policy_table.h"
 #include "engine/test/h2_test_client.h"
 
 using namespace sluice::engine;
@@ -512,10 +513,69 @@ int ScanMode() {
   }
 }
 
+// --gate: first line the policy blob in hex; then one query per line, tab-separated:
+// authorization, x-api-key, x-sluice-tenant, model, bytes, wall ms, monotonic ms (empty: absent).
+// One JSON line per query: the gates' outcome and, for a refusal, status, code and message.
+int GateMode() {
+  std::string line;
+  if (!std::getline(std::cin, line)) return 1;
+  std::string blob;
+  for (size_t i = 0; i + 1 < line.size(); i += 2) blob.push_back(static_cast<char>(std::stoi(line.substr(i, 2), nullptr, 16)));
+  std::shared_ptr<PolicyTable> table;
+  CallError pe = PolicyTable::Parse(reinterpret_cast<const uint8_t*>(blob.data()), blob.size(), &table);
+  if (!pe.ok()) {
+    std::printf("{\"parse\":false,\"message\":\"%s\"}\n", pe.message.c_str());
+    return 0;
+  }
+  std::printf("{\"parse\":true}\n");
+  std::fflush(stdout);
+  TokenCache cache;
+  RateLimiter limiter;
+  while (std::getline(std::cin, line)) {
+    std::vector<std::string> f;
+    size_t start = 0;
+    for (;;) {
+      size_t tab = line.find('\t', start);
+      f.push_back(line.substr(start, tab == std::string::npos ? std::string::npos : tab - start));
+      if (tab == std::string::npos) break;
+      start = tab + 1;
+    }
+    f.resize(7);
+    GateHeaders h;
+    h.authorization = f[0];
+    h.authorization_count = f[0].empty() ? 0 : 1;
+    h.api_key = f[1];
+    h.api_key_count = f[1].empty() ? 0 : 1;
+    h.tenant = f[2];
+    GateResult r = PolicyGates::Check(*table, cache, limiter, h, f[3], std::stod(f[4].empty() ? "0" : f[4]), std::stod(f[5].empty() ? "0" : f[5]),
+                                      std::stod(f[6].empty() ? "0" : f[6]));
+    std::string out = "{\"outcome\":\"";
+    out += r.outcome == GateOutcome::kAllow ? "allow" : r.outcome == GateOutcome::kRefuse ? "refuse" : "ask";
+    out += "\",\"tenantId\":" + std::to_string(r.tenant_id);
+    if (r.outcome != GateOutcome::kAllow && !r.error.ok()) {
+      out += ",\"status\":" + std::to_string(static_cast<int>(r.error.status)) + ",\"code\":\"" + r.error.code + "\",\"message\":";
+      JsonString(&out, r.error.message);
+    }
+    out += "}\n";
+    std::fwrite(out.data(), 1, out.size(), stdout);
+    std::fflush(stdout);
+  }
+  return 0;
+}
+
+void TestPolicyBlobRejects() {
+  std::shared_ptr<PolicyTable> t;
+  const uint8_t junk[] = {'S', 'L', 'P', 'T', 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff};
+  CHECK(!PolicyTable::Parse(junk, sizeof junk, &t).ok());
+  CHECK(!PolicyTable::Parse(junk, 3, &t).ok());
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc > 1 && std::string(argv[1]) == "--scan") return ScanMode();
+  if (argc > 1 && std::string(argv[1]) == "--gate") return GateMode();
+  TestPolicyBlobRejects();
   TestUnaryEcho();
   TestSplitMessageAndDuplicateAuth();
   TestOversizeMessage();
