@@ -853,7 +853,6 @@ bool GrpcIngress::StartRelay(Conn* c, int32_t id, const RequestHead& head) {
     }
     std::memcpy(sa.sun_path, config_.relay_path.data(), config_.relay_path.size());
     if (connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 && errno != EINPROGRESS && errno != EAGAIN) {
-      std::fprintf(stderr, "relay connect %s: %s\n", config_.relay_path.c_str(), strerror(errno));
       ::close(fd);
       return false;
     }
@@ -916,10 +915,7 @@ bool GrpcIngress::StartRelay(Conn* c, int32_t id, const RequestHead& head) {
   prd.source.ptr = nullptr;
   prd.read_callback = RelayGlue::Read;
   int32_t relay_stream = nghttp2_submit_request(c->relay, nullptr, nva.data(), nva.size(), &prd, nullptr);
-  if (relay_stream < 0) {
-    std::fprintf(stderr, "relay submit failed %d\n", relay_stream);
-    return false;
-  }
+  if (relay_stream < 0) return false;
   c->relay_by_server[id] = relay_stream;
   c->relay_by_client[relay_stream] = std::move(rs);
   FlushRelay(c);
