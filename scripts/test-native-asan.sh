@@ -24,5 +24,5 @@ LD_PRELOAD="$runtime" ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 node -e "
   console.log('test-native-asan: addon loaded under ASan');"
 LD_PRELOAD="$runtime" ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:detect_odr_violation=0 \
   UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 SLUICE_SANITIZED=1 \
-  SLUICE_NATIVE_ADDON="$rel/sluice_native.node" SLUICE_ENGINE_TESTS_BIN="$rel/engine_ingress_tests" \
+  SLUICE_NATIVE_ADDON="$rel/sluice_native.node" SLUICE_ENGINE_TESTS_BIN="$rel/engine_ingress_tests" SLUICE_ENGINE_MAIN_BIN="$rel/engine_ingress_main" \
   node --import tsx --test "${files[@]}"

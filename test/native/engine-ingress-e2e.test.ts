@@ -24,7 +24,7 @@ import { createLogger } from '../../src/telemetry/logger.ts';
 import { type CallFailure, KserveClient } from '../helpers/kserve-client.ts';
 import { int32Of, int32Raw } from '../helpers/tensors.ts';
 
-const BIN = path.resolve('build/Release/engine_ingress_main');
+const BIN = path.resolve(process.env.SLUICE_ENGINE_MAIN_BIN ?? 'build/Release/engine_ingress_main');
 const skip = existsSync(BIN) ? false : `${BIN} not built (npm run build:native)`;
 
 let models: ModelServer;
