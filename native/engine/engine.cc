@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "engine/egress.h"
+#include "engine/grpc_ingress.h"
 #include "engine/link_endpoints.h"
 
 namespace sluice {
@@ -28,6 +29,7 @@ void Engine::Stop() {
     listeners_.clear();
     dialers_.clear();
     handshakes_.clear();
+    ingress_.reset();
     egress_.reset();
     links_.clear();  // destructors close the sockets
     loop_.RequestStop();
@@ -171,7 +173,54 @@ TcpInferenceLink* Engine::FindLink(uint32_t id) {
   return it == links_.end() || !it->second->open() ? nullptr : it->second.get();
 }
 
+// The ingress reaches egress peers through the links the dialers keep up.
+class IngressLinks final : public IngressBackend {
+ public:
+  explicit IngressLinks(Engine* engine) : engine_(engine) {}
+  TcpInferenceLink* LinkForPeer(uint32_t peer) override { return engine_->LinkOfDialer(peer); }
+
+ private:
+  Engine* engine_;
+};
+
+void Engine::StartIngress(const IngressConfig& config) {
+  loop_.Post([this, config] {
+    ingress_links_ = std::make_unique<IngressLinks>(this);
+    ingress_ = std::make_unique<GrpcIngress>(&loop_, ingress_links_.get(), &policy_, config);
+    std::string error;
+    EngineEvent e;
+    if (!ingress_->Listen(&error)) {
+      ingress_.reset();
+      e.type = EventType::kListenFailed;
+      e.code = codes::kSystem;
+      e.text = error;
+      e.b = 3;
+      Emit(std::move(e));
+      return;
+    }
+    e.type = EventType::kListening;
+    e.a = ingress_->port();
+    e.b = 3;  // the gRPC ingress (not a link listener)
+    e.text = config.host;
+    Emit(std::move(e));
+  });
+}
+
+void Engine::DrainIngress() {
+  loop_.Post([this] {
+    if (ingress_) ingress_->Drain();
+  });
+}
+
+TcpInferenceLink* Engine::LinkOfDialer(uint32_t dialer) {
+  for (const auto& [link, d] : link_dialer_) {
+    if (d == dialer) return FindLink(link);
+  }
+  return nullptr;
+}
+
 void Engine::OnLinkMessage(TcpInferenceLink* link, const InboundMessage& msg) {
+  if (ingress_ && link->role() == Role::kInitiator && ingress_->OnLinkMessage(link, msg)) return;
   if (egress_ && egress_->OnMessage(link, msg)) return;
   // Not for the engine: JS gets a copy (the slow path; control messages, tests).
   EngineEvent e;
@@ -193,6 +242,7 @@ void Engine::OnLinkDrain(TcpInferenceLink* link) {
 
 void Engine::OnLinkClosed(TcpInferenceLink* link, const LinkCloseInfo& info) {
   if (egress_) egress_->OnLinkClosed(link);
+  if (ingress_) ingress_->OnLinkClosed(link);
   const uint32_t id = link->id();
   EngineEvent e;
   e.type = EventType::kLinkClosed;

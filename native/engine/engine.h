@@ -24,6 +24,7 @@
 #include "engine/event_channel.h"
 #include "engine/event_loop.h"
 #include "engine/inference_link.h"
+#include "engine/policy_table.h"
 
 namespace sluice {
 namespace engine {
@@ -32,6 +33,8 @@ class Egress;
 class LinkListener;
 class LinkDialer;
 class PendingHandshake;
+class GrpcIngress;
+struct IngressConfig;
 
 struct UpstreamRoute {
   std::string model;                    // "*" for every model
@@ -77,6 +80,16 @@ class Engine : public LinkHandler {
   // dialer id that kDialFailed events and Send(dialer) name.
   uint32_t Dial(const std::string& host, uint16_t port, const LinkOptions& options);
   void ConfigureEgress(const EgressConfig& config);
+  // The gRPC ingress (grpc_ingress.h): listens for clients on config.host:port; the kListening
+  // event with b = 3 says which port. Calls go out on the links of the dialers the policy
+  // table's routes name.
+  void StartIngress(const IngressConfig& config);
+  // Swaps the ingress policy table (src/engine/policy-compiler.ts); any thread.
+  void PublishPolicy(std::shared_ptr<const PolicyTable> table) { policy_.Publish(std::move(table)); }
+  // Stops accepting gRPC clients and sends GOAWAY (drain).
+  void DrainIngress();
+  // The open link a dialer keeps up, or null (loop thread).
+  TcpInferenceLink* LinkOfDialer(uint32_t dialer);
   void BeginShutdown();
   // Number of upstream calls in flight (an atomic read).
   uint64_t EgressInflight() const { return counters_.Get(kEgressCallsInflight); }
@@ -114,6 +127,9 @@ class Engine : public LinkHandler {
   std::unordered_map<uint32_t, std::unique_ptr<LinkDialer>> dialers_;
   std::unordered_map<PendingHandshake*, std::unique_ptr<PendingHandshake>> handshakes_;
   std::unique_ptr<Egress> egress_;
+  PolicyStore policy_;
+  std::unique_ptr<GrpcIngress> ingress_;
+  std::unique_ptr<class IngressLinks> ingress_links_;
   bool stopping_ = false;
 };
 
