@@ -804,7 +804,7 @@ struct RelayGlue {
     }
     size_t avail = rs->body.size() - rs->off;
     size_t n = avail < len ? avail : len;
-    std::memcpy(buf, rs->body.data() + rs->off, n);
+    if (n > 0) std::memcpy(buf, rs->body.data() + rs->off, n);  // an empty body has no data() (UBSan)
     rs->off += n;
     if (rs->off == rs->body.size()) {
       rs->body.clear();
