@@ -22,7 +22,8 @@ export interface GatewayOptions {
   isReady?: () => boolean;
 }
 
-export const SERVER_EXTENSIONS = ['binary_tensor_data', 'model_configuration_none', 'sluice_segment_forwarding'];
+/** Triton's extension names for what sluice serves (model_repository: the index only, no load/unload). */
+export const SERVER_EXTENSIONS = ['binary_tensor_data', 'model_configuration', 'model_repository', 'statistics', 'sluice_segment_forwarding'];
 
 export class InferenceGateway {
   readonly defaultTimeoutMs: number;
