@@ -10,7 +10,7 @@ const root = path.resolve(import.meta.dirname, '..', '..');
 
 function sluice(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [path.join(root, 'bin', 'sluice.mjs'), ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], timeout: 60_000 });
+    const child = spawn(process.execPath, [path.join(root, 'bin', 'sluice.mjs'), ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], timeout: 180_000 });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -23,9 +23,9 @@ async function inBatches<T>(items: readonly T[], size: number, fn: (item: T) => 
   for (let i = 0; i < items.length; i += size) await Promise.all(items.slice(i, i + size).map(fn));
 }
 
-test('every command answers --help (and -h) with exit 0 and its usage', { timeout: 300_000 }, async () => {
+test('every command answers --help (and -h) with exit 0 and its usage', { timeout: 900_000 }, async () => {
   assert.ok(commands.length >= 14);
-  await inBatches(commands, 4, async (c) => {
+  await inBatches(commands, 3, async (c) => {
     const r = await sluice([...c.name.split(' '), '--help']);
     assert.equal(r.status, 0, `sluice ${c.name} --help: ${r.stderr}`);
     assert.ok(r.stdout.startsWith(`usage: ${c.usage}`), `sluice ${c.name} --help prints its usage:\n${r.stdout}`);
@@ -35,7 +35,7 @@ test('every command answers --help (and -h) with exit 0 and its usage', { timeou
   assert.equal(short.status, 0, short.stderr);
 });
 
-test('every group of commands answers --help with its commands; the top level too', { timeout: 120_000 }, async () => {
+test('every group of commands answers --help with its commands; the top level too', { timeout: 600_000 }, async () => {
   const groups = [...new Set(commands.filter((c) => c.name.includes(' ')).map((c) => c.name.split(' ')[0]!))];
   for (const g of ['audit', 'config', 'keys', 'rdma', 'transfers']) assert.ok(groups.includes(g), g);
   await inBatches(groups, 4, async (g) => {
@@ -48,7 +48,7 @@ test('every group of commands answers --help with its commands; the top level to
   for (const c of commands) assert.ok(top.stdout.includes(c.usage));
 });
 
-test('demo --help lists its port flags with their defaults', async () => {
+test('demo --help lists its port flags with their defaults', { timeout: 200_000 }, async () => {
   const r = await sluice(['demo', '--help']);
   assert.equal(r.status, 0);
   for (const flag of ['--http-port N', '--grpc-port N', '--segment-port N', '--models-port N', '--metrics-port N', '--host H']) assert.ok(r.stdout.includes(flag), flag);

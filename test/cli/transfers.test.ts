@@ -37,31 +37,37 @@ after(async () => {
   if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
 });
 
-function sluice(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+function sluice(args: string[], onOutput?: () => void): Promise<{ status: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [path.join(ROOT, 'bin', 'sluice.mjs'), ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], timeout: 60_000 });
+    const child = spawn(process.execPath, [path.join(ROOT, 'bin', 'sluice.mjs'), ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], timeout: 180_000 });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+      onOutput?.();
+    });
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     child.on('close', (status) => resolve({ status, stdout, stderr }));
   });
 }
 
-test('watch follows a running transfer to the end; status and list show it on both nodes', { timeout: 120_000 }, async () => {
+test('watch follows a running transfer to the end; status and list show it on both nodes', { timeout: 300_000 }, async () => {
   const data = randomBytes(8 * MiB);
+  // The source holds its bytes back until the watch has drawn its first line, so the watch (a
+  // new process, slow to start on a busy machine) sees the transfer under way whatever the load.
+  let watching!: () => void;
+  const watchStarted = new Promise<void>((resolve) => (watching = resolve));
   async function* slowly(): AsyncGenerator<Uint8Array> {
-    // About 10 s in all, so the watch (a new process) starts while it runs.
+    await watchStarted;
     for (let off = 0; off < data.length; off += MiB / 2) {
       yield data.subarray(off, off + MiB / 2);
-      await sleep(600);
+      await sleep(300);
     }
   }
   const tx = connect(sender.endpoints.grpc!);
   const pushed = tx.push('rx', 'ckpt/cli-watch', slowly(), { transferId: 'cli-watch-1', totalBytes: data.length });
-  // Wait until the sender lists it, then watch it.
-  for (let i = 0; i < 100 && !(await tx.list()).some((s) => s.transferId === 'cli-watch-1'); i++) await sleep(20);
-  const watch = await sluice(['transfers', 'watch', 'cli-watch-1', '--address', sender.endpoints.grpc!, '--interval-ms', '100', '--timeout-s', '60']);
+  for (let i = 0; i < 500 && !(await tx.list()).some((s) => s.transferId === 'cli-watch-1'); i++) await sleep(20);
+  const watch = await sluice(['transfers', 'watch', 'cli-watch-1', '--address', sender.endpoints.grpc!, '--interval-ms', '100', '--timeout-s', '120'], () => watching());
   const result = await pushed;
   assert.equal(watch.status, 0, watch.stderr);
   const lines = watch.stdout.trim().split('\n');
@@ -87,11 +93,11 @@ test('watch follows a running transfer to the end; status and list show it on bo
   tx.close();
 });
 
-test('an unknown transfer and an unreachable node are clear one-line failures', { timeout: 60_000 }, async () => {
+test('an unknown transfer and an unreachable node are clear one-line failures', { timeout: 300_000 }, async () => {
   const missing = await sluice(['transfers', 'status', 'no-such-transfer', '--address', sender.endpoints.grpc!]);
   assert.equal(missing.status, 1);
   assert.match(missing.stderr, /no-such-transfer/);
-  const usage = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'sluice.mjs'), 'transfers', 'status'], { encoding: 'utf8', timeout: 60_000 });
+  const usage = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'sluice.mjs'), 'transfers', 'status'], { encoding: 'utf8', timeout: 180_000 });
   assert.equal(usage.status, 2);
   assert.match(usage.stderr, /expected exactly one transfer ID/);
 });
