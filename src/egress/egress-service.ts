@@ -24,6 +24,25 @@ export interface EgressServiceOptions {
   logger: Logger;
   /** Checks the frame's tenant against the model before calling upstream (security layer). */
   authorizeCall?: (tenantId: number, model: string, requestId: string) => InferenceError | null;
+  /** Told of every call that reached the point of calling a model server, when it ends (metrics, access log, traces). */
+  onUpstreamDone?: (call: UpstreamCallRecord) => void;
+}
+
+/** One call from the segment to a model server, as telemetry sees it (performance.now() ms). */
+export interface UpstreamCallRecord {
+  requestId: string;
+  tenant: number;
+  model: string;
+  method: string;
+  /** gRPC status the model server (or the egress, for a failure before the answer) gave. */
+  status: number;
+  bytesIn: number;
+  bytesOut: number;
+  receivedAt: number;
+  calledAt: number;
+  doneAt: number;
+  /** The CALL's W3C traceparent, when the ingress sent one. */
+  traceparent?: string;
 }
 
 interface LinkState {
@@ -62,6 +81,7 @@ export class EgressService {
   }
 
   private onCall(link: Link, state: LinkState, m: InboundMessage): void {
+    const receivedAt = performance.now();
     let call: DecodedCall;
     try {
       call = decodeCall(m.body);
@@ -95,13 +115,37 @@ export class EgressService {
       return;
     }
     state.inflight.set(m.streamId, upstream);
+    const calledAt = performance.now();
+    const done = this.opts.onUpstreamDone;
+    const report = (status: number, bytesOut: number): void => {
+      if (done === undefined) return;
+      try {
+        done({
+          requestId: call.requestId,
+          tenant: m.tenant,
+          model: call.model,
+          method: CALL_METHOD_NAMES[call.method],
+          status,
+          bytesIn: call.payload.length,
+          bytesOut,
+          receivedAt,
+          calledAt,
+          doneAt: performance.now(),
+          ...(call.traceparent !== undefined ? { traceparent: call.traceparent } : {}),
+        });
+      } catch {
+        // Telemetry must never break the data path.
+      }
+    };
     upstream.result.then(
       (payload) => {
+        report(GrpcStatus.OK, payload.length);
         if (state.inflight.delete(m.streamId)) this.reply(link, m, call.requestId, undefined, payload);
       },
       (err: unknown) => {
-        if (!state.inflight.delete(m.streamId)) return;
         const e = toInferenceError(err);
+        report(e.grpcStatus, 0);
+        if (!state.inflight.delete(m.streamId)) return;
         if (e.grpcStatus !== GrpcStatus.NOT_FOUND && e.grpcStatus !== GrpcStatus.INVALID_ARGUMENT) {
           this.opts.logger.info({ request_id: call.requestId, model: call.model, code: e.code, err: e.message }, 'upstream call failed');
         }

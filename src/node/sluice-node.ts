@@ -20,7 +20,7 @@ import { PeerLinks } from '../ingress/peer-links.ts';
 import { RouteTable } from '../ingress/route-table.ts';
 import { SegmentForwarder } from '../ingress/segment-forwarder.ts';
 import { ModelServer } from '../models/model-server.ts';
-import { GrpcHealthService } from '../telemetry/grpc-health.ts';
+import { GrpcHealthService, HEALTH_SERVICE_NAME } from '../telemetry/grpc-health.ts';
 import { HealthModel, type HealthHandle } from '../telemetry/health.ts';
 import { HealthProbe } from '../telemetry/health-probe.ts';
 import type { Logger } from '../telemetry/logger.ts';
@@ -109,6 +109,8 @@ export class SluiceNode {
   private trainingListener: Listener | undefined;
   private trainingGrpc: TrainingGrpcServer | undefined;
   private readonly trainingLinks = new Set<Link>();
+  /** Health components of the training peers this node sends to (peer name -> handle). */
+  private readonly trainingPeerHealth = new Map<string, HealthHandle>();
   /** Ties inference latency to the bulk pace (exported for metrics and benchmarks). */
   readonly governor: BulkGovernor;
   private upstreamPolicy: UpstreamPolicy | undefined;
@@ -202,7 +204,7 @@ export class SluiceNode {
       });
       const a = await this.opsServer.listen();
       this.endpoints.metrics = `${l.host}:${a.port}`;
-      logger.info({ service: 'metrics', address: this.endpoints.metrics }, 'listening');
+      logger.info({ listener: 'metrics', address: this.endpoints.metrics }, 'listening');
     }
     await this.startSecurity();
     await this.startParts();
@@ -334,7 +336,7 @@ export class SluiceNode {
       const a = this.listener.address;
       this.endpoints.segment = `${a.host}:${a.port}`;
       this.health.register('segment:inference', { kind: 'segment', services: [INFERENCE_SERVICE], up: true });
-      logger.info({ service: 'segment', segment: 'inference', transport: transport.kind, address: this.endpoints.segment }, 'listening');
+      logger.info({ listener: 'segment', segment: 'inference', transport: transport.kind, address: this.endpoints.segment }, 'listening');
     }
 
     if (!inferenceIngress) await this.startTrainingGrpc();
@@ -411,6 +413,14 @@ export class SluiceNode {
     const transport = await this.opts.transports(seg.transport, logger, this.transportOptions('training'));
     const t = config.training;
     const log = logger.child({ component: 'training' });
+    this.health.defineService(TRAINING_SERVICE);
+    for (const p of config.peers.filter((x) => x.segment === 'training')) {
+      // Shown, not gating: links to training peers open on the first transfer, and one peer down
+      // must not take the node (or its other transfers) out of service.
+      const h = this.health.register(`peer:${p.name}`, { kind: 'peer', services: [TRAINING_SERVICE], critical: false });
+      h.down(`no link yet to ${p.host}:${p.port} (opened by the first transfer)`);
+      this.trainingPeerHealth.set(p.name, h);
+    }
     this.training = new TrainingNode({
       nodeName: config.node.name,
       transport,
@@ -426,8 +436,11 @@ export class SluiceNode {
         const type = e.action === 'training.protocol.violation' ? e.action : 'segment.violation';
         this.security?.emit({ type, tenant: null, requestId: null, actor: 'training', outcome: 'denied', reason: e.detail, detail: { action: e.action, segment: 'training' } });
       },
-      onLink: (link) => {
-        this.metrics.links.add(link);
+      stats: this.metrics.training,
+      onLink: (link, peer) => {
+        this.metrics.links.add(link, peer);
+        // A training peer this node dialled is a health component of its own (see watchTrainingPeers).
+        if (peer !== undefined) this.trainingPeerLinked(peer, link);
         if (this.security !== undefined) guardLink(link, this.security);
       },
     });
@@ -451,8 +464,17 @@ export class SluiceNode {
       this.trainingListener.on('error', (err: Error) => logger.error({ err: err.message }, 'training segment listener error'));
       const a = this.trainingListener.address;
       this.endpoints.training = `${a.host}:${a.port}`;
-      logger.info({ service: 'segment', segment: 'training', transport: transport.kind, address: this.endpoints.training }, 'listening');
+      this.health.register('segment:training', { kind: 'segment', services: [TRAINING_SERVICE], up: true });
+      logger.info({ listener: 'segment', segment: 'training', transport: transport.kind, address: this.endpoints.training }, 'listening');
     }
+  }
+
+  /** A training peer's link came up: its health component follows the link. */
+  private trainingPeerLinked(peer: string, link: Link): void {
+    const h = this.trainingPeerHealth.get(peer);
+    if (h === undefined) return;
+    h.up(link.remoteAddress);
+    link.once('close', () => h.down('link closed; redialled by the next transfer'));
   }
 
   /** TensorTransfer on its own gRPC server, for a node whose gRPC port serves no inference. */
@@ -460,14 +482,17 @@ export class SluiceNode {
     const l = this.opts.config.listeners.grpc;
     if (this.training === undefined || l === undefined) return;
     const sec = this.security;
+    this.grpcHealth = new GrpcHealthService(this.health);
+    const grpcHealth = this.grpcHealth;
     this.trainingGrpc = new TrainingGrpcServer(this.training, l.host, l.port, {
+      addServices: (server) => grpcHealth.addTo(server),
       ...this.grpcGateOptions(),
       ...(sec?.config.tls.enabled === true
         ? { binder: (server, host, port) => serveGrpcOverTls(server, { name: 'grpc', host, port, tls: sec.config.tls, allowlist: sec.allowlist, events: sec }) }
         : {}),
     });
     this.endpoints.grpc = `${l.host}:${await this.trainingGrpc.start()}`;
-    this.opts.logger.info({ service: 'grpc', address: this.endpoints.grpc, services: [TRAINING_SERVICE], tls: sec?.config.tls.enabled === true }, 'listening');
+    this.opts.logger.info({ listener: 'grpc', address: this.endpoints.grpc, services: [TRAINING_SERVICE, HEALTH_SERVICE_NAME], tls: sec?.config.tls.enabled === true }, 'listening');
   }
 
   /**
@@ -485,7 +510,7 @@ export class SluiceNode {
       else segment.down('no link to any egress peer');
     };
     peerLinks.on('link', (name: string, link: Link) => {
-      this.metrics.links.add(link);
+      this.metrics.links.add(link, name);
       if (this.security !== undefined) guardLink(link, this.security);
       perPeer.get(name)?.up(link.remoteAddress);
       update();
