@@ -12,6 +12,7 @@ import {
   decodeCall,
   decodeCancel,
   type DecodedCall,
+  type EnvelopeVersion,
   encodeReplyHeader,
   InferenceKind,
 } from '../wire/inference-envelope.ts';
@@ -87,20 +88,23 @@ export class EgressService {
       call = decodeCall(m.body);
     } catch (err) {
       this.opts.logger.warn({ err, link: link.id, stream: m.streamId }, 'dropping malformed inference call');
-      this.reply(link, m, 'invalid', toInferenceError(err));
+      // Answer in the version the call claimed if this node speaks it, so the ingress does not
+      // mistake a malformed v2 call for a v1 peer.
+      this.reply(link, m, 'invalid', toInferenceError(err), undefined, m.body[0] === 2 ? 2 : 1);
       return;
     }
+    const v = call.envelopeVersion;
     if (this.closing) {
-      this.reply(link, m, call.requestId, new InferenceError(InferenceErrorCode.UPSTREAM_UNAVAILABLE, 'egress is shutting down'));
+      this.reply(link, m, call.requestId, new InferenceError(InferenceErrorCode.UPSTREAM_UNAVAILABLE, 'egress is shutting down'), undefined, v);
       return;
     }
     const refused = this.opts.authorizeCall?.(m.tenant, call.model, call.requestId) ?? null;
     if (refused !== null) {
-      this.reply(link, m, call.requestId, refused);
+      this.reply(link, m, call.requestId, refused, undefined, v);
       return;
     }
     if (state.inflight.has(m.streamId)) {
-      this.reply(link, m, call.requestId, new InferenceError(InferenceErrorCode.INTERNAL, `stream ${m.streamId} is already in use`));
+      this.reply(link, m, call.requestId, new InferenceError(InferenceErrorCode.INTERNAL, `stream ${m.streamId} is already in use`), undefined, v);
       return;
     }
     let upstream: UpstreamCall;
@@ -109,9 +113,10 @@ export class EgressService {
       upstream = client.call(CALL_METHOD_NAMES[call.method], call.payload, {
         deadline: Date.now() + call.timeoutMs,
         requestId: call.requestId,
+        traceparent: call.traceparent,
       });
     } catch (err) {
-      this.reply(link, m, call.requestId, toInferenceError(err));
+      this.reply(link, m, call.requestId, toInferenceError(err), undefined, v);
       return;
     }
     state.inflight.set(m.streamId, upstream);
@@ -140,7 +145,7 @@ export class EgressService {
     upstream.result.then(
       (payload) => {
         report(GrpcStatus.OK, payload.length);
-        if (state.inflight.delete(m.streamId)) this.reply(link, m, call.requestId, undefined, payload);
+        if (state.inflight.delete(m.streamId)) this.reply(link, m, call.requestId, undefined, payload, v);
       },
       (err: unknown) => {
         const e = toInferenceError(err);
@@ -149,7 +154,7 @@ export class EgressService {
         if (e.grpcStatus !== GrpcStatus.NOT_FOUND && e.grpcStatus !== GrpcStatus.INVALID_ARGUMENT) {
           this.opts.logger.info({ request_id: call.requestId, model: call.model, code: e.code, err: e.message }, 'upstream call failed');
         }
-        this.reply(link, m, call.requestId, e);
+        this.reply(link, m, call.requestId, e, undefined, v);
       },
     );
   }
@@ -167,11 +172,13 @@ export class EgressService {
     }
   }
 
-  private reply(link: Link, m: InboundMessage, requestId: string, err: InferenceError | undefined, payload?: MessageParts): void {
+  /** `v`: the envelope version of the call answered (a v1 ingress must get a v1 reply). */
+  private reply(link: Link, m: InboundMessage, requestId: string, err: InferenceError | undefined, payload: MessageParts | undefined, v: EnvelopeVersion): void {
     const header = encodeReplyHeader(
       err === undefined
         ? { status: GrpcStatus.OK, code: '', message: '', requestId }
         : { status: err.grpcStatus, code: err.code, message: err.message, requestId },
+      v,
     );
     const msg = { cls: 'inference', kind: InferenceKind.REPLY, streamId: m.streamId, tenant: m.tenant } as const;
     if (payload === undefined) {
@@ -186,7 +193,7 @@ export class EgressService {
         grpcStatus: GrpcStatus.RESOURCE_EXHAUSTED,
       });
       this.opts.logger.warn({ request_id: requestId, err: e.message }, 'reply not sent');
-      sendQuietly(link, { ...msg, body: encodeReplyHeader({ status: e.grpcStatus, code: e.code, message: e.message, requestId }) });
+      sendQuietly(link, { ...msg, body: encodeReplyHeader({ status: e.grpcStatus, code: e.code, message: e.message, requestId }, v) });
     }
   }
 

@@ -5,7 +5,7 @@ import type { InferenceError } from '../kserve/inference-error.ts';
 import { grpcStatusName, type GrpcStatusCode } from '../kserve/status.ts';
 
 export type IngressProtocol = 'grpc' | 'http' | 'ws';
-export type IngressMethod = 'ModelInfer' | 'ModelReady' | 'ModelMetadata';
+export type IngressMethod = 'ModelInfer' | 'ModelReady' | 'ModelMetadata' | 'ModelConfig' | 'ModelStatistics' | 'RepositoryIndex';
 
 /** Request headers (HTTP) or metadata (gRPC) with lower-case names, for hooks. */
 export type RequestHeaders = Readonly<Record<string, string>>;
@@ -24,6 +24,11 @@ export interface RequestContext {
   readonly startedAt: number;
   readonly headers: RequestHeaders;
   readonly requestBytes: number;
+  /**
+   * W3C traceparent to carry across the segment (CALL envelope v2) and on to the model server;
+   * the tracing layer sets it to its ingress span. Undefined: none travels.
+   */
+  traceparent?: string | undefined;
   /** Set by the forwarder while the call is on the segment: stops it (caller went away). */
   cancel: (() => void) | undefined;
   /**

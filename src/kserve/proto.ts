@@ -27,6 +27,12 @@ export const ProtoTypes = {
   ModelInferRequest: type('ModelInferRequest'),
   ModelInferResponse: type('ModelInferResponse'),
   ModelStreamInferResponse: type('ModelStreamInferResponse'),
+  ModelConfigRequest: type('ModelConfigRequest'),
+  ModelConfigResponse: type('ModelConfigResponse'),
+  ModelStatisticsRequest: type('ModelStatisticsRequest'),
+  ModelStatisticsResponse: type('ModelStatisticsResponse'),
+  RepositoryIndexRequest: type('RepositoryIndexRequest'),
+  RepositoryIndexResponse: type('RepositoryIndexResponse'),
 } as const;
 
 export type ProtoTypeName = keyof typeof ProtoTypes;
