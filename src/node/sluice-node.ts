@@ -48,7 +48,9 @@ import { SecurityRuntime } from '../security/security-runtime.ts';
 import { uwsSslOptions } from '../security/tls-options.ts';
 import { discardEvents } from '../security/events.ts';
 import { countingEventSink } from '../telemetry/security-event-metrics.ts';
-import { requestMetricsHook } from './node-telemetry.ts';
+import { accessLogHook, egressObserver, requestMetricsHook, tracingHook } from './node-telemetry.ts';
+import { AccessLog } from '../telemetry/access-log.ts';
+import { Tracing } from '../telemetry/tracing.ts';
 
 export type TransportChoice = 'tcp' | 'rdma' | 'auto';
 /** Creates the transport a segment's config names (src/transport/registry.ts in production). */
@@ -117,6 +119,10 @@ export class SluiceNode {
   private security: SecurityRuntime | undefined;
   private httpsFront: HttpsFront | undefined;
   private httpSocketDir: string | undefined;
+  /** The access log (telemetry.accessLog), shared by the ingress hook and the egress observer. */
+  private readonly accessLog: AccessLog | undefined;
+  /** Traces (telemetry.otlp.endpoint set). */
+  readonly tracing: Tracing | undefined;
 
   constructor(opts: SluiceNodeOptions) {
     this.opts = opts;
@@ -125,7 +131,17 @@ export class SluiceNode {
     this.metrics.attachHealth(this.health);
     this.metrics.setInFlightSource('ingress', () => this.gateway?.inflight ?? 0);
     this.metrics.setInFlightSource('egress', () => this.egress?.inflight ?? 0);
+    const tel = opts.config.telemetry;
+    if (tel.otlp.endpoint !== undefined) {
+      this.tracing = new Tracing({ endpoint: tel.otlp.endpoint, serviceName: tel.otlp.serviceName, nodeName: opts.config.node.name, sampleRatio: tel.otlp.sampleRatio, headers: tel.otlp.headers });
+      // First, so the span starts before any other hook (auth, rate limits) can refuse the request.
+      this.hooks.add(tracingHook(this.tracing));
+    }
     this.hooks.add(requestMetricsHook(this.metrics.requests));
+    if (tel.accessLog) {
+      this.accessLog = new AccessLog(opts.logger.child({ component: 'access' }));
+      this.hooks.add(accessLogHook(this.accessLog));
+    }
     for (const h of opts.hooks ?? []) this.hooks.add(h);
     const sch = opts.config.scheduling;
     this.governor = new BulkGovernor({ targetMs: sch.latencyTargetMs, ...sch.bulk });
@@ -292,7 +308,12 @@ export class SluiceNode {
       }
       const upstreams = new UpstreamPool(upstreamRoutes, seg.maxMessageBytes);
       const authorizeCall = this.security === undefined ? null : egressTenantPolicy(this.security.config, this.security);
-      this.egress = new EgressService({ upstreams, logger: logger.child({ component: 'egress' }), ...(authorizeCall !== null ? { authorizeCall } : {}) });
+      this.egress = new EgressService({
+        upstreams,
+        logger: logger.child({ component: 'egress' }),
+        observer: egressObserver({ upstreamCalls: this.metrics.upstreamCalls, ...(this.accessLog !== undefined ? { accessLog: this.accessLog } : {}), ...(this.tracing !== undefined ? { tracing: this.tracing } : {}) }),
+        ...(authorizeCall !== null ? { authorizeCall } : {}),
+      });
       // Ready while at least one model server answers ServerReady; each is shown on its own.
       const names = upstreams.all.map((u) => `upstream:${u.address}`);
       const anyUpstream = this.health.register('upstreams', { kind: 'upstream', services: [INFERENCE_SERVICE] });
@@ -356,6 +377,7 @@ export class SluiceNode {
         logger: logger.child({ component: 'links' }),
       });
       this.upstreamPolicy = new UpstreamPolicy({ peers: peers.map((p) => p.name), scheduling: config.scheduling, governor: this.governor });
+      this.metrics.attachAdmission(this.upstreamPolicy);
       const forwarder = new SegmentForwarder(this.peerLinks, logger.child({ component: 'forwarder' }), this.upstreamPolicy);
       this.watchPeers(this.peerLinks);
       this.peerLinks.start();
@@ -444,6 +466,8 @@ export class SluiceNode {
         if (this.security !== undefined) guardLink(link, this.security);
       },
     });
+    const training = this.training;
+    this.metrics.training.setLiveSource(() => training.active());
     await this.training.start();
     if (seg.listen !== undefined) {
       this.trainingListener = await transport.listen({
@@ -571,6 +595,8 @@ export class SluiceNode {
     await this.httpsFront?.close();
     if (this.httpSocketDir !== undefined) rmSync(this.httpSocketDir, { recursive: true, force: true });
     await this.opsServer?.close();
+    // Spans of the last requests go out before the process ends (bounded by the exporter's timeout).
+    await this.tracing?.shutdown().catch((err: unknown) => logger.warn({ err: (err as Error).message }, 'trace export on shutdown failed'));
     // Last: everything above may still report security events.
     await this.security?.close();
     logger.info('stopped');
