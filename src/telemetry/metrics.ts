@@ -13,7 +13,7 @@ import { RejectionStats, type PairCounter } from './rejection-stats.ts';
 import { allRdmaDeviceStats } from './rdma-stats.ts';
 import { RequestStats } from './request-stats.ts';
 import { SegmentQueueStats } from './scheduler-telemetry.ts';
-import { oldNameOf } from './metric-names.ts';
+import { oldNameOf, RENAMED_METRICS } from './metric-names.ts';
 import { TrainingStats } from './training-stats.ts';
 import type { QueueSource, RdmaSnapshot, RdmaSource, ReloadStats } from './stat-sources.ts';
 
@@ -65,6 +65,7 @@ export class SluiceMetrics {
     if (opts.processMetrics !== false) {
       collectDefaultMetrics({ register: r, prefix: METRIC_PREFIX });
       this.eventLoop.start();
+      renamePrefabGauges(r);
     }
     // prom-client's nodejs_eventloop_lag_* gauges reset at every scrape and sample every 10 ms;
     // this histogram is cumulative (rate() works, several scrapers do not disturb each other).
@@ -387,4 +388,26 @@ function gauge<L extends string>(registry: Registry, name: string, help: string,
       }
     },
   });
+}
+
+/**
+ * prom-client's process gauges named *_total get their right name too (same labels and values,
+ * read from the prefab gauge at scrape time); the old names stay for one release.
+ */
+function renamePrefabGauges(registry: Registry): void {
+  for (const { old, current } of RENAMED_METRICS) {
+    const source = registry.getSingleMetric(old);
+    if (source === undefined || registry.getSingleMetric(current) !== undefined) continue;
+    new Gauge({
+      name: current,
+      help: `${(source as unknown as { help: string }).help} (was ${old})`,
+      labelNames: (source as unknown as { labelNames: string[] }).labelNames,
+      registers: [registry],
+      async collect() {
+        this.reset();
+        const { values } = await source.get();
+        for (const v of values) this.set(v.labels as Record<string, string>, v.value);
+      },
+    });
+  }
 }
