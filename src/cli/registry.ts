@@ -9,6 +9,7 @@ import { keysRevokeCommand } from './commands/keys-revoke.ts';
 import { keysRotateCommand } from './commands/keys-rotate.ts';
 import { rdmaDevicesCommand } from './commands/rdma-devices.ts';
 import { serveCommand } from './commands/serve.ts';
+import { tenantKeyDestroyCommand, tenantKeyListCommand, tenantKeyRotateCommand } from './commands/tenant-key.ts';
 
 // Longest names first so "keys create" wins over a hypothetical "keys".
 export const commands: readonly CliCommand[] = [
@@ -22,6 +23,9 @@ export const commands: readonly CliCommand[] = [
   keysRevokeCommand,
   rdmaDevicesCommand,
   serveCommand,
+  tenantKeyRotateCommand,
+  tenantKeyDestroyCommand,
+  tenantKeyListCommand,
 ].sort(
   (a, b) => b.name.split(' ').length - a.name.split(' ').length,
 );
