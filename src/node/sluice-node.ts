@@ -207,7 +207,6 @@ export class SluiceNode {
 
   async start(): Promise<void> {
     const { config, logger } = this.opts;
-    this.health.defineService(INFERENCE_SERVICE);
     if (config.listeners.metrics !== undefined) {
       // First, so probes get an answer (not ready yet) while the rest starts.
       const l = config.listeners.metrics;
@@ -298,6 +297,9 @@ export class SluiceNode {
       return;
     }
     if (seg === undefined) throw new ConfigError('segments.inference: required for the ingress and the egress');
+    // Only a node that serves inference reports the inference service (a training-only node's
+    // grpc.health.v1 answers NOT_FOUND for it rather than a SERVING it cannot back).
+    this.health.defineService(INFERENCE_SERVICE);
     const key = this.segmentKey();
     const transport = await this.opts.transports(seg.transport, logger, this.transportOptions('inference'));
 
