@@ -4,7 +4,12 @@
 // positives per 10k benign queries, and the detectors' cost per call. Writes
 // bench/results/threats.json (latest) and a dated copy under bench/results/history/.
 // `--quick`: fewer benign queries (a smoke test).
+import { randomBytes } from 'node:crypto';
+import { METHODS } from '../src/kserve/grpc-service.ts';
+import { encodeMessage } from '../src/kserve/proto.ts';
 import type { SecurityEvent } from '../src/security/events.ts';
+import { startSluice, type SluiceProcess } from '../scripts/sluice-child.ts';
+import { RawGrpcClient } from './grpc-load.ts';
 import { threatsSchema } from '../src/security/threats/threat-config.ts';
 import { ThreatMonitor } from '../src/security/threats/threat-monitor.ts';
 import { formatTable, median, writeResults } from './report.ts';
@@ -91,5 +96,73 @@ export async function run(args: readonly string[] = []): Promise<void> {
     ),
   );
   for (const [v, s] of Object.entries(variants)) console.log(`  poisoning ${v}: ${s.join(', ') || 'NOT flagged'}`);
-  writeResults('threats', result, { topLevel: true });
+  const paired = await pairedCost(quick ? 300 : 3000, benignStream(7));
+  console.log(
+    `end to end, one call at a time to each node in turn (${paired.calls} calls each, dense [1, ${DIM}]): p50 ${paired.offP50.toFixed(3)} ms detection off, ` +
+      `${paired.onP50.toFixed(3)} ms on -> +${((paired.onP50 / paired.offP50 - 1) * 100).toFixed(1)}% (target <= 5%)`,
+  );
+  writeResults('threats', { ...result, endToEnd: paired }, { topLevel: true });
+}
+
+/**
+ * The detection cost on the data path: two sluice pairs alike but for the ingress's
+ * `security.threats.enabled`, in front of one shared model server, called one call at a time in
+ * turn (the paired, interleaved design: background load falls on both alike); p50 of each.
+ */
+async function pairedCost(calls: number, inputs: () => Float32Array): Promise<{ calls: number; offP50: number; onP50: number; ratio: number }> {
+  const procs: SluiceProcess[] = [];
+  const clients: RawGrpcClient[] = [];
+  try {
+    const key = randomBytes(32).toString('hex');
+    const models = await startSluice({ node: { name: 'bench-threats-models' }, models: { listen: { host: '127.0.0.1', port: 0 } } }, { name: 'threats-models' });
+    procs.push(models);
+    for (const on of [false, true]) {
+      const egress = await startSluice(
+        {
+          node: { name: `bench-threats-egress-${on ? 'on' : 'off'}` },
+          segments: { inference: { transport: 'tcp', key, listen: { host: '127.0.0.1', port: 0 } } },
+          routes: [{ model: '*', upstreams: [{ address: models.endpoints.models! }] }],
+          log: { level: 'warn' },
+        },
+        { name: `threats-egress-${on ? 'on' : 'off'}` },
+      );
+      procs.push(egress);
+      const [h, port] = egress.endpoints.segment!.split(':') as [string, string];
+      const ingress = await startSluice(
+        {
+          node: { name: `bench-threats-ingress-${on ? 'on' : 'off'}` },
+          listeners: { grpc: { host: '127.0.0.1', port: 0 } },
+          segments: { inference: { transport: 'tcp', key } },
+          peers: [{ name: 'egress', segment: 'inference', host: h, port: Number(port) }],
+          routes: [{ model: '*', peers: ['egress'] }],
+          security: { threats: { enabled: on } },
+          log: { level: 'warn' },
+        },
+        { name: `threats-ingress-${on ? 'on' : 'off'}` },
+      );
+      procs.push(ingress);
+      clients.push(new RawGrpcClient(ingress.endpoints.grpc!));
+    }
+    // Varied inputs (benign traffic), the same one to both nodes in each turn: identical
+    // queries would keep PRADA's growing set at one vector and understate its cost.
+    const bodies = Array.from({ length: 512 }, () =>
+      encodeMessage('ModelInferRequest', { modelName: 'dense', inputs: [{ name: 'INPUT0', datatype: 'FP32', shape: [1, DIM] }], rawInputContents: [Buffer.from(inputs().buffer)] }),
+    );
+    const latencies: number[][] = [[], []];
+    for (let it = 0; it < Math.min(1000, calls) + calls; it++) {
+      const body = bodies[it % bodies.length]!;
+      for (let k = 0; k < 2; k++) {
+        const i = (it + k) % 2; // the first node of a turn alternates
+        const t0 = performance.now();
+        await clients[i]!.call(METHODS.ModelInfer.path, body);
+        if (it >= Math.min(1000, calls)) latencies[i]!.push(performance.now() - t0); // after warm-up (JIT, links)
+      }
+    }
+    const offP50 = median(latencies[0]!);
+    const onP50 = median(latencies[1]!);
+    return { calls, offP50, onP50, ratio: onP50 / offP50 };
+  } finally {
+    for (const c of clients) c.close();
+    for (const p of procs.reverse()) await p.stop();
+  }
 }
