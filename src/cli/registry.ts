@@ -7,9 +7,13 @@ import { keysCreateCommand } from './commands/keys-create.ts';
 import { keysListCommand } from './commands/keys-list.ts';
 import { keysRevokeCommand } from './commands/keys-revoke.ts';
 import { keysRotateCommand } from './commands/keys-rotate.ts';
+import { keysSegmentCommand } from './commands/keys-segment.ts';
 import { rdmaDevicesCommand } from './commands/rdma-devices.ts';
 import { serveCommand } from './commands/serve.ts';
 import { tenantKeyDestroyCommand, tenantKeyListCommand, tenantKeyRotateCommand } from './commands/tenant-key.ts';
+import { transfersListCommand } from './commands/transfers-list.ts';
+import { transfersStatusCommand } from './commands/transfers-status.ts';
+import { transfersWatchCommand } from './commands/transfers-watch.ts';
 
 // Longest names first so "keys create" wins over a hypothetical "keys".
 export const commands: readonly CliCommand[] = [
@@ -21,11 +25,15 @@ export const commands: readonly CliCommand[] = [
   keysListCommand,
   keysRotateCommand,
   keysRevokeCommand,
+  keysSegmentCommand,
   rdmaDevicesCommand,
   serveCommand,
   tenantKeyRotateCommand,
   tenantKeyDestroyCommand,
   tenantKeyListCommand,
+  transfersListCommand,
+  transfersStatusCommand,
+  transfersWatchCommand,
 ].sort(
   (a, b) => b.name.split(' ').length - a.name.split(' ').length,
 );

@@ -50,6 +50,8 @@ export const routeSchema = z.object({
   upstreams: z.array(upstreamSchema).default([]),
 });
 
+const protocolDatatype = z.enum(['BOOL', 'UINT8', 'UINT16', 'UINT32', 'UINT64', 'INT8', 'INT16', 'INT32', 'INT64', 'FP16', 'BF16', 'FP32', 'FP64', 'BYTES']);
+
 /** The reference model server (src/models): runs in this process when the section is present. */
 export const referenceModelsSchema = z.object({
   listen: hostPort.extend({ port: port.default(8100) }).default({ host: '127.0.0.1', port: 8100 }),
@@ -62,6 +64,16 @@ export const referenceModelsSchema = z.object({
       maxBatch: z.number().int().positive().default(4096),
     })
     .default({ k: 64, n: 32, seed: 1234, maxBatch: 4096 }),
+  /**
+   * `identity` declares `datatype` in its metadata and configuration (it takes any); each of
+   * `variants` adds a model identity_<datatype> that takes exactly that datatype.
+   */
+  identity: z
+    .object({
+      datatype: protocolDatatype.default('FP32'),
+      variants: z.array(protocolDatatype).default([]),
+    })
+    .default({ datatype: 'FP32', variants: [] }),
   /** Largest request or response message the model server takes or sends. */
   maxMessageBytes: z.number().int().positive().default(128 * 1024 * 1024),
   /** Cap on the `delay_ms` request parameter (a deliberately slow model). */

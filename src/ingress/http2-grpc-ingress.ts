@@ -13,7 +13,7 @@ import * as grpc from '@grpc/grpc-js';
 import { METHODS } from '../kserve/grpc-service.ts';
 import { scanInferRequest, scanRequestHead, validateInferRequest } from '../kserve/infer-request-scan.ts';
 import { InferenceError, InferenceErrorCode, toInferenceError } from '../kserve/inference-error.ts';
-import { encodeMessage } from '../kserve/proto.ts';
+import { decodeMessage, encodeMessage } from '../kserve/proto.ts';
 import { GrpcStatus } from '../kserve/status.ts';
 import { streamErrorResponse, wrapStreamResponse } from '../kserve/stream-response.ts';
 import type { Logger } from '../telemetry/logger.ts';
@@ -62,6 +62,14 @@ export type ConnectionBinder = (accept: (socket: Socket) => void, host: string, 
 export const MAX_STREAM_INFLIGHT = 256;
 
 /** The model name of a request, or '' when it cannot be read (for logs and metrics only). */
+function decodeRequest(name: 'RepositoryIndexRequest', body: Buffer): void {
+  try {
+    decodeMessage(name, body);
+  } catch (err) {
+    throw new InferenceError(InferenceErrorCode.MALFORMED_PROTOBUF, `${name} does not parse: ${(err as Error).message}`);
+  }
+}
+
 function modelOf(body: Buffer): string {
   try {
     return scanRequestHead(body).modelName;
@@ -99,6 +107,7 @@ export class Http2GrpcIngress {
       maxMessageBytes: opts.maxRequestBytes,
       ...(relay !== undefined ? { fallback: (stream, headers) => relay.relay(stream, headers) } : {}),
       onError: (err) => log.debug({ err: err.message }, 'grpc connection error'),
+      requestIdOf: (headers) => resolveRequestId(headerValue(headers, 'x-request-id'), headerValue(headers, 'traceparent')),
     });
     const gw = opts.gateway;
     const fixed = (build: () => Buffer) => ({ kind: 'unary' as const, handle: (call: GrpcServerCall) => call.reply(build(), { 'x-request-id': this.requestIdOf(call) }) });
@@ -112,6 +121,9 @@ export class Http2GrpcIngress {
       .register(METHODS.ModelReady.path, { kind: 'unary', handle: (call, req) => this.unary(call, req, 'ModelReady') })
       .register(METHODS.ModelMetadata.path, { kind: 'unary', handle: (call, req) => this.unary(call, req, 'ModelMetadata') })
       .register(METHODS.ModelInfer.path, { kind: 'unary', handle: (call, req) => this.unary(call, req, 'ModelInfer') })
+      .register(METHODS.ModelConfig.path, { kind: 'unary', handle: (call, req) => this.unary(call, req, 'ModelConfig') })
+      .register(METHODS.ModelStatistics.path, { kind: 'unary', handle: (call, req) => this.unary(call, req, 'ModelStatistics') })
+      .register(METHODS.RepositoryIndex.path, { kind: 'unary', handle: (call, req) => this.unary(call, req, 'RepositoryIndex') })
       .register(METHODS.ModelStreamInfer.path, { kind: 'streaming', handle: (call) => this.stream(call) });
   }
 
@@ -152,7 +164,7 @@ export class Http2GrpcIngress {
   }
 
   private requestIdOf(call: GrpcServerCall): string {
-    return resolveRequestId(headerValue(call.headers, 'x-request-id'), headerValue(call.headers, 'traceparent'));
+    return call.requestId ?? resolveRequestId(headerValue(call.headers, 'x-request-id'), headerValue(call.headers, 'traceparent'));
   }
 
   private headersOf(call: GrpcServerCall): RequestHeaders {
@@ -168,13 +180,29 @@ export class Http2GrpcIngress {
       validateInferRequest(scan, body);
       model = scan.modelName;
       version = scan.modelVersion;
+    } else if (method === 'RepositoryIndex') {
+      // repository_name = 1, ready = 2 (a bool): checked by decoding; the index is server-wide.
+      decodeRequest('RepositoryIndexRequest', body);
+      model = '';
+      version = '';
     } else {
       const head = scanRequestHead(body);
       model = head.modelName;
       version = head.modelVersion;
     }
-    if (model === '') throw new InferenceError(InferenceErrorCode.BAD_REQUEST, 'the request names no model');
-    return newRequestContext({ requestId, protocol: 'grpc', method, model, version, deadline, headers: this.headersOf(call), requestBytes: body.length });
+    // ModelStatistics without a name asks for every model (Triton's convention).
+    if (model === '' && method !== 'RepositoryIndex' && method !== 'ModelStatistics') throw new InferenceError(InferenceErrorCode.BAD_REQUEST, 'the request names no model');
+    return newRequestContext({
+      requestId,
+      protocol: 'grpc',
+      method,
+      model,
+      version,
+      deadline,
+      ...(call.timeoutMs !== undefined ? { timeoutMs: call.timeoutMs } : {}),
+      headers: this.headersOf(call),
+      requestBytes: body.length,
+    });
   }
 
   private unary(call: GrpcServerCall, body: Buffer, method: IngressMethod): void {
@@ -191,7 +219,9 @@ export class Http2GrpcIngress {
       return;
     }
     call.onCancel(() => ctx.cancel?.());
-    gw.forward(ctx, CallMethod[method], body).then(
+    const serverWide = method === 'RepositoryIndex' || (method === 'ModelStatistics' && ctx.model === '');
+    const answer = serverWide ? gw.forwardToAll(ctx, method, body) : gw.forward(ctx, CallMethod[method], body);
+    answer.then(
       (res) => {
         call.reply(res, trailers);
         gw.finish(ctx, undefined, res.length);

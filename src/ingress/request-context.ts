@@ -20,6 +20,8 @@ export interface RequestContext {
   tenant: number;
   /** Absolute deadline, Date.now() milliseconds. */
   readonly deadline: number;
+  /** The budget the client gave (ms), for messages: "deadline of 5 ms" (undefined: the default). */
+  readonly timeoutMs?: number | undefined;
   /** performance.now() when the request arrived. */
   readonly startedAt: number;
   readonly headers: RequestHeaders;

@@ -61,6 +61,11 @@ function classify(err: InferenceError): AttemptFailure {
   return { phase, upstreamFault };
 }
 
+/** The client's own budget when it gave one (a 5 ms deadline reads "5 ms", not what was left at sending). */
+function deadlineText(ctx: RequestContext): string {
+  return `${ctx.timeoutMs ?? Math.round(ctx.deadline - (Date.now() - (performance.now() - ctx.startedAt)))} ms`;
+}
+
 function olderPeer(peer: string, method: string): InferenceError {
   return new InferenceError(InferenceErrorCode.NOT_IMPLEMENTED, `egress peer ${peer} runs an older sluice (inference envelope v1) that cannot forward ${method}`);
 }
@@ -243,7 +248,7 @@ export class SegmentForwarder {
         () =>
           abandon(
             CancelReason.DEADLINE,
-            new InferenceError(InferenceErrorCode.DEADLINE_EXCEEDED, `no answer from model '${ctx.model}' within the deadline of ${Math.ceil(remaining)} ms`),
+            new InferenceError(InferenceErrorCode.DEADLINE_EXCEEDED, `no answer from model '${ctx.model}' within the deadline of ${deadlineText(ctx)}`),
           ),
         remaining,
       );

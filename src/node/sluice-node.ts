@@ -284,6 +284,7 @@ export class SluiceNode {
         port: m.listen.port,
         models: m.models,
         dense: m.dense,
+        identity: m.identity,
         maxMessageBytes: m.maxMessageBytes,
         maxDelayMs: m.maxDelayMs,
         logger: logger.child({ component: 'models' }),
