@@ -356,6 +356,23 @@ export const configSchema = z.object({
     })
     .default({ drainGraceMs: 20_000, drainDelayMs: 0, closeTimeoutMs: 5_000 }),
   security: securitySchema,
+  /** Access log and traces (docs/operations.md). */
+  telemetry: z
+    .object({
+      /** One JSON line per finished request at info (docs/operations.md, "Access log"). */
+      accessLog: z.boolean().default(false),
+      otlp: z
+        .object({
+          /** OTLP/HTTP traces URL (e.g. http://otel-collector:4318/v1/traces); unset = no tracing. */
+          endpoint: z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' }).optional(),
+          serviceName: z.string().min(1).default('sluice'),
+          /** Fraction of new traces sampled; a sampled incoming traceparent is always followed. */
+          sampleRatio: z.number().min(0).max(1).default(1),
+          headers: z.record(z.string(), z.string()).default({}),
+        })
+        .prefault({}),
+    })
+    .prefault({}),
   log: z
     .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
     .default({ level: 'info' }),

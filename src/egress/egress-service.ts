@@ -25,6 +25,32 @@ export interface EgressServiceOptions {
   logger: Logger;
   /** Checks the frame's tenant against the model before calling upstream (security layer). */
   authorizeCall?: (tenantId: number, model: string, requestId: string) => InferenceError | null;
+  /** Told of every call about to go to a model server (metrics, access log, traces). */
+  observer?: EgressCallObserver;
+}
+
+/** A call from the segment about to go to a model server, as telemetry sees it (performance.now() ms). */
+export interface EgressCallInfo {
+  requestId: string;
+  tenant: number;
+  model: string;
+  method: string;
+  bytesIn: number;
+  receivedAt: number;
+  calledAt: number;
+  /** The CALL's W3C traceparent, when the ingress sent one. */
+  traceparent: string | undefined;
+}
+
+export interface EgressCallObservation {
+  /** The traceparent to send the model server (the upstream span's), if any. */
+  traceparent?: string;
+  /** The call ended with this gRPC status and response size. */
+  end(status: number, bytesOut: number): void;
+}
+
+export interface EgressCallObserver {
+  begin(call: EgressCallInfo): EgressCallObservation;
 }
 
 interface LinkState {
@@ -63,6 +89,7 @@ export class EgressService {
   }
 
   private onCall(link: Link, state: LinkState, m: InboundMessage): void {
+    const receivedAt = performance.now();
     let call: DecodedCall;
     try {
       call = decodeCall(m.body);
@@ -87,26 +114,45 @@ export class EgressService {
       this.reply(link, m, call.requestId, new InferenceError(InferenceErrorCode.INTERNAL, `stream ${m.streamId} is already in use`), undefined, v);
       return;
     }
+    let observation: EgressCallObservation | undefined;
+    try {
+      observation = this.opts.observer?.begin({
+        requestId: call.requestId,
+        tenant: m.tenant,
+        model: call.model,
+        method: CALL_METHOD_NAMES[call.method],
+        bytesIn: call.payload.length,
+        receivedAt,
+        calledAt: performance.now(),
+        traceparent: call.traceparent,
+      });
+    } catch {
+      // Telemetry must never break the data path.
+    }
     let upstream: UpstreamCall;
     try {
       const client = this.opts.upstreams.pick(call.model);
       upstream = client.call(CALL_METHOD_NAMES[call.method], call.payload, {
         deadline: Date.now() + call.timeoutMs,
         requestId: call.requestId,
-        traceparent: call.traceparent,
+        traceparent: observation?.traceparent ?? call.traceparent,
       });
     } catch (err) {
-      this.reply(link, m, call.requestId, toInferenceError(err), undefined, v);
+      const e = toInferenceError(err);
+      report(observation, e.grpcStatus, 0);
+      this.reply(link, m, call.requestId, e, undefined, v);
       return;
     }
     state.inflight.set(m.streamId, upstream);
     upstream.result.then(
       (payload) => {
+        report(observation, GrpcStatus.OK, payload.length);
         if (state.inflight.delete(m.streamId)) this.reply(link, m, call.requestId, undefined, payload, v);
       },
       (err: unknown) => {
-        if (!state.inflight.delete(m.streamId)) return;
         const e = toInferenceError(err);
+        report(observation, e.grpcStatus, 0);
+        if (!state.inflight.delete(m.streamId)) return;
         if (e.grpcStatus !== GrpcStatus.NOT_FOUND && e.grpcStatus !== GrpcStatus.INVALID_ARGUMENT) {
           this.opts.logger.info({ request_id: call.requestId, model: call.model, code: e.code, err: e.message }, 'upstream call failed');
         }
@@ -163,5 +209,13 @@ export class EgressService {
     for (const s of this.links.values()) for (const c of s.inflight.values()) c.cancel();
     this.links.clear();
     this.opts.upstreams.close();
+  }
+}
+
+function report(observation: EgressCallObservation | undefined, status: number, bytesOut: number): void {
+  try {
+    observation?.end(status, bytesOut);
+  } catch {
+    // Telemetry must never break the data path.
   }
 }

@@ -153,7 +153,7 @@ export class HttpIngress {
           else resolve(sock);
         }, unixPath);
       });
-      this.opts.logger.info({ service: 'http', address: unixPath }, 'listening');
+      this.opts.logger.info({ listener: 'http', address: unixPath }, 'listening');
       return 0;
     }
     this.listenSocket = await new Promise<us_listen_socket>((resolve, reject) => {
@@ -163,7 +163,7 @@ export class HttpIngress {
       });
     });
     this.boundPort = uws.us_socket_local_port(this.listenSocket as unknown as Parameters<UwsPort>[0]);
-    this.opts.logger.info({ service: 'http', address: `${this.opts.host}:${this.boundPort}`, tls: this.opts.ssl !== undefined }, 'listening');
+    this.opts.logger.info({ listener: 'http', address: `${this.opts.host}:${this.boundPort}`, tls: this.opts.ssl !== undefined }, 'listening');
     return this.boundPort;
   }
 

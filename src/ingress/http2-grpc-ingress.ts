@@ -141,11 +141,11 @@ export class Http2GrpcIngress {
     if (this.opts.binder !== undefined) {
       this.binding = await this.opts.binder((socket) => this.server.acceptConnection(socket), this.opts.host, this.opts.port);
       this.boundPort = this.binding.port;
-      this.opts.logger.info({ service: 'grpc', address: `${this.opts.host}:${this.boundPort}`, tls: true }, 'listening');
+      this.opts.logger.info({ listener: 'grpc', address: `${this.opts.host}:${this.boundPort}`, tls: true }, 'listening');
       return this.boundPort;
     }
     this.boundPort = await this.server.listen(this.opts.host, this.opts.port);
-    this.opts.logger.info({ service: 'grpc', address: `${this.opts.host}:${this.boundPort}` }, 'listening');
+    this.opts.logger.info({ listener: 'grpc', address: `${this.opts.host}:${this.boundPort}` }, 'listening');
     return this.boundPort;
   }
 

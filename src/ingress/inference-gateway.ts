@@ -155,7 +155,18 @@ export class InferenceGateway {
     if (error !== undefined) {
       const level = error.code === InferenceErrorCode.INTERNAL ? 'error' : 'info';
       log[level](
-        { request_id: ctx.requestId, protocol: ctx.protocol, method: ctx.method, model: ctx.model, tenant: ctx.tenant, code: error.code, status, duration_ms: Math.round(durationMs * 1000) / 1000, err: error.message },
+        {
+          request_id: ctx.requestId,
+          protocol: ctx.protocol,
+          method: ctx.method,
+          model: ctx.model,
+          tenant: ctx.tenant,
+          code: error.code,
+          // What the client saw: the HTTP status over HTTP and WebSocket, the gRPC status over gRPC.
+          ...(ctx.protocol === 'grpc' ? { grpc_status: status } : { status: error.httpStatus, grpc_status: status }),
+          duration_ms: Math.round(durationMs * 1000) / 1000,
+          err: error.message,
+        },
         failedMsg,
       );
     } else if (log.isLevelEnabled('debug')) {

@@ -2,7 +2,7 @@
 // protocol server (gRPC, HTTP, WebSocket), passed through the hooks, the router and the
 // segment forwarder, and reported to the response hooks at the end.
 import type { InferenceError } from '../kserve/inference-error.ts';
-import type { GrpcStatusCode } from '../kserve/status.ts';
+import { grpcStatusName, type GrpcStatusCode } from '../kserve/status.ts';
 
 export type IngressProtocol = 'grpc' | 'http' | 'ws';
 export type IngressMethod = 'ModelInfer' | 'ModelReady' | 'ModelMetadata' | 'ModelConfig' | 'ModelStatistics' | 'RepositoryIndex';
@@ -38,6 +38,19 @@ export interface RequestContext {
    * being durable; a rejection fails the request with that error instead of answering.
    */
   commit: Promise<unknown> | undefined;
+  /** The segment forwarder's record of the call's trip (for the access log and traces). */
+  segment: SegmentTrip | undefined;
+}
+
+/** When the (last) attempt went onto the segment and came back, performance.now() ms. */
+export interface SegmentTrip {
+  peer: string;
+  attempts: number;
+  /** First time the call was handed to a link. */
+  firstSentAt: number;
+  sentAt: number;
+  /** 0 until the reply (or the failure) of the last attempt. */
+  repliedAt: number;
 }
 
 export interface RequestOutcome {
@@ -48,6 +61,18 @@ export interface RequestOutcome {
   durationMs: number;
 }
 
-export function newRequestContext(fields: Omit<RequestContext, 'tenant' | 'cancel' | 'commit' | 'startedAt'> & { startedAt?: number }): RequestContext {
-  return { tenant: 0, cancel: undefined, commit: undefined, startedAt: fields.startedAt ?? performance.now(), ...fields };
+export function newRequestContext(fields: Omit<RequestContext, 'tenant' | 'cancel' | 'commit' | 'startedAt' | 'segment'> & { startedAt?: number }): RequestContext {
+  return { tenant: 0, cancel: undefined, commit: undefined, segment: undefined, startedAt: fields.startedAt ?? performance.now(), ...fields };
+}
+
+/**
+ * The status a client saw, as logs report it: the HTTP status on http and websocket (with the
+ * SLUICE_ERR_* code of a failure), the gRPC status and its name on grpc.
+ */
+export function answeredStatus(protocol: IngressProtocol, error: InferenceError | undefined): { status: number; code: string } {
+  if (protocol === 'grpc') {
+    const status = error === undefined ? 0 : error.grpcStatus;
+    return { status, code: grpcStatusName(status) };
+  }
+  return error === undefined ? { status: 200, code: '' } : { status: error.httpStatus, code: error.code };
 }

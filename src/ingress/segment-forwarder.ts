@@ -142,6 +142,7 @@ export class SegmentForwarder {
   }
 
   private settle(state: LinkCalls, streamId: number, p: Pending): void {
+    if (p.ctx.segment !== undefined) p.ctx.segment.repliedAt = performance.now();
     state.pending.delete(streamId);
     clearTimeout(p.timer);
     p.ctx.cancel = undefined;
@@ -261,6 +262,14 @@ export class SegmentForwarder {
           : undefined;
       state.pending.set(streamId, { resolve, reject, timer, ctx, envelopeVersion, resendAsV1 });
       ctx.cancel = () => abandon(CancelReason.CALLER, new InferenceError(InferenceErrorCode.CANCELLED, 'the client cancelled the request'));
+      const now = performance.now();
+      if (ctx.segment === undefined) ctx.segment = { peer: picked.name, attempts: 1, firstSentAt: now, sentAt: now, repliedAt: 0 };
+      else {
+        ctx.segment.peer = picked.name;
+        ctx.segment.attempts++;
+        ctx.segment.sentAt = now;
+        ctx.segment.repliedAt = 0;
+      }
       try {
         link.send({ cls: 'inference', kind: InferenceKind.CALL, streamId, tenant: ctx.tenant, body: [header, payload] });
       } catch (err) {

@@ -179,7 +179,7 @@ export class ModelServer {
         err ? reject(err) : resolve(port),
       );
     });
-    this.opts.logger.info({ service: 'models', address: `${this.opts.host}:${this.boundPort}`, models: [...this.models.keys()] }, 'listening');
+    this.opts.logger.info({ listener: 'models', address: `${this.opts.host}:${this.boundPort}`, models: [...this.models.keys()] }, 'listening');
     return this.boundPort;
   }
 

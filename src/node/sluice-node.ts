@@ -20,7 +20,7 @@ import { PeerLinks } from '../ingress/peer-links.ts';
 import { RouteTable } from '../ingress/route-table.ts';
 import { SegmentForwarder } from '../ingress/segment-forwarder.ts';
 import { ModelServer } from '../models/model-server.ts';
-import { GrpcHealthService } from '../telemetry/grpc-health.ts';
+import { GrpcHealthService, HEALTH_SERVICE_NAME } from '../telemetry/grpc-health.ts';
 import { HealthModel, type HealthHandle } from '../telemetry/health.ts';
 import { HealthProbe } from '../telemetry/health-probe.ts';
 import type { Logger } from '../telemetry/logger.ts';
@@ -48,7 +48,9 @@ import { SecurityRuntime } from '../security/security-runtime.ts';
 import { uwsSslOptions } from '../security/tls-options.ts';
 import { discardEvents } from '../security/events.ts';
 import { countingEventSink } from '../telemetry/security-event-metrics.ts';
-import { requestMetricsHook } from './node-telemetry.ts';
+import { accessLogHook, egressObserver, requestMetricsHook, tracingHook } from './node-telemetry.ts';
+import { AccessLog } from '../telemetry/access-log.ts';
+import { Tracing } from '../telemetry/tracing.ts';
 
 export type TransportChoice = 'tcp' | 'rdma' | 'auto';
 /** Creates the transport a segment's config names (src/transport/registry.ts in production). */
@@ -109,12 +111,18 @@ export class SluiceNode {
   private trainingListener: Listener | undefined;
   private trainingGrpc: TrainingGrpcServer | undefined;
   private readonly trainingLinks = new Set<Link>();
+  /** Health components of the training peers this node sends to (peer name -> handle). */
+  private readonly trainingPeerHealth = new Map<string, HealthHandle>();
   /** Ties inference latency to the bulk pace (exported for metrics and benchmarks). */
   readonly governor: BulkGovernor;
   private upstreamPolicy: UpstreamPolicy | undefined;
   private security: SecurityRuntime | undefined;
   private httpsFront: HttpsFront | undefined;
   private httpSocketDir: string | undefined;
+  /** The access log (telemetry.accessLog), shared by the ingress hook and the egress observer. */
+  private readonly accessLog: AccessLog | undefined;
+  /** Traces (telemetry.otlp.endpoint set). */
+  readonly tracing: Tracing | undefined;
 
   constructor(opts: SluiceNodeOptions) {
     this.opts = opts;
@@ -123,7 +131,17 @@ export class SluiceNode {
     this.metrics.attachHealth(this.health);
     this.metrics.setInFlightSource('ingress', () => this.gateway?.inflight ?? 0);
     this.metrics.setInFlightSource('egress', () => this.egress?.inflight ?? 0);
+    const tel = opts.config.telemetry;
+    if (tel.otlp.endpoint !== undefined) {
+      this.tracing = new Tracing({ endpoint: tel.otlp.endpoint, serviceName: tel.otlp.serviceName, nodeName: opts.config.node.name, sampleRatio: tel.otlp.sampleRatio, headers: tel.otlp.headers });
+      // First, so the span starts before any other hook (auth, rate limits) can refuse the request.
+      this.hooks.add(tracingHook(this.tracing));
+    }
     this.hooks.add(requestMetricsHook(this.metrics.requests));
+    if (tel.accessLog) {
+      this.accessLog = new AccessLog(opts.logger.child({ component: 'access' }));
+      this.hooks.add(accessLogHook(this.accessLog));
+    }
     for (const h of opts.hooks ?? []) this.hooks.add(h);
     const sch = opts.config.scheduling;
     this.governor = new BulkGovernor({ targetMs: sch.latencyTargetMs, ...sch.bulk });
@@ -189,7 +207,6 @@ export class SluiceNode {
 
   async start(): Promise<void> {
     const { config, logger } = this.opts;
-    this.health.defineService(INFERENCE_SERVICE);
     if (config.listeners.metrics !== undefined) {
       // First, so probes get an answer (not ready yet) while the rest starts.
       const l = config.listeners.metrics;
@@ -202,7 +219,7 @@ export class SluiceNode {
       });
       const a = await this.opsServer.listen();
       this.endpoints.metrics = `${l.host}:${a.port}`;
-      logger.info({ service: 'metrics', address: this.endpoints.metrics }, 'listening');
+      logger.info({ listener: 'metrics', address: this.endpoints.metrics }, 'listening');
     }
     await this.startSecurity();
     await this.startParts();
@@ -281,6 +298,9 @@ export class SluiceNode {
       return;
     }
     if (seg === undefined) throw new ConfigError('segments.inference: required for the ingress and the egress');
+    // Only a node that serves inference reports the inference service (a training-only node's
+    // grpc.health.v1 answers NOT_FOUND for it rather than a SERVING it cannot back).
+    this.health.defineService(INFERENCE_SERVICE);
     const key = this.segmentKey();
     const transport = await this.opts.transports(seg.transport, logger, this.transportOptions('inference'));
 
@@ -291,7 +311,12 @@ export class SluiceNode {
       }
       const upstreams = new UpstreamPool(upstreamRoutes, seg.maxMessageBytes);
       const authorizeCall = this.security === undefined ? null : egressTenantPolicy(this.security.config, this.security);
-      this.egress = new EgressService({ upstreams, logger: logger.child({ component: 'egress' }), ...(authorizeCall !== null ? { authorizeCall } : {}) });
+      this.egress = new EgressService({
+        upstreams,
+        logger: logger.child({ component: 'egress' }),
+        observer: egressObserver({ upstreamCalls: this.metrics.upstreamCalls, ...(this.accessLog !== undefined ? { accessLog: this.accessLog } : {}), ...(this.tracing !== undefined ? { tracing: this.tracing } : {}) }),
+        ...(authorizeCall !== null ? { authorizeCall } : {}),
+      });
       // Ready while at least one model server answers ServerReady; each is shown on its own.
       const names = upstreams.all.map((u) => `upstream:${u.address}`);
       const anyUpstream = this.health.register('upstreams', { kind: 'upstream', services: [INFERENCE_SERVICE] });
@@ -335,7 +360,7 @@ export class SluiceNode {
       const a = this.listener.address;
       this.endpoints.segment = `${a.host}:${a.port}`;
       this.health.register('segment:inference', { kind: 'segment', services: [INFERENCE_SERVICE], up: true });
-      logger.info({ service: 'segment', segment: 'inference', transport: transport.kind, address: this.endpoints.segment }, 'listening');
+      logger.info({ listener: 'segment', segment: 'inference', transport: transport.kind, address: this.endpoints.segment }, 'listening');
     }
 
     if (!inferenceIngress) await this.startTrainingGrpc();
@@ -355,6 +380,7 @@ export class SluiceNode {
         logger: logger.child({ component: 'links' }),
       });
       this.upstreamPolicy = new UpstreamPolicy({ peers: peers.map((p) => p.name), scheduling: config.scheduling, governor: this.governor });
+      this.metrics.attachAdmission(this.upstreamPolicy);
       const forwarder = new SegmentForwarder(this.peerLinks, logger.child({ component: 'forwarder' }), this.upstreamPolicy);
       this.watchPeers(this.peerLinks);
       this.peerLinks.start();
@@ -412,6 +438,14 @@ export class SluiceNode {
     const transport = await this.opts.transports(seg.transport, logger, this.transportOptions('training'));
     const t = config.training;
     const log = logger.child({ component: 'training' });
+    this.health.defineService(TRAINING_SERVICE);
+    for (const p of config.peers.filter((x) => x.segment === 'training')) {
+      // Shown, not gating: links to training peers open on the first transfer, and one peer down
+      // must not take the node (or its other transfers) out of service.
+      const h = this.health.register(`peer:${p.name}`, { kind: 'peer', services: [TRAINING_SERVICE], critical: false });
+      h.down(`no link yet to ${p.host}:${p.port} (opened by the first transfer)`);
+      this.trainingPeerHealth.set(p.name, h);
+    }
     this.training = new TrainingNode({
       nodeName: config.node.name,
       transport,
@@ -427,11 +461,16 @@ export class SluiceNode {
         const type = e.action === 'training.protocol.violation' ? e.action : 'segment.violation';
         this.security?.emit({ type, tenant: null, requestId: null, actor: 'training', outcome: 'denied', reason: e.detail, detail: { action: e.action, segment: 'training' } });
       },
-      onLink: (link) => {
-        this.metrics.links.add(link);
+      stats: this.metrics.training,
+      onLink: (link, peer) => {
+        this.metrics.links.add(link, peer);
+        // A training peer this node dialled is a health component of its own (see watchTrainingPeers).
+        if (peer !== undefined) this.trainingPeerLinked(peer, link);
         if (this.security !== undefined) guardLink(link, this.security);
       },
     });
+    const training = this.training;
+    this.metrics.training.setLiveSource(() => training.active());
     await this.training.start();
     if (seg.listen !== undefined) {
       this.trainingListener = await transport.listen({
@@ -452,8 +491,17 @@ export class SluiceNode {
       this.trainingListener.on('error', (err: Error) => logger.error({ err: err.message }, 'training segment listener error'));
       const a = this.trainingListener.address;
       this.endpoints.training = `${a.host}:${a.port}`;
-      logger.info({ service: 'segment', segment: 'training', transport: transport.kind, address: this.endpoints.training }, 'listening');
+      this.health.register('segment:training', { kind: 'segment', services: [TRAINING_SERVICE], up: true });
+      logger.info({ listener: 'segment', segment: 'training', transport: transport.kind, address: this.endpoints.training }, 'listening');
     }
+  }
+
+  /** A training peer's link came up: its health component follows the link. */
+  private trainingPeerLinked(peer: string, link: Link): void {
+    const h = this.trainingPeerHealth.get(peer);
+    if (h === undefined) return;
+    h.up(link.remoteAddress);
+    link.once('close', () => h.down('link closed; redialled by the next transfer'));
   }
 
   /** TensorTransfer on its own gRPC server, for a node whose gRPC port serves no inference. */
@@ -461,14 +509,17 @@ export class SluiceNode {
     const l = this.opts.config.listeners.grpc;
     if (this.training === undefined || l === undefined) return;
     const sec = this.security;
+    this.grpcHealth = new GrpcHealthService(this.health);
+    const grpcHealth = this.grpcHealth;
     this.trainingGrpc = new TrainingGrpcServer(this.training, l.host, l.port, {
+      addServices: (server) => grpcHealth.addTo(server),
       ...this.grpcGateOptions(),
       ...(sec?.config.tls.enabled === true
         ? { binder: (server, host, port) => serveGrpcOverTls(server, { name: 'grpc', host, port, tls: sec.config.tls, allowlist: sec.allowlist, events: sec }) }
         : {}),
     });
     this.endpoints.grpc = `${l.host}:${await this.trainingGrpc.start()}`;
-    this.opts.logger.info({ service: 'grpc', address: this.endpoints.grpc, services: [TRAINING_SERVICE], tls: sec?.config.tls.enabled === true }, 'listening');
+    this.opts.logger.info({ listener: 'grpc', address: this.endpoints.grpc, services: [TRAINING_SERVICE, HEALTH_SERVICE_NAME], tls: sec?.config.tls.enabled === true }, 'listening');
   }
 
   /**
@@ -486,7 +537,7 @@ export class SluiceNode {
       else segment.down('no link to any egress peer');
     };
     peerLinks.on('link', (name: string, link: Link) => {
-      this.metrics.links.add(link);
+      this.metrics.links.add(link, name);
       if (this.security !== undefined) guardLink(link, this.security);
       perPeer.get(name)?.up(link.remoteAddress);
       update();
@@ -547,6 +598,8 @@ export class SluiceNode {
     await this.httpsFront?.close();
     if (this.httpSocketDir !== undefined) rmSync(this.httpSocketDir, { recursive: true, force: true });
     await this.opsServer?.close();
+    // Spans of the last requests go out before the process ends (bounded by the exporter's timeout).
+    await this.tracing?.shutdown().catch((err: unknown) => logger.warn({ err: (err as Error).message }, 'trace export on shutdown failed'));
     // Last: everything above may still report security events.
     await this.security?.close();
     logger.info('stopped');

@@ -26,6 +26,8 @@ export interface TrainingGrpcServerOptions extends TensorTransferServiceOptions 
   interceptors?: grpc.ServerInterceptor[];
   /** Binds the server some other way than plaintext host:port (sluice's TLS listener). */
   binder?: GrpcBinder;
+  /** More services on the same server (grpc.health.v1). */
+  addServices?: (server: grpc.Server) => void;
 }
 
 export class TrainingGrpcServer {
@@ -44,6 +46,7 @@ export class TrainingGrpcServer {
     });
     widenServerReceiveWindow(this.server, TRAINING_RECEIVE_WINDOW_BYTES);
     addTensorTransferService(this.server, node, opts);
+    opts.addServices?.(this.server);
   }
 
   /** Resolves with the bound port. */

@@ -42,6 +42,7 @@ export class InboundTransfer {
   private stateValue: TransferState = 'receiving';
   private resultSha: Buffer | undefined;
   private error: string | undefined;
+  private errorStatus: TransferStatusCode | undefined;
   private verifying = false;
   lastActivity = Date.now();
 
@@ -150,6 +151,7 @@ export class InboundTransfer {
     if (this.finished) return;
     this.stateValue = 'cancelled';
     this.error = `cancelled by the sender: ${reason}`;
+    this.errorStatus = 'CANCELLED';
     this.tail = this.tail.then(() => this.opts.sink.abort(this.error as string, false)).catch(() => {});
     this.opts.onEnd(this);
   }
@@ -159,6 +161,7 @@ export class InboundTransfer {
     if (this.finished) return;
     this.stateValue = 'failed';
     this.error = reason;
+    this.errorStatus = 'ABORTED';
     await this.tail;
     await this.opts.sink.abort(reason, keepPartial).catch(() => {});
     this.opts.onEnd(this);
@@ -176,6 +179,7 @@ export class InboundTransfer {
       sink: this.opts.sinkKind,
       ...(this.resultSha ? { sha256: this.resultSha } : {}),
       ...(this.error !== undefined ? { error: this.error } : {}),
+      ...(this.errorStatus !== undefined ? { errorStatus: this.errorStatus } : {}),
     };
   }
 
@@ -202,6 +206,7 @@ export class InboundTransfer {
     if (this.finished) return;
     this.stateValue = 'failed';
     this.error = message;
+    this.errorStatus = status;
     this.reply(TrainingKind.ERROR, encodeError(this.id, status, message));
     // A failed tensor is dropped: the sender must push it again (a resume would repeat the failure).
     void this.opts.sink.abort(message, false).catch(() => {});

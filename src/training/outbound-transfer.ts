@@ -272,7 +272,7 @@ export class OutboundTransfer extends EventEmitter {
       state: this.stateValue,
       sink: this.opts.sink,
       ...(this.resultSha ? { sha256: this.resultSha } : {}),
-      ...(this.failure ? { error: this.failure.message } : {}),
+      ...(this.failure ? { error: this.failure.message, errorStatus: this.failure instanceof TransferError ? this.failure.status : 'INTERNAL' } : {}),
     };
   }
 

@@ -15,4 +15,6 @@ export interface TransferSummary {
   sink: import('./tensor-meta.ts').Sink;
   sha256?: Buffer;
   error?: string;
+  /** The status of a failure or cancellation (with `error`). */
+  errorStatus?: import('./errors.ts').TransferStatusCode;
 }
