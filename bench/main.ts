@@ -45,6 +45,10 @@ export const suites: Readonly<Record<string, BenchSuiteEntry>> = {
     summary: 'threat detection on frozen workloads: extraction (PRADA), FGSM-like inputs, poisoning; false positives and cost',
     run: async (args) => (await import('./threats.ts')).run(args),
   },
+  soak: {
+    summary: 'mixed inference + training through a gated node with faults on a schedule (10 min; --quick 60 s): RSS, fds, audit loss, transfer digests',
+    run: async (args) => void (await (await import('./soak.ts')).run(args)),
+  },
   'mixed-rdma': {
     summary: 'the mixed scenario at the link level in one soft-RoCE guest: inference round trips with and without bulk, RDMA and TCP links',
     run: async (args) => (await import('./mixed-rdma.ts')).run(args),

@@ -455,6 +455,10 @@ export class SluiceNode {
       maxMessageBytes: seg.maxMessageBytes,
       ...(seg.device !== undefined ? { device: seg.device } : {}),
       limits: { windowBytes: t.windowBytes, maxChunkBytes: t.maxChunkBytes, maxTensorBytes: t.maxTensorBytes, resumeTimeoutMs: t.resumeTimeoutMs, maxTransfers: t.maxTransfers },
+      onTransferEvent: (e) => {
+        const level = e.event === 'failed' || e.event === 'quarantined' ? 'warn' : 'info';
+        log[level]({ transfer: e }, `transfer ${e.event}`);
+      },
       onAudit: (e) => {
         log.warn({ audit: e.action, detail: e.detail }, 'training refusal');
         // Cross-segment attempts are segment violations like the wire's; protocol faults keep their own type.

@@ -17,7 +17,7 @@ import type { ReceiveEvent, Subscriber } from './receive-events.ts';
 import { Spool, type SpoolRecord } from './spool.ts';
 import type { Sink, TensorMeta } from './tensor-meta.ts';
 import { SpoolSink, StreamSink } from './tensor-sink.ts';
-import type { TransferSummary } from './transfer-state.ts';
+import type { TransferEventLog, TransferSummary } from './transfer-state.ts';
 import type { TrainingStats } from '../telemetry/training-stats.ts';
 
 export interface TrainingPeerConfig {
@@ -75,6 +75,8 @@ export interface TrainingNodeOptions {
   onLink?: (link: Link, peer?: string) => void;
   /** Transfer counters for the metrics registry. */
   stats?: TrainingStats;
+  /** Resume, completion, failure and quarantine of every transfer, both directions (the node logs them). */
+  onTransferEvent?: TransferEventLog;
   /** Fault injection (tests, drills): see OutboundTransferOptions.corruptChunk. */
   corruptChunk?: (id: string, offset: number) => boolean;
 }
@@ -175,6 +177,16 @@ export class TrainingNode {
       // This node still holds everything the last producer handed over.
       return { transfer: existing, offset: existing.accepted.then(() => existing.producedBytes) };
     }
+    if (existing !== undefined && existing.state === 'completed') {
+      // A finished transfer keeps its record: the same id again is refused, or answered with
+      // the result when resuming (OutboundTransfer.adoptCompleted does the same when only the
+      // peer remembers it).
+      if (!resume) throw new TransferError('ALREADY_EXISTS', `transfer ${id} already completed; set resume to get its result, or use another id`);
+      if (existing.opts.peer !== peer.name || existing.opts.total !== req.total || existing.opts.tensor.name !== req.tensor.name) {
+        throw new TransferError('INVALID_ARGUMENT', `transfer ${id} was completed with a different peer, tensor or size`);
+      }
+      return { transfer: existing, offset: Promise.resolve(existing.opts.total) };
+    }
     if (existing !== undefined) this.outbound.delete(id);
     let active = 0;
     for (const t of this.outbound.values()) if (!t.finished) active++;
@@ -197,6 +209,7 @@ export class TrainingNode {
       resumeTimeoutMs: this.limits.resumeTimeoutMs,
       maxCorruptChunks: this.limits.maxCorruptChunks,
       links: dialer,
+      ...(this.opts.onTransferEvent ? { onEvent: this.opts.onTransferEvent } : {}),
       ...(this.opts.corruptChunk ? { corruptChunk: this.opts.corruptChunk } : {}),
     });
     transfer.producerAttached = true;
@@ -440,6 +453,7 @@ export class TrainingNode {
       maxPendingBytes: Math.max(4 * this.limits.windowBytes, 4 * this.limits.maxChunkBytes),
       maxCorruptChunks: this.limits.maxCorruptChunks,
       onEnd: (t: InboundTransfer) => this.onInboundEnd(t),
+      ...(this.opts.onTransferEvent ? { onEvent: this.opts.onTransferEvent } : {}),
     };
     if (msg.sink === 'spool') {
       const rec = await this.spool.readRecord(msg.id);

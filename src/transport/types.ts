@@ -141,6 +141,13 @@ export interface LinkTuning {
   receiveBufferBytes?: number;
   /** How long close() waits for queued messages and the peer (default 5 s). */
   closeTimeoutMs?: number;
+  /**
+   * After this long without sending, a link that sent frames since its last witness sends one
+   * REKEY frame, so the peer's sequence check covers the last frame and a dropped one is
+   * found within this bound, not at the next message (default 200 ms; 0 turns it off). See
+   * link-base.ts and docs/wire.md.
+   */
+  tailWitnessMs?: number;
   /** Key limits (tests lower them to exercise rekey; never above the defaults). */
   keyLimits?: KeyLimits;
   /** The outbound scheduler (default: PriorityLinkScheduler). */
