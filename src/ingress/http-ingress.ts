@@ -82,22 +82,24 @@ class Exchange {
     });
   }
 
-  private write(status: number, contentType: string, body: string | Buffer, extra?: [string, string]): void {
+  private write(status: number, contentType: string, body: string | Buffer, extra?: [string, string], more?: Readonly<Record<string, string>>): void {
     if (this.aborted || this.done) return;
     this.done = true;
     this.res.cork(() => {
       this.res.writeStatus(statusLine(status)).writeHeader('content-type', contentType).writeHeader('x-request-id', this.info.requestId);
       if (extra !== undefined) this.res.writeHeader(extra[0], extra[1]);
+      if (more !== undefined) for (const [k, v] of Object.entries(more)) this.res.writeHeader(k, v);
       this.res.end(body);
     });
   }
 
-  json(status: number, body: string): void {
-    this.write(status, 'application/json', body);
+  /** `headers`: extra response headers a stage set (e.g. pii-flags). */
+  json(status: number, body: string, headers?: Readonly<Record<string, string>>): void {
+    this.write(status, 'application/json', body, undefined, headers);
   }
 
-  binary(jsonLength: number, body: Buffer): void {
-    this.write(200, 'application/octet-stream', body, [INFERENCE_HEADER, String(jsonLength)]);
+  binary(jsonLength: number, body: Buffer, headers?: Readonly<Record<string, string>>): void {
+    this.write(200, 'application/octet-stream', body, [INFERENCE_HEADER, String(jsonLength)], headers);
   }
 
   problem(err: InferenceError): void {
@@ -263,12 +265,12 @@ export class HttpIngress {
           return;
         }
         if (out.binary.length === 0) {
-          ex.json(200, out.json);
+          ex.json(200, out.json, ctx.responseHeaders);
           gw.finish(ctx, undefined, out.json.length);
         } else {
           const json = Buffer.from(out.json, 'utf8');
           const full = Buffer.concat([json, ...out.binary]);
-          ex.binary(json.length, full);
+          ex.binary(json.length, full, ctx.responseHeaders);
           gw.finish(ctx, undefined, full.length);
         }
       },

@@ -193,7 +193,7 @@ export class Http2GrpcIngress {
     call.onCancel(() => ctx.cancel?.());
     gw.forward(ctx, CallMethod[method], body).then(
       (res) => {
-        call.reply(res, trailers);
+        call.reply(res, ctx.responseHeaders === undefined ? trailers : { ...ctx.responseHeaders, ...trailers });
         gw.finish(ctx, undefined, res.length);
       },
       (err: unknown) => {

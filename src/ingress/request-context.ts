@@ -31,6 +31,8 @@ export interface RequestContext {
    * being durable; a rejection fails the request with that error instead of answering.
    */
   commit: Promise<unknown> | undefined;
+  /** Extra headers for the answer (HTTP headers, gRPC trailers), set by a stage, e.g. `pii-flags`. */
+  responseHeaders: Record<string, string> | undefined;
 }
 
 export interface RequestOutcome {
@@ -41,6 +43,6 @@ export interface RequestOutcome {
   durationMs: number;
 }
 
-export function newRequestContext(fields: Omit<RequestContext, 'tenant' | 'cancel' | 'commit' | 'startedAt'> & { startedAt?: number }): RequestContext {
-  return { tenant: 0, cancel: undefined, commit: undefined, startedAt: fields.startedAt ?? performance.now(), ...fields };
+export function newRequestContext(fields: Omit<RequestContext, 'tenant' | 'cancel' | 'commit' | 'startedAt' | 'responseHeaders'> & { startedAt?: number }): RequestContext {
+  return { tenant: 0, cancel: undefined, commit: undefined, responseHeaders: undefined, startedAt: fields.startedAt ?? performance.now(), ...fields };
 }
