@@ -7,6 +7,7 @@ import { keysCreateCommand } from './commands/keys-create.ts';
 import { keysListCommand } from './commands/keys-list.ts';
 import { keysRevokeCommand } from './commands/keys-revoke.ts';
 import { keysRotateCommand } from './commands/keys-rotate.ts';
+import { piiRevealCommand } from './commands/pii-reveal.ts';
 import { rdmaDevicesCommand } from './commands/rdma-devices.ts';
 import { serveCommand } from './commands/serve.ts';
 
@@ -20,6 +21,7 @@ export const commands: readonly CliCommand[] = [
   keysListCommand,
   keysRotateCommand,
   keysRevokeCommand,
+  piiRevealCommand,
   rdmaDevicesCommand,
   serveCommand,
 ].sort(
