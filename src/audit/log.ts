@@ -6,8 +6,9 @@
 //    the size that covers it) is on disk: one thread-pool trip per batch instead of a write
 //    and then an fdatasync, which matters when requests wait for their entry.
 //  - A Merkle checkpoint entry is added every `checkpointEntries` entries or
-//    `checkpointSeconds` seconds (whichever first), and on close; once durable, FILE.anchor
-//    is replaced to witness it.
+//    `checkpointSeconds` seconds (whichever first), and on close.
+//  - FILE.anchor witnesses the durable head and lags it by at most `anchorSeconds`
+//    (anchor.ts: AnchorKeeper); a checkpoint rewrites it at once.
 //  - Reopening scans the file, resumes the chain, and refuses a broken log. A torn final line
 //    (a write that never completed, so was never acknowledged) is cut off and the cut recorded.
 //  - A failed write or fsync poisons the log: every later append rejects (callers fail closed).
@@ -15,7 +16,7 @@ import { EventEmitter } from 'node:events';
 import { constants } from 'node:fs';
 import { open, stat, truncate, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { anchorPathFor, readAnchor, writeAnchor } from './anchor.ts';
+import { AnchorKeeper, anchorPathFor, readAnchor, removeStaleAnchorTemps } from './anchor.ts';
 import { fsyncDir } from './atomic-file.ts';
 import { GENESIS_HASH, sealEntry, sha256Hex, type AuditEntry, type AuditEntryBody, type AuditRecord } from './entry.ts';
 import { AuditClosedError, AuditCorruptError, AuditWriteError } from './errors.ts';
@@ -35,6 +36,8 @@ export interface AuditLogOptions {
   checkpointEntries?: number;
   /** Checkpoint when entries have waited this long since the last one (default 300 s). */
   checkpointSeconds?: number;
+  /** FILE.anchor lags the durable head by at most this long (default 1 s; 0: every commit). */
+  anchorSeconds?: number;
   /** What to do with a torn final line when reopening: cut it off and record that, or refuse. */
   onTornTail?: 'repair' | 'refuse';
   /** Actor name for the log's own entries. */
@@ -79,7 +82,11 @@ export class AuditLog extends EventEmitter {
   private timer: NodeJS.Timeout | null = null;
   private batches = 0;
   private appended = 0;
-  private anchorWrite: Promise<void> = Promise.resolve();
+  private readonly anchor: AnchorKeeper;
+  /** Durable checkpoints whose 'checkpoint' event waits for the anchor that covers them. */
+  private unanchoredCheckpoints: AuditEntry[] = [];
+  /** Root of the newest durable checkpoint (the anchor's `root`). */
+  private durableRoot: string;
 
   private constructor(
     opts: AuditLogOptions,
@@ -99,6 +106,17 @@ export class AuditLog extends EventEmitter {
     this.lastCheckpointSeq = state.lastCheckpointSeq;
     this.lastCheckpointRoot = state.lastCheckpointRoot;
     this.sinceCheckpoint = state.sinceCheckpoint;
+    this.durableRoot = state.lastCheckpointRoot;
+    this.anchor = new AnchorKeeper({
+      file: anchorPathFor(this.path),
+      intervalMs: (opts.anchorSeconds ?? 1) * 1000,
+      onWritten: (a) => {
+        while (this.unanchoredCheckpoints.length > 0 && (this.unanchoredCheckpoints[0] as AuditEntry).seq <= a.seq) {
+          this.emit('checkpoint', this.unanchoredCheckpoints.shift());
+        }
+      },
+      onError: (err) => this.poison(new AuditWriteError(`${this.path}.anchor: write failed (${String(err)})`, err), []),
+    });
     const seconds = opts.checkpointSeconds ?? 300;
     if (seconds > 0) {
       this.timer = setInterval(() => {
@@ -113,9 +131,12 @@ export class AuditLog extends EventEmitter {
   /** Opens (creating if absent) and takes the writer lock. Throws AuditCorruptError on a broken log. */
   static async open(opts: AuditLogOptions): Promise<AuditLog> {
     if ((opts.checkpointEntries ?? 1000) < 1) throw new RangeError('checkpointEntries must be >= 1');
+    if ((opts.anchorSeconds ?? 1) < 0) throw new RangeError('anchorSeconds must be >= 0');
     const file = path.resolve(opts.path);
     const lock = await acquireLock(`${file}.lock`, { waitMs: opts.lockWaitMs ?? 0 });
     try {
+      // We hold the writer lock: any anchor temp file is a dead writer's.
+      const staleTemps = await removeStaleAnchorTemps(file);
       let existed = true;
       try {
         await stat(file);
@@ -166,10 +187,14 @@ export class AuditLog extends EventEmitter {
         actor: log.actor,
         action: repaired === null ? 'audit.open' : 'audit.recovered',
         outcome: 'success',
-        detail:
-          repaired === null
-            ? { pid: process.pid, resumed_at_seq: state.seq }
-            : { pid: process.pid, resumed_at_seq: state.seq, dropped_torn_bytes: repaired.bytes, dropped_sha256: repaired.digest },
+        detail: {
+          pid: process.pid,
+          resumed_at_seq: state.seq,
+          ...(repaired === null ? {} : { dropped_torn_bytes: repaired.bytes, dropped_sha256: repaired.digest }),
+          // Say so when an existing log had no anchor (deleted, or a crash before the first one).
+          ...(existed && anchor === null && state.seq > 0 ? { anchor_missing: true } : {}),
+          ...(staleTemps.length > 0 ? { removed_anchor_temps: staleTemps.length } : {}),
+        },
       });
       return log;
     } catch (err) {
@@ -216,7 +241,7 @@ export class AuditLog extends EventEmitter {
     this.closed = true;
     if (this.timer !== null) clearInterval(this.timer);
     while (this.flushing !== null) await this.flushing;
-    await this.anchorWrite;
+    await this.anchor.flush();
     await this.fh.close().catch(() => undefined);
     await this.lock.release();
   }
@@ -298,31 +323,26 @@ export class AuditLog extends EventEmitter {
         }
         this.batches++;
         this.appended += batch.length;
-        let checkpoint: AuditEntry | null = null;
+        let checkpoint = false;
         for (const p of batch) {
-          if (p.entry.kind === 'checkpoint') checkpoint = p.entry;
-          p.resolve(p.entry);
+          if (p.entry.kind === 'checkpoint') {
+            checkpoint = true;
+            this.durableRoot = p.entry.checkpoint?.root ?? this.durableRoot;
+            this.unanchoredCheckpoints.push(p.entry);
+          }
         }
-        if (checkpoint !== null) this.recordAnchor(checkpoint);
+        // The anchor names the batch's last entry (now durable) before anyone hears of it.
+        const head = (batch[batch.length - 1] as Pending).entry;
+        this.anchor.durable({ seq: head.seq, hash: head.hash, root: this.durableRoot, time: head.time }, checkpoint);
+        for (const p of batch) p.resolve(p.entry);
       }
     } finally {
       this.flushing = null;
     }
   }
 
-  private recordAnchor(cp: AuditEntry): void {
-    const anchor = { seq: cp.seq, hash: cp.hash, root: cp.checkpoint?.root ?? '', time: cp.time };
-    this.anchorWrite = this.anchorWrite
-      .then(() => writeAnchor(anchorPathFor(this.path), anchor))
-      .then(
-        () => {
-          this.emit('checkpoint', cp);
-        },
-        (err: unknown) => this.poison(new AuditWriteError(`${this.path}.anchor: write failed (${String(err)})`, err), []),
-      );
-  }
-
   private poison(err: AuditWriteError, batch: Pending[]): void {
+    this.anchor.stop();
     if (this.failure === null) {
       this.failure = err;
       this.emit('failure', err);

@@ -12,7 +12,8 @@ export type AuditProblemKind =
   | 'reordered' // a sequence number went backwards or repeated
   | 'chain' // prev does not name the previous entry's hash (rewritten entry)
   | 'checkpoint' // a checkpoint's range or Merkle root does not match the entries before it
-  | 'truncated'; // the file ends inside a line, or before the entry its anchor names
+  | 'truncated' // the file ends inside a line, or before the entry its anchor names
+  | 'anchor'; // the anchor file is missing, so the tail cannot be checked (verify.ts)
 
 export interface AuditProblem {
   kind: AuditProblemKind;
@@ -25,11 +26,14 @@ export interface AuditProblem {
   message: string;
 }
 
-/** A witness of the log head kept beside it (FILE.anchor): the latest durable checkpoint. */
+/** A witness of the durable log head kept beside it (FILE.anchor; see anchor.ts). */
 export interface AuditAnchor {
+  /** Seq of the head entry; seqs run 1..n, so this is also the entry count. */
   seq: number;
   hash: string;
+  /** Merkle root of the newest checkpoint at or before `seq` (64 zeros: none yet). */
   root: string;
+  /** The head entry's time. */
   time: string;
 }
 

@@ -10,18 +10,32 @@ export interface AuditVerification extends AuditScan {
 }
 
 export interface VerifyOptions {
-  /** Anchor file to check against; default FILE.anchor when it exists. `false` skips the check. */
+  /**
+   * Anchor file to check against; default FILE.anchor. A missing anchor fails verification
+   * (without it a cut or rewritten tail cannot be seen); `false` skips the check on purpose.
+   */
   anchorFile?: string | false;
 }
 
 export async function verifyAuditFile(file: string, opts: VerifyOptions = {}): Promise<AuditVerification> {
-  const anchor = opts.anchorFile === false ? null : await readAnchor(opts.anchorFile ?? anchorPathFor(file));
+  const anchorFile = opts.anchorFile === false ? null : (opts.anchorFile ?? anchorPathFor(file));
+  const anchor = anchorFile === null ? null : await readAnchor(anchorFile);
   const scan = await scanAuditFile(file, { anchor });
+  if (scan.problem === null && anchorFile !== null && anchor === null) {
+    scan.problem = {
+      kind: 'anchor',
+      line: scan.entries,
+      offset: scan.validBytes,
+      seq: scan.lastSeq,
+      message: `anchor ${anchorFile} is missing: entries cut from the end or a rewritten tail cannot be detected (--no-anchor checks the chain alone)`,
+    };
+  }
   return { ...scan, file, ok: scan.problem === null, anchor };
 }
 
 export function describeVerification(v: AuditVerification): string {
+  if (v.problem?.kind === 'anchor') return `${v.file}: FAILED: ${v.problem.message}`;
   if (v.problem !== null) return `${v.file}: FAILED at ${v.problem.message}`;
-  const anchored = v.anchor === null ? 'no anchor' : `anchor seq ${v.anchor.seq} present`;
+  const anchored = v.anchor === null ? 'anchor not checked (--no-anchor)' : `anchor seq ${v.anchor.seq} matches`;
   return `${v.file}: ok, ${v.entries} entries (${v.checkpoints} checkpoints), head seq ${v.lastSeq} ${v.lastHash.slice(0, 16)}..., ${anchored}`;
 }

@@ -191,6 +191,8 @@ export const securitySchema = z
         adminPath: z.string().min(1).default('sluice-admin-audit.jsonl'),
         checkpointEntries: z.number().int().positive().default(1000),
         checkpointSeconds: z.number().positive().default(300),
+        /** FILE.anchor trails the durable head by at most this long (0: after every group commit). */
+        anchorSeconds: z.number().min(0).max(3600).default(1),
         /** Also record every allowed request (refusals and admin actions are always recorded). */
         allowedRequests: z.boolean().default(true),
         /** Start a new segment file when the current one reaches either limit (0 / absent: never by that limit). */

@@ -89,6 +89,7 @@ export class SecurityRuntime implements SecurityEventSink, GateRecorder {
             policyVersion: config.policyVersion,
             checkpointEntries: config.audit.checkpointEntries,
             checkpointSeconds: config.audit.checkpointSeconds,
+            anchorSeconds: config.audit.anchorSeconds,
             actor: `node:${opts.nodeName}`,
           })
         : null;
