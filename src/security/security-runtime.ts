@@ -90,6 +90,8 @@ export class SecurityRuntime implements SecurityEventSink, GateRecorder {
             checkpointEntries: config.audit.checkpointEntries,
             checkpointSeconds: config.audit.checkpointSeconds,
             anchorSeconds: config.audit.anchorSeconds,
+            rotate: { maxBytes: config.audit.rotate.maxBytes, maxAgeMs: config.audit.rotate.maxAgeHours === undefined ? undefined : config.audit.rotate.maxAgeHours * 3_600_000 },
+            retentionDays: config.audit.retentionDays,
             actor: `node:${opts.nodeName}`,
           })
         : null;
