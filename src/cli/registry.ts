@@ -2,6 +2,7 @@ import type { CliCommand } from './command.ts';
 import { auditVerifyCommand } from './commands/audit-verify.ts';
 import { benchCommand } from './commands/bench.ts';
 import { configCheckCommand } from './commands/config-check.ts';
+import { evidenceExportCommand, evidenceVerifyCommand } from './commands/evidence.ts';
 import { demoCommand } from './commands/demo.ts';
 import { keysCreateCommand } from './commands/keys-create.ts';
 import { keysListCommand } from './commands/keys-list.ts';
@@ -17,6 +18,8 @@ export const commands: readonly CliCommand[] = [
   benchCommand,
   configCheckCommand,
   demoCommand,
+  evidenceExportCommand,
+  evidenceVerifyCommand,
   keysCreateCommand,
   keysListCommand,
   keysRotateCommand,
