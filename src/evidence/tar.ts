@@ -1,6 +1,9 @@
 // A minimal POSIX ustar writer and reader for evidence packs: regular files only, names up to
 // 100 bytes (prefix field read, not written), sizes up to 8 GiB - 1 (octal). The reader is
-// strict (header checksums, magic, sizes, padding, the two zero blocks at the end) and throws
+// strict (header checksums in exactly the form the writer emits, magic, sizes, zero padding,
+// the two zero blocks at the end, nothing after them), so it reads the archives this writer
+// makes (and GNU/BSD tar reads them too); a flipped byte anywhere is refused or lands in a
+// member's bytes, where the manifest's hashes catch it. It throws
 // TarFormatError, never anything else, on bytes it does not accept: a pack is untrusted input.
 import { SluiceError } from '../errors.ts';
 
@@ -54,7 +57,7 @@ export function writeTar(entries: readonly TarEntry[], mtime = Date.now() / 1000
 }
 
 function parseOctal(h: Buffer, off: number, len: number, what: string): number {
-  const s = h.toString('ascii', off, off + len).replace(/[\0 ]+$/, '').replace(/^ +/, '');
+  const s = h.toString('latin1', off, off + len).replace(/[\0 ]+$/, '').replace(/^ +/, '');
   if (!/^[0-7]{1,12}$/.test(s)) throw new TarFormatError(`${what} is not an octal number`);
   return Number.parseInt(s, 8);
 }
@@ -78,11 +81,15 @@ export function readTar(buf: Buffer): TarEntry[] {
       if (buf.subarray(off + 2 * BLOCK).some((b) => b !== 0)) throw new TarFormatError('data after the end of the archive');
       return out;
     }
-    const claimed = parseOctal(h, 148, 8, `header at byte ${off}: checksum`);
+    // The checksum field is outside the sum it states: accept only the exact form writeTar
+    // emits (6 octal digits, NUL, space), so no byte of it can change unnoticed.
+    const field = h.toString('latin1', 148, 156);
+    if (!/^[0-7]{6}\0 $/.test(field)) throw new TarFormatError(`header at byte ${off}: checksum field is not 6 octal digits, NUL, space`);
+    const claimed = Number.parseInt(field.slice(0, 6), 8);
     let sum = 0;
     for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 0x20 : h[i]!;
     if (sum !== claimed) throw new TarFormatError(`header at byte ${off}: checksum mismatch`);
-    if (h.toString('ascii', 257, 262) !== 'ustar') throw new TarFormatError(`header at byte ${off}: not a ustar header`);
+    if (h.toString('latin1', 257, 262) !== 'ustar') throw new TarFormatError(`header at byte ${off}: not a ustar header`);
     const prefix = cstring(h, 345, 155);
     const name = (prefix === '' ? '' : `${prefix}/`) + cstring(h, 0, 100);
     const size = parseOctal(h, 124, 12, `${name}: size`);
