@@ -149,7 +149,7 @@ test('tamper: a flipped byte anywhere fails and names a part', async () => {
   // And through the CLI: exit 1 naming the part.
   const members = readTar(p);
   const e = members.find((m) => m.name === 'audit/entries.jsonl')!;
-  e.data[20] ^= 0x02;
+  e.data[20] = e.data[20]! ^ 0x02;
   const file = path.join(dir, 'flipped.tar');
   writeFileSync(file, writeTar(members));
   const r = await cli('evidence', 'verify', file, '--key', path.join(dir, 'ed.pub.pem'));
