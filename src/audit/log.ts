@@ -309,6 +309,14 @@ export class AuditLog extends EventEmitter {
     await deleteSegments(plan.files);
   }
 
+  /** Seals a checkpoint over the entries since the last one now; resolves once it is durable (null: none pending). */
+  checkpoint(): Promise<AuditEntry | null> {
+    if (this.failure !== null) return Promise.reject(this.failure);
+    if (this.closed) return Promise.reject(new AuditClosedError());
+    if (this.sinceCheckpoint.length === 0) return Promise.resolve(null);
+    return this.enqueue(this.sealCheckpoint());
+  }
+
   /** Writes a final checkpoint, waits for everything queued, releases the file and the lock. */
   async close(): Promise<void> {
     if (this.closed) return;

@@ -206,6 +206,8 @@ export const securitySchema = z
         retentionDays: z.number().int().positive().default(2557),
       })
       .prefault({}),
+    /** Evidence packs (docs/security.md): the key POST /v2/sluice/evidence signs with (RSA or Ed25519 PEM). */
+    evidence: z.object({ signingKeyFile: z.string().min(1).optional() }).prefault({}),
     /** PII policy on the inference path (docs/security.md). */
     pii: z
       .object({

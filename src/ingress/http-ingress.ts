@@ -10,6 +10,7 @@ import { formatRestInferResponse, INFERENCE_HEADER, modelMetadataToJson, parseRe
 import { GrpcStatus } from '../kserve/status.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import { resolveRequestId } from '../telemetry/request-id.ts';
+import type { AdminRoute } from './admin-route.ts';
 import { readBody } from './http-body.ts';
 import { CallMethod, type InferenceGateway, SERVER_EXTENSIONS } from './inference-gateway.ts';
 import { PROBLEM_CONTENT_TYPE, problemOf, statusLine } from './problem.ts';
@@ -29,6 +30,8 @@ export interface HttpIngressOptions {
   maxRequestBytes: number;
   serverName: string;
   serverVersion: string;
+  /** Administrative endpoints (each gates itself), e.g. POST /v2/sluice/evidence. */
+  adminRoutes?: readonly AdminRoute[];
 }
 
 /** Request header giving the client's timeout in milliseconds (gRPC clients use grpc-timeout). */
@@ -94,6 +97,11 @@ class Exchange {
   }
 
   /** `headers`: extra response headers a stage set (e.g. pii-flags). */
+  /** Any content type (administrative answers such as an evidence pack). */
+  raw(contentType: string, body: string | Buffer, headers?: Readonly<Record<string, string>>): void {
+    this.write(200, contentType, body, undefined, headers);
+  }
+
   json(status: number, body: string, headers?: Readonly<Record<string, string>>): void {
     this.write(status, 'application/json', body, undefined, headers);
   }
@@ -205,6 +213,24 @@ export class HttpIngress {
           this.opts.maxRequestBytes,
           (body) => this.infer(ex, model, version, body, headerLength === '' ? undefined : headerLength),
           (err) => this.refuse(ex, model, err, 0),
+        );
+      });
+    }
+    for (const route of this.opts.adminRoutes ?? []) {
+      app.post(route.path, (res, req) => {
+        const info = { ...this.info(req), headers: allHeaders(req) };
+        const ex = new Exchange(res, info);
+        readBody(
+          res,
+          req.getHeader('content-length'),
+          this.opts.maxRequestBytes,
+          (body) => {
+            route.handle({ requestId: info.requestId, headers: info.headers, body }).then(
+              (out) => ex.raw(out.contentType, out.body, out.headers),
+              (err: unknown) => ex.problem(toInferenceError(err)),
+            );
+          },
+          (err) => ex.problem(err),
         );
       });
     }

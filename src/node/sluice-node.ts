@@ -44,6 +44,7 @@ import { startHttpsFront, type HttpsFront } from '../security/https-front.ts';
 import { egressTenantPolicy } from '../security/egress-policy.ts';
 import { securityIngressHook } from '../security/ingress-gate-hook.ts';
 import { guardLink, guardListener } from '../security/link-guard.ts';
+import { evidenceRoute } from '../evidence/evidence-endpoint.ts';
 import { PiiStage } from '../security/pii/pii-stage.ts';
 import { SecurityRuntime } from '../security/security-runtime.ts';
 import { uwsSslOptions } from '../security/tls-options.ts';
@@ -401,7 +402,9 @@ export class SluiceNode {
       }
       if (config.listeners.http !== undefined) {
         const l = config.listeners.http;
-        this.endpoints.http = await this.startHttp(common, l.host, l.port);
+        const sec = this.security;
+        const adminRoutes = sec === undefined ? [] : [evidenceRoute({ config, security: sec, metricsText: () => this.metrics.registry.metrics() })];
+        this.endpoints.http = await this.startHttp({ ...common, adminRoutes }, l.host, l.port);
       }
       // Give the first links a moment so the first requests do not race the handshakes.
       await this.peerLinks.waitForFirstAttempts(3000);
