@@ -34,14 +34,17 @@ function pattern(
   cls: PiiClass,
   re: RegExp,
   validate: (m: RegExpExecArray) => number | null | { score: number; start?: number; end?: number },
-  ctx: { context?: readonly string[]; negative?: readonly string[] } = {},
+  ctx: { context?: readonly string[]; negative?: readonly string[]; hint?: string } = {},
 ): Recognizer {
   if (!re.global) throw new Error(`${name}: pattern must be global`);
+  const { hint, ...words } = ctx;
   return {
     name,
     cls,
-    ...ctx,
+    ...words,
     *find(text: string) {
+      // A substring every match contains: most texts lack it, and includes() is far cheaper than the regex.
+      if (hint !== undefined && !text.includes(hint)) return;
       for (const m of text.matchAll(re)) {
         const v = validate(m as RegExpExecArray);
         if (v === null) continue;
@@ -101,8 +104,9 @@ const iban = pattern(
 const ssn = pattern(
   'us_ssn',
   'gov_id',
-  /(?<![\d-])(\d{3})([- ])(\d{2})\2(\d{4})(?![\d-])/g,
-  (m) => (ssnStructureValid(m[1] as string, m[3] as string, m[4] as string) ? (m[2] === '-' ? 0.5 : 0.3) : null),
+  // No backreference for "same separator twice": it makes V8's regex ~20x slower; checked below.
+  /(?<![\d-])(\d{3})([- ])(\d{2})([- ])(\d{4})(?![\d-])/g,
+  (m) => (m[2] === m[4] && ssnStructureValid(m[1] as string, m[3] as string, m[5] as string) ? (m[2] === '-' ? 0.5 : 0.3) : null),
   { context: ['ssn', 'social security', 'social', 'taxpayer', 'tin'], negative: ['phone', 'tel', 'fax', 'order', 'ticket'] },
 );
 
@@ -139,7 +143,7 @@ const phoneIntl = pattern(
     const n = digitCount(m[0]);
     return n >= 8 && n <= 15 ? 0.7 : null;
   },
-  { context: PHONE_CONTEXT, negative: PHONE_NEGATIVE },
+  { context: PHONE_CONTEXT, negative: PHONE_NEGATIVE, hint: '+' },
 );
 
 const phoneNanp = pattern(
@@ -162,6 +166,7 @@ const phoneTrunk = pattern(
 );
 
 const email = pattern('email', 'email', /(?<![\w.%+-])[A-Za-z0-9._%+-]{1,64}@(?:[A-Za-z0-9-]{1,63}\.){1,8}[A-Za-z]{2,24}\b/g, (m) => (m[0].includes('..') ? null : 0.9), {
+  hint: '@',
   context: ['email', 'e-mail', 'mail', 'contact', 'cc'],
 });
 
@@ -178,14 +183,14 @@ const ipv6 = pattern(
   'ip_address',
   /(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])/g,
   (m) => (isIPv6(m[0]) && m[0].replace(/[^0-9A-Fa-f]/g, '').length >= 4 ? 0.75 : null),
-  { context: IP_CONTEXT },
+  { context: IP_CONTEXT, hint: ':' },
 );
 
 const CREDENTIAL_CONTEXT = ['key', 'token', 'secret', 'password', 'credential', 'bearer', 'auth'];
 
-const privateKey = pattern('private_key_block', 'credential', /-----BEGIN (?:[A-Z0-9]+ ){0,3}PRIVATE KEY-----[\s\S]{0,16384}?-----END (?:[A-Z0-9]+ ){0,3}PRIVATE KEY-----/g, () => 1);
+const privateKey = pattern('private_key_block', 'credential', /-----BEGIN (?:[A-Z0-9]+ ){0,3}PRIVATE KEY-----[\s\S]{0,16384}?-----END (?:[A-Z0-9]+ ){0,3}PRIVATE KEY-----/g, () => 1, { hint: '-----BEGIN ' });
 
-const jwt = pattern('jwt', 'credential', /\beyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{10,}/g, () => 0.95, { context: CREDENTIAL_CONTEXT });
+const jwt = pattern('jwt', 'credential', /\beyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{10,}/g, () => 0.95, { context: CREDENTIAL_CONTEXT, hint: 'eyJ' });
 
 const apiKey = pattern(
   'api_key_prefix',
