@@ -1,103 +1,29 @@
-// Inference path benchmark, every server in its own process, all paths in one run:
-//   (a) client -> reference model server (direct)
-//   (b) client -> nginx grpc_pass -> model server (Debian's nginx, the baseline proxy)
-//   (c) client -> sluice ingress ==inference segment (TCP, AES-256-GCM)==> sluice egress -> model server
-// for `simple` (INT32 [1,16] x 2) and `identity` with 16 KiB and 1 MiB FP32 tensors: requests/s
-// with a fixed number in flight, and p50/p99 under an open-loop fixed-rate load. Reports what
-// each proxy adds to the direct p50 and the sluice pair's added p50 as a multiple of nginx's
-// (target: at most 2x). Writes bench/results/inference.json.
-// Knobs: SLUICE_BENCH_SECONDS (open-loop seconds per path and case, default 6, split over
-// SLUICE_BENCH_ROUNDS rounds, default 3), SLUICE_BENCH_CONCURRENCY (default 4),
-// SLUICE_BENCH_RATES (open-loop rates, default "simple=50,identity-16k=50,identity-1m=5": light
-// load, well under every path's capacity, so the percentiles show latency rather than queueing),
-// SLUICE_BENCH_PAIRED (scales the paired phase: one call at a time to each path in turn, 400
-// calls per path for the small cases and 40 for 1 MiB; its medians are the fairest comparison
-// on a busy machine), SLUICE_BENCH_WARMUP (calls per path before measuring, default 2000 for
-// the small cases and 100 for 1 MiB: V8 tiers the proxies' hot paths up over the first
-// thousands of calls; measured earlier, their CPU per request is about twice the steady one).
+// Inference path benchmark against its topology twin, h2load (C, nghttp2) as the client, every
+// server in its own process, every path measured in the same run on the same upstream:
+//   direct:          h2load -> reference model server
+//   nginx one hop:   h2load -> nginx grpc_pass -> model server
+//   nginx TLS pair:  h2load -> nginx ==grpcs, TLS 1.3 AES-256-GCM==> nginx -> model server
+//   sluice pair:     h2load -> sluice ingress ==inference segment (TCP, AES-256-GCM)==> sluice egress -> model server
+// Measures (issue 13's table): `simple` added p50 at concurrency 1; proxy CPU per call (all
+// threads of the proxy processes, from schedstat) in that phase; 1 MiB `identity` added p50 at
+// concurrency 1; throughput with 64 in flight; `simple` open loop at 500 req/s, p99; and V8
+// scavenges per 1000 calls of 1 MiB in the sluice processes (--trace-gc).
+// Paths take turns inside every round (the order rotates), so background load falls on all of
+// them alike; the medians over rounds are reported with their ratios to the nginx TLS pair.
+// `--quick`: one short round (a smoke test, not a measurement).
+// Writes bench/results/inference.json and a dated copy under bench/results/history/.
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { METHODS } from '../src/kserve/grpc-service.ts';
 import { encodeMessage } from '../src/kserve/proto.ts';
 import { startSluice, type SluiceProcess } from '../scripts/sluice-child.ts';
-import { closedLoop, type LatencyResult, median, openLoop, pairedLoop, RawGrpcClient, summarize } from './grpc-load.ts';
-import { nginxAvailable, type NginxProxy, startNginxGrpcProxy } from './nginx-grpc-proxy.ts';
+import { h2loadAvailable, percentile, runH2load, type H2loadRun } from './h2load.ts';
+import { nginxAvailable, type NginxProxy, startNginxGrpcProxy, startNginxTlsPair } from './nginx-grpc-proxy.ts';
+import { cpuUs } from './process-cpu.ts';
+import { median, writeResults } from './report.ts';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const SECONDS = Number(process.env.SLUICE_BENCH_SECONDS ?? 6);
-const CONCURRENCY = Number(process.env.SLUICE_BENCH_CONCURRENCY ?? 4);
-const ROUNDS = Number(process.env.SLUICE_BENCH_ROUNDS ?? 3);
 const INFER = METHODS.ModelInfer.path;
-/** Calls per path in the paired phase (SLUICE_BENCH_PAIRED scales them). */
-const PAIRED_SCALE = Number(process.env.SLUICE_BENCH_PAIRED ?? 1);
-/** Calls per path before measuring (connections, links, and the JIT's tier-up). */
-const WARMUP_CALLS: Record<string, number> = process.env.SLUICE_BENCH_WARMUP !== undefined
-  ? { simple: Number(process.env.SLUICE_BENCH_WARMUP), 'identity-16k': Number(process.env.SLUICE_BENCH_WARMUP), 'identity-1m': Number(process.env.SLUICE_BENCH_WARMUP) }
-  : { simple: 2000, 'identity-16k': 2000, 'identity-1m': 100 };
-const PAIRED_ITERATIONS: Record<string, number> = { simple: 400 * PAIRED_SCALE, 'identity-16k': 400 * PAIRED_SCALE, 'identity-1m': 40 * PAIRED_SCALE };
 
-interface Case {
-  name: string;
-  request: Buffer;
-  rate: number;
-}
-
-function rates(): Record<string, number> {
-  const out: Record<string, number> = { simple: 50, 'identity-16k': 50, 'identity-1m': 5 };
-  for (const kv of (process.env.SLUICE_BENCH_RATES ?? '').split(',').filter(Boolean)) {
-    const [k, v] = kv.split('=') as [string, string];
-    out[k] = Number(v);
-  }
-  return out;
-}
-
-function cases(): Case[] {
-  const r = rates();
-  const int32 = (n: number): Buffer => Buffer.from(new Int32Array(Array.from({ length: n }, (_, i) => i)).buffer);
-  const fp32 = (bytes: number): Buffer => randomBytes(bytes);
-  const identity = (bytes: number): Buffer =>
-    encodeMessage('ModelInferRequest', {
-      modelName: 'identity',
-      inputs: [{ name: 'INPUT0', datatype: 'FP32', shape: [1, bytes / 4] }],
-      rawInputContents: [fp32(bytes)],
-    });
-  return [
-    {
-      name: 'simple',
-      rate: r.simple!,
-      request: encodeMessage('ModelInferRequest', {
-        modelName: 'simple',
-        inputs: [
-          { name: 'INPUT0', datatype: 'INT32', shape: [1, 16] },
-          { name: 'INPUT1', datatype: 'INT32', shape: [1, 16] },
-        ],
-        rawInputContents: [int32(16), int32(16)],
-      }),
-    },
-    { name: 'identity-16k', rate: r['identity-16k']!, request: identity(16 * 1024) },
-    { name: 'identity-1m', rate: r['identity-1m']!, request: identity(1024 * 1024) },
-  ];
-}
-
-interface PathResult {
-  /** Median over rounds of the closed-loop rate. */
-  reqPerSec: number;
-  /** CPU time of the path's proxy processes per request (closed-loop phase), microseconds. */
-  proxyCpuUs: number;
-  /** The same, per proxy process (sluice pair: ingress, egress). */
-  perProcessCpuUs: number[];
-  /** CPU time of the model server per request, microseconds. */
-  modelCpuUs: number;
-  /** Percentiles over the latencies of every round. */
-  latency: LatencyResult;
-  /** Median of one-at-a-time calls taking turns with the other paths (pairedLoop), ms. */
-  pairedP50: number;
-}
-
-/** Open clients for every path; warm them (connections, JIT, links) once. */
 interface BenchPath {
   name: string;
   address: string;
@@ -105,75 +31,67 @@ interface BenchPath {
   proxyPids: number[];
 }
 
-/** utime + stime of a process in microseconds (Linux /proc; clock ticks of 10 ms). */
-function cpuUs(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) * 10_000;
+interface Plan {
+  rounds: number;
+  simpleCalls: number;
+  bigCalls: number;
+  throughputCalls: number;
+  openLoopSeconds: number;
+  warmupSimple: number;
+  warmupBig: number;
 }
 
-async function openClients(paths: readonly BenchPath[], c: Case): Promise<RawGrpcClient[]> {
-  const clients = paths.map((p) => new RawGrpcClient(p.address));
-  const calls = WARMUP_CALLS[c.name] ?? 2000;
-  for (const client of clients) {
-    const until = performance.now() + 700;
-    for (let done = 0; done < calls || performance.now() < until; ) done += (await closedLoop(client, INFER, c.request, CONCURRENCY, 300)).calls;
+const FULL: Plan = { rounds: 3, simpleCalls: 3000, bigCalls: 150, throughputCalls: 20_000, openLoopSeconds: 10, warmupSimple: 3000, warmupBig: 100 };
+const QUICK: Plan = { rounds: 1, simpleCalls: 400, bigCalls: 20, throughputCalls: 2000, openLoopSeconds: 2, warmupSimple: 500, warmupBig: 10 };
+
+function simpleRequest(): Buffer {
+  const int32 = (n: number): Buffer => Buffer.from(new Int32Array(Array.from({ length: n }, (_, i) => i)).buffer);
+  return encodeMessage('ModelInferRequest', {
+    modelName: 'simple',
+    inputs: [
+      { name: 'INPUT0', datatype: 'INT32', shape: [1, 16] },
+      { name: 'INPUT1', datatype: 'INT32', shape: [1, 16] },
+    ],
+    rawInputContents: [int32(16), int32(16)],
+  });
+}
+
+function identityRequest(bytes: number): Buffer {
+  return encodeMessage('ModelInferRequest', {
+    modelName: 'identity',
+    inputs: [{ name: 'INPUT0', datatype: 'FP32', shape: [1, bytes / 4] }],
+    rawInputContents: [randomBytes(bytes)],
+  });
+}
+
+/** Per path and measure, one value per round. */
+type Samples = Record<string, Record<string, number[]>>;
+
+function record(samples: Samples, path: string, measure: string, value: number): void {
+  ((samples[path] ??= {})[measure] ??= []).push(value);
+}
+
+/** Response bytes of one good call on `path` (h2load's "data"): the check for later runs. */
+async function goodAnswerBytes(address: string, request: Buffer): Promise<number> {
+  const r = await runH2load({ address, method: INFER, request, calls: 1 });
+  if (r.ok !== 1 || r.dataBytes <= 5) throw new Error(`no good answer from ${address} (ok ${r.ok}, ${r.dataBytes} bytes)`);
+  return r.dataBytes;
+}
+
+export async function run(args: readonly string[] = []): Promise<void> {
+  const quick = args.includes('--quick');
+  const plan = quick ? QUICK : FULL;
+  if (!h2loadAvailable() || !nginxAvailable()) {
+    console.log('h2load or nginx missing (run scripts/install-deps.sh): the inference bench needs both; skipped');
+    return;
   }
-  return clients;
-}
-
-/**
- * Paths take turns, round after round (a, b, c, a, b, c, ...), so a noisy neighbour on the
- * shared machine slows all of them alike instead of whichever happened to run at the time.
- */
-async function measureCase(paths: readonly BenchPath[], c: Case, modelPid: number): Promise<PathResult[]> {
-  const clients = await openClients(paths, c);
-  const rates: number[][] = paths.map(() => []);
-  const cpu = paths.map((p) => ({ proxy: 0, perProcess: p.proxyPids.map(() => 0), model: 0, calls: 0 }));
-  const lat: number[][] = paths.map(() => []);
-  const errors = paths.map(() => 0);
-  const perRoundMs = (SECONDS * 1000) / ROUNDS;
-  let paired: { latencies: number[][]; errors: number[] } = { latencies: paths.map(() => []), errors: paths.map(() => 0) };
-  try {
-    for (let r = 0; r < ROUNDS; r++) {
-      for (let i = 0; i < paths.length; i++) {
-        const proxy0 = paths[i]!.proxyPids.map(cpuUs);
-        const model0 = cpuUs(modelPid);
-        const loop = await closedLoop(clients[i]!, INFER, c.request, CONCURRENCY, 1000);
-        rates[i]!.push(loop.perSecond);
-        paths[i]!.proxyPids.forEach((pid, k) => {
-          const used = cpuUs(pid) - proxy0[k]!;
-          cpu[i]!.proxy += used;
-          cpu[i]!.perProcess[k]! += used;
-        });
-        cpu[i]!.model += cpuUs(modelPid) - model0;
-        cpu[i]!.calls += loop.calls;
-        await new Promise((res) => setTimeout(res, 100));
-        const l = await openLoop(clients[i]!, INFER, c.request, c.rate, perRoundMs);
-        lat[i]!.push(...l.latencies);
-        errors[i]! += l.errors;
-      }
-    }
-    // One call at a time to each path in turn: background load falls on every path alike,
-    // so the medians compare fairly even on a busy shared machine.
-    paired = await pairedLoop(clients, INFER, c.request, PAIRED_ITERATIONS[c.name] ?? 300);
-  } finally {
-    for (const cl of clients) cl.close();
-  }
-  const pairedLatencies = paired.latencies;
-  return paths.map((_, i) => ({
-    pairedP50: summarize(pairedLatencies[i]!, 0, 0).p50,
-    reqPerSec: median(rates[i]!),
-    proxyCpuUs: cpu[i]!.proxy / cpu[i]!.calls,
-    perProcessCpuUs: cpu[i]!.perProcess.map((us) => us / cpu[i]!.calls),
-    modelCpuUs: cpu[i]!.model / cpu[i]!.calls,
-    latency: summarize(lat[i]!, c.rate, errors[i]!),
-  }));
-}
-
-export async function run(): Promise<void> {
+  const startLoad = loadavg();
+  console.log(`load average at start: ${startLoad.map((l) => l.toFixed(2)).join(' ')}${startLoad[0]! > 1.5 ? '  (above 1.5: rerun on a quieter machine before quoting)' : ''}`);
   const key = randomBytes(32).toString('hex');
   const procs: SluiceProcess[] = [];
-  let nginx: NginxProxy | undefined;
+  const proxies: NginxProxy[] = [];
+  // V8 scavenges of the sluice processes, counted from --trace-gc lines.
+  const scavenges = { ingress: 0, egress: 0 };
   try {
     const models = await startSluice({ node: { name: 'bench-models' }, models: { listen: { host: '127.0.0.1', port: 0 } } }, { name: 'models' });
     procs.push(models);
@@ -184,7 +102,7 @@ export async function run(): Promise<void> {
         routes: [{ model: '*', upstreams: [{ address: models.endpoints.models! }] }],
         log: { level: 'warn' },
       },
-      { name: 'egress' },
+      { name: 'egress', nodeArgs: ['--trace-gc'], onOtherLine: (l) => void (l.includes('Scavenge') && scavenges.egress++) },
     );
     procs.push(egress);
     const [segHost, segPort] = egress.endpoints.segment!.split(':') as [string, string];
@@ -195,66 +113,107 @@ export async function run(): Promise<void> {
         segments: { inference: { transport: 'tcp', key } },
         peers: [{ name: 'egress', segment: 'inference', host: segHost, port: Number(segPort) }],
         routes: [{ model: '*', peers: ['egress'] }],
+        log: { level: 'warn' },
       },
-      { name: 'ingress' },
+      { name: 'ingress', nodeArgs: ['--trace-gc'], onOtherLine: (l) => void (l.includes('Scavenge') && scavenges.ingress++) },
     );
     procs.push(ingress);
-    if (nginxAvailable()) nginx = await startNginxGrpcProxy(models.endpoints.models!, 64 << 20);
-    else console.log('nginx not found (run scripts/install-deps.sh): the grpc_pass column is skipped');
-
+    const oneHop = await startNginxGrpcProxy(models.endpoints.models!, 64 << 20);
+    proxies.push(oneHop);
+    const pair = await startNginxTlsPair(models.endpoints.models!, 64 << 20);
+    proxies.push(pair);
     const paths: BenchPath[] = [
       { name: 'direct', address: models.endpoints.models!, proxyPids: [] },
-      ...(nginx ? [{ name: 'nginx grpc_pass', address: nginx.address, proxyPids: [nginx.pid] }] : []),
+      { name: 'nginx one hop', address: oneHop.address, proxyPids: [oneHop.pid] },
+      { name: 'nginx TLS pair', address: pair.address, proxyPids: pair.pids },
       { name: 'sluice pair', address: ingress.endpoints.grpc!, proxyPids: [ingress.child.pid!, egress.child.pid!] },
     ];
-    const results: Record<string, Record<string, PathResult>> = {};
-    console.log(
-      `\nKServe v2 ModelInfer over gRPC, servers in their own processes; req/s with ${CONCURRENCY} in flight; ` +
-        `latency under an open-loop fixed rate, ${SECONDS} s per path in ${ROUNDS} interleaved rounds (ms, from each call's scheduled start)`,
-    );
-    console.log(
-      `${'case'.padEnd(13)} ${'path'.padEnd(16)} ${'req/s'.padStart(7)} ${'rate/s'.padStart(7)} ${'p50'.padStart(7)} ${'p99'.padStart(7)} ${'added p50'.padStart(10)} ${'added p99'.padStart(10)} ${'proxy CPU/req'.padStart(14)}`,
-    );
-    const verdicts: string[] = [];
-    for (const c of cases()) {
-      const measured = await measureCase(paths, c, models.child.pid!);
-      results[c.name] = {};
-      paths.forEach(({ name }, i) => {
-        const r = measured[i]!;
-        results[c.name]![name] = r;
-        const direct = results[c.name]!.direct!;
-        const added = name === 'direct' ? '' : `+${(r.latency.p50 - direct.latency.p50).toFixed(3)}`;
-        const added99 = name === 'direct' ? '' : `+${(r.latency.p99 - direct.latency.p99).toFixed(3)}`;
-        console.log(
-          `${c.name.padEnd(13)} ${name.padEnd(16)} ${r.reqPerSec.toFixed(0).padStart(7)} ${String(c.rate).padStart(7)} ${r.latency.p50.toFixed(3).padStart(7)} ${r.latency.p99.toFixed(3).padStart(7)} ${added.padStart(10)} ${added99.padStart(10)} ${(name === 'direct' ? '' : `${r.proxyCpuUs.toFixed(0)} us`).padStart(14)}${r.latency.errors > 0 ? `  (${r.latency.errors} errors)` : ''}`,
-        );
-      });
-      const rs = results[c.name]!;
-      if (rs['nginx grpc_pass'] !== undefined) {
-        const sluiceAdded = rs['sluice pair']!.latency.p50 - rs.direct!.latency.p50;
-        const nginxAdded = rs['nginx grpc_pass'].latency.p50 - rs.direct!.latency.p50;
-        const ratio = sluiceAdded / nginxAdded;
-        // nginx's added p50 is a fraction of a millisecond: on a busy machine it can measure <= 0.
-        const verdict = nginxAdded > 0 ? `${ratio.toFixed(2)}x (target <= 2x: ${ratio <= 2 ? 'met' : 'NOT met'})` : 'no ratio (nginx added <= 0: noise, run again on a quieter machine)';
-        const pairedSluice = rs['sluice pair']!.pairedP50 - rs.direct!.pairedP50;
-        const pairedNginx = rs['nginx grpc_pass'].pairedP50 - rs.direct!.pairedP50;
-        const pairedVerdict = pairedNginx > 0 ? `${(pairedSluice / pairedNginx).toFixed(2)}x` : 'no ratio (nginx added <= 0)';
-        verdicts.push(
-          `${c.name}: sluice pair adds ${sluiceAdded.toFixed(3)} ms p50, nginx ${nginxAdded.toFixed(3)} ms -> ${verdict}; ` +
-            `paired one-at-a-time p50s (direct ${rs.direct!.pairedP50.toFixed(3)} ms): sluice +${pairedSluice.toFixed(3)}, nginx +${pairedNginx.toFixed(3)} -> ${pairedVerdict}; ` +
-            `proxy CPU per request ${rs['sluice pair']!.proxyCpuUs.toFixed(0)} us (ingress ${rs['sluice pair']!.perProcessCpuUs[0]!.toFixed(0)} + egress ${rs['sluice pair']!.perProcessCpuUs[1]!.toFixed(0)}) ` +
-            `vs ${rs['nginx grpc_pass'].proxyCpuUs.toFixed(0)} us; model server ${rs['sluice pair']!.modelCpuUs.toFixed(0)} us`,
-        );
+    const simple = simpleRequest();
+    const big = identityRequest(1 << 20);
+    const goodSimple = await goodAnswerBytes(models.endpoints.models!, simple);
+    const goodBig = await goodAnswerBytes(models.endpoints.models!, big);
+    const errors: string[] = [];
+    /** Runs h2load and checks every call got a full answer (HTTP 2xx is not grpc-status OK). */
+    const checked = async (p: BenchPath, what: string, good: number, o: Parameters<typeof runH2load>[0]): Promise<H2loadRun> => {
+      const r = await runH2load(o);
+      if (r.failed > 0 || r.dataBytes !== r.ok * good) errors.push(`${p.name} ${what}: ${r.failed} failed, ${r.dataBytes} response bytes for ${r.ok} calls (want ${r.ok * good})`);
+      return r;
+    };
+
+    // Warm-up by call count: connections, links, and the JIT's tier-up of the TypeScript paths.
+    for (const p of paths) {
+      await checked(p, 'warm-up simple', goodSimple, { address: p.address, method: INFER, request: simple, calls: plan.warmupSimple, streams: 4 });
+      await checked(p, 'warm-up 1 MiB', goodBig, { address: p.address, method: INFER, request: big, calls: plan.warmupBig });
+    }
+
+    const samples: Samples = {};
+    let bigCallsMeasured = 0;
+    for (let round = 0; round < plan.rounds; round++) {
+      const order = paths.map((_, i) => paths[(i + round) % paths.length]!);
+      for (const p of order) {
+        // simple, one call at a time: latency and CPU per call
+        const cpu0 = p.proxyPids.map(cpuUs);
+        const s = await checked(p, 'simple c=1', goodSimple, { address: p.address, method: INFER, request: simple, calls: plan.simpleCalls });
+        const cpuPerCall = p.proxyPids.reduce((sum, pid, k) => sum + (cpuUs(pid) - cpu0[k]!), 0) / Math.max(1, s.ok);
+        const sorted = [...s.latenciesMs].sort((a, b) => a - b);
+        record(samples, p.name, 'simpleP50', percentile(sorted, 50));
+        record(samples, p.name, 'simpleP99', percentile(sorted, 99));
+        record(samples, p.name, 'cpuUsPerCall', cpuPerCall);
+        // 1 MiB identity, one at a time
+        const gc0 = scavenges.ingress + scavenges.egress;
+        const b = await checked(p, '1 MiB c=1', goodBig, { address: p.address, method: INFER, request: big, calls: plan.bigCalls });
+        if (p.name === 'sluice pair') {
+          record(samples, p.name, 'scavengesPer1000', ((scavenges.ingress + scavenges.egress - gc0) * 1000) / Math.max(1, b.ok));
+          bigCallsMeasured += b.ok;
+        }
+        record(samples, p.name, 'bigP50', percentile([...b.latenciesMs].sort((x, y) => x - y), 50));
+        // throughput: 4 connections x 16 streams = 64 in flight
+        const t = await checked(p, 'simple 64 in flight', goodSimple, { address: p.address, method: INFER, request: simple, calls: plan.throughputCalls, clients: 4, streams: 16 });
+        record(samples, p.name, 'throughput', t.reqPerSec);
+        // open loop: 4 clients x 125 req/s = 500 req/s
+        const o = await checked(p, 'simple 500/s open loop', goodSimple, {
+          address: p.address, method: INFER, request: simple, calls: 500 * plan.openLoopSeconds, clients: 4, streams: 8, rpsPerClient: 125,
+        });
+        record(samples, p.name, 'openLoopP99', percentile([...o.latenciesMs].sort((x, y) => x - y), 99));
       }
     }
-    for (const v of verdicts) console.log(v);
-    mkdirSync(path.join(here, 'results'), { recursive: true });
-    writeFileSync(
-      path.join(here, 'results', 'inference.json'),
-      `${JSON.stringify({ suite: 'inference', date: new Date().toISOString(), node: process.version, concurrency: CONCURRENCY, seconds: SECONDS, rounds: ROUNDS, loadavg: loadavg(), results, verdicts }, null, 2)}\n`,
-    );
+
+    const med = (path: string, m: string): number => median(samples[path]?.[m] ?? []);
+    const added = (path: string, m: string): number => med(path, m) - med('direct', m);
+    const rows: { measure: string; unit: string; values: Record<string, number>; better: 'lower' | 'higher'; target: string }[] = [
+      { measure: '`simple` added p50, c=1', unit: 'ms', values: Object.fromEntries(paths.slice(1).map((p) => [p.name, added(p.name, 'simpleP50')])), better: 'lower', target: '<= 1.0x (moonshot 0.7x)' },
+      { measure: 'proxy CPU per call, `simple` c=1', unit: 'us', values: Object.fromEntries(paths.slice(1).map((p) => [p.name, med(p.name, 'cpuUsPerCall')])), better: 'lower', target: '<= 1.0x' },
+      { measure: '1 MiB `identity` added p50, c=1', unit: 'ms', values: Object.fromEntries(paths.slice(1).map((p) => [p.name, added(p.name, 'bigP50')])), better: 'lower', target: '<= 1.0x' },
+      { measure: 'throughput, 64 in flight, `simple`', unit: 'req/s', values: Object.fromEntries(paths.map((p) => [p.name, med(p.name, 'throughput')])), better: 'higher', target: '>= 1.0x' },
+      { measure: '`simple` open loop 500 req/s, p99', unit: 'ms', values: Object.fromEntries(paths.map((p) => [p.name, med(p.name, 'openLoopP99')])), better: 'lower', target: '<= 1.0x (5 ms promise)' },
+    ];
+    const cols = paths.map((p) => p.name);
+    console.log(`\nKServe v2 ModelInfer over gRPC, h2load as client, medians of ${plan.rounds} interleaved round(s)${quick ? ' (--quick: a smoke test, not a measurement)' : ''}`);
+    console.log(`${'measure'.padEnd(38)} ${cols.map((c) => c.padStart(15)).join(' ')} ${'sluice/pair'.padStart(12)}  target`);
+    const verdicts: Record<string, number> = {};
+    for (const r of rows) {
+      const ratio = r.values['sluice pair']! / r.values['nginx TLS pair']!;
+      verdicts[r.measure] = ratio;
+      const fmt = (v: number | undefined): string => (v === undefined ? '' : r.unit === 'req/s' ? v.toFixed(0) : r.unit === 'us' ? v.toFixed(0) : v.toFixed(3));
+      console.log(`${`${r.measure} (${r.unit})`.padEnd(38)} ${cols.map((c) => fmt(r.values[c]).padStart(15)).join(' ')} ${`${ratio.toFixed(2)}x`.padStart(12)}  ${r.target}`);
+    }
+    const gc = med('sluice pair', 'scavengesPer1000');
+    console.log(`V8 scavenges per 1000 calls of 1 MiB, both sluice processes: ${gc.toFixed(1)} (target <= 1; ${bigCallsMeasured} calls measured)`);
+    console.log(`direct: simple p50 ${med('direct', 'simpleP50').toFixed(3)} ms, 1 MiB p50 ${med('direct', 'bigP50').toFixed(3)} ms`);
+    if (errors.length > 0) console.log(`ERRORS (calls without a full answer):\n  ${errors.join('\n  ')}`);
+    const endLoad = loadavg();
+    writeResults('inference', {
+      quick,
+      plan,
+      loadavg: { start: startLoad, end: endLoad },
+      samples,
+      table: rows,
+      ratiosToNginxTlsPair: verdicts,
+      scavengesPer1000: gc,
+      errors,
+    });
   } finally {
-    await nginx?.stop();
+    for (const p of proxies.reverse()) await p.stop();
     for (const p of procs.reverse()) await p.stop();
   }
 }

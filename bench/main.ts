@@ -3,6 +3,7 @@
 // every suite that runs. To add a suite: write bench/<name>.ts exporting `run(args)` and
 // register it below; suites are imported only when they run, so one suite's set-up never
 // slows another's.
+import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -28,8 +29,8 @@ export const suites: Readonly<Record<string, BenchSuiteEntry>> = {
     run: async (args) => (await import('./rdma.ts')).run(args),
   },
   inference: {
-    summary: 'inference path latency and throughput through ingress, link and model server',
-    run: async () => (await import('./inference.ts')).run(),
+    summary: 'inference path (h2load): sluice pair vs direct, nginx one hop and the nginx TLS pair; added p50, CPU per call, throughput, open-loop p99',
+    run: async (args) => (await import('./inference.ts')).run(args),
   },
   security: {
     summary: 'cost of the security gates (API key, JWT, mTLS, fsynced audit) on the inference path',
@@ -42,6 +43,10 @@ export const suites: Readonly<Record<string, BenchSuiteEntry>> = {
   mixed: {
     summary: 'inference open loop at a fixed rate with and without a bulk tensor push: sluice pair vs nginx grpc_pass',
     run: async (args) => (await import('./mixed.ts')).run(args),
+  },
+  threats: {
+    summary: 'threat detection on frozen workloads: extraction (PRADA), FGSM-like inputs, poisoning; false positives and cost',
+    run: async (args) => (await import('./threats.ts')).run(args),
   },
   'mixed-rdma': {
     summary: 'the mixed scenario at the link level in one soft-RoCE guest: inference round trips with and without bulk, RDMA and TCP links',
@@ -69,6 +74,25 @@ export async function main(argv: readonly string[]): Promise<number> {
   return 0;
 }
 
+/** The lock every benchmark run holds, so two never measure each other (flock(1)). */
+export const BENCH_LOCK = '/tmp/sluice-bench.lock';
+
+/**
+ * Runs this process again under `flock BENCH_LOCK` unless it already holds the lock: a run
+ * waits for another to finish instead of measuring it. Returns the exit code, or undefined when
+ * this process holds the lock (or flock is missing) and should run the suites itself.
+ */
+function rerunUnderLock(argv: readonly string[]): number | undefined {
+  if (process.env.SLUICE_BENCH_LOCKED === '1' || argv.includes('--list')) return undefined;
+  const r = spawnSync('flock', [BENCH_LOCK, process.execPath, ...process.execArgv, ...process.argv.slice(1)], {
+    stdio: 'inherit',
+    env: { ...process.env, SLUICE_BENCH_LOCKED: '1' },
+  });
+  if (r.error !== undefined) return undefined; // no flock(1): run unlocked
+  return r.status ?? 1;
+}
+
 if (process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  process.exitCode = await main(process.argv.slice(2));
+  const argv = process.argv.slice(2);
+  process.exitCode = rerunUnderLock(argv) ?? (await main(argv));
 }

@@ -32,11 +32,19 @@ export function machine(): Record<string, unknown> {
   };
 }
 
-/** Writes bench/results/<suite>.json and returns its path. */
-export function writeResults(suite: string, results: unknown): string {
-  mkdirSync(RESULTS_DIR, { recursive: true });
+/**
+ * Writes bench/results/<suite>.json (the latest run) and a dated copy under
+ * bench/results/history/ (every run is kept), and returns the latest's path.
+ */
+export function writeResults(suite: string, results: unknown, opts: { topLevel?: boolean } = {}): string {
+  mkdirSync(path.join(RESULTS_DIR, 'history'), { recursive: true });
   const file = path.join(RESULTS_DIR, `${suite}.json`);
-  writeFileSync(file, `${JSON.stringify({ suite, machine: machine(), results }, null, 2)}\n`);
+  const m = machine();
+  // topLevel: the result's fields also at the top, for suites whose consumers read them there.
+  const doc = opts.topLevel === true && typeof results === 'object' && results !== null ? { suite, machine: m, ...results, results } : { suite, machine: m, results };
+  const text = `${JSON.stringify(doc, null, 2)}\n`;
+  writeFileSync(file, text);
+  writeFileSync(path.join(RESULTS_DIR, 'history', `${suite}-${String(m.date).replace(/[:.]/g, '-')}.json`), text);
   return file;
 }
 

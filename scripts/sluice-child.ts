@@ -27,7 +27,16 @@ export interface SluiceProcess {
 
 export async function startSluice(
   config: object,
-  opts: { name: string; timeoutMs?: number; env?: Record<string, string>; logLevel?: string; nodeArgs?: string[]; graceMs?: number },
+  opts: {
+    name: string;
+    timeoutMs?: number;
+    env?: Record<string, string>;
+    logLevel?: string;
+    nodeArgs?: string[];
+    graceMs?: number;
+    /** Every stdout line that is not a JSON log record (e.g. V8's --trace-gc lines). */
+    onOtherLine?: (line: string) => void;
+  },
 ): Promise<SluiceProcess> {
   const dir = mkdtempSync(path.join(tmpdir(), `sluice-${opts.name}-`));
   const file = path.join(dir, 'config.yaml');
@@ -66,7 +75,7 @@ export async function startSluice(
             resolve(rec.endpoints as Endpoints);
           }
         } catch {
-          // not a log line
+          opts.onOtherLine?.(line);
         }
       }
     });

@@ -11,6 +11,7 @@ import { keysRotateCommand } from './commands/keys-rotate.ts';
 import { piiRevealCommand } from './commands/pii-reveal.ts';
 import { rdmaDevicesCommand } from './commands/rdma-devices.ts';
 import { serveCommand } from './commands/serve.ts';
+import { tenantKeyDestroyCommand, tenantKeyListCommand, tenantKeyRotateCommand } from './commands/tenant-key.ts';
 
 // Longest names first so "keys create" wins over a hypothetical "keys".
 export const commands: readonly CliCommand[] = [
@@ -27,6 +28,9 @@ export const commands: readonly CliCommand[] = [
   piiRevealCommand,
   rdmaDevicesCommand,
   serveCommand,
+  tenantKeyRotateCommand,
+  tenantKeyDestroyCommand,
+  tenantKeyListCommand,
 ].sort(
   (a, b) => b.name.split(' ').length - a.name.split(' ').length,
 );

@@ -1,7 +1,9 @@
 // The config file's schema (YAML, validated at start-up). Each layer owns one section.
 import { z } from 'zod';
 import { parseSegmentKey } from './segment-key.ts';
+import { atRestSchema } from '../security/at-rest/at-rest-config.ts';
 import { PII_CLASSES } from '../security/pii/classes.ts';
+import { threatsSchema } from '../security/threats/threat-config.ts';
 
 const port = z.number().int().min(0).max(65535);
 const hostPort = z.object({ host: z.string().min(1).default('127.0.0.1'), port });
@@ -300,6 +302,10 @@ export const securitySchema = z
         timeoutMs: z.number().int().positive().default(5000),
       })
       .prefault({}),
+    /** Threat detection on the tensors crossing the node (src/security/threats/threat-config.ts). */
+    threats: threatsSchema,
+    /** Per-tenant key wrapping for data at rest (src/security/at-rest/at-rest-config.ts). */
+    atRest: atRestSchema,
   })
   .superRefine((s, ctx) => {
     const need = (cond: boolean, path: (string | number)[], message: string) => {
