@@ -37,6 +37,10 @@ export const suites: Readonly<Record<string, BenchSuiteEntry>> = {
     summary: 'cost of the security gates (API key, JWT, mTLS, fsynced audit) on the inference path',
     run: async (args) => (await import('./security.ts')).run(args),
   },
+  pii: {
+    summary: 'PII recognizers: recall/precision per class on the frozen corpus, scan cost per KiB, and the cost for tenants without a policy (paired)',
+    run: async (args) => (await import('./pii.ts')).run(args),
+  },
   mixed: {
     summary: 'inference open loop at a fixed rate with and without a bulk tensor push: sluice pair vs nginx grpc_pass',
     run: async (args) => (await import('./mixed.ts')).run(args),

@@ -1,12 +1,15 @@
 // Whole-file verification of an audit log and its anchor, as `sluice audit verify` reports it.
 import { anchorPathFor, readAnchor } from './anchor.ts';
-import { scanAuditFile, type AuditAnchor, type AuditScan } from './scan.ts';
+import type { AuditAnchor, AuditScan } from './scan.ts';
+import { scanAuditSegments, type SegmentSummary } from './segments.ts';
 
 export interface AuditVerification extends AuditScan {
   file: string;
   ok: boolean;
   /** The anchor used for the truncation check (null when none was found or it was disabled). */
   anchor: AuditAnchor | null;
+  /** The files read, oldest first (closed segments, then the active file). */
+  segments: SegmentSummary[];
 }
 
 export interface VerifyOptions {
@@ -20,7 +23,7 @@ export interface VerifyOptions {
 export async function verifyAuditFile(file: string, opts: VerifyOptions = {}): Promise<AuditVerification> {
   const anchorFile = opts.anchorFile === false ? null : (opts.anchorFile ?? anchorPathFor(file));
   const anchor = anchorFile === null ? null : await readAnchor(anchorFile);
-  const scan = await scanAuditFile(file, { anchor });
+  const scan = await scanAuditSegments(file, { anchor });
   if (scan.problem === null && anchorFile !== null && anchor === null) {
     scan.problem = {
       kind: 'anchor',
@@ -37,5 +40,6 @@ export function describeVerification(v: AuditVerification): string {
   if (v.problem?.kind === 'anchor') return `${v.file}: FAILED: ${v.problem.message}`;
   if (v.problem !== null) return `${v.file}: FAILED at ${v.problem.message}`;
   const anchored = v.anchor === null ? 'anchor not checked (--no-anchor)' : `anchor seq ${v.anchor.seq} matches`;
-  return `${v.file}: ok, ${v.entries} entries (${v.checkpoints} checkpoints), head seq ${v.lastSeq} ${v.lastHash.slice(0, 16)}..., ${anchored}`;
+  const segs = v.segments.length > 1 ? ` in ${v.segments.length} segments` : '';
+  return `${v.file}: ok, ${v.entries} entries${segs} (${v.checkpoints} checkpoints), head seq ${v.lastSeq} ${v.lastHash.slice(0, 16)}..., ${anchored}`;
 }

@@ -2,6 +2,7 @@
 import { z } from 'zod';
 import { parseSegmentKey } from './segment-key.ts';
 import { atRestSchema } from '../security/at-rest/at-rest-config.ts';
+import { PII_CLASSES } from '../security/pii/classes.ts';
 import { threatsSchema } from '../security/threats/threat-config.ts';
 
 const port = z.number().int().min(0).max(65535);
@@ -208,6 +209,37 @@ export const securitySchema = z
         anchorSeconds: z.number().min(0).max(3600).default(1),
         /** Also record every allowed request (refusals and admin actions are always recorded). */
         allowedRequests: z.boolean().default(true),
+        /** Start a new segment file when the current one reaches either limit (0 / absent: never by that limit). */
+        rotate: z
+          .object({
+            maxBytes: z.number().int().positive().optional(),
+            maxAgeHours: z.number().positive().optional(),
+          })
+          .prefault({}),
+        /** Closed segments older than this are deleted (the brief: seven years). The newest segment is never deleted. */
+        retentionDays: z.number().int().positive().default(2557),
+      })
+      .prefault({}),
+    /** Evidence packs (docs/security.md): the key POST /v2/sluice/evidence signs with (RSA or Ed25519 PEM). */
+    evidence: z.object({ signingKeyFile: z.string().min(1).optional() }).prefault({}),
+    /** PII policy on the inference path (docs/security.md). */
+    pii: z
+      .object({
+        enabled: z.boolean().default(false),
+        policies: z
+          .array(
+            z.object({
+              /** A configured tenant name, or "*" for requests of tenants without a policy of their own (and unauthenticated ones). */
+              tenant: z.union([tenantNameSchema, z.literal('*')]),
+              mode: z.enum(['strict', 'reversible', 'flag']),
+              classes: z.array(z.enum(PII_CLASSES)).min(1).default([...PII_CLASSES]),
+              channels: z.array(z.enum(['request', 'response'])).min(1).default(['request', 'response']),
+              minConfidence: z.number().min(0).max(1).default(0.5),
+            }),
+          )
+          .default([]),
+        /** Where reversible mode keeps originals (AES-256-GCM, a key per tenant derived from keyFile). */
+        vault: z.object({ path: z.string().min(1), keyFile: z.string().min(1) }).optional(),
       })
       .prefault({}),
     apiKeys: z
@@ -309,6 +341,13 @@ export const securitySchema = z
     if ((s.apiKeys.enabled || s.jwt.enabled) && s.tenants.length === 0) {
       need(false, ['tenants'], 'at least one tenant is required when API keys or JWTs are enabled');
     }
+    const policyTenants = new Set<string>();
+    s.pii.policies.forEach((p, i) => {
+      need(!policyTenants.has(p.tenant), ['pii', 'policies', i, 'tenant'], `duplicate PII policy for tenant "${p.tenant}"`);
+      policyTenants.add(p.tenant);
+      need(p.tenant === '*' || s.tenants.some((t) => t.name === p.tenant), ['pii', 'policies', i, 'tenant'], `no tenant named "${p.tenant}" in security.tenants`);
+      need(p.mode !== 'reversible' || s.pii.vault !== undefined, ['pii', 'vault'], 'required when a PII policy uses mode "reversible"');
+    });
     const ids = new Set<number>();
     const names = new Set<string>();
     s.tenants.forEach((t, i) => {

@@ -10,6 +10,7 @@ import { formatRestInferResponse, INFERENCE_HEADER, modelMetadataToJson, parseJs
 import { GrpcStatus } from '../kserve/status.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import { resolveRequestId } from '../telemetry/request-id.ts';
+import type { AdminRoute } from './admin-route.ts';
 import { readBody } from './http-body.ts';
 import { acceptsGzip, decodeContentEncoding, gzipBody } from './http-compression.ts';
 import { CallMethod, type InferenceGateway, SERVER_EXTENSIONS } from './inference-gateway.ts';
@@ -30,6 +31,8 @@ export interface HttpIngressOptions {
   maxRequestBytes: number;
   serverName: string;
   serverVersion: string;
+  /** Administrative endpoints (each gates itself), e.g. POST /v2/sluice/evidence. */
+  adminRoutes?: readonly AdminRoute[];
 }
 
 /** Request header giving the client's timeout in milliseconds (gRPC clients use grpc-timeout). */
@@ -89,36 +92,42 @@ class Exchange {
     });
   }
 
-  private write(status: number, contentType: string, body: string | Buffer, extra?: [string, string]): void {
+  private write(status: number, contentType: string, body: string | Buffer, extra?: [string, string], more?: Readonly<Record<string, string>>): void {
     if (this.aborted || this.done) return;
     this.done = true;
     if (this.info.gzipResponse) {
       // Compressed off the event loop; the exchange may be aborted meanwhile.
       gzipBody(body).then(
-        (z) => this.send(status, contentType, z, extra, true),
-        () => this.send(status, contentType, body, extra, false),
+        (z) => this.send(status, contentType, z, extra, more, true),
+        () => this.send(status, contentType, body, extra, more, false),
       );
       return;
     }
-    this.send(status, contentType, body, extra, false);
+    this.send(status, contentType, body, extra, more, false);
   }
 
-  private send(status: number, contentType: string, body: string | Buffer, extra: [string, string] | undefined, gzipped: boolean): void {
+  private send(status: number, contentType: string, body: string | Buffer, extra: [string, string] | undefined, more: Readonly<Record<string, string>> | undefined, gzipped: boolean): void {
     if (this.aborted) return;
     this.res.cork(() => {
       this.res.writeStatus(statusLine(status)).writeHeader('content-type', contentType).writeHeader('x-request-id', this.info.requestId);
       if (gzipped) this.res.writeHeader('content-encoding', 'gzip').writeHeader('vary', 'accept-encoding');
       if (extra !== undefined) this.res.writeHeader(extra[0], extra[1]);
+      if (more !== undefined) for (const [k, v] of Object.entries(more)) this.res.writeHeader(k, v);
       this.res.end(body);
     });
   }
 
-  json(status: number, body: string): void {
-    this.write(status, 'application/json', body);
+  /** Any content type (administrative answers such as an evidence pack). `headers`: extra response headers (e.g. pii-flags). */
+  raw(contentType: string, body: string | Buffer, headers?: Readonly<Record<string, string>>): void {
+    this.write(200, contentType, body, undefined, headers);
   }
 
-  binary(jsonLength: number, body: Buffer): void {
-    this.write(200, 'application/octet-stream', body, [INFERENCE_HEADER, String(jsonLength)]);
+  json(status: number, body: string, headers?: Readonly<Record<string, string>>): void {
+    this.write(status, 'application/json', body, undefined, headers);
+  }
+
+  binary(jsonLength: number, body: Buffer, headers?: Readonly<Record<string, string>>): void {
+    this.write(200, 'application/octet-stream', body, [INFERENCE_HEADER, String(jsonLength)], headers);
   }
 
   problem(err: InferenceError, extra?: [string, string]): void {
@@ -264,6 +273,24 @@ export class HttpIngress {
         );
       });
     }
+    for (const route of this.opts.adminRoutes ?? []) {
+      app.post(route.path, (res, req) => {
+        const info = { ...this.info(req), headers: allHeaders(req) };
+        const ex = new Exchange(res, info);
+        readBody(
+          res,
+          req.getHeader('content-length'),
+          this.opts.maxRequestBytes,
+          (body) => {
+            route.handle({ requestId: info.requestId, headers: info.headers, body }).then(
+              (out) => ex.raw(out.contentType, out.body, out.headers),
+              (err: unknown) => ex.problem(toInferenceError(err)),
+            );
+          },
+          (err) => ex.problem(err),
+        );
+      });
+    }
     attachWebSocketStream(app, { gateway: gw, logger: this.opts.logger, maxMessageBytes: this.opts.maxRequestBytes });
     app.any('/*', (res, req) => {
       const info = this.info(req);
@@ -323,12 +350,12 @@ export class HttpIngress {
           return;
         }
         if (out.binary.length === 0) {
-          ex.json(200, out.json);
+          ex.json(200, out.json, ctx.responseHeaders);
           gw.finish(ctx, undefined, out.json.length);
         } else {
           const json = Buffer.from(out.json, 'utf8');
           const full = Buffer.concat([json, ...out.binary]);
-          ex.binary(json.length, full);
+          ex.binary(json.length, full, ctx.responseHeaders);
           gw.finish(ctx, undefined, full.length);
         }
       },

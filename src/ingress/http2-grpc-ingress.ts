@@ -223,7 +223,7 @@ export class Http2GrpcIngress {
     const answer = serverWide ? gw.forwardToAll(ctx, method, body) : gw.forward(ctx, CallMethod[method], body);
     answer.then(
       (res) => {
-        call.reply(res, trailers);
+        call.reply(res, ctx.responseHeaders === undefined ? trailers : { ...ctx.responseHeaders, ...trailers });
         gw.finish(ctx, undefined, res.length);
       },
       (err: unknown) => {

@@ -6,6 +6,7 @@ import { GrpcStatus } from '../kserve/status.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import { CallMethod } from '../wire/inference-envelope.ts';
 import type { HookChain } from './hooks.ts';
+import type { PayloadStage } from './payload-stage.ts';
 import { type IngressMethod, type IngressProtocol, newRequestContext, type RequestContext, type RequestHeaders } from './request-context.ts';
 import type { RouteTable } from './route-table.ts';
 import type { SegmentForwarder } from './segment-forwarder.ts';
@@ -20,6 +21,8 @@ export interface GatewayOptions {
   defaultTimeoutMs: number;
   /** Readiness of the node (the ops layer may replace it). */
   isReady?: () => boolean;
+  /** Rewrites ModelInfer payloads of the calls it wants (the PII policy); absent: none. */
+  stage?: PayloadStage;
 }
 
 /** Triton's extension names for what sluice serves (model_repository: the index only, no load/unload). */
@@ -72,8 +75,23 @@ export class InferenceGateway {
     } catch (err) {
       return Promise.reject(toInferenceError(err));
     }
-    if (hooked instanceof Promise) return hooked.then(() => this.sendCommitted(ctx, method, payload));
-    return this.sendCommitted(ctx, method, payload);
+    if (hooked instanceof Promise) return hooked.then(() => this.sendStaged(ctx, method, payload));
+    return this.sendStaged(ctx, method, payload);
+  }
+
+  /** The payload stage's slow path, for the ModelInfer calls it wants; the others go straight on. */
+  private sendStaged(ctx: RequestContext, method: CallMethod, payload: Buffer): Promise<Buffer> {
+    const stage = this.opts.stage;
+    if (stage === undefined || method !== CallMethod.ModelInfer || !stage.wants(ctx)) return this.sendCommitted(ctx, method, payload);
+    let staged: Buffer | Promise<Buffer>;
+    try {
+      staged = stage.request(ctx, payload);
+    } catch (err) {
+      return Promise.reject(toInferenceError(err));
+    }
+    return Promise.resolve(staged)
+      .then((req) => this.sendCommitted(ctx, method, req))
+      .then((res) => stage.response(ctx, res));
   }
 
   /**

@@ -40,6 +40,8 @@ export interface RequestContext {
   commit: Promise<unknown> | undefined;
   /** The segment forwarder's record of the call's trip (for the access log and traces). */
   segment: SegmentTrip | undefined;
+  /** Extra headers for the answer (HTTP headers, gRPC trailers), set by a stage, e.g. `pii-flags`. */
+  responseHeaders: Record<string, string> | undefined;
 }
 
 /** When the (last) attempt went onto the segment and came back, performance.now() ms. */
@@ -61,8 +63,8 @@ export interface RequestOutcome {
   durationMs: number;
 }
 
-export function newRequestContext(fields: Omit<RequestContext, 'tenant' | 'cancel' | 'commit' | 'startedAt' | 'segment'> & { startedAt?: number }): RequestContext {
-  return { tenant: 0, cancel: undefined, commit: undefined, segment: undefined, startedAt: fields.startedAt ?? performance.now(), ...fields };
+export function newRequestContext(fields: Omit<RequestContext, 'tenant' | 'cancel' | 'commit' | 'startedAt' | 'segment' | 'responseHeaders'> & { startedAt?: number }): RequestContext {
+  return { tenant: 0, cancel: undefined, commit: undefined, segment: undefined, responseHeaders: undefined, startedAt: fields.startedAt ?? performance.now(), ...fields };
 }
 
 /**

@@ -44,6 +44,8 @@ import { startHttpsFront, type HttpsFront } from '../security/https-front.ts';
 import { egressTenantPolicy } from '../security/egress-policy.ts';
 import { securityIngressHook } from '../security/ingress-gate-hook.ts';
 import { guardLink, guardListener } from '../security/link-guard.ts';
+import { evidenceRoute } from '../evidence/evidence-endpoint.ts';
+import { PiiStage } from '../security/pii/pii-stage.ts';
 import { SecurityRuntime } from '../security/security-runtime.ts';
 import { uwsSslOptions } from '../security/tls-options.ts';
 import { discardEvents } from '../security/events.ts';
@@ -117,6 +119,8 @@ export class SluiceNode {
   readonly governor: BulkGovernor;
   private upstreamPolicy: UpstreamPolicy | undefined;
   private security: SecurityRuntime | undefined;
+  /** The PII policy stage on the inference path (undefined: no policy). */
+  private pii: PiiStage | undefined;
   private httpsFront: HttpsFront | undefined;
   private httpSocketDir: string | undefined;
   /** The access log (telemetry.accessLog), shared by the ingress hook and the egress observer. */
@@ -244,8 +248,9 @@ export class SluiceNode {
     });
     const s = config.security;
     if (s.apiKeys.enabled || s.jwt.enabled || s.audit.enabled || s.rateLimits.enabled) this.hooks.add(securityIngressHook(this.security.gates));
+    this.pii = (await PiiStage.create({ config: this.security.config, recorder: this.security, registry: this.metrics.registry })) ?? undefined;
     logger.info(
-      { audit: s.audit.enabled, api_keys: s.apiKeys.enabled, jwt: s.jwt.enabled, tls: s.tls.enabled, mtls: s.tls.clientCerts.mode, rate_limits: s.rateLimits.enabled, webhooks: s.webhooks.endpoints.length },
+      { pii_policies: this.pii?.table.policies.length ?? 0, audit: s.audit.enabled, api_keys: s.apiKeys.enabled, jwt: s.jwt.enabled, tls: s.tls.enabled, mtls: s.tls.clientCerts.mode, rate_limits: s.rateLimits.enabled, webhooks: s.webhooks.endpoints.length },
       'security gates',
     );
   }
@@ -391,6 +396,7 @@ export class SluiceNode {
         logger: logger.child({ component: 'ingress' }),
         defaultTimeoutMs: config.limits.defaultTimeoutMs,
         isReady: () => this.health.ready(INFERENCE_SERVICE),
+        ...(this.pii !== undefined ? { stage: this.pii } : {}),
       });
       const common = {
         gateway: this.gateway,
@@ -423,7 +429,9 @@ export class SluiceNode {
       }
       if (config.listeners.http !== undefined) {
         const l = config.listeners.http;
-        this.endpoints.http = await this.startHttp(common, l.host, l.port);
+        const sec = this.security;
+        const adminRoutes = sec === undefined ? [] : [evidenceRoute({ config, security: sec, metricsText: () => this.metrics.registry.metrics() })];
+        this.endpoints.http = await this.startHttp({ ...common, adminRoutes }, l.host, l.port);
       }
       // Give the first links a moment so the first requests do not race the handshakes.
       await this.peerLinks.waitForFirstAttempts(3000);
