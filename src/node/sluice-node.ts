@@ -34,6 +34,7 @@ import { UpstreamPolicy } from '../ingress/upstream-policy.ts';
 import { addTensorTransferService } from '../training/grpc-service.ts';
 import { TrainingGrpcServer } from '../training/grpc-server.ts';
 import { TrainingNode } from '../training/training-node.ts';
+import { segmentSocketClass } from '../transport/socket-class.ts';
 import { defaultMethodGates, gateInterceptor } from '../security/grpc-gate-interceptor.ts';
 import { loadSegmentKey } from '../config/segment-key.ts';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -156,7 +157,10 @@ export class SluiceNode {
       quantumBytes: sch.quantumBytes,
       slicesBulkTurns: segment === 'training',
     });
-    return { link: { frameBytes: { training: sch.chunk.maxBytes }, scheduler: instrumentScheduler(fair, queues) } };
+    return {
+      link: { frameBytes: { training: sch.chunk.maxBytes }, scheduler: instrumentScheduler(fair, queues) },
+      socketClass: segmentSocketClass(segment, this.opts.config.segments[segment]?.dscp),
+    };
   }
 
   /**

@@ -51,6 +51,8 @@ export interface NativeConnectionOptions {
   slotBytes: number;
   timeout: number;
   retryCount: number;
+  /** GRH traffic class (DSCP << 2). */
+  trafficClass?: number;
 }
 
 export interface NativeConnection {
@@ -61,6 +63,8 @@ export interface NativeConnection {
   /** Drains the completion queue now (completions arrive through the callback, synchronously). */
   poll(): void;
   close(): void;
+  /** The queue pair's GRH traffic class as ibv_query_qp reads it (-1 when unreadable). */
+  trafficClass(): number;
 }
 
 export interface VerbsBinding {
