@@ -41,10 +41,6 @@ const LEVELS: Record<number, 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fa
 const STOP_TIMEOUT_MS = 10_000;
 const METRICS_TIMEOUT_MS = 2_000;
 
-/** The process's node flags, less those that make no sense for a thread (test runner, inspector). */
-function workerExecArgv(): string[] {
-  return process.execArgv.filter((a) => !a.startsWith('--test') && !a.startsWith('--inspect'));
-}
 
 export class TrainingPlane {
   readonly endpoints: TrainingThreadEndpoints;
@@ -78,7 +74,8 @@ export class TrainingPlane {
       ...(relayDir !== undefined ? { relaySocket: path.join(relayDir, 'training.sock') } : {}),
       serveGrpcPort: opts.serveGrpcPort,
     };
-    const worker = new Worker(new URL('./training-thread-entry.mjs', import.meta.url), { workerData: init, execArgv: workerExecArgv(), env: process.env });
+    const worker = new Worker(new URL('./training-thread-entry.mjs', import.meta.url), { workerData: init, // V8 flags are process-wide (a worker refuses them); the entry registers the TS loader itself.
+      execArgv: [], env: process.env });
     const log = opts.logger.child({ thread: TRAINING_THREAD_NAME });
     let plane: TrainingPlane | undefined;
     const ready = new Promise<Extract<FromTrainingThread, { type: 'ready' }>>((resolve, reject) => {
