@@ -129,10 +129,11 @@ test('container ports are the design ports and match each config', () => {
     if (l.http && l.http.host !== '127.0.0.1') expected.set('http', l.http.port);
     if (l.grpc) expected.set('grpc', l.grpc.port);
     if (l.metrics) expected.set('metrics', l.metrics.port);
+    if (l.training) expected.set('training', l.training.port);
     if (w.config.segments.inference?.listen) expected.set('seg-inference', w.config.segments.inference.listen.port);
     if (w.config.segments.training?.listen) expected.set('seg-training', w.config.segments.training.listen.port);
     assert.deepEqual(Object.fromEntries(ports), Object.fromEntries(expected), `${w.doc.metadata.name}: container ports = configured listeners`);
-    const design: Record<string, number> = { http: DESIGN_PORTS.http, grpc: DESIGN_PORTS.grpc, metrics: DESIGN_PORTS.metrics, 'seg-inference': DESIGN_PORTS.inferenceSegment, 'seg-training': DESIGN_PORTS.trainingSegment };
+    const design: Record<string, number> = { http: DESIGN_PORTS.http, grpc: DESIGN_PORTS.grpc, metrics: DESIGN_PORTS.metrics, training: DESIGN_PORTS.training, 'seg-inference': DESIGN_PORTS.inferenceSegment, 'seg-training': DESIGN_PORTS.trainingSegment };
     for (const [name, port] of ports) assert.equal(port, design[name], `${w.doc.metadata.name}: ${name} is on the design port`);
     assert.equal(l.metrics?.host, '0.0.0.0', `${w.doc.metadata.name}: the ops listener is reachable by kubelet and Prometheus`);
     assert.equal(w.annotations['prometheus.io/port'], String(l.metrics?.port));
