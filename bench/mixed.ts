@@ -271,7 +271,7 @@ export async function run(args: readonly string[] = []): Promise<void> {
     const back = await startSluice(
       {
         node: { name: 'back' },
-        listeners: { grpc: any, metrics: any },
+        listeners: { grpc: any, metrics: any, training: any },
         segments: { inference: { transport: 'tcp', key: infKey, listen: any }, training: { transport: 'tcp', key: trainKey, listen: any } },
         routes: [{ model: '*', upstreams: [{ address: models.endpoints.models! }] }],
         training: { spoolDir: path.join(spool, 'back') },
@@ -283,7 +283,7 @@ export async function run(args: readonly string[] = []): Promise<void> {
     const front = await startSluice(
       {
         node: { name: 'front' },
-        listeners: { grpc: any, metrics: any },
+        listeners: { grpc: any, metrics: any, training: any },
         segments: { inference: { transport: 'tcp', key: infKey }, training: { transport: 'tcp', key: trainKey } },
         peers: [
           { name: 'back', segment: 'inference', ...hostPort(back.endpoints.segment!) },
@@ -397,7 +397,7 @@ export async function run(args: readonly string[] = []): Promise<void> {
       const mixed = summarize(res.mixed, s.rate, res.errorsMixed);
       const bulkAlone = median(res.bulkAloneMBps);
       const bulkMixed = median(res.bulkMixedMBps);
-      summary[p.name] = { alone, mixed, bulkAloneMBps: bulkAlone, bulkMixedMBps: bulkMixed, p99Ratio: mixed.p99 / alone.p99, bulkKept: bulkMixed / bulkAlone, tensors: res.tensors, badTensors: res.badTensors, errorCodes: res.errorCodes, errorExamples: res.errorExamples, loopDelayMs: loopDelaySummary(res.loopDelay), mixedOnset: summarize(res.mixedOnset, s.rate, 0), mixedSteady: summarize(res.mixedSteady, s.rate, 0) };
+      summary[p.name] = { alone, mixed, bulkAloneMBps: bulkAlone, bulkMixedMBps: bulkMixed, p99Ratio: mixed.p99 / alone.p99, bulkKept: bulkAlone > 0 ? bulkMixed / bulkAlone : Number.NaN, tensors: res.tensors, badTensors: res.badTensors, errorCodes: res.errorCodes, errorExamples: res.errorExamples, loopDelayMs: loopDelaySummary(res.loopDelay), mixedOnset: summarize(res.mixedOnset, s.rate, 0), mixedSteady: summarize(res.mixedSteady, s.rate, 0) };
       const row = (label: string, l: LatencyResult | undefined, mbps: number | undefined) =>
         console.log(
           `${p.name.padEnd(16)} ${label.padEnd(5)} ${(l ? fmt(l.p50) : '').padStart(7)} ${(l ? fmt(l.p99) : '').padStart(7)} ${(l ? fmt(l.p999) : '').padStart(7)} ${(l ? String(l.errors) : '').padStart(7)}   ${(mbps !== undefined ? fmt(mbps, 0) : '').padStart(10)}`,

@@ -196,11 +196,12 @@ void SetThreadName(const Napi::CallbackInfo& info) {
   if (!sluice::runtime::SetCurrentThreadName(info[0].As<Napi::String>().Utf8Value(), &status)) Throw(info.Env(), status);
 }
 
-// lowerThreadPriority() -> {policy, nice, tid} of the calling thread afterwards.
+// lowerThreadPriority(tryIdle) -> {policy, nice, tid} of the calling thread afterwards.
 Napi::Value LowerThreadPriority(const Napi::CallbackInfo& info) {
+  assert(info.Length() == 1);
   sluice::runtime::ThreadPriority p;
   sluice::runtime::ThreadStatus status;
-  if (!sluice::runtime::LowerCurrentThreadPriority(&p, &status)) Throw(info.Env(), status);
+  if (!sluice::runtime::LowerCurrentThreadPriority(info[0].As<Napi::Boolean>().Value(), &p, &status)) Throw(info.Env(), status);
   return PriorityObject(info.Env(), p);
 }
 

@@ -73,10 +73,10 @@ ThreadPriority CurrentThreadPriority() {
   return p;
 }
 
-bool LowerCurrentThreadPriority(ThreadPriority* result, ThreadStatus* status) {
+bool LowerCurrentThreadPriority(bool try_idle, ThreadPriority* result, ThreadStatus* status) {
   const sched_param param{};  // sched_priority 0: required by SCHED_IDLE and SCHED_OTHER
   // sched_setscheduler(0, ...) acts on the calling thread only (Linux: a tid, not the process).
-  if (sched_setscheduler(0, SCHED_IDLE, &param) != 0) {
+  if (!try_idle || sched_setscheduler(0, SCHED_IDLE, &param) != 0) {
     // Some kernels (or seccomp profiles) refuse SCHED_IDLE: nice 19 for this thread alone.
     if (setpriority(PRIO_PROCESS, static_cast<id_t>(CurrentTid()), 19) != 0) {
       return Fail(status, "SLUICE_ERR_THREAD_PRIORITY", "setpriority(19)");

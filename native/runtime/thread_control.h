@@ -23,9 +23,10 @@ struct ThreadPriority {
   int tid = 0;
 };
 
-// Lowers the calling thread's CPU priority: SCHED_IDLE where the kernel allows it, else nice 19
-// for this thread alone (setpriority on its tid). Lowering never needs privileges.
-bool LowerCurrentThreadPriority(ThreadPriority* result, ThreadStatus* status);
+// Lowers the calling thread's CPU priority: SCHED_IDLE where the kernel allows it (when
+// `try_idle`), else nice 19 for this thread alone (setpriority on its tid). Lowering never
+// needs privileges.
+bool LowerCurrentThreadPriority(bool try_idle, ThreadPriority* result, ThreadStatus* status);
 
 // The calling thread's scheduling policy and nice value.
 ThreadPriority CurrentThreadPriority();

@@ -146,6 +146,12 @@ export const trainingSchema = z.object({
   maxTensorBytes: z.number().int().positive().default(1024 * MiB),
   resumeTimeoutMs: z.number().int().positive().default(60_000),
   maxTransfers: z.number().int().positive().default(64),
+  /**
+   * CPU priority of the training thread: `idle` (SCHED_IDLE, else nice 19: runs only when no
+   * normal thread wants the core), `low` (nice 19: a small share even on a saturated machine),
+   * `normal` (unchanged).
+   */
+  threadPriority: z.enum(['idle', 'low', 'normal']).default('idle'),
 });
 /** Tenant names as they appear in keys, tokens and the audit log. */
 export const tenantNameSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'expected a tenant name ([A-Za-z0-9._-], 1-63 chars)');

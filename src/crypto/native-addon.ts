@@ -28,8 +28,8 @@ export interface NativeAddon {
   readonly tuneMalloc: (mmapThreshold: number, trimThreshold: number) => boolean;
   /** Names the calling thread (native/runtime/thread_control.h); at most 15 bytes are kept. */
   readonly setThreadName: (name: string) => void;
-  /** Lowers the calling thread's CPU priority (SCHED_IDLE, else nice 19); returns what it got. */
-  readonly lowerThreadPriority: () => NativeThreadPriority;
+  /** Lowers the calling thread's CPU priority (SCHED_IDLE when `tryIdle`, else nice 19); returns what it got. */
+  readonly lowerThreadPriority: (tryIdle: boolean) => NativeThreadPriority;
   readonly threadPriority: () => NativeThreadPriority;
   /** IP_TOS / IPV6_TCLASS = dscp << 2, then SO_PRIORITY, on a socket's file descriptor. */
   readonly setSocketClass: (fd: number, dscp: number, priority: number) => void;

@@ -40,7 +40,9 @@ function claimThread(log: Logger): ThreadPriorityInfo {
   try {
     const addon = loadNativeAddon();
     addon.setThreadName(TRAINING_THREAD_NAME);
-    return addon.lowerThreadPriority();
+    const wanted = init.config.training.threadPriority;
+    if (wanted === 'normal') return addon.threadPriority();
+    return addon.lowerThreadPriority(wanted === 'idle');
   } catch (err) {
     log.warn({ err: (err as Error).message }, 'the training thread keeps normal priority: cannot lower it');
     return { policy: 'unknown', nice: 0, tid: 0 };

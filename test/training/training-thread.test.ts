@@ -92,6 +92,29 @@ test('the training thread is named sluice-training and runs at the lowest priori
   for (const t of all.filter((x) => x.comm !== 'sluice-training')) assert.equal(t.policy, 0, `${t.comm} ${t.tid}`);
 });
 
+test('training.threadPriority low: nice 19 under SCHED_OTHER (a small share even on a saturated machine)', async () => {
+  const node = new SluiceNode({
+    config: parseConfig({
+      node: { name: 'low' },
+      listeners: { training: any },
+      segments: { training: { transport: 'tcp', key: randomBytes(32).toString('hex') } },
+      training: { spoolDir: path.join(dir, 'low-spool'), threadPriority: 'low' },
+      log: { level: 'silent' },
+    }),
+    logger: logging.component('low'),
+    transports: defaultTransports,
+  });
+  const before = new Set(tasks().map((t) => t.tid));
+  await node.start();
+  try {
+    const mine = tasks().filter((t) => t.comm === 'sluice-training' && !before.has(t.tid));
+    assert.equal(mine.length, 1);
+    assert.deepEqual({ policy: mine[0]!.policy, nice: mine[0]!.nice }, { policy: 0, nice: 19 });
+  } finally {
+    await node.stop(0);
+  }
+});
+
 test('training links carry the segment class at both ends: TOS = dscp << 2 and SO_PRIORITY 1', async () => {
   const data = randomBytes(512 * 1024 + 9);
   const client = connect(tx.endpoints.trainingService!);
