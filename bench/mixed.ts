@@ -24,7 +24,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
-import { h2loadAvailable, h2loadOpenLoop } from './h2load-load.ts';
+import { h2loadAvailable, runH2load } from './h2load.ts';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { METHODS } from '../src/kserve/grpc-service.ts';
@@ -248,8 +248,9 @@ type OpenLoopResult = Awaited<ReturnType<typeof openLoop>>;
 /** One open-loop inference phase on a path, from h2load when it is installed. */
 async function inferenceLoad(s: Settings, p: Path, request: Buffer, ms: number): Promise<OpenLoopResult> {
   if (s.client === 'node') return openLoop(p.infer, INFER, request, s.rate, ms, CALL_TIMEOUT_MS);
-  const r = await h2loadOpenLoop(p.address, INFER, request, s.rate, ms / 1000);
-  return { latencies: r.latencies, scheduledAtMs: r.startedAtMs, errors: r.errors, errorCodes: r.errors > 0 ? { 'not 200': r.errors } : {}, errorExamples: {} };
+  // One connection, up to 64 calls in flight: the pace holds while calls are slow (open loop).
+  const r = await runH2load({ address: p.address, method: INFER, request, calls: Math.max(1, Math.round((s.rate * ms) / 1000)), clients: 1, streams: 64, rpsPerClient: s.rate, timeoutMs: ms + 60_000 });
+  return { latencies: r.latenciesMs, scheduledAtMs: r.startedAtMs, errors: r.failed, errorCodes: r.failed > 0 ? { 'not HTTP 200': r.failed } : {}, errorExamples: {} };
 }
 
 export async function run(args: readonly string[] = []): Promise<void> {
