@@ -148,12 +148,14 @@ test('training links carry the segment class at both ends: TOS = dscp << 2 and S
 
 test('inference latency recorded on the main thread reaches the training thread\'s governor', async () => {
   assert.equal(tx.trainingGovernor()!.share, 1);
-  const now = performance.now();
-  // p99 of 50 ms against the 5 ms target: the AIMD controller cuts the bulk share.
-  for (let i = 0; i < 60; i++) tx.governor.recordInference(50, now);
   const scrape = async () => parsePromText(await (await fetch(`http://${tx.endpoints.metrics}/metrics`)).text());
   let share = 1;
   for (let i = 0; i < 40 && share >= 1; i++) {
+    // p99 of 50 ms against the 5 ms target: the AIMD controller cuts the bulk share. Fresh
+    // samples before every scrape, so a slow scrape on a busy machine never ages them out of
+    // the governor's 1 s window.
+    const now = performance.now();
+    for (let j = 0; j < 30; j++) tx.governor.recordInference(50, now);
     const s = await scrape();
     share = s.samples.find((x) => x.name === 'sluice_bulk_share' && x.labels.segment === 'training')?.value ?? 1;
     if (share >= 1) await new Promise((r) => setTimeout(r, 60));
@@ -161,13 +163,16 @@ test('inference latency recorded on the main thread reaches the training thread\
   assert.ok(share < 1, `bulk share on the training thread: ${share}`);
   assert.ok(tx.trainingGovernor()!.share < 1);
   assert.ok(tx.trainingGovernor()!.p99Ms >= 40);
+  const client = connect(tx.endpoints.trainingService!);
+  await client.push('rx', 'gov/a', randomBytes(256 * 1024), { transferId: 'gov-1' });
+  client.close();
   const s = await scrape();
   const policy = s.samples.filter((x) => x.name === 'sluice_thread_sched_policy');
   assert.ok(policy.some((x) => x.labels.thread === 'sluice-training' && (x.labels.policy === 'idle' || x.labels.policy === 'other')));
   assert.ok(policy.some((x) => x.labels.thread === 'main' && x.labels.policy === 'other'));
   // Link metrics of the training thread are merged into the node's scrape under today's names.
   const txBytes = s.samples.find((x) => x.name === 'sluice_link_bytes_total' && x.labels.segment === 'training' && x.labels.direction === 'tx');
-  assert.ok(txBytes !== undefined && txBytes.value > 512 * 1024, JSON.stringify(txBytes));
+  assert.ok(txBytes !== undefined && txBytes.value > 256 * 1024, JSON.stringify(txBytes));
   assert.ok(s.samples.some((x) => x.name === 'sluice_process_start_time_seconds'), 'process metrics still there');
 });
 
