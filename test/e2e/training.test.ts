@@ -74,7 +74,7 @@ before(async () => {
     },
     { name: 'front' },
   );
-}, { timeout: 90_000 });
+}, { timeout: 240_000 });
 
 after(async () => {
   await Promise.all([front?.stop(), broken?.stop(), good?.stop()]);
