@@ -395,6 +395,7 @@ export class SluiceNode {
   private async startTraining(inferenceIngress: boolean): Promise<void> {
     const { config, logger } = this.opts;
     const s = config.security;
+    const health = this.health.register('training-thread', { kind: 'other', services: [TRAINING_SERVICE], critical: false });
     this.training = await TrainingPlane.start({
       config,
       ...(this.opts.configDir !== undefined ? { configDir: this.opts.configDir } : {}),
@@ -405,7 +406,11 @@ export class SluiceNode {
       gated: this.security !== undefined && (s.apiKeys.enabled || s.jwt.enabled || s.audit.enabled || s.rateLimits.enabled),
       relay: inferenceIngress && config.listeners.grpc !== undefined,
       serveGrpcPort: !inferenceIngress,
+      onUnexpectedExit: (reason) => health.down(reason),
     });
+    // Shown (/health, sluice_component_up), not gating: inference must not leave the load
+    // balancer because the training plane failed.
+    health.up(this.training.endpoints.service);
     const e = this.training.endpoints;
     this.endpoints.trainingService = e.service;
     if (e.segment !== undefined) this.endpoints.training = e.segment;

@@ -35,6 +35,8 @@ export interface TrainingPlaneOptions {
   relay: boolean;
   /** Serve TensorTransfer on listeners.grpc too (no inference routes on this node). */
   serveGrpcPort: boolean;
+  /** The thread ended without being asked to (a fatal error on it); inference goes on. */
+  onUnexpectedExit?: (reason: string) => void;
 }
 
 const LEVELS: Record<number, 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal'> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'warn', 50: 'error', 60: 'fatal' };
@@ -96,12 +98,19 @@ export class TrainingPlane {
       throw err;
     }
     const p = plane;
-    worker.on('error', (err) => log.error({ err: err.message }, 'training thread failed'));
+    let failure = '';
+    worker.on('error', (err) => {
+      failure = err.message;
+      log.error({ err: err.message }, 'training thread failed');
+    });
     worker.on('exit', (code) => {
       p.exited = true;
       for (const w of p.metricsWaiters.values()) w([]);
       p.metricsWaiters.clear();
-      if (p.closed === undefined) log.error({ code }, 'training thread exited');
+      if (p.closed === undefined) {
+        log.error({ code }, 'training thread exited');
+        opts.onUnexpectedExit?.(`training thread exited (${code})${failure !== '' ? `: ${failure}` : ''}`);
+      }
     });
     opts.metrics.setThreadPriority(TRAINING_THREAD_NAME, p.priority);
     opts.metrics.addRemoteSource(() => p.readMetrics());

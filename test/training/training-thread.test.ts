@@ -174,6 +174,7 @@ test('inference latency recorded on the main thread reaches the training thread\
   const txBytes = s.samples.find((x) => x.name === 'sluice_link_bytes_total' && x.labels.segment === 'training' && x.labels.direction === 'tx');
   assert.ok(txBytes !== undefined && txBytes.value > 256 * 1024, JSON.stringify(txBytes));
   assert.ok(s.samples.some((x) => x.name === 'sluice_process_start_time_seconds'), 'process metrics still there');
+  assert.equal(s.samples.find((x) => x.name === 'sluice_component_up' && x.labels.component === 'training-thread')?.value, 1);
 });
 
 test('the 8003 listener behind mTLS: allowlisted agents get answers, others are refused at the handshake', async () => {
