@@ -5,7 +5,7 @@
   "targets": [
     {
       "target_name": "sluice_native",
-      "sources": ["native/binding.cc", "native/crypto/aes_gcm.cc", "native/runtime/malloc_tuning.cc"],
+      "sources": ["native/binding.cc", "native/crypto/aes_gcm.cc", "native/runtime/malloc_tuning.cc", "native/runtime/thread_control.cc"],
       # OpenSSL headers are Node's own (<node_root_dir>/include/node/openssl, also added by node-gyp):
       # the EVP symbols resolve from the node binary at load time, so nothing links libcrypto.
       "include_dirs": [

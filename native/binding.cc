@@ -8,6 +8,7 @@
 
 #include "crypto/aes_gcm.h"
 #include "runtime/malloc_tuning.h"
+#include "runtime/thread_control.h"
 #ifdef SLUICE_WITH_VERBS
 #include <uv.h>
 
@@ -170,6 +171,80 @@ Napi::Value TuneMalloc(const Napi::CallbackInfo& info) {
 }
 
 // ============================================================================================
+// Threads and sockets (native/runtime/thread_control.h): the training plane's priority and
+// name, and DSCP / SO_PRIORITY on link sockets. Not on a hot path (once per thread or socket).
+// ============================================================================================
+namespace thread_binding {
+
+Napi::Object PriorityObject(Napi::Env env, const sluice::runtime::ThreadPriority& p) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("policy", p.policy);
+  o.Set("nice", p.nice);
+  o.Set("tid", p.tid);
+  return o;
+}
+
+[[noreturn]] void Throw(Napi::Env env, const sluice::runtime::ThreadStatus& s) {
+  Napi::Error error = Napi::Error::New(env, s.message);
+  error.Set("code", Napi::String::New(env, s.code));
+  throw error;
+}
+
+// setThreadName(name): names the calling thread.
+void SetThreadName(const Napi::CallbackInfo& info) {
+  assert(info.Length() == 1);
+  sluice::runtime::ThreadStatus status;
+  if (!sluice::runtime::SetCurrentThreadName(info[0].As<Napi::String>().Utf8Value(), &status)) Throw(info.Env(), status);
+}
+
+// lowerThreadPriority(tryIdle) -> {policy, nice, tid} of the calling thread afterwards.
+Napi::Value LowerThreadPriority(const Napi::CallbackInfo& info) {
+  assert(info.Length() == 1);
+  sluice::runtime::ThreadPriority p;
+  sluice::runtime::ThreadStatus status;
+  if (!sluice::runtime::LowerCurrentThreadPriority(info[0].As<Napi::Boolean>().Value(), &p, &status)) Throw(info.Env(), status);
+  return PriorityObject(info.Env(), p);
+}
+
+// threadPriority() -> {policy, nice, tid} of the calling thread.
+Napi::Value ThreadPriority(const Napi::CallbackInfo& info) {
+  return PriorityObject(info.Env(), sluice::runtime::CurrentThreadPriority());
+}
+
+// setSocketClass(fd, dscp, priority).
+void SetSocketClass(const Napi::CallbackInfo& info) {
+  assert(info.Length() == 3);
+  sluice::runtime::ThreadStatus status;
+  if (!sluice::runtime::SetSocketClass(info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Int32Value(),
+                                       info[2].As<Napi::Number>().Int32Value(), &status)) {
+    Throw(info.Env(), status);
+  }
+}
+
+// getSocketClass(fd) -> {tos, priority, family}.
+Napi::Value GetSocketClass(const Napi::CallbackInfo& info) {
+  assert(info.Length() == 1);
+  sluice::runtime::SocketClass c;
+  sluice::runtime::ThreadStatus status;
+  if (!sluice::runtime::GetSocketClass(info[0].As<Napi::Number>().Int32Value(), &c, &status)) Throw(info.Env(), status);
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("tos", c.tos);
+  o.Set("priority", c.priority);
+  o.Set("family", c.ipv6 ? "ipv6" : "ipv4");
+  return o;
+}
+
+void Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("setThreadName", Napi::Function::New(env, SetThreadName, "setThreadName"));
+  exports.Set("lowerThreadPriority", Napi::Function::New(env, LowerThreadPriority, "lowerThreadPriority"));
+  exports.Set("threadPriority", Napi::Function::New(env, ThreadPriority, "threadPriority"));
+  exports.Set("setSocketClass", Napi::Function::New(env, SetSocketClass, "setSocketClass"));
+  exports.Set("getSocketClass", Napi::Function::New(env, GetSocketClass, "getSocketClass"));
+}
+
+}  // namespace thread_binding
+
+// ============================================================================================
 // RDMA verbs (native/verbs/*): devices, connections, completions through uv_poll.
 // Owned by the RDMA transport; everything verbs-specific in this file lives in this section.
 // ============================================================================================
@@ -273,7 +348,8 @@ class ConnectionWrap : public Napi::ObjectWrap<ConnectionWrap> {
                        {InstanceMethod<&ConnectionWrap::Local>("local"), InstanceMethod<&ConnectionWrap::Connect>("connect"),
                         InstanceMethod<&ConnectionWrap::PostSend>("postSend"), InstanceMethod<&ConnectionWrap::Repost>("repost"),
                         InstanceMethod<&ConnectionWrap::Poll>("poll"), InstanceMethod<&ConnectionWrap::Close>("close"),
-                        InstanceMethod<&ConnectionWrap::InjectFault>("injectFault")});
+                         InstanceMethod<&ConnectionWrap::InjectFault>("injectFault"),
+                        InstanceMethod<&ConnectionWrap::TrafficClass>("trafficClass")});
   }
 
   // new VerbsConnection(device, sendMemory, recvMemory, counters, completions, onCompletions, options)
@@ -292,6 +368,7 @@ class ConnectionWrap : public Napi::ObjectWrap<ConnectionWrap> {
     opts.slot_bytes = o.Get("slotBytes").As<Napi::Number>().Uint32Value();
     opts.timeout = static_cast<uint8_t>(o.Get("timeout").As<Napi::Number>().Uint32Value());
     opts.retry_cnt = static_cast<uint8_t>(o.Get("retryCount").As<Napi::Number>().Uint32Value());
+    if (o.Has("trafficClass")) opts.traffic_class = static_cast<uint8_t>(o.Get("trafficClass").As<Napi::Number>().Uint32Value());
     opts.send_mem = static_cast<uint8_t*>(send_mem.Data());
     opts.send_len = send_mem.ByteLength();
     opts.recv_mem = static_cast<uint8_t*>(recv_mem.Data());
@@ -415,6 +492,11 @@ class ConnectionWrap : public Napi::ObjectWrap<ConnectionWrap> {
   Connection& conn(Napi::Env env) {
     if (!conn_) throw Napi::Error::New(env, "connection closed");
     return *conn_;
+  }
+
+  // trafficClass() -> the GRH traffic class of the queue pair (ibv_query_qp), -1 if unreadable.
+  Napi::Value TrafficClass(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), conn(info.Env()).query_traffic_class());
   }
 
   Napi::Value Local(const Napi::CallbackInfo& info) {
@@ -542,6 +624,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
 #endif
   exports.Set("AeadContext", AeadContext::Define(env));
   exports.Set("tuneMalloc", Napi::Function::New(env, TuneMalloc, "tuneMalloc"));
+  thread_binding::Init(env, exports);
   return exports;
 }
 

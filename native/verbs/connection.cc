@@ -149,6 +149,7 @@ void Connection::connect(const Endpoint& remote, uint32_t remote_window) {
   std::memcpy(attr.ah_attr.grh.dgid.raw, remote.gid, 16);
   attr.ah_attr.grh.sgid_index = static_cast<uint8_t>(device_->gid_index());
   attr.ah_attr.grh.hop_limit = 64;
+  attr.ah_attr.grh.traffic_class = opts_.traffic_class;
   if (int rc = ibv_modify_qp(qp_, &attr,
                              IBV_QP_STATE | IBV_QP_AV | IBV_QP_PATH_MTU | IBV_QP_DEST_QPN | IBV_QP_RQ_PSN |
                                  IBV_QP_MAX_DEST_RD_ATOMIC | IBV_QP_MIN_RNR_TIMER);
@@ -364,6 +365,13 @@ void Connection::publish() {
   c[kCtrlReceived] = ctrl_received_;
   c[kRecvsHeld] = recvs_held_;
   c[kFailed] = failed_ ? 1 : 0;
+}
+
+int Connection::query_traffic_class() const {
+  ibv_qp_attr attr{};
+  ibv_qp_init_attr init{};
+  if (ibv_query_qp(qp_, &attr, IBV_QP_AV, &init) != 0) return -1;
+  return attr.ah_attr.grh.traffic_class;
 }
 
 }  // namespace sluice::verbs

@@ -29,6 +29,7 @@ struct ConnectionOptions {
   size_t recv_len = 0;
   uint8_t timeout = 16;    // local ACK timeout exponent: 4.096 us * 2^timeout
   uint8_t retry_cnt = 6;   // transport retries before IBV_WC_RETRY_EXC_ERR (rxe: 7 = forever)
+  uint8_t traffic_class = 0;  // GRH traffic class (DSCP << 2) of every packet of this queue pair
   uint32_t* counters = nullptr;  // caller-owned, kCounterCount entries, mirrored after every call
 };
 
@@ -81,6 +82,9 @@ class Connection {
   Endpoint local() const;
   // Moves the queue pair to RTR and RTS towards `remote`; the peer granted `remote_window` credits.
   void connect(const Endpoint& remote, uint32_t remote_window);
+
+  // The GRH traffic class the queue pair carries (ibv_query_qp); -1 when it cannot be read.
+  int query_traffic_class() const;
   // The completion channel's file descriptor (non-blocking): readable when completions arrive.
   int fd() const { return channel_->fd; }
   // Consumes pending channel events, acknowledges them in batches and re-arms the CQ. Call when

@@ -25,6 +25,11 @@ export const segmentSchema = z.object({
     .optional(),
   keyFile: z.string().min(1).optional(),
   maxMessageBytes: z.number().int().positive().max(0xffff_ffff).default(128 * 1024 * 1024),
+  /**
+   * DSCP code point of the segment's packets (IP_TOS / IPV6_TCLASS = dscp << 2 on TCP links, the
+   * GRH traffic class on RDMA). Default by segment: inference 34 (AF41), training 8 (CS1).
+   */
+  dscp: z.number().int().min(0).max(63).optional(),
 }).superRefine((seg, ctx) => {
   if (seg.key !== undefined && seg.keyFile !== undefined) ctx.addIssue({ code: 'custom', message: 'set key or keyFile, not both' });
   if (seg.key === undefined && seg.keyFile === undefined) ctx.addIssue({ code: 'custom', message: 'needs key or keyFile (the 32-byte segment key)' });
@@ -154,6 +159,12 @@ export const trainingSchema = z.object({
   maxTensorBytes: z.number().int().positive().default(1024 * MiB),
   resumeTimeoutMs: z.number().int().positive().default(60_000),
   maxTransfers: z.number().int().positive().default(64),
+  /**
+   * CPU priority of the training thread: `idle` (SCHED_IDLE, else nice 19: runs only when no
+   * normal thread wants the core), `low` (nice 19: a small share even on a saturated machine),
+   * `normal` (unchanged).
+   */
+  threadPriority: z.enum(['idle', 'low', 'normal']).default('idle'),
 });
 /** Tenant names as they appear in keys, tokens and the audit log. */
 export const tenantNameSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'expected a tenant name ([A-Za-z0-9._-], 1-63 chars)');
@@ -366,6 +377,8 @@ export const configSchema = z.object({
       http: hostPort.extend({ port: port.default(8000) }).optional(),
       grpc: hostPort.extend({ port: port.default(8001) }).optional(),
       metrics: hostPort.extend({ port: port.default(8002) }).optional(),
+      /** sluice.v1.TensorTransfer, served by the training thread; opened whenever segments.training is set (default 127.0.0.1:8003). */
+      training: hostPort.extend({ port: port.default(8003) }).optional(),
     })
     .default({}),
   segments: z

@@ -20,7 +20,7 @@ import type { Logger } from '../telemetry/logger.ts';
 import { resolveRequestId } from '../telemetry/request-id.ts';
 import { headerValue, metadataOf } from './grpc-metadata.ts';
 import { GrpcStreamRelay } from './grpc-stream-relay.ts';
-import { type GrpcServerCall, Http2GrpcServer, type StreamingHandlers } from './http2-grpc-server.ts';
+import { type GrpcServerCall, Http2GrpcServer, type StreamingHandlers, trailersOnly } from './http2-grpc-server.ts';
 import { CallMethod, type InferenceGateway, SERVER_EXTENSIONS } from './inference-gateway.ts';
 import { type IngressMethod, newRequestContext, type RequestContext, type RequestHeaders } from './request-context.ts';
 import { widenServerReceiveWindow } from '../grpc/server-receive-window.ts';
@@ -44,6 +44,11 @@ export interface Http2GrpcIngressOptions {
   binder?: ConnectionBinder;
   /** Interceptors of the grpc-js server behind the relay (the security gates of sluice's own services). */
   interceptors?: grpc.ServerInterceptor[];
+  /**
+   * Paths served by another gRPC server of this process on a unix socket (TensorTransfer on the
+   * training thread, kept on this port for compatibility), relayed by path prefix.
+   */
+  relayTo?: readonly { prefix: string; socketPath: string }[];
 }
 
 export interface ConnectionBinding {
@@ -82,6 +87,7 @@ export class Http2GrpcIngress {
   private readonly opts: Http2GrpcIngressOptions;
   private readonly server: Http2GrpcServer;
   private inner: { server: grpc.Server; dir: string; relay: GrpcStreamRelay } | undefined;
+  private readonly prefixRelays: { prefix: string; relay: GrpcStreamRelay }[];
   private boundPort = 0;
   private binding: ConnectionBinding | undefined;
 
@@ -103,9 +109,20 @@ export class Http2GrpcIngress {
       this.inner = { server: inner, dir, relay };
     }
     const log = opts.logger;
+    const prefixRelays = (opts.relayTo ?? []).map((r) => ({ prefix: r.prefix, relay: new GrpcStreamRelay(r.socketPath) }));
+    this.prefixRelays = prefixRelays;
+    const fallback =
+      relay === undefined && prefixRelays.length === 0
+        ? undefined
+        : (stream: Parameters<GrpcStreamRelay['relay']>[0], headers: Parameters<GrpcStreamRelay['relay']>[1]): void => {
+            const p = String(headers[':path'] ?? '');
+            const to = prefixRelays.find((r) => p.startsWith(r.prefix))?.relay ?? relay;
+            if (to !== undefined) to.relay(stream, headers);
+            else trailersOnly(stream, GrpcStatus.UNIMPLEMENTED, `unknown method ${p}`);
+          };
     this.server = new Http2GrpcServer({
       maxMessageBytes: opts.maxRequestBytes,
-      ...(relay !== undefined ? { fallback: (stream, headers) => relay.relay(stream, headers) } : {}),
+      ...(fallback !== undefined ? { fallback } : {}),
       onError: (err) => log.debug({ err: err.message }, 'grpc connection error'),
       requestIdOf: (headers) => resolveRequestId(headerValue(headers, 'x-request-id'), headerValue(headers, 'traceparent')),
     });
@@ -160,6 +177,7 @@ export class Http2GrpcIngress {
       inner.relay.close();
       rmSync(inner.dir, { recursive: true, force: true });
     }
+    for (const r of this.prefixRelays) r.relay.close();
     await this.binding?.close();
   }
 

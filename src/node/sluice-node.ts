@@ -20,26 +20,25 @@ import { PeerLinks } from '../ingress/peer-links.ts';
 import { RouteTable } from '../ingress/route-table.ts';
 import { SegmentForwarder } from '../ingress/segment-forwarder.ts';
 import { ModelServer } from '../models/model-server.ts';
-import { GrpcHealthService, HEALTH_SERVICE_NAME } from '../telemetry/grpc-health.ts';
+import { GrpcHealthService } from '../telemetry/grpc-health.ts';
 import { HealthModel, type HealthHandle } from '../telemetry/health.ts';
 import { HealthProbe } from '../telemetry/health-probe.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import { SluiceMetrics } from '../telemetry/metrics.ts';
 import { MetricsServer } from '../telemetry/metrics-server.ts';
-import { instrumentScheduler } from '../telemetry/scheduler-telemetry.ts';
 import type { Link, Listener, SegmentName, Transport, TransportOptions } from '../transport/types.ts';
 import { BulkGovernor } from '../scheduler/bulk-governor.ts';
-import { fairLinkSchedulerFactory } from '../scheduler/fair-link-scheduler.ts';
+import { LatencySampleRing } from '../scheduler/latency-sample-ring.ts';
 import { UpstreamPolicy } from '../ingress/upstream-policy.ts';
-import { addTensorTransferService } from '../training/grpc-service.ts';
-import { TrainingGrpcServer } from '../training/grpc-server.ts';
-import { TrainingNode } from '../training/training-node.ts';
+import { loadNativeAddon } from '../crypto/native-addon.ts';
+import { segmentTransportOptions } from './segment-transport-options.ts';
+import { TrainingPlane } from './training-plane.ts';
 import { defaultMethodGates, gateInterceptor } from '../security/grpc-gate-interceptor.ts';
 import { loadSegmentKey } from '../config/segment-key.ts';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { serveConnectionsOverTls, serveGrpcOverTls } from '../security/grpc-tls.ts';
+import { serveConnectionsOverTls } from '../security/grpc-tls.ts';
 import { startHttpsFront, type HttpsFront } from '../security/https-front.ts';
 import { egressTenantPolicy } from '../security/egress-policy.ts';
 import { securityIngressHook } from '../security/ingress-gate-hook.ts';
@@ -86,6 +85,8 @@ export interface Endpoints {
   segment?: string;
   /** The training segment listener. */
   training?: string;
+  /** The TensorTransfer listener of the training thread (listeners.training, 8003). */
+  trainingService?: string;
   models?: string;
   metrics?: string;
 }
@@ -100,7 +101,6 @@ export class SluiceNode {
   private grpcHealth: GrpcHealthService | undefined;
   private readonly probes: HealthProbe[] = [];
   private grpcStopping: Promise<void> | undefined;
-  private trainingStopping: Promise<void> | undefined;
   private models: ModelServer | undefined;
   private listener: Listener | undefined;
   private egress: EgressService | undefined;
@@ -109,12 +109,9 @@ export class SluiceNode {
   private grpc: Http2GrpcIngress | undefined;
   private http: HttpIngress | undefined;
   private readonly egressLinks = new Set<Link>();
-  private training: TrainingNode | undefined;
-  private trainingListener: Listener | undefined;
-  private trainingGrpc: TrainingGrpcServer | undefined;
-  private readonly trainingLinks = new Set<Link>();
-  /** Health components of the training peers this node sends to (peer name -> handle). */
-  private readonly trainingPeerHealth = new Map<string, HealthHandle>();
+  private training: TrainingPlane | undefined;
+  /** Inference samples for the training thread's governor (with a training segment only). */
+  private readonly trainingRing: LatencySampleRing | undefined;
   /** Ties inference latency to the bulk pace (exported for metrics and benchmarks). */
   readonly governor: BulkGovernor;
   private upstreamPolicy: UpstreamPolicy | undefined;
@@ -148,12 +145,13 @@ export class SluiceNode {
     }
     for (const h of opts.hooks ?? []) this.hooks.add(h);
     const sch = opts.config.scheduling;
-    this.governor = new BulkGovernor({ targetMs: sch.latencyTargetMs, ...sch.bulk });
+    this.trainingRing = opts.config.segments.training !== undefined ? new LatencySampleRing({ capacity: 4096 }) : undefined;
+    this.governor = new BulkGovernor({ targetMs: sch.latencyTargetMs, ...sch.bulk, ...(this.trainingRing !== undefined ? { mirror: this.trainingRing } : {}) });
   }
 
-  /** The training transfer node, when segments.training is configured. */
-  get trainingNode(): TrainingNode | undefined {
-    return this.training;
+  /** The training thread's bulk governor state (share, p99, samples, decreases), without a training segment undefined. */
+  trainingGovernor(): ReturnType<LatencySampleRing['published']> | undefined {
+    return this.trainingRing?.published();
   }
 
   /** P2C, ejection, retry and shedding state of the ingress (undefined without an ingress). */
@@ -166,19 +164,7 @@ export class SluiceNode {
    * instrumented so queue depth, delay and the bulk share show in the segment's metrics.
    */
   private transportOptions(segment: SegmentName): TransportOptions {
-    const sch = this.opts.config.scheduling;
-    const queues = this.metrics.segmentQueues(segment);
-    // Only the training segment carries bulk; its links are the ones the governor paces.
-    if (segment === 'training') queues.bulkShare = () => this.governor.share(performance.now());
-    const fair = fairLinkSchedulerFactory({
-      governor: this.governor,
-      latencyTargetMs: sch.latencyTargetMs,
-      chunkBudgetFraction: sch.chunk.budgetFraction,
-      minChunkBytes: sch.chunk.minBytes,
-      quantumBytes: sch.quantumBytes,
-      slicesBulkTurns: segment === 'training',
-    });
-    return { link: { frameBytes: { training: sch.chunk.maxBytes }, scheduler: instrumentScheduler(fair, queues) } };
+    return segmentTransportOptions(this.opts.config, segment, this.governor, this.metrics);
   }
 
   /**
@@ -296,12 +282,9 @@ export class SluiceNode {
       });
       this.endpoints.models = `${m.listen.host}:${await this.models.start()}`;
     }
-    if (config.segments.training !== undefined) await this.startTraining();
     const inferenceIngress = serveIngress && (config.segments.training === undefined || config.routes.some((r) => r.peers.length > 0));
-    if (!inferenceIngress && !serveEgress) {
-      await this.startTrainingGrpc();
-      return;
-    }
+    if (config.segments.training !== undefined) await this.startTraining(inferenceIngress);
+    if (!inferenceIngress && !serveEgress) return;
     if (seg === undefined) throw new ConfigError('segments.inference: required for the ingress and the egress');
     // Only a node that serves inference reports the inference service (a training-only node's
     // grpc.health.v1 answers NOT_FOUND for it rather than a SERVING it cannot back).
@@ -368,7 +351,6 @@ export class SluiceNode {
       logger.info({ listener: 'segment', segment: 'inference', transport: transport.kind, address: this.endpoints.segment }, 'listening');
     }
 
-    if (!inferenceIngress) await this.startTrainingGrpc();
     if (inferenceIngress) {
       const routes = new RouteTable(config.routes);
       if (routes.empty) throw new ConfigError('routes: the ingress listens, but no route names egress peers');
@@ -406,7 +388,7 @@ export class SluiceNode {
       };
       if (config.listeners.grpc !== undefined) {
         const l = config.listeners.grpc;
-        const training = this.training;
+        const relaySocket = this.training?.relaySocket;
         this.grpcHealth = new GrpcHealthService(this.health);
         const grpcHealth = this.grpcHealth;
         const sec = this.security;
@@ -418,8 +400,8 @@ export class SluiceNode {
           maxResponseBytes: seg.maxMessageBytes,
           addServices: (server) => {
             grpcHealth.addTo(server);
-            if (training !== undefined) addTensorTransferService(server, training);
           },
+          ...(relaySocket !== undefined ? { relayTo: [{ prefix: `/${TRAINING_SERVICE}/`, socketPath: relaySocket }] } : {}),
           ...this.grpcGateOptions(),
           ...(sec?.config.tls.enabled === true
             ? { binder: (accept, host, port) => serveConnectionsOverTls(accept, { name: 'grpc', host, port, tls: sec.config.tls, allowlist: sec.allowlist, events: sec }) }
@@ -438,100 +420,48 @@ export class SluiceNode {
     }
   }
 
-  /** The training node, its training-segment listener (if `listen` is set). */
-  private async startTraining(): Promise<void> {
+  /**
+   * The training plane on its own thread: TensorTransfer on listeners.training (8003), the
+   * training segment's listener and links, transfers and the spool. TensorTransfer calls on 8001
+   * are relayed to it (an ingress) or served by it directly (no inference routes).
+   */
+  private async startTraining(inferenceIngress: boolean): Promise<void> {
     const { config, logger } = this.opts;
-    const seg = config.segments.training!;
-    const key = loadSegmentKey(seg, 'training', this.opts.configDir);
-    const transport = await this.opts.transports(seg.transport, logger, this.transportOptions('training'));
-    const t = config.training;
-    const log = logger.child({ component: 'training' });
-    this.health.defineService(TRAINING_SERVICE);
-    for (const p of config.peers.filter((x) => x.segment === 'training')) {
-      // Shown, not gating: links to training peers open on the first transfer, and one peer down
-      // must not take the node (or its other transfers) out of service.
-      const h = this.health.register(`peer:${p.name}`, { kind: 'peer', services: [TRAINING_SERVICE], critical: false });
-      h.down(`no link yet to ${p.host}:${p.port} (opened by the first transfer)`);
-      this.trainingPeerHealth.set(p.name, h);
-    }
-    this.training = new TrainingNode({
-      nodeName: config.node.name,
-      transport,
-      segmentKey: key,
-      peers: config.peers,
-      spoolDir: t.spoolDir,
-      maxMessageBytes: seg.maxMessageBytes,
-      ...(seg.device !== undefined ? { device: seg.device } : {}),
-      limits: { windowBytes: t.windowBytes, maxChunkBytes: t.maxChunkBytes, maxTensorBytes: t.maxTensorBytes, resumeTimeoutMs: t.resumeTimeoutMs, maxTransfers: t.maxTransfers },
-      onTransferEvent: (e) => {
-        const level = e.event === 'failed' || e.event === 'quarantined' ? 'warn' : 'info';
-        log[level]({ transfer: e }, `transfer ${e.event}`);
-      },
-      onAudit: (e) => {
-        log.warn({ audit: e.action, detail: e.detail }, 'training refusal');
-        // Cross-segment attempts are segment violations like the wire's; protocol faults keep their own type.
-        const type = e.action === 'training.protocol.violation' ? e.action : 'segment.violation';
-        this.security?.emit({ type, tenant: null, requestId: null, actor: 'training', outcome: 'denied', reason: e.detail, detail: { action: e.action, segment: 'training' } });
-      },
-      stats: this.metrics.training,
-      onLink: (link, peer) => {
-        this.metrics.links.add(link, peer);
-        // A training peer this node dialled is a health component of its own (see watchTrainingPeers).
-        if (peer !== undefined) this.trainingPeerLinked(peer, link);
-        if (this.security !== undefined) guardLink(link, this.security);
-      },
+    const s = config.security;
+    const health = this.health.register('training-thread', { kind: 'other', services: [TRAINING_SERVICE], critical: false });
+    this.training = await TrainingPlane.start({
+      config,
+      ...(this.opts.configDir !== undefined ? { configDir: this.opts.configDir } : {}),
+      logger: logger.child({ component: 'training' }),
+      ring: this.trainingRing!,
+      metrics: this.metrics,
+      ...(this.security !== undefined ? { security: this.security } : {}),
+      gated: this.security !== undefined && (s.apiKeys.enabled || s.jwt.enabled || s.audit.enabled || s.rateLimits.enabled),
+      relay: inferenceIngress && config.listeners.grpc !== undefined,
+      serveGrpcPort: !inferenceIngress,
+      onUnexpectedExit: (reason) => health.down(reason),
     });
-    const training = this.training;
-    this.metrics.training.setLiveSource(() => training.active());
-    await this.training.start();
-    if (seg.listen !== undefined) {
-      this.trainingListener = await transport.listen({
-        segment: 'training',
-        host: seg.listen.host,
-        port: seg.listen.port,
-        segmentKey: key,
-        maxMessageBytes: seg.maxMessageBytes,
-        ...(seg.device !== undefined ? { device: seg.device } : {}),
-      });
-      this.metrics.links.watchListener(this.trainingListener, 'training');
-      if (this.security !== undefined) guardListener(this.trainingListener, 'training', this.security);
-      this.trainingListener.on('link', (link: Link) => {
-        this.trainingLinks.add(link);
-        link.once('close', () => this.trainingLinks.delete(link));
-        this.training!.attachLink(link);
-      });
-      this.trainingListener.on('error', (err: Error) => logger.error({ err: err.message }, 'training segment listener error'));
-      const a = this.trainingListener.address;
-      this.endpoints.training = `${a.host}:${a.port}`;
-      this.health.register('segment:training', { kind: 'segment', services: [TRAINING_SERVICE], up: true });
-      logger.info({ listener: 'segment', segment: 'training', transport: transport.kind, address: this.endpoints.training }, 'listening');
-    }
+    // Shown (/health, sluice_component_up), not gating: inference must not leave the load
+    // balancer because the training plane failed.
+    health.up(this.training.endpoints.service);
+    const e = this.training.endpoints;
+    this.endpoints.trainingService = e.service;
+    if (e.segment !== undefined) this.endpoints.training = e.segment;
+    if (e.grpc !== undefined) this.endpoints.grpc = e.grpc;
+    this.logThreadPriorities();
   }
 
-  /** A training peer's link came up: its health component follows the link. */
-  private trainingPeerLinked(peer: string, link: Link): void {
-    const h = this.trainingPeerHealth.get(peer);
-    if (h === undefined) return;
-    h.up(link.remoteAddress);
-    link.once('close', () => h.down('link closed; redialled by the next transfer'));
-  }
-
-  /** TensorTransfer on its own gRPC server, for a node whose gRPC port serves no inference. */
-  private async startTrainingGrpc(): Promise<void> {
-    const l = this.opts.config.listeners.grpc;
-    if (this.training === undefined || l === undefined) return;
-    const sec = this.security;
-    this.grpcHealth = new GrpcHealthService(this.health);
-    const grpcHealth = this.grpcHealth;
-    this.trainingGrpc = new TrainingGrpcServer(this.training, l.host, l.port, {
-      addServices: (server) => grpcHealth.addTo(server),
-      ...this.grpcGateOptions(),
-      ...(sec?.config.tls.enabled === true
-        ? { binder: (server, host, port) => serveGrpcOverTls(server, { name: 'grpc', host, port, tls: sec.config.tls, allowlist: sec.allowlist, events: sec }) }
-        : {}),
-    });
-    this.endpoints.grpc = `${l.host}:${await this.trainingGrpc.start()}`;
-    this.opts.logger.info({ listener: 'grpc', address: this.endpoints.grpc, services: [TRAINING_SERVICE, HEALTH_SERVICE_NAME], tls: sec?.config.tls.enabled === true }, 'listening');
+  /** Which CPU priority each thread runs at (inference and control: normal; training: lowered). */
+  private logThreadPriorities(): void {
+    let main: { policy: string; nice: number; tid: number } = { policy: 'unknown', nice: 0, tid: process.pid };
+    try {
+      main = loadNativeAddon().threadPriority();
+    } catch {
+      // without the addon the main thread's policy is not readable; it was never changed
+    }
+    this.metrics.setThreadPriority('main', main);
+    const training = this.training?.priority;
+    this.opts.logger.info({ threads: { main, ...(training !== undefined ? { 'sluice-training': training } : {}) } }, 'thread priorities');
   }
 
   /**
@@ -578,7 +508,7 @@ export class SluiceNode {
     this.httpsFront?.listener.stopAccepting();
     this.grpcHealth?.endWatches();
     this.grpcStopping ??= this.grpc?.stop(graceMs);
-    this.trainingStopping ??= this.trainingGrpc?.stop(graceMs);
+    this.training?.beginDrain(graceMs);
   }
 
   /** Drain, step 2: resolves when nothing is in flight, or when `signal` aborts (grace over). */
@@ -602,10 +532,7 @@ export class SluiceNode {
     this.egress?.close();
     await this.listener?.close();
     await Promise.allSettled([...this.egressLinks].map((l) => l.close('shutting down')));
-    await this.trainingStopping;
     await this.training?.close();
-    await this.trainingListener?.close();
-    await Promise.allSettled([...this.trainingLinks].map((l) => l.close('shutting down')));
     await this.models?.stop(0);
     await this.httpsFront?.close();
     if (this.httpSocketDir !== undefined) rmSync(this.httpSocketDir, { recursive: true, force: true });

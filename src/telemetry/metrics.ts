@@ -2,7 +2,7 @@
 // (RequestStats, LinkStats, RejectionStats, scheduler queues, RDMA counters) and read here at
 // scrape time through collect() callbacks, so the data path never calls into prom-client.
 // docs/operations.md lists every metric; keep it in step with this file.
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { AggregatorRegistry, Counter, Gauge, Registry, collectDefaultMetrics, type MetricObjectWithValues, type MetricValue } from 'prom-client';
 import type { SegmentName, TrafficClass } from '../transport/types.ts';
 import { BucketHistogram, QUEUE_DELAY_BUCKETS_SECONDS } from './bucket-histogram.ts';
 import { EventLoopDelayMonitor } from './event-loop-delay.ts';
@@ -18,6 +18,14 @@ import { TrainingStats } from './training-stats.ts';
 import type { QueueSource, RdmaSnapshot, RdmaSource, ReloadStats } from './stat-sources.ts';
 
 export const METRIC_PREFIX = 'sluice_';
+
+/** Metric families another thread's registry exports (exportForMerge); summed per label set. */
+const MERGED_FAMILIES = ['link_', 'links_', 'queue_', 'scheduling_delay', 'bulk_share', 'crypto_rejections', 'policy_rejections', 'handshake_failures', 'rdma_', 'training_'].map(
+  (n) => METRIC_PREFIX + n,
+);
+
+/** Metric families as prom-client's getMetricsAsJSON() gives them (structured-clone safe). */
+export type RemoteMetrics = MetricObjectWithValues<MetricValue<string>>[];
 
 type Sample<L extends string> = readonly [Readonly<Record<L, string>>, number];
 
@@ -55,6 +63,8 @@ export class SluiceMetrics {
   /** Counters of RDMA sources that went away, so the totals stay monotonic. */
   private readonly rdmaRetired = new Map<string, RdmaTotals>();
   private readonly inFlightSources = new Map<string, () => number>();
+  private readonly remoteSources = new Set<() => Promise<RemoteMetrics>>();
+  private readonly threads = new Map<string, { policy: string; nice: number }>();
   private health: HealthModel | undefined;
   private admission: AdmissionSource | undefined;
 
@@ -214,6 +224,10 @@ export class SluiceMetrics {
       [{ result: 'success' }, this.reloads.success],
       [{ result: 'failure' }, this.reloads.failure],
     ]);
+    gauge(r, 'thread_sched_policy', 'Always 1 per thread; the policy label is its scheduling policy (other: normal, idle: SCHED_IDLE). The training thread lowers its own priority.', ['thread', 'policy'], () =>
+      map(this.threads, ([thread, t]) => [{ thread, policy: t.policy }, 1]),
+    );
+    gauge(r, 'thread_nice', 'Nice value of each sluice thread (19: lowest priority).', ['thread'], () => map(this.threads, ([thread, t]) => [{ thread }, t.nice]));
     gauge(r, 'config_last_reload_success_timestamp_seconds', 'Unix time of the last successful configuration reload (0 = never).', [], () => [[{}, this.reloads.lastSuccessSeconds]]);
   }
 
@@ -279,9 +293,38 @@ export class SluiceMetrics {
     this.health = health;
   }
 
+  /** Records a thread's scheduling policy and nice value (sluice_thread_sched_policy, sluice_thread_nice). */
+  setThreadPriority(thread: string, p: { policy: string; nice: number }): void {
+    this.threads.set(thread, { policy: p.policy, nice: p.nice });
+  }
+
+  /**
+   * Adds metrics kept by another thread (the training thread's links and queues), merged into
+   * every scrape under the same names; the returned function removes the source.
+   */
+  addRemoteSource(read: () => Promise<RemoteMetrics>): () => void {
+    this.remoteSources.add(read);
+    return () => void this.remoteSources.delete(read);
+  }
+
+  /** This thread's link, queue and RDMA families, for a scrape merged on another thread. */
+  async exportForMerge(): Promise<RemoteMetrics> {
+    const all = await this.registry.getMetricsAsJSON();
+    return all.filter((m) => MERGED_FAMILIES.some((p) => m.name.startsWith(p))) as RemoteMetrics;
+  }
+
   /** The exposition text for a scrape. */
-  render(): Promise<string> {
-    return this.registry.metrics();
+  async render(): Promise<string> {
+    if (this.remoteSources.size === 0) return this.registry.metrics();
+    const own = (await this.registry.getMetricsAsJSON()) as RemoteMetrics;
+    // A source that cannot answer (its thread is stopping) leaves its families out of this scrape.
+    const remote = await Promise.all([...this.remoteSources].map((read) => read().catch((): RemoteMetrics => [])));
+    // Families both threads keep are summed per label set; the rest pass through as they are
+    // (aggregation would drop or average some process metrics).
+    const shared = new Set(remote.flat().map((m) => m.name));
+    const merged = AggregatorRegistry.aggregate([own.filter((m) => shared.has(m.name)), ...remote]);
+    for (const m of own) if (!shared.has(m.name)) merged.registerMetric(Object.assign({ get: () => m }, m) as unknown as Parameters<Registry['registerMetric']>[0]);
+    return merged.metrics();
   }
 
   get contentType(): string {

@@ -48,9 +48,17 @@ export class SpoolSink implements TensorSink {
 
   private async writeAt(offset: number, data: Buffer): Promise<void> {
     let done = 0;
-    while (done < data.length) {
-      const { bytesWritten } = await this.handle.write(data, done, data.length - done, offset + done);
-      done += bytesWritten;
+    try {
+      while (done < data.length) {
+        const { bytesWritten } = await this.handle.write(data, done, data.length - done, offset + done);
+        done += bytesWritten;
+      }
+    } catch (err) {
+      // A full disk or quota is the receiver's resource, not a fault to retry: the sender gets
+      // RESOURCE_EXHAUSTED at once instead of resuming into the same wall.
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOSPC' || code === 'EDQUOT') throw new TransferError('RESOURCE_EXHAUSTED', `the spool on the receiving node is full (${code}) at offset ${offset + done}; free space there and push again`);
+      throw err;
     }
   }
 

@@ -17,6 +17,7 @@ import type { HandshakeResult } from './handshake.ts';
 import { dataFrameSpec, LinkBase } from './link-base.ts';
 import type { ResolvedLinkTuning } from './link-tuning.ts';
 import { SealRing } from './seal-ring.ts';
+import { readSocketClass } from './socket-class.ts';
 import type { ByteInput } from './socket-input.ts';
 import type { SegmentName } from './types.ts';
 
@@ -99,6 +100,11 @@ export class TcpLink extends LinkBase {
   /** True when reads land in reusable buffers (see socket-input.ts), not Node's per-read buffers. */
   get zeroCopyReads(): boolean {
     return this.#input.zeroCopy;
+  }
+
+  /** The TOS byte and SO_PRIORITY the kernel holds for this link's socket (undefined once closed). */
+  socketClass(): ReturnType<typeof readSocketClass> {
+    return readSocketClass(this.socket);
   }
 
   protected receiveCounts(): { framesReceived: number; bytesReceived: number; rekeys: number } {

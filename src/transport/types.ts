@@ -160,6 +160,18 @@ export interface TransportOptions {
   link?: LinkTuning;
   /** Handshake deadline for accepted connections and connect() without timeoutMs (default 10 s). */
   handshakeTimeoutMs?: number;
+  /**
+   * How the segment's packets are marked (segments.<name>.dscp): IP_TOS / IPV6_TCLASS = dscp << 2
+   * and SO_PRIORITY on TCP link sockets, the GRH traffic class on RDMA queue pairs.
+   */
+  socketClass?: SocketClassOptions;
+}
+
+export interface SocketClassOptions {
+  /** DSCP code point, 0..63. */
+  dscp: number;
+  /** SO_PRIORITY, 0..6 (unprivileged range). */
+  priority: number;
 }
 
 export interface Transport {

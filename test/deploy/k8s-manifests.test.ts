@@ -23,7 +23,6 @@ import { OPS_PATHS } from '../../src/telemetry/metrics-server.ts';
 import { DESIGN_PORTS } from '../helpers/design-ports.ts';
 
 /** docs/design.md: 8003 is sluice.v1.TensorTransfer's own listener. */
-const DESIGN_TRAINING_GRPC_PORT = 8003;
 
 const dir = path.resolve(import.meta.dirname, '..', '..', 'deploy', 'k8s');
 
@@ -133,12 +132,11 @@ test('container ports are the design ports and match each config', () => {
     if (l.http && l.http.host !== '127.0.0.1') expected.set('http', l.http.port);
     if (l.grpc) expected.set('grpc', l.grpc.port);
     if (l.metrics) expected.set('metrics', l.metrics.port);
+    if (l.training) expected.set('training', l.training.port);
     if (w.config.segments.inference?.listen) expected.set('seg-inference', w.config.segments.inference.listen.port);
     if (w.config.segments.training?.listen) expected.set('seg-training', w.config.segments.training.listen.port);
-    // The training plane's own gRPC listener (design port 8003) wherever the training segment runs.
-    if (w.config.segments.training) expected.set('training-grpc', DESIGN_TRAINING_GRPC_PORT);
     assert.deepEqual(Object.fromEntries(ports), Object.fromEntries(expected), `${w.doc.metadata.name}: container ports = configured listeners`);
-    const design: Record<string, number> = { 'training-grpc': DESIGN_TRAINING_GRPC_PORT, http: DESIGN_PORTS.http, grpc: DESIGN_PORTS.grpc, metrics: DESIGN_PORTS.metrics, 'seg-inference': DESIGN_PORTS.inferenceSegment, 'seg-training': DESIGN_PORTS.trainingSegment };
+    const design: Record<string, number> = { http: DESIGN_PORTS.http, grpc: DESIGN_PORTS.grpc, metrics: DESIGN_PORTS.metrics, training: DESIGN_PORTS.training, 'seg-inference': DESIGN_PORTS.inferenceSegment, 'seg-training': DESIGN_PORTS.trainingSegment };
     for (const [name, port] of ports) assert.equal(port, design[name], `${w.doc.metadata.name}: ${name} is on the design port`);
     assert.equal(l.metrics?.host, '0.0.0.0', `${w.doc.metadata.name}: the ops listener is reachable by kubelet and Prometheus`);
     assert.equal(w.annotations['prometheus.io/port'], String(l.metrics?.port));

@@ -61,6 +61,11 @@ export class RdmaLink extends LinkBase {
   readonly transport = 'rdma' as const;
   readonly device: string;
 
+  /** The GRH traffic class of this link's queue pair, read back from the device (ibv_query_qp). */
+  get trafficClass(): number {
+    return this.#channel.queryTrafficClass();
+  }
+
   readonly #channel: VerbsChannel;
   readonly #opener: FrameOpener;
   readonly #reassembler: Reassembler;

@@ -51,6 +51,8 @@ export interface NativeConnectionOptions {
   slotBytes: number;
   timeout: number;
   retryCount: number;
+  /** GRH traffic class (DSCP << 2). */
+  trafficClass?: number;
 }
 
 export interface NativeConnection {
@@ -66,6 +68,8 @@ export interface NativeConnection {
    * would. Throws unless SLUICE_VERBS_FAULT_INJECTION=1.
    */
   injectFault(kind: number): void;
+  /** The queue pair's GRH traffic class as ibv_query_qp reads it (-1 when unreadable). */
+  trafficClass(): number;
 }
 
 /** Kinds for NativeConnection.injectFault. */

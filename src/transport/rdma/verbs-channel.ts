@@ -33,6 +33,8 @@ export interface VerbsChannelOptions {
    * "retry forever" to rdma_rxe, so a dead peer would never be noticed.)
    */
   retryCount?: number;
+  /** GRH traffic class of the queue pair (DSCP << 2, segments.<name>.dscp); default 0. */
+  trafficClass?: number;
 }
 
 export interface VerbsChannelHandlers {
@@ -89,7 +91,8 @@ export class VerbsChannel {
     checkInt('slotBytes', options.slotBytes, 64, 64 * 1024 * 1024);
     const ackTimeout = checkInt('ackTimeout', options.ackTimeout ?? 16, 1, 31);
     const retryCount = checkInt('retryCount', options.retryCount ?? 6, 0, 7);
-    this.options = { ...options, ackTimeout, retryCount };
+    const trafficClass = checkInt('trafficClass', options.trafficClass ?? 0, 0, 255);
+    this.options = { ...options, ackTimeout, retryCount, trafficClass };
     this.#handlers = handlers;
     const sendMemory = new ArrayBuffer(options.sendSlots * options.slotBytes);
     const recvMemory = new ArrayBuffer((options.recvWindow + CTRL_SLOTS) * options.slotBytes);
@@ -103,6 +106,7 @@ export class VerbsChannel {
         slotBytes: options.slotBytes,
         timeout: ackTimeout,
         retryCount,
+        trafficClass,
       });
     } catch (err) {
       throw fromNative(err, `cannot create a queue pair on ${device.info.name}`);
@@ -213,6 +217,11 @@ export class VerbsChannel {
   pollNow(): void {
     if (this.#closed) return;
     this.#native.poll();
+  }
+
+  /** The queue pair's GRH traffic class as the device reports it (ibv_query_qp; -1 unreadable or closed). */
+  queryTrafficClass(): number {
+    return this.#closed ? -1 : this.#native.trafficClass();
   }
 
   /** Destroys the queue pair and deregisters the pools (in-flight work is flushed, not reported). */
