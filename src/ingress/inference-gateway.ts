@@ -23,6 +23,8 @@ export interface GatewayOptions {
   isReady?: () => boolean;
   /** Rewrites ModelInfer payloads of the calls it wants (the PII policy); absent: none. */
   stage?: PayloadStage;
+  /** Sees each ModelInfer payload that passed the hooks (the threat detectors' sampled tap); must not throw or wait. */
+  tap?: (ctx: RequestContext, payload: Buffer) => void;
 }
 
 /** Triton's extension names for what sluice serves (model_repository: the index only, no load/unload). */
@@ -81,6 +83,7 @@ export class InferenceGateway {
 
   /** The payload stage's slow path, for the ModelInfer calls it wants; the others go straight on. */
   private sendStaged(ctx: RequestContext, method: CallMethod, payload: Buffer): Promise<Buffer> {
+    if (method === CallMethod.ModelInfer) this.opts.tap?.(ctx, payload);
     const stage = this.opts.stage;
     if (stage === undefined || method !== CallMethod.ModelInfer || !stage.wants(ctx)) return this.sendCommitted(ctx, method, payload);
     let staged: Buffer | Promise<Buffer>;

@@ -45,6 +45,8 @@ import { securityIngressHook } from '../security/ingress-gate-hook.ts';
 import { guardLink, guardListener } from '../security/link-guard.ts';
 import { evidenceRoute } from '../evidence/evidence-endpoint.ts';
 import { PiiStage } from '../security/pii/pii-stage.ts';
+import { type TenantNames, tenantNamesFrom, threatProfileHook, threatTap } from '../security/threats/threat-ingress.ts';
+import { ThreatMonitor } from '../security/threats/threat-monitor.ts';
 import { SecurityRuntime } from '../security/security-runtime.ts';
 import { uwsSslOptions } from '../security/tls-options.ts';
 import { discardEvents } from '../security/events.ts';
@@ -118,6 +120,9 @@ export class SluiceNode {
   private security: SecurityRuntime | undefined;
   /** The PII policy stage on the inference path (undefined: no policy). */
   private pii: PiiStage | undefined;
+  /** Threat detection (security.threats): the monitor and tenant names for its events. */
+  private threats: ThreatMonitor | undefined;
+  private threatNames: TenantNames | undefined;
   private httpsFront: HttpsFront | undefined;
   private httpSocketDir: string | undefined;
   /** The access log (telemetry.accessLog), shared by the ingress hook and the egress observer. */
@@ -235,6 +240,16 @@ export class SluiceNode {
     const s = config.security;
     if (s.apiKeys.enabled || s.jwt.enabled || s.audit.enabled || s.rateLimits.enabled) this.hooks.add(securityIngressHook(this.security.gates));
     this.pii = (await PiiStage.create({ config: this.security.config, recorder: this.security, registry: this.metrics.registry })) ?? undefined;
+    if (s.threats.enabled) {
+      const names = tenantNamesFrom(s.tenants);
+      const m = this.metrics;
+      this.threats = new ThreatMonitor(s.threats, this.security, {
+        onSignal: (signal, tenant) => m.threatSignals.inc(signal, tenant),
+        onDropped: () => void m.threatTap.dropped++,
+      });
+      this.threatNames = names;
+      this.hooks.add(threatProfileHook(this.threats, names, this.security, s.threats.profile.rateLimitPerSecond));
+    }
     logger.info(
       { pii_policies: this.pii?.table.policies.length ?? 0, audit: s.audit.enabled, api_keys: s.apiKeys.enabled, jwt: s.jwt.enabled, tls: s.tls.enabled, mtls: s.tls.clientCerts.mode, rate_limits: s.rateLimits.enabled, webhooks: s.webhooks.endpoints.length },
       'security gates',
@@ -379,6 +394,7 @@ export class SluiceNode {
         defaultTimeoutMs: config.limits.defaultTimeoutMs,
         isReady: () => this.health.ready(INFERENCE_SERVICE),
         ...(this.pii !== undefined ? { stage: this.pii } : {}),
+        ...(this.threats !== undefined && this.threatNames !== undefined ? { tap: threatTap(this.threats, this.threatNames) } : {}),
       });
       const common = {
         gateway: this.gateway,

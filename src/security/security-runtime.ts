@@ -65,7 +65,7 @@ export class SecurityRuntime implements SecurityEventSink, GateRecorder {
 
   /** True when the config turns on anything at all (the embedded demo turns on nothing). */
   static wanted(s: SecurityConfig): boolean {
-    return s.audit.enabled || s.apiKeys.enabled || s.jwt.enabled || s.tls.enabled || s.rateLimits.enabled || s.webhooks.endpoints.length > 0 || s.pii.enabled;
+    return s.audit.enabled || s.apiKeys.enabled || s.jwt.enabled || s.tls.enabled || s.rateLimits.enabled || s.webhooks.endpoints.length > 0 || s.pii.enabled || s.threats.enabled;
   }
 
   static async start(opts: SecurityRuntimeOptions): Promise<SecurityRuntime> {

@@ -9,7 +9,7 @@ import { EventLoopDelayMonitor } from './event-loop-delay.ts';
 import type { HealthModel } from './health.ts';
 import { HistogramCollector, type HistogramSeries } from './histogram-collector.ts';
 import { LinkTracker } from './link-tracker.ts';
-import { RejectionStats, type PairCounter } from './rejection-stats.ts';
+import { PairCounter, RejectionStats } from './rejection-stats.ts';
 import { allRdmaDeviceStats } from './rdma-stats.ts';
 import { RequestStats } from './request-stats.ts';
 import { SegmentQueueStats } from './scheduler-telemetry.ts';
@@ -53,6 +53,9 @@ export class SluiceMetrics {
   readonly upstreamCalls: RequestStats;
   /** Training transfers (bytes, starts, resumes, endings, failures). */
   readonly training = new TrainingStats();
+  /** Threat detection signals by (signal, tenant), and tensor-tap copies dropped (queue full). */
+  readonly threatSignals = new PairCounter();
+  readonly threatTap = { dropped: 0 };
   /** Event-loop delay of this process (running unless processMetrics is false). */
   readonly eventLoop = new EventLoopDelayMonitor();
 
@@ -202,6 +205,8 @@ export class SluiceMetrics {
       map(c.all(), (e) => [{ [a]: e.a, [b]: e.b }, e.value]);
     counter(r, 'crypto_rejections_total', 'Back-end frames refused by the crypto layer (bad tag, replayed or stale nonce), by segment and reason.', ['segment', 'reason'], pairs(this.rejections.cryptoRejections, 'segment', 'reason'));
     counter(r, 'policy_rejections_total', 'Traffic refused by policy (cross-segment, wrong class, tenant not allowed), by segment and reason.', ['segment', 'reason'], pairs(this.rejections.policyRejections, 'segment', 'reason'));
+    counter(r, 'threat_signals_total', 'Threat detection signals (extraction, adversarial, poisoning), by signal and tenant (docs/security.md, "Threat detection").', ['signal', 'tenant'], pairs(this.threatSignals, 'signal', 'tenant'));
+    counter(r, 'threat_tap_dropped_total', 'Tapped inference calls the threat detectors never saw because their queue was full (the calls themselves went on).', [], () => [[{}, this.threatTap.dropped]]);
     counter(r, 'auth_rejections_total', 'Client credentials refused, by method (mtls, jwt, api_key, none) and reason.', ['method', 'reason'], pairs(this.rejections.authRejections, 'method', 'reason'));
 
     // RDMA.
