@@ -51,8 +51,9 @@ COPY --from=build --chown=root:root /app/scripts/healthcheck.mjs scripts/healthc
 COPY --from=build --chown=root:root /app/tsconfig.json tsconfig.json
 # Non-root by number, so `runAsNonRoot` can verify it.
 USER 10001:10001
-# 8000 HTTP/WebSocket, 8001 gRPC, 8002 metrics and probes, 7470/7471 inference/training segments.
-EXPOSE 8000 8001 8002 7470 7471
+# 8000 HTTP/WebSocket, 8001 gRPC, 8002 metrics and probes, 8003 training service (TensorTransfer),
+# 7470/7471 inference/training segments.
+EXPOSE 8000 8001 8002 8003 7470 7471
 # Liveness from inside the container (plain HTTP on the ops listener; no client certificate needed).
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 CMD ["node", "/app/scripts/healthcheck.mjs"]
 # sluice handles SIGTERM (graceful drain) and SIGHUP (reload) itself, also as PID 1.

@@ -6,7 +6,7 @@
     {
       "target_name": "sluice_native",
       "sources": [
-        "native/binding.cc", "native/crypto/aes_gcm.cc", "native/runtime/malloc_tuning.cc",
+        "native/binding.cc", "native/crypto/aes_gcm.cc", "native/runtime/malloc_tuning.cc", "native/runtime/thread_control.cc",
         "native/engine/event_loop.cc", "native/engine/event_channel.cc", "native/engine/wire.cc",
         "native/engine/key_schedule.cc", "native/engine/traffic_keys.cc", "native/engine/link_receiver.cc",
         "native/engine/handshake.cc", "native/engine/tcp_link.cc", "native/engine/link_endpoints.cc",

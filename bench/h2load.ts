@@ -22,6 +22,8 @@ export interface H2loadRun {
   reqPerSec: number;
   /** Per-call durations (ms) from --log-file, in completion order. */
   latenciesMs: number[];
+  /** When each of those calls was sent, ms after the run's first call (same order). */
+  startedAtMs: number[];
   /** Response body bytes received ("data" in h2load's traffic line). */
   dataBytes: number;
   /** Wall time of the run (ms). */
@@ -65,7 +67,7 @@ function parseSize(s: string): number {
   return Number(m[1]) * (SIZE_UNITS[m[2]!] ?? Number.NaN);
 }
 
-export function parseH2loadOutput(out: string): Omit<H2loadRun, 'latenciesMs' | 'wallMs'> {
+export function parseH2loadOutput(out: string): Omit<H2loadRun, 'latenciesMs' | 'startedAtMs' | 'wallMs'> {
   const reqs = /finished in [^,]+, ([\d.]+) req\/s/.exec(out);
   const st = /requests: (\d+) total, /.exec(out);
   const codes = /status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/.exec(out);
@@ -113,13 +115,16 @@ export async function runH2load(o: H2loadOptions): Promise<H2loadRun> {
     const parsed = parseH2loadOutput(out);
     // log columns: start (us since epoch), HTTP status, duration (us)
     const latenciesMs: number[] = [];
+    const startsUs: number[] = [];
     for (const line of readFileSync(log, 'utf8').split('\n')) {
       const cols = line.split('\t');
       if (cols.length < 3) continue;
       if (cols[1] !== '200') continue;
       latenciesMs.push(Number(cols[2]) / 1000);
+      startsUs.push(Number(cols[0]));
     }
-    return { ...parsed, latenciesMs, wallMs };
+    const firstUs = startsUs.reduce((a, b) => Math.min(a, b), Infinity);
+    return { ...parsed, latenciesMs, startedAtMs: startsUs.map((t) => (t - firstUs) / 1000), wallMs };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -1,32 +1,37 @@
 // Mixed benchmark: inference latency while a training job pushes bulk tensors, through the
-// sluice pair and through nginx grpc_pass, in one run. Every server and job in its own process:
-//   sluice: client --gRPC--> front (ingress) ==inference segment==> back (egress) --> model server
-//           training job --TensorTransfer--> front ==training segment==> back --Subscribe--> receiving job
-//           (sluice keeps the two classes on their own segments by design; here both segments
-//           join the same two processes over loopback, and front's scheduler paces the bulk
-//           by the inference latency it measures)
-//   nginx:  client --gRPC--> nginx --> model server
-//           training job --one client-streaming call of 1 MiB messages--> the same nginx --> receiving job
+// sluice pair, through its topology twin (two nginx with TLS 1.3 between them) and direct, in
+// one run. Every server and job in its own process:
+//   sluice: h2load --gRPC--> front (ingress) ==inference segment==> back (egress) --> model server
+//           training job --TensorTransfer (8003)--> front ==training segment==> back --Subscribe--> receiving job
+//           (both segments join the same two processes over loopback; the training plane of
+//           each runs on its low-priority thread, paced by the inference latency front measures)
+//   nginx pair: h2load --gRPC--> nginx A --grpcs (TLS 1.3, AES-256-GCM)--> nginx B --> model server
+//           training job --one client-streaming call of 1 MiB messages--> A --> B --> receiving job
+//   direct: h2load --> model server; training job --> receiving job
+// The training jobs run at nice 19: they stand for other machines, whose CPU is not this
+// node's. The run takes /tmp/sluice-bench.lock (flock) and records the load average at start.
 // Phases per path: inference alone, bulk alone, both at once; paths and phases take turns
 // round after round so a noisy neighbour slows all alike. Inference is an open-loop load at a
 // fixed rate (latency from each call's scheduled start); bulk pushes TENSOR-byte tensors back
 // to back, throughput counted where the receiving job gets the bytes (each tensor's SHA-256
-// checked there). Writes bench/results/mixed.json and mixed-cdf.svg (mixed-<rate>rps.* at other rates).
-// Flags: --quick (one short round). Knobs: SLUICE_BENCH_SECONDS (per phase, default 10; quick 3),
-// SLUICE_BENCH_ROUNDS (default 2; quick 1), SLUICE_BENCH_RATE (inference req/s, default 500),
-// SLUICE_BENCH_TENSOR_MIB (default 1024; quick 256), SLUICE_BENCH_WARMUP (inference calls per
-// path before measuring, default 2000, at most 20 s).
+// checked there). Writes bench/results/mixed.json and mixed-cdf.svg (mixed-<rate>rps.* at other
+// rates), and every run dated under bench/results/history/.
+// Flags: --quick (a smoke test: one round of 3 s phases). Knobs: SLUICE_BENCH_SECONDS (per phase,
+// default 20, at least 20 for a judged run; quick 3), SLUICE_BENCH_ROUNDS (default 3; quick 1),
+// SLUICE_BENCH_RATE (inference req/s, default 200), SLUICE_BENCH_TENSOR_MIB (default 512; quick
+// 64), SLUICE_BENCH_WARMUP (inference calls per path before measuring, default 2000, at most 20 s).
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
+import { h2loadAvailable, runH2load } from './h2load.ts';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { METHODS } from '../src/kserve/grpc-service.ts';
 import { encodeMessage } from '../src/kserve/proto.ts';
 import { startSluice, type SluiceProcess } from '../scripts/sluice-child.ts';
 import { closedLoop, type LatencyResult, median, openLoop, RawGrpcClient, summarize } from './grpc-load.ts';
-import { nginxAvailable, type NginxProxy, startNginxGrpcProxy } from './nginx-grpc-proxy.ts';
+import { nginxAvailable, type NginxProxy, startNginxTlsPair } from './nginx-grpc-proxy.ts';
 import { cdfSvg } from './svg-cdf.ts';
 import { LoopDelayProbe, type LoopDelay } from './loop-delay-probe.ts';
 
@@ -37,7 +42,11 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const INFER = METHODS.ModelInfer.path;
 const MiB = 1024 * 1024;
 const TARGET_P99_MS = 5;
-const DEFAULT_RATE = 500;
+const DEFAULT_RATE = 200;
+const BENCH_LOCK = '/tmp/sluice-bench.lock';
+/** A judged run: phases of at least this long, at least this many rounds. */
+const JUDGED_MIN_SECONDS = 20;
+const JUDGED_MIN_ROUNDS = 3;
 const TARGET_BULK_KEEP = 0.7;
 /** An inference call slower than this counts as an error (DEADLINE_EXCEEDED), which bounds the run. */
 const CALL_TIMEOUT_MS = 2000;
@@ -49,16 +58,37 @@ interface Settings {
   rounds: number;
   rate: number;
   tensorBytes: number;
+  quick: boolean;
+  /** Inference load generator: h2load when installed, else the bench's own open-loop client. */
+  client: 'h2load' | 'node';
 }
 
 function settings(args: readonly string[]): Settings {
   const quick = args.includes('--quick');
-  return {
-    seconds: Number(process.env.SLUICE_BENCH_SECONDS ?? (quick ? 3 : 10)),
-    rounds: Number(process.env.SLUICE_BENCH_ROUNDS ?? (quick ? 1 : 2)),
+  const s = {
+    seconds: Number(process.env.SLUICE_BENCH_SECONDS ?? (quick ? 3 : JUDGED_MIN_SECONDS)),
+    rounds: Number(process.env.SLUICE_BENCH_ROUNDS ?? (quick ? 1 : JUDGED_MIN_ROUNDS)),
     rate: Number(process.env.SLUICE_BENCH_RATE ?? DEFAULT_RATE),
-    tensorBytes: Number(process.env.SLUICE_BENCH_TENSOR_MIB ?? (quick ? 256 : 1024)) * MiB,
+    tensorBytes: Number(process.env.SLUICE_BENCH_TENSOR_MIB ?? (quick ? 64 : 512)) * MiB,
+    quick,
+    client: h2loadAvailable() ? ('h2load' as const) : ('node' as const),
   };
+  if (!quick && (s.seconds < JUDGED_MIN_SECONDS || s.rounds < JUDGED_MIN_ROUNDS)) {
+    throw new Error(`a judged run needs phases of at least ${JUDGED_MIN_SECONDS} s and at least ${JUDGED_MIN_ROUNDS} rounds (use --quick for a smoke test)`);
+  }
+  return s;
+}
+
+/** Runs the bench again under the exclusive bench lock (flock), unless it already holds it. */
+async function underBenchLock(args: readonly string[]): Promise<boolean> {
+  if (process.env.SLUICE_BENCH_LOCKED === '1') return false;
+  const child = spawn('flock', [BENCH_LOCK, process.execPath, ...process.execArgv, path.join(here, 'main.ts'), 'mixed', ...args], {
+    stdio: 'inherit',
+    env: { ...process.env, SLUICE_BENCH_LOCKED: '1' },
+  });
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  if (code !== 0) throw new Error(`the locked run exited with ${code}`);
+  return true;
 }
 
 /** A job child process (bench/mixed-training-job.ts) spoken to over IPC. */
@@ -69,7 +99,8 @@ class Job {
   ) {}
 
   static async start(role: string, args: string[], tensorBytes: number): Promise<Job> {
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(here, 'mixed-training-job.ts'), role, ...args], {
+    // nice 19: the job stands for another machine (its CPU is not the proxy's to share).
+    const child = spawn('nice', ['-n', '19', process.execPath, '--import', 'tsx', path.join(here, 'mixed-training-job.ts'), role, ...args], {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       env: { ...process.env, MIXED_TENSOR_BYTES: String(tensorBytes) },
     });
@@ -125,6 +156,8 @@ class Job {
 
 interface Path {
   name: string;
+  /** host:port the inference load goes to. */
+  address: string;
   infer: RawGrpcClient;
   sender: Job;
   receiver: Job;
@@ -210,8 +243,20 @@ function loopDelaySummary(d: PathResult['loopDelay']): Record<Phase, Record<stri
 
 const fmt = (x: number, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
 
+type OpenLoopResult = Awaited<ReturnType<typeof openLoop>>;
+
+/** One open-loop inference phase on a path, from h2load when it is installed. */
+async function inferenceLoad(s: Settings, p: Path, request: Buffer, ms: number): Promise<OpenLoopResult> {
+  if (s.client === 'node') return openLoop(p.infer, INFER, request, s.rate, ms, CALL_TIMEOUT_MS);
+  // One connection, up to 64 calls in flight: the pace holds while calls are slow (open loop).
+  const r = await runH2load({ address: p.address, method: INFER, request, calls: Math.max(1, Math.round((s.rate * ms) / 1000)), clients: 1, streams: 64, rpsPerClient: s.rate, timeoutMs: ms + 60_000 });
+  return { latencies: r.latenciesMs, scheduledAtMs: r.startedAtMs, errors: r.failed, errorCodes: r.failed > 0 ? { 'not HTTP 200': r.failed } : {}, errorExamples: {} };
+}
+
 export async function run(args: readonly string[] = []): Promise<void> {
   const s = settings(args);
+  if (await underBenchLock(args)) return;
+  const loadAtStart = loadavg();
   const procs: SluiceProcess[] = [];
   const jobs: Job[] = [];
   const clients: RawGrpcClient[] = [];
@@ -227,7 +272,7 @@ export async function run(args: readonly string[] = []): Promise<void> {
     const back = await startSluice(
       {
         node: { name: 'back' },
-        listeners: { grpc: any, metrics: any },
+        listeners: { grpc: any, metrics: any, training: any },
         segments: { inference: { transport: 'tcp', key: infKey, listen: any }, training: { transport: 'tcp', key: trainKey, listen: any } },
         routes: [{ model: '*', upstreams: [{ address: models.endpoints.models! }] }],
         training: { spoolDir: path.join(spool, 'back') },
@@ -239,7 +284,7 @@ export async function run(args: readonly string[] = []): Promise<void> {
     const front = await startSluice(
       {
         node: { name: 'front' },
-        listeners: { grpc: any, metrics: any },
+        listeners: { grpc: any, metrics: any, training: any },
         segments: { inference: { transport: 'tcp', key: infKey }, training: { transport: 'tcp', key: trainKey } },
         peers: [
           { name: 'back', segment: 'inference', ...hostPort(back.endpoints.segment!) },
@@ -254,12 +299,18 @@ export async function run(args: readonly string[] = []): Promise<void> {
     procs.push(front);
 
     const paths: Path[] = [];
-    const sluiceRecv = await Job.start('recv-sluice', [back.endpoints.grpc!], s.tensorBytes);
+    const directRecv = await Job.start('recv-grpc', [], s.tensorBytes);
+    jobs.push(directRecv);
+    const directSend = await Job.start('send-grpc', [directRecv.address!], s.tensorBytes);
+    jobs.push(directSend);
+    paths.push({ name: 'direct', address: models.endpoints.models!, infer: new RawGrpcClient(models.endpoints.models!), sender: directSend, receiver: directRecv, loopProbes: { models: new LoopDelayProbe(models.endpoints.metrics!) } });
+    const sluiceRecv = await Job.start('recv-sluice', [back.endpoints.trainingService!], s.tensorBytes);
     jobs.push(sluiceRecv);
-    const sluiceSend = await Job.start('send-sluice', [front.endpoints.grpc!, 'back-training'], s.tensorBytes);
+    const sluiceSend = await Job.start('send-sluice', [front.endpoints.trainingService!, 'back-training'], s.tensorBytes);
     jobs.push(sluiceSend);
     paths.push({
       name: 'sluice pair',
+      address: front.endpoints.grpc!,
       infer: new RawGrpcClient(front.endpoints.grpc!),
       sender: sluiceSend,
       receiver: sluiceRecv,
@@ -270,16 +321,18 @@ export async function run(args: readonly string[] = []): Promise<void> {
     if (nginxAvailable()) {
       const grpcRecv = await Job.start('recv-grpc', [], s.tensorBytes);
       jobs.push(grpcRecv);
-      nginx = await startNginxGrpcProxy(models.endpoints.models!, 64 * MiB, { routes: { '/bench.TensorSink/': grpcRecv.address! } });
+      nginx = await startNginxTlsPair(models.endpoints.models!, 64 * MiB, { routes: { '/bench.TensorSink/': grpcRecv.address! } });
       const grpcSend = await Job.start('send-grpc', [nginx.address], s.tensorBytes);
       jobs.push(grpcSend);
-      paths.push({ name: 'nginx grpc_pass', infer: new RawGrpcClient(nginx.address), sender: grpcSend, receiver: grpcRecv, loopProbes: { models: new LoopDelayProbe(models.endpoints.metrics!) } });
+      paths.push({ name: 'nginx pair', address: nginx.address, infer: new RawGrpcClient(nginx.address), sender: grpcSend, receiver: grpcRecv, loopProbes: { models: new LoopDelayProbe(models.endpoints.metrics!) } });
     } else {
-      console.log('nginx not found (run scripts/install-deps.sh): the grpc_pass rows are skipped');
+      console.log('nginx not found (run scripts/install-deps.sh): the nginx pair rows are skipped');
     }
     clients.push(...paths.map((p) => p.infer));
 
-    console.log(`load average before the run: ${loadavg().map((x) => x.toFixed(1)).join(' ')} (2 cores here: compare within one run)`);
+    console.log(`load average at start: ${loadAtStart.map((x) => x.toFixed(2)).join(' ')}${loadAtStart[0]! > 1.5 ? ' (above 1.5: rerun on a quieter machine before reading the ratios)' : ''}`);
+    console.log(`inference load: ${s.client === 'h2load' ? 'h2load --rps (open loop, one connection, up to 64 calls in flight)' : 'the bench\'s own open-loop client (h2load not installed)'}`);
+    console.log('training jobs: separate processes at nice 19, standing for other machines (sender and receiver)');
     const request = requestOf(16 * 1024);
     // Connections, links, and V8's JIT: the proxies' CPU per request halves over the first
     // thousands of calls, so warm each path by call count (bounded in time) before measuring.
@@ -299,17 +352,17 @@ export async function run(args: readonly string[] = []): Promise<void> {
     for (let r = 0; r < s.rounds; r++) {
       for (const p of paths) {
         const res = results[p.name]!;
-        const alone = await probed(p, 'off', res.loopDelay, () => openLoop(p.infer, INFER, request, s.rate, ms, CALL_TIMEOUT_MS));
+        const alone = await probed(p, 'off', res.loopDelay, () => inferenceLoad(s, p, request, ms));
         res.alone.push(...alone.latencies);
         res.errorsAlone += alone.errors;
         addCodes(res.errorCodes, alone.errorCodes);
         res.errorExamples = { ...alone.errorExamples, ...res.errorExamples };
         res.bulkAloneMBps.push(await withBulk(p, ms, async () => {}, res, 'alone'));
         await sleep(300);
-        let mixed: Awaited<ReturnType<typeof openLoop>> = { latencies: [], scheduledAtMs: [], errors: 0, errorCodes: {}, errorExamples: {} };
+        let mixed: OpenLoopResult = { latencies: [], scheduledAtMs: [], errors: 0, errorCodes: {}, errorExamples: {} };
         res.bulkMixedMBps.push(
           await withBulk(p, ms, async () => {
-            mixed = await openLoop(p.infer, INFER, request, s.rate, ms, CALL_TIMEOUT_MS);
+            mixed = await inferenceLoad(s, p, request, ms);
           }, res, 'on'),
         );
         res.mixed.push(...mixed.latencies);
@@ -345,7 +398,7 @@ export async function run(args: readonly string[] = []): Promise<void> {
       const mixed = summarize(res.mixed, s.rate, res.errorsMixed);
       const bulkAlone = median(res.bulkAloneMBps);
       const bulkMixed = median(res.bulkMixedMBps);
-      summary[p.name] = { alone, mixed, bulkAloneMBps: bulkAlone, bulkMixedMBps: bulkMixed, p99Ratio: mixed.p99 / alone.p99, bulkKept: bulkMixed / bulkAlone, tensors: res.tensors, badTensors: res.badTensors, errorCodes: res.errorCodes, errorExamples: res.errorExamples, loopDelayMs: loopDelaySummary(res.loopDelay), mixedOnset: summarize(res.mixedOnset, s.rate, 0), mixedSteady: summarize(res.mixedSteady, s.rate, 0) };
+      summary[p.name] = { alone, mixed, bulkAloneMBps: bulkAlone, bulkMixedMBps: bulkMixed, p99Ratio: mixed.p99 / alone.p99, bulkKept: bulkAlone > 0 ? bulkMixed / bulkAlone : Number.NaN, tensors: res.tensors, badTensors: res.badTensors, errorCodes: res.errorCodes, errorExamples: res.errorExamples, loopDelayMs: loopDelaySummary(res.loopDelay), mixedOnset: summarize(res.mixedOnset, s.rate, 0), mixedSteady: summarize(res.mixedSteady, s.rate, 0) };
       const row = (label: string, l: LatencyResult | undefined, mbps: number | undefined) =>
         console.log(
           `${p.name.padEnd(16)} ${label.padEnd(5)} ${(l ? fmt(l.p50) : '').padStart(7)} ${(l ? fmt(l.p99) : '').padStart(7)} ${(l ? fmt(l.p999) : '').padStart(7)} ${(l ? String(l.errors) : '').padStart(7)}   ${(mbps !== undefined ? fmt(mbps, 0) : '').padStart(10)}`,
@@ -365,25 +418,43 @@ export async function run(args: readonly string[] = []): Promise<void> {
       );
     }
     const sl = summary['sluice pair'];
-    const ng = summary['nginx grpc_pass'];
+    const ng = summary['nginx pair'];
     if (sl !== undefined && ng !== undefined) {
       verdicts.push(
         `with bulk running: sluice p99 ${fmt(sl.mixed.p99)} ms vs nginx ${fmt(ng.mixed.p99)} ms (${fmt(sl.mixed.p99 / ng.mixed.p99)}x); p99.9 ${fmt(sl.mixed.p999)} vs ${fmt(ng.mixed.p999)} ms; ` +
-          `bulk ${fmt(sl.bulkMixedMBps, 0)} vs ${fmt(ng.bulkMixedMBps, 0)} MB/s`,
+          `bulk ${fmt(sl.bulkMixedMBps, 0)} vs ${fmt(ng.bulkMixedMBps, 0)} MB/s; ` +
+          `bulk alone ${fmt(sl.bulkAloneMBps, 0)} vs ${fmt(ng.bulkAloneMBps, 0)} MB/s (${fmt(sl.bulkAloneMBps / ng.bulkAloneMBps)}x of the nginx pair, target >= 1.0: ${sl.bulkAloneMBps >= ng.bulkAloneMBps ? 'met' : 'NOT met'}); ` +
+          `p99 ratio with/without bulk ${fmt(sl.p99Ratio)}x (target <= 1.25: ${sl.p99Ratio <= 1.25 ? 'met' : 'NOT met'}), and ${sl.mixed.p99 <= ng.mixed.p99 ? 'no worse' : 'WORSE'} than the nginx pair's p99 with bulk`,
       );
     }
     console.log('');
     for (const v of verdicts) console.log(v);
 
     const out = path.join(here, 'results');
-    // A run at another rate than the issue's 500 req/s keeps its own files.
+    // A run at another rate than the issue's 200 req/s keeps its own files.
     const suffix = s.rate === DEFAULT_RATE ? '' : `-${s.rate}rps`;
-    mkdirSync(out, { recursive: true });
-    writeFileSync(
-      path.join(out, `mixed${suffix}.json`),
-      `${JSON.stringify({ suite: 'mixed', date: new Date().toISOString(), node: process.version, settings: s, loadavg: loadavg(), targets: { p99Ms: TARGET_P99_MS, bulkKeep: TARGET_BULK_KEEP }, results: summary, verdicts }, null, 2)}\n`,
-    );
-    const colors: Record<string, string> = { 'sluice pair': '#1f5fbf', 'nginx grpc_pass': '#d9730d' };
+    mkdirSync(path.join(out, 'history'), { recursive: true });
+    const date = new Date().toISOString();
+    const doc = `${JSON.stringify(
+      {
+        suite: 'mixed',
+        date,
+        kind: s.quick ? 'quick (smoke test)' : 'judged',
+        node: process.version,
+        settings: s,
+        loadavgAtStart: loadAtStart,
+        loadavgAtEnd: loadavg(),
+        trainingJobs: 'separate processes at nice 19, standing for other machines',
+        targets: { p99Ms: TARGET_P99_MS, bulkKeep: TARGET_BULK_KEEP },
+        results: summary,
+        verdicts,
+      },
+      null,
+      2,
+    )}\n`;
+    writeFileSync(path.join(out, `mixed${suffix}.json`), doc);
+    writeFileSync(path.join(out, 'history', `mixed${suffix}-${date.replace(/[:.]/g, '-')}${s.quick ? '-quick' : ''}.json`), doc);
+    const colors: Record<string, string> = { 'sluice pair': '#1f5fbf', 'nginx pair': '#d9730d', direct: '#555555' };
     writeFileSync(
       path.join(out, `mixed${suffix}-cdf.svg`),
       cdfSvg({

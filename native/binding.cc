@@ -10,6 +10,7 @@
 #include "crypto/aes_gcm.h"
 #include "engine/engine.h"
 #include "runtime/malloc_tuning.h"
+#include "runtime/thread_control.h"
 
 #include <atomic>
 #include <memory>
@@ -17,6 +18,7 @@
 #ifdef SLUICE_WITH_VERBS
 #include <uv.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 
@@ -175,6 +177,80 @@ Napi::Value TuneMalloc(const Napi::CallbackInfo& info) {
 }
 
 // ============================================================================================
+// Threads and sockets (native/runtime/thread_control.h): the training plane's priority and
+// name, and DSCP / SO_PRIORITY on link sockets. Not on a hot path (once per thread or socket).
+// ============================================================================================
+namespace thread_binding {
+
+Napi::Object PriorityObject(Napi::Env env, const sluice::runtime::ThreadPriority& p) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("policy", p.policy);
+  o.Set("nice", p.nice);
+  o.Set("tid", p.tid);
+  return o;
+}
+
+[[noreturn]] void Throw(Napi::Env env, const sluice::runtime::ThreadStatus& s) {
+  Napi::Error error = Napi::Error::New(env, s.message);
+  error.Set("code", Napi::String::New(env, s.code));
+  throw error;
+}
+
+// setThreadName(name): names the calling thread.
+void SetThreadName(const Napi::CallbackInfo& info) {
+  assert(info.Length() == 1);
+  sluice::runtime::ThreadStatus status;
+  if (!sluice::runtime::SetCurrentThreadName(info[0].As<Napi::String>().Utf8Value(), &status)) Throw(info.Env(), status);
+}
+
+// lowerThreadPriority(tryIdle) -> {policy, nice, tid} of the calling thread afterwards.
+Napi::Value LowerThreadPriority(const Napi::CallbackInfo& info) {
+  assert(info.Length() == 1);
+  sluice::runtime::ThreadPriority p;
+  sluice::runtime::ThreadStatus status;
+  if (!sluice::runtime::LowerCurrentThreadPriority(info[0].As<Napi::Boolean>().Value(), &p, &status)) Throw(info.Env(), status);
+  return PriorityObject(info.Env(), p);
+}
+
+// threadPriority() -> {policy, nice, tid} of the calling thread.
+Napi::Value ThreadPriority(const Napi::CallbackInfo& info) {
+  return PriorityObject(info.Env(), sluice::runtime::CurrentThreadPriority());
+}
+
+// setSocketClass(fd, dscp, priority).
+void SetSocketClass(const Napi::CallbackInfo& info) {
+  assert(info.Length() == 3);
+  sluice::runtime::ThreadStatus status;
+  if (!sluice::runtime::SetSocketClass(info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Int32Value(),
+                                       info[2].As<Napi::Number>().Int32Value(), &status)) {
+    Throw(info.Env(), status);
+  }
+}
+
+// getSocketClass(fd) -> {tos, priority, family}.
+Napi::Value GetSocketClass(const Napi::CallbackInfo& info) {
+  assert(info.Length() == 1);
+  sluice::runtime::SocketClass c;
+  sluice::runtime::ThreadStatus status;
+  if (!sluice::runtime::GetSocketClass(info[0].As<Napi::Number>().Int32Value(), &c, &status)) Throw(info.Env(), status);
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("tos", c.tos);
+  o.Set("priority", c.priority);
+  o.Set("family", c.ipv6 ? "ipv6" : "ipv4");
+  return o;
+}
+
+void Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("setThreadName", Napi::Function::New(env, SetThreadName, "setThreadName"));
+  exports.Set("lowerThreadPriority", Napi::Function::New(env, LowerThreadPriority, "lowerThreadPriority"));
+  exports.Set("threadPriority", Napi::Function::New(env, ThreadPriority, "threadPriority"));
+  exports.Set("setSocketClass", Napi::Function::New(env, SetSocketClass, "setSocketClass"));
+  exports.Set("getSocketClass", Napi::Function::New(env, GetSocketClass, "getSocketClass"));
+}
+
+}  // namespace thread_binding
+
+// ============================================================================================
 // RDMA verbs (native/verbs/*): devices, connections, completions through uv_poll.
 // Owned by the RDMA transport; everything verbs-specific in this file lives in this section.
 // ============================================================================================
@@ -277,7 +353,9 @@ class ConnectionWrap : public Napi::ObjectWrap<ConnectionWrap> {
     return DefineClass(env, "VerbsConnection",
                        {InstanceMethod<&ConnectionWrap::Local>("local"), InstanceMethod<&ConnectionWrap::Connect>("connect"),
                         InstanceMethod<&ConnectionWrap::PostSend>("postSend"), InstanceMethod<&ConnectionWrap::Repost>("repost"),
-                        InstanceMethod<&ConnectionWrap::Poll>("poll"), InstanceMethod<&ConnectionWrap::Close>("close")});
+                        InstanceMethod<&ConnectionWrap::Poll>("poll"), InstanceMethod<&ConnectionWrap::Close>("close"),
+                         InstanceMethod<&ConnectionWrap::InjectFault>("injectFault"),
+                        InstanceMethod<&ConnectionWrap::TrafficClass>("trafficClass")});
   }
 
   // new VerbsConnection(device, sendMemory, recvMemory, counters, completions, onCompletions, options)
@@ -296,6 +374,7 @@ class ConnectionWrap : public Napi::ObjectWrap<ConnectionWrap> {
     opts.slot_bytes = o.Get("slotBytes").As<Napi::Number>().Uint32Value();
     opts.timeout = static_cast<uint8_t>(o.Get("timeout").As<Napi::Number>().Uint32Value());
     opts.retry_cnt = static_cast<uint8_t>(o.Get("retryCount").As<Napi::Number>().Uint32Value());
+    if (o.Has("trafficClass")) opts.traffic_class = static_cast<uint8_t>(o.Get("trafficClass").As<Napi::Number>().Uint32Value());
     opts.send_mem = static_cast<uint8_t*>(send_mem.Data());
     opts.send_len = send_mem.ByteLength();
     opts.recv_mem = static_cast<uint8_t*>(recv_mem.Data());
@@ -345,7 +424,11 @@ class ConnectionWrap : public Napi::ObjectWrap<ConnectionWrap> {
     self->Drain(env);
   }
 
+  // A verbs error here (polling, re-arming, a repost inside poll) is this connection's: it is
+  // marked failed and reported to its callback as (0, error), and the link on top fails. It
+  // used to be napi_fatal_exception, which ended the process with every other link in it.
   void Drain(Napi::Env env) {
+    if (error_reported_) return;
     try {
       conn_->consume_events();
       for (;;) {
@@ -360,12 +443,27 @@ class ConnectionWrap : public Napi::ObjectWrap<ConnectionWrap> {
       }
     } catch (const sluice::verbs::Error& e) {
       in_callback_ = false;
-      napi_fatal_exception(env, ToJs(env, e).Value());
+      ReportError(env, ToJs(env, e));
     } catch (const Napi::Error& e) {
+      // The JS callback threw (it guards its handlers, so this is a bug there): fail this
+      // connection with it rather than the process.
       in_callback_ = false;
-      napi_fatal_exception(env, e.Value());
+      ReportError(env, e);
     }
     if (close_requested_) Shutdown(false);
+  }
+
+  void ReportError(Napi::Env env, const Napi::Error& err) {
+    if (error_reported_ || !conn_) return;
+    error_reported_ = true;
+    conn_->mark_failed();
+    in_callback_ = true;
+    try {
+      callback_.MakeCallback(Value(), {Napi::Number::New(env, 0), err.Value()}, *async_context_);
+    } catch (const Napi::Error&) {
+      // The callback failed again: the connection stays failed; nothing more to tell it.
+    }
+    in_callback_ = false;
   }
 
   static void OnEnvTeardown(void* arg) {
@@ -402,6 +500,11 @@ class ConnectionWrap : public Napi::ObjectWrap<ConnectionWrap> {
     return *conn_;
   }
 
+  // trafficClass() -> the GRH traffic class of the queue pair (ibv_query_qp), -1 if unreadable.
+  Napi::Value TrafficClass(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), conn(info.Env()).query_traffic_class());
+  }
+
   Napi::Value Local(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     const Endpoint e = conn(env).local();
@@ -422,7 +525,7 @@ class ConnectionWrap : public Napi::ObjectWrap<ConnectionWrap> {
     e.qpn = r.Get("qpn").As<Napi::Number>().Uint32Value();
     e.psn = r.Get("psn").As<Napi::Number>().Uint32Value();
     Napi::Buffer<uint8_t> gid = r.Get("gid").As<Napi::Buffer<uint8_t>>();
-    assert(gid.Length() == 16);
+    if (gid.Length() != 16) throw Napi::TypeError::New(env, "gid must be 16 bytes");
     std::memcpy(e.gid, gid.Data(), 16);
     e.lid = static_cast<uint16_t>(r.Get("lid").As<Napi::Number>().Uint32Value());
     e.mtu = r.Get("mtu").As<Napi::Number>().Uint32Value();
@@ -459,6 +562,19 @@ class ConnectionWrap : public Napi::ObjectWrap<ConnectionWrap> {
     Drain(info.Env());
   }
 
+  // Test-only: injectFault(kind) makes the next poll (1), re-arm (2) or receive post (3) fail.
+  // Refused unless SLUICE_VERBS_FAULT_INJECTION=1 is in the environment.
+  void InjectFault(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const char* allowed = std::getenv("SLUICE_VERBS_FAULT_INJECTION");
+    if (allowed == nullptr || std::strcmp(allowed, "1") != 0) throw Napi::Error::New(env, "fault injection is off (SLUICE_VERBS_FAULT_INJECTION=1 turns it on, for tests)");
+    try {
+      conn(env).inject_fault(info[0].As<Napi::Number>().Uint32Value());
+    } catch (const sluice::verbs::Error& err) {
+      throw ToJs(env, err);
+    }
+  }
+
   // Inside a completion callback the drain loop still runs: close once it unwinds.
   void Close(const Napi::CallbackInfo&) {
     if (in_callback_) close_requested_ = true;
@@ -474,6 +590,7 @@ class ConnectionWrap : public Napi::ObjectWrap<ConnectionWrap> {
   std::unique_ptr<Napi::AsyncContext> async_context_;
   bool in_callback_ = false;
   bool close_requested_ = false;
+  bool error_reported_ = false;
   bool env_gone_ = false;
   bool hooked_ = false;
 };
@@ -790,6 +907,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("AeadContext", AeadContext::Define(env));
   exports.Set("tuneMalloc", Napi::Function::New(env, TuneMalloc, "tuneMalloc"));
   engine_binding::Init(env, exports);
+  thread_binding::Init(env, exports);
   return exports;
 }
 

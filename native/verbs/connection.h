@@ -29,6 +29,7 @@ struct ConnectionOptions {
   size_t recv_len = 0;
   uint8_t timeout = 16;    // local ACK timeout exponent: 4.096 us * 2^timeout
   uint8_t retry_cnt = 6;   // transport retries before IBV_WC_RETRY_EXC_ERR (rxe: 7 = forever)
+  uint8_t traffic_class = 0;  // GRH traffic class (DSCP << 2) of every packet of this queue pair
   uint32_t* counters = nullptr;  // caller-owned, kCounterCount entries, mirrored after every call
 };
 
@@ -81,6 +82,9 @@ class Connection {
   Endpoint local() const;
   // Moves the queue pair to RTR and RTS towards `remote`; the peer granted `remote_window` credits.
   void connect(const Endpoint& remote, uint32_t remote_window);
+
+  // The GRH traffic class the queue pair carries (ibv_query_qp); -1 when it cannot be read.
+  int query_traffic_class() const;
   // The completion channel's file descriptor (non-blocking): readable when completions arrive.
   int fd() const { return channel_->fd; }
   // Consumes pending channel events, acknowledges them in batches and re-arms the CQ. Call when
@@ -92,6 +96,16 @@ class Connection {
   void post_send(uint32_t slot, uint32_t length);
   // Gives a receive slot back to the queue pair once its contents have been consumed.
   void repost(uint32_t slot);
+
+  // After an error outside a completion (a failed poll, re-arm or repost): no more sends, and
+  // the counters say so. The owner reports the error and closes the connection.
+  void mark_failed();
+
+  // Test-only fault injection (the binding allows it only with SLUICE_VERBS_FAULT_INJECTION=1):
+  // the next call of that kind fails as the verbs call would. Moving a QP to the error state
+  // only yields flush completions, so these paths cannot be reached otherwise.
+  enum Fault : uint32_t { kFaultNone = 0, kFaultPoll = 1, kFaultNotify = 2, kFaultPostRecv = 3 };
+  void inject_fault(uint32_t fault);
 
   uint32_t send_credits() const { return send_credits_; }
   uint32_t slot_bytes() const { return opts_.slot_bytes; }
@@ -128,6 +142,7 @@ class Connection {
   uint32_t recvs_held_ = 0;
   bool failed_ = false;
   bool connected_ = false;
+  uint32_t fault_ = kFaultNone;
 };
 
 }  // namespace sluice::verbs

@@ -11,7 +11,7 @@ export function restartRequiredChanges(previous: SluiceConfig, next: SluiceConfi
     if (!isDeepStrictEqual(a, b)) out.push(path);
   };
   cmp('node.name', previous.node.name, next.node.name);
-  for (const l of ['http', 'grpc', 'metrics'] as const) cmp(`listeners.${l}`, previous.listeners[l], next.listeners[l]);
+  for (const l of ['http', 'grpc', 'metrics', 'training'] as const) cmp(`listeners.${l}`, previous.listeners[l], next.listeners[l]);
   for (const s of ['inference', 'training'] as const) {
     const a = previous.segments[s];
     const b = next.segments[s];
@@ -25,10 +25,15 @@ export function restartRequiredChanges(previous: SluiceConfig, next: SluiceConfi
     cmp(`segments.${s}.key`, a?.key, b?.key);
     cmp(`segments.${s}.keyFile`, a?.keyFile, b?.keyFile);
     cmp(`segments.${s}.maxMessageBytes`, a?.maxMessageBytes, b?.maxMessageBytes);
+    cmp(`segments.${s}.dscp`, a?.dscp, b?.dscp);
   }
   cmp('peers', previous.peers, next.peers);
   cmp('routes', previous.routes, next.routes);
   cmp('models', (previous as { models?: unknown }).models, (next as { models?: unknown }).models);
   cmp('limits', previous.limits, next.limits);
+  // The access-log hook and the trace exporter are wired in at start.
+  cmp('telemetry', previous.telemetry, next.telemetry);
+  // The training thread reads its section once, at start.
+  cmp('training', previous.training, next.training);
   return out;
 }

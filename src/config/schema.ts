@@ -2,6 +2,7 @@
 import { z } from 'zod';
 import { parseSegmentKey } from './segment-key.ts';
 import { atRestSchema } from '../security/at-rest/at-rest-config.ts';
+import { PII_CLASSES } from '../security/pii/classes.ts';
 import { threatsSchema } from '../security/threats/threat-config.ts';
 
 const port = z.number().int().min(0).max(65535);
@@ -25,9 +26,8 @@ export const segmentSchema = z.object({
   keyFile: z.string().min(1).optional(),
   maxMessageBytes: z.number().int().positive().max(0xffff_ffff).default(128 * 1024 * 1024),
   /**
-   * DSCP mark of this segment's link sockets (IP_TOS = dscp << 2, and SO_PRIORITY from its class
-   * selector), so a fabric with ETS/PFC queues can honour the split. Default: 34 (AF41) for
-   * inference; the training segment's default belongs to the training links.
+   * DSCP code point of the segment's packets (IP_TOS / IPV6_TCLASS = dscp << 2 on TCP links, the
+   * GRH traffic class on RDMA). Default by segment: inference 34 (AF41), training 8 (CS1).
    */
   dscp: z.number().int().min(0).max(63).optional(),
 }).superRefine((seg, ctx) => {
@@ -56,6 +56,8 @@ export const routeSchema = z.object({
   upstreams: z.array(upstreamSchema).default([]),
 });
 
+const protocolDatatype = z.enum(['BOOL', 'UINT8', 'UINT16', 'UINT32', 'UINT64', 'INT8', 'INT16', 'INT32', 'INT64', 'FP16', 'BF16', 'FP32', 'FP64', 'BYTES']);
+
 /** The reference model server (src/models): runs in this process when the section is present. */
 export const referenceModelsSchema = z.object({
   listen: hostPort.extend({ port: port.default(8100) }).default({ host: '127.0.0.1', port: 8100 }),
@@ -68,6 +70,16 @@ export const referenceModelsSchema = z.object({
       maxBatch: z.number().int().positive().default(4096),
     })
     .default({ k: 64, n: 32, seed: 1234, maxBatch: 4096 }),
+  /**
+   * `identity` declares `datatype` in its metadata and configuration (it takes any); each of
+   * `variants` adds a model identity_<datatype> that takes exactly that datatype.
+   */
+  identity: z
+    .object({
+      datatype: protocolDatatype.default('FP32'),
+      variants: z.array(protocolDatatype).default([]),
+    })
+    .default({ datatype: 'FP32', variants: [] }),
   /** Largest request or response message the model server takes or sends. */
   maxMessageBytes: z.number().int().positive().default(128 * 1024 * 1024),
   /** Cap on the `delay_ms` request parameter (a deliberately slow model). */
@@ -147,6 +159,12 @@ export const trainingSchema = z.object({
   maxTensorBytes: z.number().int().positive().default(1024 * MiB),
   resumeTimeoutMs: z.number().int().positive().default(60_000),
   maxTransfers: z.number().int().positive().default(64),
+  /**
+   * CPU priority of the training thread: `idle` (SCHED_IDLE, else nice 19: runs only when no
+   * normal thread wants the core), `low` (nice 19: a small share even on a saturated machine),
+   * `normal` (unchanged).
+   */
+  threadPriority: z.enum(['idle', 'low', 'normal']).default('idle'),
 });
 /** Tenant names as they appear in keys, tokens and the audit log. */
 export const tenantNameSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'expected a tenant name ([A-Za-z0-9._-], 1-63 chars)');
@@ -198,8 +216,41 @@ export const securitySchema = z
         adminPath: z.string().min(1).default('sluice-admin-audit.jsonl'),
         checkpointEntries: z.number().int().positive().default(1000),
         checkpointSeconds: z.number().positive().default(300),
+        /** FILE.anchor trails the durable head by at most this long (0: after every group commit). */
+        anchorSeconds: z.number().min(0).max(3600).default(1),
         /** Also record every allowed request (refusals and admin actions are always recorded). */
         allowedRequests: z.boolean().default(true),
+        /** Start a new segment file when the current one reaches either limit (0 / absent: never by that limit). */
+        rotate: z
+          .object({
+            maxBytes: z.number().int().positive().optional(),
+            maxAgeHours: z.number().positive().optional(),
+          })
+          .prefault({}),
+        /** Closed segments older than this are deleted (the brief: seven years). The newest segment is never deleted. */
+        retentionDays: z.number().int().positive().default(2557),
+      })
+      .prefault({}),
+    /** Evidence packs (docs/security.md): the key POST /v2/sluice/evidence signs with (RSA or Ed25519 PEM). */
+    evidence: z.object({ signingKeyFile: z.string().min(1).optional() }).prefault({}),
+    /** PII policy on the inference path (docs/security.md). */
+    pii: z
+      .object({
+        enabled: z.boolean().default(false),
+        policies: z
+          .array(
+            z.object({
+              /** A configured tenant name, or "*" for requests of tenants without a policy of their own (and unauthenticated ones). */
+              tenant: z.union([tenantNameSchema, z.literal('*')]),
+              mode: z.enum(['strict', 'reversible', 'flag']),
+              classes: z.array(z.enum(PII_CLASSES)).min(1).default([...PII_CLASSES]),
+              channels: z.array(z.enum(['request', 'response'])).min(1).default(['request', 'response']),
+              minConfidence: z.number().min(0).max(1).default(0.5),
+            }),
+          )
+          .default([]),
+        /** Where reversible mode keeps originals (AES-256-GCM, a key per tenant derived from keyFile). */
+        vault: z.object({ path: z.string().min(1), keyFile: z.string().min(1) }).optional(),
       })
       .prefault({}),
     apiKeys: z
@@ -301,6 +352,13 @@ export const securitySchema = z
     if ((s.apiKeys.enabled || s.jwt.enabled) && s.tenants.length === 0) {
       need(false, ['tenants'], 'at least one tenant is required when API keys or JWTs are enabled');
     }
+    const policyTenants = new Set<string>();
+    s.pii.policies.forEach((p, i) => {
+      need(!policyTenants.has(p.tenant), ['pii', 'policies', i, 'tenant'], `duplicate PII policy for tenant "${p.tenant}"`);
+      policyTenants.add(p.tenant);
+      need(p.tenant === '*' || s.tenants.some((t) => t.name === p.tenant), ['pii', 'policies', i, 'tenant'], `no tenant named "${p.tenant}" in security.tenants`);
+      need(p.mode !== 'reversible' || s.pii.vault !== undefined, ['pii', 'vault'], 'required when a PII policy uses mode "reversible"');
+    });
     const ids = new Set<number>();
     const names = new Set<string>();
     s.tenants.forEach((t, i) => {
@@ -319,6 +377,8 @@ export const configSchema = z.object({
       http: hostPort.extend({ port: port.default(8000) }).optional(),
       grpc: hostPort.extend({ port: port.default(8001) }).optional(),
       metrics: hostPort.extend({ port: port.default(8002) }).optional(),
+      /** sluice.v1.TensorTransfer, served by the training thread; opened whenever segments.training is set (default 127.0.0.1:8003). */
+      training: hostPort.extend({ port: port.default(8003) }).optional(),
     })
     .default({}),
   segments: z
@@ -350,6 +410,23 @@ export const configSchema = z.object({
     })
     .default({ drainGraceMs: 20_000, drainDelayMs: 0, closeTimeoutMs: 5_000 }),
   security: securitySchema,
+  /** Access log and traces (docs/operations.md). */
+  telemetry: z
+    .object({
+      /** One JSON line per finished request at info (docs/operations.md, "Access log"). */
+      accessLog: z.boolean().default(false),
+      otlp: z
+        .object({
+          /** OTLP/HTTP traces URL (e.g. http://otel-collector:4318/v1/traces); unset = no tracing. */
+          endpoint: z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' }).optional(),
+          serviceName: z.string().min(1).default('sluice'),
+          /** Fraction of new traces sampled; a sampled incoming traceparent is always followed. */
+          sampleRatio: z.number().min(0).max(1).default(1),
+          headers: z.record(z.string(), z.string()).default({}),
+        })
+        .prefault({}),
+    })
+    .prefault({}),
   log: z
     .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
     .default({ level: 'info' }),

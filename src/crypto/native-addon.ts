@@ -26,6 +26,20 @@ export interface NativeAddon {
   readonly AeadContext: NativeAeadContextConstructor;
   /** Process-wide malloc tuning (native/runtime/malloc_tuning.h); false where it cannot apply. */
   readonly tuneMalloc: (mmapThreshold: number, trimThreshold: number) => boolean;
+  /** Names the calling thread (native/runtime/thread_control.h); at most 15 bytes are kept. */
+  readonly setThreadName: (name: string) => void;
+  /** Lowers the calling thread's CPU priority (SCHED_IDLE when `tryIdle`, else nice 19); returns what it got. */
+  readonly lowerThreadPriority: (tryIdle: boolean) => NativeThreadPriority;
+  readonly threadPriority: () => NativeThreadPriority;
+  /** IP_TOS / IPV6_TCLASS = dscp << 2, then SO_PRIORITY, on a socket's file descriptor. */
+  readonly setSocketClass: (fd: number, dscp: number, priority: number) => void;
+  readonly getSocketClass: (fd: number) => { tos: number; priority: number; family: 'ipv4' | 'ipv6' };
+}
+
+export interface NativeThreadPriority {
+  policy: 'idle' | 'batch' | 'other' | 'fifo' | 'rr' | 'unknown';
+  nice: number;
+  tid: number;
 }
 
 export const NATIVE_ADDON_ERROR = 'SLUICE_ERR_NATIVE_ADDON';
@@ -59,7 +73,7 @@ export function loadNativeAddon(): NativeAddon {
   }
   const addon = loaded as Partial<NativeAddon> | null;
   // A build from older sources loads fine but lacks newer exports.
-  if (typeof addon?.AeadContext !== 'function' || typeof addon.tuneMalloc !== 'function') {
+  if (typeof addon?.AeadContext !== 'function' || typeof addon.tuneMalloc !== 'function' || typeof addon.setSocketClass !== 'function') {
     throw new SluiceError(NATIVE_ADDON_ERROR, `sluice native addon at ${file} is out of date: ${BUILD_HINT}`);
   }
   cached = addon as NativeAddon;

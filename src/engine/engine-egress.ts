@@ -114,6 +114,8 @@ export class EngineEgress {
     const removeSource = o.links.addSource({
       segment: 'inference',
       transport: 'tcp',
+      // The counters block sums every engine link: one series, not one per remote host.
+      peer: 'engine',
       read: () => ({
         stats: {
           framesSent: c.get('linkFramesSent'),

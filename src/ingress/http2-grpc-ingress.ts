@@ -13,14 +13,14 @@ import * as grpc from '@grpc/grpc-js';
 import { METHODS } from '../kserve/grpc-service.ts';
 import { scanInferRequest, scanRequestHead, validateInferRequest } from '../kserve/infer-request-scan.ts';
 import { InferenceError, InferenceErrorCode, toInferenceError } from '../kserve/inference-error.ts';
-import { encodeMessage } from '../kserve/proto.ts';
+import { decodeMessage, encodeMessage } from '../kserve/proto.ts';
 import { GrpcStatus } from '../kserve/status.ts';
 import { streamErrorResponse, wrapStreamResponse } from '../kserve/stream-response.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import { resolveRequestId } from '../telemetry/request-id.ts';
 import { headerValue, metadataOf } from './grpc-metadata.ts';
 import { GrpcStreamRelay } from './grpc-stream-relay.ts';
-import { type GrpcServerCall, Http2GrpcServer, type StreamingHandlers } from './http2-grpc-server.ts';
+import { type GrpcServerCall, Http2GrpcServer, type StreamingHandlers, trailersOnly } from './http2-grpc-server.ts';
 import { CallMethod, type InferenceGateway, SERVER_EXTENSIONS } from './inference-gateway.ts';
 import { type IngressMethod, newRequestContext, type RequestContext, type RequestHeaders } from './request-context.ts';
 import { widenServerReceiveWindow } from '../grpc/server-receive-window.ts';
@@ -44,6 +44,11 @@ export interface Http2GrpcIngressOptions {
   binder?: ConnectionBinder;
   /** Interceptors of the grpc-js server behind the relay (the security gates of sluice's own services). */
   interceptors?: grpc.ServerInterceptor[];
+  /**
+   * Paths served by another gRPC server of this process on a unix socket (TensorTransfer on the
+   * training thread, kept on this port for compatibility), relayed by path prefix.
+   */
+  relayTo?: readonly { prefix: string; socketPath: string }[];
 }
 
 export interface ConnectionBinding {
@@ -62,6 +67,14 @@ export type ConnectionBinder = (accept: (socket: Socket) => void, host: string, 
 export const MAX_STREAM_INFLIGHT = 256;
 
 /** The model name of a request, or '' when it cannot be read (for logs and metrics only). */
+function decodeRequest(name: 'RepositoryIndexRequest', body: Buffer): void {
+  try {
+    decodeMessage(name, body);
+  } catch (err) {
+    throw new InferenceError(InferenceErrorCode.MALFORMED_PROTOBUF, `${name} does not parse: ${(err as Error).message}`);
+  }
+}
+
 function modelOf(body: Buffer): string {
   try {
     return scanRequestHead(body).modelName;
@@ -74,6 +87,7 @@ export class Http2GrpcIngress {
   private readonly opts: Http2GrpcIngressOptions;
   private readonly server: Http2GrpcServer;
   private inner: { server: grpc.Server; dir: string; relay: GrpcStreamRelay } | undefined;
+  private readonly prefixRelays: { prefix: string; relay: GrpcStreamRelay }[];
   private boundPort = 0;
   private binding: ConnectionBinding | undefined;
 
@@ -95,10 +109,22 @@ export class Http2GrpcIngress {
       this.inner = { server: inner, dir, relay };
     }
     const log = opts.logger;
+    const prefixRelays = (opts.relayTo ?? []).map((r) => ({ prefix: r.prefix, relay: new GrpcStreamRelay(r.socketPath) }));
+    this.prefixRelays = prefixRelays;
+    const fallback =
+      relay === undefined && prefixRelays.length === 0
+        ? undefined
+        : (stream: Parameters<GrpcStreamRelay['relay']>[0], headers: Parameters<GrpcStreamRelay['relay']>[1]): void => {
+            const p = String(headers[':path'] ?? '');
+            const to = prefixRelays.find((r) => p.startsWith(r.prefix))?.relay ?? relay;
+            if (to !== undefined) to.relay(stream, headers);
+            else trailersOnly(stream, GrpcStatus.UNIMPLEMENTED, `unknown method ${p}`);
+          };
     this.server = new Http2GrpcServer({
       maxMessageBytes: opts.maxRequestBytes,
-      ...(relay !== undefined ? { fallback: (stream, headers) => relay.relay(stream, headers) } : {}),
+      ...(fallback !== undefined ? { fallback } : {}),
       onError: (err) => log.debug({ err: err.message }, 'grpc connection error'),
+      requestIdOf: (headers) => resolveRequestId(headerValue(headers, 'x-request-id'), headerValue(headers, 'traceparent')),
     });
     const gw = opts.gateway;
     const fixed = (build: () => Buffer) => ({ kind: 'unary' as const, handle: (call: GrpcServerCall) => call.reply(build(), { 'x-request-id': this.requestIdOf(call) }) });
@@ -112,6 +138,9 @@ export class Http2GrpcIngress {
       .register(METHODS.ModelReady.path, { kind: 'unary', handle: (call, req) => this.unary(call, req, 'ModelReady') })
       .register(METHODS.ModelMetadata.path, { kind: 'unary', handle: (call, req) => this.unary(call, req, 'ModelMetadata') })
       .register(METHODS.ModelInfer.path, { kind: 'unary', handle: (call, req) => this.unary(call, req, 'ModelInfer') })
+      .register(METHODS.ModelConfig.path, { kind: 'unary', handle: (call, req) => this.unary(call, req, 'ModelConfig') })
+      .register(METHODS.ModelStatistics.path, { kind: 'unary', handle: (call, req) => this.unary(call, req, 'ModelStatistics') })
+      .register(METHODS.RepositoryIndex.path, { kind: 'unary', handle: (call, req) => this.unary(call, req, 'RepositoryIndex') })
       .register(METHODS.ModelStreamInfer.path, { kind: 'streaming', handle: (call) => this.stream(call) });
   }
 
@@ -129,11 +158,11 @@ export class Http2GrpcIngress {
     if (this.opts.binder !== undefined) {
       this.binding = await this.opts.binder((socket) => this.server.acceptConnection(socket), this.opts.host, this.opts.port);
       this.boundPort = this.binding.port;
-      this.opts.logger.info({ service: 'grpc', address: `${this.opts.host}:${this.boundPort}`, tls: true }, 'listening');
+      this.opts.logger.info({ listener: 'grpc', address: `${this.opts.host}:${this.boundPort}`, tls: true }, 'listening');
       return this.boundPort;
     }
     this.boundPort = await this.server.listen(this.opts.host, this.opts.port);
-    this.opts.logger.info({ service: 'grpc', address: `${this.opts.host}:${this.boundPort}` }, 'listening');
+    this.opts.logger.info({ listener: 'grpc', address: `${this.opts.host}:${this.boundPort}` }, 'listening');
     return this.boundPort;
   }
 
@@ -148,11 +177,12 @@ export class Http2GrpcIngress {
       inner.relay.close();
       rmSync(inner.dir, { recursive: true, force: true });
     }
+    for (const r of this.prefixRelays) r.relay.close();
     await this.binding?.close();
   }
 
   private requestIdOf(call: GrpcServerCall): string {
-    return resolveRequestId(headerValue(call.headers, 'x-request-id'), headerValue(call.headers, 'traceparent'));
+    return call.requestId ?? resolveRequestId(headerValue(call.headers, 'x-request-id'), headerValue(call.headers, 'traceparent'));
   }
 
   private headersOf(call: GrpcServerCall): RequestHeaders {
@@ -168,13 +198,29 @@ export class Http2GrpcIngress {
       validateInferRequest(scan, body);
       model = scan.modelName;
       version = scan.modelVersion;
+    } else if (method === 'RepositoryIndex') {
+      // repository_name = 1, ready = 2 (a bool): checked by decoding; the index is server-wide.
+      decodeRequest('RepositoryIndexRequest', body);
+      model = '';
+      version = '';
     } else {
       const head = scanRequestHead(body);
       model = head.modelName;
       version = head.modelVersion;
     }
-    if (model === '') throw new InferenceError(InferenceErrorCode.BAD_REQUEST, 'the request names no model');
-    return newRequestContext({ requestId, protocol: 'grpc', method, model, version, deadline, headers: this.headersOf(call), requestBytes: body.length });
+    // ModelStatistics without a name asks for every model (Triton's convention).
+    if (model === '' && method !== 'RepositoryIndex' && method !== 'ModelStatistics') throw new InferenceError(InferenceErrorCode.BAD_REQUEST, 'the request names no model');
+    return newRequestContext({
+      requestId,
+      protocol: 'grpc',
+      method,
+      model,
+      version,
+      deadline,
+      ...(call.timeoutMs !== undefined ? { timeoutMs: call.timeoutMs } : {}),
+      headers: this.headersOf(call),
+      requestBytes: body.length,
+    });
   }
 
   private unary(call: GrpcServerCall, body: Buffer, method: IngressMethod): void {
@@ -191,9 +237,11 @@ export class Http2GrpcIngress {
       return;
     }
     call.onCancel(() => ctx.cancel?.());
-    gw.forward(ctx, CallMethod[method], body).then(
+    const serverWide = method === 'RepositoryIndex' || (method === 'ModelStatistics' && ctx.model === '');
+    const answer = serverWide ? gw.forwardToAll(ctx, method, body) : gw.forward(ctx, CallMethod[method], body);
+    answer.then(
       (res) => {
-        call.reply(res, trailers);
+        call.reply(res, ctx.responseHeaders === undefined ? trailers : { ...ctx.responseHeaders, ...trailers });
         gw.finish(ctx, undefined, res.length);
       },
       (err: unknown) => {

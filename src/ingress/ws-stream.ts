@@ -74,7 +74,15 @@ export function attachWebSocketStream(app: TemplatedApp, opts: WsStreamOptions):
         });
         state.headers = h;
       }
-      res.upgrade(state, req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'), req.getHeader('sec-websocket-extensions'), context);
+      const key = req.getHeader('sec-websocket-key');
+      const protocol = req.getHeader('sec-websocket-protocol');
+      const extensions = req.getHeader('sec-websocket-extensions');
+      // The status first, so the request id can go among the 101's headers (uWS writes the
+      // status only if none was written).
+      res.cork(() => {
+        res.writeStatus('101 Switching Protocols').writeHeader('x-request-id', state.base);
+        res.upgrade(state, key, protocol, extensions, context);
+      });
     },
     message: (ws, message) => {
       const s = ws.getUserData();
@@ -105,6 +113,7 @@ export function attachWebSocketStream(app: TemplatedApp, opts: WsStreamOptions):
         model: s.model,
         version: '',
         deadline: gw.deadlineFor(s.timeoutMs),
+        ...(s.timeoutMs !== undefined ? { timeoutMs: s.timeoutMs } : {}),
         headers: s.headers,
         requestBytes: message.byteLength,
       });

@@ -29,29 +29,34 @@ import { HealthProbe } from '../telemetry/health-probe.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import { SluiceMetrics } from '../telemetry/metrics.ts';
 import { MetricsServer } from '../telemetry/metrics-server.ts';
-import { instrumentScheduler } from '../telemetry/scheduler-telemetry.ts';
 import type { Link, Listener, SegmentName, Transport, TransportOptions } from '../transport/types.ts';
 import { BulkGovernor } from '../scheduler/bulk-governor.ts';
-import { fairLinkSchedulerFactory } from '../scheduler/fair-link-scheduler.ts';
+import { LatencySampleRing } from '../scheduler/latency-sample-ring.ts';
 import { UpstreamPolicy } from '../ingress/upstream-policy.ts';
-import { addTensorTransferService } from '../training/grpc-service.ts';
-import { TrainingGrpcServer } from '../training/grpc-server.ts';
-import { TrainingNode } from '../training/training-node.ts';
+import { loadNativeAddon } from '../crypto/native-addon.ts';
+import { segmentTransportOptions } from './segment-transport-options.ts';
+import { TrainingPlane } from './training-plane.ts';
 import { defaultMethodGates, gateInterceptor } from '../security/grpc-gate-interceptor.ts';
 import { loadSegmentKey } from '../config/segment-key.ts';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { serveConnectionsOverTls, serveGrpcOverTls } from '../security/grpc-tls.ts';
+import { serveConnectionsOverTls } from '../security/grpc-tls.ts';
 import { startHttpsFront, type HttpsFront } from '../security/https-front.ts';
 import { egressTenantPolicy } from '../security/egress-policy.ts';
 import { securityIngressHook } from '../security/ingress-gate-hook.ts';
 import { guardLink, guardListener } from '../security/link-guard.ts';
+import { evidenceRoute } from '../evidence/evidence-endpoint.ts';
+import { PiiStage } from '../security/pii/pii-stage.ts';
+import { type TenantNames, tenantNamesFrom, threatProfileHook, threatTap } from '../security/threats/threat-ingress.ts';
+import { ThreatMonitor } from '../security/threats/threat-monitor.ts';
 import { SecurityRuntime } from '../security/security-runtime.ts';
 import { uwsSslOptions } from '../security/tls-options.ts';
 import { discardEvents } from '../security/events.ts';
 import { countingEventSink } from '../telemetry/security-event-metrics.ts';
-import { requestMetricsHook } from './node-telemetry.ts';
+import { accessLogHook, egressObserver, requestMetricsHook, tracingHook } from './node-telemetry.ts';
+import { AccessLog } from '../telemetry/access-log.ts';
+import { Tracing } from '../telemetry/tracing.ts';
 
 export type TransportChoice = 'tcp' | 'rdma' | 'auto';
 /** Creates the transport a segment's config names (src/transport/registry.ts in production). */
@@ -85,6 +90,8 @@ export interface Endpoints {
   segment?: string;
   /** The training segment listener. */
   training?: string;
+  /** The TensorTransfer listener of the training thread (listeners.training, 8003). */
+  trainingService?: string;
   models?: string;
   metrics?: string;
 }
@@ -99,7 +106,6 @@ export class SluiceNode {
   private grpcHealth: GrpcHealthService | undefined;
   private readonly probes: HealthProbe[] = [];
   private grpcStopping: Promise<void> | undefined;
-  private trainingStopping: Promise<void> | undefined;
   private models: ModelServer | undefined;
   private listener: Listener | undefined;
   private egress: EgressService | undefined;
@@ -112,16 +118,24 @@ export class SluiceNode {
   private grpc: Http2GrpcIngress | undefined;
   private http: HttpIngress | undefined;
   private readonly egressLinks = new Set<Link>();
-  private training: TrainingNode | undefined;
-  private trainingListener: Listener | undefined;
-  private trainingGrpc: TrainingGrpcServer | undefined;
-  private readonly trainingLinks = new Set<Link>();
+  private training: TrainingPlane | undefined;
+  /** Inference samples for the training thread's governor (with a training segment only). */
+  private readonly trainingRing: LatencySampleRing | undefined;
   /** Ties inference latency to the bulk pace (exported for metrics and benchmarks). */
   readonly governor: BulkGovernor;
   private upstreamPolicy: UpstreamPolicy | undefined;
   private security: SecurityRuntime | undefined;
+  /** The PII policy stage on the inference path (undefined: no policy). */
+  private pii: PiiStage | undefined;
+  /** Threat detection (security.threats): the monitor and tenant names for its events. */
+  private threats: ThreatMonitor | undefined;
+  private threatNames: TenantNames | undefined;
   private httpsFront: HttpsFront | undefined;
   private httpSocketDir: string | undefined;
+  /** The access log (telemetry.accessLog), shared by the ingress hook and the egress observer. */
+  private readonly accessLog: AccessLog | undefined;
+  /** Traces (telemetry.otlp.endpoint set). */
+  readonly tracing: Tracing | undefined;
 
   constructor(opts: SluiceNodeOptions) {
     this.opts = opts;
@@ -130,15 +144,26 @@ export class SluiceNode {
     this.metrics.attachHealth(this.health);
     this.metrics.setInFlightSource('ingress', () => this.gateway?.inflight ?? 0);
     this.metrics.setInFlightSource('egress', () => this.egressInflight);
+    const tel = opts.config.telemetry;
+    if (tel.otlp.endpoint !== undefined) {
+      this.tracing = new Tracing({ endpoint: tel.otlp.endpoint, serviceName: tel.otlp.serviceName, nodeName: opts.config.node.name, sampleRatio: tel.otlp.sampleRatio, headers: tel.otlp.headers });
+      // First, so the span starts before any other hook (auth, rate limits) can refuse the request.
+      this.hooks.add(tracingHook(this.tracing));
+    }
     this.hooks.add(requestMetricsHook(this.metrics.requests));
+    if (tel.accessLog) {
+      this.accessLog = new AccessLog(opts.logger.child({ component: 'access' }));
+      this.hooks.add(accessLogHook(this.accessLog));
+    }
     for (const h of opts.hooks ?? []) this.hooks.add(h);
     const sch = opts.config.scheduling;
-    this.governor = new BulkGovernor({ targetMs: sch.latencyTargetMs, ...sch.bulk });
+    this.trainingRing = opts.config.segments.training !== undefined ? new LatencySampleRing({ capacity: 4096 }) : undefined;
+    this.governor = new BulkGovernor({ targetMs: sch.latencyTargetMs, ...sch.bulk, ...(this.trainingRing !== undefined ? { mirror: this.trainingRing } : {}) });
   }
 
-  /** The training transfer node, when segments.training is configured. */
-  get trainingNode(): TrainingNode | undefined {
-    return this.training;
+  /** The training thread's bulk governor state (share, p99, samples, decreases), without a training segment undefined. */
+  trainingGovernor(): ReturnType<LatencySampleRing['published']> | undefined {
+    return this.trainingRing?.published();
   }
 
   /** P2C, ejection, retry and shedding state of the ingress (undefined without an ingress). */
@@ -151,19 +176,7 @@ export class SluiceNode {
    * instrumented so queue depth, delay and the bulk share show in the segment's metrics.
    */
   private transportOptions(segment: SegmentName): TransportOptions {
-    const sch = this.opts.config.scheduling;
-    const queues = this.metrics.segmentQueues(segment);
-    // Only the training segment carries bulk; its links are the ones the governor paces.
-    if (segment === 'training') queues.bulkShare = () => this.governor.share(performance.now());
-    const fair = fairLinkSchedulerFactory({
-      governor: this.governor,
-      latencyTargetMs: sch.latencyTargetMs,
-      chunkBudgetFraction: sch.chunk.budgetFraction,
-      minChunkBytes: sch.chunk.minBytes,
-      quantumBytes: sch.quantumBytes,
-      slicesBulkTurns: segment === 'training',
-    });
-    return { link: { frameBytes: { training: sch.chunk.maxBytes }, scheduler: instrumentScheduler(fair, queues) } };
+    return segmentTransportOptions(this.opts.config, segment, this.governor, this.metrics);
   }
 
   /**
@@ -205,7 +218,6 @@ export class SluiceNode {
 
   async start(): Promise<void> {
     const { config, logger } = this.opts;
-    this.health.defineService(INFERENCE_SERVICE);
     if (config.listeners.metrics !== undefined) {
       // First, so probes get an answer (not ready yet) while the rest starts.
       const l = config.listeners.metrics;
@@ -218,7 +230,7 @@ export class SluiceNode {
       });
       const a = await this.opsServer.listen();
       this.endpoints.metrics = `${l.host}:${a.port}`;
-      logger.info({ service: 'metrics', address: this.endpoints.metrics }, 'listening');
+      logger.info({ listener: 'metrics', address: this.endpoints.metrics }, 'listening');
     }
     await this.startSecurity();
     await this.startParts();
@@ -243,8 +255,19 @@ export class SluiceNode {
     });
     const s = config.security;
     if (s.apiKeys.enabled || s.jwt.enabled || s.audit.enabled || s.rateLimits.enabled) this.hooks.add(securityIngressHook(this.security.gates));
+    this.pii = (await PiiStage.create({ config: this.security.config, recorder: this.security, registry: this.metrics.registry })) ?? undefined;
+    if (s.threats.enabled) {
+      const names = tenantNamesFrom(s.tenants);
+      const m = this.metrics;
+      this.threats = new ThreatMonitor(s.threats, this.security, {
+        onSignal: (signal, tenant) => m.threatSignals.inc(signal, tenant),
+        onDropped: () => void m.threatTap.dropped++,
+      });
+      this.threatNames = names;
+      this.hooks.add(threatProfileHook(this.threats, names, this.security, s.threats.profile.rateLimitPerSecond));
+    }
     logger.info(
-      { audit: s.audit.enabled, api_keys: s.apiKeys.enabled, jwt: s.jwt.enabled, tls: s.tls.enabled, mtls: s.tls.clientCerts.mode, rate_limits: s.rateLimits.enabled, webhooks: s.webhooks.endpoints.length },
+      { pii_policies: this.pii?.table.policies.length ?? 0, audit: s.audit.enabled, api_keys: s.apiKeys.enabled, jwt: s.jwt.enabled, tls: s.tls.enabled, mtls: s.tls.clientCerts.mode, rate_limits: s.rateLimits.enabled, webhooks: s.webhooks.endpoints.length },
       'security gates',
     );
   }
@@ -285,6 +308,10 @@ export class SluiceNode {
       logger.warn({ segment: 'inference', transport: kind }, 'the native engine does not serve rdma segments yet: the egress runs on the TypeScript link path');
       return false;
     }
+    if (this.tracing !== undefined || this.accessLog !== undefined) {
+      logger.warn({ segment: 'inference' }, 'tracing or the access log is on: the egress runs on the TypeScript path (the native engine does not emit spans or access records yet)');
+      return false;
+    }
     try {
       loadEngineAddon();
       return true;
@@ -306,19 +333,20 @@ export class SluiceNode {
         port: m.listen.port,
         models: m.models,
         dense: m.dense,
+        identity: m.identity,
         maxMessageBytes: m.maxMessageBytes,
         maxDelayMs: m.maxDelayMs,
         logger: logger.child({ component: 'models' }),
       });
       this.endpoints.models = `${m.listen.host}:${await this.models.start()}`;
     }
-    if (config.segments.training !== undefined) await this.startTraining();
     const inferenceIngress = serveIngress && (config.segments.training === undefined || config.routes.some((r) => r.peers.length > 0));
-    if (!inferenceIngress && !serveEgress) {
-      await this.startTrainingGrpc();
-      return;
-    }
+    if (config.segments.training !== undefined) await this.startTraining(inferenceIngress);
+    if (!inferenceIngress && !serveEgress) return;
     if (seg === undefined) throw new ConfigError('segments.inference: required for the ingress and the egress');
+    // Only a node that serves inference reports the inference service (a training-only node's
+    // grpc.health.v1 answers NOT_FOUND for it rather than a SERVING it cannot back).
+    this.health.defineService(INFERENCE_SERVICE);
     const key = this.segmentKey();
     const transport = await this.opts.transports(seg.transport, logger, this.transportOptions('inference'));
 
@@ -369,10 +397,15 @@ export class SluiceNode {
         const a = this.engineEgress.address;
         this.endpoints.segment = `${a.host}:${a.port}`;
         this.health.register('segment:inference', { kind: 'segment', services: [INFERENCE_SERVICE], up: true });
-        logger.info({ service: 'segment', segment: 'inference', transport: 'tcp', engine: true, address: this.endpoints.segment }, 'listening');
+        logger.info({ listener: 'segment', segment: 'inference', transport: 'tcp', engine: true, address: this.endpoints.segment }, 'listening');
       } else {
         const authorizeCall = this.security === undefined ? null : egressTenantPolicy(this.security.config, this.security);
-        this.egress = new EgressService({ upstreams, logger: logger.child({ component: 'egress' }), ...(authorizeCall !== null ? { authorizeCall } : {}) });
+        this.egress = new EgressService({
+          upstreams,
+          logger: logger.child({ component: 'egress' }),
+          observer: egressObserver({ upstreamCalls: this.metrics.upstreamCalls, ...(this.accessLog !== undefined ? { accessLog: this.accessLog } : {}), ...(this.tracing !== undefined ? { tracing: this.tracing } : {}) }),
+          ...(authorizeCall !== null ? { authorizeCall } : {}),
+        });
         this.listener = await transport.listen({
           segment: 'inference',
           host: listen.host,
@@ -396,11 +429,10 @@ export class SluiceNode {
         const a = this.listener.address;
         this.endpoints.segment = `${a.host}:${a.port}`;
         this.health.register('segment:inference', { kind: 'segment', services: [INFERENCE_SERVICE], up: true });
-        logger.info({ service: 'segment', segment: 'inference', transport: transport.kind, address: this.endpoints.segment }, 'listening');
+        logger.info({ listener: 'segment', segment: 'inference', transport: transport.kind, address: this.endpoints.segment }, 'listening');
       }
     }
 
-    if (!inferenceIngress) await this.startTrainingGrpc();
     if (inferenceIngress) {
       const routes = new RouteTable(config.routes);
       if (routes.empty) throw new ConfigError('routes: the ingress listens, but no route names egress peers');
@@ -417,6 +449,7 @@ export class SluiceNode {
         logger: logger.child({ component: 'links' }),
       });
       this.upstreamPolicy = new UpstreamPolicy({ peers: peers.map((p) => p.name), scheduling: config.scheduling, governor: this.governor });
+      this.metrics.attachAdmission(this.upstreamPolicy);
       const forwarder = new SegmentForwarder(this.peerLinks, logger.child({ component: 'forwarder' }), this.upstreamPolicy);
       this.watchPeers(this.peerLinks);
       this.peerLinks.start();
@@ -427,6 +460,8 @@ export class SluiceNode {
         logger: logger.child({ component: 'ingress' }),
         defaultTimeoutMs: config.limits.defaultTimeoutMs,
         isReady: () => this.health.ready(INFERENCE_SERVICE),
+        ...(this.pii !== undefined ? { stage: this.pii } : {}),
+        ...(this.threats !== undefined && this.threatNames !== undefined ? { tap: threatTap(this.threats, this.threatNames) } : {}),
       });
       const common = {
         gateway: this.gateway,
@@ -436,7 +471,7 @@ export class SluiceNode {
       };
       if (config.listeners.grpc !== undefined) {
         const l = config.listeners.grpc;
-        const training = this.training;
+        const relaySocket = this.training?.relaySocket;
         this.grpcHealth = new GrpcHealthService(this.health);
         const grpcHealth = this.grpcHealth;
         const sec = this.security;
@@ -448,8 +483,8 @@ export class SluiceNode {
           maxResponseBytes: seg.maxMessageBytes,
           addServices: (server) => {
             grpcHealth.addTo(server);
-            if (training !== undefined) addTensorTransferService(server, training);
           },
+          ...(relaySocket !== undefined ? { relayTo: [{ prefix: `/${TRAINING_SERVICE}/`, socketPath: relaySocket }] } : {}),
           ...this.grpcGateOptions(),
           ...(sec?.config.tls.enabled === true
             ? { binder: (accept, host, port) => serveConnectionsOverTls(accept, { name: 'grpc', host, port, tls: sec.config.tls, allowlist: sec.allowlist, events: sec }) }
@@ -459,78 +494,57 @@ export class SluiceNode {
       }
       if (config.listeners.http !== undefined) {
         const l = config.listeners.http;
-        this.endpoints.http = await this.startHttp(common, l.host, l.port);
+        const sec = this.security;
+        const adminRoutes = sec === undefined ? [] : [evidenceRoute({ config, security: sec, metricsText: () => this.metrics.registry.metrics() })];
+        this.endpoints.http = await this.startHttp({ ...common, adminRoutes }, l.host, l.port);
       }
       // Give the first links a moment so the first requests do not race the handshakes.
       await this.peerLinks.waitForFirstAttempts(3000);
     }
   }
 
-  /** The training node, its training-segment listener (if `listen` is set). */
-  private async startTraining(): Promise<void> {
+  /**
+   * The training plane on its own thread: TensorTransfer on listeners.training (8003), the
+   * training segment's listener and links, transfers and the spool. TensorTransfer calls on 8001
+   * are relayed to it (an ingress) or served by it directly (no inference routes).
+   */
+  private async startTraining(inferenceIngress: boolean): Promise<void> {
     const { config, logger } = this.opts;
-    const seg = config.segments.training!;
-    const key = loadSegmentKey(seg, 'training', this.opts.configDir);
-    const transport = await this.opts.transports(seg.transport, logger, this.transportOptions('training'));
-    const t = config.training;
-    const log = logger.child({ component: 'training' });
-    this.training = new TrainingNode({
-      nodeName: config.node.name,
-      transport,
-      segmentKey: key,
-      peers: config.peers,
-      spoolDir: t.spoolDir,
-      maxMessageBytes: seg.maxMessageBytes,
-      ...(seg.device !== undefined ? { device: seg.device } : {}),
-      limits: { windowBytes: t.windowBytes, maxChunkBytes: t.maxChunkBytes, maxTensorBytes: t.maxTensorBytes, resumeTimeoutMs: t.resumeTimeoutMs, maxTransfers: t.maxTransfers },
-      onAudit: (e) => {
-        log.warn({ audit: e.action, detail: e.detail }, 'training refusal');
-        // Cross-segment attempts are segment violations like the wire's; protocol faults keep their own type.
-        const type = e.action === 'training.protocol.violation' ? e.action : 'segment.violation';
-        this.security?.emit({ type, tenant: null, requestId: null, actor: 'training', outcome: 'denied', reason: e.detail, detail: { action: e.action, segment: 'training' } });
-      },
-      onLink: (link) => {
-        this.metrics.links.add(link);
-        if (this.security !== undefined) guardLink(link, this.security);
-      },
+    const s = config.security;
+    const health = this.health.register('training-thread', { kind: 'other', services: [TRAINING_SERVICE], critical: false });
+    this.training = await TrainingPlane.start({
+      config,
+      ...(this.opts.configDir !== undefined ? { configDir: this.opts.configDir } : {}),
+      logger: logger.child({ component: 'training' }),
+      ring: this.trainingRing!,
+      metrics: this.metrics,
+      ...(this.security !== undefined ? { security: this.security } : {}),
+      gated: this.security !== undefined && (s.apiKeys.enabled || s.jwt.enabled || s.audit.enabled || s.rateLimits.enabled),
+      relay: inferenceIngress && config.listeners.grpc !== undefined,
+      serveGrpcPort: !inferenceIngress,
+      onUnexpectedExit: (reason) => health.down(reason),
     });
-    await this.training.start();
-    if (seg.listen !== undefined) {
-      this.trainingListener = await transport.listen({
-        segment: 'training',
-        host: seg.listen.host,
-        port: seg.listen.port,
-        segmentKey: key,
-        maxMessageBytes: seg.maxMessageBytes,
-        ...(seg.device !== undefined ? { device: seg.device } : {}),
-      });
-      this.metrics.links.watchListener(this.trainingListener, 'training');
-      if (this.security !== undefined) guardListener(this.trainingListener, 'training', this.security);
-      this.trainingListener.on('link', (link: Link) => {
-        this.trainingLinks.add(link);
-        link.once('close', () => this.trainingLinks.delete(link));
-        this.training!.attachLink(link);
-      });
-      this.trainingListener.on('error', (err: Error) => logger.error({ err: err.message }, 'training segment listener error'));
-      const a = this.trainingListener.address;
-      this.endpoints.training = `${a.host}:${a.port}`;
-      logger.info({ service: 'segment', segment: 'training', transport: transport.kind, address: this.endpoints.training }, 'listening');
-    }
+    // Shown (/health, sluice_component_up), not gating: inference must not leave the load
+    // balancer because the training plane failed.
+    health.up(this.training.endpoints.service);
+    const e = this.training.endpoints;
+    this.endpoints.trainingService = e.service;
+    if (e.segment !== undefined) this.endpoints.training = e.segment;
+    if (e.grpc !== undefined) this.endpoints.grpc = e.grpc;
+    this.logThreadPriorities();
   }
 
-  /** TensorTransfer on its own gRPC server, for a node whose gRPC port serves no inference. */
-  private async startTrainingGrpc(): Promise<void> {
-    const l = this.opts.config.listeners.grpc;
-    if (this.training === undefined || l === undefined) return;
-    const sec = this.security;
-    this.trainingGrpc = new TrainingGrpcServer(this.training, l.host, l.port, {
-      ...this.grpcGateOptions(),
-      ...(sec?.config.tls.enabled === true
-        ? { binder: (server, host, port) => serveGrpcOverTls(server, { name: 'grpc', host, port, tls: sec.config.tls, allowlist: sec.allowlist, events: sec }) }
-        : {}),
-    });
-    this.endpoints.grpc = `${l.host}:${await this.trainingGrpc.start()}`;
-    this.opts.logger.info({ service: 'grpc', address: this.endpoints.grpc, services: [TRAINING_SERVICE], tls: sec?.config.tls.enabled === true }, 'listening');
+  /** Which CPU priority each thread runs at (inference and control: normal; training: lowered). */
+  private logThreadPriorities(): void {
+    let main: { policy: string; nice: number; tid: number } = { policy: 'unknown', nice: 0, tid: process.pid };
+    try {
+      main = loadNativeAddon().threadPriority();
+    } catch {
+      // without the addon the main thread's policy is not readable; it was never changed
+    }
+    this.metrics.setThreadPriority('main', main);
+    const training = this.training?.priority;
+    this.opts.logger.info({ threads: { main, ...(training !== undefined ? { 'sluice-training': training } : {}) } }, 'thread priorities');
   }
 
   /**
@@ -548,7 +562,7 @@ export class SluiceNode {
       else segment.down('no link to any egress peer');
     };
     peerLinks.on('link', (name: string, link: Link) => {
-      this.metrics.links.add(link);
+      this.metrics.links.add(link, name);
       if (this.security !== undefined) guardLink(link, this.security);
       perPeer.get(name)?.up(link.remoteAddress);
       update();
@@ -578,7 +592,7 @@ export class SluiceNode {
     this.httpsFront?.listener.stopAccepting();
     this.grpcHealth?.endWatches();
     this.grpcStopping ??= this.grpc?.stop(graceMs);
-    this.trainingStopping ??= this.trainingGrpc?.stop(graceMs);
+    this.training?.beginDrain(graceMs);
   }
 
   /** Drain, step 2: resolves when nothing is in flight, or when `signal` aborts (grace over). */
@@ -605,14 +619,13 @@ export class SluiceNode {
     this.probeUpstreams?.close();
     await this.listener?.close();
     await Promise.allSettled([...this.egressLinks].map((l) => l.close('shutting down')));
-    await this.trainingStopping;
     await this.training?.close();
-    await this.trainingListener?.close();
-    await Promise.allSettled([...this.trainingLinks].map((l) => l.close('shutting down')));
     await this.models?.stop(0);
     await this.httpsFront?.close();
     if (this.httpSocketDir !== undefined) rmSync(this.httpSocketDir, { recursive: true, force: true });
     await this.opsServer?.close();
+    // Spans of the last requests go out before the process ends (bounded by the exporter's timeout).
+    await this.tracing?.shutdown().catch((err: unknown) => logger.warn({ err: (err as Error).message }, 'trace export on shutdown failed'));
     // Last: everything above may still report security events.
     await this.security?.close();
     logger.info('stopped');

@@ -5,6 +5,7 @@
 // segments) that share the machine, the NIC and the CPU, so the cut has to cross links.
 import { BulkShareController, type BulkShareOptions } from './bulk-share.ts';
 import { LatencyHistogram } from './latency-histogram.ts';
+import type { LatencySampleRing } from './latency-sample-ring.ts';
 
 export interface BulkGovernorOptions extends BulkShareOptions {
   /** Sliding window of the p99 that drives the controller, milliseconds. */
@@ -13,6 +14,8 @@ export interface BulkGovernorOptions extends BulkShareOptions {
   tickMs?: number;
   /** Below this many samples in the window the p99 is not trusted (counts as no pressure). */
   minSamples?: number;
+  /** Also hands every sample to the training thread's governor (src/scheduler/latency-sample-ring.ts). */
+  mirror?: LatencySampleRing;
 }
 
 export class BulkGovernor {
@@ -25,8 +28,10 @@ export class BulkGovernor {
   private lastP99 = Number.NaN;
   private lastInference = -Infinity;
   private readonly windowMs: number;
+  private readonly mirror: LatencySampleRing | undefined;
 
   constructor(opts: BulkGovernorOptions) {
+    this.mirror = opts.mirror;
     this.targetMs = opts.targetMs;
     this.controller = new BulkShareController(opts);
     this.windowMs = opts.windowMs ?? 1000;
@@ -39,6 +44,7 @@ export class BulkGovernor {
   recordInference(latencyMs: number, nowMs: number): void {
     this.latency.record(latencyMs, nowMs);
     this.lastInference = nowMs;
+    this.mirror?.record(latencyMs);
   }
 
   /**
@@ -47,6 +53,7 @@ export class BulkGovernor {
    */
   noteInference(nowMs: number): void {
     this.lastInference = nowMs;
+    this.mirror?.note();
   }
 
   /**
@@ -60,17 +67,21 @@ export class BulkGovernor {
 
   /** The bulk class's share of each link now, in [minShare, 1]. */
   share(nowMs: number): number {
-    if (nowMs - this.lastTick >= this.tickMs) {
-      this.lastTick = nowMs;
-      const enough = this.latency.count(nowMs) >= this.minSamples;
-      this.lastP99 = enough ? this.latency.quantile(0.99, nowMs) : Number.NaN;
-      this.controller.update(this.lastP99, nowMs);
-    }
+    this.tick(nowMs);
     return this.controller.share;
   }
 
   /** For metrics and the benchmark report. */
   snapshot(nowMs: number): { share: number; p99Ms: number; samples: number; decreases: number } {
-    return { share: this.share(nowMs), p99Ms: this.lastP99, samples: this.latency.count(nowMs), decreases: this.controller.decreases };
+    this.tick(nowMs);
+    return { share: this.controller.share, p99Ms: this.lastP99, samples: this.latency.count(nowMs), decreases: this.controller.decreases };
+  }
+
+  private tick(nowMs: number): void {
+    if (nowMs - this.lastTick < this.tickMs) return;
+    this.lastTick = nowMs;
+    const enough = this.latency.count(nowMs) >= this.minSamples;
+    this.lastP99 = enough ? this.latency.quantile(0.99, nowMs) : Number.NaN;
+    this.controller.update(this.lastP99, nowMs);
   }
 }

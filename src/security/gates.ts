@@ -47,6 +47,11 @@ export interface GateDecision {
   durable: Promise<unknown> | undefined;
 }
 
+/** What runs the gates for a call: SecurityGates here, or the main thread's seen from the training thread. */
+export interface GateChecker {
+  check(req: GateRequest): Promise<GateDecision>;
+}
+
 /** Where gate decisions go (see security-runtime.ts). */
 export interface GateRecorder {
   /**
@@ -78,7 +83,7 @@ function refuse(code: InferenceErrorCode, message: string): InferenceError {
   return new InferenceError(code, message);
 }
 
-export class SecurityGates {
+export class SecurityGates implements GateChecker {
   private readonly opts: SecurityGatesOptions;
   private readonly tenants: Map<string, { id: number; models: ReadonlySet<string> | null }>;
   private readonly authRequired: boolean;

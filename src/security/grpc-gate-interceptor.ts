@@ -10,7 +10,7 @@ import * as grpc from '@grpc/grpc-js';
 import { toInferenceError } from '../kserve/inference-error.ts';
 import type { SegmentName } from '../transport/types.ts';
 import type { Capability } from './capabilities.ts';
-import type { SecurityGates } from './gates.ts';
+import type { GateChecker } from './gates.ts';
 
 export interface GatedMethod {
   action: Capability;
@@ -33,7 +33,7 @@ function headersOf(md: grpc.Metadata): Record<string, string> {
   return out;
 }
 
-export function gateInterceptor(gates: SecurityGates, methods: MethodGateMap = defaultMethodGates): grpc.ServerInterceptor {
+export function gateInterceptor(gates: GateChecker, methods: MethodGateMap = defaultMethodGates): grpc.ServerInterceptor {
   return (descriptor, call) => {
     const gate = methods(descriptor.path);
     if (gate === null) return new grpc.ServerInterceptingCall(call);

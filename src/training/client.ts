@@ -1,6 +1,6 @@
 // The TypeScript client of sluice.v1.TensorTransfer for training jobs in Node:
 //   import { connect } from 'sluice';
-//   const sluice = connect('127.0.0.1:8001');
+//   const sluice = connect('127.0.0.1:8003');
 //   await sluice.push('node-b', 'step-10/grads', buffer);
 // Buffers and files are resumable: when the call fails with a status that allows it (the link
 // to the sidecar broke, the peer was unreachable for a while), push() continues the same
@@ -394,7 +394,7 @@ async function* mapEvents(call: grpc.ClientReadableStream<ReceiveEventMsg>): Asy
   }
 }
 
-/** Connects to a sluice node's gRPC port (default 127.0.0.1:8001). */
-export function connect(address = '127.0.0.1:8001', opts: ClientOptions = {}): SluiceClient {
+/** Connects to a sluice node's training service (listeners.training; default 127.0.0.1:8003). */
+export function connect(address = '127.0.0.1:8003', opts: ClientOptions = {}): SluiceClient {
   return new SluiceClient(address, opts);
 }

@@ -1,7 +1,7 @@
-// A gRPC server for the training service alone, for nodes whose gRPC port serves no inference
-// routes (a training receiver, say). When the node also runs the inference ingress, the
-// service is added to the grpc-js server behind the ingress's relay instead, so both share
-// port 8001.
+// The gRPC server of the training service (sluice.v1.TensorTransfer), run by the training
+// thread on its own port (listeners.training, 8003). It may listen on more addresses: the
+// node's gRPC port (8001) on a node without inference routes, and a private unix socket the
+// ingress relays TensorTransfer calls on 8001 to, for clients not yet moved to 8003.
 import * as grpc from '@grpc/grpc-js';
 import { addTensorTransferService, type TensorTransferServiceOptions } from './grpc-service.ts';
 import type { TrainingNode } from './training-node.ts';
@@ -26,11 +26,14 @@ export interface TrainingGrpcServerOptions extends TensorTransferServiceOptions 
   interceptors?: grpc.ServerInterceptor[];
   /** Binds the server some other way than plaintext host:port (sluice's TLS listener). */
   binder?: GrpcBinder;
+  /** More services on the same server (grpc.health.v1). */
+  addServices?: (server: grpc.Server) => void;
 }
 
 export class TrainingGrpcServer {
   private readonly server: grpc.Server;
   private binding: GrpcBinding | undefined;
+  private readonly extra: GrpcBinding[] = [];
 
   constructor(
     node: TrainingNode,
@@ -44,6 +47,7 @@ export class TrainingGrpcServer {
     });
     widenServerReceiveWindow(this.server, TRAINING_RECEIVE_WINDOW_BYTES);
     addTensorTransferService(this.server, node, opts);
+    opts.addServices?.(this.server);
   }
 
   /** Resolves with the bound port. */
@@ -52,14 +56,38 @@ export class TrainingGrpcServer {
       this.binding = await this.opts.binder(this.server, this.host, this.port);
       return this.binding.port;
     }
-    return new Promise((resolve, reject) =>
-      this.server.bindAsync(`${this.host}:${this.port}`, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
-    );
+    return this.bindPlain(`${this.host}:${this.port}`);
+  }
+
+  /** Listens on another address too (after start()); resolves with its port. */
+  async alsoListen(host: string, port: number, binder?: GrpcBinder): Promise<number> {
+    if (binder !== undefined) {
+      const b = await binder(this.server, host, port);
+      this.extra.push(b);
+      return b.port;
+    }
+    return this.bindPlain(`${host}:${port}`);
+  }
+
+  /** Listens on a unix socket (plaintext: only this user can reach it). */
+  async alsoListenUnix(socketPath: string): Promise<void> {
+    await this.bindPlain(`unix:${socketPath}`);
+  }
+
+  /** Stops accepting connections on every address; open calls keep running. */
+  stopAccepting(): void {
+    this.binding?.stopAccepting();
+    for (const b of this.extra) b.stopAccepting();
   }
 
   async stop(graceMs: number): Promise<void> {
-    this.binding?.stopAccepting();
+    this.stopAccepting();
     await shutdownGrpcServer(this.server, graceMs);
     await this.binding?.close();
+    await Promise.all(this.extra.map((b) => b.close()));
+  }
+
+  private bindPlain(address: string): Promise<number> {
+    return new Promise((resolve, reject) => this.server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))));
   }
 }

@@ -127,6 +127,7 @@ export class RdmaTransport implements Transport {
       slotBytes: slotBytesFor(tuning, segment),
       ...(r.ackTimeout !== undefined && { ackTimeout: r.ackTimeout }),
       ...(r.retryCount !== undefined && { retryCount: r.retryCount }),
+      ...(this.#opts.socketClass !== undefined && { trafficClass: this.#opts.socketClass.dscp << 2 }),
     };
   }
 

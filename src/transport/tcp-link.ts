@@ -17,6 +17,7 @@ import type { HandshakeResult } from './handshake.ts';
 import { dataFrameSpec, LinkBase } from './link-base.ts';
 import type { ResolvedLinkTuning } from './link-tuning.ts';
 import { SealRing } from './seal-ring.ts';
+import { readSocketClass } from './socket-class.ts';
 import type { ByteInput } from './socket-input.ts';
 import type { SegmentName } from './types.ts';
 
@@ -101,6 +102,11 @@ export class TcpLink extends LinkBase {
     return this.#input.zeroCopy;
   }
 
+  /** The TOS byte and SO_PRIORITY the kernel holds for this link's socket (undefined once closed). */
+  socketClass(): ReturnType<typeof readSocketClass> {
+    return readSocketClass(this.socket);
+  }
+
   protected receiveCounts(): { framesReceived: number; bytesReceived: number; rekeys: number } {
     return { framesReceived: this.#receiver.framesReceived, bytesReceived: this.#receiver.bytesReceived, rekeys: this.#receiver.rekeys };
   }
@@ -156,6 +162,18 @@ export class TcpLink extends LinkBase {
     if (this.socket.writableLength < this.tuning.sealAheadBytes) return true;
     this.#socketBlocked = true;
     return false;
+  }
+
+  protected override sendTailWitness(): boolean {
+    // Behind a blocked socket the frames still queued will be followed by more: not quiet.
+    if (this.#socketBlocked || this.socket.destroyed || this.closeFrameSent || !this.socket.writable) return false;
+    try {
+      this.#write(this.sealer.sealRekey());
+    } catch (err) {
+      this.fail(err);
+      return false;
+    }
+    return true;
   }
 
   readonly #onSocketDrain = (): void => {

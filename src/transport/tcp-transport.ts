@@ -11,6 +11,7 @@ import { HandshakeListener } from './handshake-listener.ts';
 import { DEFAULT_HANDSHAKE_TIMEOUT_MS, resolveLinkTuning } from './link-tuning.ts';
 import { tuneMallocOnce } from './malloc-tuning.ts';
 import { adoptAccepted, connectWithArena } from './socket-input.ts';
+import { applySocketClass } from './socket-class.ts';
 import { TcpLink } from './tcp-link.ts';
 import type { ConnectOptions, Link, ListenOptions, Listener, Transport, TransportOptions } from './types.ts';
 
@@ -31,6 +32,18 @@ export class TcpTransport implements Transport {
     tuneMallocOnce();
   }
 
+  /** Marks a link socket with the segment's class (segments.<name>.dscp), before the handshake's first byte. */
+  #mark(socket: net.Socket): void {
+    const cls = this.#opts.socketClass;
+    if (cls === undefined) return;
+    try {
+      applySocketClass(socket, cls);
+    } catch {
+      // Marking is advisory (a fabric's queues honour it, the link does not depend on it); a
+      // socket that closed meanwhile or a kernel that refuses the option keeps the link working.
+    }
+  }
+
   async listen(opts: ListenOptions): Promise<Listener> {
     checkEndpointOptions(opts);
     const tuning = resolveLinkTuning(this.#opts.link, opts.maxMessageBytes);
@@ -42,6 +55,7 @@ export class TcpTransport implements Transport {
       accepted.on('error', ignoreError);
       const { socket, input } = adoptAccepted(accepted, tuning.receiveBufferBytes);
       socket.on('error', ignoreError);
+      this.#mark(socket);
       const remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
       if (!listener.admit(socket, remote, input)) return;
       const linked = performHandshake(socket, { role: 'acceptor', segment: opts.segment, segmentKey, timeoutMs: this.#handshakeTimeoutMs, remote }, input).then((handshake) =>
@@ -62,6 +76,7 @@ export class TcpTransport implements Transport {
     const { socket, input } = connectWithArena({ host: opts.host, port: opts.port }, tuning.receiveBufferBytes);
     socket.on('error', ignoreError);
     await whenConnected(socket, opts.segment, remote, timeoutMs);
+    this.#mark(socket);
     try {
       const handshake = await performHandshake(
         socket,

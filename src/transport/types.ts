@@ -141,6 +141,13 @@ export interface LinkTuning {
   receiveBufferBytes?: number;
   /** How long close() waits for queued messages and the peer (default 5 s). */
   closeTimeoutMs?: number;
+  /**
+   * After this long without sending, a link that sent frames since its last witness sends one
+   * REKEY frame, so the peer's sequence check covers the last frame and a dropped one is
+   * found within this bound, not at the next message (default 200 ms; 0 turns it off). See
+   * link-base.ts and docs/wire.md.
+   */
+  tailWitnessMs?: number;
   /** Key limits (tests lower them to exercise rekey; never above the defaults). */
   keyLimits?: KeyLimits;
   /** The outbound scheduler (default: PriorityLinkScheduler). */
@@ -153,6 +160,18 @@ export interface TransportOptions {
   link?: LinkTuning;
   /** Handshake deadline for accepted connections and connect() without timeoutMs (default 10 s). */
   handshakeTimeoutMs?: number;
+  /**
+   * How the segment's packets are marked (segments.<name>.dscp): IP_TOS / IPV6_TCLASS = dscp << 2
+   * and SO_PRIORITY on TCP link sockets, the GRH traffic class on RDMA queue pairs.
+   */
+  socketClass?: SocketClassOptions;
+}
+
+export interface SocketClassOptions {
+  /** DSCP code point, 0..63. */
+  dscp: number;
+  /** SO_PRIORITY, 0..6 (unprivileged range). */
+  priority: number;
 }
 
 export interface Transport {

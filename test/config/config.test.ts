@@ -17,3 +17,13 @@ test('an empty document is the default config', () => {
 test('malformed YAML is a config error, not a crash', () => {
   assert.throws(() => parseConfigText('a: [1, 2', 'bad.yaml'), /bad\.yaml: invalid YAML/);
 });
+
+test('segments.<name>.dscp is a DSCP code point; listeners.training defaults to port 8003', () => {
+  const key = 'ab'.repeat(32);
+  const c = parseConfigText(`listeners: { training: {} }\nsegments: { training: { key: "${key}", dscp: 10 }, inference: { key: "${key}" } }`, 'ok.yaml');
+  assert.equal(c.segments.training?.dscp, 10);
+  assert.equal(c.segments.inference?.dscp, undefined, 'unset: the segment default applies (inference 34, training 8)');
+  assert.deepEqual(c.listeners.training, { host: '127.0.0.1', port: 8003 });
+  assert.throws(() => parseConfigText(`segments: { training: { key: "${key}", dscp: 64 } }`, 'bad.yaml'), /segments\.training\.dscp/);
+  assert.throws(() => parseConfigText(`segments: { inference: { key: "${key}", dscp: 1.5 } }`, 'bad.yaml'), /segments\.inference\.dscp/);
+});

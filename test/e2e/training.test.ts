@@ -40,7 +40,7 @@ before(async () => {
     startSluice(
       {
         node: { name: 'good' },
-        listeners: { grpc: any },
+        listeners: { grpc: any, training: any },
         segments: { inference: { transport: 'tcp', key: infKey, listen: any }, training: { transport: 'tcp', key: trainKey, listen: any } },
         routes: [{ model: '*', upstreams: [{ address: models.endpoints.models! }] }],
         training: { spoolDir: path.join(dir, 'good-spool') },
@@ -59,7 +59,7 @@ before(async () => {
   front = await startSluice(
     {
       node: { name: 'front' },
-      listeners: { grpc: any },
+      listeners: { grpc: any, training: any },
       segments: { inference: { transport: 'tcp', key: infKey }, training: { transport: 'tcp', key: trainKey } },
       peers: [
         { name: 'good', segment: 'inference', ...hostPort(good.endpoints.segment!) },
@@ -74,7 +74,7 @@ before(async () => {
     },
     { name: 'front' },
   );
-}, { timeout: 90_000 });
+}, { timeout: 240_000 });
 
 after(async () => {
   await Promise.all([front?.stop(), broken?.stop(), good?.stop()]);
@@ -83,8 +83,8 @@ after(async () => {
 });
 
 test('a tensor pushed through the front node arrives verified on the training peer', async () => {
-  const tx = connect(front.endpoints.grpc!);
-  const rx = connect(good.endpoints.grpc!);
+  const tx = connect(front.endpoints.trainingService!);
+  const rx = connect(good.endpoints.trainingService!);
   const data = randomBytes(12 * MiB + 5);
   const r = await tx.push('good-training', 'ckpt/e2e', data, { transferId: 'e2e-1' });
   assert.equal(r.sha256.toString('hex'), sha(data));
@@ -98,8 +98,19 @@ test('a tensor pushed through the front node arrives verified on the training pe
   rx.close();
 });
 
-test('transfers to an unknown peer or an inference peer are refused', async () => {
+test('the gRPC port (8001) still serves TensorTransfer, relayed to the training thread', async () => {
   const tx = connect(front.endpoints.grpc!);
+  const rx = connect(good.endpoints.grpc!);
+  const data = randomBytes(3 * MiB + 7);
+  const r = await tx.push('good-training', 'ckpt/e2e-8001', data, { transferId: 'e2e-8001' });
+  assert.equal(r.sha256.toString('hex'), sha(data));
+  assert.equal((await rx.status('e2e-8001')).state, 'completed');
+  tx.close();
+  rx.close();
+});
+
+test('transfers to an unknown peer or an inference peer are refused', async () => {
+  const tx = connect(front.endpoints.trainingService!);
   await assert.rejects(tx.push('elsewhere', 'x', Buffer.alloc(8)), (e: TransferError) => e.status === 'NOT_FOUND' && /training peers: good-training/.test(e.message));
   await assert.rejects(tx.push('good', 'x', Buffer.alloc(8)), (e: TransferError) => e.status === 'FAILED_PRECONDITION' && /inference segment/.test(e.message));
   tx.close();

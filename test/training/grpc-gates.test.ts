@@ -1,6 +1,7 @@
 // The security gates on sluice.v1.TensorTransfer as `sluice serve` composes them (SluiceNode,
-// real sockets): the training service on the shared gRPC port of an ingress, and on the
-// training-only server of a node without inference routes. A push needs an identity with the
+// real sockets): on the training thread's own listener (listeners.training, 8003), on the
+// shared gRPC port of an ingress (relayed to that thread), on the gRPC port of a node without
+// inference routes, and behind mTLS. A push needs an identity with the
 // `train` capability; refusals end the call before any data moves and are audited; inference
 // on the shared port is still gated by the gateway, health checks by nobody.
 import assert from 'node:assert/strict';
@@ -43,7 +44,7 @@ before(async () => {
   trainingOnly = new SluiceNode({
     config: parseConfig({
       node: { name: 'rx' },
-      listeners: { grpc: any },
+      listeners: { grpc: any, training: any },
       segments: { training: { transport: 'tcp', key: trainKey, listen: any } },
       training: { spoolDir: path.join(dir, 'rx-spool') },
       log: { level: 'silent' },
@@ -59,7 +60,7 @@ before(async () => {
   shared = new SluiceNode({
     config: parseConfig({
       node: { name: 'tx' },
-      listeners: { grpc: any },
+      listeners: { grpc: any, training: any },
       segments: { inference: { transport: 'tcp', key: randomBytes(32).toString('hex'), listen: { host: '127.0.0.1', port: seg } }, training: { transport: 'tcp', key: trainKey } },
       peers: [
         { name: 'self', segment: 'inference', host: '127.0.0.1', port: seg },
@@ -117,4 +118,27 @@ test('the training-only gRPC server is gated the same way', async () => {
   assert.equal(st.state, 'completed');
   assert.equal(st.peer, 'tx');
   for (const c of [anon, inferOnly, trainer]) c.close();
+});
+
+test('the training listener (8003) is gated: train capability, refusals and pushes audited on the main thread', async () => {
+  const data = randomBytes(200 * 1024 + 1);
+  const anon = connect(shared.endpoints.trainingService!);
+  await assert.rejects(anon.push('rx', 'g/b', data, { maxAttempts: 1 }), (e: TransferError) => e.status === 'UNAUTHENTICATED');
+  const inferOnly = connect(shared.endpoints.trainingService!, { metadata: { 'x-api-key': keys.infer! } });
+  await assert.rejects(inferOnly.push('rx', 'g/b', data, { maxAttempts: 1 }), (e: TransferError) => e.status === 'PERMISSION_DENIED' && /train/.test(e.message));
+  const bogus = connect(shared.endpoints.trainingService!, { metadata: { 'x-api-key': 'sk_not_a_real_key_at_all_0000000000' } });
+  await assert.rejects(bogus.push('rx', 'g/b', data, { maxAttempts: 1 }), (e: TransferError) => e.status === 'UNAUTHENTICATED');
+  const trainer = connect(shared.endpoints.trainingService!, { metadata: { 'x-api-key': keys.train!, 'x-request-id': 'push-on-8003' } });
+  const r = await trainer.push('rx', 'g/b', data, { transferId: 'gated-8003' });
+  assert.equal(r.sha256.toString('hex'), sha(data));
+  // The receiver's own training listener is gated too.
+  const rxAnon = connect(trainingOnly.endpoints.trainingService!);
+  await assert.rejects(rxAnon.status('gated-8003'), (e: TransferError) => e.status === 'UNAUTHENTICATED');
+  const rxTrainer = connect(trainingOnly.endpoints.trainingService!, { metadata: { 'x-api-key': keys.train! } });
+  assert.equal((await rxTrainer.status('gated-8003')).state, 'completed');
+  for (const c of [anon, inferOnly, bogus, trainer, rxAnon, rxTrainer]) c.close();
+  const audit = path.join(dir, 'tx-audit.jsonl');
+  assert.equal((await verifyAuditFile(audit)).ok, true);
+  const lines = readFileSync(audit, 'utf8').trim().split('\n');
+  assert.ok(lines.some((l) => l.includes('push-on-8003') && l.includes('success')), 'the allowed push on 8003 is audited with its request id');
 });

@@ -16,6 +16,7 @@ import {
   type NativeConnection,
   type NativeEndpoint,
   type VerbsBinding,
+  type VerbsFault,
 } from './verbs-addon.ts';
 
 export interface VerbsChannelOptions {
@@ -32,6 +33,8 @@ export interface VerbsChannelOptions {
    * "retry forever" to rdma_rxe, so a dead peer would never be noticed.)
    */
   retryCount?: number;
+  /** GRH traffic class of the queue pair (DSCP << 2, segments.<name>.dscp); default 0. */
+  trafficClass?: number;
 }
 
 export interface VerbsChannelHandlers {
@@ -88,7 +91,8 @@ export class VerbsChannel {
     checkInt('slotBytes', options.slotBytes, 64, 64 * 1024 * 1024);
     const ackTimeout = checkInt('ackTimeout', options.ackTimeout ?? 16, 1, 31);
     const retryCount = checkInt('retryCount', options.retryCount ?? 6, 0, 7);
-    this.options = { ...options, ackTimeout, retryCount };
+    const trafficClass = checkInt('trafficClass', options.trafficClass ?? 0, 0, 255);
+    this.options = { ...options, ackTimeout, retryCount, trafficClass };
     this.#handlers = handlers;
     const sendMemory = new ArrayBuffer(options.sendSlots * options.slotBytes);
     const recvMemory = new ArrayBuffer((options.recvWindow + CTRL_SLOTS) * options.slotBytes);
@@ -102,6 +106,7 @@ export class VerbsChannel {
         slotBytes: options.slotBytes,
         timeout: ackTimeout,
         retryCount,
+        trafficClass,
       });
     } catch (err) {
       throw fromNative(err, `cannot create a queue pair on ${device.info.name}`);
@@ -214,6 +219,11 @@ export class VerbsChannel {
     this.#native.poll();
   }
 
+  /** The queue pair's GRH traffic class as the device reports it (ibv_query_qp; -1 unreadable or closed). */
+  queryTrafficClass(): number {
+    return this.#closed ? -1 : this.#native.trafficClass();
+  }
+
   /** Destroys the queue pair and deregisters the pools (in-flight work is flushed, not reported). */
   close(): void {
     if (this.#closed) return;
@@ -224,13 +234,36 @@ export class VerbsChannel {
     this.#registered = 0;
   }
 
-  readonly #onCompletions = (count: number): void => {
+  /** Test-only (see NativeConnection.injectFault). */
+  injectFault(kind: VerbsFault): void {
+    this.#native.injectFault(kind);
+  }
+
+  readonly #onCompletions = (count: number, error?: Error): void => {
+    if (error !== undefined) {
+      // Polling, re-arming or a repost inside the poll failed: this connection is over.
+      const err = fromNative(error, 'poll completions');
+      this.#stats.error('local');
+      if (this.#handlers === undefined) this.#earlyError ??= err;
+      else if (!this.#closed) this.#handlers.onError(err);
+      return;
+    }
     const c = this.#completions;
     const h = this.#handlers;
     if (h === undefined) {
       this.#keepEarly(count);
       return;
     }
+    // A handler that throws fails this connection (through onError), never the process: this
+    // runs inside the addon's completion callback.
+    try {
+      this.#dispatch(h, c, count);
+    } catch (err) {
+      if (!this.#closed) h.onError(err instanceof RdmaError ? err : fromNative(err, 'completion handler'));
+    }
+  };
+
+  #dispatch(h: VerbsChannelHandlers, c: Uint32Array, count: number): void {
     const slotBytes = this.options.slotBytes;
     for (let i = 0; i < count && !this.#closed; i += 1) {
       const o = i * COMPLETION_WORDS;
@@ -273,7 +306,7 @@ export class VerbsChannel {
       }
     }
     if (!this.#closed) h.onProgress();
-  };
+  }
 
   #keepEarly(count: number): void {
     const c = this.#completions;

@@ -1,0 +1,197 @@
+// The main thread's handle on the training thread (src/node/training-thread.ts): starts it,
+// answers its gate checks with the node's SecurityRuntime, passes its security events and log
+// records on, merges its metrics into the node's scrape, and stops it. A ConfigError or a bind
+// failure on the thread fails start() here, with the thread's message.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import type { SluiceConfig } from '../config/schema.ts';
+import { ConfigError } from '../config/load.ts';
+import type { LatencySampleRing } from '../scheduler/latency-sample-ring.ts';
+import { answerGateCheck, type GateMessage } from '../security/remote-gates.ts';
+import type { SecurityRuntime } from '../security/security-runtime.ts';
+import type { Logger } from '../telemetry/logger.ts';
+import type { RemoteMetrics, SluiceMetrics } from '../telemetry/metrics.ts';
+import {
+  TRAINING_THREAD_NAME,
+  type FromTrainingThread,
+  type ThreadPriorityInfo,
+  type ToTrainingThread,
+  type TrainingThreadEndpoints,
+  type TrainingThreadInit,
+} from './training-thread-messages.ts';
+
+export interface TrainingPlaneOptions {
+  config: SluiceConfig;
+  configDir?: string;
+  logger: Logger;
+  ring: LatencySampleRing;
+  metrics: SluiceMetrics;
+  security?: SecurityRuntime;
+  /** Gate every TensorTransfer call (keys, JWT, rate limits or audit are on). */
+  gated: boolean;
+  /** Open a unix socket the 8001 ingress relays TensorTransfer calls to. */
+  relay: boolean;
+  /** Serve TensorTransfer on listeners.grpc too (no inference routes on this node). */
+  serveGrpcPort: boolean;
+  /** The thread ended without being asked to (a fatal error on it); inference goes on. */
+  onUnexpectedExit?: (reason: string) => void;
+}
+
+const LEVELS: Record<number, 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal'> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'warn', 50: 'error', 60: 'fatal' };
+const STOP_TIMEOUT_MS = 10_000;
+const METRICS_TIMEOUT_MS = 2_000;
+
+
+export class TrainingPlane {
+  readonly endpoints: TrainingThreadEndpoints;
+  readonly priority: ThreadPriorityInfo;
+  /** The unix socket of the 8001 relay (undefined without one). */
+  readonly relaySocket: string | undefined;
+  private readonly worker: Worker;
+  private readonly relayDir: string | undefined;
+  private readonly metricsWaiters = new Map<number, (m: RemoteMetrics) => void>();
+  private nextMetricsId = 1;
+  private closed: Promise<void> | undefined;
+  private exited = false;
+
+  private constructor(worker: Worker, ready: Extract<FromTrainingThread, { type: 'ready' }>, relayDir: string | undefined) {
+    this.worker = worker;
+    this.endpoints = ready.endpoints;
+    this.priority = ready.priority;
+    this.relayDir = relayDir;
+    this.relaySocket = relayDir === undefined ? undefined : path.join(relayDir, 'training.sock');
+  }
+
+  static async start(opts: TrainingPlaneOptions): Promise<TrainingPlane> {
+    const relayDir = opts.relay ? mkdtempSync(path.join(tmpdir(), 'sluice-training-')) : undefined;
+    const tls = opts.security?.config.tls;
+    const init: TrainingThreadInit = {
+      config: opts.config,
+      ...(opts.configDir !== undefined ? { configDir: opts.configDir } : {}),
+      ring: opts.ring.buffer,
+      gated: opts.gated,
+      ...(tls?.enabled === true ? { tls } : {}),
+      ...(relayDir !== undefined ? { relaySocket: path.join(relayDir, 'training.sock') } : {}),
+      serveGrpcPort: opts.serveGrpcPort,
+    };
+    const worker = new Worker(new URL('./training-thread-entry.mjs', import.meta.url), { workerData: init, // V8 flags are process-wide (a worker refuses them); the entry registers the TS loader itself.
+      execArgv: [], env: process.env });
+    const log = opts.logger.child({ thread: TRAINING_THREAD_NAME });
+    let plane: TrainingPlane | undefined;
+    const ready = new Promise<Extract<FromTrainingThread, { type: 'ready' }>>((resolve, reject) => {
+      worker.on('message', (m: FromTrainingThread) => {
+        if (m.type === 'ready') resolve(m);
+        else if (m.type === 'failed') reject(m.code === 'SLUICE_ERR_CONFIG' ? new ConfigError(m.message) : Object.assign(new Error(`training thread: ${m.message}`), { code: m.code }));
+        else TrainingPlane.onMessage(m, opts, log, worker, () => plane);
+      });
+      worker.once('error', reject);
+      worker.once('exit', (code) => reject(new Error(`training thread exited (${code}) before it was ready`)));
+    });
+    try {
+      const r = await ready;
+      plane = new TrainingPlane(worker, r, relayDir);
+    } catch (err) {
+      await worker.terminate();
+      if (relayDir !== undefined) rmSync(relayDir, { recursive: true, force: true });
+      throw err;
+    }
+    const p = plane;
+    let failure = '';
+    worker.on('error', (err) => {
+      failure = err.message;
+      log.error({ err: err.message }, 'training thread failed');
+    });
+    worker.on('exit', (code) => {
+      p.exited = true;
+      for (const w of p.metricsWaiters.values()) w([]);
+      p.metricsWaiters.clear();
+      if (p.closed === undefined) {
+        log.error({ code }, 'training thread exited');
+        opts.onUnexpectedExit?.(`training thread exited (${code})${failure !== '' ? `: ${failure}` : ''}`);
+      }
+    });
+    opts.metrics.setThreadPriority(TRAINING_THREAD_NAME, p.priority);
+    opts.metrics.addRemoteSource(() => p.readMetrics());
+    return p;
+  }
+
+  private static onMessage(m: FromTrainingThread, opts: TrainingPlaneOptions, log: Logger, worker: Worker, plane: () => TrainingPlane | undefined): void {
+    switch (m.type) {
+      case 'log': {
+        const { level, msg, ...fields } = JSON.parse(m.line) as { level: number; msg?: string } & Record<string, unknown>;
+        log[LEVELS[level] ?? 'info'](fields, msg ?? '');
+        return;
+      }
+      case 'security-event':
+        opts.security?.emit(m.event);
+        return;
+      case 'gate.check': {
+        const post = (r: GateMessage): void => worker.postMessage(r);
+        if (opts.security === undefined) post({ type: 'gate.allowed', id: m.id, decision: { principal: { kind: 'anonymous', actor: 'anonymous', tenant: null, caps: ['infer', 'train', 'admin'] }, tenant: { name: null, id: 0 } }, audited: false });
+        else answerGateCheck(opts.security.gates, m, post);
+        return;
+      }
+      case 'metrics':
+        plane()?.metricsWaiters.get(m.id)?.(m.metrics);
+        plane()?.metricsWaiters.delete(m.id);
+        return;
+      default:
+        return;
+    }
+  }
+
+  /** The thread's link, queue and RDMA metrics (empty when it does not answer in time). */
+  private readMetrics(): Promise<RemoteMetrics> {
+    if (this.exited) return Promise.resolve([]);
+    const id = this.nextMetricsId++;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.metricsWaiters.delete(id);
+        resolve([]);
+      }, METRICS_TIMEOUT_MS);
+      timer.unref();
+      this.metricsWaiters.set(id, (m) => {
+        clearTimeout(timer);
+        resolve(m);
+      });
+      this.post({ type: 'metrics', id });
+    });
+  }
+
+  private post(m: ToTrainingThread): void {
+    if (!this.exited) this.worker.postMessage(m);
+  }
+
+  /** Drain: stop accepting TensorTransfer connections; open calls get up to graceMs. */
+  beginDrain(graceMs: number): void {
+    this.post({ type: 'drain', graceMs });
+  }
+
+  /** Stops transfers, links and listeners on the thread, then the thread itself. */
+  close(): Promise<void> {
+    this.closed ??= (async () => {
+      if (!this.exited) {
+        const done = new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, STOP_TIMEOUT_MS);
+          this.worker.on('message', (m: FromTrainingThread) => {
+            if (m.type === 'closed') {
+              clearTimeout(timer);
+              resolve();
+            }
+          });
+          this.worker.once('exit', () => {
+            clearTimeout(timer);
+            resolve();
+          });
+        });
+        this.post({ type: 'close' });
+        await done;
+        await this.worker.terminate();
+      }
+      if (this.relayDir !== undefined) rmSync(this.relayDir, { recursive: true, force: true });
+    })();
+    return this.closed;
+  }
+}

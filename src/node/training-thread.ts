@@ -1,0 +1,200 @@
+// The training plane's thread (a worker thread named `sluice-training`, with its own V8 heap):
+// the TensorTransfer service on its own listener (listeners.training, 8003), transfer state,
+// the spool and sinks, chunk hashing and the training-segment links. It lowers its own CPU
+// priority first thing (SCHED_IDLE, else nice 19), so the kernel runs bulk work only when the
+// inference and control threads do not want the core. Hashing and sealing run here,
+// synchronously, not in libuv's process-wide pool. The main thread keeps the security gates
+// (one key store, one audit writer): each call's gate check crosses once. Inference latency
+// arrives through a shared ring (src/scheduler/latency-sample-ring.ts), metrics leave on request.
+import { parentPort, workerData } from 'node:worker_threads';
+import pino from 'pino';
+import { loadSegmentKey } from '../config/segment-key.ts';
+import { loadNativeAddon } from '../crypto/native-addon.ts';
+import { LatencySampleRing } from '../scheduler/latency-sample-ring.ts';
+import { RingFedGovernor } from '../scheduler/ring-fed-governor.ts';
+import { ClientCertAllowlist } from '../security/client-cert-allowlist.ts';
+import type { SecurityEventSink } from '../security/events.ts';
+import { defaultMethodGates, gateInterceptor } from '../security/grpc-gate-interceptor.ts';
+import { serveGrpcOverTls } from '../security/grpc-tls.ts';
+import { guardLink, guardListener } from '../security/link-guard.ts';
+import { RemoteGates } from '../security/remote-gates.ts';
+import type { Logger } from '../telemetry/logger.ts';
+import { SluiceMetrics } from '../telemetry/metrics.ts';
+import { TrainingGrpcServer, type GrpcBinder } from '../training/grpc-server.ts';
+import { TrainingNode } from '../training/training-node.ts';
+import type { Link, Listener } from '../transport/types.ts';
+import { segmentTransportOptions } from './segment-transport-options.ts';
+import { TRAINING_THREAD_NAME, type FromTrainingThread, type ThreadPriorityInfo, type ToTrainingThread, type TrainingThreadEndpoints, type TrainingThreadInit } from './training-thread-messages.ts';
+import { defaultTransports } from './transports.ts';
+
+/** Default of listeners.training when a training segment is configured without it. */
+const DEFAULT_SERVICE_LISTENER = { host: '127.0.0.1', port: 8003 };
+
+const port = parentPort;
+if (port === null) throw new Error('training-thread.ts runs as a worker thread (src/node/training-plane.ts starts it)');
+const init = workerData as TrainingThreadInit;
+const post = (m: FromTrainingThread): void => port.postMessage(m);
+
+/** Names this thread and lowers its priority; never fatal (an old kernel, a missing addon). */
+function claimThread(log: Logger): ThreadPriorityInfo {
+  try {
+    const addon = loadNativeAddon();
+    addon.setThreadName(TRAINING_THREAD_NAME);
+    const wanted = init.config.training.threadPriority;
+    if (wanted === 'normal') return addon.threadPriority();
+    return addon.lowerThreadPriority(wanted === 'idle');
+  } catch (err) {
+    log.warn({ err: (err as Error).message }, 'the training thread keeps normal priority: cannot lower it');
+    return { policy: 'unknown', nice: 0, tid: 0 };
+  }
+}
+
+/** Log records go to the main thread's logger (one destination, one format). */
+function threadLogger(): Logger {
+  return pino({ level: init.config.log.level === 'silent' ? 'silent' : 'trace', base: undefined, timestamp: false }, { write: (line: string) => post({ type: 'log', line }) });
+}
+
+class TrainingThread {
+  private readonly log = threadLogger();
+  private readonly metrics = new SluiceMetrics({ processMetrics: false });
+  private readonly gates = new RemoteGates(post);
+  private readonly events: SecurityEventSink | undefined;
+  private readonly links = new Set<Link>();
+  private node: TrainingNode | undefined;
+  private segmentListener: Listener | undefined;
+  private server: TrainingGrpcServer | undefined;
+  private allowlist: ClientCertAllowlist | null = null;
+  private stopping: Promise<void> | undefined;
+
+  constructor() {
+    this.events = init.gated || init.tls !== undefined ? { emit: (event) => post({ type: 'security-event', event }) } : undefined;
+  }
+
+  async start(): Promise<{ endpoints: TrainingThreadEndpoints; priority: ThreadPriorityInfo }> {
+    const priority = claimThread(this.log);
+    const { config } = init;
+    const seg = config.segments.training!;
+    const key = loadSegmentKey(seg, 'training', init.configDir);
+    const sch = config.scheduling;
+    const governor = new RingFedGovernor(new LatencySampleRing({ buffer: init.ring }), { targetMs: sch.latencyTargetMs, ...sch.bulk });
+    const transport = await defaultTransports(seg.transport, this.log, segmentTransportOptions(config, 'training', governor, this.metrics));
+    const t = config.training;
+    const events = this.events;
+    this.node = new TrainingNode({
+      nodeName: config.node.name,
+      transport,
+      segmentKey: key,
+      peers: config.peers,
+      spoolDir: t.spoolDir,
+      maxMessageBytes: seg.maxMessageBytes,
+      ...(seg.device !== undefined ? { device: seg.device } : {}),
+      limits: { windowBytes: t.windowBytes, maxChunkBytes: t.maxChunkBytes, maxTensorBytes: t.maxTensorBytes, resumeTimeoutMs: t.resumeTimeoutMs, maxTransfers: t.maxTransfers },
+      onAudit: (e) => {
+        this.log.warn({ audit: e.action, detail: e.detail }, 'training refusal');
+        // Cross-segment attempts are segment violations like the wire's; protocol faults keep their own type.
+        const type = e.action === 'training.protocol.violation' ? e.action : 'segment.violation';
+        events?.emit({ type, tenant: null, requestId: null, actor: 'training', outcome: 'denied', reason: e.detail, detail: { action: e.action, segment: 'training' } });
+      },
+      onTransferEvent: (e) => {
+        const level = e.event === 'failed' || e.event === 'quarantined' ? 'warn' : 'info';
+        this.log[level]({ transfer: e }, `transfer ${e.event}`);
+      },
+      stats: this.metrics.training,
+      onLink: (link, peer) => {
+        this.metrics.links.add(link, peer);
+        if (events !== undefined) guardLink(link, events);
+      },
+    });
+    const node = this.node;
+    this.metrics.training.setLiveSource(() => node.active());
+    await this.node.start();
+    const endpoints: TrainingThreadEndpoints = { service: '' };
+    if (seg.listen !== undefined) {
+      const l = await transport.listen({
+        segment: 'training',
+        host: seg.listen.host,
+        port: seg.listen.port,
+        segmentKey: key,
+        maxMessageBytes: seg.maxMessageBytes,
+        ...(seg.device !== undefined ? { device: seg.device } : {}),
+      });
+      this.segmentListener = l;
+      this.metrics.links.watchListener(l, 'training');
+      if (events !== undefined) guardListener(l, 'training', events);
+      l.on('link', (link: Link) => {
+        this.links.add(link);
+        link.once('close', () => this.links.delete(link));
+        this.node!.attachLink(link);
+      });
+      l.on('error', (err: Error) => this.log.error({ err: err.message }, 'training segment listener error'));
+      endpoints.segment = `${l.address.host}:${l.address.port}`;
+      this.log.info({ service: 'segment', segment: 'training', transport: transport.kind, address: endpoints.segment }, 'listening');
+    }
+
+    const binder = await this.tlsBinder();
+    const svc = config.listeners.training ?? DEFAULT_SERVICE_LISTENER;
+    this.server = new TrainingGrpcServer(this.node, svc.host, svc.port, {
+      ...(init.gated ? { interceptors: [gateInterceptor(this.gates, defaultMethodGates)] } : {}),
+      ...(binder !== undefined ? { binder: binder('training') } : {}),
+    });
+    endpoints.service = `${svc.host}:${await this.server.start()}`;
+    this.log.info({ service: 'training', address: endpoints.service, tls: binder !== undefined }, 'listening');
+    if (init.relaySocket !== undefined) await this.server.alsoListenUnix(init.relaySocket);
+    const grpcPort = config.listeners.grpc;
+    if (init.serveGrpcPort && grpcPort !== undefined) {
+      endpoints.grpc = `${grpcPort.host}:${await this.server.alsoListen(grpcPort.host, grpcPort.port, binder?.('grpc'))}`;
+      this.log.info({ service: 'grpc', address: endpoints.grpc, services: ['sluice.v1.TensorTransfer'], tls: binder !== undefined }, 'listening');
+    }
+    return { endpoints, priority };
+  }
+
+  /** The TLS listener (and mTLS allowlist, loaded on this thread) when security.tls is on. */
+  private async tlsBinder(): Promise<((name: string) => GrpcBinder) | undefined> {
+    const tls = init.tls;
+    if (tls === undefined || !tls.enabled) return undefined;
+    const cc = tls.clientCerts;
+    if (cc.mode === 'require') this.allowlist = await ClientCertAllowlist.start({ file: cc.allowlistFile as string, reloadSeconds: cc.reloadSeconds, sighup: false });
+    const allowlist = this.allowlist;
+    const events = this.events ?? { emit() {} };
+    return (name) => (server, host, p) => serveGrpcOverTls(server, { name, host, port: p, tls, allowlist, events });
+  }
+
+  handle(m: ToTrainingThread): void {
+    if (this.gates.handle(m)) return;
+    switch (m.type) {
+      case 'metrics':
+        void this.metrics.exportForMerge().then(
+          (metrics) => post({ type: 'metrics', id: m.id, metrics }),
+          () => post({ type: 'metrics', id: m.id, metrics: [] }),
+        );
+        return;
+      case 'drain':
+        this.stopping ??= this.server?.stop(m.graceMs);
+        return;
+      case 'close':
+        void this.close().then(() => post({ type: 'closed' }));
+        return;
+    }
+  }
+
+  private async close(): Promise<void> {
+    this.stopping ??= this.server?.stop(0);
+    await this.stopping;
+    this.gates.failAll('the training thread is stopping');
+    await this.node?.close();
+    await this.segmentListener?.close();
+    await Promise.allSettled([...this.links].map((l) => l.close('shutting down')));
+    this.allowlist?.close();
+    this.log.flush?.();
+  }
+}
+
+const thread = new TrainingThread();
+port.on('message', (m: ToTrainingThread) => thread.handle(m));
+thread.start().then(
+  ({ endpoints, priority }) => post({ type: 'ready', endpoints, priority }),
+  (err: unknown) => {
+    const e = err as { message?: string; code?: unknown };
+    post({ type: 'failed', message: e?.message ?? String(err), ...(typeof e?.code === 'string' ? { code: e.code } : {}) });
+  },
+);
