@@ -9,6 +9,8 @@
 
 #include "crypto/aes_gcm.h"
 #include "engine/engine.h"
+#include "engine/grpc_ingress.h"
+#include "engine/policy_table.h"
 #include "runtime/malloc_tuning.h"
 #include "runtime/thread_control.h"
 
@@ -677,7 +679,9 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                         InstanceMethod<&EngineWrap::Counters>("counters"), InstanceMethod<&EngineWrap::Listen>("listen"),
                         InstanceMethod<&EngineWrap::Dial>("dial"), InstanceMethod<&EngineWrap::ConfigureEgress>("configureEgress"),
                         InstanceMethod<&EngineWrap::BeginShutdown>("beginShutdown"), InstanceMethod<&EngineWrap::Send>("send"),
-                        InstanceMethod<&EngineWrap::CloseLink>("closeLink"), InstanceMethod<&EngineWrap::Drain>("drain")});
+                        InstanceMethod<&EngineWrap::CloseLink>("closeLink"), InstanceMethod<&EngineWrap::Drain>("drain"),
+                        InstanceMethod<&EngineWrap::StartIngress>("startIngress"), InstanceMethod<&EngineWrap::PublishPolicy>("publishPolicy"),
+                        InstanceMethod<&EngineWrap::DrainIngress>("drainIngress")});
   }
 
   // new Engine(onEvents(batch: object[]))
@@ -877,6 +881,40 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     engine(env).CloseLink(info[0].As<Napi::Number>().Uint32Value(), static_cast<uint16_t>(info[1].As<Napi::Number>().Uint32Value()),
                           info[2].As<Napi::String>().Utf8Value());
   }
+
+  // startIngress({host, port, relayPath, maxRequestMessageBytes, defaultTimeoutMs, maxConnections}):
+  // the kListening / kListenFailed event with b = 3 answers.
+  void StartIngress(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(env, "startIngress(config) needs an object");
+    Napi::Object o = info[0].As<Napi::Object>();
+    sluice::engine::IngressConfig config;
+    config.host = o.Get("host").As<Napi::String>().Utf8Value();
+    config.port = static_cast<uint16_t>(U32(o, "port", 0));
+    Napi::Value relay = o.Get("relayPath");
+    if (relay.IsString()) config.relay_path = relay.As<Napi::String>().Utf8Value();
+    config.limits.max_request_message_bytes = U32(o, "maxRequestMessageBytes", config.limits.max_request_message_bytes);
+    config.default_timeout_ms = U32(o, "defaultTimeoutMs", config.default_timeout_ms);
+    config.max_connections = U32(o, "maxConnections", config.max_connections);
+    engine(env).StartIngress(config);
+  }
+
+  // publishPolicy(blob): parsed here (a bad blob throws with the parser's message), then swapped in.
+  void PublishPolicy(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const MutableBytes blob = BytesOf(env, info[0]);
+    std::shared_ptr<sluice::engine::PolicyTable> table;
+    const sluice::engine::CallError e = sluice::engine::PolicyTable::Parse(blob.data, blob.size, &table);
+    if (!e.ok()) {
+      Napi::Error err = Napi::Error::New(env, "bad policy table: " + e.message);
+      err.Set("code", Napi::String::New(env, "SLUICE_ERR_ENGINE_POLICY"));
+      throw err;
+    }
+    engine(env).PublishPolicy(std::move(table));
+  }
+
+  // drainIngress(): stop accepting gRPC clients, GOAWAY to each connection.
+  void DrainIngress(const Napi::CallbackInfo& info) { engine(info.Env()).DrainIngress(); }
 
   // drain() -> the events queued now (tests and shutdown: no wait for the threadsafe call).
   Napi::Value Drain(const Napi::CallbackInfo& info) { return TakeBatch(info.Env()); }

@@ -48,6 +48,10 @@ enum Counter : uint32_t {
   kEgressStatusLast = kEgressStatusBase + 16,
   // Event channel: records dropped because JS did not drain the ring in time.
   kEventsDropped,
+  // gRPC ingress (grpc_ingress.h): fast-path calls open now, and calls begun on each path.
+  kIngressCallsInflight,  // gauge
+  kIngressFastCalls,
+  kIngressRelayedCalls,
   kCount
 };
 

@@ -178,6 +178,21 @@ class IngressLinks final : public IngressBackend {
  public:
   explicit IngressLinks(Engine* engine) : engine_(engine) {}
   TcpInferenceLink* LinkForPeer(uint32_t peer) override { return engine_->LinkOfDialer(peer); }
+  void OnCallOpened() override {
+    engine_->counters()->Add(kIngressCallsInflight);
+    engine_->counters()->Add(kIngressFastCalls);
+  }
+  void OnCallClosed() override { engine_->counters()->Sub(kIngressCallsInflight); }
+  void OnCallRelayed() override { engine_->counters()->Add(kIngressRelayedCalls); }
+  void OnCallFinished(const std::string& model, GrpcStatus status, uint64_t duration_us, bool streaming) override {
+    EngineEvent e;
+    e.type = EventType::kRequestDone;
+    e.a = static_cast<uint64_t>(status);
+    e.b = duration_us;
+    e.c = streaming ? 1 : 0;
+    e.model = model;
+    engine_->Emit(std::move(e));
+  }
 
  private:
   Engine* engine_;

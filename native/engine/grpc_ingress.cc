@@ -18,6 +18,12 @@
 namespace sluice::engine {
 
 namespace {
+uint64_t SteadyMicros() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now().time_since_epoch()).count());
+}
+}  // namespace
+
+namespace {
 
 constexpr uint16_t kKindCall = 0x20;
 constexpr uint16_t kKindReply = 0x21;
@@ -100,6 +106,7 @@ struct GrpcIngress::Call {
   bool client_deadline = false;
   std::string request_id;
   std::string model;
+  uint64_t started_us = 0;  // steady clock, for the request duration metric
   double timeout_ms = 0;
   uint64_t deadline_at = 0;  // loop ms
   EventLoop::TimerId timer = EventLoop::kNoTimer;
@@ -387,6 +394,7 @@ CallKind GrpcIngress::Route(Conn* c, int32_t id, const RequestHead& head) {
     return head.path == kModelStreamInferPath ? CallKind::kStreaming : CallKind::kUnary;
   }
   counters_.relayed_calls++;
+  backend_->OnCallRelayed();
   if (StartRelay(c, id, head)) return CallKind::kRelay;
   std::string rid = RequestIdFor(head);
   HeaderField t{"x-request-id", rid};
@@ -399,6 +407,8 @@ void GrpcIngress::StartCall(Conn* c, int32_t id, const RequestHead& head) {
   call->conn = c;
   call->stream = id;
   call->streaming = head.path == kModelStreamInferPath;
+  call->started_us = SteadyMicros();
+  backend_->OnCallOpened();
   call->request_id = RequestIdFor(head);
   if (call->streaming && call->request_id.size() > 100) call->request_id.resize(100);
   call->client_deadline = head.timeout_ms >= 0;
@@ -459,6 +469,7 @@ void GrpcIngress::OnRequestMessage(Conn* c, int32_t id, const uint8_t* data, siz
       req_id = std::string(KServeScanner::View(data, h.id));
     }
   }
+  if (call->model.empty()) call->model = model;
   if (!e.ok()) {
     if (!call->streaming) {
       FinishCall(call, e.status, e.message);
@@ -674,6 +685,7 @@ void GrpcIngress::FinishCall(Call* call, GrpcStatus status, const std::string& m
   Conn* c = call->conn;
   HeaderField rid{"x-request-id", call->request_id};
   c->session->Finish(call->stream, status, message, &rid, 1);
+  backend_->OnCallFinished(call->model, status, SteadyMicros() - call->started_us, call->streaming);
   DropCall(call);
   Flush(c);
 }
@@ -712,6 +724,7 @@ void GrpcIngress::DropCall(Call* call) {
   AbandonPendings(call, kCancelCaller);
   c->calls.erase(call->stream);
   delete call;
+  backend_->OnCallClosed();
 }
 
 void GrpcIngress::OnCallDeadline(Call* call) {
@@ -740,6 +753,7 @@ void GrpcIngress::OnCallCancel(Conn* c, int32_t id) {
   AbandonPendings(call, kCancelCaller);
   c->calls.erase(id);
   delete call;
+  backend_->OnCallClosed();
 }
 
 // ---- relay to the TypeScript gRPC server (raw HTTP/2 over a unix socket) ----

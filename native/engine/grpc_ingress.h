@@ -32,6 +32,13 @@ namespace sluice::engine {
 class IngressBackend {
  public:
   virtual TcpInferenceLink* LinkForPeer(uint32_t peer) = 0;
+  // A fast-path call began / was dropped (answered, cancelled or its connection closed).
+  virtual void OnCallOpened() {}
+  virtual void OnCallClosed() {}
+  // A relayed call began.
+  virtual void OnCallRelayed() {}
+  // A fast-path call ended (answered, refused or timed out): the request metrics' source.
+  virtual void OnCallFinished(const std::string& /*model*/, GrpcStatus /*status*/, uint64_t /*duration_us*/, bool /*streaming*/) {}
 
  protected:
   ~IngressBackend() = default;

@@ -29,6 +29,17 @@ export interface EngineEgressConfig {
   connectTimeoutMs: number;
 }
 
+/** The gRPC ingress's listener (native/engine/grpc_ingress.h IngressConfig). */
+export interface EngineIngressConfig {
+  host: string;
+  port: number;
+  /** Unix socket of the TypeScript gRPC server that serves every call the engine relays. */
+  relayPath: string;
+  maxRequestMessageBytes: number;
+  defaultTimeoutMs: number;
+  maxConnections?: number;
+}
+
 /** One record of an event batch (native/engine/event_channel.h EngineEvent). */
 export interface EngineEventRecord {
   type: number;
@@ -57,6 +68,10 @@ export interface NativeEngineHandle {
   send(link: number, cls: number, kind: number, stream: number, tenant: number, body: Uint8Array): void;
   closeLink(link: number, code: number, reason: string): void;
   drain(): EngineEventRecord[];
+  startIngress(config: EngineIngressConfig): void;
+  /** Parses and swaps in a policy table (src/engine/policy-compiler.ts); throws on a bad blob. */
+  publishPolicy(blob: Uint8Array): void;
+  drainIngress(): void;
 }
 
 export interface EngineAddon {

@@ -34,7 +34,10 @@ const STATUS_BASE = ENGINE_COUNTER_NAMES.length;
 const STATUS_COUNT = 17;
 const EVENTS_DROPPED = STATUS_BASE + STATUS_COUNT;
 /** Slots in the block: the named counters, replies by gRPC status, dropped events. */
-export const ENGINE_COUNTER_SLOTS = EVENTS_DROPPED + 1;
+/** After the dropped events: the gRPC ingress's slots (counters.h kIngress*). */
+const INGRESS_SLOTS = ['ingressCallsInflight', 'ingressFastCalls', 'ingressRelayedCalls'] as const;
+export type EngineIngressCounterName = (typeof INGRESS_SLOTS)[number];
+export const ENGINE_COUNTER_SLOTS = EVENTS_DROPPED + 1 + INGRESS_SLOTS.length;
 
 export class EngineCounters {
   readonly #view: BigUint64Array;
@@ -57,6 +60,11 @@ export class EngineCounters {
 
   get eventsDropped(): number {
     return Number(this.#view[EVENTS_DROPPED]);
+  }
+
+  /** The gRPC ingress's counters (fast-path calls in flight, calls per path). */
+  ingress(name: EngineIngressCounterName): number {
+    return Number(this.#view[EVENTS_DROPPED + 1 + INGRESS_SLOTS.indexOf(name)]);
   }
 
   /** Every named counter at once (one pass over the view). */

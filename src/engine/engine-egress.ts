@@ -12,9 +12,9 @@ import type { LinkTracker } from '../telemetry/link-tracker.ts';
 import type { RejectionStats } from '../telemetry/rejection-stats.ts';
 import type { UpstreamRoute } from '../egress/upstream-pool.ts';
 import type { ResolvedLinkTuning } from '../transport/link-tuning.ts';
-import { EngineLogLevel } from './engine-events.ts';
+import { forwardEngineLogs } from './engine-log.ts';
 import { engineLinkOptions } from './engine-link-options.ts';
-import { NativeEngine, type EngineLinkClose, type EngineLinkInfo, type EngineLogRecord, type EnginePolicyDenial } from './native-engine.ts';
+import { NativeEngine, type EngineLinkClose, type EngineLinkInfo, type EnginePolicyDenial } from './native-engine.ts';
 
 export interface EngineEgressOptions {
   host: string;
@@ -51,13 +51,7 @@ export class EngineEgress {
   static async start(o: EngineEgressOptions): Promise<EngineEgress> {
     const engine = new NativeEngine('sluice-infer');
     const log = o.logger;
-    engine.on('log', (r: EngineLogRecord) => {
-      const { level: _level, msg: _msg, ...fields } = r;
-      if (r.level >= EngineLogLevel.ERROR) log.error(fields, r.msg);
-      else if (r.level >= EngineLogLevel.WARN) log.warn(fields, r.msg);
-      else if (r.level >= EngineLogLevel.INFO) log.info(fields, r.msg);
-      else log.debug(fields, r.msg);
-    });
+    forwardEngineLogs(engine, log);
     engine.on('rejected', (err: Error & { code: string }, remote: string) => {
       o.links.handshakeFailures.inc('inference', err.code.replace(/^SLUICE_ERR_HANDSHAKE_/, '').toLowerCase());
       o.rejections.peerError('inference', err);

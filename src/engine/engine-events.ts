@@ -10,6 +10,7 @@ export const EngineEventType = {
   LISTEN_FAILED: 8,
   DRAIN: 9,
   POLICY_DENIED: 10,
+  REQUEST_DONE: 11,
 } as const;
 
 /** pino-style levels the engine's log records carry. */

@@ -6,7 +6,7 @@
 import { EventEmitter } from 'node:events';
 import { SluiceError } from '../errors.ts';
 import { CloseCode } from '../wire/close-frame.ts';
-import { loadEngineAddon, type EngineEgressConfig, type EngineEventRecord, type EngineLinkOptions, type NativeEngineHandle } from './engine-addon.ts';
+import { loadEngineAddon, type EngineEgressConfig, type EngineIngressConfig, type EngineEventRecord, type EngineLinkOptions, type NativeEngineHandle } from './engine-addon.ts';
 import { EngineCounters } from './engine-counters.ts';
 import { CLOSED_BY, EngineEventType } from './engine-events.ts';
 
@@ -45,6 +45,15 @@ export interface EnginePolicyDenial {
   reason: string;
 }
 
+/** A fast-path gRPC call the ingress finished (the request metrics' source). */
+export interface EngineRequestDone {
+  model: string;
+  /** gRPC status code. */
+  status: number;
+  durationSeconds: number;
+  streaming: boolean;
+}
+
 export interface EngineLogRecord {
   level: number;
   msg: string;
@@ -57,13 +66,15 @@ export interface EngineLogRecord {
 /**
  * Events: 'link' (EngineLinkInfo), 'close' (id, EngineLinkClose), 'message' (id, EngineInbound),
  * 'drain' (id), 'rejected' (SluiceError, remote) for a refused handshake at a listener,
- * 'dial-failed' (dialer, SluiceError), 'policy-denied' (EnginePolicyDenial), 'log' (EngineLogRecord).
+ * 'dial-failed' (dialer, SluiceError), 'policy-denied' (EnginePolicyDenial), 'log' (EngineLogRecord),
+ * 'request-done' (EngineRequestDone) for each fast-path call of the gRPC ingress.
  */
 export class NativeEngine extends EventEmitter {
   readonly counters: EngineCounters;
   readonly #handle: NativeEngineHandle;
   readonly #links = new Map<number, EngineLinkInfo>();
   #listens: { resolve: (a: { host: string; port: number }) => void; reject: (e: Error) => void }[] = [];
+  #ingressListens: { resolve: (a: { host: string; port: number }) => void; reject: (e: Error) => void }[] = [];
   #stopped = false;
 
   constructor(threadName = 'sluice-infer') {
@@ -99,6 +110,31 @@ export class NativeEngine extends EventEmitter {
     return this.#handle.dial(host, port, opts);
   }
 
+  /** Starts the gRPC ingress (one per engine); resolves with the bound address. */
+  startIngress(config: EngineIngressConfig): Promise<{ host: string; port: number }> {
+    this.#check();
+    return new Promise((resolve, reject) => {
+      this.#ingressListens.push({ resolve, reject });
+      this.#handle.startIngress(config);
+    });
+  }
+
+  /** Swaps the ingress's policy table (a blob from compilePolicyTable). */
+  publishPolicy(blob: Uint8Array): void {
+    this.#check();
+    this.#handle.publishPolicy(blob);
+  }
+
+  /** Drain: the ingress stops accepting and sends GOAWAY; open calls finish. */
+  drainIngress(): void {
+    if (!this.#stopped) this.#handle.drainIngress();
+  }
+
+  /** Fast-path calls the ingress has open now (an atomic read of the counters block). */
+  get ingressInflight(): number {
+    return this.counters.ingress('ingressCallsInflight');
+  }
+
   configureEgress(config: EngineEgressConfig): void {
     this.#check();
     this.#handle.configureEgress(config);
@@ -126,8 +162,9 @@ export class NativeEngine extends EventEmitter {
     this.#handle.stop();
     const rest = this.#handle.drain();
     if (rest.length > 0) this.#onBatch(rest);
-    for (const l of this.#listens) l.reject(new SluiceError('SLUICE_ERR_ENGINE_STOPPED', 'engine stopped'));
+    for (const l of [...this.#listens, ...this.#ingressListens]) l.reject(new SluiceError('SLUICE_ERR_ENGINE_STOPPED', 'engine stopped'));
     this.#listens = [];
+    this.#ingressListens = [];
   }
 
   #check(): void {
@@ -177,10 +214,10 @@ export class NativeEngine extends EventEmitter {
         this.emit('dial-failed', e.link, new SluiceError(e.code ?? 'SLUICE_ERR_TRANSPORT_CONNECT', e.text ?? 'dial failed'));
         return;
       case EngineEventType.LISTENING:
-        this.#listens.shift()?.resolve({ host: e.text ?? '', port: e.a });
+        (e.b === INGRESS_LISTENER ? this.#ingressListens : this.#listens).shift()?.resolve({ host: e.text ?? '', port: e.a });
         return;
       case EngineEventType.LISTEN_FAILED:
-        this.#listens.shift()?.reject(new SluiceError(e.code ?? 'SLUICE_ERR_ENGINE_SYSTEM', e.text ?? 'listen failed'));
+        (e.b === INGRESS_LISTENER ? this.#ingressListens : this.#listens).shift()?.reject(new SluiceError(e.code ?? 'SLUICE_ERR_ENGINE_SYSTEM', e.text ?? 'listen failed'));
         return;
       case EngineEventType.POLICY_DENIED:
         this.emit('policy-denied', {
@@ -190,6 +227,9 @@ export class NativeEngine extends EventEmitter {
           model: e.body?.toString('utf8') ?? '',
           reason: e.text ?? '',
         } satisfies EnginePolicyDenial);
+        return;
+      case EngineEventType.REQUEST_DONE:
+        this.emit('request-done', { model: e.model ?? '', status: e.a, durationSeconds: e.b / 1e6, streaming: e.c === 1 } satisfies EngineRequestDone);
         return;
       case EngineEventType.LOG:
       default:
@@ -204,6 +244,9 @@ export class NativeEngine extends EventEmitter {
     }
   }
 }
+
+/** LISTENING / LISTEN_FAILED `b` of the gRPC ingress (not a link listener). */
+const INGRESS_LISTENER = 3;
 
 /** "127.0.0.1:5000: reason" -> "127.0.0.1:5000" (IPv6 "::1:5000: reason" too). */
 function remoteOf(text: string): string {

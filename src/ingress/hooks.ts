@@ -21,6 +21,11 @@ export class HookChain {
     return this;
   }
 
+  /** Names of every hook in the chain, in order of addition (each once). */
+  get names(): string[] {
+    return [...new Set([...this.requestHooks, ...this.responseHooks].map((h) => h.name))];
+  }
+
   /** True when some hook needs the request headers (so servers copy them only then). */
   get wantsHeaders(): boolean {
     return this.requestHooks.length > 0;

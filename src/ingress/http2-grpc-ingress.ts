@@ -53,6 +53,8 @@ export interface Http2GrpcIngressOptions {
 
 export interface ConnectionBinding {
   port: number;
+  /** What the 'listening' log line says about it (default: host:port over TLS). */
+  logFields?: Record<string, unknown>;
   stopAccepting(): void;
   close(): Promise<void>;
 }
@@ -158,7 +160,7 @@ export class Http2GrpcIngress {
     if (this.opts.binder !== undefined) {
       this.binding = await this.opts.binder((socket) => this.server.acceptConnection(socket), this.opts.host, this.opts.port);
       this.boundPort = this.binding.port;
-      this.opts.logger.info({ listener: 'grpc', address: `${this.opts.host}:${this.boundPort}`, tls: true }, 'listening');
+      this.opts.logger.info(this.binding.logFields ?? { listener: 'grpc', address: `${this.opts.host}:${this.boundPort}`, tls: true }, 'listening');
       return this.boundPort;
     }
     this.boundPort = await this.server.listen(this.opts.host, this.opts.port);

@@ -13,9 +13,12 @@ import { ConfigError } from '../config/load.ts';
 import { EgressService } from '../egress/egress-service.ts';
 import { loadEngineAddon } from '../engine/engine-addon.ts';
 import { EngineEgress } from '../engine/engine-egress.ts';
+import { EngineIngress } from '../engine/engine-ingress.ts';
+import { engineIngressRefusal } from '../engine/engine-ingress-choice.ts';
 import { DEFAULT_HANDSHAKE_TIMEOUT_MS, resolveLinkTuning } from '../transport/link-tuning.ts';
 import { UpstreamPool } from '../egress/upstream-pool.ts';
-import { Http2GrpcIngress } from '../ingress/http2-grpc-ingress.ts';
+import { Http2GrpcIngress, type ConnectionBinder } from '../ingress/http2-grpc-ingress.ts';
+import { unixSocketBinder } from '../ingress/unix-socket-binder.ts';
 import { HookChain, type IngressHook } from '../ingress/hooks.ts';
 import { HttpIngress } from '../ingress/http-ingress.ts';
 import { InferenceGateway } from '../ingress/inference-gateway.ts';
@@ -116,6 +119,9 @@ export class SluiceNode {
   private peerLinks: PeerLinks | undefined;
   private gateway: InferenceGateway | undefined;
   private grpc: Http2GrpcIngress | undefined;
+  /** listeners.grpc served by the native engine (the TypeScript server `grpc` then sits behind it). */
+  private engineIngress: EngineIngress | undefined;
+  private grpcSocketDir: string | undefined;
   private http: HttpIngress | undefined;
   private readonly egressLinks = new Set<Link>();
   private training: TrainingPlane | undefined;
@@ -142,7 +148,7 @@ export class SluiceNode {
     this.metrics = opts.metrics ?? new SluiceMetrics({ version: SLUICE_VERSION });
     this.health = opts.health ?? new HealthModel();
     this.metrics.attachHealth(this.health);
-    this.metrics.setInFlightSource('ingress', () => this.gateway?.inflight ?? 0);
+    this.metrics.setInFlightSource('ingress', () => this.inflight.ingress);
     this.metrics.setInFlightSource('egress', () => this.egressInflight);
     const tel = opts.config.telemetry;
     if (tel.otlp.endpoint !== undefined) {
@@ -200,6 +206,11 @@ export class SluiceNode {
     return (this.egress?.inflight ?? 0) + (this.engineEgress?.inflight ?? 0);
   }
 
+  /** Whether listeners.grpc is served by the native engine's ingress (false: the TypeScript ingress). */
+  get grpcOnEngine(): boolean {
+    return this.engineIngress !== undefined;
+  }
+
   /** Whether the egress runs in the native engine (false: the TypeScript path, or no egress). */
   get egressOnEngine(): boolean {
     return this.engineEgress !== undefined;
@@ -207,7 +218,7 @@ export class SluiceNode {
 
   /** Requests in flight at the ingress and upstream calls in flight at the egress. */
   get inflight(): { ingress: number; egress: number } {
-    return { ingress: this.gateway?.inflight ?? 0, egress: this.egressInflight };
+    return { ingress: (this.gateway?.inflight ?? 0) + (this.engineIngress?.inflight ?? 0), egress: this.egressInflight };
   }
 
   private segmentKey(): Buffer {
@@ -319,6 +330,48 @@ export class SluiceNode {
       logger.warn({ segment: 'inference', err: (err as Error).message }, 'native engine unavailable: the egress runs on the TypeScript path');
       return false;
     }
+  }
+
+  /**
+   * Starts the engine's gRPC ingress on listeners.grpc when it can serve this config, and says
+   * which path the port takes; undefined (logged at warn with the reason) keeps the TypeScript
+   * ingress on the port.
+   */
+  private async startEngineIngress(transportKind: string, key: Uint8Array, maxMessageBytes: number): Promise<{ relayPath: string } | undefined> {
+    const { config, logger } = this.opts;
+    const refusal = engineIngressRefusal({
+      config,
+      transport: transportKind,
+      engineEnv: process.env.SLUICE_ENGINE,
+      tracing: this.tracing !== undefined,
+      accessLog: this.accessLog !== undefined,
+      hooks: this.hooks.names,
+    });
+    if (refusal !== null) {
+      logger.warn({ listener: 'grpc', path: 'typescript', reason: refusal }, `gRPC ingress on the TypeScript path: ${refusal}`);
+      return undefined;
+    }
+    this.grpcSocketDir = mkdtempSync(path.join(tmpdir(), 'sluice-grpc-'));
+    const relayPath = path.join(this.grpcSocketDir, 'grpc.sock');
+    try {
+      this.engineIngress = await EngineIngress.start({
+        config,
+        segmentKey: key,
+        tuning: resolveLinkTuning(undefined, maxMessageBytes),
+        handshakeTimeoutMs: DEFAULT_HANDSHAKE_TIMEOUT_MS,
+        relayPath,
+        requests: this.metrics.requests,
+        logger: logger.child({ component: 'grpc', engine: true }),
+      });
+    } catch (err) {
+      rmSync(this.grpcSocketDir, { recursive: true, force: true });
+      this.grpcSocketDir = undefined;
+      const reason = `native engine unavailable: ${(err as Error).message}`;
+      logger.warn({ listener: 'grpc', path: 'typescript', reason }, `gRPC ingress on the TypeScript path: ${reason}`);
+      return undefined;
+    }
+    logger.info({ listener: 'grpc', path: 'engine', relay: relayPath }, 'gRPC ingress on the native engine (ModelInfer/ModelStreamInfer in C++; other methods relayed to the TypeScript server)');
+    return { relayPath };
   }
 
   private async startParts(): Promise<void> {
@@ -475,6 +528,14 @@ export class SluiceNode {
         this.grpcHealth = new GrpcHealthService(this.health);
         const grpcHealth = this.grpcHealth;
         const sec = this.security;
+        // The engine owns the TCP port when it can; the TypeScript server then sits behind it on a
+        // private unix socket and serves every call the engine relays.
+        const engineFront = await this.startEngineIngress(transport.kind, key, seg.maxMessageBytes);
+        let binder: ConnectionBinder | undefined;
+        if (engineFront !== undefined) binder = unixSocketBinder(engineFront.relayPath, 'grpc-relay');
+        else if (sec?.config.tls.enabled === true) {
+          binder = (accept, host, port) => serveConnectionsOverTls(accept, { name: 'grpc', host, port, tls: sec.config.tls, allowlist: sec.allowlist, events: sec });
+        }
         this.grpc = new Http2GrpcIngress({
           ...common,
           host: l.host,
@@ -486,11 +547,16 @@ export class SluiceNode {
           },
           ...(relaySocket !== undefined ? { relayTo: [{ prefix: `/${TRAINING_SERVICE}/`, socketPath: relaySocket }] } : {}),
           ...this.grpcGateOptions(),
-          ...(sec?.config.tls.enabled === true
-            ? { binder: (accept, host, port) => serveConnectionsOverTls(accept, { name: 'grpc', host, port, tls: sec.config.tls, allowlist: sec.allowlist, events: sec }) }
-            : {}),
+          ...(binder !== undefined ? { binder } : {}),
         });
-        this.endpoints.grpc = `${l.host}:${await this.grpc.start()}`;
+        const tsPort = await this.grpc.start();
+        if (this.engineIngress !== undefined) {
+          const a = this.engineIngress.address;
+          this.endpoints.grpc = `${a.host}:${a.port}`;
+          logger.info({ listener: 'grpc', address: this.endpoints.grpc, engine: true, path: 'engine' }, 'listening');
+        } else {
+          this.endpoints.grpc = `${l.host}:${tsPort}`;
+        }
       }
       if (config.listeners.http !== undefined) {
         const l = config.listeners.http;
@@ -591,6 +657,7 @@ export class SluiceNode {
     this.http?.stop();
     this.httpsFront?.listener.stopAccepting();
     this.grpcHealth?.endWatches();
+    this.engineIngress?.beginDrain();
     this.grpcStopping ??= this.grpc?.stop(graceMs);
     this.training?.beginDrain(graceMs);
   }
@@ -613,6 +680,8 @@ export class SluiceNode {
     this.egress?.beginShutdown();
     this.engineEgress?.beginShutdown();
     await this.grpcStopping;
+    this.engineIngress?.close();
+    if (this.grpcSocketDir !== undefined) rmSync(this.grpcSocketDir, { recursive: true, force: true });
     await this.peerLinks?.close();
     this.egress?.close();
     this.engineEgress?.close();

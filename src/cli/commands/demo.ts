@@ -98,7 +98,8 @@ export const demoCommand: CliCommand = {
       [
         'sluice demo: ingress + egress + reference models on loopback',
         `  HTTP/REST + WebSocket  http://${e.http}   (KServe v2; ws://${e.http}/v2/models/{model}/infer/stream)`,
-        `  gRPC                   ${e.grpc}   (inference.GRPCInferenceService)`,
+        `  gRPC                   ${e.grpc}   (inference.GRPCInferenceService; ${node.grpcOnEngine ? 'native engine: ModelInfer/ModelStreamInfer in C++' : 'TypeScript ingress'})`,
+        `  egress                 ${node.egressOnEngine ? 'native engine' : 'TypeScript'}`,
         `  inference segment      ${e.segment}   (tcp, AES-256-GCM, key generated for this run)`,
         `  model server           ${e.models}   (models: simple, identity, dense)`,
         `  metrics and probes     http://${e.metrics}/metrics   (/livez, /readyz, /health)`,

@@ -1,0 +1,41 @@
+// Whether the engine's gRPC ingress can serve a node's listeners.grpc, or why not. The engine
+// serves ModelInfer/ModelStreamInfer itself; whatever needs per-request JavaScript (PII
+// rewriting, threat profiles, spans, access records, credential gates, the bulk governor's
+// latency samples) keeps the whole listener on the TypeScript ingress, and the node says why.
+import type { SluiceConfig } from '../config/schema.ts';
+import { tenantsNeedingSlowPath } from '../security/pii/policy.ts';
+
+export interface EngineIngressContext {
+  config: SluiceConfig;
+  /** The inference segment's transport kind ('tcp', 'rdma'). */
+  transport: string;
+  /** process.env.SLUICE_ENGINE */
+  engineEnv: string | undefined;
+  tracing: boolean;
+  accessLog: boolean;
+  /** Names of the node's ingress hooks ('metrics' is served from the engine's events). */
+  hooks: readonly string[];
+}
+
+/** Ingress hooks whose work the engine does itself. */
+const ENGINE_SERVED_HOOKS: ReadonlySet<string> = new Set(['metrics']);
+
+/** null: the engine can serve listeners.grpc; otherwise the reason it cannot (logged at warn). */
+export function engineIngressRefusal(c: EngineIngressContext): string | null {
+  const s = c.config.security;
+  if (c.config.listeners.grpc === undefined) return 'no listeners.grpc';
+  if (c.engineEnv === '0') return 'SLUICE_ENGINE=0';
+  if (c.transport !== 'tcp') return `the native engine does not serve ${c.transport} inference segments yet`;
+  if (s.tls.enabled) return 'TLS on listeners.grpc is not served by the engine yet';
+  const slow = tenantsNeedingSlowPath(c.config);
+  if (slow.size > 0) return `PII policies need the TypeScript path (tenants ${[...slow].join(', ')})`;
+  if (s.threats.enabled) return 'security.threats needs the TypeScript path (per-request profiles)';
+  if (s.apiKeys.enabled || s.jwt.enabled || s.rateLimits.enabled || s.audit.enabled) {
+    return 'API keys, JWTs, rate limits and audit are not wired to the engine policy tables in sluice serve yet';
+  }
+  if (c.tracing || c.accessLog) return 'tracing or the access log is on (the engine does not emit spans or access records yet)';
+  const perRequest = c.hooks.filter((h) => !ENGINE_SERVED_HOOKS.has(h));
+  if (perRequest.length > 0) return `ingress hooks run per request in TypeScript (${perRequest.join(', ')})`;
+  if (c.config.segments.training !== undefined) return 'a training segment needs inference latency samples for the bulk governor (not emitted by the engine yet)';
+  return null;
+}

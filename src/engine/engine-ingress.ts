@@ -1,0 +1,100 @@
+// The node's gRPC listener served by the native engine: ModelInfer and ModelStreamInfer run on
+// the engine thread (scan, gates over the policy table, CALL on the engine's own links to the
+// egress peers, REPLY back) and every other call is relayed as raw HTTP/2 to the TypeScript
+// gRPC server on a private unix socket. This is the control-plane half: it dials the peers,
+// compiles and publishes the policy table (again on every republish), starts and drains the
+// listener, and turns the engine's per-call events into the request metrics.
+import type { SluiceConfig } from '../config/schema.ts';
+import { grpcStatusName } from '../kserve/status.ts';
+import type { Logger } from '../telemetry/logger.ts';
+import type { RequestStats } from '../telemetry/request-stats.ts';
+import type { ResolvedLinkTuning } from '../transport/link-tuning.ts';
+import { forwardEngineLogs } from './engine-log.ts';
+import { engineLinkOptions } from './engine-link-options.ts';
+import { NativeEngine, type EngineRequestDone } from './native-engine.ts';
+import { compilePolicyTable } from './policy-compiler.ts';
+
+export interface EngineIngressOptions {
+  config: SluiceConfig;
+  segmentKey: Uint8Array;
+  tuning: ResolvedLinkTuning;
+  handshakeTimeoutMs: number;
+  /** The TypeScript gRPC server every non-fast-path call is relayed to. */
+  relayPath: string;
+  requests: RequestStats;
+  logger: Logger;
+}
+
+export class EngineIngress {
+  readonly engine: NativeEngine;
+  readonly address: { host: string; port: number };
+  readonly #config: SluiceConfig;
+  /** Peer name -> the engine dialer that keeps its link up. */
+  readonly #dialers: ReadonlyMap<string, number>;
+  #generation = 0;
+
+  private constructor(engine: NativeEngine, address: { host: string; port: number }, config: SluiceConfig, dialers: ReadonlyMap<string, number>) {
+    this.engine = engine;
+    this.address = address;
+    this.#config = config;
+    this.#dialers = dialers;
+  }
+
+  static async start(o: EngineIngressOptions): Promise<EngineIngress> {
+    const l = o.config.listeners.grpc;
+    if (l === undefined) throw new RangeError('EngineIngress needs listeners.grpc');
+    const engine = new NativeEngine('sluice-infer');
+    forwardEngineLogs(engine, o.logger);
+    engine.on('request-done', (r: EngineRequestDone) => o.requests.record('grpc', 'inference', r.model, grpcStatusName(r.status), r.durationSeconds));
+    engine.on('dial-failed', (dialer: number, err: Error) => o.logger.debug({ dialer, err: err.message }, 'engine ingress: egress peer not reachable (retrying)'));
+    try {
+      const linkOptions = engineLinkOptions(o.segmentKey, o.tuning, {
+        handshakeTimeoutMs: o.handshakeTimeoutMs,
+        ...(o.config.segments.inference?.dscp !== undefined ? { dscp: o.config.segments.inference.dscp } : {}),
+      });
+      const used = new Set(o.config.routes.flatMap((r) => r.peers));
+      const dialers = new Map<string, number>();
+      for (const p of o.config.peers) {
+        if (p.segment !== 'inference' || !used.has(p.name) || dialers.has(p.name)) continue;
+        dialers.set(p.name, engine.dial(p.host, p.port, linkOptions));
+      }
+      const ingress = new EngineIngress(engine, { host: l.host, port: 0 }, o.config, dialers);
+      // Tables first: without them the engine relays every call (correct, only slower).
+      ingress.publishPolicy();
+      const bound = await engine.startIngress({
+        host: l.host,
+        port: l.port,
+        relayPath: o.relayPath,
+        maxRequestMessageBytes: o.config.limits.maxRequestBytes,
+        defaultTimeoutMs: o.config.limits.defaultTimeoutMs,
+      });
+      (ingress.address as { port: number }).port = bound.port;
+      return ingress;
+    } catch (err) {
+      engine.stop();
+      throw err;
+    }
+  }
+
+  /** Compiles the policy table from the config and routes and swaps it in (config or key-store change). */
+  publishPolicy(): void {
+    const routes = this.#config.routes
+      .filter((r) => r.peers.length > 0)
+      .map((r) => ({ model: r.model, peers: r.peers.map((name) => this.#dialers.get(name)).filter((d): d is number => d !== undefined) }));
+    this.engine.publishPolicy(compilePolicyTable({ generation: ++this.#generation, security: this.#config.security, apiKeys: [], routes }));
+  }
+
+  /** Fast-path calls open now. */
+  get inflight(): number {
+    return this.engine.ingressInflight;
+  }
+
+  /** Stop accepting clients; GOAWAY to each connection (open calls finish). */
+  beginDrain(): void {
+    this.engine.drainIngress();
+  }
+
+  close(): void {
+    this.engine.stop();
+  }
+}
