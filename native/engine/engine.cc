@@ -184,13 +184,18 @@ class IngressLinks final : public IngressBackend {
   }
   void OnCallClosed() override { engine_->counters()->Sub(kIngressCallsInflight); }
   void OnCallRelayed() override { engine_->counters()->Add(kIngressRelayedCalls); }
-  void OnCallFinished(const std::string& model, GrpcStatus status, uint64_t duration_us, bool streaming) override {
+  void OnCallFinished(const CallOutcome& o) override {
     EngineEvent e;
     e.type = EventType::kRequestDone;
-    e.a = static_cast<uint64_t>(status);
-    e.b = duration_us;
-    e.c = streaming ? 1 : 0;
-    e.model = model;
+    e.a = static_cast<uint64_t>(o.status);
+    e.b = o.duration_us;
+    e.c = o.streaming ? 1 : 0;
+    e.model = o.model;
+    e.request_id = o.request_id;
+    if (o.status != GrpcStatus::kOk) {
+      e.code = std::string(o.code);
+      e.err = o.message;
+    }
     engine_->Emit(std::move(e));
   }
 

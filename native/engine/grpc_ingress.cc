@@ -472,7 +472,7 @@ void GrpcIngress::OnRequestMessage(Conn* c, int32_t id, const uint8_t* data, siz
   if (call->model.empty()) call->model = model;
   if (!e.ok()) {
     if (!call->streaming) {
-      FinishCall(call, e.status, e.message);
+      FinishCall(call, e.status, e.message, e.code);
       return;
     }
     // A stream answers a bad request in-band and goes on (as the TypeScript ingress does).
@@ -516,7 +516,7 @@ void GrpcIngress::Send(Pending* p) {
     if (link != nullptr) p->next_peer = (p->next_peer + i + 1) % p->peers.size();
   }
   if (link == nullptr) {
-    FailPending(p, GrpcStatus::kUnavailable, "SLUICE_ERR_PEER_UNAVAILABLE", "no link to an egress peer of model '" + p->model + "' is up");
+    FailPending(p, GrpcStatus::kUnavailable, "SLUICE_ERR_PEER_UNAVAILABLE", "no live link to egress peer of model '" + p->model + "' is up");
     return;
   }
   uint32_t remaining = static_cast<uint32_t>(call->deadline_at - now);
@@ -590,7 +590,8 @@ bool GrpcIngress::OnLinkMessage(TcpInferenceLink* link, const InboundMessage& ms
     SucceedPending(p, b + end, n - end);
   } else {
     std::string message(reinterpret_cast<const char*>(b + 8 + rid + code), ml);
-    FailPending(p, static_cast<GrpcStatus>(status), "SLUICE_ERR_UPSTREAM_ERROR", message);
+    std::string reply_code(reinterpret_cast<const char*>(b + 8 + rid), code);
+    FailPending(p, static_cast<GrpcStatus>(status), reply_code.empty() ? "SLUICE_ERR_UPSTREAM_ERROR" : reply_code.c_str(), message);
   }
   return true;
 }
@@ -636,12 +637,12 @@ void GrpcIngress::SucceedPending(Pending* p, const uint8_t* payload, size_t len)
   Flush(c);
 }
 
-void GrpcIngress::FailPending(Pending* p, GrpcStatus status, const char*, const std::string& message) {
+void GrpcIngress::FailPending(Pending* p, GrpcStatus status, const char* code, const std::string& message) {
   Call* call = p->call;
   Conn* c = call->conn;
   if (!call->streaming) {
     Settle(p);
-    FinishCall(call, status, message);
+    FinishCall(call, status, message, code);
     return;
   }
   scratch_.clear();
@@ -681,11 +682,11 @@ void GrpcIngress::OnHalfClose(Conn* c, int32_t id) {
   if (call->streaming && call->pendings.empty()) FinishCall(call, GrpcStatus::kOk, "");
 }
 
-void GrpcIngress::FinishCall(Call* call, GrpcStatus status, const std::string& message) {
+void GrpcIngress::FinishCall(Call* call, GrpcStatus status, const std::string& message, std::string_view code) {
   Conn* c = call->conn;
   HeaderField rid{"x-request-id", call->request_id};
   c->session->Finish(call->stream, status, message, &rid, 1);
-  backend_->OnCallFinished(call->model, status, SteadyMicros() - call->started_us, call->streaming);
+  backend_->OnCallFinished(CallOutcome{call->model, call->request_id, status, code, message, SteadyMicros() - call->started_us, call->streaming});
   DropCall(call);
   Flush(c);
 }
@@ -740,7 +741,7 @@ void GrpcIngress::OnCallDeadline(Call* call) {
   } else {
     std::snprintf(msg, sizeof msg, "no answer within the deadline of %.0f ms", std::ceil(call->timeout_ms));
   }
-  FinishCall(call, GrpcStatus::kDeadlineExceeded, msg);
+  FinishCall(call, GrpcStatus::kDeadlineExceeded, msg, err::kDeadlineExceeded);
 }
 
 void GrpcIngress::OnCallCancel(Conn* c, int32_t id) {

@@ -17,6 +17,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -28,6 +29,17 @@
 
 namespace sluice::engine {
 
+// How a fast-path call ended (the request metrics and the failed-request log line).
+struct CallOutcome {
+  const std::string& model;
+  const std::string& request_id;
+  GrpcStatus status;
+  std::string_view code;  // SLUICE_ERR_* or "" (OK)
+  const std::string& message;
+  uint64_t duration_us;
+  bool streaming;
+};
+
 // How the ingress reaches egress peers (the engine's links; a peer is a dialer id).
 class IngressBackend {
  public:
@@ -38,7 +50,7 @@ class IngressBackend {
   // A relayed call began.
   virtual void OnCallRelayed() {}
   // A fast-path call ended (answered, refused or timed out): the request metrics' source.
-  virtual void OnCallFinished(const std::string& /*model*/, GrpcStatus /*status*/, uint64_t /*duration_us*/, bool /*streaming*/) {}
+  virtual void OnCallFinished(const CallOutcome& /*outcome*/) {}
 
  protected:
   ~IngressBackend() = default;
@@ -108,7 +120,7 @@ class GrpcIngress {
   void FailPending(Pending* p, GrpcStatus status, const char* code, const std::string& message);
   void SucceedPending(Pending* p, const uint8_t* payload, size_t len);
   void Settle(Pending* p);
-  void FinishCall(Call* call, GrpcStatus status, const std::string& message);
+  void FinishCall(Call* call, GrpcStatus status, const std::string& message, std::string_view code = {});
   void DropCall(Call* call);
   void AbandonPendings(Call* call, uint8_t reason);
 

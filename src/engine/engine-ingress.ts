@@ -5,6 +5,7 @@
 // compiles and publishes the policy table (again on every republish), starts and drains the
 // listener, and turns the engine's per-call events into the request metrics.
 import type { SluiceConfig } from '../config/schema.ts';
+import { InferenceErrorCode } from '../kserve/inference-error.ts';
 import { grpcStatusName } from '../kserve/status.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { RequestStats } from '../telemetry/request-stats.ts';
@@ -45,7 +46,17 @@ export class EngineIngress {
     if (l === undefined) throw new RangeError('EngineIngress needs listeners.grpc');
     const engine = new NativeEngine('sluice-infer');
     forwardEngineLogs(engine, o.logger);
-    engine.on('request-done', (r: EngineRequestDone) => o.requests.record('grpc', 'inference', r.model, grpcStatusName(r.status), r.durationSeconds));
+    engine.on('request-done', (r: EngineRequestDone) => {
+      o.requests.record('grpc', 'inference', r.model, grpcStatusName(r.status), r.durationSeconds);
+      // The failed-request line of the TypeScript gateway (inference-gateway.ts finish()).
+      if (r.status !== 0) {
+        const level = r.code === InferenceErrorCode.INTERNAL ? 'error' : 'info';
+        o.logger[level](
+          { request_id: r.requestId, protocol: 'grpc', method: r.streaming ? 'ModelStreamInfer' : 'ModelInfer', model: r.model, code: r.code, grpc_status: r.status, duration_ms: Math.round(r.durationSeconds * 1e6) / 1000, err: r.err },
+          'request failed',
+        );
+      }
+    });
     engine.on('dial-failed', (dialer: number, err: Error) => o.logger.debug({ dialer, err: err.message }, 'engine ingress: egress peer not reachable (retrying)'));
     try {
       const linkOptions = engineLinkOptions(o.segmentKey, o.tuning, {

@@ -48,6 +48,10 @@ export interface EnginePolicyDenial {
 /** A fast-path gRPC call the ingress finished (the request metrics' source). */
 export interface EngineRequestDone {
   model: string;
+  requestId: string;
+  /** Failed calls: the stable SLUICE_ERR_* code ('' when the engine had none) and the message. */
+  code?: string;
+  err?: string;
   /** gRPC status code. */
   status: number;
   durationSeconds: number;
@@ -229,7 +233,14 @@ export class NativeEngine extends EventEmitter {
         } satisfies EnginePolicyDenial);
         return;
       case EngineEventType.REQUEST_DONE:
-        this.emit('request-done', { model: e.model ?? '', status: e.a, durationSeconds: e.b / 1e6, streaming: e.c === 1 } satisfies EngineRequestDone);
+        this.emit('request-done', {
+          model: e.model ?? '',
+          requestId: e.requestId ?? '',
+          status: e.a,
+          durationSeconds: e.b / 1e6,
+          streaming: e.c === 1,
+          ...(e.a !== 0 ? { code: e.code ?? '', err: e.err ?? '' } : {}),
+        } satisfies EngineRequestDone);
         return;
       case EngineEventType.LOG:
       default:

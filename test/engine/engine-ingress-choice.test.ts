@@ -1,0 +1,35 @@
+// Which configs the engine's gRPC ingress serves, and the reason it gives for each it leaves to
+// the TypeScript ingress (logged at warn by the node).
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { parseConfig } from '../../src/config/load.ts';
+import { engineIngressRefusal, type EngineIngressContext } from '../../src/engine/engine-ingress-choice.ts';
+
+const KEY = '11'.repeat(32);
+
+function ctx(extra: Record<string, unknown> = {}, over: Partial<EngineIngressContext> = {}): EngineIngressContext {
+  const config = parseConfig(
+    {
+      listeners: { grpc: { host: '127.0.0.1', port: 0 } },
+      segments: { inference: { transport: 'tcp', key: KEY } },
+      peers: [{ name: 'e', segment: 'inference', host: '127.0.0.1', port: 7470 }],
+      routes: [{ model: '*', peers: ['e'] }],
+      ...extra,
+    },
+    'test',
+  );
+  return { config, transport: 'tcp', engineEnv: undefined, tracing: false, accessLog: false, hooks: ['metrics'], ...over };
+}
+
+test('a plain TCP ingress config runs on the engine', () => {
+  assert.equal(engineIngressRefusal(ctx()), null);
+});
+
+test('each config the engine cannot serve names its reason', () => {
+  assert.match(engineIngressRefusal(ctx({}, { engineEnv: '0' }))!, /SLUICE_ENGINE=0/);
+  assert.match(engineIngressRefusal(ctx({}, { transport: 'rdma' }))!, /rdma/);
+  assert.match(engineIngressRefusal(ctx({}, { tracing: true }))!, /tracing/);
+  assert.match(engineIngressRefusal(ctx({}, { hooks: ['metrics', 'test-gate'] }))!, /hooks.*test-gate/);
+  assert.match(engineIngressRefusal(ctx({ security: { threats: { enabled: true } } }))!, /threats/);
+  assert.match(engineIngressRefusal(ctx({ security: { rateLimits: { enabled: true } } }))!, /rate limits/);
+});
