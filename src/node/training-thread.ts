@@ -20,6 +20,8 @@ import { guardLink, guardListener } from '../security/link-guard.ts';
 import { RemoteGates } from '../security/remote-gates.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import { SluiceMetrics } from '../telemetry/metrics.ts';
+import { spooledTensorCheck } from '../security/threats/spooled-tensor-check.ts';
+import { ThreatMonitor } from '../security/threats/threat-monitor.ts';
 import { TrainingGrpcServer, type GrpcBinder } from '../training/grpc-server.ts';
 import { TrainingNode } from '../training/training-node.ts';
 import type { Link, Listener } from '../transport/types.ts';
@@ -59,6 +61,7 @@ class TrainingThread {
   private readonly metrics = new SluiceMetrics({ processMetrics: false });
   private readonly gates = new RemoteGates(post);
   private readonly events: SecurityEventSink | undefined;
+  private readonly threats: ThreatMonitor | undefined;
   private readonly links = new Set<Link>();
   private node: TrainingNode | undefined;
   private segmentListener: Listener | undefined;
@@ -67,7 +70,13 @@ class TrainingThread {
   private stopping: Promise<void> | undefined;
 
   constructor() {
-    this.events = init.gated || init.tls !== undefined ? { emit: (event) => post({ type: 'security-event', event }) } : undefined;
+    const threats = init.config.security.threats;
+    this.events = init.gated || init.tls !== undefined || threats.enabled ? { emit: (event) => post({ type: 'security-event', event }) } : undefined;
+    // Poisoning checks on received tensors (security.threats.poisoning), on this thread: the
+    // monitor's events reach the main thread's audit log and webhooks like the gates' do.
+    if (threats.enabled && threats.poisoning.enabled && this.events !== undefined) {
+      this.threats = new ThreatMonitor(threats, this.events, { onSignal: (signal, tenant) => this.metrics.threatSignals.inc(signal, tenant) });
+    }
   }
 
   async start(): Promise<{ endpoints: TrainingThreadEndpoints; priority: ThreadPriorityInfo }> {
@@ -98,7 +107,9 @@ class TrainingThread {
       onTransferEvent: (e) => {
         const level = e.event === 'failed' || e.event === 'quarantined' ? 'warn' : 'info';
         this.log[level]({ transfer: e }, `transfer ${e.event}`);
+        if (e.direction === 'inbound' && e.status === 'DATA_LOSS' && e.name !== undefined) this.threats?.poisoning.digestMismatch(e.name, e.peer);
       },
+      ...(this.threats !== undefined ? { inspectSpooled: spooledTensorCheck(this.threats, config.security.threats.poisoning.quarantine) } : {}),
       stats: this.metrics.training,
       onLink: (link, peer) => {
         this.metrics.links.add(link, peer);
