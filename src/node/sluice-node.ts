@@ -36,6 +36,7 @@ import { TrainingGrpcServer } from '../training/grpc-server.ts';
 import { TrainingNode } from '../training/training-node.ts';
 import { defaultMethodGates, gateInterceptor } from '../security/grpc-gate-interceptor.ts';
 import { loadSegmentKey } from '../config/segment-key.ts';
+import { configParts, validateConfig } from '../config/validate.ts';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -189,6 +190,8 @@ export class SluiceNode {
 
   async start(): Promise<void> {
     const { config, logger } = this.opts;
+    // The checks `sluice config check` runs, before anything binds.
+    validateConfig(config, this.opts.configDir !== undefined ? { configDir: this.opts.configDir } : {});
     this.health.defineService(INFERENCE_SERVICE);
     if (config.listeners.metrics !== undefined) {
       // First, so probes get an answer (not ready yet) while the rest starts.
@@ -258,8 +261,7 @@ export class SluiceNode {
   private async startParts(): Promise<void> {
     const { config, logger } = this.opts;
     const seg = config.segments.inference;
-    const serveIngress = config.listeners.http !== undefined || config.listeners.grpc !== undefined;
-    const serveEgress = seg?.listen !== undefined;
+    const { inferenceIngress, egress: serveEgress } = configParts(config);
     if (config.models !== undefined) {
       const m = config.models;
       this.models = new ModelServer({
@@ -274,7 +276,6 @@ export class SluiceNode {
       this.endpoints.models = `${m.listen.host}:${await this.models.start()}`;
     }
     if (config.segments.training !== undefined) await this.startTraining();
-    const inferenceIngress = serveIngress && (config.segments.training === undefined || config.routes.some((r) => r.peers.length > 0));
     if (!inferenceIngress && !serveEgress) {
       await this.startTrainingGrpc();
       return;
@@ -284,10 +285,8 @@ export class SluiceNode {
     const transport = await this.opts.transports(seg.transport, logger, this.transportOptions('inference'));
 
     if (serveEgress) {
+      // validateConfig made sure there is at least one.
       const upstreamRoutes = config.routes.filter((r) => r.upstreams.length > 0);
-      if (upstreamRoutes.length === 0) {
-        throw new ConfigError('routes: the inference segment listens, but no route has upstreams for it to serve');
-      }
       const upstreams = new UpstreamPool(upstreamRoutes, seg.maxMessageBytes);
       const authorizeCall = this.security === undefined ? null : egressTenantPolicy(this.security.config, this.security);
       this.egress = new EgressService({ upstreams, logger: logger.child({ component: 'egress' }), ...(authorizeCall !== null ? { authorizeCall } : {}) });
@@ -340,12 +339,8 @@ export class SluiceNode {
     if (!inferenceIngress) await this.startTrainingGrpc();
     if (inferenceIngress) {
       const routes = new RouteTable(config.routes);
-      if (routes.empty) throw new ConfigError('routes: the ingress listens, but no route names egress peers');
       const peerNames = new Set(config.routes.flatMap((r) => r.peers));
       const peers = config.peers.filter((p) => p.segment === 'inference' && peerNames.has(p.name));
-      for (const name of peerNames) {
-        if (!peers.some((p) => p.name === name)) throw new ConfigError(`routes: peer '${name}' is not in peers (segment inference)`);
-      }
       this.peerLinks = new PeerLinks({
         transport,
         peers,
