@@ -6,9 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
-import fc from 'fast-check';
 import { parseConfigText } from '../../src/config/load.ts';
-import { closestMatch, levenshtein } from '../../src/config/levenshtein.ts';
 import { ROOT } from '../helpers/sluice-process.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 
@@ -52,29 +50,6 @@ describe('unknown keys', () => {
     assert.deepEqual(
       { h: cfg.listeners.grpc?.handshakeTimeoutMs, i: cfg.listeners.grpc?.idleTimeoutMs, m: cfg.listeners.grpc?.maxConnections, mm: cfg.listeners.metrics?.maxConnections },
       { h: 10_000, i: 300_000, m: undefined, mm: 64 },
-    );
-  });
-});
-
-describe('levenshtein', () => {
-  test('known distances', () => {
-    assert.equal(levenshtein('listners', 'listeners'), 1);
-    assert.equal(levenshtein('kitten', 'sitting'), 3);
-    assert.equal(levenshtein('', 'abc'), 3);
-    assert.equal(closestMatch('lisen', ['listen', 'device', 'key']), 'listen');
-    assert.equal(closestMatch('bogusSection', ['node', 'listeners', 'routes']), undefined);
-  });
-
-  test('is a metric: zero only on equal strings, symmetric, triangle inequality, bounded by the longer length', () => {
-    fc.assert(
-      fc.property(fc.string({ maxLength: 12 }), fc.string({ maxLength: 12 }), fc.string({ maxLength: 12 }), (a, b, c) => {
-        const ab = levenshtein(a, b);
-        assert.equal(ab === 0, a === b);
-        assert.equal(ab, levenshtein(b, a));
-        assert.ok(levenshtein(a, c) <= ab + levenshtein(b, c));
-        assert.ok(ab <= Math.max(a.length, b.length) && ab >= Math.abs(a.length - b.length));
-      }),
-      { numRuns: 300 },
     );
   });
 });
