@@ -15,6 +15,7 @@ import { CallMethod, type InferenceGateway, SERVER_EXTENSIONS } from './inferenc
 import { PROBLEM_CONTENT_TYPE, problemOf, statusLine } from './problem.ts';
 import { type IngressMethod, newRequestContext, type RequestContext, type RequestHeaders } from './request-context.ts';
 import { loadUws } from './uws-loader.ts';
+import { listenExclusive } from './uws-listen.ts';
 import { attachWebSocketStream } from './ws-stream.ts';
 
 export interface HttpIngressOptions {
@@ -135,12 +136,7 @@ export class HttpIngress {
       this.opts.logger.info({ service: 'http', address: unixPath }, 'listening');
       return 0;
     }
-    this.listenSocket = await new Promise<us_listen_socket>((resolve, reject) => {
-      this.app.listen(this.opts.host, this.opts.port, (sock) => {
-        if (sock === false) reject(new InferenceError(InferenceErrorCode.INTERNAL, `cannot listen on ${this.opts.host}:${this.opts.port} (address in use?)`));
-        else resolve(sock);
-      });
-    });
+    this.listenSocket = await listenExclusive(uws, this.app, this.opts.host, this.opts.port);
     this.boundPort = uws.us_socket_local_port(this.listenSocket as unknown as Parameters<UwsPort>[0]);
     this.opts.logger.info({ service: 'http', address: `${this.opts.host}:${this.boundPort}`, tls: this.opts.ssl !== undefined }, 'listening');
     return this.boundPort;
