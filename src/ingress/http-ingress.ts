@@ -15,6 +15,7 @@ import { CallMethod, type InferenceGateway, SERVER_EXTENSIONS } from './inferenc
 import { PROBLEM_CONTENT_TYPE, problemOf, statusLine } from './problem.ts';
 import { type IngressMethod, newRequestContext, type RequestContext, type RequestHeaders } from './request-context.ts';
 import { loadUws } from './uws-loader.ts';
+import { requestHeaders } from './uws-headers.ts';
 import { listenExclusive } from './uws-listen.ts';
 import { attachWebSocketStream } from './ws-stream.ts';
 
@@ -30,6 +31,10 @@ export interface HttpIngressOptions {
   maxRequestBytes: number;
   serverName: string;
   serverVersion: string;
+  /** Run on WebSocket upgrades before the 101 (see WsStreamOptions.checkUpgrade). */
+  checkUpgrade?: (headers: RequestHeaders) => InferenceError | null;
+  /** Idle WebSocket streams are closed after this long (uWS counts whole seconds). */
+  wsIdleTimeoutSeconds?: number;
 }
 
 /** Request header giving the client's timeout in milliseconds (gRPC clients use grpc-timeout). */
@@ -49,14 +54,6 @@ export function parseTimeoutHeader(v: string): number | undefined {
     throw new InferenceError(InferenceErrorCode.BAD_REQUEST, `${TIMEOUT_HEADER} must be a whole number of milliseconds, got '${v.slice(0, 32)}'`);
   }
   return Number(v);
-}
-
-function allHeaders(req: HttpRequest): RequestHeaders {
-  const out: Record<string, string> = {};
-  req.forEach((k, v) => {
-    out[k] = v;
-  });
-  return out;
 }
 
 function param(req: HttpRequest, i: number): string {
@@ -153,7 +150,7 @@ export class HttpIngress {
       url: req.getUrl(),
       requestId: resolveRequestId(req.getHeader('x-request-id'), req.getHeader('traceparent')),
       timeoutMs: undefined,
-      headers: this.opts.gateway.wantsHeaders ? allHeaders(req) : {},
+      headers: this.opts.gateway.wantsHeaders ? requestHeaders(req) : {},
     };
   }
 
@@ -202,7 +199,13 @@ export class HttpIngress {
         );
       });
     }
-    attachWebSocketStream(app, { gateway: gw, logger: this.opts.logger, maxMessageBytes: this.opts.maxRequestBytes });
+    attachWebSocketStream(app, {
+      gateway: gw,
+      logger: this.opts.logger,
+      maxMessageBytes: this.opts.maxRequestBytes,
+      ...(this.opts.checkUpgrade !== undefined ? { checkUpgrade: this.opts.checkUpgrade } : {}),
+      ...(this.opts.wsIdleTimeoutSeconds !== undefined ? { idleTimeoutSeconds: this.opts.wsIdleTimeoutSeconds } : {}),
+    });
     app.any('/*', (res, req) => {
       const info = this.info(req);
       const ex = new Exchange(res, info);

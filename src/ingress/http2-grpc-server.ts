@@ -201,7 +201,10 @@ export class Http2GrpcServer {
     // Responses are written whole; Nagle would hold their last segment for the next ACK.
     this.server.on('connection', (socket: Socket) => socket.setNoDelay(true));
     this.server.on('session', (session: http2.ServerHttp2Session) => this.adopt(session));
-    this.server.on('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => this.onStream(stream, headers));
+    this.server.on('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, _flags: number, rawHeaders: string[]) => {
+      joinRepeatedCredentials(headers, rawHeaders);
+      this.onStream(stream, headers);
+    });
     this.server.on('sessionError', (err: Error) => opts.onError?.(err));
   }
 
@@ -333,6 +336,21 @@ export class Http2GrpcServer {
       else handlers.onEnd();
     });
   }
+}
+
+/**
+ * node:http2 keeps only the first of a repeated `authorization` header (a single-value field);
+ * join the repeats with ", " as for any other field, so the gates see a request that carried
+ * two credentials instead of silently using one of them.
+ */
+function joinRepeatedCredentials(headers: http2.IncomingHttpHeaders, raw: readonly string[] | undefined): void {
+  if (raw === undefined) return;
+  let values: string[] | undefined;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    if (raw[i] !== 'authorization') continue;
+    (values ??= []).push(raw[i + 1] as string);
+  }
+  if (values !== undefined && values.length > 1) headers.authorization = values.join(', ');
 }
 
 function failFraming(call: GrpcServerCall, err: unknown): void {

@@ -15,6 +15,7 @@ import { UpstreamPool } from '../egress/upstream-pool.ts';
 import { Http2GrpcIngress } from '../ingress/http2-grpc-ingress.ts';
 import { HookChain, type IngressHook } from '../ingress/hooks.ts';
 import { HttpIngress } from '../ingress/http-ingress.ts';
+import type { RequestHeaders } from '../ingress/request-context.ts';
 import { InferenceGateway } from '../ingress/inference-gateway.ts';
 import { PeerLinks } from '../ingress/peer-links.ts';
 import { RouteTable } from '../ingress/route-table.ts';
@@ -240,6 +241,13 @@ export class SluiceNode {
   private async startHttp(common: Omit<ConstructorParameters<typeof HttpIngress>[0], 'host' | 'port' | 'logger'>, host: string, port: number): Promise<string> {
     const logger = this.opts.logger.child({ component: 'http' });
     const sec = this.security;
+    const l = this.opts.config.listeners.http!;
+    common = {
+      ...common,
+      // uWS counts whole seconds and takes 8 s at least (it pings live streams before then).
+      wsIdleTimeoutSeconds: Math.min(960, Math.max(8, Math.round(l.idleTimeoutMs / 1000))),
+      ...(sec !== undefined ? { checkUpgrade: (headers: RequestHeaders) => sec.gates.credentialProblem(headers) } : {}),
+    };
     if (sec === undefined || !sec.config.tls.enabled) {
       this.http = new HttpIngress({ ...common, host, port, logger });
       return `${host}:${await this.http.start()}`;
