@@ -25,6 +25,7 @@ import { CallMethod, type InferenceGateway, SERVER_EXTENSIONS } from './inferenc
 import { type IngressMethod, newRequestContext, type RequestContext, type RequestHeaders } from './request-context.ts';
 import { widenServerReceiveWindow } from '../grpc/server-receive-window.ts';
 import { shutdownGrpcServer } from '../grpc/server-shutdown.ts';
+import type { ListenerLimits } from '../net/connection-limits.ts';
 
 /** HTTP/2 receive window of the inner grpc-js server (per connection and stream). */
 const INNER_RECEIVE_WINDOW_BYTES = 16 * 1024 * 1024;
@@ -44,6 +45,8 @@ export interface Http2GrpcIngressOptions {
   binder?: ConnectionBinder;
   /** Interceptors of the grpc-js server behind the relay (the security gates of sluice's own services). */
   interceptors?: grpc.ServerInterceptor[];
+  /** Handshake and idle deadlines and the connection cap of the port (listeners.grpc). */
+  limits?: ListenerLimits;
 }
 
 export interface ConnectionBinding {
@@ -99,6 +102,7 @@ export class Http2GrpcIngress {
       maxMessageBytes: opts.maxRequestBytes,
       ...(relay !== undefined ? { fallback: (stream, headers) => relay.relay(stream, headers) } : {}),
       onError: (err) => log.debug({ err: err.message }, 'grpc connection error'),
+      ...(opts.limits !== undefined ? { limits: opts.limits } : {}),
     });
     const gw = opts.gateway;
     const fixed = (build: () => Buffer) => ({ kind: 'unary' as const, handle: (call: GrpcServerCall) => call.reply(build(), { 'x-request-id': this.requestIdOf(call) }) });

@@ -13,6 +13,8 @@ import { GrpcStatus, type GrpcStatusCode } from '../kserve/status.ts';
 import { COALESCE_MESSAGE_BYTES, framedMessage, GrpcDeframer, GrpcFramingError, grpcMessagePrefix } from './grpc-deframer.ts';
 import { encodeGrpcMessage } from './grpc-metadata.ts';
 import { parseGrpcTimeout } from './grpc-timeout.ts';
+import { watchHttp2Session } from './http2-session-watch.ts';
+import { capConnections, type ListenerLimits } from '../net/connection-limits.ts';
 
 const { NGHTTP2_NO_ERROR } = http2.constants;
 
@@ -179,6 +181,8 @@ export interface Http2GrpcServerOptions {
   fallback?: (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => void;
   /** Reports errors of sessions and streams (logging); they are handled already. */
   onError?: (err: Error) => void;
+  /** Handshake and idle deadlines and the connection cap (listeners.grpc); none when unset. */
+  limits?: ListenerLimits;
 }
 
 /** HTTP/2 stream and connection windows: a whole large tensor may be in flight at once. */
@@ -201,6 +205,7 @@ export class Http2GrpcServer {
     // Responses are written whole; Nagle would hold their last segment for the next ACK.
     this.server.on('connection', (socket: Socket) => socket.setNoDelay(true));
     this.server.on('session', (session: http2.ServerHttp2Session) => this.adopt(session));
+    if (opts.limits !== undefined) capConnections(this.server, opts.limits);
     this.server.on('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, _flags: number, rawHeaders: string[]) => {
       joinRepeatedCredentials(headers, rawHeaders);
       this.onStream(stream, headers);
@@ -251,6 +256,7 @@ export class Http2GrpcServer {
     this.sessions.add(session);
     session.once('close', () => this.sessions.delete(session));
     session.on('error', (err: Error) => this.opts.onError?.(err));
+    if (this.opts.limits !== undefined) watchHttp2Session(session, this.opts.limits);
     try {
       session.setLocalWindowSize(CONNECTION_WINDOW);
     } catch {

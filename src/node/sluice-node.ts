@@ -8,7 +8,9 @@
 // Every link is scheduled by FairLinkScheduler; one BulkGovernor per node ties the inference
 // latency measured at the ingress to the pace of training bulk on the training links.
 import type * as grpc from '@grpc/grpc-js';
-import type { SluiceConfig } from '../config/schema.ts';
+import type { ClientListenerConfig, SluiceConfig } from '../config/schema.ts';
+import type { ListenerLimits } from '../net/connection-limits.ts';
+import { segmentRefusalReason } from '../telemetry/connection-refusals.ts';
 import { ConfigError } from '../config/load.ts';
 import { EgressService } from '../egress/egress-service.ts';
 import { UpstreamPool } from '../egress/upstream-pool.ts';
@@ -53,6 +55,11 @@ import { countingEventSink } from '../telemetry/security-event-metrics.ts';
 import { requestMetricsHook } from './node-telemetry.ts';
 
 export type TransportChoice = 'tcp' | 'rdma' | 'auto';
+
+/** A segment listener's handshake deadline and connection cap, as ListenOptions. */
+function segmentListenLimits(l: { handshakeTimeoutMs: number; maxConnections?: number | undefined }): { handshakeTimeoutMs: number; maxConnections?: number } {
+  return { handshakeTimeoutMs: l.handshakeTimeoutMs, ...(l.maxConnections !== undefined ? { maxConnections: l.maxConnections } : {}) };
+}
 /** Creates the transport a segment's config names (src/transport/registry.ts in production). */
 export type TransportResolver = (choice: TransportChoice, logger: Logger, opts?: TransportOptions) => Promise<Transport>;
 
@@ -183,6 +190,24 @@ export class SluiceNode {
     return { ingress: this.gateway?.inflight ?? 0, egress: this.egress?.inflight ?? 0 };
   }
 
+  /** A client listener's connection limits, reporting into sluice_connections_refused_total{listener=name}. */
+  private listenerLimits(name: string, l: ClientListenerConfig): ListenerLimits {
+    return {
+      handshakeTimeoutMs: l.handshakeTimeoutMs,
+      idleTimeoutMs: l.idleTimeoutMs,
+      maxConnections: l.maxConnections,
+      onRefused: (reason) => this.metrics.connectionRefusals.record(name, reason),
+    };
+  }
+
+  /** Counts a segment listener's refused connections (handshake timeouts, the connection cap, failed handshakes). */
+  private countRefusals(listener: Listener, name: string): void {
+    listener.on('rejected', (err: unknown) => {
+      const reason = segmentRefusalReason(err);
+      if (reason !== null) this.metrics.connectionRefusals.record(name, reason);
+    });
+  }
+
   private segmentKey(): Buffer {
     const seg = this.opts.config.segments.inference;
     if (seg === undefined) throw new ConfigError('segments.inference: required for the ingress and the egress');
@@ -202,6 +227,7 @@ export class SluiceNode {
         port: l.port,
         metrics: this.metrics,
         health: this.health,
+        limits: this.listenerLimits('metrics', l),
         onError: (err) => logger.error({ err: (err as Error).message }, 'metrics collection failed'),
       });
       const a = await this.opsServer.listen();
@@ -248,6 +274,10 @@ export class SluiceNode {
       wsIdleTimeoutSeconds: Math.min(960, Math.max(8, Math.round(l.idleTimeoutMs / 1000))),
       ...(sec !== undefined ? { checkUpgrade: (headers: RequestHeaders) => sec.gates.credentialProblem(headers) } : {}),
     };
+    if (l.maxConnections !== undefined && !(sec?.config.tls.enabled === true && uwsSslOptions(sec.config.tls) === null)) {
+      // uWS (plain or its own TLS) has no accept cap; only the node:tls front (mTLS) applies one.
+      logger.warn({ maxConnections: l.maxConnections }, 'listeners.http.maxConnections is enforced only behind the mTLS front; uWS serves this port without a cap (its own 10 s timeout closes connections that never send a request)');
+    }
     if (sec === undefined || !sec.config.tls.enabled) {
       this.http = new HttpIngress({ ...common, host, port, logger });
       return `${host}:${await this.http.start()}`;
@@ -262,7 +292,7 @@ export class SluiceNode {
     const socketPath = path.join(this.httpSocketDir, 'http.sock');
     this.http = new HttpIngress({ ...common, host, port: 0, unixPath: socketPath, logger });
     await this.http.start();
-    this.httpsFront = await startHttpsFront({ name: 'http', host, port, tls: sec.config.tls, allowlist: sec.allowlist, events: sec }, { path: socketPath });
+    this.httpsFront = await startHttpsFront({ name: 'http', host, port, tls: sec.config.tls, allowlist: sec.allowlist, events: sec, limits: this.listenerLimits('http', l) }, { path: socketPath });
     return `${host}:${this.httpsFront.listener.address.port}`;
   }
 
@@ -325,8 +355,10 @@ export class SluiceNode {
         segmentKey: key,
         maxMessageBytes: seg.maxMessageBytes,
         ...(seg.device !== undefined ? { device: seg.device } : {}),
+        ...segmentListenLimits(listen),
       });
       this.metrics.links.watchListener(this.listener, 'inference');
+      this.countRefusals(this.listener, 'segment:inference');
       if (this.security !== undefined) guardListener(this.listener, 'inference', this.security);
       this.listener.on('link', (link: Link) => {
         this.metrics.links.add(link);
@@ -380,7 +412,9 @@ export class SluiceNode {
         this.grpcHealth = new GrpcHealthService(this.health);
         const grpcHealth = this.grpcHealth;
         const sec = this.security;
+        const grpcLimits = this.listenerLimits('grpc', l);
         this.grpc = new Http2GrpcIngress({
+          limits: grpcLimits,
           ...common,
           host: l.host,
           port: l.port,
@@ -392,7 +426,7 @@ export class SluiceNode {
           },
           ...this.grpcGateOptions(),
           ...(sec?.config.tls.enabled === true
-            ? { binder: (accept, host, port) => serveConnectionsOverTls(accept, { name: 'grpc', host, port, tls: sec.config.tls, allowlist: sec.allowlist, events: sec }) }
+            ? { binder: (accept, host, port) => serveConnectionsOverTls(accept, { name: 'grpc', host, port, tls: sec.config.tls, allowlist: sec.allowlist, events: sec, limits: grpcLimits }) }
             : {}),
         });
         this.endpoints.grpc = `${l.host}:${await this.grpc.start()}`;
@@ -443,8 +477,10 @@ export class SluiceNode {
         segmentKey: key,
         maxMessageBytes: seg.maxMessageBytes,
         ...(seg.device !== undefined ? { device: seg.device } : {}),
+        ...segmentListenLimits(seg.listen),
       });
       this.metrics.links.watchListener(this.trainingListener, 'training');
+      this.countRefusals(this.trainingListener, 'segment:training');
       if (this.security !== undefined) guardListener(this.trainingListener, 'training', this.security);
       this.trainingListener.on('link', (link: Link) => {
         this.trainingLinks.add(link);
@@ -463,10 +499,12 @@ export class SluiceNode {
     const l = this.opts.config.listeners.grpc;
     if (this.training === undefined || l === undefined) return;
     const sec = this.security;
+    const limits = this.listenerLimits('grpc', l);
     this.trainingGrpc = new TrainingGrpcServer(this.training, l.host, l.port, {
+      limits,
       ...this.grpcGateOptions(),
       ...(sec?.config.tls.enabled === true
-        ? { binder: (server, host, port) => serveGrpcOverTls(server, { name: 'grpc', host, port, tls: sec.config.tls, allowlist: sec.allowlist, events: sec }) }
+        ? { binder: (server, host, port) => serveGrpcOverTls(server, { name: 'grpc', host, port, tls: sec.config.tls, allowlist: sec.allowlist, events: sec, limits }) }
         : {}),
     });
     this.endpoints.grpc = `${l.host}:${await this.trainingGrpc.start()}`;

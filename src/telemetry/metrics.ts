@@ -5,6 +5,7 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { SegmentName, TrafficClass } from '../transport/types.ts';
 import { BucketHistogram, QUEUE_DELAY_BUCKETS_SECONDS } from './bucket-histogram.ts';
+import { ConnectionRefusals } from './connection-refusals.ts';
 import { EventLoopDelayMonitor } from './event-loop-delay.ts';
 import type { HealthModel } from './health.ts';
 import { HistogramCollector, type HistogramSeries } from './histogram-collector.ts';
@@ -37,6 +38,8 @@ export class SluiceMetrics {
   readonly registry = new Registry();
   readonly requests: RequestStats;
   readonly rejections = new RejectionStats();
+  /** Connections listeners refused or closed (limits, timeouts, protocol errors). */
+  readonly connectionRefusals = new ConnectionRefusals();
   readonly links = new LinkTracker(this.rejections);
   readonly reloads: ReloadStats = { success: 0, failure: 0, lastSuccessSeconds: 0 };
   /** Event-loop delay of this process (running unless processMetrics is false). */
@@ -145,6 +148,7 @@ export class SluiceMetrics {
       map(c.all(), (e) => [{ [a]: e.a, [b]: e.b }, e.value]);
     counter(r, 'crypto_rejections_total', 'Back-end frames refused by the crypto layer (bad tag, replayed or stale nonce), by segment and reason.', ['segment', 'reason'], pairs(this.rejections.cryptoRejections, 'segment', 'reason'));
     counter(r, 'policy_rejections_total', 'Traffic refused by policy (cross-segment, wrong class, tenant not allowed), by segment and reason.', ['segment', 'reason'], pairs(this.rejections.policyRejections, 'segment', 'reason'));
+    counter(r, 'connections_refused_total', 'Connections a listener refused or closed before they did useful work (max_connections, handshake_timeout, tls_handshake_failed, handshake_failed, idle_timeout, protocol_error, unresponsive), by listener and reason.', ['listener', 'reason'], pairs(this.connectionRefusals.counts, 'listener', 'reason'));
     counter(r, 'auth_rejections_total', 'Client credentials refused, by method (mtls, jwt, api_key, none) and reason.', ['method', 'reason'], pairs(this.rejections.authRejections, 'method', 'reason'));
 
     // RDMA.
