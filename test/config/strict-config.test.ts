@@ -59,7 +59,7 @@ describe('`sluice config check` runs the checks of `sluice serve`', () => {
   const check = (name: string, text: string): { status: number | null; stderr: string } => {
     const file = path.join(dir, name);
     writeFileSync(file, text);
-    return spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'config', 'check', '--quiet', file], { cwd: ROOT, encoding: 'utf8', timeout: 30_000 });
+    return spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'config', 'check', '--quiet', file], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
   };
   const ingress = (peersBlock: string): string =>
     `listeners:\n  grpc: {port: 18001}\nsegments:\n  inference: {key: ${key}}\n${peersBlock}routes:\n  - {model: '*', peers: [egress-a]}\n`;
