@@ -21,7 +21,7 @@ import type { QueueSource, RdmaSnapshot, RdmaSource, ReloadStats } from './stat-
 export const METRIC_PREFIX = 'sluice_';
 
 /** Metric families another thread's registry exports (exportForMerge); summed per label set. */
-const MERGED_FAMILIES = ['link_', 'links_', 'queue_', 'scheduling_delay', 'bulk_share', 'crypto_rejections', 'policy_rejections', 'handshake_failures', 'rdma_', 'training_'].map(
+const MERGED_FAMILIES = ['link_', 'links_', 'queue_', 'scheduling_delay', 'bulk_share', 'crypto_rejections', 'policy_rejections', 'handshake_failures', 'rdma_', 'training_', 'connections_refused', 'threat_'].map(
   (n) => METRIC_PREFIX + n,
 );
 

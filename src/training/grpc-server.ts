@@ -70,9 +70,9 @@ export class TrainingGrpcServer {
   }
 
   /** Listens on another address too (after start()); resolves with its port. */
-  async alsoListen(host: string, port: number, binder?: GrpcBinder): Promise<number> {
-    if (binder !== undefined) {
-      const b = await binder(this.server, host, port);
+  async alsoListen(host: string, port: number, binder?: GrpcBinder, limits?: ListenerLimits): Promise<number> {
+    if (binder !== undefined || limits !== undefined) {
+      const b = binder !== undefined ? await binder(this.server, host, port) : await serveGrpcPlaintext(this.server, host, port, limits!);
       this.extra.push(b);
       return b.port;
     }
