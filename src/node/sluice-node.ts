@@ -35,7 +35,9 @@ import { LatencySampleRing } from '../scheduler/latency-sample-ring.ts';
 import { UpstreamPolicy } from '../ingress/upstream-policy.ts';
 import { loadNativeAddon } from '../crypto/native-addon.ts';
 import { segmentTransportOptions } from './segment-transport-options.ts';
+import { TrainingHealth } from './training-health.ts';
 import { TrainingPlane } from './training-plane.ts';
+import { TENSOR_TRANSFER_SERVICE } from '../training/proto.ts';
 import { defaultMethodGates, gateInterceptor } from '../security/grpc-gate-interceptor.ts';
 import { loadSegmentKey } from '../config/segment-key.ts';
 import { configParts, validateConfig } from '../config/validate.ts';
@@ -70,7 +72,7 @@ export type TransportResolver = (choice: TransportChoice, logger: Logger, opts?:
 
 /** The gRPC service names health checking knows (besides "" for the node as a whole). */
 export const INFERENCE_SERVICE = 'inference.GRPCInferenceService';
-export const TRAINING_SERVICE = 'sluice.v1.TensorTransfer';
+export const TRAINING_SERVICE = TENSOR_TRANSFER_SERVICE;
 
 export const SLUICE_VERSION = '0.1.0';
 
@@ -481,7 +483,7 @@ export class SluiceNode {
   private async startTraining(inferenceIngress: boolean): Promise<void> {
     const { config, logger } = this.opts;
     const s = config.security;
-    const health = this.health.register('training-thread', { kind: 'other', services: [TRAINING_SERVICE], critical: false });
+    const health = new TrainingHealth(this.health, config);
     this.training = await TrainingPlane.start({
       config,
       ...(this.opts.configDir !== undefined ? { configDir: this.opts.configDir } : {}),
@@ -492,11 +494,12 @@ export class SluiceNode {
       gated: this.security !== undefined && (s.apiKeys.enabled || s.jwt.enabled || s.audit.enabled || s.rateLimits.enabled),
       relay: inferenceIngress && config.listeners.grpc !== undefined,
       serveGrpcPort: !inferenceIngress,
-      onUnexpectedExit: (reason) => health.down(reason),
+      // The thread answers grpc.health.v1 on the gRPC port it serves from this model's statuses.
+      health: this.health,
+      onPeerLink: (peer, up, detail) => health.peerLink(peer, up, detail),
+      onUnexpectedExit: (reason) => health.threadExited(reason),
     });
-    // Shown (/health, sluice_component_up), not gating: inference must not leave the load
-    // balancer because the training plane failed.
-    health.up(this.training.endpoints.service);
+    health.threadReady(this.training.endpoints);
     const e = this.training.endpoints;
     this.endpoints.trainingService = e.service;
     if (e.segment !== undefined) this.endpoints.training = e.segment;
