@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export type BenchSuite = (args: readonly string[]) => Promise<void>;
+export type BenchSuite = (args: readonly string[]) => Promise<unknown>;
 
 export interface BenchSuiteEntry {
   /** One line for listings. */
@@ -55,7 +55,7 @@ export const suites: Readonly<Record<string, BenchSuiteEntry>> = {
   },
   soak: {
     summary: 'mixed inference + training through a gated node with faults on a schedule (10 min; --quick 60 s): RSS, fds, audit loss, transfer digests',
-    run: async (args) => void (await (await import('./soak.ts')).run(args)),
+    run: async (args) => (await import('./soak.ts')).run(args),
   },
   'mixed-rdma': {
     summary: 'the mixed scenario at the link level in one soft-RoCE guest: inference round trips with and without bulk, RDMA and TCP links',

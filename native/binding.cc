@@ -882,7 +882,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                           info[2].As<Napi::String>().Utf8Value());
   }
 
-  // startIngress({host, port, relayPath, maxRequestMessageBytes, defaultTimeoutMs, maxConnections}):
+  // startIngress({host, port, relayPath, maxRequestMessageBytes, defaultTimeoutMs, maxConnections,
+  //               handshakeTimeoutMs, idleTimeoutMs}):
   // the kListening / kListenFailed event with b = 3 answers.
   void StartIngress(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
@@ -896,6 +897,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     config.limits.max_request_message_bytes = U32(o, "maxRequestMessageBytes", config.limits.max_request_message_bytes);
     config.default_timeout_ms = U32(o, "defaultTimeoutMs", config.default_timeout_ms);
     config.max_connections = U32(o, "maxConnections", config.max_connections);
+    config.limits.handshake_timeout_ms = U32(o, "handshakeTimeoutMs", static_cast<uint32_t>(config.limits.handshake_timeout_ms));
+    config.limits.idle_timeout_ms = U32(o, "idleTimeoutMs", static_cast<uint32_t>(config.limits.idle_timeout_ms));
     engine(env).StartIngress(config);
   }
 

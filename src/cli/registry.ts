@@ -12,6 +12,7 @@ import { keysSegmentCommand } from './commands/keys-segment.ts';
 import { piiRevealCommand } from './commands/pii-reveal.ts';
 import { rdmaDevicesCommand } from './commands/rdma-devices.ts';
 import { serveCommand } from './commands/serve.ts';
+import { trainingReleaseCommand } from './commands/training-release.ts';
 import { tenantKeyDestroyCommand, tenantKeyListCommand, tenantKeyRotateCommand } from './commands/tenant-key.ts';
 import { transfersListCommand } from './commands/transfers-list.ts';
 import { transfersStatusCommand } from './commands/transfers-status.ts';
@@ -33,6 +34,7 @@ export const commands: readonly CliCommand[] = [
   piiRevealCommand,
   rdmaDevicesCommand,
   serveCommand,
+  trainingReleaseCommand,
   tenantKeyRotateCommand,
   tenantKeyDestroyCommand,
   tenantKeyListCommand,

@@ -38,6 +38,10 @@ export interface EngineIngressConfig {
   maxRequestMessageBytes: number;
   defaultTimeoutMs: number;
   maxConnections?: number;
+  /** No HTTP/2 preface + SETTINGS within this long: closed (0: off). */
+  handshakeTimeoutMs?: number;
+  /** No stream and no bytes for this long: GOAWAY and close (0: off). */
+  idleTimeoutMs?: number;
 }
 
 /** One record of an event batch (native/engine/event_channel.h EngineEvent). */

@@ -78,6 +78,10 @@ export class EngineIngress {
         relayPath: o.relayPath,
         maxRequestMessageBytes: o.config.limits.maxRequestBytes,
         defaultTimeoutMs: o.config.limits.defaultTimeoutMs,
+        // listeners.grpc's connection limits, as the TypeScript listener applies them.
+        handshakeTimeoutMs: l.handshakeTimeoutMs,
+        idleTimeoutMs: l.idleTimeoutMs,
+        ...(l.maxConnections !== undefined ? { maxConnections: l.maxConnections } : {}),
       });
       (ingress.address as { port: number }).port = bound.port;
       return ingress;

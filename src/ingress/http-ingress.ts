@@ -17,6 +17,8 @@ import { CallMethod, type InferenceGateway, SERVER_EXTENSIONS } from './inferenc
 import { PROBLEM_CONTENT_TYPE, problemOf, statusLine } from './problem.ts';
 import { type IngressMethod, newRequestContext, type RequestContext, type RequestHeaders } from './request-context.ts';
 import { loadUws } from './uws-loader.ts';
+import { requestHeaders } from './uws-headers.ts';
+import { listenExclusive } from './uws-listen.ts';
 import { attachWebSocketStream } from './ws-stream.ts';
 
 export interface HttpIngressOptions {
@@ -33,6 +35,10 @@ export interface HttpIngressOptions {
   serverVersion: string;
   /** Administrative endpoints (each gates itself), e.g. POST /v2/sluice/evidence. */
   adminRoutes?: readonly AdminRoute[];
+  /** Run on WebSocket upgrades before the 101 (see WsStreamOptions.checkUpgrade). */
+  checkUpgrade?: (headers: RequestHeaders) => InferenceError | null;
+  /** Idle WebSocket streams are closed after this long (uWS counts whole seconds). */
+  wsIdleTimeoutSeconds?: number;
 }
 
 /** Request header giving the client's timeout in milliseconds (gRPC clients use grpc-timeout). */
@@ -58,14 +64,6 @@ export function parseTimeoutHeader(v: string): number | undefined {
     throw new InferenceError(InferenceErrorCode.BAD_REQUEST, `${TIMEOUT_HEADER} must be a whole number of milliseconds, got '${v.slice(0, 32)}'`);
   }
   return Number(v);
-}
-
-function allHeaders(req: HttpRequest): RequestHeaders {
-  const out: Record<string, string> = {};
-  req.forEach((k, v) => {
-    out[k] = v;
-  });
-  return out;
 }
 
 function param(req: HttpRequest, i: number): string {
@@ -165,12 +163,7 @@ export class HttpIngress {
       this.opts.logger.info({ listener: 'http', address: unixPath }, 'listening');
       return 0;
     }
-    this.listenSocket = await new Promise<us_listen_socket>((resolve, reject) => {
-      this.app.listen(this.opts.host, this.opts.port, (sock) => {
-        if (sock === false) reject(new InferenceError(InferenceErrorCode.INTERNAL, `cannot listen on ${this.opts.host}:${this.opts.port} (address in use?)`));
-        else resolve(sock);
-      });
-    });
+    this.listenSocket = await listenExclusive(uws, this.app, this.opts.host, this.opts.port);
     this.boundPort = uws.us_socket_local_port(this.listenSocket as unknown as Parameters<UwsPort>[0]);
     this.opts.logger.info({ listener: 'http', address: `${this.opts.host}:${this.boundPort}`, tls: this.opts.ssl !== undefined }, 'listening');
     return this.boundPort;
@@ -187,7 +180,7 @@ export class HttpIngress {
       url: req.getUrl(),
       requestId: resolveRequestId(req.getHeader('x-request-id'), req.getHeader('traceparent')),
       timeoutMs: undefined,
-      headers: this.opts.gateway.wantsHeaders ? allHeaders(req) : {},
+      headers: this.opts.gateway.wantsHeaders ? requestHeaders(req) : {},
       gzipResponse: acceptsGzip(req.getHeader('accept-encoding')),
       contentEncoding: req.getHeader('content-encoding'),
     };
@@ -275,7 +268,7 @@ export class HttpIngress {
     }
     for (const route of this.opts.adminRoutes ?? []) {
       app.post(route.path, (res, req) => {
-        const info = { ...this.info(req), headers: allHeaders(req) };
+        const info = { ...this.info(req), headers: requestHeaders(req) };
         const ex = new Exchange(res, info);
         readBody(
           res,
@@ -291,7 +284,13 @@ export class HttpIngress {
         );
       });
     }
-    attachWebSocketStream(app, { gateway: gw, logger: this.opts.logger, maxMessageBytes: this.opts.maxRequestBytes });
+    attachWebSocketStream(app, {
+      gateway: gw,
+      logger: this.opts.logger,
+      maxMessageBytes: this.opts.maxRequestBytes,
+      ...(this.opts.checkUpgrade !== undefined ? { checkUpgrade: this.opts.checkUpgrade } : {}),
+      ...(this.opts.wsIdleTimeoutSeconds !== undefined ? { idleTimeoutSeconds: this.opts.wsIdleTimeoutSeconds } : {}),
+    });
     app.any('/*', (res, req) => {
       const info = this.info(req);
       const ex = new Exchange(res, info);

@@ -25,6 +25,7 @@ import { CallMethod, type InferenceGateway, SERVER_EXTENSIONS } from './inferenc
 import { type IngressMethod, newRequestContext, type RequestContext, type RequestHeaders } from './request-context.ts';
 import { widenServerReceiveWindow } from '../grpc/server-receive-window.ts';
 import { shutdownGrpcServer } from '../grpc/server-shutdown.ts';
+import type { ListenerLimits } from '../net/connection-limits.ts';
 
 /** HTTP/2 receive window of the inner grpc-js server (per connection and stream). */
 const INNER_RECEIVE_WINDOW_BYTES = 16 * 1024 * 1024;
@@ -49,6 +50,8 @@ export interface Http2GrpcIngressOptions {
    * training thread, kept on this port for compatibility), relayed by path prefix.
    */
   relayTo?: readonly { prefix: string; socketPath: string }[];
+  /** Handshake and idle deadlines and the connection cap of the port (listeners.grpc). */
+  limits?: ListenerLimits;
 }
 
 export interface ConnectionBinding {
@@ -127,6 +130,7 @@ export class Http2GrpcIngress {
       ...(fallback !== undefined ? { fallback } : {}),
       onError: (err) => log.debug({ err: err.message }, 'grpc connection error'),
       requestIdOf: (headers) => resolveRequestId(headerValue(headers, 'x-request-id'), headerValue(headers, 'traceparent')),
+      ...(opts.limits !== undefined ? { limits: opts.limits } : {}),
     });
     const gw = opts.gateway;
     const fixed = (build: () => Buffer) => ({ kind: 'unary' as const, handle: (call: GrpcServerCall) => call.reply(build(), { 'x-request-id': this.requestIdOf(call) }) });

@@ -14,6 +14,8 @@ import { ACCEPT_ENCODING, compressMessage, CompressionError, decompressMessage, 
 import { COALESCE_MESSAGE_BYTES, framedMessage, GrpcDeframer, GrpcFramingError, grpcMessagePrefix } from './grpc-deframer.ts';
 import { encodeGrpcMessage } from './grpc-metadata.ts';
 import { parseGrpcTimeout } from './grpc-timeout.ts';
+import { watchHttp2Session } from './http2-session-watch.ts';
+import { capConnections, type ListenerLimits } from '../net/connection-limits.ts';
 
 const { NGHTTP2_NO_ERROR } = http2.constants;
 
@@ -239,6 +241,8 @@ export interface Http2GrpcServerOptions {
    * gives on its own (deadline, framing, compression) carry it in `x-request-id` too.
    */
   requestIdOf?: (headers: http2.IncomingHttpHeaders) => string;
+  /** Handshake and idle deadlines and the connection cap (listeners.grpc); none when unset. */
+  limits?: ListenerLimits;
 }
 
 /** HTTP/2 stream and connection windows: a whole large tensor may be in flight at once. */
@@ -261,7 +265,11 @@ export class Http2GrpcServer {
     // Responses are written whole; Nagle would hold their last segment for the next ACK.
     this.server.on('connection', (socket: Socket) => socket.setNoDelay(true));
     this.server.on('session', (session: http2.ServerHttp2Session) => this.adopt(session));
-    this.server.on('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => this.onStream(stream, headers));
+    if (opts.limits !== undefined) capConnections(this.server, opts.limits);
+    this.server.on('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, _flags: number, rawHeaders: string[]) => {
+      joinRepeatedCredentials(headers, rawHeaders);
+      this.onStream(stream, headers);
+    });
     this.server.on('sessionError', (err: Error) => opts.onError?.(err));
   }
 
@@ -308,6 +316,7 @@ export class Http2GrpcServer {
     this.sessions.add(session);
     session.once('close', () => this.sessions.delete(session));
     session.on('error', (err: Error) => this.opts.onError?.(err));
+    if (this.opts.limits !== undefined) watchHttp2Session(session, this.opts.limits);
     try {
       session.setLocalWindowSize(CONNECTION_WINDOW);
     } catch {
@@ -431,6 +440,21 @@ export class Http2GrpcServer {
       }
     });
   }
+}
+
+/**
+ * node:http2 keeps only the first of a repeated `authorization` header (a single-value field);
+ * join the repeats with ", " as for any other field, so the gates see a request that carried
+ * two credentials instead of silently using one of them.
+ */
+function joinRepeatedCredentials(headers: http2.IncomingHttpHeaders, raw: readonly string[] | undefined): void {
+  if (raw === undefined) return;
+  let values: string[] | undefined;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    if (raw[i] !== 'authorization') continue;
+    (values ??= []).push(raw[i + 1] as string);
+  }
+  if (values !== undefined && values.length > 1) headers.authorization = values.join(', ');
 }
 
 function failFraming(call: GrpcServerCall, err: unknown): void {

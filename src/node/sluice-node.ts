@@ -8,7 +8,9 @@
 // Every link is scheduled by FairLinkScheduler; one BulkGovernor per node ties the inference
 // latency measured at the ingress to the pace of training bulk on the training links.
 import type * as grpc from '@grpc/grpc-js';
-import type { SluiceConfig } from '../config/schema.ts';
+import type { ClientListenerConfig, SluiceConfig } from '../config/schema.ts';
+import type { ListenerLimits } from '../net/connection-limits.ts';
+import { segmentRefusalReason } from '../telemetry/connection-refusals.ts';
 import { ConfigError } from '../config/load.ts';
 import { EgressService } from '../egress/egress-service.ts';
 import { loadEngineAddon } from '../engine/engine-addon.ts';
@@ -21,6 +23,7 @@ import { Http2GrpcIngress, type ConnectionBinder } from '../ingress/http2-grpc-i
 import { unixSocketBinder } from '../ingress/unix-socket-binder.ts';
 import { HookChain, type IngressHook } from '../ingress/hooks.ts';
 import { HttpIngress } from '../ingress/http-ingress.ts';
+import type { RequestHeaders } from '../ingress/request-context.ts';
 import { InferenceGateway } from '../ingress/inference-gateway.ts';
 import { PeerLinks } from '../ingress/peer-links.ts';
 import { RouteTable } from '../ingress/route-table.ts';
@@ -38,9 +41,12 @@ import { LatencySampleRing } from '../scheduler/latency-sample-ring.ts';
 import { UpstreamPolicy } from '../ingress/upstream-policy.ts';
 import { loadNativeAddon } from '../crypto/native-addon.ts';
 import { segmentTransportOptions } from './segment-transport-options.ts';
+import { TrainingHealth } from './training-health.ts';
 import { TrainingPlane } from './training-plane.ts';
+import { TENSOR_TRANSFER_SERVICE } from '../training/proto.ts';
 import { defaultMethodGates, gateInterceptor } from '../security/grpc-gate-interceptor.ts';
 import { loadSegmentKey } from '../config/segment-key.ts';
+import { configParts, validateConfig } from '../config/validate.ts';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -62,12 +68,17 @@ import { AccessLog } from '../telemetry/access-log.ts';
 import { Tracing } from '../telemetry/tracing.ts';
 
 export type TransportChoice = 'tcp' | 'rdma' | 'auto';
+
+/** A segment listener's handshake deadline and connection cap, as ListenOptions. */
+function segmentListenLimits(l: { handshakeTimeoutMs: number; maxConnections?: number | undefined }): { handshakeTimeoutMs: number; maxConnections?: number } {
+  return { handshakeTimeoutMs: l.handshakeTimeoutMs, ...(l.maxConnections !== undefined ? { maxConnections: l.maxConnections } : {}) };
+}
 /** Creates the transport a segment's config names (src/transport/registry.ts in production). */
 export type TransportResolver = (choice: TransportChoice, logger: Logger, opts?: TransportOptions) => Promise<Transport>;
 
 /** The gRPC service names health checking knows (besides "" for the node as a whole). */
 export const INFERENCE_SERVICE = 'inference.GRPCInferenceService';
-export const TRAINING_SERVICE = 'sluice.v1.TensorTransfer';
+export const TRAINING_SERVICE = TENSOR_TRANSFER_SERVICE;
 
 export const SLUICE_VERSION = '0.1.0';
 
@@ -221,6 +232,24 @@ export class SluiceNode {
     return { ingress: (this.gateway?.inflight ?? 0) + (this.engineIngress?.inflight ?? 0), egress: this.egressInflight };
   }
 
+  /** A client listener's connection limits, reporting into sluice_connections_refused_total{listener=name}. */
+  private listenerLimits(name: string, l: ClientListenerConfig): ListenerLimits {
+    return {
+      handshakeTimeoutMs: l.handshakeTimeoutMs,
+      idleTimeoutMs: l.idleTimeoutMs,
+      maxConnections: l.maxConnections,
+      onRefused: (reason) => this.metrics.connectionRefusals.record(name, reason),
+    };
+  }
+
+  /** Counts a segment listener's refused connections (handshake timeouts, the connection cap, failed handshakes). */
+  private countRefusals(listener: Listener, name: string): void {
+    listener.on('rejected', (err: unknown) => {
+      const reason = segmentRefusalReason(err);
+      if (reason !== null) this.metrics.connectionRefusals.record(name, reason);
+    });
+  }
+
   private segmentKey(): Buffer {
     const seg = this.opts.config.segments.inference;
     if (seg === undefined) throw new ConfigError('segments.inference: required for the ingress and the egress');
@@ -229,6 +258,8 @@ export class SluiceNode {
 
   async start(): Promise<void> {
     const { config, logger } = this.opts;
+    // The checks `sluice config check` runs, before anything binds.
+    validateConfig(config, this.opts.configDir !== undefined ? { configDir: this.opts.configDir } : {});
     if (config.listeners.metrics !== undefined) {
       // First, so probes get an answer (not ready yet) while the rest starts.
       const l = config.listeners.metrics;
@@ -237,6 +268,7 @@ export class SluiceNode {
         port: l.port,
         metrics: this.metrics,
         health: this.health,
+        limits: this.listenerLimits('metrics', l),
         onError: (err) => logger.error({ err: (err as Error).message }, 'metrics collection failed'),
       });
       const a = await this.opsServer.listen();
@@ -287,6 +319,17 @@ export class SluiceNode {
   private async startHttp(common: Omit<ConstructorParameters<typeof HttpIngress>[0], 'host' | 'port' | 'logger'>, host: string, port: number): Promise<string> {
     const logger = this.opts.logger.child({ component: 'http' });
     const sec = this.security;
+    const l = this.opts.config.listeners.http!;
+    common = {
+      ...common,
+      // uWS counts whole seconds and takes 8 s at least (it pings live streams before then).
+      wsIdleTimeoutSeconds: Math.min(960, Math.max(8, Math.round(l.idleTimeoutMs / 1000))),
+      ...(sec !== undefined ? { checkUpgrade: (headers: RequestHeaders) => sec.gates.credentialProblem(headers) } : {}),
+    };
+    if (l.maxConnections !== undefined && !(sec?.config.tls.enabled === true && uwsSslOptions(sec.config.tls) === null)) {
+      // uWS (plain or its own TLS) has no accept cap; only the node:tls front (mTLS) applies one.
+      logger.warn({ maxConnections: l.maxConnections }, 'listeners.http.maxConnections is enforced only behind the mTLS front; uWS serves this port without a cap (its own 10 s timeout closes connections that never send a request)');
+    }
     if (sec === undefined || !sec.config.tls.enabled) {
       this.http = new HttpIngress({ ...common, host, port, logger });
       return `${host}:${await this.http.start()}`;
@@ -301,7 +344,7 @@ export class SluiceNode {
     const socketPath = path.join(this.httpSocketDir, 'http.sock');
     this.http = new HttpIngress({ ...common, host, port: 0, unixPath: socketPath, logger });
     await this.http.start();
-    this.httpsFront = await startHttpsFront({ name: 'http', host, port, tls: sec.config.tls, allowlist: sec.allowlist, events: sec }, { path: socketPath });
+    this.httpsFront = await startHttpsFront({ name: 'http', host, port, tls: sec.config.tls, allowlist: sec.allowlist, events: sec, limits: this.listenerLimits('http', l) }, { path: socketPath });
     return `${host}:${this.httpsFront.listener.address.port}`;
   }
 
@@ -377,8 +420,7 @@ export class SluiceNode {
   private async startParts(): Promise<void> {
     const { config, logger } = this.opts;
     const seg = config.segments.inference;
-    const serveIngress = config.listeners.http !== undefined || config.listeners.grpc !== undefined;
-    const serveEgress = seg?.listen !== undefined;
+    const { inferenceIngress, egress: serveEgress } = configParts(config);
     if (config.models !== undefined) {
       const m = config.models;
       this.models = new ModelServer({
@@ -393,7 +435,6 @@ export class SluiceNode {
       });
       this.endpoints.models = `${m.listen.host}:${await this.models.start()}`;
     }
-    const inferenceIngress = serveIngress && (config.segments.training === undefined || config.routes.some((r) => r.peers.length > 0));
     if (config.segments.training !== undefined) await this.startTraining(inferenceIngress);
     if (!inferenceIngress && !serveEgress) return;
     if (seg === undefined) throw new ConfigError('segments.inference: required for the ingress and the egress');
@@ -404,10 +445,8 @@ export class SluiceNode {
     const transport = await this.opts.transports(seg.transport, logger, this.transportOptions('inference'));
 
     if (serveEgress) {
+      // validateConfig made sure there is at least one.
       const upstreamRoutes = config.routes.filter((r) => r.upstreams.length > 0);
-      if (upstreamRoutes.length === 0) {
-        throw new ConfigError('routes: the inference segment listens, but no route has upstreams for it to serve');
-      }
       // Model servers are probed from here either way (ServerReady over the TypeScript client).
       const upstreams = new UpstreamPool(upstreamRoutes, seg.maxMessageBytes);
       const onEngine = this.egressEngineChoice(transport.kind);
@@ -438,7 +477,7 @@ export class SluiceNode {
           port: listen.port,
           segmentKey: key,
           tuning: resolveLinkTuning(undefined, seg.maxMessageBytes),
-          handshakeTimeoutMs: DEFAULT_HANDSHAKE_TIMEOUT_MS,
+          handshakeTimeoutMs: listen.handshakeTimeoutMs,
           ...(seg.dscp !== undefined ? { dscp: seg.dscp } : {}),
           routes: upstreamRoutes,
           ...(this.security !== undefined ? { security: { config: this.security.config, events: this.security } } : {}),
@@ -446,6 +485,10 @@ export class SluiceNode {
           rejections: this.metrics.rejections,
           logger: logger.child({ component: 'egress', engine: true }),
           onInference: () => this.governor.noteInference(performance.now()),
+        });
+        this.engineEgress.engine.on('rejected', (err: unknown) => {
+          const reason = segmentRefusalReason(err);
+          if (reason !== null) this.metrics.connectionRefusals.record('segment:inference', reason);
         });
         const a = this.engineEgress.address;
         this.endpoints.segment = `${a.host}:${a.port}`;
@@ -466,8 +509,10 @@ export class SluiceNode {
           segmentKey: key,
           maxMessageBytes: seg.maxMessageBytes,
           ...(seg.device !== undefined ? { device: seg.device } : {}),
+          ...segmentListenLimits(listen),
         });
         this.metrics.links.watchListener(this.listener, 'inference');
+        this.countRefusals(this.listener, 'segment:inference');
         if (this.security !== undefined) guardListener(this.listener, 'inference', this.security);
         this.listener.on('link', (link: Link) => {
           this.metrics.links.add(link);
@@ -488,12 +533,8 @@ export class SluiceNode {
 
     if (inferenceIngress) {
       const routes = new RouteTable(config.routes);
-      if (routes.empty) throw new ConfigError('routes: the ingress listens, but no route names egress peers');
       const peerNames = new Set(config.routes.flatMap((r) => r.peers));
       const peers = config.peers.filter((p) => p.segment === 'inference' && peerNames.has(p.name));
-      for (const name of peerNames) {
-        if (!peers.some((p) => p.name === name)) throw new ConfigError(`routes: peer '${name}' is not in peers (segment inference)`);
-      }
       this.peerLinks = new PeerLinks({
         transport,
         peers,
@@ -528,15 +569,17 @@ export class SluiceNode {
         this.grpcHealth = new GrpcHealthService(this.health);
         const grpcHealth = this.grpcHealth;
         const sec = this.security;
+        const grpcLimits = this.listenerLimits('grpc', l);
         // The engine owns the TCP port when it can; the TypeScript server then sits behind it on a
         // private unix socket and serves every call the engine relays.
         const engineFront = await this.startEngineIngress(transport.kind, key, seg.maxMessageBytes);
         let binder: ConnectionBinder | undefined;
         if (engineFront !== undefined) binder = unixSocketBinder(engineFront.relayPath, 'grpc-relay');
         else if (sec?.config.tls.enabled === true) {
-          binder = (accept, host, port) => serveConnectionsOverTls(accept, { name: 'grpc', host, port, tls: sec.config.tls, allowlist: sec.allowlist, events: sec });
+          binder = (accept, host, port) => serveConnectionsOverTls(accept, { name: 'grpc', host, port, tls: sec.config.tls, allowlist: sec.allowlist, events: sec, limits: grpcLimits });
         }
         this.grpc = new Http2GrpcIngress({
+          limits: grpcLimits,
           ...common,
           host: l.host,
           port: l.port,
@@ -577,7 +620,7 @@ export class SluiceNode {
   private async startTraining(inferenceIngress: boolean): Promise<void> {
     const { config, logger } = this.opts;
     const s = config.security;
-    const health = this.health.register('training-thread', { kind: 'other', services: [TRAINING_SERVICE], critical: false });
+    const health = new TrainingHealth(this.health, config);
     this.training = await TrainingPlane.start({
       config,
       ...(this.opts.configDir !== undefined ? { configDir: this.opts.configDir } : {}),
@@ -588,11 +631,12 @@ export class SluiceNode {
       gated: this.security !== undefined && (s.apiKeys.enabled || s.jwt.enabled || s.audit.enabled || s.rateLimits.enabled),
       relay: inferenceIngress && config.listeners.grpc !== undefined,
       serveGrpcPort: !inferenceIngress,
-      onUnexpectedExit: (reason) => health.down(reason),
+      // The thread answers grpc.health.v1 on the gRPC port it serves from this model's statuses.
+      health: this.health,
+      onPeerLink: (peer, up, detail) => health.peerLink(peer, up, detail),
+      onUnexpectedExit: (reason) => health.threadExited(reason),
     });
-    // Shown (/health, sluice_component_up), not gating: inference must not leave the load
-    // balancer because the training plane failed.
-    health.up(this.training.endpoints.service);
+    health.threadReady(this.training.endpoints);
     const e = this.training.endpoints;
     this.endpoints.trainingService = e.service;
     if (e.segment !== undefined) this.endpoints.training = e.segment;

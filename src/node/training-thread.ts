@@ -6,7 +6,10 @@
 // synchronously, not in libuv's process-wide pool. The main thread keeps the security gates
 // (one key store, one audit writer): each call's gate check crosses once. Inference latency
 // arrives through a shared ring (src/scheduler/latency-sample-ring.ts), metrics leave on request.
+// Health stays on the main thread too: this thread reports its training-peer links, and on a
+// training-only node answers grpc.health.v1 on the gRPC port from a mirror the main thread feeds.
 import { parentPort, workerData } from 'node:worker_threads';
+import type * as grpc from '@grpc/grpc-js';
 import pino from 'pino';
 import { loadSegmentKey } from '../config/segment-key.ts';
 import { loadNativeAddon } from '../crypto/native-addon.ts';
@@ -18,9 +21,16 @@ import { defaultMethodGates, gateInterceptor } from '../security/grpc-gate-inter
 import { serveGrpcOverTls } from '../security/grpc-tls.ts';
 import { guardLink, guardListener } from '../security/link-guard.ts';
 import { RemoteGates } from '../security/remote-gates.ts';
+import { GrpcHealthService, HEALTH_SERVICE_NAME } from '../telemetry/grpc-health.ts';
+import { HealthMirror } from '../telemetry/health-mirror.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import { SluiceMetrics } from '../telemetry/metrics.ts';
+import type { ListenerLimits } from '../net/connection-limits.ts';
+import { DEFAULT_HANDSHAKE_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS } from '../config/schema.ts';
+import { spooledTensorCheck } from '../security/threats/spooled-tensor-check.ts';
+import { ThreatMonitor } from '../security/threats/threat-monitor.ts';
 import { TrainingGrpcServer, type GrpcBinder } from '../training/grpc-server.ts';
+import { TENSOR_TRANSFER_SERVICE } from '../training/proto.ts';
 import { TrainingNode } from '../training/training-node.ts';
 import type { Link, Listener } from '../transport/types.ts';
 import { segmentTransportOptions } from './segment-transport-options.ts';
@@ -28,7 +38,7 @@ import { TRAINING_THREAD_NAME, type FromTrainingThread, type ThreadPriorityInfo,
 import { defaultTransports } from './transports.ts';
 
 /** Default of listeners.training when a training segment is configured without it. */
-const DEFAULT_SERVICE_LISTENER = { host: '127.0.0.1', port: 8003 };
+const DEFAULT_SERVICE_LISTENER = { host: '127.0.0.1', port: 8003, handshakeTimeoutMs: DEFAULT_HANDSHAKE_TIMEOUT_MS, idleTimeoutMs: DEFAULT_IDLE_TIMEOUT_MS, maxConnections: undefined };
 
 const port = parentPort;
 if (port === null) throw new Error('training-thread.ts runs as a worker thread (src/node/training-plane.ts starts it)');
@@ -59,15 +69,25 @@ class TrainingThread {
   private readonly metrics = new SluiceMetrics({ processMetrics: false });
   private readonly gates = new RemoteGates(post);
   private readonly events: SecurityEventSink | undefined;
+  private readonly threats: ThreatMonitor | undefined;
   private readonly links = new Set<Link>();
   private node: TrainingNode | undefined;
   private segmentListener: Listener | undefined;
   private server: TrainingGrpcServer | undefined;
   private allowlist: ClientCertAllowlist | null = null;
   private stopping: Promise<void> | undefined;
+  /** The node's service statuses, fed by the main thread (only when this thread serves the gRPC port). */
+  private readonly healthMirror = init.health !== undefined ? new HealthMirror(init.health) : undefined;
+  private readonly grpcHealth = this.healthMirror !== undefined ? new GrpcHealthService(this.healthMirror) : undefined;
 
   constructor() {
-    this.events = init.gated || init.tls !== undefined ? { emit: (event) => post({ type: 'security-event', event }) } : undefined;
+    const threats = init.config.security.threats;
+    this.events = init.gated || init.tls !== undefined || threats.enabled ? { emit: (event) => post({ type: 'security-event', event }) } : undefined;
+    // Poisoning checks on received tensors (security.threats.poisoning), on this thread: the
+    // monitor's events reach the main thread's audit log and webhooks like the gates' do.
+    if (threats.enabled && threats.poisoning.enabled && this.events !== undefined) {
+      this.threats = new ThreatMonitor(threats, this.events, { onSignal: (signal, tenant) => this.metrics.threatSignals.inc(signal, tenant) });
+    }
   }
 
   async start(): Promise<{ endpoints: TrainingThreadEndpoints; priority: ThreadPriorityInfo }> {
@@ -98,11 +118,18 @@ class TrainingThread {
       onTransferEvent: (e) => {
         const level = e.event === 'failed' || e.event === 'quarantined' ? 'warn' : 'info';
         this.log[level]({ transfer: e }, `transfer ${e.event}`);
+        if (e.direction === 'inbound' && e.status === 'DATA_LOSS' && e.name !== undefined) this.threats?.poisoning.digestMismatch(e.name, e.peer);
       },
+      ...(this.threats !== undefined ? { inspectSpooled: spooledTensorCheck(this.threats, config.security.threats.poisoning.quarantine) } : {}),
       stats: this.metrics.training,
       onLink: (link, peer) => {
         this.metrics.links.add(link, peer);
         if (events !== undefined) guardLink(link, events);
+        // A configured peer this node dialled: its health component (main thread) follows the link.
+        if (peer !== undefined) {
+          post({ type: 'peer-link', peer, up: true, detail: link.remoteAddress });
+          link.once('close', () => post({ type: 'peer-link', peer, up: false, detail: 'link closed; redialled by the next transfer' }));
+        }
       },
     });
     const node = this.node;
@@ -117,6 +144,8 @@ class TrainingThread {
         segmentKey: key,
         maxMessageBytes: seg.maxMessageBytes,
         ...(seg.device !== undefined ? { device: seg.device } : {}),
+        handshakeTimeoutMs: seg.listen.handshakeTimeoutMs,
+        ...(seg.listen.maxConnections !== undefined ? { maxConnections: seg.listen.maxConnections } : {}),
       });
       this.segmentListener = l;
       this.metrics.links.watchListener(l, 'training');
@@ -128,35 +157,44 @@ class TrainingThread {
       });
       l.on('error', (err: Error) => this.log.error({ err: err.message }, 'training segment listener error'));
       endpoints.segment = `${l.address.host}:${l.address.port}`;
-      this.log.info({ service: 'segment', segment: 'training', transport: transport.kind, address: endpoints.segment }, 'listening');
+      this.log.info({ listener: 'segment', segment: 'training', transport: transport.kind, address: endpoints.segment }, 'listening');
     }
 
-    const binder = await this.tlsBinder();
     const svc = config.listeners.training ?? DEFAULT_SERVICE_LISTENER;
+    // The same connection limits as every client listener (handshake and idle deadlines, cap).
+    const limitsOf = (name: string, l: { handshakeTimeoutMs: number; idleTimeoutMs: number; maxConnections?: number | undefined }): ListenerLimits => ({
+      handshakeTimeoutMs: l.handshakeTimeoutMs,
+      idleTimeoutMs: l.idleTimeoutMs,
+      maxConnections: l.maxConnections,
+      onRefused: (reason) => this.metrics.connectionRefusals.record(name, reason),
+    });
+    const binder = await this.tlsBinder();
     this.server = new TrainingGrpcServer(this.node, svc.host, svc.port, {
+      limits: limitsOf('training', svc),
       ...(init.gated ? { interceptors: [gateInterceptor(this.gates, defaultMethodGates)] } : {}),
-      ...(binder !== undefined ? { binder: binder('training') } : {}),
+      ...(binder !== undefined ? { binder: binder('training', limitsOf('training', svc)) } : {}),
+      ...(this.grpcHealth !== undefined ? { addServices: (server: grpc.Server) => this.grpcHealth!.addTo(server) } : {}),
     });
     endpoints.service = `${svc.host}:${await this.server.start()}`;
-    this.log.info({ service: 'training', address: endpoints.service, tls: binder !== undefined }, 'listening');
+    this.log.info({ listener: 'training', address: endpoints.service, tls: binder !== undefined }, 'listening');
     if (init.relaySocket !== undefined) await this.server.alsoListenUnix(init.relaySocket);
     const grpcPort = config.listeners.grpc;
     if (init.serveGrpcPort && grpcPort !== undefined) {
-      endpoints.grpc = `${grpcPort.host}:${await this.server.alsoListen(grpcPort.host, grpcPort.port, binder?.('grpc'))}`;
-      this.log.info({ service: 'grpc', address: endpoints.grpc, services: ['sluice.v1.TensorTransfer'], tls: binder !== undefined }, 'listening');
+      endpoints.grpc = `${grpcPort.host}:${await this.server.alsoListen(grpcPort.host, grpcPort.port, binder?.('grpc', limitsOf('grpc', grpcPort)), limitsOf('grpc', grpcPort))}`;
+      this.log.info({ listener: 'grpc', address: endpoints.grpc, services: [TENSOR_TRANSFER_SERVICE, ...(this.grpcHealth !== undefined ? [HEALTH_SERVICE_NAME] : [])], tls: binder !== undefined }, 'listening');
     }
     return { endpoints, priority };
   }
 
   /** The TLS listener (and mTLS allowlist, loaded on this thread) when security.tls is on. */
-  private async tlsBinder(): Promise<((name: string) => GrpcBinder) | undefined> {
+  private async tlsBinder(): Promise<((name: string, limits: ListenerLimits) => GrpcBinder) | undefined> {
     const tls = init.tls;
     if (tls === undefined || !tls.enabled) return undefined;
     const cc = tls.clientCerts;
     if (cc.mode === 'require') this.allowlist = await ClientCertAllowlist.start({ file: cc.allowlistFile as string, reloadSeconds: cc.reloadSeconds, sighup: false });
     const allowlist = this.allowlist;
     const events = this.events ?? { emit() {} };
-    return (name) => (server, host, p) => serveGrpcOverTls(server, { name, host, port: p, tls, allowlist, events });
+    return (name, limits) => (server, host, p) => serveGrpcOverTls(server, { name, host, port: p, tls, allowlist, events, limits });
   }
 
   handle(m: ToTrainingThread): void {
@@ -168,7 +206,12 @@ class TrainingThread {
           () => post({ type: 'metrics', id: m.id, metrics: [] }),
         );
         return;
+      case 'health':
+        this.healthMirror?.apply(m.statuses);
+        return;
       case 'drain':
+        // The mirror already says NOT_SERVING (the main thread's drain change came first).
+        this.grpcHealth?.endWatches();
         this.stopping ??= this.server?.stop(m.graceMs);
         return;
       case 'close':

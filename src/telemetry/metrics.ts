@@ -5,6 +5,7 @@
 import { AggregatorRegistry, Counter, Gauge, Registry, collectDefaultMetrics, type MetricObjectWithValues, type MetricValue } from 'prom-client';
 import type { SegmentName, TrafficClass } from '../transport/types.ts';
 import { BucketHistogram, QUEUE_DELAY_BUCKETS_SECONDS } from './bucket-histogram.ts';
+import { ConnectionRefusals } from './connection-refusals.ts';
 import { EventLoopDelayMonitor } from './event-loop-delay.ts';
 import type { HealthModel } from './health.ts';
 import { HistogramCollector, type HistogramSeries } from './histogram-collector.ts';
@@ -20,7 +21,7 @@ import type { QueueSource, RdmaSnapshot, RdmaSource, ReloadStats } from './stat-
 export const METRIC_PREFIX = 'sluice_';
 
 /** Metric families another thread's registry exports (exportForMerge); summed per label set. */
-const MERGED_FAMILIES = ['link_', 'links_', 'queue_', 'scheduling_delay', 'bulk_share', 'crypto_rejections', 'policy_rejections', 'handshake_failures', 'rdma_', 'training_'].map(
+const MERGED_FAMILIES = ['link_', 'links_', 'queue_', 'scheduling_delay', 'bulk_share', 'crypto_rejections', 'policy_rejections', 'handshake_failures', 'rdma_', 'training_', 'connections_refused', 'threat_'].map(
   (n) => METRIC_PREFIX + n,
 );
 
@@ -47,6 +48,8 @@ export class SluiceMetrics {
   readonly registry = new Registry();
   readonly requests: RequestStats;
   readonly rejections = new RejectionStats();
+  /** Connections listeners refused or closed (limits, timeouts, protocol errors). */
+  readonly connectionRefusals = new ConnectionRefusals();
   readonly links = new LinkTracker(this.rejections);
   readonly reloads: ReloadStats = { success: 0, failure: 0, lastSuccessSeconds: 0 };
   /** Calls from the egress to model servers, by model and gRPC status name (their duration is model time). */
@@ -207,6 +210,7 @@ export class SluiceMetrics {
     counter(r, 'policy_rejections_total', 'Traffic refused by policy (cross-segment, wrong class, tenant not allowed), by segment and reason.', ['segment', 'reason'], pairs(this.rejections.policyRejections, 'segment', 'reason'));
     counter(r, 'threat_signals_total', 'Threat detection signals (extraction, adversarial, poisoning), by signal and tenant (docs/security.md, "Threat detection").', ['signal', 'tenant'], pairs(this.threatSignals, 'signal', 'tenant'));
     counter(r, 'threat_tap_dropped_total', 'Tapped inference calls the threat detectors never saw because their queue was full (the calls themselves went on).', [], () => [[{}, this.threatTap.dropped]]);
+    counter(r, 'connections_refused_total', 'Connections a listener refused or closed before they did useful work (max_connections, handshake_timeout, tls_handshake_failed, handshake_failed, idle_timeout, protocol_error, unresponsive), by listener and reason.', ['listener', 'reason'], pairs(this.connectionRefusals.counts, 'listener', 'reason'));
     counter(r, 'auth_rejections_total', 'Client credentials refused, by method (mtls, jwt, api_key, none) and reason.', ['method', 'reason'], pairs(this.rejections.authRejections, 'method', 'reason'));
 
     // RDMA.

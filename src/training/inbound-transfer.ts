@@ -232,7 +232,7 @@ export class InboundTransfer {
   }
 
   private log(e: Omit<TransferEvent, 'direction' | 'id' | 'peer' | 'total'>): void {
-    this.opts.onEvent?.({ direction: 'inbound', id: this.id, peer: this.opts.from, total: this.opts.total, ...e });
+    this.opts.onEvent?.({ direction: 'inbound', id: this.id, peer: this.opts.from, total: this.opts.total, name: this.opts.tensor.name, ...e });
   }
 
   private reply(kind: number, body: Buffer): void {

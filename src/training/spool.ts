@@ -68,6 +68,33 @@ export class Spool {
     return this.completed.get(id);
   }
 
+  /**
+   * Withholds a completed tensor from its readers (threat detection's quarantine): a marker
+   * `<id>.withheld.json` saying why, until released (`sluice training release`). Survives restarts.
+   */
+  async withhold(id: string, why: Record<string, unknown>): Promise<void> {
+    await writeFile(this.file(id, 'withheld.json'), `${JSON.stringify({ id, at: new Date().toISOString(), ...why })}\n`, { mode: 0o640 });
+  }
+
+  /** Why a tensor is withheld, or undefined when it is not. */
+  async withheld(id: string): Promise<Record<string, unknown> | undefined> {
+    try {
+      return JSON.parse(await readFile(this.file(id, 'withheld.json'), 'utf8')) as Record<string, unknown>;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Ends a withholding; false when the tensor was not withheld. */
+  async release(id: string): Promise<boolean> {
+    try {
+      await rm(this.file(id, 'withheld.json'));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   /** The most recently completed tensor with this name. */
   latestByName(name: string): SpoolRecord | undefined {
     let best: SpoolRecord | undefined;

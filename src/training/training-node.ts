@@ -77,6 +77,11 @@ export interface TrainingNodeOptions {
   stats?: TrainingStats;
   /** Resume, completion, failure and quarantine of every transfer, both directions (the node logs them). */
   onTransferEvent?: TransferEventLog;
+  /**
+   * Looks at each spooled tensor once it is verified (threat detection's poisoning checks);
+   * `withhold` quarantines it until `sluice training release`. Absent: every tensor is delivered.
+   */
+  inspectSpooled?: (t: { id: string; from: string; tensor: TensorMeta; file: string }) => Promise<{ withhold: boolean; reason?: string }>;
   /** Fault injection (tests, drills): see OutboundTransferOptions.corruptChunk. */
   corruptChunk?: (id: string, offset: number) => boolean;
 }
@@ -287,6 +292,10 @@ export class TrainingNode {
       throw new TransferError('NOT_FOUND', `no completed spooled ${what} on this node`);
     }
     const record = found;
+    const withheld = await this.spool.withheld(record.id);
+    if (withheld !== undefined) {
+      throw new TransferError('FAILED_PRECONDITION', `tensor ${JSON.stringify(record.tensor.name)} (transfer ${record.id}) is quarantined: ${String(withheld.reason ?? 'suspected poisoning')}; an admin releases it with \`sluice training release ${record.id} --reason TEXT\``);
+    }
     if (!Number.isSafeInteger(offset) || offset < 0 || offset > record.total) {
       throw new TransferError('INVALID_ARGUMENT', `offset ${offset} is outside the ${record.total}-byte tensor`);
     }
@@ -493,7 +502,18 @@ export class TrainingNode {
   }
 
   private announceSpooled(t: InboundTransfer, sha256: Buffer): void {
-    this.announce(t.opts.tensor.name, { end: { transferId: t.id, totalBytes: t.opts.total, sha256 } });
+    const end = (): void => this.announce(t.opts.tensor.name, { end: { transferId: t.id, totalBytes: t.opts.total, sha256 } });
+    const inspect = this.opts.inspectSpooled;
+    if (inspect === undefined) return end();
+    // The tensor is verified and on disk; the check reads it there. A flagged one is withheld
+    // (subscribers never hear of it, Pull refuses it) until released.
+    inspect({ id: t.id, from: t.opts.from, tensor: t.opts.tensor, file: this.spool.tensorPath(t.id) }).then(
+      async (verdict) => {
+        if (verdict.withhold) await this.spool.withhold(t.id, { reason: verdict.reason, tensor: t.opts.tensor.name, from: t.opts.from });
+        else end();
+      },
+      () => end(), // a check that cannot run (unreadable datatype, I/O) never loses a tensor
+    );
   }
 
   private onInboundEnd(t: InboundTransfer): void {

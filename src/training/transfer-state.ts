@@ -30,6 +30,8 @@ export interface TransferEvent {
   id: string;
   peer: string;
   total: number;
+  /** The tensor's name (inbound events). */
+  name?: string;
   offset?: number;
   sha256?: string;
   status?: string;

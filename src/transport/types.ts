@@ -100,6 +100,10 @@ export interface ListenOptions {
   maxMessageBytes?: number;
   /** RDMA: device name, or netdev/GID it sits on. */
   device?: string;
+  /** Handshake deadline of this listener's connections (default: the transport's). */
+  handshakeTimeoutMs?: number;
+  /** Connections held at once (handshaking or linked); more are closed on accept and reported as 'rejected' (BUSY). */
+  maxConnections?: number;
 }
 
 export interface ConnectOptions {
