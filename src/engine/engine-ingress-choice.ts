@@ -11,6 +11,8 @@ export interface EngineIngressContext {
   transport: string;
   /** process.env.SLUICE_ENGINE */
   engineEnv: string | undefined;
+  /** process.env.SLUICE_ENGINE_INGRESS ('0': the TypeScript ingress only; the egress may stay on the engine) */
+  ingressEnv?: string | undefined;
   tracing: boolean;
   accessLog: boolean;
   /** Names of the node's ingress hooks ('metrics' is served from the engine's events). */
@@ -25,6 +27,7 @@ export function engineIngressRefusal(c: EngineIngressContext): string | null {
   const s = c.config.security;
   if (c.config.listeners.grpc === undefined) return 'no listeners.grpc';
   if (c.engineEnv === '0') return 'SLUICE_ENGINE=0';
+  if (c.ingressEnv === '0') return 'SLUICE_ENGINE_INGRESS=0';
   if (c.transport !== 'tcp') return `the native engine does not serve ${c.transport} inference segments yet`;
   if (s.tls.enabled) return 'TLS on listeners.grpc is not served by the engine yet';
   const slow = tenantsNeedingSlowPath(c.config);

@@ -386,6 +386,7 @@ export class SluiceNode {
       config,
       transport: transportKind,
       engineEnv: process.env.SLUICE_ENGINE,
+      ingressEnv: process.env.SLUICE_ENGINE_INGRESS,
       tracing: this.tracing !== undefined,
       accessLog: this.accessLog !== undefined,
       hooks: this.hooks.names,
