@@ -13,6 +13,7 @@ import type { RejectionStats } from '../telemetry/rejection-stats.ts';
 import type { UpstreamRoute } from '../egress/upstream-pool.ts';
 import type { ResolvedLinkTuning } from '../transport/link-tuning.ts';
 import { forwardEngineLogs } from './engine-log.ts';
+import { engineLinkSource } from './engine-link-source.ts';
 import { engineLinkOptions } from './engine-link-options.ts';
 import { NativeEngine, type EngineLinkClose, type EngineLinkInfo, type EnginePolicyDenial } from './native-engine.ts';
 
@@ -105,28 +106,7 @@ export class EngineEgress {
       throw err;
     }
     const c = engine.counters;
-    const removeSource = o.links.addSource({
-      segment: 'inference',
-      transport: 'tcp',
-      // The counters block sums every engine link: one series, not one per remote host.
-      peer: 'engine',
-      read: () => ({
-        stats: {
-          framesSent: c.get('linkFramesSent'),
-          framesReceived: c.get('linkFramesReceived'),
-          bytesSent: c.get('linkBytesSent'),
-          bytesReceived: c.get('linkBytesReceived'),
-          messagesSent: c.get('linkMessagesSent'),
-          messagesReceived: c.get('linkMessagesReceived'),
-          queuedBytes: c.get('linkQueuedBytes'),
-          rejectedFrames: c.get('linkRejectedFrames'),
-          rekeys: c.get('linkRekeys'),
-        },
-        open: c.get('linksOpen'),
-        opened: c.get('linksOpened'),
-        closed: { local: c.get('linksClosedLocal'), peer: c.get('linksClosedPeer'), error: c.get('linksClosedError') },
-      }),
-    });
+    const removeSource = o.links.addSource(engineLinkSource(engine.counters));
     let poll: NodeJS.Timeout | undefined;
     if (o.onInference !== undefined) {
       const note = o.onInference;

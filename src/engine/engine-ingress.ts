@@ -8,10 +8,12 @@ import type { SluiceConfig } from '../config/schema.ts';
 import { InferenceErrorCode } from '../kserve/inference-error.ts';
 import { grpcStatusName } from '../kserve/status.ts';
 import type { Logger } from '../telemetry/logger.ts';
+import type { LinkTracker } from '../telemetry/link-tracker.ts';
 import type { RequestStats } from '../telemetry/request-stats.ts';
 import type { ResolvedLinkTuning } from '../transport/link-tuning.ts';
 import { forwardEngineLogs } from './engine-log.ts';
 import { engineLinkOptions } from './engine-link-options.ts';
+import { engineLinkSource } from './engine-link-source.ts';
 import { NativeEngine, type EngineRequestDone } from './native-engine.ts';
 import { compilePolicyTable } from './policy-compiler.ts';
 
@@ -23,6 +25,8 @@ export interface EngineIngressOptions {
   /** The TypeScript gRPC server every non-fast-path call is relayed to. */
   relayPath: string;
   requests: RequestStats;
+  /** The engine's own links to the egress peers are added to the link metrics (peer "engine"). */
+  links: LinkTracker;
   logger: Logger;
 }
 
@@ -33,6 +37,7 @@ export class EngineIngress {
   /** Peer name -> the engine dialer that keeps its link up. */
   readonly #dialers: ReadonlyMap<string, number>;
   #generation = 0;
+  #removeLinkSource: (() => void) | undefined;
 
   private constructor(engine: NativeEngine, address: { host: string; port: number }, config: SluiceConfig, dialers: ReadonlyMap<string, number>) {
     this.engine = engine;
@@ -84,6 +89,7 @@ export class EngineIngress {
         ...(l.maxConnections !== undefined ? { maxConnections: l.maxConnections } : {}),
       });
       (ingress.address as { port: number }).port = bound.port;
+      ingress.#removeLinkSource = o.links.addSource(engineLinkSource(engine.counters));
       return ingress;
     } catch (err) {
       engine.stop();
@@ -110,6 +116,7 @@ export class EngineIngress {
   }
 
   close(): void {
+    this.#removeLinkSource?.();
     this.engine.stop();
   }
 }

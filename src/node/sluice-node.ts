@@ -405,6 +405,7 @@ export class SluiceNode {
         handshakeTimeoutMs: DEFAULT_HANDSHAKE_TIMEOUT_MS,
         relayPath,
         requests: this.metrics.requests,
+        links: this.metrics.links,
         logger: logger.child({ component: 'grpc', engine: true }),
       });
     } catch (err) {
