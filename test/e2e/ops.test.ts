@@ -139,7 +139,9 @@ describe('ops end to end', { timeout: 540_000 }, () => {
     assert.ok(sampleValue(s, 'sluice_request_duration_seconds_sum', { protocol: 'http', model: 'simple', code: '200' })! > 0);
     const bytes = sampleSum(s, 'sluice_link_bytes_total', { segment: 'inference', direction: 'tx', transport: 'tcp' });
     assert.ok(bytes - bytesBefore > 40 * 128, `link bytes moved (${bytesBefore} -> ${bytes})`);
-    assert.ok(sampleValue(s, 'sluice_scheduling_delay_seconds_count', { segment: 'inference', class: 'inference' })! >= 40);
+    // The TypeScript link scheduler sees the HTTP requests, and the gRPC ones unless the engine's ingress served them on its own links.
+    const grpcOnEngine = s.samples.some((x) => x.name === 'sluice_links_open' && x.labels.peer === 'engine');
+    assert.ok(sampleValue(s, 'sluice_scheduling_delay_seconds_count', { segment: 'inference', class: 'inference' })! >= (grpcOnEngine ? N : N + 10));
     // One open link per link set (the TypeScript links, and the engine's when it serves the gRPC port).
     const open = s.samples.filter((x) => x.name === 'sluice_links_open' && x.labels.segment === 'inference' && x.labels.transport === 'tcp');
     assert.ok(open.length >= 1 && open.every((x) => x.value === 1), JSON.stringify(open));
