@@ -34,9 +34,24 @@ function count(file: string): void {
     e.pauses.push(Number(m[3]));
     per.set(m[1]!, e);
   }
+  // The receiver's thread starts first, so its isolate's clock (ms since it was created) reads
+  // higher than the sender's at the same moment: compare neighbouring lines of the two.
+  const parsed = lines.slice(start + 1, end).flatMap((l) => {
+    const m = l.match(/^\[\d+:(0x[0-9a-f]+)\]\s+(\d+) ms/);
+    return m === null || m[1] === mainIso ? [] : [{ iso: m[1]!, ts: Number(m[2]) }];
+  });
+  const votes = new Map<string, number>();
+  for (let i = 1; i < parsed.length; i++) {
+    const a = parsed[i - 1]!;
+    const b = parsed[i]!;
+    if (a.iso === b.iso) continue;
+    const older = a.ts > b.ts ? a.iso : b.iso;
+    votes.set(older, (votes.get(older) ?? 0) + 1);
+  }
+  const rxIso = [...votes].sort((x, y) => y[1] - x[1])[0]?.[0];
   const gib = (TENSORS * TENSOR_MIB) / 1024;
   for (const [iso, e] of per) {
-    const who = iso === mainIso ? 'main' : 'training';
+    const who = iso === mainIso ? 'main' : iso === rxIso ? 'training (receiver)' : 'training (sender)';
     const sorted = e.pauses.sort((a, b) => a - b);
     const median = sorted[Math.floor(sorted.length / 2)] ?? 0;
     console.log(`${who} ${iso}: ${e.full} full + ${e.scavenge} scavenges (${(e.full / gib).toFixed(1)} full, ${(e.scavenge / gib).toFixed(1)} scavenges per GiB received), pause median ${median} ms, max ${sorted.at(-1) ?? 0} ms`);

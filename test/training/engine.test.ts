@@ -248,6 +248,32 @@ test('stream sink: a subscriber gets begin, the data in order, and end with the 
   await s.close();
 });
 
+test('pooled receive buffers: the link is killed while chunks are out (a slow subscriber holds them); every buffer comes back', async () => {
+  // The first connection dies 1 MiB in, while the subscriber still holds chunks it was given.
+  const s = await setup({ limits: { windowBytes: 512 * KiB }, faults: (n) => (n === 0 ? { cutAfter: MiB } : {}) });
+  const parts: Buffer[] = [];
+  let maxInUse = 0;
+  const sub: Subscriber = {
+    namePrefix: 'slow/',
+    includeSpooled: false,
+    closed: false,
+    send: async (e) => {
+      if (!('data' in e)) return;
+      maxInUse = Math.max(maxInUse, s.pool.inUse);
+      await new Promise((r) => setTimeout(r, 5));
+      parts.push(Buffer.from(e.data.data));
+    },
+  };
+  s.b.subscribe(sub);
+  const data = randomBytes(3 * MiB);
+  const { result } = await produce(s.a, data, { id: 'pool-cut-1', sink: 'stream', name: 'slow/x' });
+  assert.ok(result.resumes >= 1, `resumes ${result.resumes}`);
+  assert.equal(sha(Buffer.concat(parts)), sha(data));
+  assert.ok(maxInUse >= 1, 'chunks were handed over in pooled buffers');
+  assert.equal(s.pool.oneOffAllocations, 0);
+  await s.close(); // asserts the pool is full again
+});
+
 test('unknown peers and inference-segment peers are refused with clear errors', async () => {
   const audits: string[] = [];
   const a = new TrainingNode({
