@@ -28,9 +28,15 @@ export class RawGrpcClient {
     for (const [k, v] of Object.entries(opts.metadata ?? {})) this.metadata.set(k, v);
   }
 
-  call(path: string, body: Buffer, timeoutMs = 30_000): Promise<Buffer> {
+  /** `extra`: metadata for this call only (e.g. its own x-request-id). */
+  call(path: string, body: Buffer, timeoutMs = 30_000, extra?: Record<string, string>): Promise<Buffer> {
+    let md = this.metadata;
+    if (extra !== undefined) {
+      md = this.metadata.clone();
+      for (const [k, v] of Object.entries(extra)) md.set(k, v);
+    }
     return new Promise((resolve, reject) => {
-      this.client.makeUnaryRequest(path, identity, identity, body, this.metadata, { deadline: Date.now() + timeoutMs }, (err, res) =>
+      this.client.makeUnaryRequest(path, identity, identity, body, md, { deadline: Date.now() + timeoutMs }, (err, res) =>
         err ? reject(err) : resolve(res!),
       );
     });

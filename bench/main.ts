@@ -1,13 +1,14 @@
 // Benchmark suites by name: `npm run bench` (and `sluice bench`) runs them all,
 // `npm run bench -- NAME...` some. Arguments that start with `-` (e.g. --quick) are passed to
-// every suite that runs. To add a suite: write bench/<name>.ts exporting `run(args)` and
+// every suite that runs; every suite honours --quick (a short smoke run). `--list` lists the
+// suites and `--help` says this, both without running any. To add a suite: write bench/<name>.ts exporting `run(args)` and
 // register it below; suites are imported only when they run, so one suite's set-up never
 // slows another's.
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export type BenchSuite = (args: readonly string[]) => Promise<void>;
+export type BenchSuite = (args: readonly string[]) => Promise<unknown>;
 
 export interface BenchSuiteEntry {
   /** One line for listings. */
@@ -34,7 +35,11 @@ export const suites: Readonly<Record<string, BenchSuiteEntry>> = {
   },
   security: {
     summary: 'cost of the security gates (API key, JWT, mTLS, fsynced audit) on the inference path',
-    run: async () => (await import('./security.ts')).run(),
+    run: async (args) => (await import('./security.ts')).run(args),
+  },
+  pii: {
+    summary: 'PII recognizers: recall/precision per class on the frozen corpus, scan cost per KiB, and the cost for tenants without a policy (paired)',
+    run: async (args) => (await import('./pii.ts')).run(args),
   },
   mixed: {
     summary: 'inference open loop at a fixed rate with and without a bulk tensor push: sluice pair vs nginx grpc_pass',
@@ -43,6 +48,10 @@ export const suites: Readonly<Record<string, BenchSuiteEntry>> = {
   threats: {
     summary: 'threat detection on frozen workloads: extraction (PRADA), FGSM-like inputs, poisoning; false positives and cost',
     run: async (args) => (await import('./threats.ts')).run(args),
+  },
+  soak: {
+    summary: 'mixed inference + training through a gated node with faults on a schedule (10 min; --quick 60 s): RSS, fds, audit loss, transfer digests',
+    run: async (args) => (await import('./soak.ts')).run(args),
   },
   'mixed-rdma': {
     summary: 'the mixed scenario at the link level in one soft-RoCE guest: inference round trips with and without bulk, RDMA and TCP links',
@@ -55,7 +64,25 @@ export function unknownSuites(names: readonly string[]): string[] {
   return names.filter((n) => !Object.hasOwn(suites, n));
 }
 
+/** One line per suite: name and summary. */
+export function listing(): string {
+  const width = Math.max(...Object.keys(suites).map((n) => n.length));
+  return Object.entries(suites)
+    .map(([name, s]) => `  ${name.padEnd(width)}  ${s.summary}`)
+    .join('\n');
+}
+
+export const USAGE = 'npm run bench -- [NAME...] [--quick] [--list]';
+
 export async function main(argv: readonly string[]): Promise<number> {
+  if (argv.includes('--list')) {
+    console.log(listing());
+    return 0;
+  }
+  if (argv.includes('--help') || argv.includes('-h')) {
+    console.log(`usage: ${USAGE}\n  --quick  every suite: fewer rounds and messages (a smoke run, noisier figures)\n  --list   list the suites without running any\n\nsuites:\n${listing()}`);
+    return 0;
+  }
   const names = argv.filter((a) => !a.startsWith('-'));
   const options = argv.filter((a) => a.startsWith('-'));
   const unknown = unknownSuites(names);
@@ -79,7 +106,7 @@ export const BENCH_LOCK = '/tmp/sluice-bench.lock';
  * this process holds the lock (or flock is missing) and should run the suites itself.
  */
 function rerunUnderLock(argv: readonly string[]): number | undefined {
-  if (process.env.SLUICE_BENCH_LOCKED === '1' || argv.includes('--list')) return undefined;
+  if (process.env.SLUICE_BENCH_LOCKED === '1' || argv.includes('--list') || argv.includes('--help') || argv.includes('-h')) return undefined;
   const r = spawnSync('flock', [BENCH_LOCK, process.execPath, ...process.execArgv, ...process.argv.slice(1)], {
     stdio: 'inherit',
     env: { ...process.env, SLUICE_BENCH_LOCKED: '1' },

@@ -34,11 +34,11 @@ import { TestCa } from '../test/helpers/pki.ts';
 import { closedLoop, type LatencyResult, median, openLoop, pairedLoop, RawGrpcClient, summarize } from './grpc-load.ts';
 import { formatTable, writeResults } from './report.ts';
 
-const SECONDS = Number(process.env.SLUICE_BENCH_SECONDS ?? 6);
-const ROUNDS = Number(process.env.SLUICE_BENCH_ROUNDS ?? 3);
+let SECONDS = Number(process.env.SLUICE_BENCH_SECONDS ?? 6);
+let ROUNDS = Number(process.env.SLUICE_BENCH_ROUNDS ?? 3);
 const RATE = Number(process.env.SLUICE_BENCH_RATE ?? 100);
 const CONCURRENCY = Number(process.env.SLUICE_BENCH_CONCURRENCY ?? 4);
-const PAIRED = Number(process.env.SLUICE_BENCH_PAIRED ?? 400);
+let PAIRED = Number(process.env.SLUICE_BENCH_PAIRED ?? 400);
 const INFER = METHODS.ModelInfer.path;
 
 interface Variant {
@@ -59,7 +59,16 @@ function simpleRequest(): Buffer {
   });
 }
 
-export async function run(): Promise<void> {
+/** --quick: one 2-second round and 100 paired calls per variant (a smoke run; the knobs above still win). */
+function applyQuick(args: readonly string[]): void {
+  if (!args.includes('--quick')) return;
+  SECONDS = Number(process.env.SLUICE_BENCH_SECONDS ?? 2);
+  ROUNDS = Number(process.env.SLUICE_BENCH_ROUNDS ?? 1);
+  PAIRED = Number(process.env.SLUICE_BENCH_PAIRED ?? 100);
+}
+
+export async function run(args: readonly string[] = []): Promise<void> {
+  applyQuick(args);
   const dir = mkdtempSync(path.join(tmpdir(), 'sluice-bench-security-'));
   const procs: SluiceProcess[] = [];
   try {

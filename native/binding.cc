@@ -12,6 +12,7 @@
 #ifdef SLUICE_WITH_VERBS
 #include <uv.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 
@@ -347,6 +348,7 @@ class ConnectionWrap : public Napi::ObjectWrap<ConnectionWrap> {
                        {InstanceMethod<&ConnectionWrap::Local>("local"), InstanceMethod<&ConnectionWrap::Connect>("connect"),
                         InstanceMethod<&ConnectionWrap::PostSend>("postSend"), InstanceMethod<&ConnectionWrap::Repost>("repost"),
                         InstanceMethod<&ConnectionWrap::Poll>("poll"), InstanceMethod<&ConnectionWrap::Close>("close"),
+                         InstanceMethod<&ConnectionWrap::InjectFault>("injectFault"),
                         InstanceMethod<&ConnectionWrap::TrafficClass>("trafficClass")});
   }
 
@@ -416,7 +418,11 @@ class ConnectionWrap : public Napi::ObjectWrap<ConnectionWrap> {
     self->Drain(env);
   }
 
+  // A verbs error here (polling, re-arming, a repost inside poll) is this connection's: it is
+  // marked failed and reported to its callback as (0, error), and the link on top fails. It
+  // used to be napi_fatal_exception, which ended the process with every other link in it.
   void Drain(Napi::Env env) {
+    if (error_reported_) return;
     try {
       conn_->consume_events();
       for (;;) {
@@ -431,12 +437,27 @@ class ConnectionWrap : public Napi::ObjectWrap<ConnectionWrap> {
       }
     } catch (const sluice::verbs::Error& e) {
       in_callback_ = false;
-      napi_fatal_exception(env, ToJs(env, e).Value());
+      ReportError(env, ToJs(env, e));
     } catch (const Napi::Error& e) {
+      // The JS callback threw (it guards its handlers, so this is a bug there): fail this
+      // connection with it rather than the process.
       in_callback_ = false;
-      napi_fatal_exception(env, e.Value());
+      ReportError(env, e);
     }
     if (close_requested_) Shutdown(false);
+  }
+
+  void ReportError(Napi::Env env, const Napi::Error& err) {
+    if (error_reported_ || !conn_) return;
+    error_reported_ = true;
+    conn_->mark_failed();
+    in_callback_ = true;
+    try {
+      callback_.MakeCallback(Value(), {Napi::Number::New(env, 0), err.Value()}, *async_context_);
+    } catch (const Napi::Error&) {
+      // The callback failed again: the connection stays failed; nothing more to tell it.
+    }
+    in_callback_ = false;
   }
 
   static void OnEnvTeardown(void* arg) {
@@ -498,7 +519,7 @@ class ConnectionWrap : public Napi::ObjectWrap<ConnectionWrap> {
     e.qpn = r.Get("qpn").As<Napi::Number>().Uint32Value();
     e.psn = r.Get("psn").As<Napi::Number>().Uint32Value();
     Napi::Buffer<uint8_t> gid = r.Get("gid").As<Napi::Buffer<uint8_t>>();
-    assert(gid.Length() == 16);
+    if (gid.Length() != 16) throw Napi::TypeError::New(env, "gid must be 16 bytes");
     std::memcpy(e.gid, gid.Data(), 16);
     e.lid = static_cast<uint16_t>(r.Get("lid").As<Napi::Number>().Uint32Value());
     e.mtu = r.Get("mtu").As<Napi::Number>().Uint32Value();
@@ -535,6 +556,19 @@ class ConnectionWrap : public Napi::ObjectWrap<ConnectionWrap> {
     Drain(info.Env());
   }
 
+  // Test-only: injectFault(kind) makes the next poll (1), re-arm (2) or receive post (3) fail.
+  // Refused unless SLUICE_VERBS_FAULT_INJECTION=1 is in the environment.
+  void InjectFault(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const char* allowed = std::getenv("SLUICE_VERBS_FAULT_INJECTION");
+    if (allowed == nullptr || std::strcmp(allowed, "1") != 0) throw Napi::Error::New(env, "fault injection is off (SLUICE_VERBS_FAULT_INJECTION=1 turns it on, for tests)");
+    try {
+      conn(env).inject_fault(info[0].As<Napi::Number>().Uint32Value());
+    } catch (const sluice::verbs::Error& err) {
+      throw ToJs(env, err);
+    }
+  }
+
   // Inside a completion callback the drain loop still runs: close once it unwinds.
   void Close(const Napi::CallbackInfo&) {
     if (in_callback_) close_requested_ = true;
@@ -550,6 +584,7 @@ class ConnectionWrap : public Napi::ObjectWrap<ConnectionWrap> {
   std::unique_ptr<Napi::AsyncContext> async_context_;
   bool in_callback_ = false;
   bool close_requested_ = false;
+  bool error_reported_ = false;
   bool env_gone_ = false;
   bool hooked_ = false;
 };

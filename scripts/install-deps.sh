@@ -6,7 +6,8 @@
 #  - nginx-light: the benchmarks' grpc_pass comparison path
 #  - curl: the demo test runs the curl line `sluice demo` prints
 #  - libnghttp2-dev, zlib1g-dev: the native engine's HTTP/2 (nghttp2) and grpc-encoding (zlib)
-#  - nghttp2-client: h2load, the benchmarks' independent gRPC client
+#  - nghttp2-client: h2load, the benchmarks' independent gRPC client; nghttp, the client that sends a
+#    repeated HTTP/2 header in test/security/credential-headers.test.ts
 #  - clang: the sanitizer (ASan/UBSan) build of the addon and the libFuzzer harnesses in CI
 #  - python3-grpcio, python3-protobuf, protobuf-compiler, protobuf-compiler-grpc: the independent
 #    (protoc-generated Python) KServe client in the compatibility tests

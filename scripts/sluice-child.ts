@@ -21,6 +21,8 @@ export interface SluiceProcess {
   endpoints: Endpoints;
   /** Every log line so far (parsed JSON). */
   logs: Record<string, unknown>[];
+  /** Every stdout line so far, as written (for strict parsing). */
+  lines: string[];
   /** SIGTERM, then SIGKILL if it has not exited after `killAfterMs` (default 5 s); the exit code. */
   stop(killAfterMs?: number): Promise<number | null>;
 }
@@ -47,6 +49,7 @@ export async function startSluice(
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: Record<string, unknown>[] = [];
+  const lines: string[] = [];
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => {
     stderr += d.toString();
@@ -67,6 +70,7 @@ export async function startSluice(
       while ((nl = buf.indexOf('\n')) >= 0) {
         const line = buf.slice(0, nl);
         buf = buf.slice(nl + 1);
+        lines.push(line);
         try {
           const rec = JSON.parse(line) as Record<string, unknown>;
           logs.push(rec);
@@ -91,6 +95,7 @@ export async function startSluice(
     child,
     endpoints,
     logs,
+    lines,
     async stop(killAfterMs = 5000) {
       if (child.exitCode === null) child.kill('SIGTERM');
       const kill = setTimeout(() => child.kill('SIGKILL'), killAfterMs);

@@ -45,10 +45,12 @@ ibv_mtu mtu_enum(uint32_t bytes) {
 uint32_t Connection::live_count() { return g_live.load(); }
 
 Connection::Connection(std::shared_ptr<Device> device, const ConnectionOptions& options) : device_(std::move(device)), opts_(options) {
-  assert(opts_.send_slots > 0 && opts_.recv_window > 0 && opts_.slot_bytes > 0);
-  assert(opts_.send_mem != nullptr && opts_.send_len >= size_t(opts_.send_slots) * opts_.slot_bytes);
-  assert(opts_.recv_mem != nullptr && opts_.recv_len >= size_t(opts_.recv_window + kCtrlSlots) * opts_.slot_bytes);
-  assert(opts_.counters != nullptr);
+  // Checked in every build (a Release build drops assert): a bad option is an error, not UB.
+  if (opts_.send_slots == 0 || opts_.recv_window == 0 || opts_.slot_bytes == 0 || opts_.send_mem == nullptr ||
+      opts_.send_len < size_t(opts_.send_slots) * opts_.slot_bytes || opts_.recv_mem == nullptr ||
+      opts_.recv_len < size_t(opts_.recv_window + kCtrlSlots) * opts_.slot_bytes || opts_.counters == nullptr) {
+    throw Error("SLUICE_ERR_RDMA_INVALID", "connection options do not fit the registered memory");
+  }
   credit_threshold_ = (opts_.recv_window + 3) / 4;
   try {
     channel_ = ibv_create_comp_channel(device_->context());
@@ -133,7 +135,7 @@ Endpoint Connection::local() const {
 }
 
 void Connection::connect(const Endpoint& remote, uint32_t remote_window) {
-  assert(!connected_);
+  if (connected_) throw Error("SLUICE_ERR_RDMA_INVALID", "the queue pair is already connected");
   ibv_qp_attr attr{};
   attr.qp_state = IBV_QPS_RTR;
   attr.path_mtu = mtu_enum(std::min(remote.mtu, mtu_bytes(device_->active_mtu())));
@@ -184,11 +186,17 @@ void Connection::post_recv(uint32_t slot) {
   wr.sg_list = &sge;
   wr.num_sge = 1;
   ibv_recv_wr* bad = nullptr;
+  if (fault_ == kFaultPostRecv) {
+    fault_ = kFaultNone;
+    fail("ibv_post_recv", ENOMEM);
+  }
   if (int rc = ibv_post_recv(qp_, &wr, &bad); rc != 0) fail("ibv_post_recv", rc);
 }
 
 void Connection::post_send(uint32_t slot, uint32_t length) {
-  assert(connected_ && slot < opts_.send_slots && length <= opts_.slot_bytes);
+  if (!connected_ || slot >= opts_.send_slots || length > opts_.slot_bytes) {
+    throw Error("SLUICE_ERR_RDMA_INVALID", "post_send: not connected, or slot/length out of range");
+  }
   if (failed_) throw Error("SLUICE_ERR_RDMA_LINK_FAILED", "the queue pair has failed; no more sends");
   if (send_credits_ == 0) throw Error("SLUICE_ERR_RDMA_NO_CREDIT", "no send credit: the peer has no posted receive");
   ibv_sge sge{};
@@ -233,7 +241,9 @@ void Connection::maybe_send_credits() {
 }
 
 void Connection::repost(uint32_t slot) {
-  assert(slot < opts_.recv_window + kCtrlSlots && recvs_held_ > 0);
+  if (slot >= opts_.recv_window + kCtrlSlots || recvs_held_ == 0) {
+    throw Error("SLUICE_ERR_RDMA_INVALID", "repost: slot out of range, or no receive is held");
+  }
   recvs_held_--;
   if (failed_) {
     publish();
@@ -257,6 +267,10 @@ void Connection::consume_events() {
     unacked_events_ = 0;
   }
   // Re-arm before draining, so a completion that lands after the drain raises a new event.
+  if (fault_ == kFaultNotify) {
+    fault_ = kFaultNone;
+    fail("ibv_req_notify_cq", EIO);
+  }
   if (int rc = ibv_req_notify_cq(cq_, 0); rc != 0) fail("ibv_req_notify_cq", rc);
 }
 
@@ -265,7 +279,11 @@ size_t Connection::poll(Completion* out, size_t max) {
   ibv_wc wcs[32];
   while (n < max) {
     const int want = static_cast<int>(std::min<size_t>(32, max - n));
-    const int got = ibv_poll_cq(cq_, want, wcs);
+    int got = ibv_poll_cq(cq_, want, wcs);
+    if (fault_ == kFaultPoll && got > 0) {
+      fault_ = kFaultNone;
+      got = -1;  // as if the CQ broke with completions in it (they are lost with the connection)
+    }
     if (got < 0) fail("ibv_poll_cq", EIO);
     if (got == 0) break;
     for (int i = 0; i < got; i++) {
@@ -326,6 +344,16 @@ size_t Connection::poll(Completion* out, size_t max) {
   maybe_send_credits();
   publish();
   return n;
+}
+
+void Connection::mark_failed() {
+  failed_ = true;
+  publish();
+}
+
+void Connection::inject_fault(uint32_t fault) {
+  if (fault > kFaultPostRecv) throw Error("SLUICE_ERR_RDMA_INVALID", "unknown fault");
+  fault_ = fault;
 }
 
 void Connection::publish() {

@@ -97,6 +97,16 @@ class Connection {
   // Gives a receive slot back to the queue pair once its contents have been consumed.
   void repost(uint32_t slot);
 
+  // After an error outside a completion (a failed poll, re-arm or repost): no more sends, and
+  // the counters say so. The owner reports the error and closes the connection.
+  void mark_failed();
+
+  // Test-only fault injection (the binding allows it only with SLUICE_VERBS_FAULT_INJECTION=1):
+  // the next call of that kind fails as the verbs call would. Moving a QP to the error state
+  // only yields flush completions, so these paths cannot be reached otherwise.
+  enum Fault : uint32_t { kFaultNone = 0, kFaultPoll = 1, kFaultNotify = 2, kFaultPostRecv = 3 };
+  void inject_fault(uint32_t fault);
+
   uint32_t send_credits() const { return send_credits_; }
   uint32_t slot_bytes() const { return opts_.slot_bytes; }
   const Device& device() const { return *device_; }
@@ -132,6 +142,7 @@ class Connection {
   uint32_t recvs_held_ = 0;
   bool failed_ = false;
   bool connected_ = false;
+  uint32_t fault_ = kFaultNone;
 };
 
 }  // namespace sluice::verbs

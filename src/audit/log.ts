@@ -6,22 +6,27 @@
 //    the size that covers it) is on disk: one thread-pool trip per batch instead of a write
 //    and then an fdatasync, which matters when requests wait for their entry.
 //  - A Merkle checkpoint entry is added every `checkpointEntries` entries or
-//    `checkpointSeconds` seconds (whichever first), and on close; once durable, FILE.anchor
-//    is replaced to witness it.
+//    `checkpointSeconds` seconds (whichever first), and on close.
+//  - FILE.anchor witnesses the durable head and lags it by at most `anchorSeconds`
+//    (anchor.ts: AnchorKeeper); a checkpoint rewrites it at once.
 //  - Reopening scans the file, resumes the chain, and refuses a broken log. A torn final line
 //    (a write that never completed, so was never acknowledged) is cut off and the cut recorded.
 //  - A failed write or fsync poisons the log: every later append rejects (callers fail closed).
+//  - Rotation (segments.ts): when the active file reaches `rotate.maxBytes` or
+//    `rotate.maxAgeMs`, a checkpoint closes it, it is renamed to the next read-only segment,
+//    and the new file opens with an `audit.segment` event; the chain runs on. Closed segments
+//    older than `retentionDays` are deleted after an `audit.retention` event records it.
 import { EventEmitter } from 'node:events';
 import { constants } from 'node:fs';
 import { open, stat, truncate, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { anchorPathFor, readAnchor, writeAnchor } from './anchor.ts';
+import { AnchorKeeper, anchorPathFor, readAnchor, removeStaleAnchorTemps } from './anchor.ts';
 import { fsyncDir } from './atomic-file.ts';
 import { GENESIS_HASH, sealEntry, sha256Hex, type AuditEntry, type AuditEntryBody, type AuditRecord } from './entry.ts';
 import { AuditClosedError, AuditCorruptError, AuditWriteError } from './errors.ts';
 import { acquireLock, type FileLock } from './lock.ts';
 import { merkleRoot } from './merkle.ts';
-import { scanAuditFile } from './scan.ts';
+import { closeActiveSegment, deleteSegments, firstEntryOf, listSegments, planRetention, scanAuditSegments } from './segments.ts';
 
 /** Append with synchronous data integrity where available (Linux, macOS); else write + fdatasync. */
 const DSYNC: number | undefined = constants.O_DSYNC;
@@ -35,15 +40,23 @@ export interface AuditLogOptions {
   checkpointEntries?: number;
   /** Checkpoint when entries have waited this long since the last one (default 300 s). */
   checkpointSeconds?: number;
+  /** FILE.anchor lags the durable head by at most this long (default 1 s; 0: every commit). */
+  anchorSeconds?: number;
   /** What to do with a torn final line when reopening: cut it off and record that, or refuse. */
   onTornTail?: 'repair' | 'refuse';
   /** Actor name for the log's own entries. */
   actor?: string;
   /** Wait this long for another live writer to release the log (default 0: fail at once). */
   lockWaitMs?: number;
+  /** Start a new segment when the active file reaches either limit (absent: never). */
+  rotate?: { maxBytes?: number | undefined; maxAgeMs?: number | undefined };
+  /** Delete closed segments older than this many days (absent: keep all). */
+  retentionDays?: number;
 }
 
 interface Pending {
+  /** The file is rotated once this entry (a checkpoint) is durable. */
+  rotateAfter?: boolean;
   line: string;
   entry: AuditEntry;
   resolve: (e: AuditEntry) => void;
@@ -75,11 +88,22 @@ export class AuditLog extends EventEmitter {
   private queue: Pending[] = [];
   private flushing: Promise<void> | null = null;
   private failure: AuditWriteError | null = null;
+  private readonly rotate: { maxBytes: number; maxAgeMs: number };
+  private readonly retentionDays: number | undefined;
+  /** Bytes and entries sealed into the active file, and when its first entry was made. */
+  private activeBytes = 0;
+  private activeEntries = 0;
+  private activeSince = Date.now();
+  private rotateTimer: NodeJS.Timeout | null = null;
   private closed = false;
   private timer: NodeJS.Timeout | null = null;
   private batches = 0;
   private appended = 0;
-  private anchorWrite: Promise<void> = Promise.resolve();
+  private readonly anchor: AnchorKeeper;
+  /** Durable checkpoints whose 'checkpoint' event waits for the anchor that covers them. */
+  private unanchoredCheckpoints: AuditEntry[] = [];
+  /** Root of the newest durable checkpoint (the anchor's `root`). */
+  private durableRoot: string;
 
   private constructor(
     opts: AuditLogOptions,
@@ -99,6 +123,23 @@ export class AuditLog extends EventEmitter {
     this.lastCheckpointSeq = state.lastCheckpointSeq;
     this.lastCheckpointRoot = state.lastCheckpointRoot;
     this.sinceCheckpoint = state.sinceCheckpoint;
+    this.durableRoot = state.lastCheckpointRoot;
+    this.rotate = { maxBytes: opts.rotate?.maxBytes ?? 0, maxAgeMs: opts.rotate?.maxAgeMs ?? 0 };
+    this.retentionDays = opts.retentionDays;
+    if (this.rotate.maxAgeMs > 0) {
+      this.rotateTimer = setInterval(() => this.maybeRotate(), Math.min(this.rotate.maxAgeMs, 60_000));
+      this.rotateTimer.unref();
+    }
+    this.anchor = new AnchorKeeper({
+      file: anchorPathFor(this.path),
+      intervalMs: (opts.anchorSeconds ?? 1) * 1000,
+      onWritten: (a) => {
+        while (this.unanchoredCheckpoints.length > 0 && (this.unanchoredCheckpoints[0] as AuditEntry).seq <= a.seq) {
+          this.emit('checkpoint', this.unanchoredCheckpoints.shift());
+        }
+      },
+      onError: (err) => this.poison(new AuditWriteError(`${this.path}.anchor: write failed (${String(err)})`, err), []),
+    });
     const seconds = opts.checkpointSeconds ?? 300;
     if (seconds > 0) {
       this.timer = setInterval(() => {
@@ -113,16 +154,22 @@ export class AuditLog extends EventEmitter {
   /** Opens (creating if absent) and takes the writer lock. Throws AuditCorruptError on a broken log. */
   static async open(opts: AuditLogOptions): Promise<AuditLog> {
     if ((opts.checkpointEntries ?? 1000) < 1) throw new RangeError('checkpointEntries must be >= 1');
+    if ((opts.anchorSeconds ?? 1) < 0) throw new RangeError('anchorSeconds must be >= 0');
     const file = path.resolve(opts.path);
     const lock = await acquireLock(`${file}.lock`, { waitMs: opts.lockWaitMs ?? 0 });
     try {
+      // We hold the writer lock: any anchor temp file is a dead writer's.
+      const staleTemps = await removeStaleAnchorTemps(file);
       let existed = true;
+      let activeSize = 0;
       try {
-        await stat(file);
+        activeSize = (await stat(file)).size;
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
         existed = false;
       }
+      // A crash between closing a segment and creating the next leaves segments and no active file.
+      const segmented = (await listSegments(file)).length > (existed ? 1 : 0);
       let state = {
         seq: 0,
         lastHash: GENESIS_HASH,
@@ -132,10 +179,11 @@ export class AuditLog extends EventEmitter {
       };
       const anchor = await readAnchor(anchorPathFor(file));
       let repaired: { bytes: number; digest: string } | null = null;
-      if (existed) {
-        const scan = await scanAuditFile(file, { anchor });
+      if (existed || segmented) {
+        const scan = await scanAuditSegments(file, { anchor });
         if (scan.problem !== null) {
-          const torn = scan.problem.kind === 'truncated' && scan.tornTailBytes > 0;
+          const inActive = scan.segments.at(-1)?.file === file;
+          const torn = scan.problem.kind === 'truncated' && scan.tornTailBytes > 0 && inActive;
           if (!torn || opts.onTornTail === 'refuse') {
             throw new AuditCorruptError(`${file}: ${scan.problem.message}; run "sluice audit verify ${file}" and restore the log`);
           }
@@ -145,6 +193,7 @@ export class AuditLog extends EventEmitter {
           await fhr.read(tail, 0, tail.length, scan.validBytes);
           await fhr.close();
           await truncate(file, scan.validBytes);
+          activeSize = scan.validBytes;
           repaired = { bytes: tail.length, digest: sha256Hex(tail) };
         }
         state = {
@@ -160,17 +209,26 @@ export class AuditLog extends EventEmitter {
       const fh = await open(file, APPEND_FLAGS, 0o600);
       if (!existed) await fsyncDir(path.dirname(file));
       const log = new AuditLog({ ...opts, path: file }, fh, lock, state);
+      log.activeBytes = activeSize;
+      const head = existed ? await firstEntryOf(file) : null;
+      if (head !== null && !Number.isNaN(Date.parse(head.time))) log.activeSince = Date.parse(head.time);
+      if (!existed && segmented) log.enqueue(log.sealSegmentEvent()).catch(() => undefined);
       await log.append({
         tenant: null,
         requestId: null,
         actor: log.actor,
         action: repaired === null ? 'audit.open' : 'audit.recovered',
         outcome: 'success',
-        detail:
-          repaired === null
-            ? { pid: process.pid, resumed_at_seq: state.seq }
-            : { pid: process.pid, resumed_at_seq: state.seq, dropped_torn_bytes: repaired.bytes, dropped_sha256: repaired.digest },
+        detail: {
+          pid: process.pid,
+          resumed_at_seq: state.seq,
+          ...(repaired === null ? {} : { dropped_torn_bytes: repaired.bytes, dropped_sha256: repaired.digest }),
+          // Say so when an existing log had no anchor (deleted, or a crash before the first one).
+          ...(existed && anchor === null && state.seq > 0 ? { anchor_missing: true } : {}),
+          ...(staleTemps.length > 0 ? { removed_anchor_temps: staleTemps.length } : {}),
+        },
       });
+      await log.applyRetention();
       return log;
     } catch (err) {
       await lock.release();
@@ -204,7 +262,59 @@ export class AuditLog extends EventEmitter {
     if (this.sinceCheckpoint.length >= this.checkpointEntries) {
       this.enqueue(this.sealCheckpoint()).catch(() => undefined);
     }
+    this.maybeRotate();
     return done;
+  }
+
+  /** Closes the active segment when it has reached its size or age limit (segments.ts). */
+  private maybeRotate(): void {
+    if (this.closed || this.failure !== null || this.activeEntries <= 1) return;
+    const { maxBytes, maxAgeMs } = this.rotate;
+    const due = (maxBytes > 0 && this.activeBytes >= maxBytes) || (maxAgeMs > 0 && Date.now() - this.activeSince >= maxAgeMs);
+    if (!due) return;
+    // A closed segment always ends with a checkpoint covering its entries.
+    const cp = this.sealCheckpoint();
+    this.queue.push({ ...cp, rotateAfter: true, resolve: () => undefined, reject: () => undefined });
+    this.activeBytes = 0;
+    this.activeEntries = 0;
+    this.activeSince = Date.now();
+    this.enqueue(this.sealSegmentEvent()).catch(() => undefined);
+  }
+
+  /** First entry of a new segment: it carries the checkpoint root the chain continues from. */
+  private sealSegmentEvent(): { entry: AuditEntry; line: string } {
+    return this.sealEvent({
+      tenant: null,
+      requestId: null,
+      actor: this.actor,
+      action: 'audit.segment',
+      outcome: 'success',
+      detail: { first_seq: this.seq + 1, prev_checkpoint_root: this.lastCheckpointRoot, prev_checkpoint_seq: this.lastCheckpointSeq },
+    });
+  }
+
+  /** Deletes closed segments past retention, after recording that in the log. */
+  private async applyRetention(): Promise<void> {
+    if (this.retentionDays === undefined) return;
+    const plan = await planRetention(this.path, this.retentionDays);
+    if (plan === null) return;
+    await this.append({
+      tenant: null,
+      requestId: null,
+      actor: this.actor,
+      action: 'audit.retention',
+      outcome: 'success',
+      detail: { retention_days: this.retentionDays, deleted_segments: plan.files.map((f) => path.basename(f)), retained_from_seq: plan.retainedFromSeq },
+    });
+    await deleteSegments(plan.files);
+  }
+
+  /** Seals a checkpoint over the entries since the last one now; resolves once it is durable (null: none pending). */
+  checkpoint(): Promise<AuditEntry | null> {
+    if (this.failure !== null) return Promise.reject(this.failure);
+    if (this.closed) return Promise.reject(new AuditClosedError());
+    if (this.sinceCheckpoint.length === 0) return Promise.resolve(null);
+    return this.enqueue(this.sealCheckpoint());
   }
 
   /** Writes a final checkpoint, waits for everything queued, releases the file and the lock. */
@@ -215,8 +325,9 @@ export class AuditLog extends EventEmitter {
     }
     this.closed = true;
     if (this.timer !== null) clearInterval(this.timer);
+    if (this.rotateTimer !== null) clearInterval(this.rotateTimer);
     while (this.flushing !== null) await this.flushing;
-    await this.anchorWrite;
+    await this.anchor.flush();
     await this.fh.close().catch(() => undefined);
     await this.lock.release();
   }
@@ -237,6 +348,7 @@ export class AuditLog extends EventEmitter {
       prev: this.lastHash,
     };
     const sealed = sealEntry(body);
+    this.countActive(sealed.line);
     this.seq = sealed.entry.seq;
     this.lastHash = sealed.entry.hash;
     this.sinceCheckpoint.push(sealed.entry.hash);
@@ -264,12 +376,19 @@ export class AuditLog extends EventEmitter {
       },
       prev: this.lastHash,
     });
+    this.countActive(sealed.line);
     this.seq = sealed.entry.seq;
     this.lastHash = sealed.entry.hash;
     this.lastCheckpointSeq = sealed.entry.seq;
     this.lastCheckpointRoot = root;
     this.sinceCheckpoint = [];
     return sealed;
+  }
+
+  private countActive(line: string): void {
+    if (this.activeEntries === 0) this.activeSince = Date.now();
+    this.activeEntries++;
+    this.activeBytes += Buffer.byteLength(line);
   }
 
   private enqueue(sealed: { entry: AuditEntry; line: string }): Promise<AuditEntry> {
@@ -282,8 +401,10 @@ export class AuditLog extends EventEmitter {
   private async flushLoop(): Promise<void> {
     try {
       while (this.queue.length > 0 && this.failure === null) {
-        const batch = this.queue;
-        this.queue = [];
+        // A batch ends at a rotation point: what follows goes into the next segment.
+        const cut = this.queue.findIndex((p) => p.rotateAfter === true);
+        const batch = cut === -1 ? this.queue : this.queue.slice(0, cut + 1);
+        this.queue = cut === -1 ? [] : this.queue.slice(cut + 1);
         const data = Buffer.from(batch.length === 1 ? (batch[0] as Pending).line : batch.map((p) => p.line).join(''), 'utf8');
         try {
           let off = 0;
@@ -298,31 +419,43 @@ export class AuditLog extends EventEmitter {
         }
         this.batches++;
         this.appended += batch.length;
-        let checkpoint: AuditEntry | null = null;
+        let checkpoint = false;
         for (const p of batch) {
-          if (p.entry.kind === 'checkpoint') checkpoint = p.entry;
-          p.resolve(p.entry);
+          if (p.entry.kind === 'checkpoint') {
+            checkpoint = true;
+            this.durableRoot = p.entry.checkpoint?.root ?? this.durableRoot;
+            this.unanchoredCheckpoints.push(p.entry);
+          }
         }
-        if (checkpoint !== null) this.recordAnchor(checkpoint);
+        // The anchor names the batch's last entry (now durable) before anyone hears of it.
+        const head = (batch[batch.length - 1] as Pending).entry;
+        this.anchor.durable({ seq: head.seq, hash: head.hash, root: this.durableRoot, time: head.time }, checkpoint);
+        for (const p of batch) p.resolve(p.entry);
+        if (cut !== -1 && !(await this.rotateFile())) return;
       }
     } finally {
       this.flushing = null;
     }
   }
 
-  private recordAnchor(cp: AuditEntry): void {
-    const anchor = { seq: cp.seq, hash: cp.hash, root: cp.checkpoint?.root ?? '', time: cp.time };
-    this.anchorWrite = this.anchorWrite
-      .then(() => writeAnchor(anchorPathFor(this.path), anchor))
-      .then(
-        () => {
-          this.emit('checkpoint', cp);
-        },
-        (err: unknown) => this.poison(new AuditWriteError(`${this.path}.anchor: write failed (${String(err)})`, err), []),
-      );
+  /** Renames the active file to the next closed segment and opens a new one. False: the log is poisoned. */
+  private async rotateFile(): Promise<boolean> {
+    try {
+      await this.fh.close();
+      const closed = await closeActiveSegment(this.path);
+      this.fh = await open(this.path, APPEND_FLAGS, 0o600);
+      await fsyncDir(path.dirname(this.path));
+      this.emit('rotated', closed);
+    } catch (err) {
+      this.poison(new AuditWriteError(`${this.path}: rotation failed (${(err as NodeJS.ErrnoException).code ?? String(err)}); refusing further entries`, err), []);
+      return false;
+    }
+    this.applyRetention().catch(() => undefined);
+    return true;
   }
 
   private poison(err: AuditWriteError, batch: Pending[]): void {
+    this.anchor.stop();
     if (this.failure === null) {
       this.failure = err;
       this.emit('failure', err);

@@ -5,22 +5,22 @@ import { createHash } from 'node:crypto';
 const LEAF_PREFIX = Buffer.from([0x00]);
 const NODE_PREFIX = Buffer.from([0x01]);
 
-function leafHash(entryHash: Buffer): Buffer {
+export function leafHash(entryHash: Buffer): Buffer {
   return createHash('sha256').update(LEAF_PREFIX).update(entryHash).digest();
 }
 
-function nodeHash(left: Buffer, right: Buffer): Buffer {
+export function nodeHash(left: Buffer, right: Buffer): Buffer {
   return createHash('sha256').update(NODE_PREFIX).update(left).update(right).digest();
 }
 
 /** Largest power of two strictly less than n (n >= 2). */
-function splitPoint(n: number): number {
+export function splitPoint(n: number): number {
   let k = 1;
   while (k * 2 < n) k *= 2;
   return k;
 }
 
-function subtree(leaves: readonly Buffer[], lo: number, hi: number): Buffer {
+export function subtree(leaves: readonly Buffer[], lo: number, hi: number): Buffer {
   const n = hi - lo;
   if (n === 1) return leaves[lo] as Buffer;
   const k = splitPoint(n);

@@ -12,7 +12,8 @@ export type AuditProblemKind =
   | 'reordered' // a sequence number went backwards or repeated
   | 'chain' // prev does not name the previous entry's hash (rewritten entry)
   | 'checkpoint' // a checkpoint's range or Merkle root does not match the entries before it
-  | 'truncated'; // the file ends inside a line, or before the entry its anchor names
+  | 'truncated' // the file ends inside a line, or before the entry its anchor names
+  | 'anchor'; // the anchor file is missing, so the tail cannot be checked (verify.ts)
 
 export interface AuditProblem {
   kind: AuditProblemKind;
@@ -25,11 +26,14 @@ export interface AuditProblem {
   message: string;
 }
 
-/** A witness of the log head kept beside it (FILE.anchor): the latest durable checkpoint. */
+/** A witness of the durable log head kept beside it (FILE.anchor; see anchor.ts). */
 export interface AuditAnchor {
+  /** Seq of the head entry; seqs run 1..n, so this is also the entry count. */
   seq: number;
   hash: string;
+  /** Merkle root of the newest checkpoint at or before `seq` (64 zeros: none yet). */
   root: string;
+  /** The head entry's time. */
   time: string;
 }
 
@@ -42,6 +46,8 @@ export interface AuditScan {
   lastCheckpointRoot: string;
   /** Hashes of the entries after the last checkpoint (the next checkpoint's leaves). */
   sinceCheckpoint: string[];
+  /** Whether the entry the anchor names was seen (and matched). */
+  anchorSeen: boolean;
   /** Byte length of the valid prefix (everything before the first bad or torn line). */
   validBytes: number;
   /** Bytes after the last newline (a torn final write), when the file does not end with '\n'. */
@@ -77,9 +83,18 @@ function shapeError(v: unknown): string | null {
   return null;
 }
 
+/** Where a segment's chain picks up: the state after the previous segment (segments.ts). */
+export type ScanStart = Pick<AuditScan, 'lastSeq' | 'lastHash' | 'lastCheckpointSeq' | 'lastCheckpointRoot' | 'sinceCheckpoint'>;
+
 export interface ScanOptions {
   /** Require the entry at anchor.seq to exist with anchor.hash (detects truncation of whole lines). */
   anchor?: AuditAnchor | null;
+  /** Continue the chain from here instead of genesis (a later segment of a rotated log). */
+  start?: ScanStart;
+  /** Whether the anchor's entry must be in this file (false: the caller checks `anchorSeen` across segments). */
+  anchorInThisFile?: boolean;
+  /** Called with each valid entry and its line (without '\n'), in order. */
+  onEntry?: (entry: AuditEntry, line: string) => void;
 }
 
 export async function scanAuditFile(file: string, opts: ScanOptions = {}): Promise<AuditScan> {
@@ -91,12 +106,13 @@ export async function scanAuditFile(file: string, opts: ScanOptions = {}): Promi
     lastCheckpointSeq: 0,
     lastCheckpointRoot: GENESIS_HASH,
     sinceCheckpoint: [],
+    anchorSeen: false,
     validBytes: 0,
     tornTailBytes: 0,
     problem: null,
+    ...(opts.start === undefined ? {} : { ...opts.start, sinceCheckpoint: [...opts.start.sinceCheckpoint] }),
   };
   const anchor = opts.anchor ?? null;
-  let anchorSeen = false;
   let lineNo = 0;
   let offset = 0;
 
@@ -168,9 +184,10 @@ export async function scanAuditFile(file: string, opts: ScanOptions = {}): Promi
         fail('chain', e.seq, `hash differs from the anchor's (${anchor.hash.slice(0, 16)}...): log was rewritten`);
         return;
       }
-      anchorSeen = true;
+      st.anchorSeen = true;
     }
     st.entries++;
+    opts.onEntry?.(e, text);
     st.lastSeq = e.seq;
     st.lastHash = e.hash;
   };
@@ -205,7 +222,7 @@ export async function scanAuditFile(file: string, opts: ScanOptions = {}): Promi
   } finally {
     await fh.close();
   }
-  if (anchor !== null && !anchorSeen) {
+  if (anchor !== null && !st.anchorSeen && opts.anchorInThisFile !== false) {
     lineNo++;
     fail('truncated', null, `log ends at seq ${st.lastSeq} but its anchor names seq ${anchor.seq}: entries were removed from the end`);
   }

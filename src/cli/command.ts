@@ -4,6 +4,8 @@ export interface CliCommand {
   readonly name: string;
   readonly summary: string;
   readonly usage: string;
+  /** More for `--help` after the usage line and summary: options, examples. */
+  help?(): string | Promise<string>;
   /** Returns the process exit code. Throw a SluiceError for a clear one-line failure. */
   run(args: string[]): Promise<number>;
 }

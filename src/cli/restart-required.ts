@@ -31,6 +31,8 @@ export function restartRequiredChanges(previous: SluiceConfig, next: SluiceConfi
   cmp('routes', previous.routes, next.routes);
   cmp('models', (previous as { models?: unknown }).models, (next as { models?: unknown }).models);
   cmp('limits', previous.limits, next.limits);
+  // The access-log hook and the trace exporter are wired in at start.
+  cmp('telemetry', previous.telemetry, next.telemetry);
   // The training thread reads its section once, at start.
   cmp('training', previous.training, next.training);
   return out;

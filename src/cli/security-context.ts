@@ -33,21 +33,22 @@ export function cliActor(): string {
 export async function auditedAdminAction<T>(
   auditPath: string,
   policyVersion: string,
-  what: { action: string; tenant: string | null; detail: (r: T | null) => Record<string, unknown> },
+  what: { action: string; tenant: string | null; reason?: string; detail: (r: T | null) => Record<string, unknown> },
   action: () => Promise<T>,
 ): Promise<T> {
   const log = await AuditLog.open({ path: auditPath, policyVersion, lockWaitMs: 5000, checkpointSeconds: 0 });
   const requestId = randomUUID();
+  const reason = what.reason === undefined ? {} : { reason: what.reason };
   try {
     let result: T;
     try {
       result = await action();
     } catch (err) {
       const outcome: AuditOutcome = (err as { code?: string }).code === 'SLUICE_ERR_SCOPE_WIDENING' ? 'denied' : 'failure';
-      await log.append({ tenant: what.tenant, requestId, actor: cliActor(), action: what.action, outcome, detail: { ...what.detail(null), error: (err as Error).message } });
+      await log.append({ tenant: what.tenant, requestId, actor: cliActor(), action: what.action, outcome, ...reason, detail: { ...what.detail(null), error: (err as Error).message } });
       throw err;
     }
-    await log.append({ tenant: what.tenant, requestId, actor: cliActor(), action: what.action, outcome: 'success', detail: what.detail(result) });
+    await log.append({ tenant: what.tenant, requestId, actor: cliActor(), action: what.action, outcome: 'success', ...reason, detail: what.detail(result) });
     return result;
   } finally {
     await log.close();

@@ -4,7 +4,9 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError } from './errors.ts';
+import { closestMatch } from './levenshtein.ts';
 import { configSchema, type SluiceConfig } from './schema.ts';
+import { knownKeysAt } from './schema-keys.ts';
 
 export { ConfigError };
 
@@ -26,7 +28,15 @@ function describeIssue(issue: z.core.$ZodIssue): string {
     return `${where}: expected ${issue.expected}`;
   }
   if (issue.code === 'unrecognized_keys') {
-    return `${where}: unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => JSON.stringify(k)).join(', ')}`;
+    // One line per key, with its own path: `listners: unknown key (did you mean "listeners"?)`.
+    const known = knownKeysAt(configSchema, issue.path);
+    return issue.keys
+      .map((k) => {
+        const near = closestMatch(k, known);
+        const hint = near !== undefined ? `did you mean "${near}"?` : known.length > 0 ? `known keys: ${known.join(', ')}` : '';
+        return `${formatPath([...issue.path, k])}: unknown key${hint !== '' ? ` (${hint})` : ''}`;
+      })
+      .join('; ');
   }
   return `${where}: ${issue.message}`;
 }

@@ -2,15 +2,38 @@
 import { z } from 'zod';
 import { parseSegmentKey } from './segment-key.ts';
 import { atRestSchema } from '../security/at-rest/at-rest-config.ts';
+import { PII_CLASSES } from '../security/pii/classes.ts';
 import { threatsSchema } from '../security/threats/threat-config.ts';
 
 const port = z.number().int().min(0).max(65535);
-const hostPort = z.object({ host: z.string().min(1).default('127.0.0.1'), port });
+const hostPort = z.strictObject({ host: z.string().min(1).default('127.0.0.1'), port });
 
-export const segmentSchema = z.object({
+/** Defaults of the per-listener connection limits (docs/operations.md, "Connection limits"). */
+export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
+export const DEFAULT_IDLE_TIMEOUT_MS = 300_000;
+
+/**
+ * How long a connection may take to say who it is, how long it may sit silent, and how many a
+ * listener holds at once. The ingress engine reads the same keys for the ports it serves.
+ */
+export const connectionLimitsShape = {
+  /** Time from accept to a finished TLS handshake and protocol preface (HTTP/2 preface and SETTINGS, segment handshake). */
+  handshakeTimeoutMs: z.number().int().min(100).max(600_000).default(DEFAULT_HANDSHAKE_TIMEOUT_MS),
+  /** A connection with nothing in flight and nothing received for this long is closed. */
+  idleTimeoutMs: z.number().int().min(1000).max(86_400_000).default(DEFAULT_IDLE_TIMEOUT_MS),
+  /** Connections held at once; more are closed on accept. Unset: no limit but the fd limit. */
+  maxConnections: z.number().int().positive().max(1_000_000).optional(),
+};
+
+/** A client-facing listener: its address and its connection limits. */
+const clientListener = (defaultPort: number) => hostPort.extend({ port: port.default(defaultPort), ...connectionLimitsShape });
+/** A segment listener: the handshake bounds the time to authenticate; links then live as long as their peers keep them. */
+const segmentListener = hostPort.extend({ handshakeTimeoutMs: connectionLimitsShape.handshakeTimeoutMs, maxConnections: connectionLimitsShape.maxConnections });
+
+export const segmentSchema = z.strictObject({
   transport: z.enum(['tcp', 'rdma', 'auto']).default('tcp'),
-  /** Address the back-end listener binds to (the RDMA connection exchange for rdma). */
-  listen: hostPort.optional(),
+  /** Address the back-end listener binds to (the RDMA connection exchange for rdma), and its connection limits. */
+  listen: segmentListener.optional(),
   /** RDMA device name (rxe0, mlx5_0) or the netdev it sits on. */
   device: z.string().optional(),
   /** 32-byte segment key, hex or base64, or a file holding it (`keyFile`): exactly one of them. */
@@ -34,19 +57,19 @@ export const segmentSchema = z.object({
   if (seg.key === undefined && seg.keyFile === undefined) ctx.addIssue({ code: 'custom', message: 'needs key or keyFile (the 32-byte segment key)' });
 });
 
-export const peerSchema = z.object({
+export const peerSchema = z.strictObject({
   name: z.string().min(1),
   segment: z.enum(['inference', 'training']),
   host: z.string().min(1),
   port,
 });
 
-export const upstreamSchema = z.object({
+export const upstreamSchema = z.strictObject({
   /** gRPC address of a KServe v2 model server (host:port). */
   address: z.string().min(1),
 });
 
-export const routeSchema = z.object({
+export const routeSchema = z.strictObject({
   /** Model name, or "*" for any. */
   model: z.string().min(1),
   /** Egress peers (by name) that serve this model over the inference segment. */
@@ -55,18 +78,30 @@ export const routeSchema = z.object({
   upstreams: z.array(upstreamSchema).default([]),
 });
 
+const protocolDatatype = z.enum(['BOOL', 'UINT8', 'UINT16', 'UINT32', 'UINT64', 'INT8', 'INT16', 'INT32', 'INT64', 'FP16', 'BF16', 'FP32', 'FP64', 'BYTES']);
+
 /** The reference model server (src/models): runs in this process when the section is present. */
-export const referenceModelsSchema = z.object({
+export const referenceModelsSchema = z.strictObject({
   listen: hostPort.extend({ port: port.default(8100) }).default({ host: '127.0.0.1', port: 8100 }),
   models: z.array(z.enum(['simple', 'identity', 'dense'])).min(1).default(['simple', 'identity', 'dense']),
   dense: z
-    .object({
+    .strictObject({
       k: z.number().int().positive().max(65536).default(64),
       n: z.number().int().positive().max(65536).default(32),
       seed: z.number().int().min(0).max(0xffffffff).default(1234),
       maxBatch: z.number().int().positive().default(4096),
     })
     .default({ k: 64, n: 32, seed: 1234, maxBatch: 4096 }),
+  /**
+   * `identity` declares `datatype` in its metadata and configuration (it takes any); each of
+   * `variants` adds a model identity_<datatype> that takes exactly that datatype.
+   */
+  identity: z
+    .object({
+      datatype: protocolDatatype.default('FP32'),
+      variants: z.array(protocolDatatype).default([]),
+    })
+    .default({ datatype: 'FP32', variants: [] }),
   /** Largest request or response message the model server takes or sends. */
   maxMessageBytes: z.number().int().positive().default(128 * 1024 * 1024),
   /** Cap on the `delay_ms` request parameter (a deliberately slow model). */
@@ -77,11 +112,11 @@ const KiB = 1024;
 const MiB = 1024 * KiB;
 
 /** Latency-aware scheduling (src/scheduler/): links' outbound order, bulk pacing, upstream choice. */
-export const schedulingSchema = z.object({
+export const schedulingSchema = z.strictObject({
   /** Inference latency target (p99, milliseconds): bulk backs off as it is neared. */
   latencyTargetMs: z.number().positive().default(5),
   bulk: z
-    .object({
+    .strictObject({
       /** Lowest share of a link the training class is cut to: bulk never starves. */
       minShare: z.number().gt(0).max(1).default(0.1),
       /** Multiplicative cut when inference p99 > target x highWater. */
@@ -97,7 +132,7 @@ export const schedulingSchema = z.object({
     })
     .prefault({}),
   chunk: z
-    .object({
+    .strictObject({
       /** One bulk chunk may take this fraction of the latency target on the wire. */
       budgetFraction: z.number().gt(0).max(1).default(0.1),
       minBytes: z.number().int().min(1024).default(16 * KiB),
@@ -109,7 +144,7 @@ export const schedulingSchema = z.object({
   /** DRR quantum (bytes of credit per flow per round) within a class. */
   quantumBytes: z.number().int().positive().default(256 * KiB),
   upstreams: z
-    .object({
+    .strictObject({
       /** Peak-EWMA decay time constant of upstream latency. */
       decayMs: z.number().int().positive().default(10_000),
       consecutiveFailures: z.number().int().positive().default(5),
@@ -119,7 +154,7 @@ export const schedulingSchema = z.object({
     })
     .prefault({}),
   retries: z
-    .object({
+    .strictObject({
       /** Attempts per request in total (2 = one retry), only for failures before the model. */
       maxAttempts: z.number().int().min(1).max(5).default(2),
       budgetRatio: z.number().min(0).max(1).default(0.2),
@@ -128,7 +163,7 @@ export const schedulingSchema = z.object({
     })
     .prefault({}),
   shedding: z
-    .object({
+    .strictObject({
       /** Requests the egress side serves at once (for the queue-delay estimate). */
       parallelism: z.number().int().positive().default(64),
       maxQueueDelayMs: z.number().int().positive().default(1000),
@@ -138,7 +173,7 @@ export const schedulingSchema = z.object({
 });
 
 /** Training transfers (src/training/): sluice.v1.TensorTransfer and the training segment. */
-export const trainingSchema = z.object({
+export const trainingSchema = z.strictObject({
   /** Where received tensors are written (SPOOL sink). */
   spoolDir: z.string().min(1).default('/var/lib/sluice/spool'),
   windowBytes: z.number().int().min(64 * KiB).default(8 * MiB),
@@ -176,7 +211,7 @@ export const DEFAULT_TLS_CIPHERS = [
   'ECDHE-RSA-CHACHA20-POLY1305',
 ].join(':');
 
-const tenantLimitSchema = z.object({
+const tenantLimitSchema = z.strictObject({
   /** Sustained request rate (token bucket refill per second). */
   requestsPerSecond: z.number().positive().optional(),
   /** Bucket size: how many requests may arrive at once. */
@@ -186,13 +221,13 @@ const tenantLimitSchema = z.object({
 });
 
 export const securitySchema = z
-  .object({
+  .strictObject({
     /** Recorded in every audit entry; bump it when you change this section. */
     policyVersion: z.string().min(1).default('1'),
     /** Tenant names and the u32 ids bound into back-end frames (0 is the system tenant). */
     tenants: z
       .array(
-        z.object({
+        z.strictObject({
           name: tenantNameSchema,
           id: z.number().int().min(1).max(0xffffffff),
           /** Models the tenant may use ("*" for any). */
@@ -201,7 +236,7 @@ export const securitySchema = z
       )
       .default([]),
     audit: z
-      .object({
+      .strictObject({
         enabled: z.boolean().default(false),
         /** The serving process's log. */
         path: z.string().min(1).default('sluice-audit.jsonl'),
@@ -209,12 +244,45 @@ export const securitySchema = z
         adminPath: z.string().min(1).default('sluice-admin-audit.jsonl'),
         checkpointEntries: z.number().int().positive().default(1000),
         checkpointSeconds: z.number().positive().default(300),
+        /** FILE.anchor trails the durable head by at most this long (0: after every group commit). */
+        anchorSeconds: z.number().min(0).max(3600).default(1),
         /** Also record every allowed request (refusals and admin actions are always recorded). */
         allowedRequests: z.boolean().default(true),
+        /** Start a new segment file when the current one reaches either limit (0 / absent: never by that limit). */
+        rotate: z
+          .object({
+            maxBytes: z.number().int().positive().optional(),
+            maxAgeHours: z.number().positive().optional(),
+          })
+          .prefault({}),
+        /** Closed segments older than this are deleted (the brief: seven years). The newest segment is never deleted. */
+        retentionDays: z.number().int().positive().default(2557),
+      })
+      .prefault({}),
+    /** Evidence packs (docs/security.md): the key POST /v2/sluice/evidence signs with (RSA or Ed25519 PEM). */
+    evidence: z.object({ signingKeyFile: z.string().min(1).optional() }).prefault({}),
+    /** PII policy on the inference path (docs/security.md). */
+    pii: z
+      .object({
+        enabled: z.boolean().default(false),
+        policies: z
+          .array(
+            z.object({
+              /** A configured tenant name, or "*" for requests of tenants without a policy of their own (and unauthenticated ones). */
+              tenant: z.union([tenantNameSchema, z.literal('*')]),
+              mode: z.enum(['strict', 'reversible', 'flag']),
+              classes: z.array(z.enum(PII_CLASSES)).min(1).default([...PII_CLASSES]),
+              channels: z.array(z.enum(['request', 'response'])).min(1).default(['request', 'response']),
+              minConfidence: z.number().min(0).max(1).default(0.5),
+            }),
+          )
+          .default([]),
+        /** Where reversible mode keeps originals (AES-256-GCM, a key per tenant derived from keyFile). */
+        vault: z.object({ path: z.string().min(1), keyFile: z.string().min(1) }).optional(),
       })
       .prefault({}),
     apiKeys: z
-      .object({
+      .strictObject({
         enabled: z.boolean().default(false),
         store: z.string().min(1).default('sluice-keys.json'),
         /** How often the store file is checked for changes (it is also watched). */
@@ -222,7 +290,7 @@ export const securitySchema = z
       })
       .prefault({}),
     jwt: z
-      .object({
+      .strictObject({
         enabled: z.boolean().default(false),
         jwksFile: z.string().min(1).optional(),
         jwksUrl: z.url().optional(),
@@ -234,14 +302,14 @@ export const securitySchema = z
       })
       .prefault({}),
     tls: z
-      .object({
+      .strictObject({
         enabled: z.boolean().default(false),
         certFile: z.string().min(1).optional(),
         keyFile: z.string().min(1).optional(),
         minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
         ciphers: z.string().min(1).default(DEFAULT_TLS_CIPHERS),
         clientCerts: z
-          .object({
+          .strictObject({
             /** off: no client certificates; require: mTLS, and the fingerprint must be allowlisted. */
             mode: z.enum(['off', 'require']).default('off'),
             /** CA bundle that client certificates must chain to. */
@@ -254,10 +322,10 @@ export const securitySchema = z
       })
       .prefault({}),
     rateLimits: z
-      .object({
+      .strictObject({
         enabled: z.boolean().default(false),
         default: z
-          .object({
+          .strictObject({
             requestsPerSecond: z.number().positive().default(1000),
             burst: z.number().int().positive().default(2000),
             maxRequestBytes: z.number().int().positive().default(64 * 1024 * 1024),
@@ -267,10 +335,10 @@ export const securitySchema = z
       })
       .prefault({}),
     webhooks: z
-      .object({
+      .strictObject({
         endpoints: z
           .array(
-            z.object({
+            z.strictObject({
               url: z.url(),
               /** HMAC-SHA256 secret (or secretFile); at least 32 bytes. */
               secret: z.string().min(32).optional(),
@@ -312,6 +380,13 @@ export const securitySchema = z
     if ((s.apiKeys.enabled || s.jwt.enabled) && s.tenants.length === 0) {
       need(false, ['tenants'], 'at least one tenant is required when API keys or JWTs are enabled');
     }
+    const policyTenants = new Set<string>();
+    s.pii.policies.forEach((p, i) => {
+      need(!policyTenants.has(p.tenant), ['pii', 'policies', i, 'tenant'], `duplicate PII policy for tenant "${p.tenant}"`);
+      policyTenants.add(p.tenant);
+      need(p.tenant === '*' || s.tenants.some((t) => t.name === p.tenant), ['pii', 'policies', i, 'tenant'], `no tenant named "${p.tenant}" in security.tenants`);
+      need(p.mode !== 'reversible' || s.pii.vault !== undefined, ['pii', 'vault'], 'required when a PII policy uses mode "reversible"');
+    });
     const ids = new Set<number>();
     const names = new Set<string>();
     s.tenants.forEach((t, i) => {
@@ -323,19 +398,19 @@ export const securitySchema = z
   })
   .prefault({});
 
-export const configSchema = z.object({
-  node: z.object({ name: z.string().default('sluice') }).default({ name: 'sluice' }),
+export const configSchema = z.strictObject({
+  node: z.strictObject({ name: z.string().default('sluice') }).default({ name: 'sluice' }),
   listeners: z
-    .object({
-      http: hostPort.extend({ port: port.default(8000) }).optional(),
-      grpc: hostPort.extend({ port: port.default(8001) }).optional(),
-      metrics: hostPort.extend({ port: port.default(8002) }).optional(),
+    .strictObject({
+      http: clientListener(8000).optional(),
+      grpc: clientListener(8001).optional(),
+      metrics: clientListener(8002).optional(),
       /** sluice.v1.TensorTransfer, served by the training thread; opened whenever segments.training is set (default 127.0.0.1:8003). */
-      training: hostPort.extend({ port: port.default(8003) }).optional(),
+      training: clientListener(8003).optional(),
     })
     .default({}),
   segments: z
-    .object({
+    .strictObject({
       inference: segmentSchema.optional(),
       training: segmentSchema.optional(),
     })
@@ -346,14 +421,14 @@ export const configSchema = z.object({
   scheduling: schedulingSchema.prefault({}),
   training: trainingSchema.prefault({}),
   limits: z
-    .object({
+    .strictObject({
       maxRequestBytes: z.number().int().positive().default(64 * 1024 * 1024),
       defaultTimeoutMs: z.number().int().positive().default(30_000),
     })
     .default({ maxRequestBytes: 64 * 1024 * 1024, defaultTimeoutMs: 30_000 }),
   /** Graceful drain (SIGTERM) timing; see docs/operations.md. Keep Kubernetes' terminationGracePeriodSeconds above delayMs + drainGraceMs + closeTimeoutMs. */
   lifecycle: z
-    .object({
+    .strictObject({
       /** Time for in-flight requests to finish before they are handed back with a retryable error. */
       drainGraceMs: z.number().int().min(0).max(3_600_000).default(20_000),
       /** Time between readiness going false and listeners closing, so load balancers stop routing here first. */
@@ -363,8 +438,25 @@ export const configSchema = z.object({
     })
     .default({ drainGraceMs: 20_000, drainDelayMs: 0, closeTimeoutMs: 5_000 }),
   security: securitySchema,
+  /** Access log and traces (docs/operations.md). */
+  telemetry: z
+    .strictObject({
+      /** One JSON line per finished request at info (docs/operations.md, "Access log"). */
+      accessLog: z.boolean().default(false),
+      otlp: z
+        .strictObject({
+          /** OTLP/HTTP traces URL (e.g. http://otel-collector:4318/v1/traces); unset = no tracing. */
+          endpoint: z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' }).optional(),
+          serviceName: z.string().min(1).default('sluice'),
+          /** Fraction of new traces sampled; a sampled incoming traceparent is always followed. */
+          sampleRatio: z.number().min(0).max(1).default(1),
+          headers: z.record(z.string(), z.string()).default({}),
+        })
+        .prefault({}),
+    })
+    .prefault({}),
   log: z
-    .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
+    .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
     .default({ level: 'info' }),
 });
 
@@ -374,3 +466,10 @@ export type ReferenceModelsConfig = z.infer<typeof referenceModelsSchema>;
 export type SchedulingConfig = z.infer<typeof schedulingSchema>;
 export type TrainingConfig = z.infer<typeof trainingSchema>;
 export type SecurityConfig = z.infer<typeof securitySchema>;
+export type ClientListenerConfig = z.infer<ReturnType<typeof clientListener>>;
+/** The connection limits every listener has (segment listeners: no idle timeout). */
+export interface ConnectionLimits {
+  handshakeTimeoutMs: number;
+  idleTimeoutMs?: number;
+  maxConnections?: number;
+}

@@ -12,6 +12,7 @@ import {
   decodeCall,
   decodeCancel,
   type DecodedCall,
+  type EnvelopeVersion,
   encodeReplyHeader,
   InferenceKind,
 } from '../wire/inference-envelope.ts';
@@ -24,6 +25,32 @@ export interface EgressServiceOptions {
   logger: Logger;
   /** Checks the frame's tenant against the model before calling upstream (security layer). */
   authorizeCall?: (tenantId: number, model: string, requestId: string) => InferenceError | null;
+  /** Told of every call about to go to a model server (metrics, access log, traces). */
+  observer?: EgressCallObserver;
+}
+
+/** A call from the segment about to go to a model server, as telemetry sees it (performance.now() ms). */
+export interface EgressCallInfo {
+  requestId: string;
+  tenant: number;
+  model: string;
+  method: string;
+  bytesIn: number;
+  receivedAt: number;
+  calledAt: number;
+  /** The CALL's W3C traceparent, when the ingress sent one. */
+  traceparent: string | undefined;
+}
+
+export interface EgressCallObservation {
+  /** The traceparent to send the model server (the upstream span's), if any. */
+  traceparent?: string;
+  /** The call ended with this gRPC status and response size. */
+  end(status: number, bytesOut: number): void;
+}
+
+export interface EgressCallObserver {
+  begin(call: EgressCallInfo): EgressCallObservation;
 }
 
 interface LinkState {
@@ -62,26 +89,45 @@ export class EgressService {
   }
 
   private onCall(link: Link, state: LinkState, m: InboundMessage): void {
+    const receivedAt = performance.now();
     let call: DecodedCall;
     try {
       call = decodeCall(m.body);
     } catch (err) {
       this.opts.logger.warn({ err, link: link.id, stream: m.streamId }, 'dropping malformed inference call');
-      this.reply(link, m, 'invalid', toInferenceError(err));
+      // Answer in the version the call claimed if this node speaks it, so the ingress does not
+      // mistake a malformed v2 call for a v1 peer.
+      this.reply(link, m, 'invalid', toInferenceError(err), undefined, m.body[0] === 2 ? 2 : 1);
       return;
     }
+    const v = call.envelopeVersion;
     if (this.closing) {
-      this.reply(link, m, call.requestId, new InferenceError(InferenceErrorCode.UPSTREAM_UNAVAILABLE, 'egress is shutting down'));
+      this.reply(link, m, call.requestId, new InferenceError(InferenceErrorCode.UPSTREAM_UNAVAILABLE, 'egress is shutting down'), undefined, v);
       return;
     }
     const refused = this.opts.authorizeCall?.(m.tenant, call.model, call.requestId) ?? null;
     if (refused !== null) {
-      this.reply(link, m, call.requestId, refused);
+      this.reply(link, m, call.requestId, refused, undefined, v);
       return;
     }
     if (state.inflight.has(m.streamId)) {
-      this.reply(link, m, call.requestId, new InferenceError(InferenceErrorCode.INTERNAL, `stream ${m.streamId} is already in use`));
+      this.reply(link, m, call.requestId, new InferenceError(InferenceErrorCode.INTERNAL, `stream ${m.streamId} is already in use`), undefined, v);
       return;
+    }
+    let observation: EgressCallObservation | undefined;
+    try {
+      observation = this.opts.observer?.begin({
+        requestId: call.requestId,
+        tenant: m.tenant,
+        model: call.model,
+        method: CALL_METHOD_NAMES[call.method],
+        bytesIn: call.payload.length,
+        receivedAt,
+        calledAt: performance.now(),
+        traceparent: call.traceparent,
+      });
+    } catch {
+      // Telemetry must never break the data path.
     }
     let upstream: UpstreamCall;
     try {
@@ -89,23 +135,28 @@ export class EgressService {
       upstream = client.call(CALL_METHOD_NAMES[call.method], call.payload, {
         deadline: Date.now() + call.timeoutMs,
         requestId: call.requestId,
+        traceparent: observation?.traceparent ?? call.traceparent,
       });
     } catch (err) {
-      this.reply(link, m, call.requestId, toInferenceError(err));
+      const e = toInferenceError(err);
+      report(observation, e.grpcStatus, 0);
+      this.reply(link, m, call.requestId, e, undefined, v);
       return;
     }
     state.inflight.set(m.streamId, upstream);
     upstream.result.then(
       (payload) => {
-        if (state.inflight.delete(m.streamId)) this.reply(link, m, call.requestId, undefined, payload);
+        report(observation, GrpcStatus.OK, payload.length);
+        if (state.inflight.delete(m.streamId)) this.reply(link, m, call.requestId, undefined, payload, v);
       },
       (err: unknown) => {
-        if (!state.inflight.delete(m.streamId)) return;
         const e = toInferenceError(err);
+        report(observation, e.grpcStatus, 0);
+        if (!state.inflight.delete(m.streamId)) return;
         if (e.grpcStatus !== GrpcStatus.NOT_FOUND && e.grpcStatus !== GrpcStatus.INVALID_ARGUMENT) {
           this.opts.logger.info({ request_id: call.requestId, model: call.model, code: e.code, err: e.message }, 'upstream call failed');
         }
-        this.reply(link, m, call.requestId, e);
+        this.reply(link, m, call.requestId, e, undefined, v);
       },
     );
   }
@@ -123,11 +174,13 @@ export class EgressService {
     }
   }
 
-  private reply(link: Link, m: InboundMessage, requestId: string, err: InferenceError | undefined, payload?: MessageParts): void {
+  /** `v`: the envelope version of the call answered (a v1 ingress must get a v1 reply). */
+  private reply(link: Link, m: InboundMessage, requestId: string, err: InferenceError | undefined, payload: MessageParts | undefined, v: EnvelopeVersion): void {
     const header = encodeReplyHeader(
       err === undefined
         ? { status: GrpcStatus.OK, code: '', message: '', requestId }
         : { status: err.grpcStatus, code: err.code, message: err.message, requestId },
+      v,
     );
     const msg = { cls: 'inference', kind: InferenceKind.REPLY, streamId: m.streamId, tenant: m.tenant } as const;
     if (payload === undefined) {
@@ -142,7 +195,7 @@ export class EgressService {
         grpcStatus: GrpcStatus.RESOURCE_EXHAUSTED,
       });
       this.opts.logger.warn({ request_id: requestId, err: e.message }, 'reply not sent');
-      sendQuietly(link, { ...msg, body: encodeReplyHeader({ status: e.grpcStatus, code: e.code, message: e.message, requestId }) });
+      sendQuietly(link, { ...msg, body: encodeReplyHeader({ status: e.grpcStatus, code: e.code, message: e.message, requestId }, v) });
     }
   }
 
@@ -156,5 +209,13 @@ export class EgressService {
     for (const s of this.links.values()) for (const c of s.inflight.values()) c.cancel();
     this.links.clear();
     this.opts.upstreams.close();
+  }
+}
+
+function report(observation: EgressCallObservation | undefined, status: number, bytesOut: number): void {
+  try {
+    observation?.end(status, bytesOut);
+  } catch {
+    // Telemetry must never break the data path.
   }
 }

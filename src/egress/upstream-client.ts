@@ -7,12 +7,16 @@ import { decodeMessage, encodeMessage } from '../kserve/proto.ts';
 import { GrpcStatus } from '../kserve/status.ts';
 import { type GrpcCallError, Http2GrpcClient, type MessageParts } from './http2-grpc-client.ts';
 
-export type UpstreamMethod = 'ModelInfer' | 'ModelReady' | 'ModelMetadata';
+import type { CallMethodName } from '../wire/inference-envelope.ts';
+
+export type UpstreamMethod = CallMethodName;
 
 export interface UpstreamCallOptions {
   /** Absolute deadline (Date.now() milliseconds). */
   deadline: number;
   requestId: string;
+  /** W3C traceparent passed on to the model server as metadata. */
+  traceparent?: string | undefined;
 }
 
 export interface UpstreamCall {
@@ -31,7 +35,9 @@ export class UpstreamClient {
   }
 
   call(method: UpstreamMethod, payload: Buffer, opts: UpstreamCallOptions): UpstreamCall {
-    const call = this.client.unaryParts(METHODS[method].path, payload, opts.deadline, { 'x-request-id': opts.requestId });
+    const metadata: Record<string, string> = { 'x-request-id': opts.requestId };
+    if (opts.traceparent !== undefined) metadata.traceparent = opts.traceparent;
+    const call = this.client.unaryParts(METHODS[method].path, payload, opts.deadline, metadata);
     return { result: call.result.catch((err: GrpcCallError) => Promise.reject(this.translate(err))), cancel: call.cancel };
   }
 

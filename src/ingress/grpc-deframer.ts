@@ -19,14 +19,18 @@ export class GrpcFramingError extends Error {
 
 export class GrpcDeframer {
   private readonly maxMessageBytes: number;
+  private readonly compressedAllowed: boolean;
+  private compressed = false;
   private readonly prefix = Buffer.alloc(GRPC_PREFIX_BYTES);
   private prefixHave = 0;
   /** The message being gathered (null while reading a prefix). */
   private body: Buffer | null = null;
   private bodyHave = 0;
 
-  constructor(maxMessageBytes: number) {
+  /** `compressedAllowed`: the call named a grpc-encoding, so messages may carry the compressed flag. */
+  constructor(maxMessageBytes: number, compressedAllowed = false) {
     this.maxMessageBytes = maxMessageBytes;
+    this.compressedAllowed = compressedAllowed;
   }
 
   /** True between messages: the stream may end here. */
@@ -35,10 +39,11 @@ export class GrpcDeframer {
   }
 
   /**
-   * Feeds a chunk; calls `onMessage` for each message it completes, in order. Throws
-   * GrpcFramingError for a compressed message (no grpc-encoding is accepted) or one over the limit.
+   * Feeds a chunk; calls `onMessage` for each message it completes, in order, with its
+   * compressed flag. Throws GrpcFramingError for a compressed message on a call without
+   * grpc-encoding, or one over the limit (compressed size; the inflater bounds the rest).
    */
-  push(chunk: Buffer, onMessage: (msg: Buffer) => void): void {
+  push(chunk: Buffer, onMessage: (msg: Buffer, compressed: boolean) => void): void {
     let pos = 0;
     const n = chunk.length;
     while (pos < n) {
@@ -48,7 +53,7 @@ export class GrpcDeframer {
           const len = this.checkPrefix(chunk[pos]!, chunk.readUInt32BE(pos + 1));
           pos += GRPC_PREFIX_BYTES;
           if (n - pos >= len) {
-            onMessage(chunk.subarray(pos, pos + len));
+            onMessage(chunk.subarray(pos, pos + len), this.compressed);
             pos += len;
             continue;
           }
@@ -63,7 +68,7 @@ export class GrpcDeframer {
         this.prefixHave = 0;
         const len = this.checkPrefix(this.prefix[0]!, this.prefix.readUInt32BE(1));
         if (len === 0) {
-          onMessage(Buffer.alloc(0));
+          onMessage(Buffer.alloc(0), this.compressed);
           continue;
         }
         this.startBody(len);
@@ -77,7 +82,7 @@ export class GrpcDeframer {
       if (this.bodyHave === body.length) {
         this.body = null;
         this.bodyHave = 0;
-        onMessage(body);
+        onMessage(body, this.compressed);
       }
     }
   }
@@ -88,19 +93,20 @@ export class GrpcDeframer {
   }
 
   private checkPrefix(flag: number, len: number): number {
-    if (flag === 1) throw new GrpcFramingError(GrpcStatus.UNIMPLEMENTED, 'compressed messages are not supported (send grpc-encoding identity)');
-    if (flag !== 0) throw new GrpcFramingError(GrpcStatus.INTERNAL, `invalid gRPC message flag ${flag}`);
+    if (flag === 1 && !this.compressedAllowed) throw new GrpcFramingError(GrpcStatus.INTERNAL, 'a message is flagged compressed but the call has no grpc-encoding');
+    if (flag > 1) throw new GrpcFramingError(GrpcStatus.INTERNAL, `invalid gRPC message flag ${flag}`);
     if (len > this.maxMessageBytes) {
       throw new GrpcFramingError(GrpcStatus.RESOURCE_EXHAUSTED, `request message larger than max (${len} vs ${this.maxMessageBytes} bytes)`);
     }
+    this.compressed = flag === 1;
     return len;
   }
 }
 
-/** The 5-byte prefix of an uncompressed message of `len` bytes. */
-export function grpcMessagePrefix(len: number): Buffer {
+/** The 5-byte prefix of a message of `len` bytes. */
+export function grpcMessagePrefix(len: number, compressed = false): Buffer {
   const p = Buffer.allocUnsafe(GRPC_PREFIX_BYTES);
-  p[0] = 0;
+  p[0] = compressed ? 1 : 0;
   p.writeUInt32BE(len, 1);
   return p;
 }
@@ -109,9 +115,9 @@ export function grpcMessagePrefix(len: number): Buffer {
 export const COALESCE_MESSAGE_BYTES = 64 * 1024;
 
 /** The message behind its prefix, as one buffer. */
-export function framedMessage(msg: Buffer): Buffer {
+export function framedMessage(msg: Buffer, compressed = false): Buffer {
   const out = Buffer.allocUnsafe(GRPC_PREFIX_BYTES + msg.length);
-  out[0] = 0;
+  out[0] = compressed ? 1 : 0;
   out.writeUInt32BE(msg.length, 1);
   msg.copy(out, GRPC_PREFIX_BYTES);
   return out;

@@ -5,16 +5,20 @@
 // RFC 7807 problem carrying the request id; every response has an x-request-id header.
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket } from 'uWebSockets.js';
 import { InferenceError, InferenceErrorCode, toInferenceError } from '../kserve/inference-error.ts';
-import { decodeMessage, encodeMessage } from '../kserve/proto.ts';
-import { formatRestInferResponse, INFERENCE_HEADER, modelMetadataToJson, parseRestInferRequest, serverMetadataToJson } from '../kserve/rest-codec.ts';
+import { decodeMessage, encodeMessage, messageToJsonObject } from '../kserve/proto.ts';
+import { formatRestInferResponse, INFERENCE_HEADER, modelMetadataToJson, parseJson, parseRestInferRequest, serverMetadataToJson } from '../kserve/rest-codec.ts';
 import { GrpcStatus } from '../kserve/status.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import { resolveRequestId } from '../telemetry/request-id.ts';
+import type { AdminRoute } from './admin-route.ts';
 import { readBody } from './http-body.ts';
+import { acceptsGzip, decodeContentEncoding, gzipBody } from './http-compression.ts';
 import { CallMethod, type InferenceGateway, SERVER_EXTENSIONS } from './inference-gateway.ts';
 import { PROBLEM_CONTENT_TYPE, problemOf, statusLine } from './problem.ts';
 import { type IngressMethod, newRequestContext, type RequestContext, type RequestHeaders } from './request-context.ts';
 import { loadUws } from './uws-loader.ts';
+import { requestHeaders } from './uws-headers.ts';
+import { listenExclusive } from './uws-listen.ts';
 import { attachWebSocketStream } from './ws-stream.ts';
 
 export interface HttpIngressOptions {
@@ -29,6 +33,12 @@ export interface HttpIngressOptions {
   maxRequestBytes: number;
   serverName: string;
   serverVersion: string;
+  /** Administrative endpoints (each gates itself), e.g. POST /v2/sluice/evidence. */
+  adminRoutes?: readonly AdminRoute[];
+  /** Run on WebSocket upgrades before the 101 (see WsStreamOptions.checkUpgrade). */
+  checkUpgrade?: (headers: RequestHeaders) => InferenceError | null;
+  /** Idle WebSocket streams are closed after this long (uWS counts whole seconds). */
+  wsIdleTimeoutSeconds?: number;
 }
 
 /** Request header giving the client's timeout in milliseconds (gRPC clients use grpc-timeout). */
@@ -40,7 +50,13 @@ export interface HttpRequestInfo {
   requestId: string;
   timeoutMs: number | undefined;
   headers: RequestHeaders;
+  /** The client takes a gzip-compressed answer (Accept-Encoding). */
+  gzipResponse: boolean;
+  /** Content-Encoding of the request body ('' when none). */
+  contentEncoding: string;
 }
+
+type ModelMethod = 'ModelMetadata' | 'ModelReady' | 'ModelConfig' | 'ModelStatistics';
 
 export function parseTimeoutHeader(v: string): number | undefined {
   if (v === '') return undefined;
@@ -48,14 +64,6 @@ export function parseTimeoutHeader(v: string): number | undefined {
     throw new InferenceError(InferenceErrorCode.BAD_REQUEST, `${TIMEOUT_HEADER} must be a whole number of milliseconds, got '${v.slice(0, 32)}'`);
   }
   return Number(v);
-}
-
-function allHeaders(req: HttpRequest): RequestHeaders {
-  const out: Record<string, string> = {};
-  req.forEach((k, v) => {
-    out[k] = v;
-  });
-  return out;
 }
 
 function param(req: HttpRequest, i: number): string {
@@ -82,26 +90,46 @@ class Exchange {
     });
   }
 
-  private write(status: number, contentType: string, body: string | Buffer, extra?: [string, string]): void {
+  private write(status: number, contentType: string, body: string | Buffer, extra?: [string, string], more?: Readonly<Record<string, string>>): void {
     if (this.aborted || this.done) return;
     this.done = true;
+    if (this.info.gzipResponse) {
+      // Compressed off the event loop; the exchange may be aborted meanwhile.
+      gzipBody(body).then(
+        (z) => this.send(status, contentType, z, extra, more, true),
+        () => this.send(status, contentType, body, extra, more, false),
+      );
+      return;
+    }
+    this.send(status, contentType, body, extra, more, false);
+  }
+
+  private send(status: number, contentType: string, body: string | Buffer, extra: [string, string] | undefined, more: Readonly<Record<string, string>> | undefined, gzipped: boolean): void {
+    if (this.aborted) return;
     this.res.cork(() => {
       this.res.writeStatus(statusLine(status)).writeHeader('content-type', contentType).writeHeader('x-request-id', this.info.requestId);
+      if (gzipped) this.res.writeHeader('content-encoding', 'gzip').writeHeader('vary', 'accept-encoding');
       if (extra !== undefined) this.res.writeHeader(extra[0], extra[1]);
+      if (more !== undefined) for (const [k, v] of Object.entries(more)) this.res.writeHeader(k, v);
       this.res.end(body);
     });
   }
 
-  json(status: number, body: string): void {
-    this.write(status, 'application/json', body);
+  /** Any content type (administrative answers such as an evidence pack). `headers`: extra response headers (e.g. pii-flags). */
+  raw(contentType: string, body: string | Buffer, headers?: Readonly<Record<string, string>>): void {
+    this.write(200, contentType, body, undefined, headers);
   }
 
-  binary(jsonLength: number, body: Buffer): void {
-    this.write(200, 'application/octet-stream', body, [INFERENCE_HEADER, String(jsonLength)]);
+  json(status: number, body: string, headers?: Readonly<Record<string, string>>): void {
+    this.write(status, 'application/json', body, undefined, headers);
   }
 
-  problem(err: InferenceError): void {
-    this.write(err.httpStatus, PROBLEM_CONTENT_TYPE, JSON.stringify(problemOf(err, this.info.url, this.info.requestId)));
+  binary(jsonLength: number, body: Buffer, headers?: Readonly<Record<string, string>>): void {
+    this.write(200, 'application/octet-stream', body, [INFERENCE_HEADER, String(jsonLength)], headers);
+  }
+
+  problem(err: InferenceError, extra?: [string, string]): void {
+    this.write(err.httpStatus, PROBLEM_CONTENT_TYPE, JSON.stringify(problemOf(err, this.info.url, this.info.requestId)), extra);
   }
 }
 
@@ -132,17 +160,12 @@ export class HttpIngress {
           else resolve(sock);
         }, unixPath);
       });
-      this.opts.logger.info({ service: 'http', address: unixPath }, 'listening');
+      this.opts.logger.info({ listener: 'http', address: unixPath }, 'listening');
       return 0;
     }
-    this.listenSocket = await new Promise<us_listen_socket>((resolve, reject) => {
-      this.app.listen(this.opts.host, this.opts.port, (sock) => {
-        if (sock === false) reject(new InferenceError(InferenceErrorCode.INTERNAL, `cannot listen on ${this.opts.host}:${this.opts.port} (address in use?)`));
-        else resolve(sock);
-      });
-    });
+    this.listenSocket = await listenExclusive(uws, this.app, this.opts.host, this.opts.port);
     this.boundPort = uws.us_socket_local_port(this.listenSocket as unknown as Parameters<UwsPort>[0]);
-    this.opts.logger.info({ service: 'http', address: `${this.opts.host}:${this.boundPort}`, tls: this.opts.ssl !== undefined }, 'listening');
+    this.opts.logger.info({ listener: 'http', address: `${this.opts.host}:${this.boundPort}`, tls: this.opts.ssl !== undefined }, 'listening');
     return this.boundPort;
   }
 
@@ -157,8 +180,25 @@ export class HttpIngress {
       url: req.getUrl(),
       requestId: resolveRequestId(req.getHeader('x-request-id'), req.getHeader('traceparent')),
       timeoutMs: undefined,
-      headers: this.opts.gateway.wantsHeaders ? allHeaders(req) : {},
+      headers: this.opts.gateway.wantsHeaders ? requestHeaders(req) : {},
+      gzipResponse: acceptsGzip(req.getHeader('accept-encoding')),
+      contentEncoding: req.getHeader('content-encoding'),
     };
+  }
+
+  /** Reads the body (bounded), undoes its Content-Encoding (bounded again), and hands it on. */
+  private body(res: HttpResponse, req: HttpRequest, info: HttpRequestInfo, done: (body: Buffer) => void, fail: (err: InferenceError) => void): void {
+    const max = this.opts.maxRequestBytes;
+    readBody(
+      res,
+      req.getHeader('content-length'),
+      max,
+      (raw) => {
+        if (info.contentEncoding === '' || info.contentEncoding === 'identity') done(raw);
+        else decodeContentEncoding(info.contentEncoding, raw, max).then(done, fail);
+      },
+      fail,
+    );
   }
 
   private routes(): void {
@@ -174,55 +214,100 @@ export class HttpIngress {
       if (gw.ready()) ex.json(200, '{"ready":true}');
       else ex.problem(new InferenceError(InferenceErrorCode.NOT_READY, 'this sluice is not ready for inference'));
     });
+    // Statistics of every model (Triton: GET /v2/models/stats); before /v2/models/:model.
+    app.get('/v2/models/stats', (res, req) => this.modelCall(new Exchange(res, this.info(req)), 'ModelStatistics', '', ''));
+    app.post('/v2/repository/index', (res, req) => {
+      const info = this.info(req);
+      const ex = new Exchange(res, info);
+      this.body(
+        res,
+        req,
+        info,
+        (body) => this.repositoryIndex(ex, body),
+        (err) => this.refuseCall(ex, 'RepositoryIndex', '', err, 0),
+      );
+    });
     for (const prefix of ['/v2/models/:model', '/v2/models/:model/versions/:version']) {
       const versioned = prefix.includes(':version');
       const names = (req: HttpRequest): [string, string] => [param(req, 0), versioned ? param(req, 1) : ''];
       app.get(prefix, (res, req) => {
         const [model, version] = names(req);
-        this.metadataCall(new Exchange(res, this.info(req)), 'ModelMetadata', model, version);
+        this.modelCall(new Exchange(res, this.info(req)), 'ModelMetadata', model, version);
       });
       app.get(`${prefix}/ready`, (res, req) => {
         const [model, version] = names(req);
-        this.metadataCall(new Exchange(res, this.info(req)), 'ModelReady', model, version);
+        this.modelCall(new Exchange(res, this.info(req)), 'ModelReady', model, version);
+      });
+      app.get(`${prefix}/config`, (res, req) => {
+        const [model, version] = names(req);
+        this.modelCall(new Exchange(res, this.info(req)), 'ModelConfig', model, version);
+      });
+      app.get(`${prefix}/stats`, (res, req) => {
+        const [model, version] = names(req);
+        this.modelCall(new Exchange(res, this.info(req)), 'ModelStatistics', model, version);
       });
       app.post(`${prefix}/infer`, (res, req) => {
         const [model, version] = names(req);
         const info = this.info(req);
         const ex = new Exchange(res, info);
         const headerLength = req.getHeader(INFERENCE_HEADER);
-        const contentLength = req.getHeader('content-length');
         try {
           info.timeoutMs = parseTimeoutHeader(req.getHeader(TIMEOUT_HEADER));
         } catch (err) {
           this.refuse(ex, model, toInferenceError(err), 0);
           return;
         }
-        readBody(
+        this.body(
           res,
-          contentLength,
-          this.opts.maxRequestBytes,
+          req,
+          info,
           (body) => this.infer(ex, model, version, body, headerLength === '' ? undefined : headerLength),
           (err) => this.refuse(ex, model, err, 0),
         );
       });
     }
-    attachWebSocketStream(app, { gateway: gw, logger: this.opts.logger, maxMessageBytes: this.opts.maxRequestBytes });
+    for (const route of this.opts.adminRoutes ?? []) {
+      app.post(route.path, (res, req) => {
+        const info = { ...this.info(req), headers: requestHeaders(req) };
+        const ex = new Exchange(res, info);
+        readBody(
+          res,
+          req.getHeader('content-length'),
+          this.opts.maxRequestBytes,
+          (body) => {
+            route.handle({ requestId: info.requestId, headers: info.headers, body }).then(
+              (out) => ex.raw(out.contentType, out.body, out.headers),
+              (err: unknown) => ex.problem(toInferenceError(err)),
+            );
+          },
+          (err) => ex.problem(err),
+        );
+      });
+    }
+    attachWebSocketStream(app, {
+      gateway: gw,
+      logger: this.opts.logger,
+      maxMessageBytes: this.opts.maxRequestBytes,
+      ...(this.opts.checkUpgrade !== undefined ? { checkUpgrade: this.opts.checkUpgrade } : {}),
+      ...(this.opts.wsIdleTimeoutSeconds !== undefined ? { idleTimeoutSeconds: this.opts.wsIdleTimeoutSeconds } : {}),
+    });
     app.any('/*', (res, req) => {
       const info = this.info(req);
       const ex = new Exchange(res, info);
-      const known = /^\/v2(\/health\/(live|ready)|\/models\/[^/]+(\/versions\/[^/]+)?(\/ready|\/infer)?)?$/.test(info.url);
-      ex.problem(
-        known
-          ? new InferenceError(InferenceErrorCode.METHOD_NOT_ALLOWED, `${req.getMethod().toUpperCase()} is not allowed on ${info.url}`)
-          : new InferenceError(InferenceErrorCode.NOT_FOUND, `no such endpoint: ${info.url}`),
-      );
+      const allow = allowedMethods(info.url);
+      if (allow === undefined) ex.problem(new InferenceError(InferenceErrorCode.NOT_FOUND, `no such endpoint: ${info.url}`));
+      else ex.problem(new InferenceError(InferenceErrorCode.METHOD_NOT_ALLOWED, `${req.getMethod().toUpperCase()} is not allowed on ${info.url} (${allow} is)`), ['allow', allow]);
     });
   }
 
   /** Answers a refused inference request and reports it (logs, response hooks). */
   private refuse(ex: Exchange, model: string, err: InferenceError, requestBytes: number): void {
+    this.refuseCall(ex, 'ModelInfer', model, err, requestBytes);
+  }
+
+  private refuseCall(ex: Exchange, method: IngressMethod, model: string, err: InferenceError, requestBytes: number): void {
     ex.problem(err);
-    this.opts.gateway.refused({ requestId: ex.info.requestId, protocol: 'http', method: 'ModelInfer', model, headers: ex.info.headers, requestBytes }, err);
+    this.opts.gateway.refused({ requestId: ex.info.requestId, protocol: 'http', method, model, headers: ex.info.headers, requestBytes }, err);
   }
 
   private context(ex: Exchange, method: IngressMethod, model: string, version: string, requestBytes: number): RequestContext {
@@ -233,6 +318,7 @@ export class HttpIngress {
       model,
       version,
       deadline: this.opts.gateway.deadlineFor(ex.info.timeoutMs),
+      ...(ex.info.timeoutMs !== undefined ? { timeoutMs: ex.info.timeoutMs } : {}),
       headers: ex.info.headers,
       requestBytes,
     });
@@ -263,12 +349,12 @@ export class HttpIngress {
           return;
         }
         if (out.binary.length === 0) {
-          ex.json(200, out.json);
+          ex.json(200, out.json, ctx.responseHeaders);
           gw.finish(ctx, undefined, out.json.length);
         } else {
           const json = Buffer.from(out.json, 'utf8');
           const full = Buffer.concat([json, ...out.binary]);
-          ex.binary(json.length, full);
+          ex.binary(json.length, full, ctx.responseHeaders);
           gw.finish(ctx, undefined, full.length);
         }
       },
@@ -280,38 +366,93 @@ export class HttpIngress {
     );
   }
 
-  private metadataCall(ex: Exchange, method: 'ModelMetadata' | 'ModelReady', model: string, version: string): void {
+  /** POST /v2/repository/index: body `{"repository_name"?: string, "ready"?: bool}` (may be empty). */
+  private repositoryIndex(ex: Exchange, body: Buffer): void {
+    let request: { repositoryName: string; ready: boolean };
+    try {
+      request = parseIndexRequest(body);
+    } catch (err) {
+      this.refuseCall(ex, 'RepositoryIndex', '', toInferenceError(err), body.length);
+      return;
+    }
+    const gw = this.opts.gateway;
+    const ctx = this.context(ex, 'RepositoryIndex', '', '', body.length);
+    gw.forwardToAll(ctx, 'RepositoryIndex', encodeMessage('RepositoryIndexRequest', request)).then(
+      (res) => this.answer(ex, ctx, res, () => JSON.stringify(messageToJsonObject('RepositoryIndexResponse', res).models)),
+      (err: unknown) => this.fail(ex, ctx, toInferenceError(err)),
+    );
+  }
+
+  private answer(ex: Exchange, ctx: RequestContext, res: Buffer, json: () => string): void {
+    let text: string;
+    try {
+      text = json();
+    } catch (err) {
+      this.fail(ex, ctx, toInferenceError(err));
+      return;
+    }
+    ex.json(200, text);
+    this.opts.gateway.finish(ctx, undefined, res.length);
+  }
+
+  private fail(ex: Exchange, ctx: RequestContext, e: InferenceError): void {
+    ex.problem(e);
+    this.opts.gateway.finish(ctx, e, 0);
+  }
+
+  /** The per-model GET endpoints; ModelStatistics with model '' is every model's. */
+  private modelCall(ex: Exchange, method: ModelMethod, model: string, version: string): void {
     const gw = this.opts.gateway;
     const ctx = this.context(ex, method, model, version, 0);
-    const payload = encodeMessage(method === 'ModelReady' ? 'ModelReadyRequest' : 'ModelMetadataRequest', { name: model, version });
-    gw.forward(ctx, CallMethod[method], payload).then(
+    const payload = encodeMessage(`${method}Request`, { name: model, version });
+    const answer = method === 'ModelStatistics' && model === '' ? gw.forwardToAll(ctx, method, payload) : gw.forward(ctx, CallMethod[method], payload);
+    answer.then(
       (res) => {
-        try {
-          if (method === 'ModelMetadata') {
-            ex.json(200, modelMetadataToJson(res));
-          } else if (decodeMessage<{ ready: boolean }>('ModelReadyResponse', res).ready) {
-            ex.json(200, '{"ready":true}');
-          } else {
-            ex.problem(new InferenceError(InferenceErrorCode.NOT_READY, `model '${model}' is not ready`));
+        if (method === 'ModelReady') {
+          let ready: boolean;
+          try {
+            ready = decodeMessage<{ ready: boolean }>('ModelReadyResponse', res).ready;
+          } catch (err) {
+            this.fail(ex, ctx, toInferenceError(err));
+            return;
           }
-          gw.finish(ctx, undefined, res.length);
-        } catch (err) {
-          const e = toInferenceError(err);
-          ex.problem(e);
-          gw.finish(ctx, e, 0);
+          if (ready) this.answer(ex, ctx, res, () => '{"ready":true}');
+          else this.fail(ex, ctx, new InferenceError(InferenceErrorCode.NOT_READY, `model '${model}' is not ready`));
+          return;
         }
+        this.answer(ex, ctx, res, () => {
+          if (method === 'ModelMetadata') return modelMetadataToJson(res);
+          if (method === 'ModelConfig') return JSON.stringify(messageToJsonObject('ModelConfigResponse', res).config ?? {});
+          return JSON.stringify(messageToJsonObject('ModelStatisticsResponse', res));
+        });
       },
       (err: unknown) => {
         const e = toInferenceError(err);
         if (method === 'ModelReady' && (e.grpcStatus === GrpcStatus.NOT_FOUND || e.grpcStatus === GrpcStatus.UNAVAILABLE)) {
-          ex.problem(new InferenceError(InferenceErrorCode.NOT_READY, `model '${model}' is not ready: ${e.message}`));
+          this.fail(ex, ctx, new InferenceError(InferenceErrorCode.NOT_READY, `model '${model}' is not ready: ${e.message}`));
         } else {
-          ex.problem(e);
+          this.fail(ex, ctx, e);
         }
-        gw.finish(ctx, e, 0);
       },
     );
   }
+}
+
+/** The methods an endpoint answers (for 405's Allow), or undefined for no such endpoint. */
+export function allowedMethods(url: string): string | undefined {
+  if (/^\/v2(\/health\/(live|ready)|\/models\/stats|\/models\/[^/]+(\/versions\/[^/]+)?(\/ready|\/config|\/stats)?)?$/.test(url)) return 'GET';
+  if (/^\/v2(\/models\/[^/]+(\/versions\/[^/]+)?\/infer|\/repository\/index)$/.test(url)) return 'POST';
+  return undefined;
+}
+
+function parseIndexRequest(body: Buffer): { repositoryName: string; ready: boolean } {
+  if (body.length === 0) return { repositoryName: '', ready: false };
+  const doc = parseJson(body);
+  if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) throw new InferenceError(InferenceErrorCode.BAD_REQUEST, 'the repository index request must be a JSON object');
+  const { repository_name: name = '', ready = false } = doc as Record<string, unknown>;
+  if (typeof name !== 'string') throw new InferenceError(InferenceErrorCode.BAD_REQUEST, '"repository_name" must be a string');
+  if (typeof ready !== 'boolean') throw new InferenceError(InferenceErrorCode.BAD_REQUEST, '"ready" must be a boolean');
+  return { repositoryName: name, ready };
 }
 
 type UwsPort = ReturnType<typeof loadUws>['us_socket_local_port'];

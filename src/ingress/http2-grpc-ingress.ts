@@ -13,7 +13,7 @@ import * as grpc from '@grpc/grpc-js';
 import { METHODS } from '../kserve/grpc-service.ts';
 import { scanInferRequest, scanRequestHead, validateInferRequest } from '../kserve/infer-request-scan.ts';
 import { InferenceError, InferenceErrorCode, toInferenceError } from '../kserve/inference-error.ts';
-import { encodeMessage } from '../kserve/proto.ts';
+import { decodeMessage, encodeMessage } from '../kserve/proto.ts';
 import { GrpcStatus } from '../kserve/status.ts';
 import { streamErrorResponse, wrapStreamResponse } from '../kserve/stream-response.ts';
 import type { Logger } from '../telemetry/logger.ts';
@@ -25,6 +25,7 @@ import { CallMethod, type InferenceGateway, SERVER_EXTENSIONS } from './inferenc
 import { type IngressMethod, newRequestContext, type RequestContext, type RequestHeaders } from './request-context.ts';
 import { widenServerReceiveWindow } from '../grpc/server-receive-window.ts';
 import { shutdownGrpcServer } from '../grpc/server-shutdown.ts';
+import type { ListenerLimits } from '../net/connection-limits.ts';
 
 /** HTTP/2 receive window of the inner grpc-js server (per connection and stream). */
 const INNER_RECEIVE_WINDOW_BYTES = 16 * 1024 * 1024;
@@ -49,6 +50,8 @@ export interface Http2GrpcIngressOptions {
    * training thread, kept on this port for compatibility), relayed by path prefix.
    */
   relayTo?: readonly { prefix: string; socketPath: string }[];
+  /** Handshake and idle deadlines and the connection cap of the port (listeners.grpc). */
+  limits?: ListenerLimits;
 }
 
 export interface ConnectionBinding {
@@ -67,6 +70,14 @@ export type ConnectionBinder = (accept: (socket: Socket) => void, host: string, 
 export const MAX_STREAM_INFLIGHT = 256;
 
 /** The model name of a request, or '' when it cannot be read (for logs and metrics only). */
+function decodeRequest(name: 'RepositoryIndexRequest', body: Buffer): void {
+  try {
+    decodeMessage(name, body);
+  } catch (err) {
+    throw new InferenceError(InferenceErrorCode.MALFORMED_PROTOBUF, `${name} does not parse: ${(err as Error).message}`);
+  }
+}
+
 function modelOf(body: Buffer): string {
   try {
     return scanRequestHead(body).modelName;
@@ -116,6 +127,8 @@ export class Http2GrpcIngress {
       maxMessageBytes: opts.maxRequestBytes,
       ...(fallback !== undefined ? { fallback } : {}),
       onError: (err) => log.debug({ err: err.message }, 'grpc connection error'),
+      requestIdOf: (headers) => resolveRequestId(headerValue(headers, 'x-request-id'), headerValue(headers, 'traceparent')),
+      ...(opts.limits !== undefined ? { limits: opts.limits } : {}),
     });
     const gw = opts.gateway;
     const fixed = (build: () => Buffer) => ({ kind: 'unary' as const, handle: (call: GrpcServerCall) => call.reply(build(), { 'x-request-id': this.requestIdOf(call) }) });
@@ -129,6 +142,9 @@ export class Http2GrpcIngress {
       .register(METHODS.ModelReady.path, { kind: 'unary', handle: (call, req) => this.unary(call, req, 'ModelReady') })
       .register(METHODS.ModelMetadata.path, { kind: 'unary', handle: (call, req) => this.unary(call, req, 'ModelMetadata') })
       .register(METHODS.ModelInfer.path, { kind: 'unary', handle: (call, req) => this.unary(call, req, 'ModelInfer') })
+      .register(METHODS.ModelConfig.path, { kind: 'unary', handle: (call, req) => this.unary(call, req, 'ModelConfig') })
+      .register(METHODS.ModelStatistics.path, { kind: 'unary', handle: (call, req) => this.unary(call, req, 'ModelStatistics') })
+      .register(METHODS.RepositoryIndex.path, { kind: 'unary', handle: (call, req) => this.unary(call, req, 'RepositoryIndex') })
       .register(METHODS.ModelStreamInfer.path, { kind: 'streaming', handle: (call) => this.stream(call) });
   }
 
@@ -146,11 +162,11 @@ export class Http2GrpcIngress {
     if (this.opts.binder !== undefined) {
       this.binding = await this.opts.binder((socket) => this.server.acceptConnection(socket), this.opts.host, this.opts.port);
       this.boundPort = this.binding.port;
-      this.opts.logger.info({ service: 'grpc', address: `${this.opts.host}:${this.boundPort}`, tls: true }, 'listening');
+      this.opts.logger.info({ listener: 'grpc', address: `${this.opts.host}:${this.boundPort}`, tls: true }, 'listening');
       return this.boundPort;
     }
     this.boundPort = await this.server.listen(this.opts.host, this.opts.port);
-    this.opts.logger.info({ service: 'grpc', address: `${this.opts.host}:${this.boundPort}` }, 'listening');
+    this.opts.logger.info({ listener: 'grpc', address: `${this.opts.host}:${this.boundPort}` }, 'listening');
     return this.boundPort;
   }
 
@@ -170,7 +186,7 @@ export class Http2GrpcIngress {
   }
 
   private requestIdOf(call: GrpcServerCall): string {
-    return resolveRequestId(headerValue(call.headers, 'x-request-id'), headerValue(call.headers, 'traceparent'));
+    return call.requestId ?? resolveRequestId(headerValue(call.headers, 'x-request-id'), headerValue(call.headers, 'traceparent'));
   }
 
   private headersOf(call: GrpcServerCall): RequestHeaders {
@@ -186,13 +202,29 @@ export class Http2GrpcIngress {
       validateInferRequest(scan, body);
       model = scan.modelName;
       version = scan.modelVersion;
+    } else if (method === 'RepositoryIndex') {
+      // repository_name = 1, ready = 2 (a bool): checked by decoding; the index is server-wide.
+      decodeRequest('RepositoryIndexRequest', body);
+      model = '';
+      version = '';
     } else {
       const head = scanRequestHead(body);
       model = head.modelName;
       version = head.modelVersion;
     }
-    if (model === '') throw new InferenceError(InferenceErrorCode.BAD_REQUEST, 'the request names no model');
-    return newRequestContext({ requestId, protocol: 'grpc', method, model, version, deadline, headers: this.headersOf(call), requestBytes: body.length });
+    // ModelStatistics without a name asks for every model (Triton's convention).
+    if (model === '' && method !== 'RepositoryIndex' && method !== 'ModelStatistics') throw new InferenceError(InferenceErrorCode.BAD_REQUEST, 'the request names no model');
+    return newRequestContext({
+      requestId,
+      protocol: 'grpc',
+      method,
+      model,
+      version,
+      deadline,
+      ...(call.timeoutMs !== undefined ? { timeoutMs: call.timeoutMs } : {}),
+      headers: this.headersOf(call),
+      requestBytes: body.length,
+    });
   }
 
   private unary(call: GrpcServerCall, body: Buffer, method: IngressMethod): void {
@@ -209,9 +241,11 @@ export class Http2GrpcIngress {
       return;
     }
     call.onCancel(() => ctx.cancel?.());
-    gw.forward(ctx, CallMethod[method], body).then(
+    const serverWide = method === 'RepositoryIndex' || (method === 'ModelStatistics' && ctx.model === '');
+    const answer = serverWide ? gw.forwardToAll(ctx, method, body) : gw.forward(ctx, CallMethod[method], body);
+    answer.then(
       (res) => {
-        call.reply(res, trailers);
+        call.reply(res, ctx.responseHeaders === undefined ? trailers : { ...ctx.responseHeaders, ...trailers });
         gw.finish(ctx, undefined, res.length);
       },
       (err: unknown) => {

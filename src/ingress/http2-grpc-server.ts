@@ -10,9 +10,12 @@
 import http2 from 'node:http2';
 import type { Socket } from 'node:net';
 import { GrpcStatus, type GrpcStatusCode } from '../kserve/status.ts';
+import { ACCEPT_ENCODING, compressMessage, CompressionError, decompressMessage, type GrpcEncoding, parseGrpcEncoding, responseEncoding } from '../grpc/message-compression.ts';
 import { COALESCE_MESSAGE_BYTES, framedMessage, GrpcDeframer, GrpcFramingError, grpcMessagePrefix } from './grpc-deframer.ts';
 import { encodeGrpcMessage } from './grpc-metadata.ts';
 import { parseGrpcTimeout } from './grpc-timeout.ts';
+import { watchHttp2Session } from './http2-session-watch.ts';
+import { capConnections, type ListenerLimits } from '../net/connection-limits.ts';
 
 const { NGHTTP2_NO_ERROR } = http2.constants;
 
@@ -30,7 +33,14 @@ export class GrpcServerCall {
   readonly deadline: number | undefined;
   /** The client's grpc-timeout in ms (undefined: none). */
   readonly timeoutMs: number | undefined;
+  /** grpc-encoding of the request messages, and the one the responses go out in. */
+  readonly requestEncoding: GrpcEncoding;
+  readonly responseEncoding: GrpcEncoding;
+  /** The request id (Http2GrpcServerOptions.requestIdOf); every final status carries it. */
+  readonly requestId: string | undefined;
   private readonly stream: http2.ServerHttp2Stream;
+  /** Compressed responses in order: each write waits for the ones before it. */
+  private outbound: Promise<void> = Promise.resolve();
   private headersSent = false;
   private done = false;
   private trailers: Trailers | undefined;
@@ -39,11 +49,21 @@ export class GrpcServerCall {
   /** Why the request stream is not being read (bits of PAUSE_*); read while 0. */
   private pausedBy = 0;
 
-  constructor(stream: http2.ServerHttp2Stream, path: string, headers: http2.IncomingHttpHeaders, timeoutMs: number | undefined) {
+  constructor(
+    stream: http2.ServerHttp2Stream,
+    path: string,
+    headers: http2.IncomingHttpHeaders,
+    timeoutMs: number | undefined,
+    encoding: { request: GrpcEncoding; response: GrpcEncoding } = { request: 'identity', response: 'identity' },
+    requestId?: string,
+  ) {
+    this.requestId = requestId;
     this.stream = stream;
     this.path = path;
     this.headers = headers;
     this.timeoutMs = timeoutMs;
+    this.requestEncoding = encoding.request;
+    this.responseEncoding = encoding.response;
     this.deadline = timeoutMs === undefined ? undefined : Date.now() + timeoutMs;
     if (timeoutMs !== undefined) {
       this.timer = setTimeout(() => {
@@ -78,7 +98,9 @@ export class GrpcServerCall {
 
   private respondHeaders(): void {
     this.headersSent = true;
-    this.stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+    const headers: http2.OutgoingHttpHeaders = { ':status': 200, 'content-type': 'application/grpc', 'grpc-accept-encoding': ACCEPT_ENCODING };
+    if (this.responseEncoding !== 'identity') headers['grpc-encoding'] = this.responseEncoding;
+    this.stream.respond(headers, { waitForTrailers: true });
     this.stream.once('wantTrailers', () => this.stream.sendTrailers(this.trailers ?? { 'grpc-status': '0' }));
   }
 
@@ -89,8 +111,25 @@ export class GrpcServerCall {
   sendMessage(msg: Buffer): boolean {
     if (this.done || this.stream.destroyed) return false;
     if (!this.headersSent) this.respondHeaders();
+    const enc = this.responseEncoding;
+    if (enc !== 'identity') {
+      this.outbound = this.outbound.then(() =>
+        compressMessage(enc, msg).then(
+          (z) => {
+            if (!this.stream.destroyed && !this.stream.writableEnded) this.writeMessage(z, true);
+          },
+          (err: Error) => this.finish(GrpcStatus.INTERNAL, `cannot compress the response: ${err.message}`),
+        ),
+      );
+      return true;
+    }
+    return this.writeMessage(msg, false);
+  }
+
+  private writeMessage(msg: Buffer, compressed: boolean): boolean {
     let ok: boolean;
-    if (msg.length <= COALESCE_MESSAGE_BYTES) ok = this.stream.write(framedMessage(msg));
+    if (compressed) ok = this.stream.write(framedMessage(msg, true));
+    else if (msg.length <= COALESCE_MESSAGE_BYTES) ok = this.stream.write(framedMessage(msg));
     else {
       this.stream.write(grpcMessagePrefix(msg.length));
       ok = this.stream.write(msg);
@@ -121,6 +160,21 @@ export class GrpcServerCall {
     this.done = true;
     clearTimeout(this.timer);
     this.trailers = trailers === undefined ? { 'grpc-status': '0' } : { 'grpc-status': '0', ...trailers };
+    const enc = this.responseEncoding;
+    if (enc !== 'identity') {
+      compressMessage(enc, msg).then(
+        (z) => {
+          if (this.stream.destroyed || this.stream.closed) return;
+          this.respondHeaders();
+          this.stream.end(framedMessage(z, true));
+        },
+        (err: Error) => {
+          if (this.stream.destroyed || this.stream.closed) return;
+          this.stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': String(GrpcStatus.INTERNAL), 'grpc-message': encodeGrpcMessage(`cannot compress the response: ${err.message}`) }, { endStream: true });
+        },
+      );
+      return;
+    }
     this.respondHeaders();
     if (msg.length <= COALESCE_MESSAGE_BYTES) this.stream.end(framedMessage(msg));
     else {
@@ -138,10 +192,13 @@ export class GrpcServerCall {
     if (stream.destroyed || stream.closed) return;
     const status: Trailers = { 'grpc-status': String(code) };
     if (message !== '') status['grpc-message'] = encodeGrpcMessage(message);
+    if (this.requestId !== undefined) status['x-request-id'] = this.requestId;
     if (trailers !== undefined) Object.assign(status, trailers);
     if (this.headersSent) {
       this.trailers = status;
-      stream.end();
+      // After the compressed responses still being written (an identity call has none pending).
+      if (this.responseEncoding === 'identity') stream.end();
+      else void this.outbound.then(() => stream.end());
     } else {
       // Trailers-only response.
       stream.respond({ ':status': 200, 'content-type': 'application/grpc', ...status }, { endStream: true });
@@ -179,6 +236,13 @@ export interface Http2GrpcServerOptions {
   fallback?: (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => void;
   /** Reports errors of sessions and streams (logging); they are handled already. */
   onError?: (err: Error) => void;
+  /**
+   * The request id of a call, from its headers: known from the start, so statuses the server
+   * gives on its own (deadline, framing, compression) carry it in `x-request-id` too.
+   */
+  requestIdOf?: (headers: http2.IncomingHttpHeaders) => string;
+  /** Handshake and idle deadlines and the connection cap (listeners.grpc); none when unset. */
+  limits?: ListenerLimits;
 }
 
 /** HTTP/2 stream and connection windows: a whole large tensor may be in flight at once. */
@@ -201,7 +265,11 @@ export class Http2GrpcServer {
     // Responses are written whole; Nagle would hold their last segment for the next ACK.
     this.server.on('connection', (socket: Socket) => socket.setNoDelay(true));
     this.server.on('session', (session: http2.ServerHttp2Session) => this.adopt(session));
-    this.server.on('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => this.onStream(stream, headers));
+    if (opts.limits !== undefined) capConnections(this.server, opts.limits);
+    this.server.on('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, _flags: number, rawHeaders: string[]) => {
+      joinRepeatedCredentials(headers, rawHeaders);
+      this.onStream(stream, headers);
+    });
     this.server.on('sessionError', (err: Error) => opts.onError?.(err));
   }
 
@@ -248,6 +316,7 @@ export class Http2GrpcServer {
     this.sessions.add(session);
     session.once('close', () => this.sessions.delete(session));
     session.on('error', (err: Error) => this.opts.onError?.(err));
+    if (this.opts.limits !== undefined) watchHttp2Session(session, this.opts.limits);
     try {
       session.setLocalWindowSize(CONNECTION_WINDOW);
     } catch {
@@ -283,18 +352,28 @@ export class Http2GrpcServer {
       trailersOnly(stream, GrpcStatus.INVALID_ARGUMENT, `malformed grpc-timeout ${JSON.stringify(headers['grpc-timeout'])}`);
       return;
     }
-    const call = new GrpcServerCall(stream, path, headers, timeout);
-    const deframer = new GrpcDeframer(this.opts.maxMessageBytes);
+    const request = parseGrpcEncoding(headers['grpc-encoding']);
+    if (request === undefined) {
+      // gRPC's compression spec: an encoding the server lacks is UNIMPLEMENTED, with the ones it has.
+      trailersOnly(stream, GrpcStatus.UNIMPLEMENTED, `grpc-encoding ${JSON.stringify(String(headers['grpc-encoding']).slice(0, 40))} is not supported (identity, deflate, gzip are)`, {
+        'grpc-accept-encoding': ACCEPT_ENCODING,
+      });
+      return;
+    }
+    const call = new GrpcServerCall(stream, path, headers, timeout, { request, response: responseEncoding(request, headers['grpc-accept-encoding']) }, this.opts.requestIdOf?.(headers));
+    const deframer = new GrpcDeframer(this.opts.maxMessageBytes, request !== 'identity');
     if (method.kind === 'unary') this.readUnary(stream, call, deframer, method);
     else this.readStreaming(stream, call, deframer, method);
   }
 
   private readUnary(stream: http2.ServerHttp2Stream, call: GrpcServerCall, deframer: GrpcDeframer, method: UnaryMethod): void {
     let request: Buffer | undefined;
+    let compressed = false;
     let count = 0;
-    const take = (msg: Buffer): void => {
+    const take = (msg: Buffer, isCompressed: boolean): void => {
       count++;
       request = msg;
+      compressed = isCompressed;
     };
     stream.on('data', (chunk: Buffer) => {
       if (call.finished) return;
@@ -310,14 +389,37 @@ export class Http2GrpcServer {
       if (call.finished) return;
       if (!deframer.atBoundary) call.finish(GrpcStatus.INVALID_ARGUMENT, 'the request stream ended inside a message');
       else if (request === undefined) call.finish(GrpcStatus.INVALID_ARGUMENT, 'a unary call carries exactly one request message; got none');
-      else method.handle(call, request);
+      else if (!compressed) method.handle(call, request);
+      else {
+        decompressMessage(call.requestEncoding, request, this.opts.maxMessageBytes).then(
+          (msg) => {
+            if (!call.finished) method.handle(call, msg);
+          },
+          (err: unknown) => failFraming(call, err),
+        );
+      }
     });
   }
 
   private readStreaming(stream: http2.ServerHttp2Stream, call: GrpcServerCall, deframer: GrpcDeframer, method: StreamingMethod): void {
     const handlers = method.handle(call);
-    const deliver = (msg: Buffer): void => {
-      if (!call.finished) handlers.onMessage(msg);
+    // Compressed messages are inflated off the event loop; `inbound` keeps them in order.
+    let inbound: Promise<void> | undefined;
+    const max = this.opts.maxMessageBytes;
+    const deliver = (msg: Buffer, compressed: boolean): void => {
+      if (!compressed && inbound === undefined) {
+        if (!call.finished) handlers.onMessage(msg);
+        return;
+      }
+      const inflated = compressed ? decompressMessage(call.requestEncoding, msg, max) : Promise.resolve(msg);
+      inbound = (inbound ?? Promise.resolve()).then(() =>
+        inflated.then(
+          (m) => {
+            if (!call.finished) handlers.onMessage(m);
+          },
+          (err: unknown) => failFraming(call, err),
+        ),
+      );
     };
     stream.on('data', (chunk: Buffer) => {
       if (call.finished) return;
@@ -330,19 +432,39 @@ export class Http2GrpcServer {
     stream.once('end', () => {
       if (call.finished) return;
       if (!deframer.atBoundary) call.finish(GrpcStatus.INVALID_ARGUMENT, 'the request stream ended inside a message');
-      else handlers.onEnd();
+      else if (inbound === undefined) handlers.onEnd();
+      else {
+        void inbound.then(() => {
+          if (!call.finished) handlers.onEnd();
+        });
+      }
     });
   }
 }
 
+/**
+ * node:http2 keeps only the first of a repeated `authorization` header (a single-value field);
+ * join the repeats with ", " as for any other field, so the gates see a request that carried
+ * two credentials instead of silently using one of them.
+ */
+function joinRepeatedCredentials(headers: http2.IncomingHttpHeaders, raw: readonly string[] | undefined): void {
+  if (raw === undefined) return;
+  let values: string[] | undefined;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    if (raw[i] !== 'authorization') continue;
+    (values ??= []).push(raw[i + 1] as string);
+  }
+  if (values !== undefined && values.length > 1) headers.authorization = values.join(', ');
+}
+
 function failFraming(call: GrpcServerCall, err: unknown): void {
-  if (err instanceof GrpcFramingError) call.finish(err.status, err.message);
+  if (err instanceof GrpcFramingError || err instanceof CompressionError) call.finish(err.status, err.message);
   else call.finish(GrpcStatus.INTERNAL, (err as Error).message);
 }
 
 /** A status-only answer to a stream that never got a GrpcServerCall. */
-export function trailersOnly(stream: http2.ServerHttp2Stream, code: GrpcStatusCode, message: string): void {
+export function trailersOnly(stream: http2.ServerHttp2Stream, code: GrpcStatusCode, message: string, extra?: Record<string, string>): void {
   if (stream.destroyed || stream.headersSent) return;
-  stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': String(code), 'grpc-message': encodeGrpcMessage(message) }, { endStream: true });
+  stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': String(code), 'grpc-message': encodeGrpcMessage(message), ...extra }, { endStream: true });
   if (!stream.readableEnded) stream.close(NGHTTP2_NO_ERROR);
 }

@@ -30,6 +30,16 @@ export class RouteTable {
     return peers;
   }
 
+  /** Whether the route of `model` includes `peer`. */
+  routesTo(model: string, peer: string): boolean {
+    return (this.exact.get(model) ?? this.wildcard).includes(peer);
+  }
+
+  /** Every peer named by a route, once each. */
+  allPeers(): string[] {
+    return [...new Set([...[...this.exact.values()].flat(), ...this.wildcard])];
+  }
+
   /** Models named by a route (the wildcard excluded). */
   models(): string[] {
     return [...this.exact.keys()];

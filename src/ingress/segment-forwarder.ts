@@ -10,13 +10,18 @@ import type { InboundMessage, Link, LinkCloseInfo } from '../transport/types.ts'
 import { TransportErrorCode } from '../transport/errors.ts';
 import { sendQuietly } from '../transport/send-quietly.ts';
 import {
+  CALL_METHOD_NAMES,
   CancelReason,
   type CallMethod,
   decodeReply,
   encodeCallHeader,
   encodeCancel,
+  ENVELOPE_VERSION,
+  type EnvelopeVersion,
   InferenceKind,
+  peerHasMethod,
   replyError,
+  replyFromV1Peer,
 } from '../wire/inference-envelope.ts';
 import type { PeerLinks } from './peer-links.ts';
 import type { AttemptFailure, UpstreamPolicy } from './upstream-policy.ts';
@@ -27,12 +32,18 @@ interface Pending {
   reject(err: InferenceError): void;
   timer: NodeJS.Timeout;
   ctx: RequestContext;
+  /** Envelope version the CALL went out in. */
+  envelopeVersion: EnvelopeVersion;
+  /** Sends the call again as version 1 (when a v1 peer could not read it but could read that). */
+  resendAsV1: (() => void) | undefined;
 }
 
 interface LinkCalls {
   pending: Map<number, Pending>;
   nextStream: number;
   peer: string;
+  /** Envelope version the peer speaks, learned from its replies (undefined: not yet known). */
+  peerVersion: EnvelopeVersion | undefined;
 }
 
 /** Failures known to have happened before the egress handed the request to a model server. */
@@ -48,6 +59,15 @@ function classify(err: InferenceError): AttemptFailure {
   const upstreamFault =
     err.code === InferenceErrorCode.PEER_UNAVAILABLE || err.code === InferenceErrorCode.UPSTREAM_UNAVAILABLE || err.code === InferenceErrorCode.DEADLINE_EXCEEDED || err.code === InferenceErrorCode.INTERNAL;
   return { phase, upstreamFault };
+}
+
+/** The client's own budget when it gave one (a 5 ms deadline reads "5 ms", not what was left at sending). */
+function deadlineText(ctx: RequestContext): string {
+  return `${ctx.timeoutMs ?? Math.round(ctx.deadline - (Date.now() - (performance.now() - ctx.startedAt)))} ms`;
+}
+
+function olderPeer(peer: string, method: string): InferenceError {
+  return new InferenceError(InferenceErrorCode.NOT_IMPLEMENTED, `egress peer ${peer} runs an older sluice (inference envelope v1) that cannot forward ${method}`);
 }
 
 export class SegmentForwarder {
@@ -70,7 +90,7 @@ export class SegmentForwarder {
   }
 
   private adopt(peer: string, link: Link): void {
-    const state: LinkCalls = { pending: new Map(), nextStream: 1, peer };
+    const state: LinkCalls = { pending: new Map(), nextStream: 1, peer, peerVersion: undefined };
     this.calls.set(link, state);
     link.on('message', (m: InboundMessage) => {
       if (m.cls === 'inference' && m.kind === InferenceKind.REPLY) this.onReply(state, m);
@@ -93,19 +113,39 @@ export class SegmentForwarder {
   private onReply(state: LinkCalls, m: InboundMessage): void {
     const p = state.pending.get(m.streamId);
     if (p === undefined) return; // Late reply to a call that timed out or was cancelled.
-    state.pending.delete(m.streamId);
-    clearTimeout(p.timer);
-    p.ctx.cancel = undefined;
     let reply;
     try {
       reply = decodeReply(m.body);
     } catch (err) {
+      this.settle(state, m.streamId, p);
       this.logger.warn({ request_id: p.ctx.requestId, err: (err as Error).message }, 'malformed reply from egress');
       p.reject(err as InferenceError);
       return;
     }
+    if (replyFromV1Peer(p.envelopeVersion, reply)) {
+      if (state.peerVersion !== 1) this.logger.info({ peer: state.peer }, 'egress peer speaks inference envelope v1 (older sluice): no trace context, no ModelConfig/ModelStatistics/RepositoryIndex on this link');
+      state.peerVersion = 1;
+      // The v1 peer refused the call unread; the same stream can carry it again.
+      if (p.resendAsV1 !== undefined) {
+        p.envelopeVersion = 1;
+        p.resendAsV1();
+        return;
+      }
+      this.settle(state, m.streamId, p);
+      p.reject(olderPeer(state.peer, p.ctx.method));
+      return;
+    }
+    if (p.envelopeVersion === 2) state.peerVersion = 2;
+    this.settle(state, m.streamId, p);
     if (reply.status === 0) p.resolve(reply.payload);
     else p.reject(replyError(reply));
+  }
+
+  private settle(state: LinkCalls, streamId: number, p: Pending): void {
+    if (p.ctx.segment !== undefined) p.ctx.segment.repliedAt = performance.now();
+    state.pending.delete(streamId);
+    clearTimeout(p.timer);
+    p.ctx.cancel = undefined;
   }
 
   private allocStream(state: LinkCalls): number {
@@ -183,31 +223,53 @@ export class SegmentForwarder {
     if (state === undefined) {
       return Promise.reject(markBeforeModel(new InferenceError(InferenceErrorCode.PEER_UNAVAILABLE, `link to egress peer ${picked.name} is not ready`)));
     }
+    const peerVersion = state.peerVersion ?? ENVELOPE_VERSION;
+    if (!peerHasMethod(method, peerVersion)) return Promise.reject(markBeforeModel(olderPeer(picked.name, CALL_METHOD_NAMES[method])));
     let header: Buffer;
     try {
-      header = encodeCallHeader({ method, timeoutMs: remaining, requestId: ctx.requestId, model: ctx.model, version: ctx.version });
+      header = encodeCallHeader(
+        { method, timeoutMs: remaining, requestId: ctx.requestId, model: ctx.model, version: ctx.version, traceparent: ctx.traceparent },
+        peerVersion,
+      );
     } catch (err) {
       return Promise.reject(err);
     }
+    const envelopeVersion = header[0] as EnvelopeVersion;
     const streamId = this.allocStream(state);
     return new Promise<Buffer>((resolve, reject) => {
       const abandon = (reason: number, err: InferenceError): void => {
-        if (!state.pending.delete(streamId)) return;
-        clearTimeout(timer);
-        ctx.cancel = undefined;
-        sendQuietly(link, { cls: 'inference', kind: InferenceKind.CANCEL, streamId, tenant: ctx.tenant, body: encodeCancel(reason) });
+        const p = state.pending.get(streamId);
+        if (p === undefined) return;
+        this.settle(state, streamId, p);
+        sendQuietly(link, { cls: 'inference', kind: InferenceKind.CANCEL, streamId, tenant: ctx.tenant, body: encodeCancel(reason, p.envelopeVersion) });
         reject(err);
       };
       const timer = setTimeout(
         () =>
           abandon(
             CancelReason.DEADLINE,
-            new InferenceError(InferenceErrorCode.DEADLINE_EXCEEDED, `no answer from model '${ctx.model}' within the deadline of ${Math.ceil(remaining)} ms`),
+            new InferenceError(InferenceErrorCode.DEADLINE_EXCEEDED, `no answer from model '${ctx.model}' within the deadline of ${deadlineText(ctx)}`),
           ),
         remaining,
       );
-      state.pending.set(streamId, { resolve, reject, timer, ctx });
+      // A call that is version 2 only for its trace context can go again as version 1.
+      const resendAsV1 =
+        envelopeVersion === 2 && peerHasMethod(method, 1)
+          ? () => {
+              const v1 = encodeCallHeader({ method, timeoutMs: Math.max(1, ctx.deadline - Date.now()), requestId: ctx.requestId, model: ctx.model, version: ctx.version }, 1);
+              sendQuietly(link, { cls: 'inference', kind: InferenceKind.CALL, streamId, tenant: ctx.tenant, body: [v1, payload] });
+            }
+          : undefined;
+      state.pending.set(streamId, { resolve, reject, timer, ctx, envelopeVersion, resendAsV1 });
       ctx.cancel = () => abandon(CancelReason.CALLER, new InferenceError(InferenceErrorCode.CANCELLED, 'the client cancelled the request'));
+      const now = performance.now();
+      if (ctx.segment === undefined) ctx.segment = { peer: picked.name, attempts: 1, firstSentAt: now, sentAt: now, repliedAt: 0 };
+      else {
+        ctx.segment.peer = picked.name;
+        ctx.segment.attempts++;
+        ctx.segment.sentAt = now;
+        ctx.segment.repliedAt = 0;
+      }
       try {
         link.send({ cls: 'inference', kind: InferenceKind.CALL, streamId, tenant: ctx.tenant, body: [header, payload] });
       } catch (err) {

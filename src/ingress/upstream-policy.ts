@@ -6,7 +6,7 @@
 import type { SchedulingConfig } from '../config/schema.ts';
 import { InferenceError, InferenceErrorCode } from '../kserve/inference-error.ts';
 import type { BulkGovernor } from '../scheduler/bulk-governor.ts';
-import { LoadShedder } from '../scheduler/load-shedder.ts';
+import { LoadShedder, type ShedCause } from '../scheduler/load-shedder.ts';
 import { P2cBalancer, type UpstreamLease } from '../scheduler/p2c-balancer.ts';
 import { RetryBudget, shouldRetry, type FailurePhase } from '../scheduler/retry-budget.ts';
 
@@ -31,6 +31,10 @@ export class UpstreamPolicy {
   private readonly governor: BulkGovernor | undefined;
   private readonly cfg: SchedulingConfig;
   retries = 0;
+  /** Failed attempts not retried (no budget, no time, attempts used up, or failed at the model). */
+  retriesDenied = 0;
+  /** Requests shed at admission, by cause (counters for metrics). */
+  readonly shed: Record<ShedCause, number> = { in_flight: 0, queue_delay: 0, deadline: 0 };
 
   constructor(opts: UpstreamPolicyOptions) {
     const cfg = opts.scheduling;
@@ -57,6 +61,7 @@ export class UpstreamPolicy {
   admit(remainingMs: number): void {
     const d = this.shedder.admit(remainingMs);
     if (!d.admit) {
+      this.shed[d.cause]++;
       throw new InferenceError(InferenceErrorCode.OVERLOADED, `request shed: ${d.reason}; retry in about ${d.retryAfterMs} ms`);
     }
     this.budget.onRequest(performance.now());
@@ -77,6 +82,7 @@ export class UpstreamPolicy {
   retry(failure: AttemptFailure, attempts: number, remainingMs: number): boolean {
     const ok = shouldRetry({ attempts, phase: failure.phase, remainingMs }, { maxAttempts: this.cfg.retries.maxAttempts, minRemainingMs: this.cfg.retries.minRemainingMs }, this.budget, performance.now());
     if (ok) this.retries++;
+    else this.retriesDenied++;
     return ok;
   }
 }

@@ -8,8 +8,9 @@ import { buildInferRequest, formatRestInferResponse, parseJson } from '../kserve
 import type { Logger } from '../telemetry/logger.ts';
 import { resolveRequestId } from '../telemetry/request-id.ts';
 import { CallMethod, type InferenceGateway } from './inference-gateway.ts';
-import { problemOf } from './problem.ts';
+import { PROBLEM_CONTENT_TYPE, problemOf, statusLine } from './problem.ts';
 import { newRequestContext, type RequestContext, type RequestHeaders } from './request-context.ts';
+import { requestHeaders } from './uws-headers.ts';
 
 export interface WsStreamOptions {
   gateway: InferenceGateway;
@@ -17,6 +18,13 @@ export interface WsStreamOptions {
   maxMessageBytes: number;
   /** Requests one connection may have in flight; more are refused with 429 problems. */
   maxInflight?: number;
+  /**
+   * Checked on the upgrade request, before the 101: a problem answers the upgrade instead
+   * (credentials missing or ambiguous while authentication is on). Each message is still gated.
+   */
+  checkUpgrade?: (headers: RequestHeaders) => InferenceError | null;
+  /** A stream with no message either way for this long is closed (uWS pings it first; default 120). */
+  idleTimeoutSeconds?: number;
 }
 
 interface StreamState {
@@ -46,7 +54,7 @@ export function attachWebSocketStream(app: TemplatedApp, opts: WsStreamOptions):
 
   app.ws<StreamState>('/v2/models/:model/infer/stream', {
     maxPayloadLength: opts.maxMessageBytes,
-    idleTimeout: 120,
+    idleTimeout: opts.idleTimeoutSeconds ?? 120,
     maxBackpressure: 64 * 1024 * 1024,
     upgrade: (res, req, context) => {
       const rawModel = req.getParameter(0);
@@ -67,14 +75,27 @@ export function attachWebSocketStream(app: TemplatedApp, opts: WsStreamOptions):
         open: new Set(),
         closed: false,
       };
-      if (gw.wantsHeaders) {
-        const h: Record<string, string> = {};
-        req.forEach((k, v) => {
-          h[k] = v;
+      if (gw.wantsHeaders || opts.checkUpgrade !== undefined) state.headers = requestHeaders(req);
+      const problem = opts.checkUpgrade?.(state.headers);
+      if (problem !== null && problem !== undefined) {
+        const requestId = state.base;
+        res.cork(() => {
+          res.writeStatus(statusLine(problem.httpStatus)).writeHeader('content-type', PROBLEM_CONTENT_TYPE).writeHeader('x-request-id', requestId);
+          if (problem.httpStatus === 401) res.writeHeader('www-authenticate', 'Bearer');
+          res.end(JSON.stringify(problemOf(problem, state.url, requestId)));
         });
-        state.headers = h;
+        gw.refused({ requestId, protocol: 'ws', method: 'ModelInfer', model, headers: state.headers, requestBytes: 0 }, problem);
+        return;
       }
-      res.upgrade(state, req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'), req.getHeader('sec-websocket-extensions'), context);
+      const key = req.getHeader('sec-websocket-key');
+      const protocol = req.getHeader('sec-websocket-protocol');
+      const extensions = req.getHeader('sec-websocket-extensions');
+      // The status first, so the request id can go among the 101's headers (uWS writes the
+      // status only if none was written).
+      res.cork(() => {
+        res.writeStatus('101 Switching Protocols').writeHeader('x-request-id', state.base);
+        res.upgrade(state, key, protocol, extensions, context);
+      });
     },
     message: (ws, message) => {
       const s = ws.getUserData();
@@ -105,6 +126,7 @@ export function attachWebSocketStream(app: TemplatedApp, opts: WsStreamOptions):
         model: s.model,
         version: '',
         deadline: gw.deadlineFor(s.timeoutMs),
+        ...(s.timeoutMs !== undefined ? { timeoutMs: s.timeoutMs } : {}),
         headers: s.headers,
         requestBytes: message.byteLength,
       });

@@ -23,7 +23,10 @@ export type InferenceMethod =
   | 'ServerMetadata'
   | 'ModelMetadata'
   | 'ModelInfer'
-  | 'ModelStreamInfer';
+  | 'ModelStreamInfer'
+  | 'ModelConfig'
+  | 'ModelStatistics'
+  | 'RepositoryIndex';
 
 function method(
   name: InferenceMethod,
@@ -42,6 +45,9 @@ export const METHODS: Readonly<Record<InferenceMethod, MethodInfo>> = {
   ModelMetadata: method('ModelMetadata', 'ModelMetadataRequest', 'ModelMetadataResponse'),
   ModelInfer: method('ModelInfer', 'ModelInferRequest', 'ModelInferResponse'),
   ModelStreamInfer: method('ModelStreamInfer', 'ModelInferRequest', 'ModelStreamInferResponse', true),
+  ModelConfig: method('ModelConfig', 'ModelConfigRequest', 'ModelConfigResponse'),
+  ModelStatistics: method('ModelStatistics', 'ModelStatisticsRequest', 'ModelStatisticsResponse'),
+  RepositoryIndex: method('RepositoryIndex', 'RepositoryIndexRequest', 'RepositoryIndexResponse'),
 };
 
 const identity = (b: Buffer): Buffer => b;

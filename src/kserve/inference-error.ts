@@ -31,6 +31,8 @@ export const InferenceErrorCode = {
   /** A model or the server exists but is not ready (readiness endpoints). */
   NOT_READY: 'SLUICE_ERR_NOT_READY',
   METHOD_NOT_ALLOWED: 'SLUICE_ERR_METHOD_NOT_ALLOWED',
+  /** The egress peer runs an older sluice whose inference envelope lacks the method. */
+  NOT_IMPLEMENTED: 'SLUICE_ERR_NOT_IMPLEMENTED',
   INTERNAL: 'SLUICE_ERR_INTERNAL',
   /** Security gates (src/security/gates.ts): no or invalid credentials. */
   UNAUTHENTICATED: 'SLUICE_ERR_UNAUTHENTICATED',
@@ -68,6 +70,7 @@ const TITLES: Record<InferenceErrorCode, string> = {
   SLUICE_ERR_NOT_FOUND: 'Not found',
   SLUICE_ERR_NOT_READY: 'Not ready',
   SLUICE_ERR_METHOD_NOT_ALLOWED: 'Method not allowed',
+  SLUICE_ERR_NOT_IMPLEMENTED: 'Not implemented by the egress peer',
   SLUICE_ERR_INTERNAL: 'Internal error',
   SLUICE_ERR_UNAUTHENTICATED: 'Authentication required',
   SLUICE_ERR_TOKEN_EXPIRED: 'Token expired',
@@ -97,6 +100,7 @@ const DEFAULT_STATUS: Record<InferenceErrorCode, GrpcStatusCode> = {
   SLUICE_ERR_NOT_FOUND: GrpcStatus.NOT_FOUND,
   SLUICE_ERR_NOT_READY: GrpcStatus.UNAVAILABLE,
   SLUICE_ERR_METHOD_NOT_ALLOWED: GrpcStatus.UNIMPLEMENTED,
+  SLUICE_ERR_NOT_IMPLEMENTED: GrpcStatus.UNIMPLEMENTED,
   SLUICE_ERR_INTERNAL: GrpcStatus.INTERNAL,
   SLUICE_ERR_UNAUTHENTICATED: GrpcStatus.UNAUTHENTICATED,
   SLUICE_ERR_TOKEN_EXPIRED: GrpcStatus.UNAUTHENTICATED,

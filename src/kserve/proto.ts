@@ -27,12 +27,44 @@ export const ProtoTypes = {
   ModelInferRequest: type('ModelInferRequest'),
   ModelInferResponse: type('ModelInferResponse'),
   ModelStreamInferResponse: type('ModelStreamInferResponse'),
+  ModelConfigRequest: type('ModelConfigRequest'),
+  ModelConfigResponse: type('ModelConfigResponse'),
+  ModelStatisticsRequest: type('ModelStatisticsRequest'),
+  ModelStatisticsResponse: type('ModelStatisticsResponse'),
+  RepositoryIndexRequest: type('RepositoryIndexRequest'),
+  RepositoryIndexResponse: type('RepositoryIndexResponse'),
 } as const;
 
 export type ProtoTypeName = keyof typeof ProtoTypes;
 
 export function protoRoot(): protobuf.Root {
   return root;
+}
+
+/** The same definitions with the .proto field names (snake_case), for Triton's JSON forms. */
+let snakeRoot: protobuf.Root | undefined;
+
+/**
+ * A serialized message as the JSON object Triton's HTTP API returns for it: .proto field names,
+ * enum names, 64-bit integers as numbers, unset scalars and lists present with their defaults.
+ */
+export function messageToJsonObject(name: ProtoTypeName, buf: Uint8Array): Record<string, unknown> {
+  if (snakeRoot === undefined) {
+    snakeRoot = new protobuf.Root();
+    snakeRoot.loadSync(PROTO_FILE, { keepCase: true });
+    snakeRoot.resolveAll();
+  }
+  const t = snakeRoot.lookupType(`inference.${name}`);
+  return withoutNulls(t.toObject(t.decode(buf), { enums: String, longs: Number, defaults: true, arrays: true, objects: true })) as Record<string, unknown>;
+}
+
+/** Unset sub-messages come out of toObject as null; Triton leaves them out. */
+function withoutNulls(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(withoutNulls);
+  if (v === null || typeof v !== 'object' || ArrayBuffer.isView(v)) return v;
+  const out: Record<string, unknown> = {};
+  for (const [k, x] of Object.entries(v)) if (x !== null) out[k] = withoutNulls(x);
+  return out;
 }
 
 /** int64/uint64 values decode as Long objects when the `long` package is present, else numbers. */
@@ -149,6 +181,14 @@ export interface NameVersionMsg {
 export function encodeMessage(name: ProtoTypeName, value: object): Buffer {
   const bytes = ProtoTypes[name].encode(value).finish();
   return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+/**
+ * A message built from a plain object the protobuf-JSON way (enum names as strings, 64-bit
+ * integers as decimal strings), ready for encodeMessage or a grpc-js callback.
+ */
+export function messageFromObject(name: ProtoTypeName, value: object): protobuf.Message {
+  return ProtoTypes[name].fromObject(value);
 }
 
 /** Decodes bytes as the named message; bytes fields are views into `buf`, not copies. */

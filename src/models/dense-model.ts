@@ -30,6 +30,7 @@ export function createDenseModel(opts: DenseOptions): ReferenceModel {
     name: 'dense',
     versions: ['1'],
     platform: 'sluice_reference',
+    maxBatchSize: opts.maxBatch,
     inputs: [input],
     outputs: [{ name: 'OUTPUT0', datatype: 'FP32', shape: [-1, n] }],
     infer(inputs) {

@@ -11,11 +11,14 @@ import type {
   NameVersionMsg,
   ParameterMap,
 } from '../kserve/proto.ts';
-import { int64ToNumber } from '../kserve/proto.ts';
+import { int64ToNumber, messageFromObject } from '../kserve/proto.ts';
+import type { Datatype } from '../kserve/datatypes.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import { isValidRequestId } from '../telemetry/request-id.ts';
 import { createDenseModel, type DenseOptions } from './dense-model.ts';
 import { createIdentityModel } from './identity-model.ts';
+import { modelConfigOf } from './model-config.ts';
+import { ModelStatisticsCounter, type RequestTiming } from './model-statistics.ts';
 import { requestTensors, responseMessage, type ResponseMessage } from './infer-io.ts';
 import type { ReferenceModel } from './reference-model.ts';
 import { createSimpleModel } from './simple-model.ts';
@@ -23,11 +26,20 @@ import { shutdownGrpcServer } from '../grpc/server-shutdown.ts';
 
 export type ReferenceModelName = 'simple' | 'identity' | 'dense';
 
+/** What `identity` declares, and the strict per-datatype variants (identity_fp32, ...) to serve. */
+export interface IdentityOptions {
+  datatype: Datatype;
+  variants: readonly Datatype[];
+}
+
+export const DEFAULT_IDENTITY: IdentityOptions = { datatype: 'FP32', variants: [] };
+
 export interface ModelServerOptions {
   host: string;
   port: number;
   models: readonly ReferenceModelName[];
   dense: DenseOptions;
+  identity?: IdentityOptions;
   maxMessageBytes: number;
   maxDelayMs: number;
   logger: Logger;
@@ -36,13 +48,26 @@ export interface ModelServerOptions {
 export const SERVER_NAME = 'sluice-reference-models';
 export const SERVER_VERSION = '0.1.0';
 
-export function createReferenceModels(names: readonly ReferenceModelName[], dense: DenseOptions): Map<string, ReferenceModel> {
+export function createReferenceModels(names: readonly ReferenceModelName[], dense: DenseOptions, identity: IdentityOptions = DEFAULT_IDENTITY): Map<string, ReferenceModel> {
   const out = new Map<string, ReferenceModel>();
   for (const n of names) {
-    const m = n === 'simple' ? createSimpleModel() : n === 'identity' ? createIdentityModel() : createDenseModel(dense);
+    if (n === 'identity') {
+      out.set('identity', createIdentityModel(identity.datatype, false));
+      for (const dt of identity.variants) {
+        const v = createIdentityModel(dt, true);
+        out.set(v.name, v);
+      }
+      continue;
+    }
+    const m = n === 'simple' ? createSimpleModel() : createDenseModel(dense);
     out.set(m.name, m);
   }
   return out;
+}
+
+function batchSizeOf(model: ReferenceModel, req: ModelInferRequestMsg): number {
+  const first = req.inputs[0]?.shape[0];
+  return model.maxBatchSize > 0 && first !== undefined ? Math.max(1, int64ToNumber(first)) : 1;
 }
 
 function requestIdOf(call: { metadata: grpc.Metadata }): string | undefined {
@@ -66,13 +91,15 @@ function delayOf(params: ParameterMap | undefined, max: number): number {
 
 export class ModelServer {
   readonly models: Map<string, ReferenceModel>;
+  private readonly stats = new Map<string, ModelStatisticsCounter>();
   private readonly server: grpc.Server;
   private readonly opts: ModelServerOptions;
   private boundPort = 0;
 
   constructor(opts: ModelServerOptions) {
     this.opts = opts;
-    this.models = createReferenceModels(opts.models, opts.dense);
+    this.models = createReferenceModels(opts.models, opts.dense, opts.identity);
+    for (const name of this.models.keys()) this.stats.set(name, new ModelStatisticsCounter());
     this.server = new grpc.Server({
       'grpc.max_receive_message_length': opts.maxMessageBytes,
       'grpc.max_send_message_length': opts.maxMessageBytes,
@@ -95,6 +122,31 @@ export class ModelServer {
         } catch (err) {
           cb(this.statusOf(err, rid));
         }
+      },
+      ModelConfig: (call: grpc.ServerUnaryCall<NameVersionMsg, object>, cb: grpc.sendUnaryData<object>) => {
+        const rid = requestIdOf(call);
+        try {
+          const m = this.lookup(call.request.name, call.request.version, true)!;
+          cb(null, messageFromObject('ModelConfigResponse', { config: modelConfigOf(m) }), trailerFor(rid));
+        } catch (err) {
+          cb(this.statusOf(err, rid));
+        }
+      },
+      ModelStatistics: (call: grpc.ServerUnaryCall<NameVersionMsg, object>, cb: grpc.sendUnaryData<object>) => {
+        const rid = requestIdOf(call);
+        try {
+          // Empty name: every model (Triton's convention).
+          const models = call.request.name === '' ? [...this.models.values()] : [this.lookup(call.request.name, call.request.version, true)!];
+          const modelStats = models.map((m) => this.stats.get(m.name)!.message(m.name, m.versions[0]!));
+          cb(null, messageFromObject('ModelStatisticsResponse', { modelStats }), trailerFor(rid));
+        } catch (err) {
+          cb(this.statusOf(err, rid));
+        }
+      },
+      RepositoryIndex: (call: grpc.ServerUnaryCall<object, object>, cb: grpc.sendUnaryData<object>) => {
+        // Every model here is loaded and ready from start to stop: `ready` filters nothing out.
+        const models = [...this.models.values()].flatMap((m) => m.versions.map((version) => ({ name: m.name, version, state: 'READY', reason: '' })));
+        cb(null, { models }, trailerFor(requestIdOf(call)));
       },
       ModelInfer: (call: grpc.ServerUnaryCall<ModelInferRequestMsg, object>, cb: grpc.sendUnaryData<object>) => {
         const rid = requestIdOf(call);
@@ -127,7 +179,7 @@ export class ModelServer {
         err ? reject(err) : resolve(port),
       );
     });
-    this.opts.logger.info({ service: 'models', address: `${this.opts.host}:${this.boundPort}`, models: [...this.models.keys()] }, 'listening');
+    this.opts.logger.info({ listener: 'models', address: `${this.opts.host}:${this.boundPort}`, models: [...this.models.keys()] }, 'listening');
     return this.boundPort;
   }
 
@@ -148,7 +200,17 @@ export class ModelServer {
   }
 
   private async infer(req: ModelInferRequestMsg, call: { once(ev: 'cancelled', f: () => void): unknown; off(ev: 'cancelled', f: () => void): unknown }): Promise<ResponseMessage> {
+    const arrived = process.hrtime.bigint();
     const model = this.lookup(req.modelName, req.modelVersion, true)!;
+    try {
+      return await this.run(model, req, call, arrived);
+    } catch (err) {
+      this.stats.get(model.name)!.failed(arrived);
+      throw err;
+    }
+  }
+
+  private async run(model: ReferenceModel, req: ModelInferRequestMsg, call: { once(ev: 'cancelled', f: () => void): unknown; off(ev: 'cancelled', f: () => void): unknown }, arrived: bigint): Promise<ResponseMessage> {
     const delay = delayOf(req.parameters, this.opts.maxDelayMs);
     if (delay > 0) {
       await new Promise<void>((resolve, reject) => {
@@ -163,9 +225,15 @@ export class ModelServer {
         call.once('cancelled', onCancel);
       });
     }
+    const started = process.hrtime.bigint();
     const { tensors, raw } = requestTensors(req);
+    const inputDone = process.hrtime.bigint();
     const outputs = model.infer(tensors);
-    return responseMessage(model.name, model.versions[0]!, req, outputs, raw);
+    const inferDone = process.hrtime.bigint();
+    const res = responseMessage(model.name, model.versions[0]!, req, outputs, raw);
+    const timing: RequestTiming = { arrived, started, inputDone, inferDone, outputDone: process.hrtime.bigint(), batchSize: batchSizeOf(model, req) };
+    this.stats.get(model.name)!.succeeded(timing);
+    return res;
   }
 
   private statusOf(err: unknown, requestId: string | undefined): grpc.ServerErrorResponse {

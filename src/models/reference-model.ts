@@ -7,16 +7,26 @@ import type { Tensor } from '../kserve/tensor-codec.ts';
 
 export interface TensorSpec {
   name: string;
-  /** A KServe datatype, or "ANY" for a tensor of any datatype. */
-  datatype: Datatype | 'ANY';
-  /** -1 marks a dimension of any size; [-1] alone on an ANY tensor means any shape. */
+  /** The protocol datatype metadata and configuration report. */
+  datatype: Datatype;
+  /** -1 marks a dimension of any size (Triton's convention); with a batch dimension first. */
   shape: number[];
+  /**
+   * The `identity` model's leniency: any datatype and any shape are taken (and returned as
+   * they came), although metadata names `datatype` and `shape`, so older clients keep working.
+   */
+  lenient?: boolean;
 }
 
 export interface ReferenceModel {
   readonly name: string;
   readonly versions: readonly string[];
   readonly platform: string;
+  /**
+   * Triton's max_batch_size: 0 when the model has no batch dimension, else the largest batch;
+   * the first dimension of every tensor spec is then the batch (-1).
+   */
+  readonly maxBatchSize: number;
   readonly inputs: readonly TensorSpec[];
   readonly outputs: readonly TensorSpec[];
   infer(inputs: ReadonlyMap<string, Tensor>): Tensor[];
@@ -28,13 +38,13 @@ export function requireInput(model: string, inputs: ReadonlyMap<string, Tensor>,
   if (t === undefined) {
     throw new InferenceError(InferenceErrorCode.BAD_REQUEST, `model '${model}' needs input '${spec.name}'`);
   }
-  if (spec.datatype !== 'ANY' && t.datatype !== spec.datatype) {
+  if (spec.lenient !== true && t.datatype !== spec.datatype) {
     throw new InferenceError(
       InferenceErrorCode.BAD_REQUEST,
       `model '${model}' input '${spec.name}' must be ${spec.datatype}, got ${t.datatype}`,
     );
   }
-  if (spec.datatype !== 'ANY') {
+  if (spec.lenient !== true) {
     const fits = t.shape.length === spec.shape.length && spec.shape.every((d, i) => d === -1 || d === t.shape[i]);
     if (!fits) {
       throw new InferenceError(

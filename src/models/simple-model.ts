@@ -11,6 +11,7 @@ export function createSimpleModel(): ReferenceModel {
     name: 'simple',
     versions: ['1'],
     platform: 'sluice_reference',
+    maxBatchSize: 0,
     inputs: [INPUT0, INPUT1],
     outputs: [
       { name: 'OUTPUT0', datatype: 'INT32', shape: [1, 16] },

@@ -8,13 +8,16 @@
 // Every link is scheduled by FairLinkScheduler; one BulkGovernor per node ties the inference
 // latency measured at the ingress to the pace of training bulk on the training links.
 import type * as grpc from '@grpc/grpc-js';
-import type { SluiceConfig } from '../config/schema.ts';
+import type { ClientListenerConfig, SluiceConfig } from '../config/schema.ts';
+import type { ListenerLimits } from '../net/connection-limits.ts';
+import { segmentRefusalReason } from '../telemetry/connection-refusals.ts';
 import { ConfigError } from '../config/load.ts';
 import { EgressService } from '../egress/egress-service.ts';
 import { UpstreamPool } from '../egress/upstream-pool.ts';
 import { Http2GrpcIngress } from '../ingress/http2-grpc-ingress.ts';
 import { HookChain, type IngressHook } from '../ingress/hooks.ts';
 import { HttpIngress } from '../ingress/http-ingress.ts';
+import type { RequestHeaders } from '../ingress/request-context.ts';
 import { InferenceGateway } from '../ingress/inference-gateway.ts';
 import { PeerLinks } from '../ingress/peer-links.ts';
 import { RouteTable } from '../ingress/route-table.ts';
@@ -35,6 +38,7 @@ import { segmentTransportOptions } from './segment-transport-options.ts';
 import { TrainingPlane } from './training-plane.ts';
 import { defaultMethodGates, gateInterceptor } from '../security/grpc-gate-interceptor.ts';
 import { loadSegmentKey } from '../config/segment-key.ts';
+import { configParts, validateConfig } from '../config/validate.ts';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -43,13 +47,24 @@ import { startHttpsFront, type HttpsFront } from '../security/https-front.ts';
 import { egressTenantPolicy } from '../security/egress-policy.ts';
 import { securityIngressHook } from '../security/ingress-gate-hook.ts';
 import { guardLink, guardListener } from '../security/link-guard.ts';
+import { evidenceRoute } from '../evidence/evidence-endpoint.ts';
+import { PiiStage } from '../security/pii/pii-stage.ts';
+import { type TenantNames, tenantNamesFrom, threatProfileHook, threatTap } from '../security/threats/threat-ingress.ts';
+import { ThreatMonitor } from '../security/threats/threat-monitor.ts';
 import { SecurityRuntime } from '../security/security-runtime.ts';
 import { uwsSslOptions } from '../security/tls-options.ts';
 import { discardEvents } from '../security/events.ts';
 import { countingEventSink } from '../telemetry/security-event-metrics.ts';
-import { requestMetricsHook } from './node-telemetry.ts';
+import { accessLogHook, egressObserver, requestMetricsHook, tracingHook } from './node-telemetry.ts';
+import { AccessLog } from '../telemetry/access-log.ts';
+import { Tracing } from '../telemetry/tracing.ts';
 
 export type TransportChoice = 'tcp' | 'rdma' | 'auto';
+
+/** A segment listener's handshake deadline and connection cap, as ListenOptions. */
+function segmentListenLimits(l: { handshakeTimeoutMs: number; maxConnections?: number | undefined }): { handshakeTimeoutMs: number; maxConnections?: number } {
+  return { handshakeTimeoutMs: l.handshakeTimeoutMs, ...(l.maxConnections !== undefined ? { maxConnections: l.maxConnections } : {}) };
+}
 /** Creates the transport a segment's config names (src/transport/registry.ts in production). */
 export type TransportResolver = (choice: TransportChoice, logger: Logger, opts?: TransportOptions) => Promise<Transport>;
 
@@ -112,8 +127,17 @@ export class SluiceNode {
   readonly governor: BulkGovernor;
   private upstreamPolicy: UpstreamPolicy | undefined;
   private security: SecurityRuntime | undefined;
+  /** The PII policy stage on the inference path (undefined: no policy). */
+  private pii: PiiStage | undefined;
+  /** Threat detection (security.threats): the monitor and tenant names for its events. */
+  private threats: ThreatMonitor | undefined;
+  private threatNames: TenantNames | undefined;
   private httpsFront: HttpsFront | undefined;
   private httpSocketDir: string | undefined;
+  /** The access log (telemetry.accessLog), shared by the ingress hook and the egress observer. */
+  private readonly accessLog: AccessLog | undefined;
+  /** Traces (telemetry.otlp.endpoint set). */
+  readonly tracing: Tracing | undefined;
 
   constructor(opts: SluiceNodeOptions) {
     this.opts = opts;
@@ -122,7 +146,17 @@ export class SluiceNode {
     this.metrics.attachHealth(this.health);
     this.metrics.setInFlightSource('ingress', () => this.gateway?.inflight ?? 0);
     this.metrics.setInFlightSource('egress', () => this.egress?.inflight ?? 0);
+    const tel = opts.config.telemetry;
+    if (tel.otlp.endpoint !== undefined) {
+      this.tracing = new Tracing({ endpoint: tel.otlp.endpoint, serviceName: tel.otlp.serviceName, nodeName: opts.config.node.name, sampleRatio: tel.otlp.sampleRatio, headers: tel.otlp.headers });
+      // First, so the span starts before any other hook (auth, rate limits) can refuse the request.
+      this.hooks.add(tracingHook(this.tracing));
+    }
     this.hooks.add(requestMetricsHook(this.metrics.requests));
+    if (tel.accessLog) {
+      this.accessLog = new AccessLog(opts.logger.child({ component: 'access' }));
+      this.hooks.add(accessLogHook(this.accessLog));
+    }
     for (const h of opts.hooks ?? []) this.hooks.add(h);
     const sch = opts.config.scheduling;
     this.trainingRing = opts.config.segments.training !== undefined ? new LatencySampleRing({ capacity: 4096 }) : undefined;
@@ -169,6 +203,24 @@ export class SluiceNode {
     return { ingress: this.gateway?.inflight ?? 0, egress: this.egress?.inflight ?? 0 };
   }
 
+  /** A client listener's connection limits, reporting into sluice_connections_refused_total{listener=name}. */
+  private listenerLimits(name: string, l: ClientListenerConfig): ListenerLimits {
+    return {
+      handshakeTimeoutMs: l.handshakeTimeoutMs,
+      idleTimeoutMs: l.idleTimeoutMs,
+      maxConnections: l.maxConnections,
+      onRefused: (reason) => this.metrics.connectionRefusals.record(name, reason),
+    };
+  }
+
+  /** Counts a segment listener's refused connections (handshake timeouts, the connection cap, failed handshakes). */
+  private countRefusals(listener: Listener, name: string): void {
+    listener.on('rejected', (err: unknown) => {
+      const reason = segmentRefusalReason(err);
+      if (reason !== null) this.metrics.connectionRefusals.record(name, reason);
+    });
+  }
+
   private segmentKey(): Buffer {
     const seg = this.opts.config.segments.inference;
     if (seg === undefined) throw new ConfigError('segments.inference: required for the ingress and the egress');
@@ -177,7 +229,8 @@ export class SluiceNode {
 
   async start(): Promise<void> {
     const { config, logger } = this.opts;
-    this.health.defineService(INFERENCE_SERVICE);
+    // The checks `sluice config check` runs, before anything binds.
+    validateConfig(config, this.opts.configDir !== undefined ? { configDir: this.opts.configDir } : {});
     if (config.listeners.metrics !== undefined) {
       // First, so probes get an answer (not ready yet) while the rest starts.
       const l = config.listeners.metrics;
@@ -186,11 +239,12 @@ export class SluiceNode {
         port: l.port,
         metrics: this.metrics,
         health: this.health,
+        limits: this.listenerLimits('metrics', l),
         onError: (err) => logger.error({ err: (err as Error).message }, 'metrics collection failed'),
       });
       const a = await this.opsServer.listen();
       this.endpoints.metrics = `${l.host}:${a.port}`;
-      logger.info({ service: 'metrics', address: this.endpoints.metrics }, 'listening');
+      logger.info({ listener: 'metrics', address: this.endpoints.metrics }, 'listening');
     }
     await this.startSecurity();
     await this.startParts();
@@ -215,8 +269,19 @@ export class SluiceNode {
     });
     const s = config.security;
     if (s.apiKeys.enabled || s.jwt.enabled || s.audit.enabled || s.rateLimits.enabled) this.hooks.add(securityIngressHook(this.security.gates));
+    this.pii = (await PiiStage.create({ config: this.security.config, recorder: this.security, registry: this.metrics.registry })) ?? undefined;
+    if (s.threats.enabled) {
+      const names = tenantNamesFrom(s.tenants);
+      const m = this.metrics;
+      this.threats = new ThreatMonitor(s.threats, this.security, {
+        onSignal: (signal, tenant) => m.threatSignals.inc(signal, tenant),
+        onDropped: () => void m.threatTap.dropped++,
+      });
+      this.threatNames = names;
+      this.hooks.add(threatProfileHook(this.threats, names, this.security, s.threats.profile.rateLimitPerSecond));
+    }
     logger.info(
-      { audit: s.audit.enabled, api_keys: s.apiKeys.enabled, jwt: s.jwt.enabled, tls: s.tls.enabled, mtls: s.tls.clientCerts.mode, rate_limits: s.rateLimits.enabled, webhooks: s.webhooks.endpoints.length },
+      { pii_policies: this.pii?.table.policies.length ?? 0, audit: s.audit.enabled, api_keys: s.apiKeys.enabled, jwt: s.jwt.enabled, tls: s.tls.enabled, mtls: s.tls.clientCerts.mode, rate_limits: s.rateLimits.enabled, webhooks: s.webhooks.endpoints.length },
       'security gates',
     );
   }
@@ -225,6 +290,17 @@ export class SluiceNode {
   private async startHttp(common: Omit<ConstructorParameters<typeof HttpIngress>[0], 'host' | 'port' | 'logger'>, host: string, port: number): Promise<string> {
     const logger = this.opts.logger.child({ component: 'http' });
     const sec = this.security;
+    const l = this.opts.config.listeners.http!;
+    common = {
+      ...common,
+      // uWS counts whole seconds and takes 8 s at least (it pings live streams before then).
+      wsIdleTimeoutSeconds: Math.min(960, Math.max(8, Math.round(l.idleTimeoutMs / 1000))),
+      ...(sec !== undefined ? { checkUpgrade: (headers: RequestHeaders) => sec.gates.credentialProblem(headers) } : {}),
+    };
+    if (l.maxConnections !== undefined && !(sec?.config.tls.enabled === true && uwsSslOptions(sec.config.tls) === null)) {
+      // uWS (plain or its own TLS) has no accept cap; only the node:tls front (mTLS) applies one.
+      logger.warn({ maxConnections: l.maxConnections }, 'listeners.http.maxConnections is enforced only behind the mTLS front; uWS serves this port without a cap (its own 10 s timeout closes connections that never send a request)');
+    }
     if (sec === undefined || !sec.config.tls.enabled) {
       this.http = new HttpIngress({ ...common, host, port, logger });
       return `${host}:${await this.http.start()}`;
@@ -239,15 +315,14 @@ export class SluiceNode {
     const socketPath = path.join(this.httpSocketDir, 'http.sock');
     this.http = new HttpIngress({ ...common, host, port: 0, unixPath: socketPath, logger });
     await this.http.start();
-    this.httpsFront = await startHttpsFront({ name: 'http', host, port, tls: sec.config.tls, allowlist: sec.allowlist, events: sec }, { path: socketPath });
+    this.httpsFront = await startHttpsFront({ name: 'http', host, port, tls: sec.config.tls, allowlist: sec.allowlist, events: sec, limits: this.listenerLimits('http', l) }, { path: socketPath });
     return `${host}:${this.httpsFront.listener.address.port}`;
   }
 
   private async startParts(): Promise<void> {
     const { config, logger } = this.opts;
     const seg = config.segments.inference;
-    const serveIngress = config.listeners.http !== undefined || config.listeners.grpc !== undefined;
-    const serveEgress = seg?.listen !== undefined;
+    const { inferenceIngress, egress: serveEgress } = configParts(config);
     if (config.models !== undefined) {
       const m = config.models;
       this.models = new ModelServer({
@@ -255,27 +330,33 @@ export class SluiceNode {
         port: m.listen.port,
         models: m.models,
         dense: m.dense,
+        identity: m.identity,
         maxMessageBytes: m.maxMessageBytes,
         maxDelayMs: m.maxDelayMs,
         logger: logger.child({ component: 'models' }),
       });
       this.endpoints.models = `${m.listen.host}:${await this.models.start()}`;
     }
-    const inferenceIngress = serveIngress && (config.segments.training === undefined || config.routes.some((r) => r.peers.length > 0));
     if (config.segments.training !== undefined) await this.startTraining(inferenceIngress);
     if (!inferenceIngress && !serveEgress) return;
     if (seg === undefined) throw new ConfigError('segments.inference: required for the ingress and the egress');
+    // Only a node that serves inference reports the inference service (a training-only node's
+    // grpc.health.v1 answers NOT_FOUND for it rather than a SERVING it cannot back).
+    this.health.defineService(INFERENCE_SERVICE);
     const key = this.segmentKey();
     const transport = await this.opts.transports(seg.transport, logger, this.transportOptions('inference'));
 
     if (serveEgress) {
+      // validateConfig made sure there is at least one.
       const upstreamRoutes = config.routes.filter((r) => r.upstreams.length > 0);
-      if (upstreamRoutes.length === 0) {
-        throw new ConfigError('routes: the inference segment listens, but no route has upstreams for it to serve');
-      }
       const upstreams = new UpstreamPool(upstreamRoutes, seg.maxMessageBytes);
       const authorizeCall = this.security === undefined ? null : egressTenantPolicy(this.security.config, this.security);
-      this.egress = new EgressService({ upstreams, logger: logger.child({ component: 'egress' }), ...(authorizeCall !== null ? { authorizeCall } : {}) });
+      this.egress = new EgressService({
+        upstreams,
+        logger: logger.child({ component: 'egress' }),
+        observer: egressObserver({ upstreamCalls: this.metrics.upstreamCalls, ...(this.accessLog !== undefined ? { accessLog: this.accessLog } : {}), ...(this.tracing !== undefined ? { tracing: this.tracing } : {}) }),
+        ...(authorizeCall !== null ? { authorizeCall } : {}),
+      });
       // Ready while at least one model server answers ServerReady; each is shown on its own.
       const names = upstreams.all.map((u) => `upstream:${u.address}`);
       const anyUpstream = this.health.register('upstreams', { kind: 'upstream', services: [INFERENCE_SERVICE] });
@@ -303,8 +384,10 @@ export class SluiceNode {
         segmentKey: key,
         maxMessageBytes: seg.maxMessageBytes,
         ...(seg.device !== undefined ? { device: seg.device } : {}),
+        ...segmentListenLimits(listen),
       });
       this.metrics.links.watchListener(this.listener, 'inference');
+      this.countRefusals(this.listener, 'segment:inference');
       if (this.security !== undefined) guardListener(this.listener, 'inference', this.security);
       this.listener.on('link', (link: Link) => {
         this.metrics.links.add(link);
@@ -319,17 +402,13 @@ export class SluiceNode {
       const a = this.listener.address;
       this.endpoints.segment = `${a.host}:${a.port}`;
       this.health.register('segment:inference', { kind: 'segment', services: [INFERENCE_SERVICE], up: true });
-      logger.info({ service: 'segment', segment: 'inference', transport: transport.kind, address: this.endpoints.segment }, 'listening');
+      logger.info({ listener: 'segment', segment: 'inference', transport: transport.kind, address: this.endpoints.segment }, 'listening');
     }
 
     if (inferenceIngress) {
       const routes = new RouteTable(config.routes);
-      if (routes.empty) throw new ConfigError('routes: the ingress listens, but no route names egress peers');
       const peerNames = new Set(config.routes.flatMap((r) => r.peers));
       const peers = config.peers.filter((p) => p.segment === 'inference' && peerNames.has(p.name));
-      for (const name of peerNames) {
-        if (!peers.some((p) => p.name === name)) throw new ConfigError(`routes: peer '${name}' is not in peers (segment inference)`);
-      }
       this.peerLinks = new PeerLinks({
         transport,
         peers,
@@ -338,6 +417,7 @@ export class SluiceNode {
         logger: logger.child({ component: 'links' }),
       });
       this.upstreamPolicy = new UpstreamPolicy({ peers: peers.map((p) => p.name), scheduling: config.scheduling, governor: this.governor });
+      this.metrics.attachAdmission(this.upstreamPolicy);
       const forwarder = new SegmentForwarder(this.peerLinks, logger.child({ component: 'forwarder' }), this.upstreamPolicy);
       this.watchPeers(this.peerLinks);
       this.peerLinks.start();
@@ -348,6 +428,8 @@ export class SluiceNode {
         logger: logger.child({ component: 'ingress' }),
         defaultTimeoutMs: config.limits.defaultTimeoutMs,
         isReady: () => this.health.ready(INFERENCE_SERVICE),
+        ...(this.pii !== undefined ? { stage: this.pii } : {}),
+        ...(this.threats !== undefined && this.threatNames !== undefined ? { tap: threatTap(this.threats, this.threatNames) } : {}),
       });
       const common = {
         gateway: this.gateway,
@@ -361,7 +443,9 @@ export class SluiceNode {
         this.grpcHealth = new GrpcHealthService(this.health);
         const grpcHealth = this.grpcHealth;
         const sec = this.security;
+        const grpcLimits = this.listenerLimits('grpc', l);
         this.grpc = new Http2GrpcIngress({
+          limits: grpcLimits,
           ...common,
           host: l.host,
           port: l.port,
@@ -373,14 +457,16 @@ export class SluiceNode {
           ...(relaySocket !== undefined ? { relayTo: [{ prefix: `/${TRAINING_SERVICE}/`, socketPath: relaySocket }] } : {}),
           ...this.grpcGateOptions(),
           ...(sec?.config.tls.enabled === true
-            ? { binder: (accept, host, port) => serveConnectionsOverTls(accept, { name: 'grpc', host, port, tls: sec.config.tls, allowlist: sec.allowlist, events: sec }) }
+            ? { binder: (accept, host, port) => serveConnectionsOverTls(accept, { name: 'grpc', host, port, tls: sec.config.tls, allowlist: sec.allowlist, events: sec, limits: grpcLimits }) }
             : {}),
         });
         this.endpoints.grpc = `${l.host}:${await this.grpc.start()}`;
       }
       if (config.listeners.http !== undefined) {
         const l = config.listeners.http;
-        this.endpoints.http = await this.startHttp(common, l.host, l.port);
+        const sec = this.security;
+        const adminRoutes = sec === undefined ? [] : [evidenceRoute({ config, security: sec, metricsText: () => this.metrics.registry.metrics() })];
+        this.endpoints.http = await this.startHttp({ ...common, adminRoutes }, l.host, l.port);
       }
       // Give the first links a moment so the first requests do not race the handshakes.
       await this.peerLinks.waitForFirstAttempts(3000);
@@ -446,7 +532,7 @@ export class SluiceNode {
       else segment.down('no link to any egress peer');
     };
     peerLinks.on('link', (name: string, link: Link) => {
-      this.metrics.links.add(link);
+      this.metrics.links.add(link, name);
       if (this.security !== undefined) guardLink(link, this.security);
       perPeer.get(name)?.up(link.remoteAddress);
       update();
@@ -504,6 +590,8 @@ export class SluiceNode {
     await this.httpsFront?.close();
     if (this.httpSocketDir !== undefined) rmSync(this.httpSocketDir, { recursive: true, force: true });
     await this.opsServer?.close();
+    // Spans of the last requests go out before the process ends (bounded by the exporter's timeout).
+    await this.tracing?.shutdown().catch((err: unknown) => logger.warn({ err: (err as Error).message }, 'trace export on shutdown failed'));
     // Last: everything above may still report security events.
     await this.security?.close();
     logger.info('stopped');

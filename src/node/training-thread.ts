@@ -20,6 +20,10 @@ import { guardLink, guardListener } from '../security/link-guard.ts';
 import { RemoteGates } from '../security/remote-gates.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import { SluiceMetrics } from '../telemetry/metrics.ts';
+import type { ListenerLimits } from '../net/connection-limits.ts';
+import { DEFAULT_HANDSHAKE_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS } from '../config/schema.ts';
+import { spooledTensorCheck } from '../security/threats/spooled-tensor-check.ts';
+import { ThreatMonitor } from '../security/threats/threat-monitor.ts';
 import { MAX_CHUNK_HEADER_BYTES } from '../training/peer-messages.ts';
 import { ReceivePool } from '../wire/receive-pool.ts';
 import { TrainingGrpcServer, type GrpcBinder } from '../training/grpc-server.ts';
@@ -30,7 +34,7 @@ import { TRAINING_THREAD_NAME, type FromTrainingThread, type ThreadPriorityInfo,
 import { defaultTransports } from './transports.ts';
 
 /** Default of listeners.training when a training segment is configured without it. */
-const DEFAULT_SERVICE_LISTENER = { host: '127.0.0.1', port: 8003 };
+const DEFAULT_SERVICE_LISTENER = { host: '127.0.0.1', port: 8003, handshakeTimeoutMs: DEFAULT_HANDSHAKE_TIMEOUT_MS, idleTimeoutMs: DEFAULT_IDLE_TIMEOUT_MS, maxConnections: undefined };
 
 const port = parentPort;
 if (port === null) throw new Error('training-thread.ts runs as a worker thread (src/node/training-plane.ts starts it)');
@@ -61,6 +65,7 @@ class TrainingThread {
   private readonly metrics = new SluiceMetrics({ processMetrics: false });
   private readonly gates = new RemoteGates(post);
   private readonly events: SecurityEventSink | undefined;
+  private readonly threats: ThreatMonitor | undefined;
   private readonly links = new Set<Link>();
   private node: TrainingNode | undefined;
   private segmentListener: Listener | undefined;
@@ -69,7 +74,13 @@ class TrainingThread {
   private stopping: Promise<void> | undefined;
 
   constructor() {
-    this.events = init.gated || init.tls !== undefined ? { emit: (event) => post({ type: 'security-event', event }) } : undefined;
+    const threats = init.config.security.threats;
+    this.events = init.gated || init.tls !== undefined || threats.enabled ? { emit: (event) => post({ type: 'security-event', event }) } : undefined;
+    // Poisoning checks on received tensors (security.threats.poisoning), on this thread: the
+    // monitor's events reach the main thread's audit log and webhooks like the gates' do.
+    if (threats.enabled && threats.poisoning.enabled && this.events !== undefined) {
+      this.threats = new ThreatMonitor(threats, this.events, { onSignal: (signal, tenant) => this.metrics.threatSignals.inc(signal, tenant) });
+    }
   }
 
   async start(): Promise<{ endpoints: TrainingThreadEndpoints; priority: ThreadPriorityInfo }> {
@@ -101,11 +112,20 @@ class TrainingThread {
         const type = e.action === 'training.protocol.violation' ? e.action : 'segment.violation';
         events?.emit({ type, tenant: null, requestId: null, actor: 'training', outcome: 'denied', reason: e.detail, detail: { action: e.action, segment: 'training' } });
       },
-      onLink: (link) => {
-        this.metrics.links.add(link);
+      onTransferEvent: (e) => {
+        const level = e.event === 'failed' || e.event === 'quarantined' ? 'warn' : 'info';
+        this.log[level]({ transfer: e }, `transfer ${e.event}`);
+        if (e.direction === 'inbound' && e.status === 'DATA_LOSS' && e.name !== undefined) this.threats?.poisoning.digestMismatch(e.name, e.peer);
+      },
+      ...(this.threats !== undefined ? { inspectSpooled: spooledTensorCheck(this.threats, config.security.threats.poisoning.quarantine) } : {}),
+      stats: this.metrics.training,
+      onLink: (link, peer) => {
+        this.metrics.links.add(link, peer);
         if (events !== undefined) guardLink(link, events);
       },
     });
+    const node = this.node;
+    this.metrics.training.setLiveSource(() => node.active());
     await this.node.start();
     const endpoints: TrainingThreadEndpoints = { service: '' };
     if (seg.listen !== undefined) {
@@ -116,6 +136,8 @@ class TrainingThread {
         segmentKey: key,
         maxMessageBytes: seg.maxMessageBytes,
         ...(seg.device !== undefined ? { device: seg.device } : {}),
+        handshakeTimeoutMs: seg.listen.handshakeTimeoutMs,
+        ...(seg.listen.maxConnections !== undefined ? { maxConnections: seg.listen.maxConnections } : {}),
       });
       this.segmentListener = l;
       this.metrics.links.watchListener(l, 'training');
@@ -130,32 +152,40 @@ class TrainingThread {
       this.log.info({ service: 'segment', segment: 'training', transport: transport.kind, address: endpoints.segment }, 'listening');
     }
 
-    const binder = await this.tlsBinder();
     const svc = config.listeners.training ?? DEFAULT_SERVICE_LISTENER;
+    // The same connection limits as every client listener (handshake and idle deadlines, cap).
+    const limitsOf = (name: string, l: { handshakeTimeoutMs: number; idleTimeoutMs: number; maxConnections?: number | undefined }): ListenerLimits => ({
+      handshakeTimeoutMs: l.handshakeTimeoutMs,
+      idleTimeoutMs: l.idleTimeoutMs,
+      maxConnections: l.maxConnections,
+      onRefused: (reason) => this.metrics.connectionRefusals.record(name, reason),
+    });
+    const binder = await this.tlsBinder();
     this.server = new TrainingGrpcServer(this.node, svc.host, svc.port, {
+      limits: limitsOf('training', svc),
       ...(init.gated ? { interceptors: [gateInterceptor(this.gates, defaultMethodGates)] } : {}),
-      ...(binder !== undefined ? { binder: binder('training') } : {}),
+      ...(binder !== undefined ? { binder: binder('training', limitsOf('training', svc)) } : {}),
     });
     endpoints.service = `${svc.host}:${await this.server.start()}`;
     this.log.info({ service: 'training', address: endpoints.service, tls: binder !== undefined }, 'listening');
     if (init.relaySocket !== undefined) await this.server.alsoListenUnix(init.relaySocket);
     const grpcPort = config.listeners.grpc;
     if (init.serveGrpcPort && grpcPort !== undefined) {
-      endpoints.grpc = `${grpcPort.host}:${await this.server.alsoListen(grpcPort.host, grpcPort.port, binder?.('grpc'))}`;
+      endpoints.grpc = `${grpcPort.host}:${await this.server.alsoListen(grpcPort.host, grpcPort.port, binder?.('grpc', limitsOf('grpc', grpcPort)), limitsOf('grpc', grpcPort))}`;
       this.log.info({ service: 'grpc', address: endpoints.grpc, services: ['sluice.v1.TensorTransfer'], tls: binder !== undefined }, 'listening');
     }
     return { endpoints, priority };
   }
 
   /** The TLS listener (and mTLS allowlist, loaded on this thread) when security.tls is on. */
-  private async tlsBinder(): Promise<((name: string) => GrpcBinder) | undefined> {
+  private async tlsBinder(): Promise<((name: string, limits: ListenerLimits) => GrpcBinder) | undefined> {
     const tls = init.tls;
     if (tls === undefined || !tls.enabled) return undefined;
     const cc = tls.clientCerts;
     if (cc.mode === 'require') this.allowlist = await ClientCertAllowlist.start({ file: cc.allowlistFile as string, reloadSeconds: cc.reloadSeconds, sighup: false });
     const allowlist = this.allowlist;
     const events = this.events ?? { emit() {} };
-    return (name) => (server, host, p) => serveGrpcOverTls(server, { name, host, port: p, tls, allowlist, events });
+    return (name, limits) => (server, host, p) => serveGrpcOverTls(server, { name, host, port: p, tls, allowlist, events, limits });
   }
 
   handle(m: ToTrainingThread): void {

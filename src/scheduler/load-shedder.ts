@@ -16,7 +16,11 @@ export interface LoadShedderOptions {
   initialServiceMs?: number;
 }
 
-export type ShedDecision = { admit: true } | { admit: false; reason: string; retryAfterMs: number; queueDelayMs: number };
+/** Why a request was shed (a metrics label): too many in flight, the queue cap, or its deadline. */
+export type ShedCause = 'in_flight' | 'queue_delay' | 'deadline';
+export const SHED_CAUSES: readonly ShedCause[] = ['in_flight', 'queue_delay', 'deadline'];
+
+export type ShedDecision = { admit: true } | { admit: false; cause: ShedCause; reason: string; retryAfterMs: number; queueDelayMs: number };
 
 export class LoadShedder {
   private inFlight = 0;
@@ -57,11 +61,11 @@ export class LoadShedder {
     const retryAfterMs = Math.max(1, Math.ceil(delay));
     if (this.inFlight >= this.opts.maxInFlight) {
       this.shedCount++;
-      return { admit: false, reason: `${this.inFlight} requests in flight (limit ${this.opts.maxInFlight})`, retryAfterMs, queueDelayMs: delay };
+      return { admit: false, cause: 'in_flight', reason: `${this.inFlight} requests in flight (limit ${this.opts.maxInFlight})`, retryAfterMs, queueDelayMs: delay };
     }
     if (delay > this.opts.maxQueueDelayMs) {
       this.shedCount++;
-      return { admit: false, reason: `estimated queue delay ${delay.toFixed(1)} ms exceeds the ${this.opts.maxQueueDelayMs} ms cap`, retryAfterMs, queueDelayMs: delay };
+      return { admit: false, cause: 'queue_delay', reason: `estimated queue delay ${delay.toFixed(1)} ms exceeds the ${this.opts.maxQueueDelayMs} ms cap`, retryAfterMs, queueDelayMs: delay };
     }
     // The queue alone must fit the deadline. Service time is not added: it differs per model,
     // and one slow model must not get a fast model's short-deadline requests shed.
@@ -69,6 +73,7 @@ export class LoadShedder {
       this.shedCount++;
       return {
         admit: false,
+        cause: 'deadline',
         reason: `estimated queue delay ${delay.toFixed(1)} ms exceeds the ${Math.max(0, remainingMs).toFixed(1)} ms left before the deadline`,
         retryAfterMs,
         queueDelayMs: delay,

@@ -83,6 +83,29 @@ function refuse(code: InferenceErrorCode, message: string): InferenceError {
   return new InferenceError(code, message);
 }
 
+/** The one credential a request carries, or why it cannot be used (missing, repeated, contradicting). */
+function credentialHeaders(headers: GateRequest['headers']): { credential: string; problem: null } | { credential: null; problem: InferenceError } {
+  const auth = headers.authorization;
+  const apiKey = headers[API_KEY_HEADER];
+  const bad = (code: InferenceErrorCode, message: string) => ({ credential: null, problem: refuse(code, message) });
+  if (auth !== undefined && auth.includes(',')) return bad(InferenceErrorCode.BAD_REQUEST, 'more than one Authorization header');
+  if (apiKey !== undefined && apiKey.includes(',')) return bad(InferenceErrorCode.BAD_REQUEST, `more than one ${API_KEY_HEADER} header`);
+  let bearer: string | undefined;
+  if (auth !== undefined) {
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(auth);
+    if (m === null) return bad(InferenceErrorCode.UNAUTHENTICATED, 'the Authorization header must be "Bearer <token or API key>"');
+    bearer = m[1];
+  }
+  if (bearer !== undefined && apiKey !== undefined && bearer !== apiKey) {
+    return bad(InferenceErrorCode.BAD_REQUEST, `Authorization and ${API_KEY_HEADER} name different credentials; send one`);
+  }
+  const credential = apiKey ?? bearer;
+  if (credential === undefined || credential === '') {
+    return bad(InferenceErrorCode.UNAUTHENTICATED, 'credentials required: send "Authorization: Bearer <token or API key>"');
+  }
+  return { credential, problem: null };
+}
+
 export class SecurityGates implements GateChecker {
   private readonly opts: SecurityGatesOptions;
   private readonly tenants: Map<string, { id: number; models: ReadonlySet<string> | null }>;
@@ -140,18 +163,22 @@ export class SecurityGates implements GateChecker {
     throw err;
   }
 
+  /**
+   * Whether the request's credential headers can be used as sent, before any is verified (also
+   * run on a WebSocket upgrade, so an upgrade without credentials is refused before the 101).
+   * Header maps join a repeated field with ", " (RFC 9110 section 5.3) and neither a token nor
+   * an API key contains a comma, so a comma means the header came more than once: which of the
+   * credentials the request means is ambiguous, a malformed request (400 / INVALID_ARGUMENT).
+   */
+  credentialProblem(headers: GateRequest['headers']): InferenceError | null {
+    if (!this.authRequired) return null;
+    return credentialHeaders(headers).problem;
+  }
+
   private async identify(req: GateRequest): Promise<Principal> {
     if (!this.authRequired) return ANONYMOUS;
-    const auth = req.headers.authorization;
-    let credential = req.headers[API_KEY_HEADER];
-    if (credential === undefined && auth !== undefined) {
-      const m = /^Bearer\s+(\S+)\s*$/i.exec(auth);
-      if (m === null) return this.deny(req, null, 'identity', refuse(InferenceErrorCode.UNAUTHENTICATED, 'the Authorization header must be "Bearer <token or API key>"'));
-      credential = m[1];
-    }
-    if (credential === undefined || credential === '') {
-      return this.deny(req, null, 'identity', refuse(InferenceErrorCode.UNAUTHENTICATED, 'credentials required: send "Authorization: Bearer <token or API key>"'));
-    }
+    const { credential, problem } = credentialHeaders(req.headers);
+    if (problem !== null) return this.deny(req, null, 'identity', problem);
     const keys = this.opts.apiKeys;
     if (looksLikeApiKey(credential)) {
       if (keys === null) return this.deny(req, null, 'identity', refuse(InferenceErrorCode.UNAUTHENTICATED, 'API keys are not accepted here'));

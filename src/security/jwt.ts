@@ -201,6 +201,9 @@ export class JwtVerifier extends EventEmitter {
       return classify(err);
     }
     const { exp, iat } = payload as { exp: number; iat: number };
+    // The clock skew forgives our clock, not a token that was never valid: jose accepts an exp
+    // up to the skew in the past, so without this an exp < iat token passes while both are recent.
+    if (exp < iat) return reject('lifetime', `token expires (exp ${exp}) before it was issued (iat ${iat})`);
     if (exp - iat > this.opts.maxLifetimeSeconds) {
       return reject('lifetime', `token lifetime ${exp - iat}s exceeds ${this.opts.maxLifetimeSeconds}s`);
     }

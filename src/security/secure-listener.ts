@@ -11,6 +11,8 @@ import type { ClientCertAllowlist } from './client-cert-allowlist.ts';
 import { normalizeFingerprint } from './client-cert-allowlist.ts';
 import type { SecurityEventSink } from './events.ts';
 import { loadTlsMaterial, secureContextOptions, tlsServerOptions, type TlsConfig, type TlsMaterial } from './tls-options.ts';
+import { DEFAULT_HANDSHAKE_TIMEOUT_MS } from '../config/schema.ts';
+import { capConnections, type ListenerLimits } from '../net/connection-limits.ts';
 
 export interface PeerIdentity {
   /** SHA-256 of the client certificate (lowercase hex), or null without mTLS. */
@@ -30,6 +32,8 @@ export interface SecureListenerOptions {
   events: SecurityEventSink;
   /** Handshake-failure events per second before they are summarised (default 20). */
   handshakeEventsPerSecond?: number;
+  /** The listener's connection limits: the TLS handshake must finish within handshakeTimeoutMs. */
+  limits?: ListenerLimits;
 }
 
 /** Events: 'connection' (socket: TLSSocket, peer: PeerIdentity), 'error' (Error). */
@@ -48,7 +52,9 @@ export class SecureListener extends EventEmitter {
     this.name = opts.name;
     this.opts = opts;
     if (material.requireClientCert && opts.allowlist === null) throw new RangeError('mTLS requires a client certificate allowlist');
-    this.server = createServer(tlsServerOptions(material, opts.alpn));
+    // Node's default is 120 s, and a failed handshake's socket stays open unless closed here.
+    this.server = createServer({ ...tlsServerOptions(material, opts.alpn), handshakeTimeout: opts.limits?.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS });
+    if (opts.limits !== undefined) capConnections(this.server, opts.limits);
     this.server.on('secureConnection', (socket) => this.accept(socket));
     this.server.on('tlsClientError', (err, socket) => this.handshakeFailed(err, socket));
     this.server.on('error', (err) => this.emit('error', err));
@@ -140,6 +146,9 @@ export class SecureListener extends EventEmitter {
   }
 
   private handshakeFailed(err: Error & { code?: string }, socket: TLSSocket): void {
+    // With a 'tlsClientError' listener Node leaves the socket to us: close it, or it stays.
+    socket.destroy();
+    this.opts.limits?.onRefused?.(err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT' ? 'handshake_timeout' : 'tls_handshake_failed');
     const limit = this.opts.handshakeEventsPerSecond ?? 20;
     const now = Date.now();
     const w = this.failureWindow;

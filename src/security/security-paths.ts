@@ -19,6 +19,8 @@ export function resolveSecurityPaths(s: SecurityConfig, baseDir: string | undefi
       ...opt('keyFile', s.tls.keyFile),
       clientCerts: { ...s.tls.clientCerts, ...opt('caFile', s.tls.clientCerts.caFile), ...opt('allowlistFile', s.tls.clientCerts.allowlistFile) },
     },
+    evidence: { ...s.evidence, ...opt('signingKeyFile', s.evidence.signingKeyFile) },
+    pii: { ...s.pii, ...(s.pii.vault === undefined ? {} : { vault: { path: r(s.pii.vault.path) as string, keyFile: r(s.pii.vault.keyFile) as string } }) },
     webhooks: { ...s.webhooks, endpoints: s.webhooks.endpoints.map((e) => ({ ...e, ...opt('secretFile', e.secretFile) })) },
   };
 }

@@ -65,7 +65,7 @@ export class SecurityRuntime implements SecurityEventSink, GateRecorder {
 
   /** True when the config turns on anything at all (the embedded demo turns on nothing). */
   static wanted(s: SecurityConfig): boolean {
-    return s.audit.enabled || s.apiKeys.enabled || s.jwt.enabled || s.tls.enabled || s.rateLimits.enabled || s.webhooks.endpoints.length > 0;
+    return s.audit.enabled || s.apiKeys.enabled || s.jwt.enabled || s.tls.enabled || s.rateLimits.enabled || s.webhooks.endpoints.length > 0 || s.pii.enabled || s.threats.enabled;
   }
 
   static async start(opts: SecurityRuntimeOptions): Promise<SecurityRuntime> {
@@ -89,6 +89,9 @@ export class SecurityRuntime implements SecurityEventSink, GateRecorder {
             policyVersion: config.policyVersion,
             checkpointEntries: config.audit.checkpointEntries,
             checkpointSeconds: config.audit.checkpointSeconds,
+            anchorSeconds: config.audit.anchorSeconds,
+            rotate: { maxBytes: config.audit.rotate.maxBytes, maxAgeMs: config.audit.rotate.maxAgeHours === undefined ? undefined : config.audit.rotate.maxAgeHours * 3_600_000 },
+            retentionDays: config.audit.retentionDays,
             actor: `node:${opts.nodeName}`,
           })
         : null;

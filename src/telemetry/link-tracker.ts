@@ -11,6 +11,8 @@ export type CloseBy = LinkCloseInfo['by'];
 export interface LinkTotals {
   readonly segment: SegmentName;
   readonly transport: TransportKind;
+  /** The configured peer name of a dialled link, the remote host of an accepted one. */
+  readonly peer: string;
   /** Monotonic counters summed over open and closed links; queuedBytes over open links only. */
   readonly stats: LinkStats;
   readonly open: number;
@@ -22,6 +24,7 @@ export interface LinkTotals {
 interface Bucket {
   segment: SegmentName;
   transport: TransportKind;
+  peer: string;
   retired: LinkStats;
   open: Set<Link>;
   opened: number;
@@ -53,6 +56,12 @@ function addMonotonic(into: LinkStats, s: LinkStats): void {
   into.rekeys += s.rekeys;
 }
 
+/** "10.0.0.5:41234" -> "10.0.0.5", "[::1]:41234" -> "::1" (the port changes on every reconnect). */
+export function remoteHost(address: string): string {
+  const m = /^\[(.*)\]:\d+$/.exec(address) ?? /^([^:]*):\d+$/.exec(address);
+  return m?.[1] ?? address;
+}
+
 /** Last path part of a stable error code, lower-cased: SLUICE_ERR_HANDSHAKE_TIMEOUT -> timeout. */
 function shortCode(err: unknown, prefix: string): string {
   const code = (err as { code?: unknown } | null)?.code;
@@ -67,19 +76,23 @@ export class LinkTracker {
 
   constructor(private readonly rejections?: RejectionStats) {}
 
-  private bucket(segment: SegmentName, transport: TransportKind): Bucket {
-    const key = `${segment}/${transport}`;
+  private bucket(segment: SegmentName, transport: TransportKind, peer: string): Bucket {
+    const key = `${segment}/${transport}/${peer}`;
     let b = this.buckets.get(key);
     if (b === undefined) {
-      b = { segment, transport, retired: emptyLinkStats(), open: new Set(), opened: 0, closed: { local: 0, peer: 0, error: 0 } };
+      b = { segment, transport, peer, retired: emptyLinkStats(), open: new Set(), opened: 0, closed: { local: 0, peer: 0, error: 0 } };
       this.buckets.set(key, b);
     }
     return b;
   }
 
-  /** Starts tracking a link; it is dropped (its stats folded in) when it emits 'close'. */
-  add(link: Link): void {
-    const b = this.bucket(link.segment, link.transport);
+  /**
+   * Starts tracking a link; it is dropped (its stats folded in) when it emits 'close'. `peer` is
+   * the configured peer name of a link this node dialled; accepted links are labelled with the
+   * remote host (no port, so reconnects of one peer share a series).
+   */
+  add(link: Link, peer?: string): void {
+    const b = this.bucket(link.segment, link.transport, peer ?? remoteHost(link.remoteAddress));
     if (b.open.has(link)) return;
     b.opened++;
     if (link.closed) {
@@ -114,9 +127,9 @@ export class LinkTracker {
     if (info?.error !== undefined) this.rejections?.peerError(link.segment, info.error);
   }
 
-  /** Declares a (segment, transport) pair so its series exist at zero before any link opens. */
-  declare(segment: SegmentName, transport: TransportKind): void {
-    this.bucket(segment, transport);
+  /** Declares a (segment, transport, peer) so its series exist at zero before any link opens. */
+  declare(segment: SegmentName, transport: TransportKind, peer: string): void {
+    this.bucket(segment, transport, peer);
   }
 
   /** Live links, optionally of one segment. */
@@ -139,7 +152,7 @@ export class LinkTracker {
         addMonotonic(stats, s);
         stats.queuedBytes += s.queuedBytes;
       }
-      out.push({ segment: b.segment, transport: b.transport, stats, open: b.open.size, opened: b.opened, closed: { ...b.closed } });
+      out.push({ segment: b.segment, transport: b.transport, peer: b.peer, stats, open: b.open.size, opened: b.opened, closed: { ...b.closed } });
     }
     return out;
   }

@@ -71,6 +71,7 @@ export class Logging {
         formatters: { level: (label) => ({ level: label }) },
         serializers: { err: pino.stdSerializers.err },
         redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+        onChild: replaceRepeatedBindings,
       },
       this.stream,
     );
@@ -115,6 +116,24 @@ export class Logging {
       // The stream may already be closed or not yet open; nothing more can be done on the way out.
     }
   }
+}
+
+const { chindingsSym } = pino.symbols;
+
+/**
+ * pino appends a child's bindings to its parent's, so `logger.child({ component: 'http' })` of a
+ * component logger wrote `"component"` twice and strict JSON parsers refused the line. Here a
+ * child's binding replaces the parent's of the same name (the more specific one wins). Runs once
+ * per child logger (they are made at start-up, not per request), never per line.
+ */
+function replaceRepeatedBindings(child: Logger): void {
+  const holder = child as unknown as Record<symbol, string>;
+  const chindings = holder[chindingsSym];
+  if (typeof chindings !== 'string' || chindings.length === 0) return;
+  // The bindings are already serialized (and redacted): `,"k":v,"k2":v2`. Parsing keeps the last
+  // value of a repeated key; the order of first appearance is kept.
+  const merged = JSON.parse(`{${chindings.slice(1)}}`) as Record<string, unknown>;
+  holder[chindingsSym] = `,${JSON.stringify(merged).slice(1, -1)}`;
 }
 
 /** A per-request child logger: every line carries request_id, tenant and class. */

@@ -3,7 +3,8 @@
 // cannot present a client certificate when the client listeners require mTLS, and a
 // training-only node runs no ingress at all. Low rate, so node:http is enough.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
+import { capConnections, handshakeDeadline, type ListenerLimits } from '../net/connection-limits.ts';
 import type { HealthModel } from './health.ts';
 import type { SluiceMetrics } from './metrics.ts';
 
@@ -14,6 +15,8 @@ export interface MetricsServerOptions {
   health: HealthModel;
   /** Called when a scrape fails (a collect() threw); the scrape answers 500. */
   onError?: (err: unknown) => void;
+  /** Connection limits (listeners.metrics): a request must start within handshakeTimeoutMs of connecting. */
+  limits?: ListenerLimits;
 }
 
 export const OPS_PATHS = {
@@ -33,6 +36,16 @@ export class MetricsServer {
     this.server.keepAliveTimeout = 5_000;
     this.server.headersTimeout = 10_000;
     this.server.requestTimeout = 15_000;
+    const limits = opts.limits;
+    if (limits !== undefined) {
+      capConnections(this.server, limits);
+      // Node's headersTimeout only runs once a request has begun; a socket that sends nothing
+      // would stay until the kernel gives up. The first request's headers end the deadline.
+      const pending = new WeakMap<Socket, () => void>();
+      this.server.on('connection', (socket: Socket) => pending.set(socket, handshakeDeadline(socket, limits.handshakeTimeoutMs, () => limits.onRefused?.('handshake_timeout'))));
+      this.server.on('request', (req: IncomingMessage) => pending.get(req.socket)?.());
+      this.server.keepAliveTimeout = Math.min(this.server.keepAliveTimeout, limits.idleTimeoutMs);
+    }
   }
 
   async listen(): Promise<{ host: string; port: number }> {

@@ -5,21 +5,24 @@
 import { AggregatorRegistry, Counter, Gauge, Registry, collectDefaultMetrics, type MetricObjectWithValues, type MetricValue } from 'prom-client';
 import type { SegmentName, TrafficClass } from '../transport/types.ts';
 import { BucketHistogram, QUEUE_DELAY_BUCKETS_SECONDS } from './bucket-histogram.ts';
+import { ConnectionRefusals } from './connection-refusals.ts';
 import { EventLoopDelayMonitor } from './event-loop-delay.ts';
 import type { HealthModel } from './health.ts';
 import { HistogramCollector, type HistogramSeries } from './histogram-collector.ts';
 import { LinkTracker } from './link-tracker.ts';
-import { RejectionStats, type PairCounter } from './rejection-stats.ts';
+import { PairCounter, RejectionStats } from './rejection-stats.ts';
 import { allRdmaDeviceStats } from './rdma-stats.ts';
 import { RequestStats } from './request-stats.ts';
 import { SegmentQueueStats } from './scheduler-telemetry.ts';
+import { oldNameOf, RENAMED_METRICS } from './metric-names.ts';
+import { TrainingStats } from './training-stats.ts';
 import type { QueueSource, RdmaSnapshot, RdmaSource, ReloadStats } from './stat-sources.ts';
 import type { ReceivePool } from '../wire/receive-pool.ts';
 
 export const METRIC_PREFIX = 'sluice_';
 
 /** Metric families another thread's registry exports (exportForMerge); summed per label set. */
-const MERGED_FAMILIES = ['link_', 'links_', 'queue_', 'scheduling_delay', 'bulk_share', 'crypto_rejections', 'policy_rejections', 'handshake_failures', 'rdma_'].map(
+const MERGED_FAMILIES = ['link_', 'links_', 'queue_', 'scheduling_delay', 'bulk_share', 'crypto_rejections', 'policy_rejections', 'handshake_failures', 'rdma_', 'training_', 'connections_refused', 'threat_'].map(
   (n) => METRIC_PREFIX + n,
 );
 
@@ -46,8 +49,17 @@ export class SluiceMetrics {
   readonly registry = new Registry();
   readonly requests: RequestStats;
   readonly rejections = new RejectionStats();
+  /** Connections listeners refused or closed (limits, timeouts, protocol errors). */
+  readonly connectionRefusals = new ConnectionRefusals();
   readonly links = new LinkTracker(this.rejections);
   readonly reloads: ReloadStats = { success: 0, failure: 0, lastSuccessSeconds: 0 };
+  /** Calls from the egress to model servers, by model and gRPC status name (their duration is model time). */
+  readonly upstreamCalls: RequestStats;
+  /** Training transfers (bytes, starts, resumes, endings, failures). */
+  readonly training = new TrainingStats();
+  /** Threat detection signals by (signal, tenant), and tensor-tap copies dropped (queue full). */
+  readonly threatSignals = new PairCounter();
+  readonly threatTap = { dropped: 0 };
   /** Event-loop delay of this process (running unless processMetrics is false). */
   readonly eventLoop = new EventLoopDelayMonitor();
 
@@ -63,13 +75,16 @@ export class SluiceMetrics {
   private health: HealthModel | undefined;
   /** The training thread's receive pool (src/wire/receive-pool.ts), when it has one. */
   receivePool: ReceivePool | undefined;
+  private admission: AdmissionSource | undefined;
 
   constructor(opts: MetricsOptions = {}) {
     this.requests = new RequestStats(opts.maxModels === undefined ? {} : { maxModels: opts.maxModels });
+    this.upstreamCalls = new RequestStats(opts.maxModels === undefined ? {} : { maxModels: opts.maxModels });
     const r = this.registry;
     if (opts.processMetrics !== false) {
       collectDefaultMetrics({ register: r, prefix: METRIC_PREFIX });
       this.eventLoop.start();
+      renamePrefabGauges(r);
     }
     // prom-client's nodejs_eventloop_lag_* gauges reset at every scrape and sample every 10 ms;
     // this histogram is cumulative (rate() works, several scrapers do not disturb each other).
@@ -96,13 +111,51 @@ export class SluiceMetrics {
       map(this.inFlightSources, ([stage, read]) => [{ stage }, read()]),
     );
 
+    new HistogramCollector(
+      'sluice_upstream_request_duration_seconds',
+      'Calls from the egress to model servers, from the call to the answer: model time. sluice\'s own overhead is request duration minus this.',
+      ['model', 'code'],
+      () => map(this.upstreamCalls.all(), (s): HistogramSeries<'model' | 'code'> => ({ labels: { model: s.model, code: s.code }, histogram: s.latency })),
+    ).register(r);
+    counter(r, 'requests_shed_total', 'Requests refused at admission (RESOURCE_EXHAUSTED / 429) by the load shedder, by cause (in_flight, queue_delay, deadline).', ['cause'], () =>
+      this.admission === undefined ? [] : Object.entries(this.admission.shed).map(([cause, n]): Sample<'cause'> => [{ cause }, n]),
+    );
+    counter(r, 'request_retries_total', 'Failed segment calls, by outcome: retried on another egress peer, or denied (no retry budget, time or attempts left, or the failure happened at the model).', ['outcome'], () =>
+      this.admission === undefined
+        ? []
+        : [
+            [{ outcome: 'retried' }, this.admission.retries],
+            [{ outcome: 'denied' }, this.admission.retriesDenied],
+          ],
+    );
+
+    // Training transfers.
+    counter(r, 'training_bytes_total', 'Tensor bytes of training transfers: acknowledged by the receiver (outbound) or written to the sink (inbound); a resume counts only what it moves.', ['direction'], () =>
+      Object.entries(this.training.bytes()).map(([direction, n]): Sample<'direction'> => [{ direction }, n]),
+    );
+    counter(r, 'training_transfers_started_total', 'Training transfers begun, by direction.', ['direction'], () =>
+      Object.entries(this.training.started).map(([direction, n]): Sample<'direction'> => [{ direction }, n]),
+    );
+    gauge(r, 'training_transfers', 'Training transfers in progress, by direction and state (connecting, sending, resuming, verifying, receiving).', ['direction', 'state'], () =>
+      map(this.training.active().values(), (e): Sample<'direction' | 'state'> => [{ direction: e.direction, state: e.state }, e.n]),
+    );
+    counter(r, 'training_transfers_ended_total', 'Training transfers finished, by direction and final state (completed, failed, cancelled).', ['direction', 'state'], () =>
+      map(this.training.ended.values(), (e): Sample<'direction' | 'state'> => [{ direction: e.direction, state: e.state }, e.n]),
+    );
+    counter(r, 'training_resumes_total', 'Training transfers continued from an acknowledged offset after a broken link or producer, by direction.', ['direction'], () =>
+      Object.entries(this.training.resumes).map(([direction, n]): Sample<'direction'> => [{ direction }, n]),
+    );
+    counter(r, 'training_failures_total', 'Training transfers that failed or were cancelled, by direction and status (DATA_LOSS, UNAVAILABLE, ABORTED, CANCELLED, ...).', ['direction', 'status'], () =>
+      map(this.training.failures.values(), (e): Sample<'direction' | 'status'> => [{ direction: e.direction, status: e.status }, e.n]),
+    );
+
     // Back-end links (LinkStats read at scrape time; closed links folded into totals).
     const linkDirectional = (name: string, help: string, tx: (s: LinkTotalsStats) => number, rx: (s: LinkTotalsStats) => number): void => {
-      counter(r, name, help, ['segment', 'direction', 'transport'], () => {
-        const out: Sample<'segment' | 'direction' | 'transport'>[] = [];
+      counter(r, name, help, ['segment', 'direction', 'transport', 'peer'], () => {
+        const out: Sample<'segment' | 'direction' | 'transport' | 'peer'>[] = [];
         for (const t of this.links.totals()) {
-          out.push([{ segment: t.segment, direction: 'tx', transport: t.transport }, tx(t.stats)]);
-          out.push([{ segment: t.segment, direction: 'rx', transport: t.transport }, rx(t.stats)]);
+          out.push([{ segment: t.segment, direction: 'tx', transport: t.transport, peer: t.peer }, tx(t.stats)]);
+          out.push([{ segment: t.segment, direction: 'rx', transport: t.transport, peer: t.peer }, rx(t.stats)]);
         }
         return out;
       });
@@ -110,28 +163,28 @@ export class SluiceMetrics {
     linkDirectional('link_bytes_total', 'Bytes on back-end links (sealed frames, as on the wire), by segment, direction (tx/rx) and transport.', (s) => s.bytesSent, (s) => s.bytesReceived);
     linkDirectional('link_frames_total', 'Frames on back-end links, by segment, direction and transport.', (s) => s.framesSent, (s) => s.framesReceived);
     linkDirectional('link_messages_total', 'Whole messages on back-end links, by segment, direction and transport.', (s) => s.messagesSent, (s) => s.messagesReceived);
-    gauge(r, 'link_queued_bytes', 'Bytes accepted for sending on back-end links and not yet on the wire.', ['segment', 'transport'], () =>
-      this.links.totals().map((t) => [{ segment: t.segment, transport: t.transport }, t.stats.queuedBytes]),
+    gauge(r, 'link_queued_bytes', 'Bytes accepted for sending on back-end links and not yet on the wire.', ['segment', 'transport', 'peer'], () =>
+      this.links.totals().map((t) => [{ segment: t.segment, transport: t.transport, peer: t.peer }, t.stats.queuedBytes]),
     );
-    gauge(r, 'links_open', 'Open back-end links (connections to peers), by segment and transport.', ['segment', 'transport'], () =>
-      this.links.totals().map((t) => [{ segment: t.segment, transport: t.transport }, t.open]),
+    gauge(r, 'links_open', 'Open back-end links (connections to peers), by segment and transport.', ['segment', 'transport', 'peer'], () =>
+      this.links.totals().map((t) => [{ segment: t.segment, transport: t.transport, peer: t.peer }, t.open]),
     );
-    counter(r, 'link_connects_total', 'Back-end links established, by segment and transport.', ['segment', 'transport'], () =>
-      this.links.totals().map((t) => [{ segment: t.segment, transport: t.transport }, t.opened]),
+    counter(r, 'link_connects_total', 'Back-end links established, by segment and transport.', ['segment', 'transport', 'peer'], () =>
+      this.links.totals().map((t) => [{ segment: t.segment, transport: t.transport, peer: t.peer }, t.opened]),
     );
-    counter(r, 'link_closes_total', 'Back-end links closed, by segment, transport and who ended them (local, peer, error).', ['segment', 'transport', 'by'], () =>
+    counter(r, 'link_closes_total', 'Back-end links closed, by segment, transport and who ended them (local, peer, error).', ['segment', 'transport', 'peer', 'by'], () =>
       this.links.totals().flatMap((t) =>
-        (['local', 'peer', 'error'] as const).map((by): Sample<'segment' | 'transport' | 'by'> => [{ segment: t.segment, transport: t.transport, by }, t.closed[by]]),
+        (['local', 'peer', 'error'] as const).map((by): Sample<'segment' | 'transport' | 'peer' | 'by'> => [{ segment: t.segment, transport: t.transport, peer: t.peer, by }, t.closed[by]]),
       ),
     );
-    counter(r, 'link_rekeys_total', 'Traffic key changes on back-end links (both directions).', ['segment', 'transport'], () =>
-      this.links.totals().map((t) => [{ segment: t.segment, transport: t.transport }, t.stats.rekeys]),
+    counter(r, 'link_rekeys_total', 'Traffic key changes on back-end links (both directions).', ['segment', 'transport', 'peer'], () =>
+      this.links.totals().map((t) => [{ segment: t.segment, transport: t.transport, peer: t.peer }, t.stats.rekeys]),
     );
     counter(r, 'handshake_failures_total', 'Back-end handshakes that failed, by segment and code (auth, segment, version, protocol, timeout, closed, busy).', ['segment', 'code'], () =>
       map(this.links.handshakeFailures.all(), (e) => [{ segment: e.a, code: e.b }, e.value]),
     );
-    counter(r, 'link_rejected_frames_total', 'Inbound frames a link dropped (failed authentication, replayed, malformed).', ['segment', 'transport'], () =>
-      this.links.totals().map((t) => [{ segment: t.segment, transport: t.transport }, t.stats.rejectedFrames]),
+    counter(r, 'link_rejected_frames_total', 'Inbound frames a link dropped (failed authentication, replayed, malformed).', ['segment', 'transport', 'peer'], () =>
+      this.links.totals().map((t) => [{ segment: t.segment, transport: t.transport, peer: t.peer }, t.stats.rejectedFrames]),
     );
 
     // Scheduler queues.
@@ -140,7 +193,7 @@ export class SluiceMetrics {
     new HistogramCollector('sluice_scheduling_delay_seconds', 'Time a message waited in a link scheduler before its first frame was sent.', ['segment', 'class'], () =>
       map(this.delay.values(), (d): HistogramSeries<'segment' | 'class'> => ({ labels: { segment: d.segment, class: d.cls }, histogram: d.histogram })),
     ).register(r);
-    gauge(r, 'bulk_share', 'Fraction (0..1) of link send capacity granted to training bulk right now (mean over the segment\'s links).', ['segment'], () => {
+    gauge(r, 'bulk_share_ratio', 'Fraction (0..1) of link send capacity granted to training bulk right now (mean over the segment\'s links).', ['segment'], () => {
       const acc = new Map<SegmentName, { sum: number; n: number }>();
       for (const s of this.queueSources) {
         const share = s.snapshot().bulkShare;
@@ -158,6 +211,9 @@ export class SluiceMetrics {
       map(c.all(), (e) => [{ [a]: e.a, [b]: e.b }, e.value]);
     counter(r, 'crypto_rejections_total', 'Back-end frames refused by the crypto layer (bad tag, replayed or stale nonce), by segment and reason.', ['segment', 'reason'], pairs(this.rejections.cryptoRejections, 'segment', 'reason'));
     counter(r, 'policy_rejections_total', 'Traffic refused by policy (cross-segment, wrong class, tenant not allowed), by segment and reason.', ['segment', 'reason'], pairs(this.rejections.policyRejections, 'segment', 'reason'));
+    counter(r, 'threat_signals_total', 'Threat detection signals (extraction, adversarial, poisoning), by signal and tenant (docs/security.md, "Threat detection").', ['signal', 'tenant'], pairs(this.threatSignals, 'signal', 'tenant'));
+    counter(r, 'threat_tap_dropped_total', 'Tapped inference calls the threat detectors never saw because their queue was full (the calls themselves went on).', [], () => [[{}, this.threatTap.dropped]]);
+    counter(r, 'connections_refused_total', 'Connections a listener refused or closed before they did useful work (max_connections, handshake_timeout, tls_handshake_failed, handshake_failed, idle_timeout, protocol_error, unresponsive), by listener and reason.', ['listener', 'reason'], pairs(this.connectionRefusals.counts, 'listener', 'reason'));
     counter(r, 'auth_rejections_total', 'Client credentials refused, by method (mtls, jwt, api_key, none) and reason.', ['method', 'reason'], pairs(this.rejections.authRejections, 'method', 'reason'));
 
     // RDMA.
@@ -247,6 +303,11 @@ export class SluiceMetrics {
   /** Reports requests in flight at one stage ("ingress", "egress") at scrape time. */
   setInFlightSource(stage: 'ingress' | 'egress', read: () => number): void {
     this.inFlightSources.set(stage, read);
+  }
+
+  /** Reads shed and retry counts of the ingress' admission and retry policy at scrape time. */
+  attachAdmission(source: AdmissionSource): void {
+    this.admission = source;
   }
 
   /** Exposes readiness, draining and per-component state. */
@@ -341,6 +402,13 @@ export class SluiceMetrics {
   }
 }
 
+/** What the shed and retry counters read (UpstreamPolicy satisfies it). */
+export interface AdmissionSource {
+  readonly shed: Readonly<Record<string, number>>;
+  readonly retries: number;
+  readonly retriesDenied: number;
+}
+
 type LinkTotalsStats = ReturnType<LinkTracker['totals']>[number]['stats'];
 
 function addInto(into: Map<string, number>, from: Readonly<Record<string, number>>): void {
@@ -352,6 +420,8 @@ function* map<T, U>(it: Iterable<T>, f: (t: T) => U): Generator<U> {
 }
 
 function counter<L extends string>(registry: Registry, name: string, help: string, labelNames: readonly L[], read: () => Iterable<Sample<L>>): void {
+  const old = oldNameOf(METRIC_PREFIX + name);
+  if (old !== undefined) counter(registry, old.slice(METRIC_PREFIX.length), `Deprecated: renamed ${METRIC_PREFIX + name} (docs/operations.md). ${help}`, labelNames, read);
   new Counter<L>({
     name: METRIC_PREFIX + name,
     help,
@@ -368,6 +438,8 @@ function counter<L extends string>(registry: Registry, name: string, help: strin
 }
 
 function gauge<L extends string>(registry: Registry, name: string, help: string, labelNames: readonly L[], read: () => Iterable<Sample<L>>): void {
+  const old = oldNameOf(METRIC_PREFIX + name);
+  if (old !== undefined) gauge(registry, old.slice(METRIC_PREFIX.length), `Deprecated: renamed ${METRIC_PREFIX + name} (docs/operations.md). ${help}`, labelNames, read);
   new Gauge<L>({
     name: METRIC_PREFIX + name,
     help,
@@ -381,4 +453,26 @@ function gauge<L extends string>(registry: Registry, name: string, help: string,
       }
     },
   });
+}
+
+/**
+ * prom-client's process gauges named *_total get their right name too (same labels and values,
+ * read from the prefab gauge at scrape time); the old names stay for one release.
+ */
+function renamePrefabGauges(registry: Registry): void {
+  for (const { old, current } of RENAMED_METRICS) {
+    const source = registry.getSingleMetric(old);
+    if (source === undefined || registry.getSingleMetric(current) !== undefined) continue;
+    new Gauge({
+      name: current,
+      help: `${(source as unknown as { help: string }).help} (was ${old})`,
+      labelNames: (source as unknown as { labelNames: string[] }).labelNames,
+      registers: [registry],
+      async collect() {
+        this.reset();
+        const { values } = await source.get();
+        for (const v of values) this.set(v.labels as Record<string, string>, v.value);
+      },
+    });
+  }
 }

@@ -7,6 +7,8 @@ import { addTensorTransferService, type TensorTransferServiceOptions } from './g
 import type { TrainingNode } from './training-node.ts';
 import { widenServerReceiveWindow } from '../grpc/server-receive-window.ts';
 import { shutdownGrpcServer } from '../grpc/server-shutdown.ts';
+import { serveGrpcPlaintext } from '../grpc/plaintext-binding.ts';
+import type { ListenerLimits } from '../net/connection-limits.ts';
 
 /** HTTP/2 receive window per connection and stream: a Push of 1 MiB chunks flows without stalls. */
 export const TRAINING_RECEIVE_WINDOW_BYTES = 16 * 1024 * 1024;
@@ -26,6 +28,10 @@ export interface TrainingGrpcServerOptions extends TensorTransferServiceOptions 
   interceptors?: grpc.ServerInterceptor[];
   /** Binds the server some other way than plaintext host:port (sluice's TLS listener). */
   binder?: GrpcBinder;
+  /** More services on the same server (grpc.health.v1). */
+  addServices?: (server: grpc.Server) => void;
+  /** The port's connection limits (listeners.grpc); without them, plaintext uses grpc-js's own bindAsync. */
+  limits?: ListenerLimits;
 }
 
 export class TrainingGrpcServer {
@@ -41,10 +47,13 @@ export class TrainingGrpcServer {
   ) {
     this.server = new grpc.Server({
       'grpc.max_receive_message_length': node.limits.maxChunkBytes + 64 * 1024,
+      // A connection with no call open for this long gets GOAWAY.
+      ...(opts.limits !== undefined ? { 'grpc.max_connection_idle_ms': opts.limits.idleTimeoutMs } : {}),
       ...(opts.interceptors !== undefined ? { interceptors: opts.interceptors } : {}),
     });
     widenServerReceiveWindow(this.server, TRAINING_RECEIVE_WINDOW_BYTES);
     addTensorTransferService(this.server, node, opts);
+    opts.addServices?.(this.server);
   }
 
   /** Resolves with the bound port. */
@@ -53,13 +62,17 @@ export class TrainingGrpcServer {
       this.binding = await this.opts.binder(this.server, this.host, this.port);
       return this.binding.port;
     }
+    if (this.opts.limits !== undefined) {
+      this.binding = await serveGrpcPlaintext(this.server, this.host, this.port, this.opts.limits);
+      return this.binding.port;
+    }
     return this.bindPlain(`${this.host}:${this.port}`);
   }
 
   /** Listens on another address too (after start()); resolves with its port. */
-  async alsoListen(host: string, port: number, binder?: GrpcBinder): Promise<number> {
-    if (binder !== undefined) {
-      const b = await binder(this.server, host, port);
+  async alsoListen(host: string, port: number, binder?: GrpcBinder, limits?: ListenerLimits): Promise<number> {
+    if (binder !== undefined || limits !== undefined) {
+      const b = binder !== undefined ? await binder(this.server, host, port) : await serveGrpcPlaintext(this.server, host, port, limits!);
       this.extra.push(b);
       return b.port;
     }

@@ -14,7 +14,7 @@ import { TransferError, type TransferStatusCode } from './errors.ts';
 import { NackReason, TrainingKind, encodeAck, encodeError, encodeNack, encodeOpened, encodeResult } from './peer-messages.ts';
 import type { Sink, TensorMeta } from './tensor-meta.ts';
 import type { TensorSink } from './tensor-sink.ts';
-import type { TransferState, TransferSummary } from './transfer-state.ts';
+import type { TransferEvent, TransferEventLog, TransferState, TransferSummary } from './transfer-state.ts';
 
 export interface InboundTransferOptions {
   id: string;
@@ -30,6 +30,8 @@ export interface InboundTransferOptions {
   maxPendingBytes: number;
   maxCorruptChunks: number;
   onEnd: (t: InboundTransfer) => void;
+  /** Resume, completion, failure and quarantine, for the node's log. */
+  onEvent?: TransferEventLog;
 }
 
 export class InboundTransfer {
@@ -45,7 +47,9 @@ export class InboundTransfer {
   private stateValue: TransferState = 'receiving';
   private resultSha: Buffer | undefined;
   private error: string | undefined;
+  private errorStatus: TransferStatusCode | undefined;
   private verifying = false;
+  private attaches = 0;
   lastActivity = Date.now();
 
   constructor(readonly opts: InboundTransferOptions) {
@@ -75,6 +79,8 @@ export class InboundTransfer {
     await this.tail;
     this.received = this.written;
     this.lastGapNack = -1;
+    // A second OPEN of a live transfer, or the first one of a partial reopened from the spool.
+    if (++this.attaches > 1 || this.opts.offset > 0) this.log({ event: 'resumed', offset: this.written });
     return this.written;
   }
 
@@ -92,10 +98,10 @@ export class InboundTransfer {
     this.opts.hash.update(data);
     this.received += data.length;
     this.lastGapNack = -1;
-    // The write starts now, beside the ones still in progress (writes at distinct offsets of a
-    // spool file; in-order messages of one subscriber stream), so the sink is not idle for a
-    // round trip per chunk; acknowledgements still go out in order, each once its write and
-    // every write before it resolved. What is in progress is bounded by maxPendingBytes.
+    // The write is issued now, queued behind the ones still in progress (the sink runs them in
+    // offset order), so the sink is not idle for a round trip per chunk; acknowledgements go
+    // out in order, each once its write and every write before it resolved. What is in
+    // progress is bounded by maxPendingBytes.
     const write = this.opts.sink.write(offset, data);
     if (release !== undefined) write.then(release, release);
     else write.catch(() => {}); // observed in order below
@@ -163,7 +169,9 @@ export class InboundTransfer {
     if (this.finished) return;
     this.stateValue = 'cancelled';
     this.error = `cancelled by the sender: ${reason}`;
-    this.tail = this.tail.then(() => this.opts.sink.abort(this.error as string, false)).catch(() => {});
+    this.errorStatus = 'CANCELLED';
+    this.tail = this.tail.then(() => this.opts.sink.abort(this.error as string, 'discard')).then(() => {}, () => {});
+    this.log({ event: 'cancelled', error: this.error });
     this.opts.onEnd(this);
   }
 
@@ -172,8 +180,10 @@ export class InboundTransfer {
     if (this.finished) return;
     this.stateValue = 'failed';
     this.error = reason;
+    this.errorStatus = 'ABORTED';
     await this.tail;
-    await this.opts.sink.abort(reason, keepPartial).catch(() => {});
+    await this.opts.sink.abort(reason, keepPartial ? 'keep' : 'discard').catch(() => {});
+    this.log({ event: 'failed', offset: this.written, error: reason });
     this.opts.onEnd(this);
   }
 
@@ -189,6 +199,7 @@ export class InboundTransfer {
       sink: this.opts.sinkKind,
       ...(this.resultSha ? { sha256: this.resultSha } : {}),
       ...(this.error !== undefined ? { error: this.error } : {}),
+      ...(this.errorStatus !== undefined ? { errorStatus: this.errorStatus } : {}),
     };
   }
 
@@ -205,6 +216,7 @@ export class InboundTransfer {
         this.stateValue = 'completed';
         this.resultSha = digest;
         this.reply(TrainingKind.RESULT, encodeResult(this.id, digest));
+        this.log({ event: 'completed', sha256: digest.toString('hex') });
         this.opts.onEnd(this);
       },
       (err: unknown) => this.fail(err instanceof TransferError ? err.status : 'INTERNAL', `completing the ${this.opts.sinkKind} sink failed: ${(err as Error).message}`),
@@ -215,10 +227,25 @@ export class InboundTransfer {
     if (this.finished) return;
     this.stateValue = 'failed';
     this.error = message;
+    this.errorStatus = status;
     this.reply(TrainingKind.ERROR, encodeError(this.id, status, message));
-    // A failed tensor is dropped: the sender must push it again (a resume would repeat the failure).
-    void this.opts.sink.abort(message, false).catch(() => {});
+    this.log({ event: 'failed', offset: this.written, status, error: message });
+    // A failed tensor is dropped: the sender must push it again (a resume would repeat the
+    // failure). A digest mismatch keeps the bytes aside for inspection.
+    const disposition = status === 'DATA_LOSS' ? 'quarantine' : 'discard';
+    void this.opts.sink.abort(message, disposition).then(
+      (where) => {
+        if (where !== undefined) this.log({ event: 'quarantined', path: where, status, error: message });
+      },
+      (err: unknown) => {
+        if (disposition === 'quarantine') this.log({ event: 'quarantined', status, error: `quarantining the partial failed: ${(err as Error).message}` });
+      },
+    );
     this.opts.onEnd(this);
+  }
+
+  private log(e: Omit<TransferEvent, 'direction' | 'id' | 'peer' | 'total'>): void {
+    this.opts.onEvent?.({ direction: 'inbound', id: this.id, peer: this.opts.from, total: this.opts.total, name: this.opts.tensor.name, ...e });
   }
 
   private reply(kind: number, body: Buffer): void {

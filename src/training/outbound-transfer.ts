@@ -21,7 +21,7 @@ import {
   type PeerMessage,
 } from './peer-messages.ts';
 import type { Sink, TensorMeta } from './tensor-meta.ts';
-import type { TransferState, TransferSummary } from './transfer-state.ts';
+import type { TransferEvent, TransferEventLog, TransferState, TransferSummary } from './transfer-state.ts';
 
 export interface LinkSource {
   get(deadline: number, signal?: AbortSignal): Promise<Link>;
@@ -52,6 +52,8 @@ export interface OutboundTransferOptions {
    * with one byte flipped is sent (after its CRC was computed), as memory or a buggy NIC would.
    */
   corruptChunk?: (id: string, offset: number) => boolean;
+  /** Resume, completion and failure, for the node's log. */
+  onEvent?: TransferEventLog;
 }
 
 /**
@@ -109,6 +111,8 @@ export class OutboundTransfer extends EventEmitter {
   private resumes = 0;
   private resentChunks = 0;
   private corruptChunks = 0;
+  /** The peer answered the first OPEN with "already completed": this id was pushed before. */
+  private completedBefore = false;
   private readonly abort = new AbortController();
   /** Date.now() of the last message from the peer about this transfer (stall detection). */
   lastPeerActivity = Date.now();
@@ -287,7 +291,7 @@ export class OutboundTransfer extends EventEmitter {
       state: this.stateValue,
       sink: this.opts.sink,
       ...(this.resultSha ? { sha256: this.resultSha } : {}),
-      ...(this.failure ? { error: this.failure.message } : {}),
+      ...(this.failure ? { error: this.failure.message, errorStatus: this.failure instanceof TransferError ? this.failure.status : 'INTERNAL' } : {}),
     };
   }
 
@@ -319,8 +323,11 @@ export class OutboundTransfer extends EventEmitter {
 
   private onOpened(offset: number, completed: boolean): void {
     if (completed) {
-      // The peer already verified the whole tensor (our RESULT was lost with the old link); it
-      // sends RESULT right after OPENED.
+      // The peer already verified the whole tensor; it sends RESULT right after OPENED. Either
+      // our RESULT was lost with the old link, or (nothing produced, never opened) the id names
+      // a transfer completed earlier: onResult answers that one with ALREADY_EXISTS, or with
+      // the completed result when the push asked to resume.
+      if (!this.everOpened && this.producedUpTo === 0 && this.finishSha === undefined) this.completedBefore = true;
       this.acked = this.opts.total;
       this.setState('verifying');
       return;
@@ -339,6 +346,7 @@ export class OutboundTransfer extends EventEmitter {
       this.end('failed', new TransferError('INTERNAL', `peer "${this.opts.peer}" claims ${offset} bytes of transfer ${this.id}, more than the ${this.producedUpTo} sent`));
       return;
     }
+    if (this.resumes > 0 || this.opts.resume) this.log({ event: 'resumed', offset });
     this.dropAcked(offset);
     this.acked = offset;
     this.sendPos = offset;
@@ -384,6 +392,10 @@ export class OutboundTransfer extends EventEmitter {
   }
 
   private onResult(sha256: Buffer): void {
+    if (this.completedBefore) {
+      this.adoptCompleted(sha256);
+      return;
+    }
     if (this.finishSha === undefined) {
       this.end('failed', new TransferError('INTERNAL', `peer "${this.opts.peer}" reported transfer ${this.id} complete before it was finished`));
       return;
@@ -398,6 +410,7 @@ export class OutboundTransfer extends EventEmitter {
     this.windowBytes = 0;
     this.setState('completed');
     this.abort.abort();
+    this.log({ event: 'completed', sha256: sha256.toString('hex') });
     this.resolveDone({
       id: this.id,
       total: this.opts.total,
@@ -406,6 +419,34 @@ export class OutboundTransfer extends EventEmitter {
       resumes: this.resumes,
       resentChunks: this.resentChunks,
     });
+  }
+
+  /**
+   * The peer holds this id complete from an earlier push. The record stays COMPLETED with the
+   * peer's digest either way; a push without resume is told ALREADY_EXISTS, a resume gets the
+   * result (its producer sends nothing: the accepted offset is the total).
+   */
+  private adoptCompleted(sha256: Buffer): void {
+    this.acked = this.opts.total;
+    this.producedUpTo = this.opts.total;
+    this.offsetKnown = true;
+    this.resultSha = sha256;
+    this.window.clear();
+    this.windowBytes = 0;
+    this.abort.abort();
+    this.setState('completed');
+    const result = { id: this.id, total: this.opts.total, sha256, seconds: (Date.now() - this.startedAt) / 1000, resumes: this.resumes, resentChunks: 0 };
+    if (this.opts.resume) {
+      this.resolveAccepted(this.opts.total);
+      this.log({ event: 'completed', sha256: sha256.toString('hex') });
+    } else {
+      // The push is refused (its producer hears it through `accepted`); the transfer itself is
+      // complete, so `done` holds its result for a later push with resume.
+      const err = new TransferError('ALREADY_EXISTS', `transfer ${this.id} already completed on peer "${this.opts.peer}" (sha256 ${sha256.toString('hex')}); set resume to get its result, or use another id`);
+      this.rejectAccepted(err);
+      this.log({ event: 'failed', status: 'ALREADY_EXISTS', error: err.message });
+    }
+    this.resolveDone(result);
   }
 
   /** Sends window chunks from sendPos while the link takes them, then FINISH once all went. */
@@ -476,6 +517,11 @@ export class OutboundTransfer extends EventEmitter {
     this.rejectAccepted(err);
     this.rejectDone(err);
     this.setState(state);
+    this.log({ event: state, offset: this.acked, ...(err instanceof TransferError ? { status: err.status } : {}), error: err.message });
+  }
+
+  private log(e: Omit<TransferEvent, 'direction' | 'id' | 'peer' | 'total'>): void {
+    this.opts.onEvent?.({ direction: 'outbound', id: this.id, peer: this.opts.peer, total: this.opts.total, ...e });
   }
 }
 

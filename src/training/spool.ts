@@ -1,6 +1,9 @@
 // The receiver's spool directory: one `<id>.part` file per tensor being received, renamed to
 // `<id>.tensor` once its SHA-256 is verified, with `<id>.json` describing it. Files survive a
-// restart of the node, which is what lets a transfer resume from the bytes already on disk.
+// restart of the node, which is what lets a transfer resume from the bytes already on disk:
+// the partial is always the received prefix (SpoolSink writes in order), so its size is the
+// resume offset and its bytes seed the running hash. A partial whose final digest did not
+// match (DATA_LOSS) is moved to `quarantine/<id>.<time>.part` with a `.json` saying why.
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, readFile, readdir, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
@@ -27,6 +30,9 @@ export interface PartialFile {
   /** SHA-256 state over those bytes. */
   hash: Hash;
 }
+
+/** Subdirectory of the spool for partials that failed their SHA-256 check. */
+export const QUARANTINE_DIR = 'quarantine';
 
 export class Spool {
   private readonly completed = new Map<string, SpoolRecord>();
@@ -60,6 +66,33 @@ export class Spool {
 
   completedRecord(id: string): SpoolRecord | undefined {
     return this.completed.get(id);
+  }
+
+  /**
+   * Withholds a completed tensor from its readers (threat detection's quarantine): a marker
+   * `<id>.withheld.json` saying why, until released (`sluice training release`). Survives restarts.
+   */
+  async withhold(id: string, why: Record<string, unknown>): Promise<void> {
+    await writeFile(this.file(id, 'withheld.json'), `${JSON.stringify({ id, at: new Date().toISOString(), ...why })}\n`, { mode: 0o640 });
+  }
+
+  /** Why a tensor is withheld, or undefined when it is not. */
+  async withheld(id: string): Promise<Record<string, unknown> | undefined> {
+    try {
+      return JSON.parse(await readFile(this.file(id, 'withheld.json'), 'utf8')) as Record<string, unknown>;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Ends a withholding; false when the tensor was not withheld. */
+  async release(id: string): Promise<boolean> {
+    try {
+      await rm(this.file(id, 'withheld.json'));
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   /** The most recently completed tensor with this name. */
@@ -115,6 +148,18 @@ export class Spool {
     await this.writeRecord(done);
     this.completed.set(id, done);
     return done;
+  }
+
+  /** Moves a partial (and its record, with the reason) into `quarantine/`; returns the file's path. */
+  async quarantine(id: string, reason: string): Promise<string> {
+    const qdir = path.join(this.dir, QUARANTINE_DIR);
+    await mkdir(qdir, { recursive: true, mode: 0o750 });
+    const base = path.join(qdir, `${id}.${new Date().toISOString().replace(/[:.]/g, '-')}`);
+    const rec = await this.readRecord(id);
+    await writeFile(`${base}.json`, JSON.stringify({ ...(rec ?? { id }), reason, quarantinedAt: new Date().toISOString() }), { mode: 0o640 });
+    await rename(this.file(id, 'part'), `${base}.part`);
+    await this.discard(id);
+    return `${base}.part`;
   }
 
   async discard(id: string): Promise<void> {

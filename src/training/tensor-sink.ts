@@ -1,7 +1,7 @@
 // Where a received tensor goes: a spool file, or a live subscriber stream. Writes are issued in
-// offset order and may overlap (each at its own offset); a chunk is acknowledged to the sender
-// only once its write and all before it resolved, so the sender's window is what bounds memory
-// on this side too.
+// offset order without waiting for the previous one; a chunk is acknowledged to the sender only
+// once its write and all before it resolved, so the sender's window is what bounds memory on
+// this side too.
 import type { FileHandle } from 'node:fs/promises';
 import { TransferError } from './errors.ts';
 import type { Subscriber } from './receive-events.ts';
@@ -11,11 +11,27 @@ export interface TensorSink {
   write(offset: number, data: Buffer): Promise<void>;
   /** The SHA-256 matched: make the tensor visible to readers. */
   complete(sha256: Buffer): Promise<void>;
-  /** The transfer ended without a tensor: drop what was received (`keep` leaves a spool partial for a later resume). */
-  abort(reason: string, keep: boolean): Promise<void>;
+  /**
+   * The transfer ended without a tensor: 'discard' drops what was received, 'keep' leaves a
+   * spool partial for a later resume, 'quarantine' moves it aside for inspection (DATA_LOSS).
+   * Resolves with the quarantined file's path, if any.
+   */
+  abort(reason: string, disposition: PartialDisposition): Promise<string | undefined>;
 }
 
+export type PartialDisposition = 'discard' | 'keep' | 'quarantine';
+
+/**
+ * A spool partial file. Its writes run one after another, in offset order: the file must always
+ * be the received prefix, because a restarted receiver resumes from the file's size and hashes
+ * the bytes below it (Spool.reopen). Overlapping pwrites finish out of order, and a SIGKILL
+ * between them left a hole of zeros below the size, which the resume then hashed: DATA_LOSS at
+ * the end (issue 14). Queued writes still keep the file busy without a network round trip.
+ */
 export class SpoolSink implements TensorSink {
+  /** The last write issued; the next one starts when it settles (and not at all if it failed). */
+  private lastWrite: Promise<void> = Promise.resolve();
+
   constructor(
     private readonly spool: Spool,
     private readonly id: string,
@@ -23,7 +39,14 @@ export class SpoolSink implements TensorSink {
     private readonly notify: (sha256: Buffer) => void,
   ) {}
 
-  async write(offset: number, data: Buffer): Promise<void> {
+  write(offset: number, data: Buffer): Promise<void> {
+    // A failed write rejects every later one too: writing past it would leave a hole.
+    const next = this.lastWrite.then(() => this.writeAt(offset, data));
+    this.lastWrite = next;
+    return next;
+  }
+
+  private async writeAt(offset: number, data: Buffer): Promise<void> {
     let done = 0;
     try {
       while (done < data.length) {
@@ -40,6 +63,7 @@ export class SpoolSink implements TensorSink {
   }
 
   async complete(sha256: Buffer): Promise<void> {
+    await this.lastWrite;
     // The data reaches the disk before the tensor is announced as complete.
     await this.handle.sync();
     await this.handle.close();
@@ -47,9 +71,12 @@ export class SpoolSink implements TensorSink {
     this.notify(sha256);
   }
 
-  async abort(_reason: string, keep: boolean): Promise<void> {
+  async abort(reason: string, disposition: PartialDisposition): Promise<string | undefined> {
+    await this.lastWrite.catch(() => {});
     await this.handle.close().catch(() => {});
-    if (!keep) await this.spool.discard(this.id);
+    if (disposition === 'quarantine') return this.spool.quarantine(this.id, reason);
+    if (disposition === 'discard') await this.spool.discard(this.id);
+    return undefined;
   }
 }
 
@@ -70,7 +97,8 @@ export class StreamSink implements TensorSink {
     await this.subscriber.send({ end: { transferId: this.id, totalBytes: this.total, sha256 } });
   }
 
-  async abort(reason: string): Promise<void> {
+  async abort(reason: string): Promise<undefined> {
     if (!this.subscriber.closed) await this.subscriber.send({ aborted: { transferId: this.id, reason } }).catch(() => {});
+    return undefined;
   }
 }

@@ -17,7 +17,8 @@ import type { ReceiveEvent, Subscriber } from './receive-events.ts';
 import { Spool, type SpoolRecord } from './spool.ts';
 import type { Sink, TensorMeta } from './tensor-meta.ts';
 import { SpoolSink, StreamSink } from './tensor-sink.ts';
-import type { TransferSummary } from './transfer-state.ts';
+import type { TransferEventLog, TransferSummary } from './transfer-state.ts';
+import type { TrainingStats } from '../telemetry/training-stats.ts';
 
 export interface TrainingPeerConfig {
   name: string;
@@ -71,7 +72,16 @@ export interface TrainingNodeOptions {
   /** Security-relevant refusals (cross-segment attempts, protocol violations) for the audit log. */
   onAudit?: (event: { action: string; detail: string }) => void;
   /** Every training-segment link this node accepts for transfers (metrics, security guards). */
-  onLink?: (link: Link) => void;
+  onLink?: (link: Link, peer?: string) => void;
+  /** Transfer counters for the metrics registry. */
+  stats?: TrainingStats;
+  /** Resume, completion, failure and quarantine of every transfer, both directions (the node logs them). */
+  onTransferEvent?: TransferEventLog;
+  /**
+   * Looks at each spooled tensor once it is verified (threat detection's poisoning checks);
+   * `withhold` quarantines it until `sluice training release`. Absent: every tensor is delivered.
+   */
+  inspectSpooled?: (t: { id: string; from: string; tensor: TensorMeta; file: string }) => Promise<{ withhold: boolean; reason?: string }>;
   /** Fault injection (tests, drills): see OutboundTransferOptions.corruptChunk. */
   corruptChunk?: (id: string, offset: number) => boolean;
 }
@@ -126,8 +136,8 @@ export class TrainingNode {
     this.timer.unref();
   }
 
-  /** Routes a training-segment link's messages (dialed by us or accepted by the listener). */
-  attachLink(link: Link): void {
+  /** Routes a training-segment link's messages (dialed by us to `peer`, or accepted by the listener). */
+  attachLink(link: Link, peer?: string): void {
     if (link.segment !== 'training') {
       this.opts.onAudit?.({ action: 'training.link.refused', detail: `link ${link.id} from ${link.remoteAddress} is on the ${link.segment} segment` });
       void link.close('training transfers are only accepted on the training segment');
@@ -135,7 +145,7 @@ export class TrainingNode {
     }
     if (this.links.has(link)) return;
     this.links.add(link);
-    this.opts.onLink?.(link);
+    this.opts.onLink?.(link, peer);
     link.on('message', (m: InboundMessage) => this.onLinkMessage(link, m));
     link.on('drain', () => {
       for (const t of this.outbound.values()) t.onLinkDrain(link);
@@ -172,6 +182,16 @@ export class TrainingNode {
       // This node still holds everything the last producer handed over.
       return { transfer: existing, offset: existing.accepted.then(() => existing.producedBytes) };
     }
+    if (existing !== undefined && existing.state === 'completed') {
+      // A finished transfer keeps its record: the same id again is refused, or answered with
+      // the result when resuming (OutboundTransfer.adoptCompleted does the same when only the
+      // peer remembers it).
+      if (!resume) throw new TransferError('ALREADY_EXISTS', `transfer ${id} already completed; set resume to get its result, or use another id`);
+      if (existing.opts.peer !== peer.name || existing.opts.total !== req.total || existing.opts.tensor.name !== req.tensor.name) {
+        throw new TransferError('INVALID_ARGUMENT', `transfer ${id} was completed with a different peer, tensor or size`);
+      }
+      return { transfer: existing, offset: Promise.resolve(existing.opts.total) };
+    }
     if (existing !== undefined) this.outbound.delete(id);
     let active = 0;
     for (const t of this.outbound.values()) if (!t.finished) active++;
@@ -194,12 +214,24 @@ export class TrainingNode {
       resumeTimeoutMs: this.limits.resumeTimeoutMs,
       maxCorruptChunks: this.limits.maxCorruptChunks,
       links: dialer,
+      ...(this.opts.onTransferEvent ? { onEvent: this.opts.onTransferEvent } : {}),
       ...(this.opts.corruptChunk ? { corruptChunk: this.opts.corruptChunk } : {}),
     });
     transfer.producerAttached = true;
     this.outbound.set(id, transfer);
+    const stats = this.opts.stats;
+    stats?.begin('outbound', id, 0, resume);
+    // A resumed transfer continues from the receiver's offset: those bytes were counted before.
+    if (stats !== undefined && resume) transfer.accepted.then((offset) => stats.skipTo('outbound', id, offset), () => {});
+    let reported = false;
     transfer.on('state', () => {
-      if (transfer.finished) this.outboundEnded.set(id, Date.now());
+      if (!transfer.finished) return;
+      this.outboundEnded.set(id, Date.now());
+      if (stats !== undefined && !reported) {
+        reported = true;
+        const s = transfer.summary();
+        stats.end(s, s.errorStatus);
+      }
     });
     transfer.start();
     return { transfer, offset: transfer.accepted };
@@ -221,6 +253,12 @@ export class TrainingNode {
     const rec = this.spool.completedRecord(id);
     if (rec !== undefined) return recordSummary(rec);
     throw new TransferError('NOT_FOUND', `no transfer ${JSON.stringify(id)} on this node`);
+  }
+
+  /** Transfers in progress (both directions), for metrics. */
+  *active(): Generator<TransferSummary> {
+    for (const t of this.outbound.values()) if (!t.finished) yield t.summary();
+    for (const t of this.inbound.values()) if (!t.finished) yield t.summary();
   }
 
   list(): TransferSummary[] {
@@ -254,6 +292,10 @@ export class TrainingNode {
       throw new TransferError('NOT_FOUND', `no completed spooled ${what} on this node`);
     }
     const record = found;
+    const withheld = await this.spool.withheld(record.id);
+    if (withheld !== undefined) {
+      throw new TransferError('FAILED_PRECONDITION', `tensor ${JSON.stringify(record.tensor.name)} (transfer ${record.id}) is quarantined: ${String(withheld.reason ?? 'suspected poisoning')}; an admin releases it with \`sluice training release ${record.id} --reason TEXT\``);
+    }
     if (!Number.isSafeInteger(offset) || offset < 0 || offset > record.total) {
       throw new TransferError('INVALID_ARGUMENT', `offset ${offset} is outside the ${record.total}-byte tensor`);
     }
@@ -300,7 +342,7 @@ export class TrainingNode {
         segmentKey: this.opts.segmentKey,
         ...(this.opts.maxMessageBytes !== undefined ? { maxMessageBytes: this.opts.maxMessageBytes } : {}),
         ...(this.opts.device !== undefined ? { device: this.opts.device } : {}),
-        onLink: (link) => this.attachLink(link),
+        onLink: (link) => this.attachLink(link, peer.name),
       });
       this.dialers.set(peer.name, d);
     }
@@ -401,6 +443,7 @@ export class TrainingNode {
       if (!sameTensor(live.opts.from, live.opts.tensor.name, live.opts.total)) throw new TransferError('ALREADY_EXISTS', `transfer id ${msg.id} is in use for another tensor`);
       if (!msg.resume) throw new TransferError('ALREADY_EXISTS', `transfer ${msg.id} is already being received; resume it`);
       const offset = await live.attach(link, streamId);
+      if (this.opts.stats !== undefined) this.opts.stats.resumes.inbound++;
       live.sendOpened(offset);
       return;
     }
@@ -432,6 +475,7 @@ export class TrainingNode {
       maxPendingBytes: Math.max(4 * this.limits.windowBytes, 4 * this.limits.maxChunkBytes),
       maxCorruptChunks: this.limits.maxCorruptChunks,
       onEnd: (t: InboundTransfer) => this.onInboundEnd(t),
+      ...(this.opts.onTransferEvent ? { onEvent: this.opts.onTransferEvent } : {}),
     };
     if (msg.sink === 'spool') {
       const rec = await this.spool.readRecord(msg.id);
@@ -451,6 +495,7 @@ export class TrainingNode {
     this.inbound.set(msg.id, transfer);
     if (msg.sink === 'spool') this.announce(msg.tensor.name, { begin: { transferId: msg.id, from: msg.from, tensor: msg.tensor, totalBytes: msg.total, sink: 'spool', offset: 0 } });
     const offset = await transfer.attach(link, streamId);
+    this.opts.stats?.begin('inbound', msg.id, offset, msg.resume);
     transfer.sendOpened(offset);
   }
 
@@ -470,12 +515,25 @@ export class TrainingNode {
   }
 
   private announceSpooled(t: InboundTransfer, sha256: Buffer): void {
-    this.announce(t.opts.tensor.name, { end: { transferId: t.id, totalBytes: t.opts.total, sha256 } });
+    const end = (): void => this.announce(t.opts.tensor.name, { end: { transferId: t.id, totalBytes: t.opts.total, sha256 } });
+    const inspect = this.opts.inspectSpooled;
+    if (inspect === undefined) return end();
+    // The tensor is verified and on disk; the check reads it there. A flagged one is withheld
+    // (subscribers never hear of it, Pull refuses it) until released.
+    inspect({ id: t.id, from: t.opts.from, tensor: t.opts.tensor, file: this.spool.tensorPath(t.id) }).then(
+      async (verdict) => {
+        if (verdict.withhold) await this.spool.withhold(t.id, { reason: verdict.reason, tensor: t.opts.tensor.name, from: t.opts.from });
+        else end();
+      },
+      () => end(), // a check that cannot run (unreadable datatype, I/O) never loses a tensor
+    );
   }
 
   private onInboundEnd(t: InboundTransfer): void {
     if (this.inbound.get(t.id) === t) this.inbound.delete(t.id);
-    this.inboundEnded.set(t.id, { summary: t.summary(), at: Date.now() });
+    const summary = t.summary();
+    this.inboundEnded.set(t.id, { summary, at: Date.now() });
+    this.opts.stats?.end(summary, summary.errorStatus);
     if (t.state !== 'completed' && t.opts.sinkKind === 'spool') {
       this.announce(t.opts.tensor.name, { aborted: { transferId: t.id, reason: t.summary().error ?? t.state } });
     }

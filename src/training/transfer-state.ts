@@ -15,4 +15,29 @@ export interface TransferSummary {
   sink: import('./tensor-meta.ts').Sink;
   sha256?: Buffer;
   error?: string;
+  /** The status of a failure or cancellation (with `error`). */
+  errorStatus?: import('./errors.ts').TransferStatusCode;
 }
+
+/**
+ * What each side of a transfer reports for the node's log: a resume (with the offset it
+ * continues from), the completion, a failure (with its status), and where a DATA_LOSS partial
+ * was quarantined. A plain callback so the host decides where it goes (pino, a worker message).
+ */
+export interface TransferEvent {
+  event: 'resumed' | 'completed' | 'failed' | 'cancelled' | 'quarantined';
+  direction: Direction;
+  id: string;
+  peer: string;
+  total: number;
+  /** The tensor's name (inbound events). */
+  name?: string;
+  offset?: number;
+  sha256?: string;
+  status?: string;
+  error?: string;
+  /** The quarantined partial file. */
+  path?: string;
+}
+
+export type TransferEventLog = (e: TransferEvent) => void;

@@ -55,9 +55,19 @@ export class HandshakeListener extends EventEmitter implements Listener {
     );
   }
 
-  /** Binds host:port; a failure to bind is a TransportError UNAVAILABLE naming the segment. */
-  async bind(host: string, port: number, segment: SegmentName): Promise<void> {
+  /**
+   * Binds host:port; a failure to bind is a TransportError UNAVAILABLE naming the segment.
+   * Past `maxConnections` Node closes new connections on accept; each is reported as 'rejected' (BUSY).
+   */
+  async bind(host: string, port: number, segment: SegmentName, maxConnections?: number): Promise<void> {
     const server = this.#server;
+    if (maxConnections !== undefined) {
+      server.maxConnections = maxConnections;
+      server.on('drop', (info?: { remoteAddress?: string; remotePort?: number }) => {
+        const remote = `${info?.remoteAddress ?? '?'}:${info?.remotePort ?? '?'}`;
+        this.emit('rejected', new HandshakeError(HandshakeErrorCode.BUSY, `${remote}: refused, ${maxConnections} connections open`), remote);
+      });
+    }
     await new Promise<void>((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException): void => {
         reject(new TransportError(TransportErrorCode.UNAVAILABLE, `cannot listen on ${host}:${port} for the ${segment} segment (${err.code ?? err.message})`, { cause: err }));

@@ -1,8 +1,16 @@
 // What every link does whatever carries its frames: the outbound queue (the scheduler) and its
 // 'drain', the pump that turns queued messages into frames, the delivery of messages, counters,
-// and the close sequence (a local close bounded by a timeout, the peer's close frame, a fatal
-// error, the carrier going away). TCP and RDMA links extend it and differ only in how frames are
-// written and read and how the carrier is ended.
+// the tail witness, and the close sequence (a local close bounded by a timeout, the peer's close
+// frame, a fatal error, the carrier going away). TCP and RDMA links extend it and differ only in
+// how frames are written and read and how the carrier is ended.
+//
+// Tail witness: the receiver finds a missing frame only when a later one arrives with the next
+// sequence number. When the sender goes quiet right after the lost frame (the request, or the
+// reply, of a call that now waits for it) nothing later comes, and the call would wait for its
+// deadline. So after `tailWitnessMs` without sending, a link that sent anything since its last
+// witness sends one REKEY frame (an existing frame type, legal at any frame boundary: no wire
+// change). The peer checks its sequence: a gap fails the link at once, and every call on it
+// fails with it. Cost: at most one timer and one rekey per quiet period per link.
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import type { LinkRole } from '../crypto/key-schedule.ts';
@@ -78,6 +86,11 @@ export abstract class LinkBase extends EventEmitter implements Link {
   #pumpImmediate: NodeJS.Immediate | undefined;
   #needDrain = false;
   #closeTimer: NodeJS.Timeout | undefined;
+  #witnessTimer: NodeJS.Timeout | undefined;
+  /** When the last frame was handed to the carrier (performance.now()). */
+  #lastSendAt = 0;
+  /** The sealer's sequence when the last witness went out (or nothing needed one). */
+  #witnessedSequence = 0;
   #teardownTimer: NodeJS.Timeout | undefined;
   readonly #closed: Promise<void>;
   #resolveClosed!: () => void;
@@ -120,6 +133,14 @@ export abstract class LinkBase extends EventEmitter implements Link {
   protected abstract describePartial(): string;
   /** Frees the carrier's resources once the link is closed (keys, buffers, queue pair). */
   protected abstract releaseCarrier(): void;
+  /**
+   * Sends a REKEY frame now as the tail witness (see the header); false when the carrier cannot
+   * at the moment (blocked, closing) or needs none (a reliable carrier that cannot drop one
+   * frame alone): the next send arms the timer again.
+   */
+  protected sendTailWitness(): boolean {
+    return false;
+  }
 
   abstract pause(): void;
   abstract resume(): void;
@@ -200,7 +221,28 @@ export abstract class LinkBase extends EventEmitter implements Link {
   protected countSent(bytes: number): void {
     this.framesSent += 1;
     this.bytesSent += bytes;
+    if (this.tuning.tailWitnessMs > 0) {
+      this.#lastSendAt = performance.now();
+      if (this.#witnessTimer === undefined) this.#armWitness(this.tuning.tailWitnessMs);
+    }
   }
+
+  #armWitness(ms: number): void {
+    this.#witnessTimer = setTimeout(this.#onWitnessTimer, ms);
+    this.#witnessTimer.unref();
+  }
+
+  readonly #onWitnessTimer = (): void => {
+    this.#witnessTimer = undefined;
+    if (this.state !== 'open' || this.sealer.sequence === this.#witnessedSequence) return;
+    const quietFor = performance.now() - this.#lastSendAt;
+    if (quietFor < this.tuning.tailWitnessMs) {
+      this.#armWitness(this.tuning.tailWitnessMs - quietFor);
+      return;
+    }
+    // The witness is a frame too: countSent() re-arms the timer, which then finds nothing new.
+    if (this.sendTailWitness()) this.#witnessedSequence = this.sealer.sequence;
+  };
 
   // ---- receiving ----
 
@@ -302,6 +344,7 @@ export abstract class LinkBase extends EventEmitter implements Link {
     }
     this.state = 'closed';
     clearTimeout(this.#closeTimer);
+    clearTimeout(this.#witnessTimer);
     clearTimeout(this.#teardownTimer);
     if (this.#pumpImmediate !== undefined) clearImmediate(this.#pumpImmediate);
     this.dropQueued();

@@ -14,6 +14,7 @@ export const DEFAULT_FRAME_BYTES: Readonly<Record<TrafficClass, number>> = Objec
   training: 256 * 1024,
 });
 export const DEFAULT_CLOSE_TIMEOUT_MS = 5000;
+export const DEFAULT_TAIL_WITNESS_MS = 200;
 export const DEFAULT_SEAL_AHEAD_BYTES = 1024 * 1024;
 export const DEFAULT_RECEIVE_BUFFER_BYTES = 2 * 1024 * 1024;
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
@@ -26,6 +27,8 @@ export interface ResolvedLinkTuning {
   maxReassemblyBytes: number;
   maxPendingMessages: number;
   closeTimeoutMs: number;
+  /** 0: off. */
+  tailWitnessMs: number;
   sealAheadBytes: number;
   receiveBufferBytes: number;
   keyLimits: KeyLimits;
@@ -54,6 +57,7 @@ export function resolveLinkTuning(t: LinkTuning | undefined, maxMessageBytes: nu
     maxReassemblyBytes: positiveInt('maxReassemblyBytes', t?.maxReassemblyBytes ?? Math.max(2 * maxMsg, MIN_REASSEMBLY_BYTES)),
     maxPendingMessages: 4096,
     closeTimeoutMs: positiveInt('closeTimeoutMs', t?.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS),
+    tailWitnessMs: t?.tailWitnessMs === 0 ? 0 : positiveInt('tailWitnessMs', t?.tailWitnessMs ?? DEFAULT_TAIL_WITNESS_MS, 60_000),
     sealAheadBytes: positiveInt('sealAheadBytes', t?.sealAheadBytes ?? DEFAULT_SEAL_AHEAD_BYTES),
     // Reads need room for at least two 64 KiB reads; a frame larger than the buffer still
     // works (it is gathered), only slower.

@@ -155,7 +155,7 @@ export class RdmaTransport implements Transport {
       if (!listener.admit(socket, remote)) return;
       listener.follow(socket, remote, this.#accept(socket, remote, opts, segmentKey, tuning, channelOptions, listener));
     });
-    await listener.bind(opts.host, opts.port, opts.segment);
+    await listener.bind(opts.host, opts.port, opts.segment, opts.maxConnections);
     return listener;
   }
 
@@ -169,8 +169,9 @@ export class RdmaTransport implements Transport {
     listener: RdmaListener,
   ): Promise<RdmaLink | undefined> {
     const started = Date.now();
+    const budgetMs = opts.handshakeTimeoutMs ?? this.#handshakeTimeoutMs;
     const input = sideChannelInput(socket);
-    const handshake = await performHandshake(socket, { role: 'acceptor', segment: opts.segment, segmentKey, timeoutMs: this.#handshakeTimeoutMs, remote }, input);
+    const handshake = await performHandshake(socket, { role: 'acceptor', segment: opts.segment, segmentKey, timeoutMs: budgetMs, remote }, input);
     afterHandshake(input);
     if (socket.destroyed) return undefined;
     const { sealer, opener } = this.#keys(handshake, opts.segment, tuning);
@@ -180,7 +181,7 @@ export class RdmaTransport implements Transport {
       sealer,
       opener,
       leftover: handshake.leftover,
-      timeoutMs: Math.max(1, this.#handshakeTimeoutMs - (Date.now() - started)),
+      timeoutMs: Math.max(1, budgetMs - (Date.now() - started)),
       remote,
     };
     let device = listener.device;

@@ -171,6 +171,18 @@ export class TcpLink extends LinkBase {
     return false;
   }
 
+  protected override sendTailWitness(): boolean {
+    // Behind a blocked socket the frames still queued will be followed by more: not quiet.
+    if (this.#socketBlocked || this.socket.destroyed || this.closeFrameSent || !this.socket.writable) return false;
+    try {
+      this.#write(this.sealer.sealRekey());
+    } catch (err) {
+      this.fail(err);
+      return false;
+    }
+    return true;
+  }
+
   readonly #onSocketDrain = (): void => {
     this.#socketBlocked = false;
     // 'drain' comes in a nextTick of the turn that wrote; with a turn budget the next frame

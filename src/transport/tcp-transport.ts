@@ -58,12 +58,12 @@ export class TcpTransport implements Transport {
       this.#mark(socket);
       const remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
       if (!listener.admit(socket, remote, input)) return;
-      const linked = performHandshake(socket, { role: 'acceptor', segment: opts.segment, segmentKey, timeoutMs: this.#handshakeTimeoutMs, remote }, input).then((handshake) =>
+      const linked = performHandshake(socket, { role: 'acceptor', segment: opts.segment, segmentKey, timeoutMs: opts.handshakeTimeoutMs ?? this.#handshakeTimeoutMs, remote }, input).then((handshake) =>
         socket.destroyed ? undefined : new TcpLink({ socket, input, segment: opts.segment, role: 'acceptor', handshake, tuning, aeadFactory: this.#aeadFactory }),
       );
       listener.follow(socket, remote, linked);
     });
-    await listener.bind(opts.host, opts.port, opts.segment);
+    await listener.bind(opts.host, opts.port, opts.segment, opts.maxConnections);
     return listener;
   }
 

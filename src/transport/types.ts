@@ -107,6 +107,10 @@ export interface ListenOptions {
   maxMessageBytes?: number;
   /** RDMA: device name, or netdev/GID it sits on. */
   device?: string;
+  /** Handshake deadline of this listener's connections (default: the transport's). */
+  handshakeTimeoutMs?: number;
+  /** Connections held at once (handshaking or linked); more are closed on accept and reported as 'rejected' (BUSY). */
+  maxConnections?: number;
 }
 
 export interface ConnectOptions {
@@ -154,6 +158,13 @@ export interface LinkTuning {
   receiveBufferBytes?: number;
   /** How long close() waits for queued messages and the peer (default 5 s). */
   closeTimeoutMs?: number;
+  /**
+   * After this long without sending, a link that sent frames since its last witness sends one
+   * REKEY frame, so the peer's sequence check covers the last frame and a dropped one is
+   * found within this bound, not at the next message (default 200 ms; 0 turns it off). See
+   * link-base.ts and docs/wire.md.
+   */
+  tailWitnessMs?: number;
   /** Key limits (tests lower them to exercise rekey; never above the defaults). */
   keyLimits?: KeyLimits;
   /** The outbound scheduler (default: PriorityLinkScheduler). */

@@ -9,7 +9,7 @@ import { suites } from '../../bench/main.ts';
 const root = path.resolve(import.meta.dirname, '..', '..');
 
 function sluice(...args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [path.join(root, 'bin', 'sluice.mjs'), ...args], { cwd: root, encoding: 'utf8', timeout: 60_000 });
+  const r = spawnSync(process.execPath, [path.join(root, 'bin', 'sluice.mjs'), ...args], { cwd: root, encoding: 'utf8', timeout: 180_000 });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -48,4 +48,22 @@ test('sluice --help lists the bench command', () => {
   const r = sluice('--help');
   assert.equal(r.status, 0);
   assert.match(r.stdout, /sluice bench \[NAME\.\.\.\]/);
+});
+
+test('npm run bench -- --list lists the suites and runs none of them', () => {
+  const r = spawnSync('npm', ['run', '--silent', 'bench', '--', '--list'], { cwd: root, encoding: 'utf8', timeout: 180_000 });
+  assert.equal(r.status, 0, r.stderr);
+  assert.deepEqual(listedNames(r.stdout), Object.keys(suites));
+  assert.doesNotMatch(r.stdout, /^== /m, 'no suite ran');
+});
+
+test('every suite honours --quick: the registry passes the options on, and the suite reads --quick', async () => {
+  const { readFileSync } = await import('node:fs');
+  const registry = readFileSync(path.join(root, 'bench', 'main.ts'), 'utf8');
+  for (const name of Object.keys(suites)) {
+    const entry = new RegExp(`'?${name}'?: \\{[^}]*?run: async \\((\\w+)\\) => \\(await import\\('\\./([\\w-]+)\\.ts'\\)\\)\\.run\\(\\1\\)`).exec(registry);
+    assert.ok(entry, `suite ${name} is run with the options`);
+    const source = readFileSync(path.join(root, 'bench', `${entry[2]}.ts`), 'utf8');
+    assert.match(source, /args\.includes\('--quick'\)/, `bench/${entry[2]}.ts reads --quick`);
+  }
 });

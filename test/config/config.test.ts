@@ -23,7 +23,7 @@ test('segments.<name>.dscp is a DSCP code point; listeners.training defaults to 
   const c = parseConfigText(`listeners: { training: {} }\nsegments: { training: { key: "${key}", dscp: 10 }, inference: { key: "${key}" } }`, 'ok.yaml');
   assert.equal(c.segments.training?.dscp, 10);
   assert.equal(c.segments.inference?.dscp, undefined, 'unset: the segment default applies (inference 34, training 8)');
-  assert.deepEqual(c.listeners.training, { host: '127.0.0.1', port: 8003 });
+  assert.deepEqual(c.listeners.training, { host: '127.0.0.1', port: 8003, handshakeTimeoutMs: 10_000, idleTimeoutMs: 300_000 });
   assert.throws(() => parseConfigText(`segments: { training: { key: "${key}", dscp: 64 } }`, 'bad.yaml'), /segments\.training\.dscp/);
   assert.throws(() => parseConfigText(`segments: { inference: { key: "${key}", dscp: 1.5 } }`, 'bad.yaml'), /segments\.inference\.dscp/);
 });

@@ -56,7 +56,7 @@ describe('segment keys', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'sluice-cfg-'));
     writeFileSync(path.join(dir, 'training.key'), key.toString('base64'));
     const good = path.join(dir, 'good.yaml');
-    writeFileSync(good, `segments:\n  inference:\n    key: ${key.toString('hex')}\n  training:\n    keyFile: training.key\n`);
+    writeFileSync(good, `segments:\n  inference:\n    key: ${key.toString('hex')}\n  training:\n    keyFile: training.key\ntraining:\n  spoolDir: ${path.join(dir, 'spool')}\n`);
     const ok = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'config', 'check', good], { cwd: root, encoding: 'utf8' });
     assert.equal(ok.status, 0, ok.stderr);
     assert.ok(!ok.stdout.includes(key.toString('hex')));

@@ -3,6 +3,7 @@
 // the ops listener's real paths, drain timing fits the grace period, keys and networks line up.
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
@@ -20,6 +21,8 @@ import { parseConfigText } from '../../src/config/load.ts';
 import type { SluiceConfig } from '../../src/config/schema.ts';
 import { OPS_PATHS } from '../../src/telemetry/metrics-server.ts';
 import { DESIGN_PORTS } from '../helpers/design-ports.ts';
+
+/** docs/design.md: 8003 is sluice.v1.TensorTransfer's own listener. */
 
 const dir = path.resolve(import.meta.dirname, '..', '..', 'deploy', 'k8s');
 
@@ -248,8 +251,12 @@ interface Attachment {
 }
 
 test('segments are separate secondary networks with RDMA resources, and peers point at real addresses', () => {
-  const nads = new Map(byKind('NetworkAttachmentDefinition').map((n) => [n.metadata.name, n]));
-  assert.deepEqual([...nads.keys()].sort(), ['sluice-inference', 'sluice-training']);
+  const allNads = new Map(byKind('NetworkAttachmentDefinition').map((n) => [n.metadata.name, n]));
+  assert.deepEqual([...allNads.keys()].sort(), ['sluice-inference', 'sluice-training', 'sluice-training-jobs']);
+  // Listeners have fixed addresses (static IPAM); pods that only dial out draw from a pool.
+  const nads = new Map([...allNads].filter(([name]) => name !== 'sluice-training-jobs'));
+  const pool = JSON.parse((allNads.get('sluice-training-jobs')!.spec as { config: string }).config) as { master: string; ipam: { type: string; range: string; range_start: string } };
+  assert.equal(pool.ipam.type, 'whereabouts');
   const masters = new Set<string>();
   const subnets = new Set<string>();
   for (const n of nads.values()) {
@@ -257,6 +264,7 @@ test('segments are separate secondary networks with RDMA resources, and peers po
     assert.equal(cni.name, n.metadata.name);
     assert.equal(cni.ipam.type, 'static');
     assert.equal(cni.capabilities?.ips, true, 'pods choose their address');
+    if (n.metadata.name === 'sluice-training') assert.equal(pool.master, cni.master, 'the job pool is on the training NIC');
     masters.add(cni.master);
     assert.match(n.metadata.annotations?.['k8s.v1.cni.cncf.io/resourceName'] ?? '', /^rdma\//);
   }
@@ -267,10 +275,21 @@ test('segments are separate secondary networks with RDMA resources, and peers po
   for (const w of ws) {
     const atts = attachmentsOf(w);
     const segs = (['inference', 'training'] as const).filter((s) => w.config.segments[s] !== undefined);
-    assert.deepEqual(atts.map((a) => a.name).sort(), segs.map((s) => `sluice-${s}`).sort(), `${w.doc.metadata.name}: attached to exactly its segments' networks`);
+    // A pod without a listener on a segment takes a pooled address there.
+    const netOf = (seg: 'inference' | 'training'): string => (seg === 'training' && w.config.segments.training?.listen === undefined ? 'sluice-training-jobs' : `sluice-${seg}`);
+    assert.deepEqual(atts.map((a) => a.name).sort(), segs.map(netOf).sort(), `${w.doc.metadata.name}: attached to exactly its segments' networks`);
+    if (w.doc.kind === 'Job') {
+      assert.ok(atts.every((a) => a.ips === undefined), `${w.doc.metadata.name}: a Job pins no static address`);
+      assert.equal((w.doc.spec as { completionMode?: string }).completionMode, 'Indexed');
+    }
     for (const seg of segs) {
       const s = w.config.segments[seg]!;
-      const att = atts.find((a) => a.name === `sluice-${seg}`)!;
+      const att = atts.find((a) => a.name === netOf(seg))!;
+      if (att.ips === undefined) {
+        assert.equal(s.listen, undefined, `${w.doc.metadata.name}: a ${seg} listener needs a fixed address`);
+        assert.equal(s.device, att.interface);
+        continue;
+      }
       subnets.add(att.ips[0]!.split('.').slice(0, 3).join('.'));
       assert.equal(s.device, att.interface, `${w.doc.metadata.name}: the ${seg} segment uses the ${att.interface} interface`);
       if (s.listen) assert.equal(`${s.listen.host}/24`, att.ips[0], `${w.doc.metadata.name}: ${seg} listener binds its segment address`);
@@ -286,7 +305,7 @@ test('segments are separate secondary networks with RDMA resources, and peers po
       const listen = target.config.segments[peer.segment]?.listen;
       assert.ok(listen, `${peer.name} listens on the ${peer.segment} segment`);
       assert.deepEqual([peer.host, peer.port], [listen.host, listen.port]);
-      assert.ok(attachmentsOf(w).some((a) => a.name === `sluice-${peer.segment}`), `${w.doc.metadata.name} is on the ${peer.segment} network to reach ${peer.name}`);
+      assert.ok(attachmentsOf(w).some((a) => a.name === `sluice-${peer.segment}` || (peer.segment === 'training' && a.name === 'sluice-training-jobs')), `${w.doc.metadata.name} is on the ${peer.segment} network to reach ${peer.name}`);
     }
     for (const r of w.config.routes) for (const p of r.peers) assert.ok(w.config.peers.some((x) => x.name === p), `route peer ${p} is configured`);
   }
@@ -337,5 +356,57 @@ test('containers run as non-root with a read-only root filesystem and writable /
     assert.equal(w.sluice.securityContext?.allowPrivilegeEscalation, false);
     assert.ok(w.sluice.volumeMounts!.some((m) => m.mountPath === '/tmp'));
     assert.deepEqual(w.sluice.args?.slice(0, 2), ['serve', '--config']);
+  }
+});
+
+/** Every path a sluice process writes, derived from its config (what `serve` creates or appends). */
+function writtenPaths(config: SluiceConfig): { path: string; what: string }[] {
+  const out: { path: string; what: string }[] = [{ path: tmpdir(), what: 'temporary files (the mTLS front\'s unix socket)' }];
+  if (config.segments.training !== undefined) out.push({ path: config.training.spoolDir, what: 'training.spoolDir' });
+  const sec = config.security;
+  if (sec.audit.enabled) {
+    out.push({ path: sec.audit.path, what: 'security.audit.path' });
+    out.push({ path: sec.audit.adminPath, what: 'security.audit.adminPath' });
+  }
+  if (sec.apiKeys.enabled) out.push({ path: sec.apiKeys.store, what: 'security.apiKeys.store (sluice keys writes it)' });
+  return out;
+}
+
+test('every path sluice writes (from the config in its ConfigMap) is on a writable volume, not the read-only root', () => {
+  for (const w of workloads()) {
+    assert.equal(w.sluice.securityContext?.readOnlyRootFilesystem, true);
+    const volumes = new Map((w.pod.volumes ?? []).map((v) => [v.name, v]));
+    for (const { path: p, what } of writtenPaths(w.config)) {
+      assert.ok(path.isAbsolute(p), `${w.doc.metadata.name}: ${what} (${p}) is absolute (a relative path would land in the read-only working directory)`);
+      const mount = (w.sluice.volumeMounts ?? [])
+        .filter((m) => p === m.mountPath || p.startsWith(`${m.mountPath.replace(/\/$/, '')}/`))
+        .sort((a, b) => b.mountPath.length - a.mountPath.length)[0];
+      assert.ok(mount, `${w.doc.metadata.name}: ${what} (${p}) is under a volume mount`);
+      assert.notEqual(mount.readOnly, true, `${w.doc.metadata.name}: ${what} (${p}) is on a writable mount`);
+      const v = volumes.get(mount.name);
+      assert.ok(v, `${w.doc.metadata.name}: volume ${mount.name} exists`);
+      assert.ok(v.emptyDir !== undefined || v.persistentVolumeClaim !== undefined, `${w.doc.metadata.name}: ${what} is on an emptyDir or a PVC (not a ConfigMap/Secret)`);
+      if (v.persistentVolumeClaim !== undefined) {
+        assert.notEqual(v.persistentVolumeClaim.readOnly, true);
+        find('PersistentVolumeClaim', v.persistentVolumeClaim.claimName);
+      }
+    }
+  }
+});
+
+test('the written-paths check fails for a spool on the read-only root', () => {
+  const w = workloads().find((x) => x.config.segments.training !== undefined)!;
+  const broken = { ...w.config, training: { ...w.config.training, spoolDir: '/var/spool/sluice' } };
+  const mounts = w.sluice.volumeMounts ?? [];
+  assert.ok(writtenPaths(broken).some(({ path: p }) => !mounts.some((m) => p.startsWith(`${m.mountPath}/`) || p === m.mountPath)));
+});
+
+test('every PersistentVolumeClaim a pod names is defined, and images carry their registry path', () => {
+  for (const d of [...byKind('Deployment'), ...byKind('Job')]) {
+    const pod = (d.spec as { template: { spec: IPodSpec } }).template.spec;
+    for (const v of pod.volumes ?? []) if (v.persistentVolumeClaim) find('PersistentVolumeClaim', v.persistentVolumeClaim.claimName);
+    for (const c of [...(pod.initContainers ?? []), ...pod.containers]) {
+      if (/triton/i.test(c.image ?? '')) assert.match(c.image!, /^nvcr\.io\/nvidia\/tritonserver:[\w.-]+$/, `${d.metadata.name}/${c.name}: Triton's full registry path`);
+    }
   }
 });

@@ -7,6 +7,8 @@ import type { ModelInferResponseMsg } from '../../src/kserve/proto.ts';
 export interface CallResult<T> {
   response: T;
   requestId: string | undefined;
+  /** Trailing metadata (string values). */
+  trailers?: Record<string, string>;
 }
 
 export interface CallFailure {
@@ -42,7 +44,11 @@ export class KserveClient {
         if (outcome === undefined || status === undefined) return;
         const requestId = status.metadata.get('x-request-id')[0] as string | undefined;
         if (outcome.err) reject({ code: outcome.err.code, details: outcome.err.details, requestId } satisfies CallFailure);
-        else resolve({ response: outcome.res as T, requestId });
+        else {
+          const trailers: Record<string, string> = {};
+          for (const [k, v] of Object.entries(status.metadata.getMap())) if (typeof v === 'string') trailers[k] = v;
+          resolve({ response: outcome.res as T, requestId, trailers });
+        }
       };
       const fn = (this.raw as unknown as Record<string, Unary>)[method]!.bind(this.raw);
       const call = fn(req, md, { deadline: Date.now() + (opts.timeoutMs ?? 10_000) }, (err, res) => {

@@ -170,7 +170,11 @@ test('protocol errors: content-type, compressed flag, truncated message, extra m
   const compressed = Buffer.from(framedMessage(Buffer.from('abc')));
   compressed[0] = 1;
   const c = await raw({ ':path': '/t.Test/Echo' }, compressed);
-  assert.equal(c.headers['grpc-status'], String(GrpcStatus.UNIMPLEMENTED));
+  // Flagged compressed without a grpc-encoding: INTERNAL (gRPC's compression spec).
+  assert.equal(c.headers['grpc-status'], String(GrpcStatus.INTERNAL));
+  const unknownEncoding = await raw({ ':path': '/t.Test/Echo', 'grpc-encoding': 'snappy' }, compressed);
+  assert.equal(unknownEncoding.headers['grpc-status'], String(GrpcStatus.UNIMPLEMENTED));
+  assert.equal(unknownEncoding.headers['grpc-accept-encoding'], 'identity,deflate,gzip');
 
   const truncated = framedMessage(Buffer.from('abcdef')).subarray(0, 8);
   const tr = await raw({ ':path': '/t.Test/Echo' }, truncated);

@@ -96,6 +96,13 @@ test('missing or malformed claims are refused', async () => {
   assert.equal(await reasonOf(noIat), 'claims');
 });
 
+test('a token that expires before it was issued is refused, even inside the clock skew', async () => {
+  // exp < iat, both within the 30 s skew of now: never a valid token.
+  assert.equal(await reasonOf(await token(k1, {}, { iat: now(), exp: now() - 5 })), 'lifetime');
+  assert.equal(await reasonOf(await token(k1, {}, { iat: now() - 2, exp: now() - 3 })), 'lifetime');
+  assert.equal(await reasonOf(await token(k1, {}, { iat: now() - 2, exp: now() - 2 + 1 })), 'ok');
+});
+
 test('a lifetime over 15 minutes is refused even while fresh', async () => {
   assert.equal(await reasonOf(await token(k1, {}, { iat: now(), exp: now() + 901 })), 'lifetime');
   assert.equal(await reasonOf(await token(k1, {}, { iat: now(), exp: now() + 900 })), 'ok');

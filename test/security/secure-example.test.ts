@@ -28,3 +28,32 @@ test('config errors for half-configured gates name the path', () => {
   assert.throws(() => parseConfig({ security: { tls: { clientCerts: { mode: 'require' } } } }), /security\.tls\.enabled: must be true/);
   assert.throws(() => parseConfig({ security: { jwt: { maxLifetimeSeconds: 3600 } } }), /security\.jwt\.maxLifetimeSeconds/);
 });
+
+test("the example's first commands work when followed literally (from a clone's root)", { timeout: 120_000 }, async (t) => {
+  const { execFileSync } = await import('node:child_process');
+  const { existsSync, rmSync, statSync } = await import('node:fs');
+  const repo = path.resolve(import.meta.dirname, '../..');
+  const secrets = path.join(repo, 'docs', 'examples', 'secrets');
+  // They write docs/examples/secrets/ (git-ignored); keys someone made there are left alone.
+  if (existsSync(secrets)) {
+    t.skip(`${secrets} exists already (keys of your own): not touching it`);
+    return;
+  }
+  // The commands the header lists before "To serve, ...", run as written from the repo root.
+  const header = readFileSync(example, 'utf8').split('\n').filter((l) => l.startsWith('#'));
+  const cut = header.findIndex((l) => l.includes('To serve'));
+  const commands = header
+    .slice(0, cut)
+    .map((l) => /^#\s{3}(npx sluice .+)$/.exec(l)?.[1])
+    .filter((c): c is string => c !== undefined);
+  assert.ok(commands.length >= 3 && commands.at(-1)!.startsWith('npx sluice config check'), commands.join('\n'));
+  try {
+    for (const c of commands) {
+      const [cmd, ...args] = c.split(' ');
+      execFileSync(cmd!, args, { cwd: repo, stdio: 'pipe', timeout: 60_000, env: { ...process.env, npm_config_offline: 'true' } });
+    }
+    for (const f of ['inference-segment.key', 'training-segment.key']) assert.equal(statSync(path.join(secrets, f)).mode & 0o777, 0o600);
+  } finally {
+    rmSync(secrets, { recursive: true, force: true });
+  }
+});

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import { Logging, requestLogger, resolveLogLevel } from '../../src/telemetry/logger.ts';
+import { DuplicateKeyError, parseStrictJson } from '../helpers/strict-json.ts';
 
 function capture(): { lines: Record<string, unknown>[]; stream: Writable } {
   const lines: Record<string, unknown>[] = [];
@@ -58,4 +59,30 @@ test('setLevel reaches the root and every component logger', () => {
   logging.setLevel('silent');
   links.error('hidden too');
   assert.deepEqual(lines.map((l) => l.msg), ['shown', 'root shown']);
+});
+
+test('a child logger\'s binding replaces its parent\'s: no key appears twice in a line', () => {
+  const raw: string[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      for (const l of chunk.toString('utf8').split('\n')) if (l !== '') raw.push(l);
+      cb();
+    },
+  });
+  const logging = new Logging({ level: 'info', node: 'edge-1', destination: stream });
+  // What `sluice serve` does: the node's component logger, then a child per part.
+  const http = logging.component('node').child({ component: 'http' });
+  http.info('listening');
+  http.child({ component: 'access', model: 'a' }).child({ model: 'b' }).info({ request_id: 'r1' }, 'access');
+  requestLogger(http, { requestId: 'r2', model: 'simple' }).child({ request_id: 'r3' }).info('done');
+  assert.equal(raw.length, 3);
+  for (const line of raw) assert.doesNotThrow(() => parseStrictJson(line), line);
+  const [a, b, c] = raw.map((l) => JSON.parse(l) as Record<string, unknown>);
+  assert.equal(a!.component, 'http');
+  assert.equal(b!.component, 'access');
+  assert.equal(b!.model, 'b');
+  assert.equal(b!.node, 'edge-1');
+  assert.equal(c!.request_id, 'r3');
+  // The strict parser does catch a repeated key (so the check above can fail).
+  assert.throws(() => parseStrictJson('{"component":"node","component":"http"}'), DuplicateKeyError);
 });

@@ -1,3 +1,4 @@
+import { isDeprecatedName } from '../../src/telemetry/metric-names.ts';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
@@ -38,6 +39,11 @@ test('every metric is named sluice_* and documented in docs/operations.md with i
   assert.ok(registered.length >= 25, `only ${registered.length} metrics`);
   for (const r of registered) {
     assert.match(r.name, /^sluice_[a-z0-9_]+$/);
+    if (isDeprecatedName(r.name)) {
+      // Exported for one release under its old name: listed in the renamed-metrics table.
+      assert.ok(doc.includes(`| \`${r.name}\` (`), `${r.name} is in the renamed-metrics table`);
+      continue;
+    }
     const d = documented.get(r.name);
     assert.ok(d !== undefined, `${r.name} is not in the docs/operations.md metric table`);
     assert.equal(d.type, r.type, `${r.name}: documented type`);
@@ -49,7 +55,7 @@ test('every metric is named sluice_* and documented in docs/operations.md with i
   assert.ok(wildcards.length > 0, 'the process metrics row is in the table');
   const withProcess = new SluiceMetrics();
   for (const x of withProcess.registry.getMetricsAsArray()) {
-    if (documented.has(x.name)) continue;
+    if (documented.has(x.name) || isDeprecatedName(x.name)) continue;
     assert.ok(wildcards.some((w) => x.name.startsWith(w)), `${x.name} is neither in the table nor covered by its process-metrics row`);
   }
 });

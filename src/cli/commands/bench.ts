@@ -14,6 +14,7 @@ const USAGE = 'sluice bench [NAME...] [--quick] [--list]';
 
 interface BenchRegistry {
   suites: Readonly<Record<string, BenchSuiteEntry>>;
+  listing(): string;
   unknownSuites(names: readonly string[]): string[];
   main(argv: readonly string[]): Promise<number>;
 }
@@ -25,30 +26,22 @@ async function loadRegistry(): Promise<BenchRegistry> {
   return (await import(pathToFileURL(BENCH_MAIN).href)) as BenchRegistry;
 }
 
-function listing(suites: Readonly<Record<string, BenchSuiteEntry>>): string {
-  const width = Math.max(...Object.keys(suites).map((n) => n.length));
-  return Object.entries(suites)
-    .map(([name, s]) => `  ${name.padEnd(width)}  ${s.summary}`)
-    .join('\n');
-}
-
 export const benchCommand: CliCommand = {
   name: 'bench',
   summary: 'run benchmark suites (all, or the ones named) and print their tables',
   usage: USAGE,
+  async help() {
+    return `  --quick  every suite: fewer rounds and messages (a smoke run, noisier figures)\n  --list   list the suites without running any\n\nsuites:\n${(await loadRegistry()).listing()}`;
+  },
   async run(args) {
     const { positionals, values } = parseArgs({
       args,
       allowPositionals: true,
-      options: { quick: { type: 'boolean' }, list: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+      options: { quick: { type: 'boolean' }, list: { type: 'boolean' } },
     });
     const registry = await loadRegistry();
-    if (values.help === true) {
-      process.stdout.write(`usage: ${USAGE}\n  --quick  fewer rounds and messages (a smoke run, noisier figures)\n  --list   list the suites\n\nsuites:\n${listing(registry.suites)}\n`);
-      return 0;
-    }
     if (values.list === true) {
-      process.stdout.write(`${listing(registry.suites)}\n`);
+      process.stdout.write(`${registry.listing()}\n`);
       return 0;
     }
     const unknown = registry.unknownSuites(positionals);

@@ -1,23 +1,20 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfigFile } from '../../config/load.ts';
-import { loadSegmentKey } from '../../config/segment-key.ts';
-import { SEGMENTS } from '../../transport/types.ts';
+import { validateConfig } from '../../config/validate.ts';
 import { UsageError, type CliCommand } from '../command.ts';
 
 export const configCheckCommand: CliCommand = {
   name: 'config check',
-  summary: 'validate a config file (and load its segment keys) and print the effective config',
+  summary: 'validate a config file with every check serve runs (segment keys, routes, ports, spool directory) and print the effective config',
   usage: 'sluice config check FILE [--quiet]',
   async run(args) {
     const { positionals, values } = parseArgs({ args, allowPositionals: true, options: { quiet: { type: 'boolean' } } });
     const file = positionals[0];
     if (file === undefined || positionals.length > 1) throw new UsageError('expected exactly one FILE');
     const cfg = loadConfigFile(file);
-    for (const name of SEGMENTS) {
-      const seg = cfg.segments[name];
-      if (seg !== undefined) loadSegmentKey(seg, name, path.dirname(path.resolve(file))).fill(0);
-    }
+    // The same function SluiceNode.start runs for `serve`.
+    validateConfig(cfg, { configDir: path.dirname(path.resolve(file)) });
     if (!values.quiet) {
       // Never echo key material.
       const shown = JSON.stringify(cfg, (k, v: unknown) => (k === 'key' && typeof v === 'string' ? '<redacted>' : v), 2);

@@ -43,6 +43,18 @@ export const demoCommand: CliCommand = {
   name: 'demo',
   summary: 'run ingress + egress + reference models on loopback (no config file needed)',
   usage: 'sluice demo [--host H] [--http-port N] [--grpc-port N] [--segment-port N] [--models-port N] [--metrics-port N]',
+  help() {
+    const d = DEFAULT_DEMO_PORTS;
+    return [
+      'options (0 = any free port; the start-up lines print the ports in use):',
+      `  --host H            address every part listens on (default ${d.host})`,
+      `  --http-port N       KServe v2 REST and WebSocket ingress (default ${d.http})`,
+      `  --grpc-port N       KServe v2 / Triton gRPC ingress, health, TensorTransfer (default ${d.grpc})`,
+      `  --segment-port N    inference segment listener of the egress (default ${d.segment})`,
+      `  --models-port N     reference model server (default ${d.models})`,
+      `  --metrics-port N    Prometheus /metrics and health (default ${d.metrics})`,
+    ].join('\n');
+  },
   async run(args) {
     const { values, positionals } = parseArgs({
       args,

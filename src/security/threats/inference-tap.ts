@@ -12,7 +12,8 @@ import type { TappedTensor } from './threat-monitor.ts';
 /** Most elements copied per input (larger tensors are strided down to this many). */
 export const TAP_MAX_ELEMENTS = 1 << 20;
 
-function toFloats(dt: Datatype, raw: Uint8Array): Float32Array | undefined {
+/** Numeric tensor bytes as floats (strided down to TAP_MAX_ELEMENTS); undefined for BYTES and BOOL. */
+export function rawToFloats(dt: Datatype, raw: Uint8Array): Float32Array | undefined {
   if (dt === 'BYTES' || dt === 'BOOL') return undefined;
   const view = rawView(dt, raw);
   const n = view.length;
@@ -34,7 +35,7 @@ export function tapInputs(payload: Uint8Array): TappedTensor[] {
       const span = scan.raw[i];
       const info = datatypeInfo(input.datatype);
       if (span === undefined || info === undefined) return;
-      const values = toFloats(info.name, payload.subarray(span.start, span.end));
+      const values = rawToFloats(info.name, payload.subarray(span.start, span.end));
       if (values !== undefined) out.push({ name: input.name, shape: input.shape, values });
     });
     return out;
@@ -46,7 +47,7 @@ export function tapInputs(payload: Uint8Array): TappedTensor[] {
     if (info === undefined || input.contents == null) continue;
     const shape = input.shape.map(int64ToNumber);
     const count = shape.reduce((a, b) => a * b, 1);
-    const values = toFloats(info.name, contentsToRaw(info, count, input.contents, input.name));
+    const values = rawToFloats(info.name, contentsToRaw(info, count, input.contents, input.name));
     if (values !== undefined) out.push({ name: input.name, shape, values });
   }
   return out;

@@ -20,6 +20,7 @@ import { dataFrameSpec, LinkBase } from '../link-base.ts';
 import type { ResolvedLinkTuning } from '../link-tuning.ts';
 import type { InboundMessage, SegmentName, TrafficClass } from '../types.ts';
 import type { RdmaError } from './rdma-errors.ts';
+import type { VerbsFault } from './verbs-addon.ts';
 import type { VerbsChannel } from './verbs-channel.ts';
 
 /** Bytes sealed per turn of the event loop before yielding, so receiving is never starved. */
@@ -242,7 +243,7 @@ export class RdmaLink extends LinkBase {
 
   #consume(slot: number, data: Buffer): void {
     if (this.#readingStopped || this.state === 'closed') {
-      this.#channel.repost(slot); // nothing may follow a close frame: drop it
+      this.#repost(slot); // nothing may follow a close frame: drop it
       return;
     }
     let msg: InboundMessage | undefined;
@@ -258,8 +259,28 @@ export class RdmaLink extends LinkBase {
       this.fail(err);
       return;
     }
-    this.#channel.repost(slot);
+    if (!this.#repost(slot)) return;
     if (msg !== undefined) this.deliver(msg);
+  }
+
+  /**
+   * Hands a receive slot back. A failed post (the verbs call, or a bad slot) fails this link:
+   * thrown from here it would unwind into the addon's completion callback, which used to end
+   * the process. False when the link failed.
+   */
+  #repost(slot: number): boolean {
+    try {
+      this.#channel.repost(slot);
+      return true;
+    } catch (err) {
+      this.fail(err);
+      return false;
+    }
+  }
+
+  /** Test-only: makes the next poll, CQ re-arm or receive post of this link's queue pair fail (SLUICE_VERBS_FAULT_INJECTION=1). */
+  injectVerbsFault(kind: VerbsFault): void {
+    this.#channel.injectFault(kind);
   }
 
   #openFrame(h: FrameHeader, data: Buffer): InboundMessage | undefined {

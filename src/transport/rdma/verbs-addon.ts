@@ -63,9 +63,18 @@ export interface NativeConnection {
   /** Drains the completion queue now (completions arrive through the callback, synchronously). */
   poll(): void;
   close(): void;
+  /**
+   * Test-only: the next poll (1), CQ re-arm (2) or receive post (3) fails as the verbs call
+   * would. Throws unless SLUICE_VERBS_FAULT_INJECTION=1.
+   */
+  injectFault(kind: number): void;
   /** The queue pair's GRH traffic class as ibv_query_qp reads it (-1 when unreadable). */
   trafficClass(): number;
 }
+
+/** Kinds for NativeConnection.injectFault. */
+export const VerbsFault = { POLL: 1, REARM: 2, POST_RECV: 3 } as const;
+export type VerbsFault = (typeof VerbsFault)[keyof typeof VerbsFault];
 
 export interface VerbsBinding {
   listDevices(): NativeDeviceInfo[];
@@ -78,7 +87,8 @@ export interface VerbsBinding {
     recvMemory: ArrayBuffer,
     counters: Uint32Array,
     completions: Uint32Array,
-    onCompletions: (count: number) => void,
+    /** (count) after completions; (0, error) once when polling itself failed: the connection is then failed. */
+    onCompletions: (count: number, error?: Error) => void,
     options: NativeConnectionOptions,
   ) => NativeConnection;
   layout: { counterCount: number; completionWords: number; ctrlSlots: number };

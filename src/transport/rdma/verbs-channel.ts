@@ -16,6 +16,7 @@ import {
   type NativeConnection,
   type NativeEndpoint,
   type VerbsBinding,
+  type VerbsFault,
 } from './verbs-addon.ts';
 
 export interface VerbsChannelOptions {
@@ -233,13 +234,36 @@ export class VerbsChannel {
     this.#registered = 0;
   }
 
-  readonly #onCompletions = (count: number): void => {
+  /** Test-only (see NativeConnection.injectFault). */
+  injectFault(kind: VerbsFault): void {
+    this.#native.injectFault(kind);
+  }
+
+  readonly #onCompletions = (count: number, error?: Error): void => {
+    if (error !== undefined) {
+      // Polling, re-arming or a repost inside the poll failed: this connection is over.
+      const err = fromNative(error, 'poll completions');
+      this.#stats.error('local');
+      if (this.#handlers === undefined) this.#earlyError ??= err;
+      else if (!this.#closed) this.#handlers.onError(err);
+      return;
+    }
     const c = this.#completions;
     const h = this.#handlers;
     if (h === undefined) {
       this.#keepEarly(count);
       return;
     }
+    // A handler that throws fails this connection (through onError), never the process: this
+    // runs inside the addon's completion callback.
+    try {
+      this.#dispatch(h, c, count);
+    } catch (err) {
+      if (!this.#closed) h.onError(err instanceof RdmaError ? err : fromNative(err, 'completion handler'));
+    }
+  };
+
+  #dispatch(h: VerbsChannelHandlers, c: Uint32Array, count: number): void {
     const slotBytes = this.options.slotBytes;
     for (let i = 0; i < count && !this.#closed; i += 1) {
       const o = i * COMPLETION_WORDS;
@@ -282,7 +306,7 @@ export class VerbsChannel {
       }
     }
     if (!this.#closed) h.onProgress();
-  };
+  }
 
   #keepEarly(count: number): void {
     const c = this.#completions;
