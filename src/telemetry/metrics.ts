@@ -240,14 +240,14 @@ export class SluiceMetrics {
       map(this.threads, ([thread, t]) => [{ thread, policy: t.policy }, 1]),
     );
     gauge(r, 'thread_nice', 'Nice value of each sluice thread (19: lowest priority).', ['thread'], () => map(this.threads, ([thread, t]) => [{ thread }, t.nice]));
-    gauge(r, 'receive_buffers', 'Pooled receive buffers of training links, by state (in_use: lent to a message not yet released; free: allocated or allocatable).', ['state'], () => {
+    gauge(r, 'training_receive_buffers', 'Pooled receive buffers of training links, by state (in_use: lent to a message not yet released; free: allocated or allocatable).', ['state'], () => {
       const p = this.receivePool;
       return p === undefined ? [] : [[{ state: 'in_use' }, p.inUse], [{ state: 'free' }, p.available]];
     });
-    counter(r, 'receive_buffer_oneoff_total', 'Training messages larger than a pooled receive buffer, which got a buffer of their own.', [], () =>
+    counter(r, 'training_receive_buffer_oneoff_total', 'Training messages larger than a pooled receive buffer, which got a buffer of their own.', [], () =>
       this.receivePool === undefined ? [] : [[{}, this.receivePool.oneOffAllocations]],
     );
-    counter(r, 'receive_buffer_exhausted_total', 'Times a training link found the receive pool empty and stopped reading until a buffer came back.', [], () =>
+    counter(r, 'training_receive_buffer_exhausted_total', 'Times a training link found the receive pool empty and stopped reading until a buffer came back.', [], () =>
       this.receivePool === undefined ? [] : [[{}, this.receivePool.exhaustions]],
     );
     gauge(r, 'config_last_reload_success_timestamp_seconds', 'Unix time of the last successful configuration reload (0 = never).', [], () => [[{}, this.reloads.lastSuccessSeconds]]);
