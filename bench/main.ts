@@ -33,6 +33,10 @@ export const suites: Readonly<Record<string, BenchSuiteEntry>> = {
     summary: 'inference path (h2load): sluice pair vs direct, nginx one hop and the nginx TLS pair; added p50, CPU per call, throughput, open-loop p99',
     run: async (args) => (await import('./inference.ts')).run(args),
   },
+  'egress-cpu': {
+    summary: 'CPU per call of the egress process alone: TypeScript egress vs the native engine (--quick: a smoke run)',
+    run: async (args) => (await import('./egress-cpu.ts')).run(args),
+  },
   security: {
     summary: 'cost of the security gates (API key, JWT, mTLS, fsynced audit) on the inference path',
     run: async (args) => (await import('./security.ts')).run(args),

@@ -1,4 +1,5 @@
-// The one N-API binding file: argument shapes are checked in TypeScript; here only asserts.
+// The one N-API binding file: argument shapes are checked in TypeScript; here only asserts
+// (compiled out in Release, -DNDEBUG: none is reachable from network or NIC input).
 // Hot-path methods create no JS objects: they return undefined or a boolean, and throw only
 // on failure ({code, message} from the core).
 #include <napi.h>
@@ -7,8 +8,13 @@
 #include <vector>
 
 #include "crypto/aes_gcm.h"
+#include "engine/engine.h"
 #include "runtime/malloc_tuning.h"
 #include "runtime/thread_control.h"
+
+#include <atomic>
+#include <memory>
+#include <string>
 #ifdef SLUICE_WITH_VERBS
 #include <uv.h>
 
@@ -614,6 +620,282 @@ void Init(Napi::Env env, Napi::Object exports) {
 #endif  // SLUICE_WITH_VERBS
 // ============================================================================================
 
+
+// ============================================================================================
+// The inference engine (native/engine/*): one object per `new Engine(onEvents)`. No static
+// mutable state: every env (worker thread) gets its own engines. Events reach JS in batches
+// through one threadsafe function; counters through a BigUint64Array over native memory.
+// ============================================================================================
+namespace engine_binding {
+
+using sluice::engine::Engine;
+using sluice::engine::EngineEvent;
+using sluice::engine::EventType;
+using sluice::engine::LinkOptions;
+
+uint32_t U32(const Napi::Object& o, const char* name, uint32_t fallback) {
+  Napi::Value v = o.Get(name);
+  return v.IsNumber() ? v.As<Napi::Number>().Uint32Value() : fallback;
+}
+
+double F64(const Napi::Object& o, const char* name, double fallback) {
+  Napi::Value v = o.Get(name);
+  return v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : fallback;
+}
+
+// Link options from {segment, key, maxMessageBytes, ...}; TypeScript validated them.
+LinkOptions LinkOptionsOf(Napi::Env env, const Napi::Object& o) {
+  LinkOptions opts;
+  Napi::Value seg = o.Get("segment");
+  if (seg.IsString()) opts.segment = seg.As<Napi::String>().Utf8Value();
+  Napi::Value key = o.Get("key");
+  if (!key.IsTypedArray()) throw Napi::TypeError::New(env, "key must be a Uint8Array of 32 bytes");
+  const MutableBytes k = BytesOf(env, key);
+  if (k.size != 32) throw Napi::TypeError::New(env, "key must be a Uint8Array of 32 bytes");
+  std::memcpy(opts.key, k.data, 32);
+  opts.max_message_bytes = U32(o, "maxMessageBytes", opts.max_message_bytes);
+  opts.high_water_bytes = static_cast<uint64_t>(F64(o, "highWaterBytes", static_cast<double>(opts.high_water_bytes)));
+  opts.frame_bytes_inference = U32(o, "frameBytesInference", opts.frame_bytes_inference);
+  opts.frame_bytes_control = U32(o, "frameBytesControl", opts.frame_bytes_control);
+  opts.max_reassembly_bytes = static_cast<uint64_t>(F64(o, "maxReassemblyBytes", static_cast<double>(opts.max_reassembly_bytes)));
+  opts.seal_ahead_bytes = U32(o, "sealAheadBytes", opts.seal_ahead_bytes);
+  opts.close_timeout_ms = U32(o, "closeTimeoutMs", opts.close_timeout_ms);
+  opts.handshake_timeout_ms = U32(o, "handshakeTimeoutMs", opts.handshake_timeout_ms);
+  opts.max_handshakes = U32(o, "maxHandshakes", opts.max_handshakes);
+  opts.keepalive_timeout_ms = U32(o, "keepaliveTimeoutMs", opts.keepalive_timeout_ms);
+  opts.dscp = static_cast<int>(U32(o, "dscp", static_cast<uint32_t>(opts.dscp)));
+  opts.key_limits.max_frames_per_key = static_cast<uint64_t>(F64(o, "maxFramesPerKey", static_cast<double>(opts.key_limits.max_frames_per_key)));
+  opts.key_limits.max_bytes_per_key = static_cast<uint64_t>(F64(o, "maxBytesPerKey", static_cast<double>(opts.key_limits.max_bytes_per_key)));
+  return opts;
+}
+
+class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "Engine",
+                       {InstanceMethod<&EngineWrap::Start>("start"), InstanceMethod<&EngineWrap::Stop>("stop"),
+                        InstanceMethod<&EngineWrap::Counters>("counters"), InstanceMethod<&EngineWrap::Listen>("listen"),
+                        InstanceMethod<&EngineWrap::Dial>("dial"), InstanceMethod<&EngineWrap::ConfigureEgress>("configureEgress"),
+                        InstanceMethod<&EngineWrap::BeginShutdown>("beginShutdown"), InstanceMethod<&EngineWrap::Send>("send"),
+                        InstanceMethod<&EngineWrap::CloseLink>("closeLink"), InstanceMethod<&EngineWrap::Drain>("drain")});
+  }
+
+  // new Engine(onEvents(batch: object[]))
+  explicit EngineWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<EngineWrap>(info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsFunction()) throw Napi::TypeError::New(env, "new Engine(onEvents) needs a function");
+    callback_ = Napi::Persistent(info[0].As<Napi::Function>());
+    auto shared = std::make_shared<Shared>();
+    shared_ = shared;
+    napi_value name;
+    napi_create_string_utf8(env, "sluice:engine-events", NAPI_AUTO_LENGTH, &name);
+    if (napi_create_threadsafe_function(env, nullptr, nullptr, name, 0, 1, nullptr, nullptr, this, &EngineWrap::OnTsfn, &tsfn_) != napi_ok) {
+      throw Napi::Error::New(env, "napi_create_threadsafe_function failed");
+    }
+    // Like a listening server, a running engine keeps the process up until stop().
+    shared->tsfn.store(tsfn_);
+    std::weak_ptr<Shared> weak = shared;
+    engine_ = std::make_shared<Engine>([weak] {
+      if (auto s = weak.lock()) {
+        napi_threadsafe_function f = s->tsfn.load();
+        if (f != nullptr) napi_call_threadsafe_function(f, nullptr, napi_tsfn_nonblocking);
+      }
+    });
+    napi_add_env_cleanup_hook(env, &EngineWrap::OnEnvTeardown, this);
+    hooked_ = true;
+  }
+
+  ~EngineWrap() override { Shutdown(); }
+
+ private:
+  struct Shared {
+    std::atomic<napi_threadsafe_function> tsfn{nullptr};
+  };
+
+  static void OnEnvTeardown(void* arg) {
+    auto* self = static_cast<EngineWrap*>(arg);
+    self->hooked_ = false;  // the hook is being run: nothing to remove
+    self->Shutdown();
+  }
+
+  void Shutdown() {
+    if (engine_) engine_->Stop();  // joins the I/O thread: nothing calls the tsfn after this
+    if (shared_) shared_->tsfn.store(nullptr);
+    if (tsfn_ != nullptr) {
+      napi_release_threadsafe_function(tsfn_, napi_tsfn_abort);
+      tsfn_ = nullptr;
+    }
+    if (hooked_) {
+      napi_remove_env_cleanup_hook(Env(), &EngineWrap::OnEnvTeardown, this);
+      hooked_ = false;
+    }
+  }
+
+  static void OnTsfn(napi_env env, napi_value, void* context, void*) {
+    if (env == nullptr) return;
+    auto* self = static_cast<EngineWrap*>(context);
+    Napi::HandleScope scope(env);
+    try {
+      Napi::Value batch = self->TakeBatch(Napi::Env(env));
+      if (batch.IsArray() && batch.As<Napi::Array>().Length() > 0) self->callback_.Call({batch});
+    } catch (const Napi::Error& e) {
+      // A listener's bug is the application's: surface it like any callback exception.
+      napi_throw(env, e.Value());
+    }
+  }
+
+  Napi::Value TakeBatch(Napi::Env env) {
+    if (!engine_) return Napi::Array::New(env, 0);
+    engine_->events()->Drain(&scratch_);
+    Napi::Array out = Napi::Array::New(env, scratch_.size());
+    for (size_t i = 0; i < scratch_.size(); i++) {
+      const EngineEvent& e = scratch_[i];
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("type", static_cast<uint32_t>(e.type));
+      o.Set("link", e.link);
+      o.Set("a", static_cast<double>(e.a));
+      o.Set("b", static_cast<double>(e.b));
+      o.Set("c", static_cast<double>(e.c));
+      if (!e.code.empty()) o.Set("code", e.code);
+      if (!e.text.empty()) o.Set("text", e.text);
+      if (!e.extra.empty()) o.Set("extra", e.extra);
+      if (!e.request_id.empty()) o.Set("requestId", e.request_id);
+      if (!e.model.empty()) o.Set("model", e.model);
+      if (!e.err.empty()) o.Set("err", e.err);
+      if (e.type == EventType::kMessage || e.type == EventType::kPolicyDenied) {
+        o.Set("body", Napi::Buffer<uint8_t>::Copy(env, e.body.data(), e.body.size()));
+      }
+      out.Set(static_cast<uint32_t>(i), o);
+    }
+    scratch_.clear();
+    return out;
+  }
+
+  Engine& engine(Napi::Env env) {
+    if (!engine_) throw Napi::Error::New(env, "engine stopped");
+    return *engine_;
+  }
+
+  void Start(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::string error;
+    const std::string name = info.Length() > 0 && info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "sluice-infer";
+    if (!engine(env).Start(name, &error)) {
+      Napi::Error err = Napi::Error::New(env, "engine did not start: " + error);
+      err.Set("code", Napi::String::New(env, "SLUICE_ERR_ENGINE_SYSTEM"));
+      throw err;
+    }
+  }
+
+  void Stop(const Napi::CallbackInfo&) { Shutdown(); }
+
+  // A BigUint64Array over the counter block (kept alive by the view, after the engine too).
+  Napi::Value Counters(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto* keep = new std::shared_ptr<Engine>(engine_);
+    if (!engine_) {
+      delete keep;
+      throw Napi::Error::New(env, "engine stopped");
+    }
+    napi_value ab;
+    const napi_status st = napi_create_external_arraybuffer(
+        env, engine_->counters()->data(), sluice::engine::CounterBlock::bytes(),
+        [](napi_env, void*, void* hint) { delete static_cast<std::shared_ptr<Engine>*>(hint); }, keep, &ab);
+    if (st != napi_ok) {
+      delete keep;
+      throw Napi::Error::New(env, "cannot create the counters view");
+    }
+    napi_value view;
+    napi_create_typedarray(env, napi_biguint64_array, sluice::engine::kCount, ab, 0, &view);
+    return Napi::Value(env, view);
+  }
+
+  // listen(host, port, linkOptions): the kListening / kListenFailed event answers.
+  void Listen(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const LinkOptions opts = LinkOptionsOf(env, info[2].As<Napi::Object>());
+    engine(env).Listen(info[0].As<Napi::String>().Utf8Value(), static_cast<uint16_t>(info[1].As<Napi::Number>().Uint32Value()), opts);
+  }
+
+  // dial(host, port, linkOptions) -> dialer id
+  Napi::Value Dial(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const LinkOptions opts = LinkOptionsOf(env, info[2].As<Napi::Object>());
+    const uint32_t id = engine(env).Dial(info[0].As<Napi::String>().Utf8Value(), static_cast<uint16_t>(info[1].As<Napi::Number>().Uint32Value()), opts);
+    return Napi::Number::New(env, id);
+  }
+
+  // configureEgress({routes: [{model, addresses}], tenants: [{id, name, models}], maxMessageBytes, connectTimeoutMs})
+  void ConfigureEgress(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Object o = info[0].As<Napi::Object>();
+    sluice::engine::EgressConfig config;
+    Napi::Array routes = o.Get("routes").As<Napi::Array>();
+    for (uint32_t i = 0; i < routes.Length(); i++) {
+      Napi::Object r = routes.Get(i).As<Napi::Object>();
+      sluice::engine::UpstreamRoute route;
+      route.model = r.Get("model").As<Napi::String>().Utf8Value();
+      Napi::Array addrs = r.Get("addresses").As<Napi::Array>();
+      for (uint32_t j = 0; j < addrs.Length(); j++) route.addresses.push_back(addrs.Get(j).As<Napi::String>().Utf8Value());
+      config.routes.push_back(std::move(route));
+    }
+    Napi::Value tv = o.Get("tenants");
+    if (tv.IsArray()) {
+      Napi::Array tenants = tv.As<Napi::Array>();
+      for (uint32_t i = 0; i < tenants.Length(); i++) {
+        Napi::Object t = tenants.Get(i).As<Napi::Object>();
+        sluice::engine::TenantPolicy p;
+        p.id = t.Get("id").As<Napi::Number>().Uint32Value();
+        p.name = t.Get("name").As<Napi::String>().Utf8Value();
+        Napi::Array models = t.Get("models").As<Napi::Array>();
+        for (uint32_t j = 0; j < models.Length(); j++) {
+          std::string m = models.Get(j).As<Napi::String>().Utf8Value();
+          if (m == "*") p.all_models = true;
+          else p.models.push_back(std::move(m));
+        }
+        config.tenants.push_back(std::move(p));
+      }
+    }
+    config.max_message_bytes = U32(o, "maxMessageBytes", config.max_message_bytes);
+    config.connect_timeout_ms = U32(o, "connectTimeoutMs", config.connect_timeout_ms);
+    engine(env).ConfigureEgress(config);
+  }
+
+  void BeginShutdown(const Napi::CallbackInfo& info) { engine(info.Env()).BeginShutdown(); }
+
+  // send(link, cls, kind, stream, tenant, body): the slow path (bytes copied now).
+  void Send(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const MutableBytes body = BytesOf(env, info[5]);
+    engine(env).SendFromJs(info[0].As<Napi::Number>().Uint32Value(), static_cast<uint8_t>(info[1].As<Napi::Number>().Uint32Value()),
+                           static_cast<uint16_t>(info[2].As<Napi::Number>().Uint32Value()), info[3].As<Napi::Number>().Uint32Value(),
+                           info[4].As<Napi::Number>().Uint32Value(), std::vector<uint8_t>(body.data, body.data + body.size));
+  }
+
+  void CloseLink(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    engine(env).CloseLink(info[0].As<Napi::Number>().Uint32Value(), static_cast<uint16_t>(info[1].As<Napi::Number>().Uint32Value()),
+                          info[2].As<Napi::String>().Utf8Value());
+  }
+
+  // drain() -> the events queued now (tests and shutdown: no wait for the threadsafe call).
+  Napi::Value Drain(const Napi::CallbackInfo& info) { return TakeBatch(info.Env()); }
+
+  std::shared_ptr<Engine> engine_;
+  std::shared_ptr<Shared> shared_;
+  napi_threadsafe_function tsfn_ = nullptr;
+  Napi::FunctionReference callback_;
+  std::vector<EngineEvent> scratch_;
+  bool hooked_ = false;
+};
+
+void Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("Engine", EngineWrap::Define(env));
+  exports.Set("engineCounterCount", Napi::Number::New(env, sluice::engine::kCount));
+}
+
+}  // namespace engine_binding
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("abiVersion", Napi::Number::New(env, 1));
 #ifdef SLUICE_WITH_VERBS
@@ -624,6 +906,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
 #endif
   exports.Set("AeadContext", AeadContext::Define(env));
   exports.Set("tuneMalloc", Napi::Function::New(env, TuneMalloc, "tuneMalloc"));
+  engine_binding::Init(env, exports);
   thread_binding::Init(env, exports);
   return exports;
 }

@@ -9,6 +9,7 @@
 #  - nghttp2-client: h2load, the benchmarks' independent gRPC client; nghttp, the client that sends a
 #    repeated HTTP/2 header in test/security/credential-headers.test.ts
 #  - clang: the sanitizer (ASan/UBSan) build of the addon and the libFuzzer harnesses in CI
+#  - libclang-rt-14-dev: clang's runtimes for those (libFuzzer, the ASan runtime node preloads)
 #  - python3-grpcio, python3-protobuf, protobuf-compiler, protobuf-compiler-grpc: the independent
 #    (protoc-generated Python) KServe client in the compatibility tests
 # Opt-in groups (flags; the soft-RoCE VM harness passes --rdma-vm itself on first use):
@@ -16,7 +17,7 @@
 #             rdmacm-utils, perftest (see docs/rdma.md)
 set -euo pipefail
 PKGS=(build-essential python3 openssl curl libibverbs-dev ibverbs-providers nginx-light
-  libnghttp2-dev zlib1g-dev nghttp2-client clang python3-grpcio python3-protobuf protobuf-compiler
+  libnghttp2-dev zlib1g-dev nghttp2-client clang libclang-rt-14-dev python3-grpcio python3-protobuf protobuf-compiler
   protobuf-compiler-grpc
   # iproute2: `ss --tos` reads the DSCP and priority of the training thread's link sockets in tests
   iproute2)

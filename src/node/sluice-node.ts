@@ -13,6 +13,9 @@ import type { ListenerLimits } from '../net/connection-limits.ts';
 import { segmentRefusalReason } from '../telemetry/connection-refusals.ts';
 import { ConfigError } from '../config/load.ts';
 import { EgressService } from '../egress/egress-service.ts';
+import { loadEngineAddon } from '../engine/engine-addon.ts';
+import { EngineEgress } from '../engine/engine-egress.ts';
+import { resolveLinkTuning } from '../transport/link-tuning.ts';
 import { UpstreamPool } from '../egress/upstream-pool.ts';
 import { Http2GrpcIngress } from '../ingress/http2-grpc-ingress.ts';
 import { HookChain, type IngressHook } from '../ingress/hooks.ts';
@@ -35,7 +38,9 @@ import { LatencySampleRing } from '../scheduler/latency-sample-ring.ts';
 import { UpstreamPolicy } from '../ingress/upstream-policy.ts';
 import { loadNativeAddon } from '../crypto/native-addon.ts';
 import { segmentTransportOptions } from './segment-transport-options.ts';
+import { TrainingHealth } from './training-health.ts';
 import { TrainingPlane } from './training-plane.ts';
+import { TENSOR_TRANSFER_SERVICE } from '../training/proto.ts';
 import { defaultMethodGates, gateInterceptor } from '../security/grpc-gate-interceptor.ts';
 import { loadSegmentKey } from '../config/segment-key.ts';
 import { configParts, validateConfig } from '../config/validate.ts';
@@ -70,7 +75,7 @@ export type TransportResolver = (choice: TransportChoice, logger: Logger, opts?:
 
 /** The gRPC service names health checking knows (besides "" for the node as a whole). */
 export const INFERENCE_SERVICE = 'inference.GRPCInferenceService';
-export const TRAINING_SERVICE = 'sluice.v1.TensorTransfer';
+export const TRAINING_SERVICE = TENSOR_TRANSFER_SERVICE;
 
 export const SLUICE_VERSION = '0.1.0';
 
@@ -115,6 +120,10 @@ export class SluiceNode {
   private models: ModelServer | undefined;
   private listener: Listener | undefined;
   private egress: EgressService | undefined;
+  /** The egress served by the native engine (TCP segments); `egress` is the TypeScript path. */
+  private engineEgress: EngineEgress | undefined;
+  /** With the engine's egress: the TypeScript clients that only probe the model servers. */
+  private probeUpstreams: UpstreamPool | undefined;
   private peerLinks: PeerLinks | undefined;
   private gateway: InferenceGateway | undefined;
   private grpc: Http2GrpcIngress | undefined;
@@ -145,7 +154,7 @@ export class SluiceNode {
     this.health = opts.health ?? new HealthModel();
     this.metrics.attachHealth(this.health);
     this.metrics.setInFlightSource('ingress', () => this.gateway?.inflight ?? 0);
-    this.metrics.setInFlightSource('egress', () => this.egress?.inflight ?? 0);
+    this.metrics.setInFlightSource('egress', () => this.egressInflight);
     const tel = opts.config.telemetry;
     if (tel.otlp.endpoint !== undefined) {
       this.tracing = new Tracing({ endpoint: tel.otlp.endpoint, serviceName: tel.otlp.serviceName, nodeName: opts.config.node.name, sampleRatio: tel.otlp.sampleRatio, headers: tel.otlp.headers });
@@ -198,9 +207,18 @@ export class SluiceNode {
     return this.opts.config;
   }
 
+  private get egressInflight(): number {
+    return (this.egress?.inflight ?? 0) + (this.engineEgress?.inflight ?? 0);
+  }
+
+  /** Whether the egress runs in the native engine (false: the TypeScript path, or no egress). */
+  get egressOnEngine(): boolean {
+    return this.engineEgress !== undefined;
+  }
+
   /** Requests in flight at the ingress and upstream calls in flight at the egress. */
   get inflight(): { ingress: number; egress: number } {
-    return { ingress: this.gateway?.inflight ?? 0, egress: this.egress?.inflight ?? 0 };
+    return { ingress: this.gateway?.inflight ?? 0, egress: this.egressInflight };
   }
 
   /** A client listener's connection limits, reporting into sluice_connections_refused_total{listener=name}. */
@@ -319,6 +337,33 @@ export class SluiceNode {
     return `${host}:${this.httpsFront.listener.address.port}`;
   }
 
+  /**
+   * Whether the egress runs in the native engine: yes for TCP segments when the addon has it;
+   * otherwise the TypeScript path, said loudly (SLUICE_ENGINE=0 asks for the TypeScript path).
+   */
+  private egressEngineChoice(kind: string): boolean {
+    const { logger } = this.opts;
+    if (process.env.SLUICE_ENGINE === '0') {
+      logger.warn({ segment: 'inference' }, 'SLUICE_ENGINE=0: the egress runs on the TypeScript path, not the native engine');
+      return false;
+    }
+    if (kind !== 'tcp') {
+      logger.warn({ segment: 'inference', transport: kind }, 'the native engine does not serve rdma segments yet: the egress runs on the TypeScript link path');
+      return false;
+    }
+    if (this.tracing !== undefined || this.accessLog !== undefined) {
+      logger.warn({ segment: 'inference' }, 'tracing or the access log is on: the egress runs on the TypeScript path (the native engine does not emit spans or access records yet)');
+      return false;
+    }
+    try {
+      loadEngineAddon();
+      return true;
+    } catch (err) {
+      logger.warn({ segment: 'inference', err: (err as Error).message }, 'native engine unavailable: the egress runs on the TypeScript path');
+      return false;
+    }
+  }
+
   private async startParts(): Promise<void> {
     const { config, logger } = this.opts;
     const seg = config.segments.inference;
@@ -349,14 +394,9 @@ export class SluiceNode {
     if (serveEgress) {
       // validateConfig made sure there is at least one.
       const upstreamRoutes = config.routes.filter((r) => r.upstreams.length > 0);
+      // Model servers are probed from here either way (ServerReady over the TypeScript client).
       const upstreams = new UpstreamPool(upstreamRoutes, seg.maxMessageBytes);
-      const authorizeCall = this.security === undefined ? null : egressTenantPolicy(this.security.config, this.security);
-      this.egress = new EgressService({
-        upstreams,
-        logger: logger.child({ component: 'egress' }),
-        observer: egressObserver({ upstreamCalls: this.metrics.upstreamCalls, ...(this.accessLog !== undefined ? { accessLog: this.accessLog } : {}), ...(this.tracing !== undefined ? { tracing: this.tracing } : {}) }),
-        ...(authorizeCall !== null ? { authorizeCall } : {}),
-      });
+      const onEngine = this.egressEngineChoice(transport.kind);
       // Ready while at least one model server answers ServerReady; each is shown on its own.
       const names = upstreams.all.map((u) => `upstream:${u.address}`);
       const anyUpstream = this.health.register('upstreams', { kind: 'upstream', services: [INFERENCE_SERVICE] });
@@ -377,32 +417,65 @@ export class SluiceNode {
         probe.start({ immediate: false });
       }
       const listen = seg.listen!;
-      this.listener = await transport.listen({
-        segment: 'inference',
-        host: listen.host,
-        port: listen.port,
-        segmentKey: key,
-        maxMessageBytes: seg.maxMessageBytes,
-        ...(seg.device !== undefined ? { device: seg.device } : {}),
-        ...segmentListenLimits(listen),
-      });
-      this.metrics.links.watchListener(this.listener, 'inference');
-      this.countRefusals(this.listener, 'segment:inference');
-      if (this.security !== undefined) guardListener(this.listener, 'inference', this.security);
-      this.listener.on('link', (link: Link) => {
-        this.metrics.links.add(link);
-        this.egressLinks.add(link);
-        link.once('close', () => this.egressLinks.delete(link));
-        // The egress has no round trip to give the governor, but its training links must know
-        // that inference is passing through (bulk then works in short slices, see turnBytes).
-        link.on('message', () => this.governor.noteInference(performance.now()));
-        this.egress!.attach(link);
-      });
-      this.listener.on('error', (err: Error) => logger.error({ err: err.message }, 'inference segment listener error'));
-      const a = this.listener.address;
-      this.endpoints.segment = `${a.host}:${a.port}`;
-      this.health.register('segment:inference', { kind: 'segment', services: [INFERENCE_SERVICE], up: true });
-      logger.info({ listener: 'segment', segment: 'inference', transport: transport.kind, address: this.endpoints.segment }, 'listening');
+      if (onEngine) {
+        this.probeUpstreams = upstreams;
+        this.engineEgress = await EngineEgress.start({
+          host: listen.host,
+          port: listen.port,
+          segmentKey: key,
+          tuning: resolveLinkTuning(undefined, seg.maxMessageBytes),
+          handshakeTimeoutMs: listen.handshakeTimeoutMs,
+          ...(seg.dscp !== undefined ? { dscp: seg.dscp } : {}),
+          routes: upstreamRoutes,
+          ...(this.security !== undefined ? { security: { config: this.security.config, events: this.security } } : {}),
+          links: this.metrics.links,
+          rejections: this.metrics.rejections,
+          logger: logger.child({ component: 'egress', engine: true }),
+          onInference: () => this.governor.noteInference(performance.now()),
+        });
+        this.engineEgress.engine.on('rejected', (err: unknown) => {
+          const reason = segmentRefusalReason(err);
+          if (reason !== null) this.metrics.connectionRefusals.record('segment:inference', reason);
+        });
+        const a = this.engineEgress.address;
+        this.endpoints.segment = `${a.host}:${a.port}`;
+        this.health.register('segment:inference', { kind: 'segment', services: [INFERENCE_SERVICE], up: true });
+        logger.info({ listener: 'segment', segment: 'inference', transport: 'tcp', engine: true, address: this.endpoints.segment }, 'listening');
+      } else {
+        const authorizeCall = this.security === undefined ? null : egressTenantPolicy(this.security.config, this.security);
+        this.egress = new EgressService({
+          upstreams,
+          logger: logger.child({ component: 'egress' }),
+          observer: egressObserver({ upstreamCalls: this.metrics.upstreamCalls, ...(this.accessLog !== undefined ? { accessLog: this.accessLog } : {}), ...(this.tracing !== undefined ? { tracing: this.tracing } : {}) }),
+          ...(authorizeCall !== null ? { authorizeCall } : {}),
+        });
+        this.listener = await transport.listen({
+          segment: 'inference',
+          host: listen.host,
+          port: listen.port,
+          segmentKey: key,
+          maxMessageBytes: seg.maxMessageBytes,
+          ...(seg.device !== undefined ? { device: seg.device } : {}),
+          ...segmentListenLimits(listen),
+        });
+        this.metrics.links.watchListener(this.listener, 'inference');
+        this.countRefusals(this.listener, 'segment:inference');
+        if (this.security !== undefined) guardListener(this.listener, 'inference', this.security);
+        this.listener.on('link', (link: Link) => {
+          this.metrics.links.add(link);
+          this.egressLinks.add(link);
+          link.once('close', () => this.egressLinks.delete(link));
+          // The egress has no round trip to give the governor, but its training links must know
+          // that inference is passing through (bulk then works in short slices, see turnBytes).
+          link.on('message', () => this.governor.noteInference(performance.now()));
+          this.egress!.attach(link);
+        });
+        this.listener.on('error', (err: Error) => logger.error({ err: err.message }, 'inference segment listener error'));
+        const a = this.listener.address;
+        this.endpoints.segment = `${a.host}:${a.port}`;
+        this.health.register('segment:inference', { kind: 'segment', services: [INFERENCE_SERVICE], up: true });
+        logger.info({ listener: 'segment', segment: 'inference', transport: transport.kind, address: this.endpoints.segment }, 'listening');
+      }
     }
 
     if (inferenceIngress) {
@@ -481,7 +554,7 @@ export class SluiceNode {
   private async startTraining(inferenceIngress: boolean): Promise<void> {
     const { config, logger } = this.opts;
     const s = config.security;
-    const health = this.health.register('training-thread', { kind: 'other', services: [TRAINING_SERVICE], critical: false });
+    const health = new TrainingHealth(this.health, config);
     this.training = await TrainingPlane.start({
       config,
       ...(this.opts.configDir !== undefined ? { configDir: this.opts.configDir } : {}),
@@ -492,11 +565,12 @@ export class SluiceNode {
       gated: this.security !== undefined && (s.apiKeys.enabled || s.jwt.enabled || s.audit.enabled || s.rateLimits.enabled),
       relay: inferenceIngress && config.listeners.grpc !== undefined,
       serveGrpcPort: !inferenceIngress,
-      onUnexpectedExit: (reason) => health.down(reason),
+      // The thread answers grpc.health.v1 on the gRPC port it serves from this model's statuses.
+      health: this.health,
+      onPeerLink: (peer, up, detail) => health.peerLink(peer, up, detail),
+      onUnexpectedExit: (reason) => health.threadExited(reason),
     });
-    // Shown (/health, sluice_component_up), not gating: inference must not leave the load
-    // balancer because the training plane failed.
-    health.up(this.training.endpoints.service);
+    health.threadReady(this.training.endpoints);
     const e = this.training.endpoints;
     this.endpoints.trainingService = e.service;
     if (e.segment !== undefined) this.endpoints.training = e.segment;
@@ -557,6 +631,7 @@ export class SluiceNode {
     this.health.startDraining();
     this.gateway?.beginDrain();
     this.egress?.beginShutdown();
+    this.engineEgress?.beginShutdown();
     this.http?.stop();
     this.httpsFront?.listener.stopAccepting();
     this.grpcHealth?.endWatches();
@@ -580,9 +655,12 @@ export class SluiceNode {
     const { logger } = this.opts;
     for (const p of this.probes) p.stop();
     this.egress?.beginShutdown();
+    this.engineEgress?.beginShutdown();
     await this.grpcStopping;
     await this.peerLinks?.close();
     this.egress?.close();
+    this.engineEgress?.close();
+    this.probeUpstreams?.close();
     await this.listener?.close();
     await Promise.allSettled([...this.egressLinks].map((l) => l.close('shutting down')));
     await this.training?.close();

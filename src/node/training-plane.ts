@@ -1,6 +1,7 @@
 // The main thread's handle on the training thread (src/node/training-thread.ts): starts it,
 // answers its gate checks with the node's SecurityRuntime, passes its security events and log
-// records on, merges its metrics into the node's scrape, and stops it. A ConfigError or a bind
+// records on, merges its metrics into the node's scrape, passes its training-peer link reports
+// on, feeds the thread's grpc.health.v1 mirror with the node's HealthModel, and stops it. A ConfigError or a bind
 // failure on the thread fails start() here, with the thread's message.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,6 +12,8 @@ import { ConfigError } from '../config/load.ts';
 import type { LatencySampleRing } from '../scheduler/latency-sample-ring.ts';
 import { answerGateCheck, type GateMessage } from '../security/remote-gates.ts';
 import type { SecurityRuntime } from '../security/security-runtime.ts';
+import type { HealthModel } from '../telemetry/health.ts';
+import { serviceStatuses } from '../telemetry/health-mirror.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { RemoteMetrics, SluiceMetrics } from '../telemetry/metrics.ts';
 import {
@@ -35,6 +38,10 @@ export interface TrainingPlaneOptions {
   relay: boolean;
   /** Serve TensorTransfer on listeners.grpc too (no inference routes on this node). */
   serveGrpcPort: boolean;
+  /** With serveGrpcPort: the node's health, which grpc.health.v1 on that port (served by the thread) reports. */
+  health?: HealthModel;
+  /** A link to a configured training peer opened (up, detail: its remote address) or closed. */
+  onPeerLink?: (peer: string, up: boolean, detail: string) => void;
   /** The thread ended without being asked to (a fatal error on it); inference goes on. */
   onUnexpectedExit?: (reason: string) => void;
 }
@@ -55,6 +62,8 @@ export class TrainingPlane {
   private nextMetricsId = 1;
   private closed: Promise<void> | undefined;
   private exited = false;
+  /** Stops feeding the thread's health mirror. */
+  private unmirror: () => void = () => {};
 
   private constructor(worker: Worker, ready: Extract<FromTrainingThread, { type: 'ready' }>, relayDir: string | undefined) {
     this.worker = worker;
@@ -67,6 +76,7 @@ export class TrainingPlane {
   static async start(opts: TrainingPlaneOptions): Promise<TrainingPlane> {
     const relayDir = opts.relay ? mkdtempSync(path.join(tmpdir(), 'sluice-training-')) : undefined;
     const tls = opts.security?.config.tls;
+    const mirrored = opts.serveGrpcPort && opts.config.listeners.grpc !== undefined ? opts.health : undefined;
     const init: TrainingThreadInit = {
       config: opts.config,
       ...(opts.configDir !== undefined ? { configDir: opts.configDir } : {}),
@@ -75,10 +85,12 @@ export class TrainingPlane {
       ...(tls?.enabled === true ? { tls } : {}),
       ...(relayDir !== undefined ? { relaySocket: path.join(relayDir, 'training.sock') } : {}),
       serveGrpcPort: opts.serveGrpcPort,
+      ...(mirrored !== undefined ? { health: serviceStatuses(mirrored) } : {}),
     };
     const worker = new Worker(new URL('./training-thread-entry.mjs', import.meta.url), { workerData: init, // V8 flags are process-wide (a worker refuses them); the entry registers the TS loader itself.
       execArgv: [], env: process.env });
     const log = opts.logger.child({ thread: TRAINING_THREAD_NAME });
+    const unmirror = mirrored !== undefined ? TrainingPlane.mirrorHealth(mirrored, worker) : () => {};
     let plane: TrainingPlane | undefined;
     const ready = new Promise<Extract<FromTrainingThread, { type: 'ready' }>>((resolve, reject) => {
       worker.on('message', (m: FromTrainingThread) => {
@@ -92,7 +104,9 @@ export class TrainingPlane {
     try {
       const r = await ready;
       plane = new TrainingPlane(worker, r, relayDir);
+      plane.unmirror = unmirror;
     } catch (err) {
+      unmirror();
       await worker.terminate();
       if (relayDir !== undefined) rmSync(relayDir, { recursive: true, force: true });
       throw err;
@@ -105,6 +119,7 @@ export class TrainingPlane {
     });
     worker.on('exit', (code) => {
       p.exited = true;
+      p.unmirror();
       for (const w of p.metricsWaiters.values()) w([]);
       p.metricsWaiters.clear();
       if (p.closed === undefined) {
@@ -115,6 +130,20 @@ export class TrainingPlane {
     opts.metrics.setThreadPriority(TRAINING_THREAD_NAME, p.priority);
     opts.metrics.addRemoteSource(() => p.readMetrics());
     return p;
+  }
+
+  /** Sends the node's service statuses to the thread whenever one changes (messages queue until it listens). */
+  private static mirrorHealth(health: HealthModel, worker: Worker): () => void {
+    let last = JSON.stringify(serviceStatuses(health));
+    const feed = (): void => {
+      const statuses = serviceStatuses(health);
+      const json = JSON.stringify(statuses);
+      if (json === last) return;
+      last = json;
+      worker.postMessage({ type: 'health', statuses } satisfies ToTrainingThread);
+    };
+    health.on('change', feed);
+    return () => health.off('change', feed);
   }
 
   private static onMessage(m: FromTrainingThread, opts: TrainingPlaneOptions, log: Logger, worker: Worker, plane: () => TrainingPlane | undefined): void {
@@ -133,6 +162,9 @@ export class TrainingPlane {
         else answerGateCheck(opts.security.gates, m, post);
         return;
       }
+      case 'peer-link':
+        opts.onPeerLink?.(m.peer, m.up, m.detail);
+        return;
       case 'metrics':
         plane()?.metricsWaiters.get(m.id)?.(m.metrics);
         plane()?.metricsWaiters.delete(m.id);
@@ -172,6 +204,7 @@ export class TrainingPlane {
   /** Stops transfers, links and listeners on the thread, then the thread itself. */
   close(): Promise<void> {
     this.closed ??= (async () => {
+      this.unmirror();
       if (!this.exited) {
         const done = new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, STOP_TIMEOUT_MS);

@@ -4,6 +4,7 @@ import type { SluiceConfig } from '../config/schema.ts';
 import type { SecurityEvent } from '../security/events.ts';
 import type { GateMessage } from '../security/remote-gates.ts';
 import type { TlsConfig } from '../security/tls-options.ts';
+import type { ServiceStatuses } from '../telemetry/health-mirror.ts';
 import type { RemoteMetrics } from '../telemetry/metrics.ts';
 
 export const TRAINING_THREAD_NAME = 'sluice-training';
@@ -21,6 +22,8 @@ export interface TrainingThreadInit {
   relaySocket?: string;
   /** Also serve TensorTransfer on listeners.grpc (a node with no inference routes). */
   serveGrpcPort: boolean;
+  /** With serveGrpcPort: the node's service statuses at start, for grpc.health.v1 on that port ('health' messages follow). */
+  health?: ServiceStatuses;
 }
 
 export interface ThreadPriorityInfo {
@@ -45,6 +48,14 @@ export type FromTrainingThread =
   | { type: 'ready'; endpoints: TrainingThreadEndpoints; priority: ThreadPriorityInfo }
   | { type: 'failed'; message: string; code?: string }
   | { type: 'metrics'; id: number; metrics: RemoteMetrics }
+  /** A link to a configured training peer opened (up, detail: its remote address) or closed. */
+  | { type: 'peer-link'; peer: string; up: boolean; detail: string }
   | { type: 'closed' };
 
-export type ToTrainingThread = GateMessage | { type: 'metrics'; id: number } | { type: 'drain'; graceMs: number } | { type: 'close' };
+export type ToTrainingThread =
+  | GateMessage
+  | { type: 'metrics'; id: number }
+  /** The node's service statuses changed (the thread's grpc.health.v1 mirror). */
+  | { type: 'health'; statuses: ServiceStatuses }
+  | { type: 'drain'; graceMs: number }
+  | { type: 'close' };

@@ -6,7 +6,10 @@
 // synchronously, not in libuv's process-wide pool. The main thread keeps the security gates
 // (one key store, one audit writer): each call's gate check crosses once. Inference latency
 // arrives through a shared ring (src/scheduler/latency-sample-ring.ts), metrics leave on request.
+// Health stays on the main thread too: this thread reports its training-peer links, and on a
+// training-only node answers grpc.health.v1 on the gRPC port from a mirror the main thread feeds.
 import { parentPort, workerData } from 'node:worker_threads';
+import type * as grpc from '@grpc/grpc-js';
 import pino from 'pino';
 import { loadSegmentKey } from '../config/segment-key.ts';
 import { loadNativeAddon } from '../crypto/native-addon.ts';
@@ -18,6 +21,8 @@ import { defaultMethodGates, gateInterceptor } from '../security/grpc-gate-inter
 import { serveGrpcOverTls } from '../security/grpc-tls.ts';
 import { guardLink, guardListener } from '../security/link-guard.ts';
 import { RemoteGates } from '../security/remote-gates.ts';
+import { GrpcHealthService, HEALTH_SERVICE_NAME } from '../telemetry/grpc-health.ts';
+import { HealthMirror } from '../telemetry/health-mirror.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import { SluiceMetrics } from '../telemetry/metrics.ts';
 import type { ListenerLimits } from '../net/connection-limits.ts';
@@ -27,6 +32,7 @@ import { ThreatMonitor } from '../security/threats/threat-monitor.ts';
 import { MAX_CHUNK_HEADER_BYTES } from '../training/peer-messages.ts';
 import { ReceivePool } from '../wire/receive-pool.ts';
 import { TrainingGrpcServer, type GrpcBinder } from '../training/grpc-server.ts';
+import { TENSOR_TRANSFER_SERVICE } from '../training/proto.ts';
 import { TrainingNode } from '../training/training-node.ts';
 import type { Link, Listener } from '../transport/types.ts';
 import { segmentTransportOptions } from './segment-transport-options.ts';
@@ -72,6 +78,9 @@ class TrainingThread {
   private server: TrainingGrpcServer | undefined;
   private allowlist: ClientCertAllowlist | null = null;
   private stopping: Promise<void> | undefined;
+  /** The node's service statuses, fed by the main thread (only when this thread serves the gRPC port). */
+  private readonly healthMirror = init.health !== undefined ? new HealthMirror(init.health) : undefined;
+  private readonly grpcHealth = this.healthMirror !== undefined ? new GrpcHealthService(this.healthMirror) : undefined;
 
   constructor() {
     const threats = init.config.security.threats;
@@ -122,6 +131,11 @@ class TrainingThread {
       onLink: (link, peer) => {
         this.metrics.links.add(link, peer);
         if (events !== undefined) guardLink(link, events);
+        // A configured peer this node dialled: its health component (main thread) follows the link.
+        if (peer !== undefined) {
+          post({ type: 'peer-link', peer, up: true, detail: link.remoteAddress });
+          link.once('close', () => post({ type: 'peer-link', peer, up: false, detail: 'link closed; redialled by the next transfer' }));
+        }
       },
     });
     const node = this.node;
@@ -149,7 +163,7 @@ class TrainingThread {
       });
       l.on('error', (err: Error) => this.log.error({ err: err.message }, 'training segment listener error'));
       endpoints.segment = `${l.address.host}:${l.address.port}`;
-      this.log.info({ service: 'segment', segment: 'training', transport: transport.kind, address: endpoints.segment }, 'listening');
+      this.log.info({ listener: 'segment', segment: 'training', transport: transport.kind, address: endpoints.segment }, 'listening');
     }
 
     const svc = config.listeners.training ?? DEFAULT_SERVICE_LISTENER;
@@ -165,14 +179,15 @@ class TrainingThread {
       limits: limitsOf('training', svc),
       ...(init.gated ? { interceptors: [gateInterceptor(this.gates, defaultMethodGates)] } : {}),
       ...(binder !== undefined ? { binder: binder('training', limitsOf('training', svc)) } : {}),
+      ...(this.grpcHealth !== undefined ? { addServices: (server: grpc.Server) => this.grpcHealth!.addTo(server) } : {}),
     });
     endpoints.service = `${svc.host}:${await this.server.start()}`;
-    this.log.info({ service: 'training', address: endpoints.service, tls: binder !== undefined }, 'listening');
+    this.log.info({ listener: 'training', address: endpoints.service, tls: binder !== undefined }, 'listening');
     if (init.relaySocket !== undefined) await this.server.alsoListenUnix(init.relaySocket);
     const grpcPort = config.listeners.grpc;
     if (init.serveGrpcPort && grpcPort !== undefined) {
       endpoints.grpc = `${grpcPort.host}:${await this.server.alsoListen(grpcPort.host, grpcPort.port, binder?.('grpc', limitsOf('grpc', grpcPort)), limitsOf('grpc', grpcPort))}`;
-      this.log.info({ service: 'grpc', address: endpoints.grpc, services: ['sluice.v1.TensorTransfer'], tls: binder !== undefined }, 'listening');
+      this.log.info({ listener: 'grpc', address: endpoints.grpc, services: [TENSOR_TRANSFER_SERVICE, ...(this.grpcHealth !== undefined ? [HEALTH_SERVICE_NAME] : [])], tls: binder !== undefined }, 'listening');
     }
     return { endpoints, priority };
   }
@@ -197,7 +212,12 @@ class TrainingThread {
           () => post({ type: 'metrics', id: m.id, metrics: [] }),
         );
         return;
+      case 'health':
+        this.healthMirror?.apply(m.statuses);
+        return;
       case 'drain':
+        // The mirror already says NOT_SERVING (the main thread's drain change came first).
+        this.grpcHealth?.endWatches();
         this.stopping ??= this.server?.stop(m.graceMs);
         return;
       case 'close':

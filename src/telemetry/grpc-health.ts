@@ -1,10 +1,11 @@
-// grpc.health.v1.Health on sluice's gRPC listener, backed by the HealthModel: Check, List and
-// Watch with the canonical semantics (see proto/health.proto). Watch streams are ended on
-// drain so a graceful server shutdown is not held open by health watchers.
+// grpc.health.v1.Health on sluice's gRPC listener, backed by the HealthModel (or, on the
+// training thread, by its HealthMirror): Check, List and Watch with the canonical semantics
+// (see proto/health.proto). Watch streams are ended on drain so a graceful server shutdown is
+// not held open by health watchers.
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import type { HealthModel, ServingStatus } from './health.ts';
+import type { ServingStatus } from './health.ts';
 
 export const HEALTH_PROTO_PATH = fileURLToPath(new URL('../../proto/health.proto', import.meta.url));
 export const HEALTH_SERVICE_NAME = 'grpc.health.v1.Health';
@@ -18,6 +19,14 @@ interface CheckResponse {
 }
 interface ListResponse {
   statuses: Record<string, CheckResponse>;
+}
+
+/** What the service reads: the node's HealthModel or a mirror of it on another thread ('change' on every update). */
+export interface HealthStatusSource {
+  serviceStatus(service: string): ServingStatus;
+  knownServices(): string[];
+  on(event: 'change', listener: () => void): unknown;
+  off(event: 'change', listener: () => void): unknown;
 }
 
 let cached: grpc.ServiceDefinition | undefined;
@@ -41,7 +50,7 @@ export function healthClientConstructor(): grpc.ServiceClientConstructor {
 export class GrpcHealthService {
   private readonly watches = new Set<grpc.ServerWritableStream<CheckRequest, CheckResponse>>();
 
-  constructor(private readonly health: HealthModel) {}
+  constructor(private readonly health: HealthStatusSource) {}
 
   /** Adds the service to a gRPC server (before or after bindAsync). */
   addTo(server: grpc.Server): this {

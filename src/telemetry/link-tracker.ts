@@ -69,8 +69,18 @@ function shortCode(err: unknown, prefix: string): string {
   return (code.startsWith(prefix) ? code.slice(prefix.length) : code).toLowerCase();
 }
 
+/** Totals kept elsewhere (the native engine's counters block), read at scrape time. */
+export interface LinkTotalsSource {
+  readonly segment: SegmentName;
+  readonly transport: TransportKind;
+  /** The peer label of the series (the engine counts its links together: "engine"). */
+  readonly peer: string;
+  read(): { stats: LinkStats; open: number; opened: number; closed: Readonly<Record<CloseBy, number>> };
+}
+
 export class LinkTracker {
   private readonly buckets = new Map<string, Bucket>();
+  private readonly sources = new Set<LinkTotalsSource>();
   /** (segment, code) of handshakes a listener refused. */
   readonly handshakeFailures = new PairCounter();
 
@@ -127,6 +137,21 @@ export class LinkTracker {
     if (info?.error !== undefined) this.rejections?.peerError(link.segment, info.error);
   }
 
+  /** Adds links that live outside this process' JS (the engine) to the totals; returns a remover. */
+  addSource(source: LinkTotalsSource): () => void {
+    this.declare(source.segment, source.transport, source.peer);
+    this.sources.add(source);
+    return () => {
+      // Keep what the source counted so the totals never go backwards.
+      const b = this.bucket(source.segment, source.transport, source.peer);
+      const last = source.read();
+      addMonotonic(b.retired, last.stats);
+      b.opened += last.opened;
+      for (const k of Object.keys(b.closed) as CloseBy[]) b.closed[k] += last.closed[k];
+      this.sources.delete(source);
+    };
+  }
+
   /** Declares a (segment, transport, peer) so its series exist at zero before any link opens. */
   declare(segment: SegmentName, transport: TransportKind, peer: string): void {
     this.bucket(segment, transport, peer);
@@ -152,7 +177,19 @@ export class LinkTracker {
         addMonotonic(stats, s);
         stats.queuedBytes += s.queuedBytes;
       }
-      out.push({ segment: b.segment, transport: b.transport, peer: b.peer, stats, open: b.open.size, opened: b.opened, closed: { ...b.closed } });
+      let open = b.open.size;
+      let opened = b.opened;
+      const closed = { ...b.closed };
+      for (const src of this.sources) {
+        if (src.segment !== b.segment || src.transport !== b.transport || src.peer !== b.peer) continue;
+        const r = src.read();
+        addMonotonic(stats, r.stats);
+        stats.queuedBytes += r.stats.queuedBytes;
+        open += r.open;
+        opened += r.opened;
+        for (const k of Object.keys(closed) as CloseBy[]) closed[k] += r.closed[k];
+      }
+      out.push({ segment: b.segment, transport: b.transport, peer: b.peer, stats, open, opened, closed });
     }
     return out;
   }

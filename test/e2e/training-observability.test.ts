@@ -45,7 +45,7 @@ test('training-only nodes: grpc.health.v1, training-peer components, training me
   const receiver = await startSluice(
     {
       node: { name: 'receiver' },
-      listeners: { grpc: any, metrics: any },
+      listeners: { grpc: any, training: any, metrics: any },
       segments: { training: { transport: 'tcp', key, listen: any } },
       training: { spoolDir: path.join(dir, 'rx') },
     },
@@ -56,7 +56,7 @@ test('training-only nodes: grpc.health.v1, training-peer components, training me
   const sender = await startSluice(
     {
       node: { name: 'sender' },
-      listeners: { grpc: any, metrics: any },
+      listeners: { grpc: any, training: any, metrics: any },
       segments: { training: { transport: 'tcp', key } },
       peers: [{ name: 'rx', segment: 'training', host, port: Number(port) }],
       training: { spoolDir: path.join(dir, 'tx') },

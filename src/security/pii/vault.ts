@@ -5,6 +5,7 @@
 // and its follow-ups stay consistent) and says nothing about the value without the key.
 // Each record's AAD binds it to its tenant and token: a record copied into another tenant's
 // file, or under another token, does not decrypt.
+import type { TenantKeyStore } from '../at-rest/tenant-key-store.ts';
 import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { appendFile, mkdir, open, readFile } from 'node:fs/promises';
@@ -32,6 +33,8 @@ export function reversibleToken(cls: PiiClass, id: string): string {
 
 interface VaultRecord {
   v: 1;
+  /** The tenant data key version that sealed it (security.atRest); absent: the vault key file. */
+  kv?: number;
   token: string;
   cls: PiiClass;
   nonce: string;
@@ -67,9 +70,25 @@ class TenantVault {
   /** token → record (ciphertext only; values are decrypted on demand). */
   readonly records = new Map<string, VaultRecord>();
   pending: string[] = [];
-  constructor(master: Buffer, readonly tenant: string, readonly file: string) {
+  /** With encryption at rest: AEAD keys of the tenant data key versions its records use. */
+  readonly versionKeys = new Map<number, Buffer>();
+  constructor(
+    master: Buffer,
+    readonly tenant: string,
+    readonly file: string,
+    /** The tenant data key version `master` is (undefined: the vault key file). */
+    readonly keyVersion?: number,
+  ) {
     this.aeadKey = derive(master, tenant, 'vault-aead');
     this.macKey = derive(master, tenant, 'token-mac');
+    if (keyVersion !== undefined) this.versionKeys.set(keyVersion, this.aeadKey);
+  }
+
+  keyOf(rec: VaultRecord): Buffer {
+    if (rec.kv === undefined) return this.aeadKey;
+    const k = this.versionKeys.get(rec.kv);
+    if (k === undefined) throw new PiiVaultError(`vault record of ${rec.token} needs tenant data key version ${rec.kv}, which is not available`);
+    return k;
   }
 }
 
@@ -86,7 +105,7 @@ function parseRecords(text: string, file: string): VaultRecord[] {
       if (i === lines.length - 1) return;
       throw new PiiVaultError(`${file}: line ${i + 1} is not valid JSON`);
     }
-    if (r.v !== 1 || typeof r.token !== 'string' || typeof r.cls !== 'string' || !isPiiClass(r.cls) || typeof r.nonce !== 'string' || typeof r.ct !== 'string') {
+    if (r.v !== 1 || (r.kv !== undefined && !Number.isSafeInteger(r.kv)) || typeof r.token !== 'string' || typeof r.cls !== 'string' || !isPiiClass(r.cls) || typeof r.nonce !== 'string' || typeof r.ct !== 'string') {
       throw new PiiVaultError(`${file}: line ${i + 1} is not a vault record`);
     }
     out.push(r as VaultRecord);
@@ -97,6 +116,11 @@ function parseRecords(text: string, file: string): VaultRecord[] {
 export interface PiiVaultOptions {
   dir: string;
   keyFile: string;
+  /**
+   * security.atRest: each tenant's vault is keyed by its data key (tenant-key-store.ts) instead of
+   * the vault key file, so rotating or destroying the tenant's key covers its vault too.
+   */
+  tenantKeys?: TenantKeyStore;
 }
 
 export class PiiVault {
@@ -105,16 +129,19 @@ export class PiiVault {
   private readonly tenants = new Map<string, TenantVault>();
   private flushing: Promise<void> = Promise.resolve();
 
-  private constructor(master: Buffer, dir: string) {
+  private readonly tenantKeys: TenantKeyStore | undefined;
+
+  private constructor(master: Buffer, dir: string, tenantKeys?: TenantKeyStore) {
     this.master = master;
     this.dir = dir;
+    this.tenantKeys = tenantKeys;
   }
 
   /** Opens the vault; existing tenant files are read lazily on first use. */
   static async open(opts: PiiVaultOptions): Promise<PiiVault> {
     const master = loadVaultKey(opts.keyFile);
     await mkdir(opts.dir, { recursive: true, mode: 0o700 });
-    return new PiiVault(master, opts.dir);
+    return new PiiVault(master, opts.dir, opts.tenantKeys);
   }
 
   fileOf(tenant: string): string {
@@ -124,15 +151,28 @@ export class PiiVault {
   /** Loads a tenant's records (once); call before `tokenize` for that tenant. */
   async load(tenant: string): Promise<void> {
     if (this.tenants.has(tenant)) return;
-    const tv = new TenantVault(this.master, tenant, this.fileOf(tenant));
+    let tv: TenantVault;
+    if (this.tenantKeys !== undefined) {
+      // A destroyed tenant's keys are gone: its vault cannot be opened (SLUICE_ERR_AT_REST_KEY).
+      const k = await this.tenantKeys.activeKey(tenant);
+      tv = new TenantVault(k.key, tenant, this.fileOf(tenant), k.version);
+    } else {
+      tv = new TenantVault(this.master, tenant, this.fileOf(tenant));
+    }
     let text = '';
     try {
       text = await readFile(tv.file, 'utf8');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new PiiVaultError(`${tv.file}: cannot read (${(err as NodeJS.ErrnoException).code})`, err);
     }
+    const records = parseRecords(text, tv.file);
+    if (this.tenantKeys !== undefined) {
+      for (const kv of new Set(records.map((r) => r.kv).filter((v): v is number => v !== undefined))) {
+        if (!tv.versionKeys.has(kv)) tv.versionKeys.set(kv, derive(await this.tenantKeys.keyFor(tenant, kv), tenant, 'vault-aead'));
+      }
+    }
     if (!this.tenants.has(tenant)) {
-      for (const r of parseRecords(text, tv.file)) tv.records.set(r.token, r);
+      for (const r of records) tv.records.set(r.token, r);
       this.tenants.set(tenant, tv);
     }
   }
@@ -153,7 +193,7 @@ export class PiiVault {
     const c = createCipheriv('aes-256-gcm', tv.aeadKey, nonce);
     c.setAAD(aad(tenant, token));
     const ct = Buffer.concat([c.update(value, 'utf8'), c.final(), c.getAuthTag()]);
-    const rec: VaultRecord = { v: 1, token, cls, nonce: nonce.toString('base64'), ct: ct.toString('base64'), time: new Date().toISOString() };
+    const rec: VaultRecord = { v: 1, ...(tv.keyVersion !== undefined ? { kv: tv.keyVersion } : {}), token, cls, nonce: nonce.toString('base64'), ct: ct.toString('base64'), time: new Date().toISOString() };
     tv.records.set(token, rec);
     tv.pending.push(`${JSON.stringify(rec)}\n`);
     return token;
@@ -164,7 +204,7 @@ export class PiiVault {
     const tv = this.tenants.get(tenant);
     const rec = tv?.records.get(token);
     if (tv === undefined || rec === undefined) return undefined;
-    return decryptRecord(tv.aeadKey, tenant, rec);
+    return decryptRecord(tv.keyOf(rec), tenant, rec);
   }
 
   /** Makes every queued record durable (append + fsync). Resolves when they are on disk. */

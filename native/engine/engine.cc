@@ -1,0 +1,275 @@
+// See engine.h.
+#include "engine/engine.h"
+
+#include <unistd.h>
+
+#include "engine/egress.h"
+#include "engine/grpc_ingress.h"
+#include "engine/link_endpoints.h"
+
+namespace sluice {
+namespace engine {
+
+namespace {
+constexpr size_t kEventRingCapacity = 16384;
+}
+
+Engine::Engine(std::function<void()> notify_events) : events_(kEventRingCapacity, &counters_, std::move(notify_events)) {}
+
+Engine::~Engine() { Stop(); }
+
+bool Engine::Start(const std::string& thread_name, std::string* error) { return loop_.Start(thread_name, error); }
+
+void Engine::Stop() {
+  if (!loop_.running()) return;
+  // Tear down on the loop thread: links are told GOING_AWAY (best effort), then everything goes.
+  loop_.Post([this] {
+    stopping_ = true;
+    for (auto& [id, link] : links_) link->Close(kCloseGoingAway, "shutting down");
+    listeners_.clear();
+    dialers_.clear();
+    handshakes_.clear();
+    ingress_.reset();
+    egress_.reset();
+    links_.clear();  // destructors close the sockets
+    loop_.RequestStop();
+  });
+  loop_.Stop();
+}
+
+void Engine::Listen(const std::string& host, uint16_t port, const LinkOptions& options) {
+  loop_.Post([this, host, port, options] {
+    auto listener = std::make_unique<LinkListener>(this, options);
+    std::string error;
+    EngineEvent e;
+    if (!listener->Listen(host, port, &error)) {
+      e.type = EventType::kListenFailed;
+      e.code = codes::kSystem;
+      e.text = error;
+      Emit(std::move(e));
+      return;
+    }
+    e.type = EventType::kListening;
+    e.a = listener->port();
+    e.text = host;
+    listeners_.push_back(std::move(listener));
+    Emit(std::move(e));
+  });
+}
+
+uint32_t Engine::Dial(const std::string& host, uint16_t port, const LinkOptions& options) {
+  const uint32_t id = __atomic_fetch_add(&next_dialer_id_, 1, __ATOMIC_RELAXED);
+  loop_.Post([this, id, host, port, options] {
+    auto d = std::make_unique<LinkDialer>(this, id, host, port, options);
+    LinkDialer* raw = d.get();
+    dialers_[id] = std::move(d);
+    raw->Dial();
+  });
+  return id;
+}
+
+void Engine::ConfigureEgress(const EgressConfig& config) {
+  loop_.Post([this, config] {
+    if (egress_) egress_->Configure(config);
+    else egress_ = std::make_unique<Egress>(this, config);
+    if (config.shutting_down) egress_->BeginShutdown();
+  });
+}
+
+void Engine::BeginShutdown() {
+  loop_.Post([this] {
+    if (egress_) egress_->BeginShutdown();
+  });
+}
+
+void Engine::SendFromJs(uint32_t link_id, uint8_t cls, uint16_t kind, uint32_t stream, uint32_t tenant, std::vector<uint8_t> body) {
+  loop_.Post([this, link_id, cls, kind, stream, tenant, body = std::move(body)] {
+    TcpInferenceLink* link = FindLink(link_id);
+    Status st;
+    if (link == nullptr) {
+      st = Status::Error(codes::kLinkClosed, "engine link " + std::to_string(link_id) + " is closed");
+    } else {
+      const BytePart part{body.data(), body.size()};
+      OutboundMessage m;
+      m.cls = cls;
+      m.kind = kind;
+      m.stream_id = stream;
+      m.tenant = tenant;
+      m.parts = &part;
+      m.part_count = 1;
+      bool below = true;
+      st = link->Send(m, &below);
+    }
+    if (!st.ok()) {
+      EngineEvent e;
+      e.type = EventType::kLog;
+      e.a = static_cast<uint64_t>(LogLevel::kWarn);
+      e.link = link_id;
+      e.code = st.code;
+      e.text = "send on engine link failed: " + st.message;
+      Emit(std::move(e));
+    }
+  });
+}
+
+void Engine::CloseLink(uint32_t link_id, uint16_t code, const std::string& reason) {
+  loop_.Post([this, link_id, code, reason] {
+    if (TcpInferenceLink* link = FindLink(link_id)) link->Close(code, reason);
+  });
+}
+
+void Engine::StartHandshake(int fd, Role role, const LinkOptions& options, const std::string& remote, LinkListener* listener, uint32_t dialer,
+                            bool connecting) {
+  auto h = std::make_unique<PendingHandshake>(this, fd, role, options, remote, listener, dialer, connecting);
+  PendingHandshake* raw = h.get();
+  handshakes_[raw] = std::move(h);
+  raw->Begin();
+}
+
+void Engine::HandshakeFinished(PendingHandshake* h, const Status& status, const LinkOptions& options, const LinkSecrets* secrets,
+                               const std::vector<uint8_t>* early, const std::string& remote) {
+  if (h->listener() != nullptr) h->listener()->HandshakeEnded();
+  const uint32_t dialer = h->dialer();
+  int fd = -1;
+  if (status.ok()) fd = h->ReleaseFd();
+  // The handshake object is inside its own callback: free it after this turn.
+  auto it = handshakes_.find(h);
+  if (it != handshakes_.end()) {
+    std::shared_ptr<PendingHandshake> dying(it->second.release());
+    handshakes_.erase(it);
+    loop_.Post([dying] {});
+  }
+  if (!status.ok()) {
+    EngineEvent e;
+    e.type = dialer != 0 ? EventType::kDialFailed : EventType::kHandshakeFailed;
+    e.link = dialer;
+    e.code = status.code;
+    e.text = status.message;
+    Emit(std::move(e));
+    if (dialer != 0) {
+      auto d = dialers_.find(dialer);
+      if (d != dialers_.end()) d->second->Retry(false);
+    }
+    return;
+  }
+  const uint32_t id = next_link_id_++;
+  auto link = std::make_unique<TcpInferenceLink>(&loop_, &counters_, this, id, fd, dialer != 0 ? Role::kInitiator : Role::kAcceptor, options, *secrets,
+                                                 remote);
+  TcpInferenceLink* raw = link.get();
+  links_[id] = std::move(link);
+  if (dialer != 0) link_dialer_[id] = dialer;
+  EngineEvent e;
+  e.type = EventType::kLinkOpened;
+  e.link = id;
+  e.a = dialer;
+  e.b = dialer != 0 ? 1 : 2;  // role: 1 initiator, 2 acceptor
+  e.text = remote + " " + raw->link_id_hex();
+  Emit(std::move(e));
+  raw->Start(*early);
+}
+
+TcpInferenceLink* Engine::FindLink(uint32_t id) {
+  auto it = links_.find(id);
+  return it == links_.end() || !it->second->open() ? nullptr : it->second.get();
+}
+
+// The ingress reaches egress peers through the links the dialers keep up.
+class IngressLinks final : public IngressBackend {
+ public:
+  explicit IngressLinks(Engine* engine) : engine_(engine) {}
+  TcpInferenceLink* LinkForPeer(uint32_t peer) override { return engine_->LinkOfDialer(peer); }
+
+ private:
+  Engine* engine_;
+};
+
+void Engine::StartIngress(const IngressConfig& config) {
+  loop_.Post([this, config] {
+    ingress_links_ = std::make_unique<IngressLinks>(this);
+    ingress_ = std::make_unique<GrpcIngress>(&loop_, ingress_links_.get(), &policy_, config);
+    std::string error;
+    EngineEvent e;
+    if (!ingress_->Listen(&error)) {
+      ingress_.reset();
+      e.type = EventType::kListenFailed;
+      e.code = codes::kSystem;
+      e.text = error;
+      e.b = 3;
+      Emit(std::move(e));
+      return;
+    }
+    e.type = EventType::kListening;
+    e.a = ingress_->port();
+    e.b = 3;  // the gRPC ingress (not a link listener)
+    e.text = config.host;
+    Emit(std::move(e));
+  });
+}
+
+void Engine::DrainIngress() {
+  loop_.Post([this] {
+    if (ingress_) ingress_->Drain();
+  });
+}
+
+TcpInferenceLink* Engine::LinkOfDialer(uint32_t dialer) {
+  for (const auto& [link, d] : link_dialer_) {
+    if (d == dialer) return FindLink(link);
+  }
+  return nullptr;
+}
+
+void Engine::OnLinkMessage(TcpInferenceLink* link, const InboundMessage& msg) {
+  if (ingress_ && link->role() == Role::kInitiator && ingress_->OnLinkMessage(link, msg)) return;
+  if (egress_ && egress_->OnMessage(link, msg)) return;
+  // Not for the engine: JS gets a copy (the slow path; control messages, tests).
+  EngineEvent e;
+  e.type = EventType::kMessage;
+  e.link = link->id();
+  e.a = msg.kind | (static_cast<uint64_t>(msg.cls) << 16);
+  e.b = msg.stream_id;
+  e.c = msg.tenant;
+  e.body.assign(msg.body, msg.body + msg.size);
+  Emit(std::move(e));
+}
+
+void Engine::OnLinkDrain(TcpInferenceLink* link) {
+  EngineEvent e;
+  e.type = EventType::kDrain;
+  e.link = link->id();
+  Emit(std::move(e));
+}
+
+void Engine::OnLinkClosed(TcpInferenceLink* link, const LinkCloseInfo& info) {
+  if (egress_) egress_->OnLinkClosed(link);
+  if (ingress_) ingress_->OnLinkClosed(link);
+  const uint32_t id = link->id();
+  EngineEvent e;
+  e.type = EventType::kLinkClosed;
+  e.link = id;
+  e.a = info.code;
+  e.b = info.by;
+  e.code = info.error_code == nullptr ? "" : info.error_code;
+  e.text = info.reason;
+  Emit(std::move(e));
+  uint32_t dialer = 0;
+  auto d = link_dialer_.find(id);
+  if (d != link_dialer_.end()) {
+    dialer = d->second;
+    link_dialer_.erase(d);
+  }
+  // Free the link after this turn (we are inside its call stack).
+  auto it = links_.find(id);
+  if (it != links_.end()) {
+    std::shared_ptr<TcpInferenceLink> dying(it->second.release());
+    links_.erase(it);
+    loop_.Post([dying] {});
+  }
+  if (dialer != 0 && !stopping_) {
+    auto dd = dialers_.find(dialer);
+    if (dd != dialers_.end()) dd->second->Retry(true);
+  }
+}
+
+}  // namespace engine
+}  // namespace sluice

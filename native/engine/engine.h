@@ -1,0 +1,139 @@
+// The engine: the inference I/O thread and what it owns, under a TypeScript control plane.
+//
+//   Engine
+//    ├─ EventLoop ("sluice-infer"): the one thread that touches sockets, links, sessions
+//    ├─ CounterBlock: read by JS through a typed-array view (no call per read)
+//    ├─ EventChannel: batched events to JS (link lifecycle, refusals, logs, slow-path messages)
+//    ├─ LinkListener(s): accept inference-segment links (bounded handshakes)
+//    ├─ LinkDialer(s): dial egress peers, reconnect with backoff
+//    └─ Egress (egress.h): CALL -> pooled HTTP/2 gRPC client -> REPLY
+//
+// Control-plane methods may be called from any thread: they post to the loop. Nothing here
+// blocks the caller beyond a mutex for posting.
+#ifndef SLUICE_NATIVE_ENGINE_ENGINE_H_
+#define SLUICE_NATIVE_ENGINE_ENGINE_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "engine/counters.h"
+#include "engine/event_channel.h"
+#include "engine/event_loop.h"
+#include "engine/inference_link.h"
+#include "engine/policy_table.h"
+
+namespace sluice {
+namespace engine {
+
+class Egress;
+class LinkListener;
+class LinkDialer;
+class PendingHandshake;
+class GrpcIngress;
+struct IngressConfig;
+
+struct UpstreamRoute {
+  std::string model;                    // "*" for every model
+  std::vector<std::string> addresses;   // host:port (IPv6 as [addr]:port)
+};
+
+// Tenant policy at the egress (src/security/egress-policy.ts): with tenants configured, a
+// call's frame tenant must be one of them and may use only its models.
+struct TenantPolicy {
+  uint32_t id;
+  std::string name;
+  bool all_models = false;
+  std::vector<std::string> models;
+};
+
+struct EgressConfig {
+  std::vector<UpstreamRoute> routes;
+  std::vector<TenantPolicy> tenants;  // empty: every call passes
+  uint32_t max_message_bytes = 128u * 1024 * 1024;
+  uint32_t connect_timeout_ms = 3000;
+  // Refuses new calls with UNAVAILABLE "egress is shutting down" (drain).
+  bool shutting_down = false;
+};
+
+class Engine : public LinkHandler {
+ public:
+  // `notify` is called from the loop thread when events are waiting (EventChannel).
+  explicit Engine(std::function<void()> notify_events);
+  ~Engine() override;
+
+  bool Start(const std::string& thread_name, std::string* error);
+  void Stop();  // closes every link (GOING_AWAY), stops the loop, joins
+
+  CounterBlock* counters() { return &counters_; }
+  EventChannel* events() { return &events_; }
+  EventLoop* loop() { return &loop_; }
+
+  // ---- control plane (any thread) ----
+  // Listens for inference-segment links on host:port (port 0: any; the kListening event says
+  // which). Accepted links feed the egress.
+  void Listen(const std::string& host, uint16_t port, const LinkOptions& options);
+  // Dials a peer and keeps a link to it up (reconnect with backoff 100 ms .. 5 s). Returns the
+  // dialer id that kDialFailed events and Send(dialer) name.
+  uint32_t Dial(const std::string& host, uint16_t port, const LinkOptions& options);
+  void ConfigureEgress(const EgressConfig& config);
+  // The gRPC ingress (grpc_ingress.h): listens for clients on config.host:port; the kListening
+  // event with b = 3 says which port. Calls go out on the links of the dialers the policy
+  // table's routes name.
+  void StartIngress(const IngressConfig& config);
+  // Swaps the ingress policy table (src/engine/policy-compiler.ts); any thread.
+  void PublishPolicy(std::shared_ptr<const PolicyTable> table) { policy_.Publish(std::move(table)); }
+  // Stops accepting gRPC clients and sends GOAWAY (drain).
+  void DrainIngress();
+  // The open link a dialer keeps up, or null (loop thread).
+  TcpInferenceLink* LinkOfDialer(uint32_t dialer);
+  void BeginShutdown();
+  // Number of upstream calls in flight (an atomic read).
+  uint64_t EgressInflight() const { return counters_.Get(kEgressCallsInflight); }
+
+  // Sends a message on a link (the slow path: JS control messages and tests). The bytes are
+  // copied before this returns. Posted to the loop; failures come back as events.
+  void SendFromJs(uint32_t link, uint8_t cls, uint16_t kind, uint32_t stream, uint32_t tenant, std::vector<uint8_t> body);
+  void CloseLink(uint32_t link, uint16_t code, const std::string& reason);
+
+  // ---- loop thread ----
+  // Starts a handshake on a connected (or connecting) socket; the engine owns it until it ends.
+  void StartHandshake(int fd, Role role, const LinkOptions& options, const std::string& remote, LinkListener* listener, uint32_t dialer,
+                      bool connecting);
+  // A handshake ended: on success the socket becomes a link (ownership of fd moves to it).
+  void HandshakeFinished(PendingHandshake* h, const Status& status, const LinkOptions& options, const LinkSecrets* secrets,
+                         const std::vector<uint8_t>* early, const std::string& remote);
+  TcpInferenceLink* FindLink(uint32_t id);
+  // Registers a link the engine's egress (or JS) serves; called by the egress to send replies.
+  void Emit(EngineEvent&& e) { events_.Push(std::move(e)); }
+  uint32_t handshakes_in_progress() const { return static_cast<uint32_t>(handshakes_.size()); }
+
+ private:
+  void OnLinkMessage(TcpInferenceLink* link, const InboundMessage& msg) override;
+  void OnLinkDrain(TcpInferenceLink* link) override;
+  void OnLinkClosed(TcpInferenceLink* link, const LinkCloseInfo& info) override;
+
+  CounterBlock counters_;
+  EventChannel events_;
+  EventLoop loop_;
+  uint32_t next_link_id_ = 1;
+  uint32_t next_dialer_id_ = 1;
+  std::unordered_map<uint32_t, std::unique_ptr<TcpInferenceLink>> links_;
+  std::unordered_map<uint32_t, uint32_t> link_dialer_;  // link -> dialer that made it
+  std::vector<std::unique_ptr<LinkListener>> listeners_;
+  std::unordered_map<uint32_t, std::unique_ptr<LinkDialer>> dialers_;
+  std::unordered_map<PendingHandshake*, std::unique_ptr<PendingHandshake>> handshakes_;
+  std::unique_ptr<Egress> egress_;
+  PolicyStore policy_;
+  std::unique_ptr<GrpcIngress> ingress_;
+  std::unique_ptr<class IngressLinks> ingress_links_;
+  bool stopping_ = false;
+};
+
+}  // namespace engine
+}  // namespace sluice
+
+#endif  // SLUICE_NATIVE_ENGINE_ENGINE_H_

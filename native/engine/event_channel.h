@@ -1,0 +1,87 @@
+// Events from the engine to JS, in batches: a bounded ring of fixed-size records that the loop
+// thread fills and the JS thread drains. The producer signals the consumer (a uv_async /
+// threadsafe function in the binding) only when the ring goes from empty to non-empty, so a
+// burst of events costs one cross-thread wake-up, not one per event; JS then takes everything
+// queued in one call. When JS falls behind and the ring is full, records are dropped and counted
+// (kEventsDropped) rather than blocking the I/O thread.
+//
+// What travels here: link lifecycle (opened, closed with code), handshake refusals, log
+// records (level + text), and messages the engine does not consume itself (delivered to JS with
+// a copy of the body: the slow path, e.g. control messages or tests). Never one event per
+// inference call on the hot path.
+#ifndef SLUICE_NATIVE_ENGINE_EVENT_CHANNEL_H_
+#define SLUICE_NATIVE_ENGINE_EVENT_CHANNEL_H_
+
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "engine/counters.h"
+
+namespace sluice {
+namespace engine {
+
+enum class EventType : uint32_t {
+  kLog = 1,             // level, text
+  kLinkOpened = 2,      // link, text = "<role> <remote address> <link id hex>"
+  kLinkClosed = 3,      // link, a = close code, b = by (0 local, 1 peer, 2 error), code = error code, text = reason
+  kHandshakeFailed = 4, // code = SLUICE_ERR_HANDSHAKE_*, text = remote + reason
+  kMessage = 5,         // link, a = kind, b = stream id, c = tenant, body = message bytes (a copy)
+  kListening = 6,       // a = port actually bound, text = host
+  kDialFailed = 7,      // link (the dialer's id), code, text
+  kListenFailed = 8,    // code, text
+  kDrain = 9,           // link: the link's queue fell below half the high-water mark
+  kPolicyDenied = 10,   // egress tenant policy refused a call: c = tenant id, code = request id, text = reason,
+                        // body = model name (UTF-8), b = 1 when the tenant is known (its name in `extra`)
+};
+
+enum class LogLevel : uint32_t { kDebug = 20, kInfo = 30, kWarn = 40, kError = 50 };
+
+struct EngineEvent {
+  EventType type = EventType::kLog;
+  uint32_t link = 0;   // engine link id (not the handshake's link id)
+  uint64_t a = 0, b = 0, c = 0;
+  std::string code;    // a stable SLUICE_ERR_* code or ""
+  std::string text;
+  std::string extra;
+  // Structured log fields (kLog): the request, its model and the error text, as the TypeScript
+  // egress logs them (request_id, model, err).
+  std::string request_id;
+  std::string model;
+  std::string err;
+  std::vector<uint8_t> body;
+};
+
+class EventChannel {
+ public:
+  // `notify` is called (on the producer's thread) when the ring goes from empty to non-empty.
+  EventChannel(size_t capacity, CounterBlock* counters, std::function<void()> notify);
+
+  // Producer side (any thread). False when the ring was full (the event is counted as dropped).
+  bool Push(EngineEvent&& event);
+  void Log(LogLevel level, std::string text);
+  // A log record with the request's fields (any may be empty).
+  void Log(LogLevel level, std::string text, std::string code, std::string request_id, std::string model, std::string err);
+
+  // Consumer side: moves every queued event into *out (cleared first); returns the count. The
+  // vector keeps its capacity, and the ring's slots keep theirs, so steady-state draining does
+  // not allocate beyond the events' own strings.
+  size_t Drain(std::vector<EngineEvent>* out);
+
+  size_t capacity() const { return ring_.size(); }
+
+ private:
+  std::mutex mutex_;
+  std::vector<EngineEvent> ring_;
+  size_t head_ = 0;  // next to read
+  size_t size_ = 0;
+  CounterBlock* counters_;
+  std::function<void()> notify_;
+};
+
+}  // namespace engine
+}  // namespace sluice
+
+#endif  // SLUICE_NATIVE_ENGINE_EVENT_CHANNEL_H_

@@ -1,0 +1,946 @@
+#include "engine/grpc_ingress.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <nghttp2/nghttp2.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstring>
+
+namespace sluice::engine {
+
+namespace {
+
+constexpr uint16_t kKindCall = 0x20;
+constexpr uint16_t kKindReply = 0x21;
+constexpr uint16_t kKindCancel = 0x22;
+constexpr uint8_t kEnvelopeVersion = 1;
+constexpr uint8_t kMethodModelInfer = 1;
+constexpr uint8_t kCancelCaller = 0;
+constexpr uint8_t kCancelDeadline = 1;
+constexpr size_t kReadChunk = 256 * 1024;
+constexpr size_t kMaxStreamInflight = 256;  // as src/ingress/http2-grpc-ingress.ts MAX_STREAM_INFLIGHT
+const std::string_view kModelInferPath = "/inference.GRPCInferenceService/ModelInfer";
+const std::string_view kModelStreamInferPath = "/inference.GRPCInferenceService/ModelStreamInfer";
+
+uint64_t Key(uint32_t link, uint32_t stream) { return (static_cast<uint64_t>(link) << 32) | stream; }
+
+void Varint(std::vector<uint8_t>* o, uint64_t v) {
+  while (v >= 0x80) {
+    o->push_back(static_cast<uint8_t>((v & 0x7f) | 0x80));
+    v >>= 7;
+  }
+  o->push_back(static_cast<uint8_t>(v));
+}
+
+void LenField(std::vector<uint8_t>* o, uint32_t field, std::string_view v) {
+  Varint(o, (field << 3) | 2);
+  Varint(o, v.size());
+  o->insert(o->end(), v.begin(), v.end());
+}
+
+bool IsIdChar(char c, bool first) {
+  if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) return true;
+  if (first) return false;
+  return std::strchr("._:~+=/@-", c) != nullptr && c != '\0';
+}
+
+bool IsLowerHex(std::string_view s) {
+  for (char c : s) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
+
+bool AllZero(std::string_view s) {
+  for (char c : s) {
+    if (c != '0') return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+bool IsValidRequestId(std::string_view id) {
+  if (id.empty() || id.size() > 128) return false;
+  for (size_t i = 0; i < id.size(); i++) {
+    if (!IsIdChar(id[i], i == 0)) return false;
+  }
+  return true;
+}
+
+std::string TraceIdFromTraceparent(std::string_view h) {
+  while (!h.empty() && (h.front() == ' ' || h.front() == '\t')) h.remove_prefix(1);
+  while (!h.empty() && (h.back() == ' ' || h.back() == '\t')) h.remove_suffix(1);
+  // version(2)-trace(32)-parent(16)-flags(2)[-...]
+  if (h.size() < 55 || h[2] != '-' || h[35] != '-' || h[52] != '-') return "";
+  std::string_view version = h.substr(0, 2), trace = h.substr(3, 32), parent = h.substr(36, 16), flags = h.substr(53, 2);
+  if (!IsLowerHex(version) || !IsLowerHex(trace) || !IsLowerHex(parent) || !IsLowerHex(flags)) return "";
+  if (h.size() > 55 && h[55] != '-') return "";
+  if (version == "ff" || (version == "00" && h.size() != 55)) return "";
+  if (AllZero(trace) || AllZero(parent)) return "";
+  return std::string(trace);
+}
+
+// ---- per-connection state ----
+
+struct GrpcIngress::Call {
+  Conn* conn = nullptr;
+  int32_t stream = 0;
+  bool streaming = false;
+  bool half_closed = false;
+  bool client_deadline = false;
+  std::string request_id;
+  std::string model;
+  double timeout_ms = 0;
+  uint64_t deadline_at = 0;  // loop ms
+  EventLoop::TimerId timer = EventLoop::kNoTimer;
+  uint32_t tenant = 0;
+  uint32_t seq = 0;
+  std::vector<Pending*> pendings;
+  GateHeaders gate_headers;
+};
+
+// One CALL out on a link (a unary call, or one message of a stream).
+struct GrpcIngress::Pending {
+  Call* call = nullptr;
+  std::string request_id;
+  std::string model;
+  std::string version;
+  std::string req_id_field;  // the request's own id (stream error responses carry it)
+  std::vector<uint8_t> payload;
+  std::vector<uint32_t> peers;
+  size_t next_peer = 0;
+  uint32_t attempts = 0;
+  uint32_t link = 0;
+  uint32_t link_stream = 0;
+};
+
+struct GrpcIngress::Conn final : GrpcServerSession::Handler {
+  GrpcIngress* ingress = nullptr;
+  int fd = -1;
+  uint32_t watched = 0;
+  bool closed = false;
+  std::unique_ptr<GrpcServerSession> session;
+  std::unordered_map<int32_t, Call*> calls;
+  // Relay to the TypeScript server.
+  int relay_fd = -1;
+  nghttp2_session* relay = nullptr;
+  std::vector<uint8_t> relay_out;
+  size_t relay_out_off = 0;
+  struct RelayStream {
+    int32_t server_stream = 0;
+    std::vector<uint8_t> body;
+    size_t off = 0;
+    bool end = false;
+    bool deferred = false;
+    bool responded = false;
+    std::vector<std::string> trailer_store;
+  };
+  std::unordered_map<int32_t, std::unique_ptr<RelayStream>> relay_by_client;  // relay stream id -> state
+  std::unordered_map<int32_t, int32_t> relay_by_server;                       // server stream -> relay stream
+
+  CallKind Route(int32_t id, const RequestHead& head) override { return ingress->Route(this, id, head); }
+  void OnCall(int32_t id, const RequestHead& head) override { ingress->StartCall(this, id, head); }
+  void OnMessage(int32_t id, const uint8_t* d, size_t n) override { ingress->OnRequestMessage(this, id, d, n); }
+  void OnHalfClose(int32_t id) override { ingress->OnHalfClose(this, id); }
+  void OnCancel(int32_t id) override {
+    if (relay_by_server.count(id) != 0) ingress->OnRelayCancel(this, id);
+    else ingress->OnCallCancel(this, id);
+  }
+  void OnDeadline(int32_t id) override {
+    auto it = calls.find(id);
+    if (it != calls.end()) ingress->OnCallDeadline(it->second);
+  }
+  void OnRelayData(int32_t id, const uint8_t* d, size_t n, bool end) override { ingress->OnRelayData(this, id, d, n, end); }
+};
+
+GrpcIngress::GrpcIngress(EventLoop* loop, IngressBackend* backend, PolicyStore* policy, IngressConfig config)
+    : loop_(loop), backend_(backend), policy_(policy), config_(std::move(config)), rng_(std::random_device{}()) {
+  read_buf_.resize(kReadChunk);
+}
+
+GrpcIngress::~GrpcIngress() {
+  if (housekeeping_ != EventLoop::kNoTimer) loop_->CancelTimer(housekeeping_);
+  std::vector<Conn*> all;
+  for (auto& [p, c] : conns_) all.push_back(p);
+  for (Conn* c : all) CloseConn(c);
+  if (listen_fd_ >= 0) {
+    loop_->Unwatch(listen_fd_);
+    ::close(listen_fd_);
+  }
+}
+
+bool GrpcIngress::Listen(std::string* error) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  addrinfo* res = nullptr;
+  std::string port = std::to_string(config_.port);
+  int rc = getaddrinfo(config_.host.c_str(), port.c_str(), &hints, &res);
+  if (rc != 0) {
+    *error = "cannot resolve " + config_.host + ": " + gai_strerror(rc);
+    return false;
+  }
+  int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    freeaddrinfo(res);
+    *error = std::string("socket: ") + strerror(errno);
+    return false;
+  }
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 1024) != 0) {
+    *error = "cannot listen on " + config_.host + ":" + port + ": " + strerror(errno);
+    freeaddrinfo(res);
+    ::close(fd);
+    return false;
+  }
+  freeaddrinfo(res);
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
+  port_ = ntohs(ss.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port : reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+  listen_fd_ = fd;
+  loop_->Watch(fd, kReadable, [this](uint32_t) { OnAccept(); });
+  housekeeping_ = loop_->AddTimer(1000, [this] { Housekeeping(); });
+  return true;
+}
+
+void GrpcIngress::Housekeeping() {
+  housekeeping_ = EventLoop::kNoTimer;
+  uint64_t now = loop_->now_ms();
+  std::vector<Conn*> all;
+  for (auto& [p, c] : conns_) all.push_back(p);
+  for (Conn* c : all) {
+    c->session->Tick(now);
+    Flush(c);
+  }
+  housekeeping_ = loop_->AddTimer(1000, [this] { Housekeeping(); });
+}
+
+void GrpcIngress::OnAccept() {
+  for (int i = 0; i < 64; i++) {
+    int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) return;  // EAGAIN, or an error of that one connection
+    if (draining_ || conns_.size() >= config_.max_connections) {
+      ::close(fd);
+      continue;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    auto c = std::make_unique<Conn>();
+    c->ingress = this;
+    c->fd = fd;
+    c->session = std::make_unique<GrpcServerSession>(c.get(), config_.limits, loop_->now_ms());
+    if (!c->session->ok()) {
+      ::close(fd);
+      continue;
+    }
+    Conn* raw = c.get();
+    conns_[raw] = std::move(c);
+    counters_.connections++;
+    raw->watched = kReadable;
+    loop_->Watch(fd, kReadable, [this, raw](uint32_t ev) { OnConnEvents(raw, ev); });
+    Flush(raw);  // our SETTINGS
+  }
+}
+
+void GrpcIngress::OnConnEvents(Conn* c, uint32_t events) {
+  if (c->closed) return;
+  if ((events & kReadable) != 0 || (events & (kError | kHangup)) != 0) {
+    for (int i = 0; i < 16; i++) {
+      ssize_t n = ::read(c->fd, read_buf_.data(), read_buf_.size());
+      if (n > 0) {
+        c->session->Feed(read_buf_.data(), static_cast<size_t>(n), loop_->now_ms());
+        if (c->session->output_size() > config_.limits.output_watermark) break;
+        if (static_cast<size_t>(n) < read_buf_.size()) break;
+        continue;
+      }
+      if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+        CloseConn(c);
+        return;
+      }
+      break;
+    }
+  }
+  Flush(c);
+}
+
+void GrpcIngress::Flush(Conn* c) {
+  if (c->closed) return;
+  for (;;) {
+    c->session->FillOutput();
+    size_t n = c->session->output_size();
+    if (n == 0) break;
+    ssize_t w = ::send(c->fd, c->session->output(), n, MSG_NOSIGNAL);
+    if (w > 0) {
+      c->session->ConsumeOutput(static_cast<size_t>(w));
+      if (static_cast<size_t>(w) < n) break;
+      continue;
+    }
+    if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) break;
+    CloseConn(c);
+    return;
+  }
+  if (c->session->wants_close()) {
+    CloseConn(c);
+    return;
+  }
+  // Read while the output keeps up; wait for writability while it does not (backpressure).
+  uint32_t want = c->session->output_size() > 0 ? kWritable : kReadable;
+  if (c->session->output_size() > 0 && c->session->output_size() < config_.limits.output_watermark) want |= kReadable;
+  if (want != c->watched) {
+    c->watched = want;
+    loop_->Modify(c->fd, want);
+  }
+}
+
+void GrpcIngress::CloseConn(Conn* c) {
+  if (c->closed) return;
+  c->closed = true;
+  loop_->Unwatch(c->fd);
+  ::close(c->fd);
+  c->session->PeerGone();  // OnCancel for every open call
+  if (c->relay_fd >= 0) {
+    loop_->Unwatch(c->relay_fd);
+    ::close(c->relay_fd);
+    c->relay_fd = -1;
+  }
+  if (c->relay != nullptr) {
+    nghttp2_session_del(c->relay);
+    c->relay = nullptr;
+  }
+  auto it = conns_.find(c);
+  if (it != conns_.end()) {
+    std::shared_ptr<Conn> dying(it->second.release());
+    conns_.erase(it);
+    loop_->Post([dying] {});  // freed after this turn: we may be inside its call stack
+  }
+}
+
+void GrpcIngress::Drain() {
+  draining_ = true;
+  if (listen_fd_ >= 0) {
+    loop_->Unwatch(listen_fd_);
+    ::close(listen_fd_);
+    listen_fd_ = -1;
+  }
+  std::vector<Conn*> all;
+  for (auto& [p, c] : conns_) all.push_back(p);
+  for (Conn* c : all) {
+    c->session->Drain();
+    Flush(c);
+  }
+}
+
+std::string GrpcIngress::RequestIdFor(const RequestHead& head) {
+  if (IsValidRequestId(head.x_request_id)) return std::string(head.x_request_id);
+  if (!head.traceparent.empty()) {
+    std::string t = TraceIdFromTraceparent(head.traceparent);
+    if (!t.empty()) return t;
+  }
+  uint64_t a = rng_(), b = rng_();
+  a = (a & 0xffffffffffff0fffull) | 0x0000000000004000ull;  // version 4
+  b = (b & 0x3fffffffffffffffull) | 0x8000000000000000ull;  // variant
+  char out[37];
+  std::snprintf(out, sizeof out, "%08x-%04x-%04x-%04x-%012llx", static_cast<unsigned>(a >> 32), static_cast<unsigned>((a >> 16) & 0xffff),
+                static_cast<unsigned>(a & 0xffff), static_cast<unsigned>(b >> 48), static_cast<unsigned long long>(b & 0xffffffffffffull));
+  return out;
+}
+
+// ---- fast path ----
+
+CallKind GrpcIngress::Route(Conn* c, int32_t id, const RequestHead& head) {
+  bool fast = head.path == kModelInferPath || head.path == kModelStreamInferPath;
+  std::shared_ptr<const PolicyTable> table = policy_->Current();
+  if (fast && table != nullptr) {
+    // Header-only gates decide here whether TypeScript must see the call (a token it has not
+    // verified yet, break-glass, durable audit, a slow-path tenant).
+    GateHeaders gh;
+    gh.authorization = head.authorization;
+    gh.authorization_count = head.authorization_count;
+    gh.api_key = head.api_key;
+    gh.api_key_count = head.api_key_count;
+    for (size_t i = 0; i < head.field_count; i++) {
+      if (head.fields[i].name == "x-sluice-tenant") gh.tenant = head.fields[i].value;
+      if (head.fields[i].name == "x-sluice-break-glass") gh.break_glass = true;
+    }
+    // A dry run: model-specific checks come with the message; only "ask" matters here.
+    RateLimiter dry;
+    GateResult r = PolicyGates::Check(*table, tokens_, dry, gh, std::string_view(), 0, 0, 0);
+    if (r.outcome == GateOutcome::kAskControlPlane) fast = false;
+  } else if (fast) {
+    fast = false;  // no tables yet: TypeScript serves until they arrive
+  }
+  if (fast) {
+    counters_.fast_calls++;
+    return head.path == kModelStreamInferPath ? CallKind::kStreaming : CallKind::kUnary;
+  }
+  counters_.relayed_calls++;
+  if (StartRelay(c, id, head)) return CallKind::kRelay;
+  std::string rid = RequestIdFor(head);
+  HeaderField t{"x-request-id", rid};
+  c->session->Finish(id, GrpcStatus::kUnimplemented, "unknown method " + std::string(head.path), &t, 1);
+  return CallKind::kAnswered;
+}
+
+void GrpcIngress::StartCall(Conn* c, int32_t id, const RequestHead& head) {
+  auto* call = new Call();
+  call->conn = c;
+  call->stream = id;
+  call->streaming = head.path == kModelStreamInferPath;
+  call->request_id = RequestIdFor(head);
+  if (call->streaming && call->request_id.size() > 100) call->request_id.resize(100);
+  call->client_deadline = head.timeout_ms >= 0;
+  call->timeout_ms = head.timeout_ms >= 0 ? head.timeout_ms : config_.default_timeout_ms;
+  call->deadline_at = loop_->now_ms() + static_cast<uint64_t>(call->timeout_ms);
+  call->gate_headers.authorization = head.authorization;
+  call->gate_headers.authorization_count = head.authorization_count;
+  call->gate_headers.api_key = head.api_key;
+  call->gate_headers.api_key_count = head.api_key_count;
+  for (size_t i = 0; i < head.field_count; i++) {
+    if (head.fields[i].name == "x-sluice-tenant") call->gate_headers.tenant = head.fields[i].value;
+  }
+  c->calls[id] = call;
+  uint64_t delay = static_cast<uint64_t>(call->timeout_ms + 0.999);
+  call->timer = loop_->AddTimer(delay, [this, call] {
+    call->timer = EventLoop::kNoTimer;
+    OnCallDeadline(call);
+  });
+}
+
+void GrpcIngress::OnRequestMessage(Conn* c, int32_t id, const uint8_t* data, size_t len) {
+  auto it = c->calls.find(id);
+  if (it == c->calls.end()) return;
+  Call* call = it->second;
+  std::string rid = call->streaming ? call->request_id + ":" + std::to_string(++call->seq) : call->request_id;
+  CallError e = scanner_.ScanInferRequest(data, len);
+  std::shared_ptr<const PolicyTable> table = policy_->Current();
+  const std::vector<uint32_t>* peers = nullptr;
+  GateResult gate;
+  std::string model, version, req_id;
+  if (e.ok()) {
+    model = std::string(KServeScanner::View(data, scanner_.head().model_name));
+    version = std::string(KServeScanner::View(data, scanner_.head().model_version));
+    req_id = std::string(KServeScanner::View(data, scanner_.head().id));
+    if (table == nullptr) {
+      e = CallError::Of(GrpcStatus::kUnavailable, "SLUICE_ERR_PEER_UNAVAILABLE", "no policy tables yet");
+    } else {
+      uint64_t wall = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+      gate = PolicyGates::Check(*table, tokens_, limiter_, call->gate_headers, model, static_cast<double>(len), static_cast<double>(wall),
+                                static_cast<double>(loop_->now_ms()));
+      if (gate.outcome != GateOutcome::kAllow) {
+        e = gate.error.ok() ? CallError::Of(GrpcStatus::kUnavailable, "SLUICE_ERR_AUTH_UNAVAILABLE", "credentials cannot be checked on this path")
+                            : gate.error;
+        counters_.refused++;
+      } else {
+        peers = table->PeersFor(model);
+        if (peers == nullptr || peers->empty()) {
+          e = CallError::Of(GrpcStatus::kNotFound, err::kModelNotFound, "no route for model '" + model + "'");
+        }
+      }
+    }
+  }
+  if (!e.ok() && model.empty()) {
+    // The request's own model and id (when readable) go into a stream's in-band error.
+    ScannedHead h;
+    if (KServeScanner::ScanHead(data, len, &h).ok()) {
+      model = std::string(KServeScanner::View(data, h.model_name));
+      req_id = std::string(KServeScanner::View(data, h.id));
+    }
+  }
+  if (!e.ok()) {
+    if (!call->streaming) {
+      FinishCall(call, e.status, e.message);
+      return;
+    }
+    // A stream answers a bad request in-band and goes on (as the TypeScript ingress does).
+    scratch_.clear();
+    LenField(&scratch_, 1, e.message + " (request_id " + rid + ")");
+    std::vector<uint8_t> inner;
+    LenField(&inner, 1, model);
+    LenField(&inner, 3, req_id);
+    LenField(&scratch_, 2, std::string_view(reinterpret_cast<const char*>(inner.data()), inner.size()));
+    c->session->SendMessage(id, scratch_.data(), scratch_.size());
+    return;
+  }
+  call->tenant = gate.tenant_id;
+  auto* p = new Pending();
+  p->call = call;
+  p->request_id = rid;
+  p->model = std::move(model);
+  p->version = std::move(version);
+  p->req_id_field = std::move(req_id);
+  p->payload.assign(data, data + len);
+  p->peers = *peers;
+  p->next_peer = static_cast<size_t>(rng_() % p->peers.size());
+  call->pendings.push_back(p);
+  if (call->streaming && call->pendings.size() >= kMaxStreamInflight) c->session->PauseInput(id);
+  Send(p);
+}
+
+void GrpcIngress::Send(Pending* p) {
+  Call* call = p->call;
+  uint64_t now = loop_->now_ms();
+  if (now >= call->deadline_at) {
+    FailPending(p, GrpcStatus::kDeadlineExceeded, err::kDeadlineExceeded, "the deadline passed before the request could be sent");
+    return;
+  }
+  // Round robin over the route's peers, skipping those without an open link.
+  TcpInferenceLink* link = nullptr;
+  uint32_t peer = 0;
+  for (size_t i = 0; i < p->peers.size() && link == nullptr; i++) {
+    peer = p->peers[(p->next_peer + i) % p->peers.size()];
+    link = backend_->LinkForPeer(peer);
+    if (link != nullptr) p->next_peer = (p->next_peer + i + 1) % p->peers.size();
+  }
+  if (link == nullptr) {
+    FailPending(p, GrpcStatus::kUnavailable, "SLUICE_ERR_PEER_UNAVAILABLE", "no link to an egress peer of model '" + p->model + "' is up");
+    return;
+  }
+  uint32_t remaining = static_cast<uint32_t>(call->deadline_at - now);
+  uint8_t head[13 + 128 + 2048];
+  size_t rid = p->request_id.size() > 128 ? 128 : p->request_id.size();
+  size_t ml = p->model.size() > 1024 ? 1024 : p->model.size();
+  size_t vl = p->version.size() > 1024 ? 1024 : p->version.size();
+  head[0] = kEnvelopeVersion;
+  head[1] = kMethodModelInfer;
+  head[2] = head[3] = 0;
+  head[4] = static_cast<uint8_t>(remaining >> 24);
+  head[5] = static_cast<uint8_t>(remaining >> 16);
+  head[6] = static_cast<uint8_t>(remaining >> 8);
+  head[7] = static_cast<uint8_t>(remaining);
+  head[8] = static_cast<uint8_t>(rid);
+  head[9] = static_cast<uint8_t>(ml >> 8);
+  head[10] = static_cast<uint8_t>(ml);
+  head[11] = static_cast<uint8_t>(vl >> 8);
+  head[12] = static_cast<uint8_t>(vl);
+  std::memcpy(head + 13, p->request_id.data(), rid);
+  std::memcpy(head + 13 + rid, p->model.data(), ml);
+  std::memcpy(head + 13 + rid + ml, p->version.data(), vl);
+  BytePart parts[2] = {{head, 13 + rid + ml + vl}, {p->payload.data(), p->payload.size()}};
+  uint32_t stream = next_stream_++;
+  if (next_stream_ == 0) next_stream_ = 1;
+  OutboundMessage m;
+  m.cls = kClassInference;
+  m.kind = kKindCall;
+  m.stream_id = stream;
+  m.tenant = call->tenant;
+  m.parts = parts;
+  m.part_count = 2;
+  bool below = true;
+  Status st = link->Send(m, &below);
+  p->attempts++;
+  if (!st.ok()) {
+    if (p->attempts < p->peers.size()) {
+      counters_.retries++;
+      Send(p);
+      return;
+    }
+    FailPending(p, GrpcStatus::kUnavailable, "SLUICE_ERR_PEER_UNAVAILABLE", "link to egress peer failed: " + st.message);
+    return;
+  }
+  p->link = link->id();
+  p->link_stream = stream;
+  out_[Key(p->link, stream)] = p;
+}
+
+bool GrpcIngress::OnLinkMessage(TcpInferenceLink* link, const InboundMessage& msg) {
+  if (msg.cls != kClassInference || msg.kind != kKindReply) return false;
+  auto it = out_.find(Key(link->id(), msg.stream_id));
+  if (it == out_.end()) return true;  // a late reply to a call that timed out or was cancelled
+  Pending* p = it->second;
+  out_.erase(it);
+  p->link = 0;
+  const uint8_t* b = msg.body;
+  size_t n = msg.size;
+  if (n < 8 || b[0] != kEnvelopeVersion || b[1] > 16) {
+    FailPending(p, GrpcStatus::kInternal, err::kInternal, "bad inference envelope: malformed reply");
+    return true;
+  }
+  uint8_t status = b[1];
+  size_t rid = b[2], code = b[3], ml = (static_cast<size_t>(b[4]) << 8) | b[5];
+  size_t end = 8 + rid + code + ml;
+  if (end > n || rid == 0) {
+    FailPending(p, GrpcStatus::kInternal, err::kInternal, "bad inference envelope: header runs past the message");
+    return true;
+  }
+  if (status == 0) {
+    SucceedPending(p, b + end, n - end);
+  } else {
+    std::string message(reinterpret_cast<const char*>(b + 8 + rid + code), ml);
+    FailPending(p, static_cast<GrpcStatus>(status), "SLUICE_ERR_UPSTREAM_ERROR", message);
+  }
+  return true;
+}
+
+void GrpcIngress::OnLinkClosed(TcpInferenceLink* link) {
+  std::vector<Pending*> hit;
+  for (auto it = out_.begin(); it != out_.end();) {
+    if ((it->first >> 32) == link->id()) {
+      hit.push_back(it->second);
+      it->second->link = 0;
+      it = out_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (Pending* p : hit) {
+    // It never reached a model through this link's egress answer: retry on another peer.
+    if (p->attempts < p->peers.size()) {
+      counters_.retries++;
+      Send(p);
+    } else {
+      FailPending(p, GrpcStatus::kUnavailable, "SLUICE_ERR_PEER_UNAVAILABLE",
+                  "link to egress peer " + link->remote() + " closed before the reply");
+    }
+  }
+}
+
+void GrpcIngress::SucceedPending(Pending* p, const uint8_t* payload, size_t len) {
+  Call* call = p->call;
+  Conn* c = call->conn;
+  if (!call->streaming) {
+    c->session->SendMessage(call->stream, payload, len);
+    Settle(p);
+    FinishCall(call, GrpcStatus::kOk, "");
+    return;
+  }
+  scratch_.clear();
+  Varint(&scratch_, (2 << 3) | 2);
+  Varint(&scratch_, len);
+  scratch_.insert(scratch_.end(), payload, payload + len);
+  c->session->SendMessage(call->stream, scratch_.data(), scratch_.size());
+  Settle(p);
+  Flush(c);
+}
+
+void GrpcIngress::FailPending(Pending* p, GrpcStatus status, const char*, const std::string& message) {
+  Call* call = p->call;
+  Conn* c = call->conn;
+  if (!call->streaming) {
+    Settle(p);
+    FinishCall(call, status, message);
+    return;
+  }
+  scratch_.clear();
+  LenField(&scratch_, 1, message + " (request_id " + p->request_id + ")");
+  std::vector<uint8_t> inner;
+  LenField(&inner, 1, p->model);
+  LenField(&inner, 3, p->req_id_field);
+  LenField(&scratch_, 2, std::string_view(reinterpret_cast<const char*>(inner.data()), inner.size()));
+  c->session->SendMessage(call->stream, scratch_.data(), scratch_.size());
+  Settle(p);
+  Flush(c);
+}
+
+// Removes a pending that is answered; ends a half-closed stream once nothing is left.
+void GrpcIngress::Settle(Pending* p) {
+  Call* call = p->call;
+  if (p->link != 0) out_.erase(Key(p->link, p->link_stream));
+  for (size_t i = 0; i < call->pendings.size(); i++) {
+    if (call->pendings[i] == p) {
+      call->pendings[i] = call->pendings.back();
+      call->pendings.pop_back();
+      break;
+    }
+  }
+  delete p;
+  if (call->streaming) {
+    if (call->pendings.size() < kMaxStreamInflight) call->conn->session->ResumeInput(call->stream);
+    if (call->half_closed && call->pendings.empty()) FinishCall(call, GrpcStatus::kOk, "");
+  }
+}
+
+void GrpcIngress::OnHalfClose(Conn* c, int32_t id) {
+  auto it = c->calls.find(id);
+  if (it == c->calls.end()) return;
+  Call* call = it->second;
+  call->half_closed = true;
+  if (call->streaming && call->pendings.empty()) FinishCall(call, GrpcStatus::kOk, "");
+}
+
+void GrpcIngress::FinishCall(Call* call, GrpcStatus status, const std::string& message) {
+  Conn* c = call->conn;
+  HeaderField rid{"x-request-id", call->request_id};
+  c->session->Finish(call->stream, status, message, &rid, 1);
+  DropCall(call);
+  Flush(c);
+}
+
+void GrpcIngress::AbandonPendings(Call* call, uint8_t reason) {
+  for (Pending* p : call->pendings) {
+    if (p->link != 0) {
+      out_.erase(Key(p->link, p->link_stream));
+      // CANCEL to the egress on the same link, so the model server's call is dropped too.
+      uint8_t body[4] = {kEnvelopeVersion, reason, 0, 0};
+      BytePart part{body, 4};
+      OutboundMessage m;
+      m.cls = kClassInference;
+      m.kind = kKindCancel;
+      m.stream_id = p->link_stream;
+      m.tenant = call->tenant;
+      m.parts = &part;
+      m.part_count = 1;
+      for (uint32_t peer : p->peers) {
+        TcpInferenceLink* l = backend_->LinkForPeer(peer);
+        if (l != nullptr && l->id() == p->link) {
+          bool below = true;
+          (void)l->Send(m, &below);
+          break;
+        }
+      }
+    }
+    delete p;
+  }
+  call->pendings.clear();
+}
+
+void GrpcIngress::DropCall(Call* call) {
+  Conn* c = call->conn;
+  if (call->timer != EventLoop::kNoTimer) loop_->CancelTimer(call->timer);
+  AbandonPendings(call, kCancelCaller);
+  c->calls.erase(call->stream);
+  delete call;
+}
+
+void GrpcIngress::OnCallDeadline(Call* call) {
+  counters_.deadline_exceeded++;
+  if (call->timer != EventLoop::kNoTimer) {
+    loop_->CancelTimer(call->timer);
+    call->timer = EventLoop::kNoTimer;
+  }
+  AbandonPendings(call, kCancelDeadline);
+  char msg[160];
+  if (call->client_deadline) {
+    std::snprintf(msg, sizeof msg, "deadline of %.0f ms exceeded", std::ceil(call->timeout_ms));
+  } else {
+    std::snprintf(msg, sizeof msg, "no answer within the deadline of %.0f ms", std::ceil(call->timeout_ms));
+  }
+  FinishCall(call, GrpcStatus::kDeadlineExceeded, msg);
+}
+
+void GrpcIngress::OnCallCancel(Conn* c, int32_t id) {
+  auto it = c->calls.find(id);
+  if (it == c->calls.end()) return;
+  counters_.cancelled++;
+  Call* call = it->second;
+  if (call->timer != EventLoop::kNoTimer) loop_->CancelTimer(call->timer);
+  call->timer = EventLoop::kNoTimer;
+  AbandonPendings(call, kCancelCaller);
+  c->calls.erase(id);
+  delete call;
+}
+
+// ---- relay to the TypeScript gRPC server (raw HTTP/2 over a unix socket) ----
+
+struct RelayGlue {
+  using Conn = GrpcIngress::Conn;
+  using RS = GrpcIngress::Conn::RelayStream;
+  static RS* Find(Conn* c, int32_t relay_stream) {
+    auto it = c->relay_by_client.find(relay_stream);
+    return it == c->relay_by_client.end() ? nullptr : it->second.get();
+  }
+  static int OnHeader(nghttp2_session*, const nghttp2_frame* f, const uint8_t* n, size_t nl, const uint8_t* v, size_t vl, uint8_t, void* u) {
+    RS* rs = Find(static_cast<Conn*>(u), f->hd.stream_id);
+    if (rs == nullptr) return 0;
+    rs->trailer_store.emplace_back(reinterpret_cast<const char*>(n), nl);
+    rs->trailer_store.emplace_back(reinterpret_cast<const char*>(v), vl);
+    return 0;
+  }
+  static void Emit(Conn* c, RS* rs, bool end_stream) {
+    std::vector<HeaderField> fields;
+    for (size_t i = 0; i + 1 < rs->trailer_store.size(); i += 2) fields.push_back({rs->trailer_store[i], rs->trailer_store[i + 1]});
+    if (!rs->responded) {
+      rs->responded = true;
+      c->session->SubmitRawHeaders(rs->server_stream, fields.data(), fields.size(), end_stream);
+    } else {
+      c->session->FinishRaw(rs->server_stream, fields.data(), fields.size());
+    }
+    rs->trailer_store.clear();
+  }
+  static int OnFrameRecv(nghttp2_session*, const nghttp2_frame* f, void* u) {
+    Conn* c = static_cast<Conn*>(u);
+    RS* rs = Find(c, f->hd.stream_id);
+    if (rs == nullptr) return 0;
+    bool end = (f->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
+    if (f->hd.type == NGHTTP2_HEADERS) {
+      Emit(c, rs, end && !rs->responded);
+    } else if (f->hd.type == NGHTTP2_DATA && end) {
+      c->session->FinishRaw(rs->server_stream, nullptr, 0);
+    }
+    return 0;
+  }
+  static int OnData(nghttp2_session*, uint8_t, int32_t id, const uint8_t* d, size_t len, void* u) {
+    Conn* c = static_cast<Conn*>(u);
+    RS* rs = Find(c, id);
+    if (rs != nullptr) c->session->SendRawData(rs->server_stream, d, len);
+    return 0;
+  }
+  static int OnClose(nghttp2_session*, int32_t id, uint32_t code, void* u) {
+    Conn* c = static_cast<Conn*>(u);
+    auto it = c->relay_by_client.find(id);
+    if (it == c->relay_by_client.end()) return 0;
+    if (code != NGHTTP2_NO_ERROR) c->session->Reset(it->second->server_stream, code);
+    c->relay_by_server.erase(it->second->server_stream);
+    c->relay_by_client.erase(it);
+    return 0;
+  }
+  static ssize_t Read(nghttp2_session*, int32_t id, uint8_t* buf, size_t len, uint32_t* flags, nghttp2_data_source*, void* u) {
+    RS* rs = Find(static_cast<Conn*>(u), id);
+    if (rs == nullptr) {
+      *flags |= NGHTTP2_DATA_FLAG_EOF;
+      return 0;
+    }
+    size_t avail = rs->body.size() - rs->off;
+    size_t n = avail < len ? avail : len;
+    std::memcpy(buf, rs->body.data() + rs->off, n);
+    rs->off += n;
+    if (rs->off == rs->body.size()) {
+      rs->body.clear();
+      rs->off = 0;
+      if (rs->end) *flags |= NGHTTP2_DATA_FLAG_EOF;
+      else if (n == 0) {
+        rs->deferred = true;
+        return NGHTTP2_ERR_DEFERRED;
+      }
+    }
+    return static_cast<ssize_t>(n);
+  }
+};
+
+namespace {
+void FlushRelay(GrpcIngress::Conn* c) {
+  if (c->relay == nullptr || c->relay_fd < 0) return;
+  for (;;) {
+    if (c->relay_out_off == c->relay_out.size()) {
+      c->relay_out.clear();
+      c->relay_out_off = 0;
+      const uint8_t* p = nullptr;
+      ssize_t n = nghttp2_session_mem_send(c->relay, &p);
+      if (n <= 0) return;
+      c->relay_out.assign(p, p + n);
+    }
+    ssize_t w = ::send(c->relay_fd, c->relay_out.data() + c->relay_out_off, c->relay_out.size() - c->relay_out_off, MSG_NOSIGNAL);
+    if (w > 0) {
+      c->relay_out_off += static_cast<size_t>(w);
+      continue;
+    }
+    return;  // EAGAIN (the writable event resumes it) or an error (the read side sees it)
+  }
+}
+}  // namespace
+
+bool GrpcIngress::StartRelay(Conn* c, int32_t id, const RequestHead& head) {
+  if (config_.relay_path.empty()) return false;
+  if (c->relay == nullptr) {
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    sockaddr_un sa{};
+    sa.sun_family = AF_UNIX;
+    if (fd < 0 || config_.relay_path.size() >= sizeof sa.sun_path) {
+      if (fd >= 0) ::close(fd);
+      return false;
+    }
+    std::memcpy(sa.sun_path, config_.relay_path.data(), config_.relay_path.size());
+    if (connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 && errno != EINPROGRESS && errno != EAGAIN) {
+      ::close(fd);
+      return false;
+    }
+    nghttp2_session_callbacks* cbs;
+    nghttp2_session_callbacks_new(&cbs);
+    nghttp2_session_callbacks_set_on_header_callback(cbs, RelayGlue::OnHeader);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, RelayGlue::OnFrameRecv);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, RelayGlue::OnData);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cbs, RelayGlue::OnClose);
+    int rv = nghttp2_session_client_new(&c->relay, cbs, c);
+    nghttp2_session_callbacks_del(cbs);
+    if (rv != 0) {
+      ::close(fd);
+      c->relay = nullptr;
+      return false;
+    }
+    nghttp2_settings_entry iv[] = {{NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 16u << 20}, {NGHTTP2_SETTINGS_ENABLE_PUSH, 0}};
+    nghttp2_submit_settings(c->relay, NGHTTP2_FLAG_NONE, iv, 2);
+    nghttp2_session_set_local_window_size(c->relay, NGHTTP2_FLAG_NONE, 0, 64 << 20);
+    c->relay_fd = fd;
+    loop_->Watch(fd, kReadable | kWritable, [this, c](uint32_t ev) {
+      if (c->closed) return;
+      if ((ev & (kReadable | kError | kHangup)) != 0) {
+        for (;;) {
+          ssize_t n = ::read(c->relay_fd, read_buf_.data(), read_buf_.size());
+          if (n > 0) {
+            if (nghttp2_session_mem_recv(c->relay, read_buf_.data(), static_cast<size_t>(n)) < 0) break;
+            continue;
+          }
+          if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+            // The TypeScript server went away: its streams end with UNAVAILABLE-style resets.
+            for (auto& [rid, rs] : c->relay_by_client) c->session->Reset(rs->server_stream, NGHTTP2_REFUSED_STREAM);
+            c->relay_by_client.clear();
+            c->relay_by_server.clear();
+            loop_->Unwatch(c->relay_fd);
+            ::close(c->relay_fd);
+            c->relay_fd = -1;
+            nghttp2_session_del(c->relay);
+            c->relay = nullptr;
+            Flush(c);
+            return;
+          }
+          break;
+        }
+      }
+      FlushRelay(c);
+      if (c->relay_fd >= 0) loop_->Modify(c->relay_fd, c->relay_out_off < c->relay_out.size() ? (kReadable | kWritable) : kReadable);
+      Flush(c);
+    });
+  }
+  std::vector<nghttp2_nv> nva;
+  for (size_t i = 0; i < head.field_count; i++) {
+    const HeaderField& f = head.fields[i];
+    nva.push_back({reinterpret_cast<uint8_t*>(const_cast<char*>(f.name.data())), reinterpret_cast<uint8_t*>(const_cast<char*>(f.value.data())),
+                   f.name.size(), f.value.size(), NGHTTP2_NV_FLAG_NONE});
+  }
+  auto rs = std::make_unique<Conn::RelayStream>();
+  rs->server_stream = id;
+  nghttp2_data_provider prd;
+  prd.source.ptr = nullptr;
+  prd.read_callback = RelayGlue::Read;
+  int32_t relay_stream = nghttp2_submit_request(c->relay, nullptr, nva.data(), nva.size(), &prd, nullptr);
+  if (relay_stream < 0) return false;
+  c->relay_by_server[id] = relay_stream;
+  c->relay_by_client[relay_stream] = std::move(rs);
+  FlushRelay(c);
+  return true;
+}
+
+void GrpcIngress::OnRelayData(Conn* c, int32_t id, const uint8_t* data, size_t len, bool end) {
+  auto it = c->relay_by_server.find(id);
+  if (it == c->relay_by_server.end() || c->relay == nullptr) return;
+  Conn::RelayStream* rs = RelayGlue::Find(c, it->second);
+  if (rs == nullptr) return;
+  rs->body.insert(rs->body.end(), data, data + len);
+  if (end) rs->end = true;
+  if (rs->deferred) {
+    rs->deferred = false;
+    nghttp2_session_resume_data(c->relay, it->second);
+  }
+  FlushRelay(c);
+}
+
+void GrpcIngress::OnRelayCancel(Conn* c, int32_t id) {
+  auto it = c->relay_by_server.find(id);
+  if (it == c->relay_by_server.end() || c->relay == nullptr) return;
+  nghttp2_submit_rst_stream(c->relay, NGHTTP2_FLAG_NONE, it->second, NGHTTP2_CANCEL);
+  FlushRelay(c);
+}
+
+}  // namespace sluice::engine

@@ -1,0 +1,184 @@
+// The ingress's policy tables, compiled by TypeScript (src/engine/policy-compiler.ts) into one
+// binary blob and swapped atomically (PolicyStore): routes (model -> peer set), tenants (id,
+// allowed models, limits, slow path), API-key SHA-256 digests -> (key id, tenant, caps, expiry,
+// state), and the cache of verified JWTs (token digest -> tenant, caps, exp, actor). The gate
+// logic is src/security/gates.ts's, with the same statuses, codes and messages; what the tables
+// cannot decide (a bearer token not in the cache, break-glass) is answered kAskControlPlane, and
+// the engine hands that call to TypeScript once and caches the answer (AddVerifiedToken).
+// Rate-limit buckets are engine-thread state beside the immutable table (RateLimiter).
+//
+// Blob layout (little-endian), version 1:
+//   header: "SLPT" u32 magic, u16 version, u16 flags, u64 generation, u32 tenants, u32 routes,
+//           u32 keys, u32 tokens
+//   tenant: u32 id, u32 flags (1 all models, 2 slow path, 4 rate/size limited), f64 rps, f64 burst,
+//           f64 max bytes, str name, u32 n, n x str model
+//   route:  str model ("*": every model), u32 n, n x u32 peer
+//   key:    32 B digest, str actor (key:<id>), str tenant name, u32 tenant index (none: the
+//           tenant is not configured), u32 caps, f64 expires ms (0: never), u8 revoked
+//   token:  32 B digest, u32 tenant index, u32 caps, f64 exp ms, str actor
+//   str = u16 length + bytes. Caps: 1 infer, 2 train, 4 admin. Tenant index 0xffffffff: none.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "engine/grpc_status.h"
+
+namespace sluice::engine {
+
+inline constexpr uint32_t kPolicyMagic = 0x54504c53;  // "SLPT"
+inline constexpr uint16_t kPolicyVersion = 1;
+inline constexpr uint32_t kNoTenant = 0xffffffffu;
+
+enum PolicyFlags : uint16_t {
+  kPolicyAuthRequired = 1,
+  kPolicyApiKeys = 2,
+  kPolicyJwt = 4,
+  // Allowed requests are audited and answered once durable: the call takes the slow path.
+  kPolicyAuditAllowed = 8,
+  // Refusals are audited durably before the answer: refusals go to the slow path.
+  kPolicyAuditRefusals = 16,
+};
+
+enum Caps : uint32_t { kCapInfer = 1, kCapTrain = 2, kCapAdmin = 4 };
+
+struct TenantEntry {
+  uint32_t id = 0;
+  bool all_models = false;
+  bool slow_path = false;
+  bool limited = false;
+  double requests_per_second = 0;
+  double burst = 0;
+  double max_request_bytes = 0;
+  std::string name;
+  std::vector<std::string> models;
+};
+
+struct ApiKeyEntry {
+  std::string key_id;       // the audit actor, key:<id>
+  std::string tenant_name;  // as the key record names it
+  uint32_t tenant = kNoTenant;
+  uint32_t caps = 0;
+  double expires_ms = 0;
+  bool revoked = false;
+};
+
+struct TokenEntry {
+  uint32_t tenant = kNoTenant;
+  uint32_t caps = 0;
+  double exp_ms = 0;
+  std::string actor;
+};
+
+// Who a call speaks for.
+struct Principal {
+  uint32_t tenant = kNoTenant;  // index into tenants(); kNoTenant: system tenant (auth off)
+  uint32_t caps = kCapInfer | kCapTrain | kCapAdmin;
+  std::string_view actor = "anonymous";
+};
+
+enum class GateOutcome : uint8_t { kAllow, kRefuse, kAskControlPlane };
+
+struct GateResult {
+  GateOutcome outcome = GateOutcome::kAllow;
+  Principal principal;
+  uint32_t tenant_id = 0;      // frame tenant (0: system)
+  CallError error;             // kRefuse
+  const char* gate = "";       // identity | tenant | isolation | policy (audit detail)
+  const char* credential = "none";  // api_key | jwt | none
+  uint8_t token_digest[32] = {};    // kAskControlPlane: the bearer token's digest
+};
+
+// Headers the gates read (lower-case names).
+struct GateHeaders {
+  std::string_view authorization;
+  uint32_t authorization_count = 0;
+  std::string_view api_key;
+  uint32_t api_key_count = 0;
+  std::string_view tenant;       // x-sluice-tenant
+  bool break_glass = false;      // x-sluice-break-glass present
+};
+
+class PolicyTable {
+ public:
+  // Parses a blob (bounds-checked: a bad blob is an error, never a crash).
+  static CallError Parse(const uint8_t* data, size_t len, std::shared_ptr<PolicyTable>* out);
+
+  uint64_t generation() const { return generation_; }
+  uint16_t flags() const { return flags_; }
+  const std::vector<TenantEntry>& tenants() const { return tenants_; }
+  // The peer set of a model's route (the "*" route when none names it); null: no route.
+  const std::vector<uint32_t>* PeersFor(std::string_view model) const;
+  const ApiKeyEntry* FindKey(const uint8_t digest[32]) const;
+  const TokenEntry* FindToken(const uint8_t digest[32]) const;
+
+ private:
+  uint64_t generation_ = 0;
+  uint16_t flags_ = 0;
+  std::vector<TenantEntry> tenants_;
+  std::unordered_map<std::string, uint32_t> tenant_by_name_;
+  std::vector<std::pair<std::string, std::vector<uint32_t>>> routes_;
+  std::unordered_map<std::string, size_t> route_by_model_;
+  std::unordered_map<std::string, ApiKeyEntry> keys_;    // by raw 32-byte digest
+  std::unordered_map<std::string, TokenEntry> tokens_;  // by raw 32-byte digest
+  friend class PolicyGates;
+};
+
+// Per-tenant token buckets (src/security/rate-limiter.ts), engine-thread state.
+class RateLimiter {
+ public:
+  // 0 when allowed, else milliseconds until the next token. Buckets reset when the table
+  // generation changes (limits may have changed).
+  double Take(const PolicyTable& table, uint32_t tenant, double now_ms);
+
+ private:
+  struct Bucket {
+    double tokens = 0;
+    double at = 0;
+    bool init = false;
+  };
+  uint64_t generation_ = UINT64_MAX;
+  std::vector<Bucket> buckets_;
+};
+
+// Verified tokens TypeScript answered for, beside the table's own (engine-thread state).
+class TokenCache {
+ public:
+  void Add(const uint8_t digest[32], const TokenEntry& entry, size_t max_entries = 65536);
+  const TokenEntry* Find(const uint8_t digest[32]) const;
+  void Clear() { entries_.clear(); }
+
+ private:
+  std::unordered_map<std::string, TokenEntry> entries_;
+};
+
+// The gate pipeline of gates.ts over the tables: identity, tenant, isolation, policy.
+class PolicyGates {
+ public:
+  // `model`: the request's model; `bytes`: its size; `now_ms`: wall-clock ms (expiry) and a
+  // monotonic clock for buckets (`mono_ms`).
+  static GateResult Check(const PolicyTable& table, const TokenCache& cache, RateLimiter& limiter, const GateHeaders& headers,
+                          std::string_view model, double bytes, double now_ms, double mono_ms);
+};
+
+// SHA-256 (OpenSSL's, from node or libcrypto).
+void Sha256(const void* data, size_t len, uint8_t out[32]);
+
+// Holds the current table; Publish from any thread, Current from the engine thread.
+class PolicyStore {
+ public:
+  void Publish(std::shared_ptr<const PolicyTable> table) { std::atomic_store(&current_, std::move(table)); }
+  std::shared_ptr<const PolicyTable> Current() const { return std::atomic_load(&current_); }
+
+ private:
+  std::shared_ptr<const PolicyTable> current_;
+};
+
+}  // namespace sluice::engine

@@ -1,0 +1,73 @@
+// The engine part of the native addon (native/engine/*, bound in native/binding.cc): its types
+// and its loader. The addon is the same file the AEAD uses (src/crypto/native-addon.ts).
+import { SluiceError } from '../errors.ts';
+import { loadNativeAddon, NATIVE_ADDON_ERROR } from '../crypto/native-addon.ts';
+
+/** Link options the engine takes (native/engine/inference_link.h LinkOptions); validated in TS. */
+export interface EngineLinkOptions {
+  segment: 'inference';
+  key: Uint8Array;
+  maxMessageBytes: number;
+  highWaterBytes: number;
+  frameBytesInference: number;
+  frameBytesControl: number;
+  maxReassemblyBytes: number;
+  sealAheadBytes: number;
+  closeTimeoutMs: number;
+  handshakeTimeoutMs: number;
+  maxHandshakes: number;
+  keepaliveTimeoutMs: number;
+  dscp: number;
+  maxFramesPerKey: number;
+  maxBytesPerKey: number;
+}
+
+export interface EngineEgressConfig {
+  routes: { model: string; addresses: string[] }[];
+  tenants: { id: number; name: string; models: string[] }[];
+  maxMessageBytes: number;
+  connectTimeoutMs: number;
+}
+
+/** One record of an event batch (native/engine/event_channel.h EngineEvent). */
+export interface EngineEventRecord {
+  type: number;
+  link: number;
+  a: number;
+  b: number;
+  c: number;
+  code?: string;
+  text?: string;
+  extra?: string;
+  /** Log records: the request's fields. */
+  requestId?: string;
+  model?: string;
+  err?: string;
+  body?: Buffer;
+}
+
+export interface NativeEngineHandle {
+  start(threadName: string): void;
+  stop(): void;
+  counters(): BigUint64Array;
+  listen(host: string, port: number, opts: EngineLinkOptions): void;
+  dial(host: string, port: number, opts: EngineLinkOptions): number;
+  configureEgress(config: EngineEgressConfig): void;
+  beginShutdown(): void;
+  send(link: number, cls: number, kind: number, stream: number, tenant: number, body: Uint8Array): void;
+  closeLink(link: number, code: number, reason: string): void;
+  drain(): EngineEventRecord[];
+}
+
+export interface EngineAddon {
+  Engine: new (onEvents: (batch: EngineEventRecord[]) => void) => NativeEngineHandle;
+  engineCounterCount: number;
+}
+
+export function loadEngineAddon(): EngineAddon {
+  const addon = loadNativeAddon() as unknown as Partial<EngineAddon>;
+  if (typeof addon.Engine !== 'function' || typeof addon.engineCounterCount !== 'number') {
+    throw new SluiceError(NATIVE_ADDON_ERROR, 'sluice native addon has no engine: run `npm run build:native`');
+  }
+  return addon as EngineAddon;
+}

@@ -1,0 +1,70 @@
+// The engine's counters, read straight from native memory (native/engine/counters.h): a scrape
+// reads a BigUint64Array view, no call into the addon. The names are the ABI: same order as the
+// Counter enum.
+export const ENGINE_COUNTER_NAMES = [
+  'linkFramesSent',
+  'linkFramesReceived',
+  'linkBytesSent',
+  'linkBytesReceived',
+  'linkMessagesSent',
+  'linkMessagesReceived',
+  'linkQueuedBytes',
+  'linkRejectedFrames',
+  'linkRekeys',
+  'linksOpen',
+  'linksOpened',
+  'linksClosedLocal',
+  'linksClosedPeer',
+  'linksClosedError',
+  'handshakesInProgress',
+  'handshakesFailed',
+  'keepaliveTimeouts',
+  'egressCallsInflight',
+  'egressCalls',
+  'egressCallsCancelled',
+  'egressUpstreamConnects',
+  'egressUpstreamConnectFailures',
+  'egressUpstreamSessionsOpen',
+  'egressBadEnvelopes',
+] as const;
+
+export type EngineCounterName = (typeof ENGINE_COUNTER_NAMES)[number];
+
+const STATUS_BASE = ENGINE_COUNTER_NAMES.length;
+const STATUS_COUNT = 17;
+const EVENTS_DROPPED = STATUS_BASE + STATUS_COUNT;
+/** Slots in the block: the named counters, replies by gRPC status, dropped events. */
+export const ENGINE_COUNTER_SLOTS = EVENTS_DROPPED + 1;
+
+export class EngineCounters {
+  readonly #view: BigUint64Array;
+
+  constructor(view: BigUint64Array) {
+    if (view.length !== ENGINE_COUNTER_SLOTS) {
+      throw new RangeError(`engine counter block has ${view.length} slots, this build of sluice expects ${ENGINE_COUNTER_SLOTS}`);
+    }
+    this.#view = view;
+  }
+
+  get(name: EngineCounterName): number {
+    return Number(this.#view[ENGINE_COUNTER_NAMES.indexOf(name)]);
+  }
+
+  /** Replies sent by the egress with gRPC status `status` (0..16). */
+  replies(status: number): number {
+    return Number(this.#view[STATUS_BASE + status]);
+  }
+
+  get eventsDropped(): number {
+    return Number(this.#view[EVENTS_DROPPED]);
+  }
+
+  /** Every named counter at once (one pass over the view). */
+  snapshot(): Record<EngineCounterName, number> {
+    const out = {} as Record<EngineCounterName, number>;
+    ENGINE_COUNTER_NAMES.forEach((name, i) => {
+      out[name] = Number(this.#view[i]);
+    });
+    return out;
+  }
+}

@@ -1,0 +1,19 @@
+// Event types of the engine's batched event channel (native/engine/event_channel.h EventType).
+export const EngineEventType = {
+  LOG: 1,
+  LINK_OPENED: 2,
+  LINK_CLOSED: 3,
+  HANDSHAKE_FAILED: 4,
+  MESSAGE: 5,
+  LISTENING: 6,
+  DIAL_FAILED: 7,
+  LISTEN_FAILED: 8,
+  DRAIN: 9,
+  POLICY_DENIED: 10,
+} as const;
+
+/** pino-style levels the engine's log records carry. */
+export const EngineLogLevel = { DEBUG: 20, INFO: 30, WARN: 40, ERROR: 50 } as const;
+
+/** Who ended a link (LINK_CLOSED's `b`), as LinkCloseInfo.by names it. */
+export const CLOSED_BY = ['local', 'peer', 'error'] as const;
