@@ -110,7 +110,7 @@ export async function run(args: readonly string[]): Promise<SoakResult> {
     const [segPort, trainPort, egressGrpcPort] = [await closedPort(), await closedPort(), await closedPort()];
     const egressConfig = {
       node: { name: 'soak-egress' },
-      listeners: { grpc: { host: '127.0.0.1', port: egressGrpcPort } },
+      listeners: { grpc: { host: '127.0.0.1', port: egressGrpcPort }, training: { host: '127.0.0.1', port: 0 } },
       segments: {
         inference: { transport: 'tcp', key: infKey, listen: { host: '127.0.0.1', port: segPort } },
         training: { transport: 'tcp', key: trainKey, listen: { host: '127.0.0.1', port: trainPort } },
@@ -128,7 +128,7 @@ export async function run(args: readonly string[]): Promise<SoakResult> {
     const front = await startSluice(
       {
         node: { name: 'soak-front' },
-        listeners: { grpc: any },
+        listeners: { grpc: any, training: any },
         segments: { inference: { transport: 'tcp', key: infKey }, training: { transport: 'tcp', key: trainKey } },
         peers: [
           { name: 'egress', segment: 'inference', host: '127.0.0.1', port: proxy.port },

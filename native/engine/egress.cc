@@ -29,8 +29,15 @@ constexpr size_t kMaxErrorMessage = 4096;
 constexpr int32_t kStreamWindow = 16 * 1024 * 1024;
 constexpr int32_t kConnectionWindow = 64 * 1024 * 1024;
 
-const char* kMethodPaths[] = {nullptr, "/inference.GRPCInferenceService/ModelInfer", "/inference.GRPCInferenceService/ModelReady",
-                              "/inference.GRPCInferenceService/ModelMetadata"};
+// By CALL method (docs/wire.md section 6): 1-3 in envelope v1 and v2, 4-6 in v2 only.
+const char* kMethodPaths[] = {nullptr,
+                              "/inference.GRPCInferenceService/ModelInfer",
+                              "/inference.GRPCInferenceService/ModelReady",
+                              "/inference.GRPCInferenceService/ModelMetadata",
+                              "/inference.GRPCInferenceService/ModelConfig",
+                              "/inference.GRPCInferenceService/ModelStatistics",
+                              "/inference.GRPCInferenceService/RepositoryIndex"};
+constexpr size_t kTraceContext = 26;
 
 bool ValidRequestId(const uint8_t* p, size_t n) {
   if (n == 0 || n > kMaxRequestId) return false;
@@ -79,6 +86,9 @@ std::string PercentDecode(const std::string& s) {
 // One upstream call: its request (gRPC-framed) and response buffers are reused call after call.
 struct UpstreamCall {
   Egress* egress = nullptr;
+  // Envelope version of the CALL (its REPLY answers in the same version) and its W3C traceparent.
+  uint8_t envelope_version = 1;
+  std::string traceparent;
   UpstreamSession* session = nullptr;
   uint32_t link_id = 0;
   uint32_t link_stream = 0;
@@ -347,11 +357,14 @@ class UpstreamSession {
     const std::string path = kMethodPaths[call->method];
     const nghttp2_nv headers[] = {nv(":method", kPost),       nv(":scheme", kHttp),     nv(":path", path),
                                   nv(":authority", address_), nv("content-type", kGrpc), nv("te", kTrailers),
-                                  nv("grpc-timeout", timeout), nv("user-agent", kAgent), nv("x-request-id", call->request_id)};
+                                  nv("grpc-timeout", timeout), nv("user-agent", kAgent), nv("x-request-id", call->request_id),
+                                  nv("traceparent", call->traceparent)};
+    // The traceparent header only when the CALL carried a trace context (the last entry).
+    const size_t header_count = sizeof headers / sizeof headers[0] - (call->traceparent.empty() ? 1 : 0);
     nghttp2_data_provider provider;
     provider.source.ptr = call;
     provider.read_callback = &UpstreamSession::ReadRequest;
-    const int32_t id = nghttp2_submit_request(session_, nullptr, headers, sizeof headers / sizeof headers[0], &provider, call);
+    const int32_t id = nghttp2_submit_request(session_, nullptr, headers, header_count, &provider, call);
     if (id < 0) {
       Settle(call, kUnavailable, std::string("cannot start the call: ") + nghttp2_strerror(id));
       return;
@@ -559,7 +572,7 @@ void Egress::Reply(TcpInferenceLink* link, uint32_t stream, uint32_t tenant, con
   const size_t msg_len = std::min(message.size(), kMaxErrorMessage);
   reply_header_.resize(8 + request_id.size() + code_len + msg_len);
   uint8_t* h = reply_header_.data();
-  h[0] = 1;
+  h[0] = reply_version_;
   h[1] = status;
   h[2] = static_cast<uint8_t>(request_id.size());
   h[3] = static_cast<uint8_t>(code_len);
@@ -616,11 +629,15 @@ bool Egress::OnMessage(TcpInferenceLink* link, const InboundMessage& m) {
     Reply(link, m.stream_id, m.tenant, "invalid", kInternal, "SLUICE_ERR_INTERNAL", "bad inference envelope: " + why, nullptr, 0);
     return true;
   };
+  // A REPLY answers in its CALL's version; a CALL that cannot be read gets 1 unless it claimed 2.
+  reply_version_ = m.size > 0 && b[0] == 2 ? 2 : 1;
   if (m.size < kCallFixed) return bad("call shorter than its fixed header");
-  if (b[0] != 1) return bad("unsupported version " + std::to_string(b[0]));
+  const uint8_t envelope_version = b[0];
+  if (envelope_version != 1 && envelope_version != 2) return bad("unsupported version " + std::to_string(envelope_version));
   const uint8_t method = b[1];
-  if (method < 1 || method > 3) return bad("unknown method " + std::to_string(method));
-  if (b[2] != 0 || b[3] != 0) return bad("unknown flags");
+  if (method < 1 || method > (envelope_version == 2 ? 6 : 3)) return bad("unknown method " + std::to_string(method));
+  const uint16_t flags = static_cast<uint16_t>(b[2] << 8 | b[3]);
+  if (envelope_version == 1 ? flags != 0 : (flags & ~1u) != 0) return bad("unknown flags");
   const uint32_t timeout_ms = static_cast<uint32_t>(b[4]) << 24 | static_cast<uint32_t>(b[5]) << 16 | static_cast<uint32_t>(b[6]) << 8 | b[7];
   if (timeout_ms == 0) return bad("timeout of 0");
   const size_t rid_len = b[8];
@@ -628,8 +645,26 @@ bool Egress::OnMessage(TcpInferenceLink* link, const InboundMessage& m) {
   const size_t version_len = static_cast<size_t>(b[11]) << 8 | b[12];
   if (rid_len == 0 || rid_len > kMaxRequestId) return bad("request id length out of range");
   if (model_len > kMaxModelName || version_len > kMaxModelName) return bad("model name too long");
-  const size_t end = kCallFixed + rid_len + model_len + version_len;
+  size_t end = kCallFixed + rid_len + model_len + version_len;
   if (end > m.size) return bad("header runs past the message");
+  std::string traceparent;
+  if ((flags & 1u) != 0) {
+    if (end + kTraceContext > m.size) return bad("trace context runs past the message");
+    const uint8_t* t = b + end;
+    if (t[0] != 0) return bad("unsupported trace context version " + std::to_string(t[0]));
+    bool trace_zero = true, span_zero = true;
+    for (size_t i = 1; i < 17; i++) trace_zero = trace_zero && t[i] == 0;
+    for (size_t i = 17; i < 25; i++) span_zero = span_zero && t[i] == 0;
+    if (trace_zero || span_zero) return bad("trace context with an all-zero id");
+    static const char kHex[] = "0123456789abcdef";
+    traceparent = "00-";
+    for (size_t i = 1; i < 26; i++) {
+      if (i == 17 || i == 25) traceparent.push_back('-');
+      traceparent.push_back(kHex[t[i] >> 4]);
+      traceparent.push_back(kHex[t[i] & 15]);
+    }
+    end += kTraceContext;
+  }
   if (!ValidRequestId(b + kCallFixed, rid_len)) return bad("invalid request id");
   std::string request_id(reinterpret_cast<const char*>(b + kCallFixed), rid_len);
   std::string model(reinterpret_cast<const char*>(b + kCallFixed + rid_len), model_len);
@@ -689,6 +724,8 @@ bool Egress::OnMessage(TcpInferenceLink* link, const InboundMessage& m) {
   call->link_stream = m.stream_id;
   call->tenant = m.tenant;
   call->method = method;
+  call->envelope_version = envelope_version;
+  call->traceparent.swap(traceparent);
   call->request_id.swap(request_id);
   call->model.swap(model);
   call->deadline_ms = EventLoop::NowMs() + timeout_ms;
@@ -746,6 +783,7 @@ void Egress::CallFinished(UpstreamCall* call) {
   TcpInferenceLink* link = engine_->FindLink(call->link_id);
   const std::string& addr = call->session != nullptr ? call->session->address() : std::string();
   const uint8_t st = static_cast<uint8_t>(call->grpc_status);
+  reply_version_ = call->envelope_version;
   if (link != nullptr) {
     if (st == kOk) {
       // unframe(): one uncompressed message whose length matches its prefix.

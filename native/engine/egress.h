@@ -54,6 +54,9 @@ class Egress {
   void Release(UpstreamCall* call);
   void Reply(TcpInferenceLink* link, uint32_t stream, uint32_t tenant, const std::string& request_id, uint8_t status, const char* code,
              const std::string& message, const BytePart* payload, size_t payload_parts);
+  // Envelope version the next Reply() writes: that of the CALL it answers (set by the caller;
+  // everything runs on the engine thread).
+  uint8_t reply_version_ = 1;
 
   Engine* engine_;
   EgressConfig config_;

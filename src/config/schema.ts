@@ -182,6 +182,12 @@ export const trainingSchema = z.strictObject({
   resumeTimeoutMs: z.number().int().positive().default(60_000),
   maxTransfers: z.number().int().positive().default(64),
   /**
+   * Pooled receive buffers of the training links (each maxChunkBytes plus a chunk header):
+   * chunks are decrypted into them and they return once written to the sink. When all are
+   * out, training links stop reading. Memory bound: receiveBuffers x (maxChunkBytes + 77 bytes).
+   */
+  receiveBuffers: z.number().int().min(2).max(4096).default(32),
+  /**
    * CPU priority of the training thread: `idle` (SCHED_IDLE, else nice 19: runs only when no
    * normal thread wants the core), `low` (nice 19: a small share even on a saturated machine),
    * `normal` (unchanged).

@@ -29,6 +29,8 @@ import type { ListenerLimits } from '../net/connection-limits.ts';
 import { DEFAULT_HANDSHAKE_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS } from '../config/schema.ts';
 import { spooledTensorCheck } from '../security/threats/spooled-tensor-check.ts';
 import { ThreatMonitor } from '../security/threats/threat-monitor.ts';
+import { MAX_CHUNK_HEADER_BYTES } from '../training/peer-messages.ts';
+import { ReceivePool } from '../wire/receive-pool.ts';
 import { TrainingGrpcServer, type GrpcBinder } from '../training/grpc-server.ts';
 import { TENSOR_TRANSFER_SERVICE } from '../training/proto.ts';
 import { TrainingNode } from '../training/training-node.ts';
@@ -97,8 +99,12 @@ class TrainingThread {
     const key = loadSegmentKey(seg, 'training', init.configDir);
     const sch = config.scheduling;
     const governor = new RingFedGovernor(new LatencySampleRing({ buffer: init.ring }), { targetMs: sch.latencyTargetMs, ...sch.bulk });
-    const transport = await defaultTransports(seg.transport, this.log, segmentTransportOptions(config, 'training', governor, this.metrics));
     const t = config.training;
+    // Chunks are decrypted into these and return once written to the sink (docs/wire.md section 4).
+    const receivePool = new ReceivePool({ slabBytes: t.maxChunkBytes + MAX_CHUNK_HEADER_BYTES, slabs: t.receiveBuffers });
+    this.metrics.receivePool = receivePool;
+    const options = segmentTransportOptions(config, 'training', governor, this.metrics);
+    const transport = await defaultTransports(seg.transport, this.log, { ...options, link: { ...options.link, receivePool } });
     const events = this.events;
     this.node = new TrainingNode({
       nodeName: config.node.name,

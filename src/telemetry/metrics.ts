@@ -17,6 +17,7 @@ import { SegmentQueueStats } from './scheduler-telemetry.ts';
 import { oldNameOf, RENAMED_METRICS } from './metric-names.ts';
 import { TrainingStats } from './training-stats.ts';
 import type { QueueSource, RdmaSnapshot, RdmaSource, ReloadStats } from './stat-sources.ts';
+import type { ReceivePool } from '../wire/receive-pool.ts';
 
 export const METRIC_PREFIX = 'sluice_';
 
@@ -72,6 +73,8 @@ export class SluiceMetrics {
   private readonly remoteSources = new Set<() => Promise<RemoteMetrics>>();
   private readonly threads = new Map<string, { policy: string; nice: number }>();
   private health: HealthModel | undefined;
+  /** The training thread's receive pool (src/wire/receive-pool.ts), when it has one. */
+  receivePool: ReceivePool | undefined;
   private admission: AdmissionSource | undefined;
 
   constructor(opts: MetricsOptions = {}) {
@@ -237,6 +240,16 @@ export class SluiceMetrics {
       map(this.threads, ([thread, t]) => [{ thread, policy: t.policy }, 1]),
     );
     gauge(r, 'thread_nice', 'Nice value of each sluice thread (19: lowest priority).', ['thread'], () => map(this.threads, ([thread, t]) => [{ thread }, t.nice]));
+    gauge(r, 'training_receive_buffers', 'Pooled receive buffers of training links, by state (in_use: lent to a message not yet released; free: allocated or allocatable).', ['state'], () => {
+      const p = this.receivePool;
+      return p === undefined ? [] : [[{ state: 'in_use' }, p.inUse], [{ state: 'free' }, p.available]];
+    });
+    counter(r, 'training_receive_buffer_oneoff_total', 'Training messages larger than a pooled receive buffer, which got a buffer of their own.', [], () =>
+      this.receivePool === undefined ? [] : [[{}, this.receivePool.oneOffAllocations]],
+    );
+    counter(r, 'training_receive_buffer_exhausted_total', 'Times a training link found the receive pool empty and stopped reading until a buffer came back.', [], () =>
+      this.receivePool === undefined ? [] : [[{}, this.receivePool.exhaustions]],
+    );
     gauge(r, 'config_last_reload_success_timestamp_seconds', 'Unix time of the last successful configuration reload (0 = never).', [], () => [[{}, this.reloads.lastSuccessSeconds]]);
   }
 

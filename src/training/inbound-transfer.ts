@@ -3,6 +3,9 @@
 // past a gap is dropped with one NACK per gap, a duplicate is ignored. Each accepted chunk is
 // hashed and written to the sink, and acknowledged once written. The SHA-256 of everything
 // written is compared with the sender's digest before the tensor is announced.
+// A chunk may lie in a pooled receive buffer (its `release`): it is hashed there and written
+// from there, and the buffer goes back when the write settled, or at once when the chunk is
+// dropped; no copy is made.
 import type { Hash } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 import { sendQuietly } from '../transport/send-quietly.ts';
@@ -87,34 +90,9 @@ export class InboundTransfer {
     if (this.stateValue === 'completed' && this.resultSha) this.reply(TrainingKind.RESULT, encodeResult(this.id, this.resultSha));
   }
 
-  onChunk(link: Link, offset: number, crc: number, data: Buffer): void {
-    if (link !== this.link || this.finished) return;
-    this.lastActivity = Date.now();
-    if (offset < this.received) return; // a duplicate after a rewind
-    if (offset > this.received) {
-      if (this.lastGapNack !== this.received) {
-        this.lastGapNack = this.received;
-        this.reply(TrainingKind.NACK, encodeNack(this.id, this.received, NackReason.GAP));
-      }
-      return;
-    }
-    if (data.length === 0 || offset + data.length > this.opts.total) {
-      this.fail('INVALID_ARGUMENT', `chunk at ${offset} of ${data.length} bytes does not fit a ${this.opts.total}-byte tensor`);
-      return;
-    }
-    if (crc32(data) !== crc) {
-      this.corrupt++;
-      if (this.corrupt > this.opts.maxCorruptChunks) {
-        this.fail('DATA_LOSS', `${this.corrupt} chunks arrived corrupted (CRC-32 mismatch)`);
-        return;
-      }
-      // The resent chunk starts exactly here; anything already in flight behind it is a gap.
-      this.lastGapNack = this.received;
-      this.reply(TrainingKind.NACK, encodeNack(this.id, this.received, NackReason.BAD_CRC));
-      return;
-    }
-    if (this.received - this.written + data.length > this.opts.maxPendingBytes) {
-      this.fail('RESOURCE_EXHAUSTED', `sender exceeded the receive window (${this.opts.maxPendingBytes} bytes pending)`);
+  onChunk(link: Link, offset: number, crc: number, data: Buffer, release?: () => void): void {
+    if (!this.accept(link, offset, crc, data)) {
+      release?.();
       return;
     }
     this.opts.hash.update(data);
@@ -125,7 +103,8 @@ export class InboundTransfer {
     // out in order, each once its write and every write before it resolved. What is in
     // progress is bounded by maxPendingBytes.
     const write = this.opts.sink.write(offset, data);
-    write.catch(() => {}); // observed in order below
+    if (release !== undefined) write.then(release, release);
+    else write.catch(() => {}); // observed in order below
     this.tail = this.tail.then(async () => {
       if (this.finished) return;
       try {
@@ -138,6 +117,40 @@ export class InboundTransfer {
       this.reply(TrainingKind.ACK, encodeAck(this.id, this.written));
       this.maybeVerify();
     });
+  }
+
+  /** True when the chunk is the next one, intact and within the window; else answers it (NACK, failure) or ignores it. */
+  private accept(link: Link, offset: number, crc: number, data: Buffer): boolean {
+    if (link !== this.link || this.finished) return false;
+    this.lastActivity = Date.now();
+    if (offset < this.received) return false; // a duplicate after a rewind
+    if (offset > this.received) {
+      if (this.lastGapNack !== this.received) {
+        this.lastGapNack = this.received;
+        this.reply(TrainingKind.NACK, encodeNack(this.id, this.received, NackReason.GAP));
+      }
+      return false;
+    }
+    if (data.length === 0 || offset + data.length > this.opts.total) {
+      this.fail('INVALID_ARGUMENT', `chunk at ${offset} of ${data.length} bytes does not fit a ${this.opts.total}-byte tensor`);
+      return false;
+    }
+    if (crc32(data) !== crc) {
+      this.corrupt++;
+      if (this.corrupt > this.opts.maxCorruptChunks) {
+        this.fail('DATA_LOSS', `${this.corrupt} chunks arrived corrupted (CRC-32 mismatch)`);
+        return false;
+      }
+      // The resent chunk starts exactly here; anything already in flight behind it is a gap.
+      this.lastGapNack = this.received;
+      this.reply(TrainingKind.NACK, encodeNack(this.id, this.received, NackReason.BAD_CRC));
+      return false;
+    }
+    if (this.received - this.written + data.length > this.opts.maxPendingBytes) {
+      this.fail('RESOURCE_EXHAUSTED', `sender exceeded the receive window (${this.opts.maxPendingBytes} bytes pending)`);
+      return false;
+    }
+    return true;
   }
 
   onFinish(link: Link, total: number, sha256: Buffer): void {

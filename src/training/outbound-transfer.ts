@@ -2,7 +2,9 @@
 // caller) writes chunks in order; they wait in a bounded window until the peer acknowledges them
 // (written to its sink), so a broken link resumes from the last acknowledged offset without
 // asking the producer for anything again. The peer checks a CRC-32 per chunk (NACK -> resend)
-// and the SHA-256 of the whole tensor at the end.
+// and the SHA-256 of the whole tensor at the end. The window holds the producer's own buffers
+// (a chunk goes to the link as a reference in a gather list; sealing is its one copy) and is
+// bounded both in bytes and in buffers: many tiny chunks cannot pile up either.
 import { EventEmitter } from 'node:events';
 import { crc32 } from 'node:zlib';
 import { RingQueue } from '../scheduler/ring-queue.ts';
@@ -53,6 +55,14 @@ export interface OutboundTransferOptions {
   /** Resume, completion and failure, for the node's log. */
   onEvent?: TransferEventLog;
 }
+
+/**
+ * Chunks a window holds at most, whatever their size (a window of 8 MiB in 4 KiB chunks would
+ * otherwise be 2048 buffers and link messages in flight).
+ */
+export const MAX_WINDOW_CHUNKS = 256;
+/** Chunks a producer may send past a full window before it counts as ignoring flow control (HTTP/2 delivers what it already read). */
+const FLOW_CONTROL_SLACK_CHUNKS = 64;
 
 export interface OutboundResult {
   id: string;
@@ -150,7 +160,12 @@ export class OutboundTransfer extends EventEmitter {
 
   /** True while the window has room for another chunk. */
   get hasSpace(): boolean {
-    return this.windowBytes < this.opts.windowBytes;
+    return this.windowBytes < this.opts.windowBytes && this.window.length < MAX_WINDOW_CHUNKS;
+  }
+
+  /** Chunks (the producer's buffers) held in the window. */
+  get windowChunks(): number {
+    return this.window.length;
   }
 
   /** Starts connecting to the peer; the transfer then runs on its own. */
@@ -189,8 +204,8 @@ export class OutboundTransfer extends EventEmitter {
     if (offset + data.length > this.opts.total) {
       throw new TransferError('INVALID_ARGUMENT', `transfer ${this.id}: chunk ends at ${offset + data.length}, past total_bytes ${this.opts.total}`);
     }
-    if (this.windowBytes >= this.opts.windowBytes + 4 * this.opts.maxChunkBytes) {
-      throw new TransferError('RESOURCE_EXHAUSTED', `transfer ${this.id}: the producer ignored flow control (${this.windowBytes} unacknowledged bytes)`);
+    if (this.windowBytes >= this.opts.windowBytes + 4 * this.opts.maxChunkBytes || this.window.length >= MAX_WINDOW_CHUNKS + FLOW_CONTROL_SLACK_CHUNKS) {
+      throw new TransferError('RESOURCE_EXHAUSTED', `transfer ${this.id}: the producer ignored flow control (${this.windowBytes} unacknowledged bytes in ${this.window.length} chunks)`);
     }
     this.window.push({ offset, data, crc: crc32(data) });
     this.windowBytes += data.length;

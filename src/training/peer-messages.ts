@@ -98,6 +98,9 @@ export function encodeOpened(id: string, offset: number, completed: boolean): Bu
   return buf;
 }
 
+/** The largest CHUNK header (a 64-byte id): a chunk's message is at most this plus its data. */
+export const MAX_CHUNK_HEADER_BYTES = 1 + 64 + 8 + 4;
+
 /** The header of a CHUNK; the data goes as the next buffer of the gather list. */
 export function encodeChunkHeader(id: string, offset: number, crc: number): Buffer {
   const { buf, at } = idHeader(id, 12);

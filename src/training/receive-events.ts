@@ -14,6 +14,10 @@ export interface Subscriber {
   /** Also announce SPOOL-sink tensors (begin and end, without data). */
   readonly includeSpooled: boolean;
   readonly closed: boolean;
-  /** Delivers one event; resolves once the consumer's stream took it (backpressure). */
+  /**
+   * Delivers one event; resolves once the consumer's stream took it (backpressure). A `data`
+   * event's buffer may be a pooled receive buffer that is reused once this resolves: a
+   * consumer that keeps the bytes longer copies them (a gRPC stream has serialized them by then).
+   */
   send(event: ReceiveEvent): Promise<void>;
 }

@@ -362,11 +362,23 @@ export class TrainingNode {
   }
 
   private onLinkMessage(link: Link, m: InboundMessage): void {
-    if (!isTrainingKind(m.kind)) return;
+    if (!isTrainingKind(m.kind)) {
+      m.release?.();
+      return;
+    }
+    // A pooled CHUNK's slab goes back once its data is written (InboundTransfer.onChunk);
+    // anything else is small and decoded into views of its body: copied, and the slab returned.
+    let body = m.body;
+    if (m.release !== undefined && m.kind !== TrainingKind.CHUNK) {
+      body = Buffer.from(body);
+      m.release();
+    }
+    const release = m.kind === TrainingKind.CHUNK ? m.release : undefined;
     let msg: PeerMessage;
     try {
-      msg = decodePeerMessage(m.kind, m.body);
+      msg = decodePeerMessage(m.kind, body);
     } catch (err) {
+      release?.();
       if (err instanceof PeerProtocolError) {
         this.opts.onAudit?.({ action: 'training.protocol.violation', detail: `${link.remoteAddress}: ${err.message}` });
         void link.close(`training protocol violation: ${err.message}`);
@@ -381,10 +393,11 @@ export class TrainingNode {
       case TrainingKind.CHUNK: {
         const t = this.inbound.get(msg.id);
         if (t === undefined) {
+          release?.();
           sendQuietly(link, { cls: 'control', kind: TrainingKind.ERROR, streamId: m.streamId, body: encodeError(msg.id, 'NOT_FOUND', `no transfer ${msg.id} is being received; reopen it`) });
           return;
         }
-        t.onChunk(link, msg.offset, msg.crc, msg.data);
+        t.onChunk(link, msg.offset, msg.crc, msg.data, release);
         return;
       }
       case TrainingKind.FINISH:

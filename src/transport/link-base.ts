@@ -248,7 +248,11 @@ export abstract class LinkBase extends EventEmitter implements Link {
 
   protected deliver(msg: InboundMessage): void {
     this.#messagesReceived += 1;
-    if (this.state === 'closed') return;
+    // Nobody will see it: a pooled slab goes straight back.
+    if (this.state === 'closed' || this.listenerCount('message') === 0) {
+      msg.release?.();
+      return;
+    }
     try {
       this.emit('message', msg);
     } catch (err) {

@@ -3,6 +3,7 @@
 import { DEFAULT_KEY_LIMITS, checkKeyLimits, type KeyLimits } from '../crypto/key-limits.ts';
 import { PriorityLinkScheduler, type LinkSchedulerFactory } from '../scheduler/link-scheduler.ts';
 import { MAX_FRAME_PAYLOAD, MAX_MESSAGE_LENGTH } from '../wire/frame-header.ts';
+import type { ReceivePool } from '../wire/receive-pool.ts';
 import type { LinkTuning, TrafficClass } from './types.ts';
 
 export const DEFAULT_MAX_MESSAGE_BYTES = 128 * 1024 * 1024;
@@ -32,6 +33,7 @@ export interface ResolvedLinkTuning {
   receiveBufferBytes: number;
   keyLimits: KeyLimits;
   scheduler: LinkSchedulerFactory;
+  receivePool: ReceivePool | undefined;
 }
 
 function positiveInt(name: string, v: number, max = Number.MAX_SAFE_INTEGER): number {
@@ -62,5 +64,6 @@ export function resolveLinkTuning(t: LinkTuning | undefined, maxMessageBytes: nu
     receiveBufferBytes: atLeast('receiveBufferBytes', t?.receiveBufferBytes ?? DEFAULT_RECEIVE_BUFFER_BYTES, 128 * 1024),
     keyLimits: checkKeyLimits({ ...DEFAULT_KEY_LIMITS, ...t?.keyLimits }),
     scheduler: t?.scheduler ?? ((opts) => new PriorityLinkScheduler(opts)),
+    receivePool: t?.receivePool,
   };
 }

@@ -76,8 +76,15 @@ export class TcpLink extends LinkBase {
         maxMessageBytes: tuning.maxMessageBytes,
         maxReassemblyBytes: tuning.maxReassemblyBytes,
         maxPendingMessages: tuning.maxPendingMessages,
+        ...(tuning.receivePool !== undefined ? { pooled: { pool: tuning.receivePool, cls: 'training' as const } } : {}),
       },
-      { message: (m) => this.deliver(m), close: (code, reason) => this.onPeerClose(code, reason) },
+      {
+        message: (m) => this.deliver(m),
+        close: (code, reason) => this.onPeerClose(code, reason),
+        // The receive pool is empty: stop reading until a slab comes back (the peer backs up).
+        starved: (starved) => (starved ? this.socket.pause() : this.#resumeReading()),
+        error: (err) => this.fail(err),
+      },
     );
     secrets.send.fill(0);
     secrets.receive.fill(0);
@@ -233,8 +240,12 @@ export class TcpLink extends LinkBase {
     this.#readYield = setImmediate(() => {
       this.#readYield = undefined;
       this.#receivedThisTurn = 0;
-      if (!this.#paused && !this.#receiver.paused && this.state !== 'closed' && !this.socket.destroyed) this.socket.resume();
+      this.#resumeReading();
     });
+  }
+
+  #resumeReading(): void {
+    if (!this.#paused && !this.#receiver.paused && this.#readYield === undefined && this.state !== 'closed' && !this.socket.destroyed) this.socket.resume();
   }
 
   pause(): void {

@@ -5,6 +5,7 @@ import type { EventEmitter } from 'node:events';
 import type { AeadFactory } from '../crypto/aead-factory.ts';
 import type { KeyLimits } from '../crypto/key-limits.ts';
 import type { LinkSchedulerFactory } from '../scheduler/link-scheduler.ts';
+import type { ReceivePool } from '../wire/receive-pool.ts';
 
 export type SegmentName = 'inference' | 'training';
 export const SEGMENTS: readonly SegmentName[] = ['inference', 'training'];
@@ -34,6 +35,12 @@ export interface InboundMessage {
   streamId: number;
   tenant: number;
   body: Buffer;
+  /**
+   * Set when `body` is a slab of the link's receive pool (LinkTuning.receivePool): the
+   * consumer must call it exactly when done with `body` (the slab is then reused; the link
+   * stops reading while the pool is empty). Absent: `body` is the consumer's own buffer.
+   */
+  release?: () => void;
 }
 
 export interface LinkStats {
@@ -141,6 +148,12 @@ export interface LinkTuning {
    * plus the kernel's socket buffer).
    */
   sealAheadBytes?: number;
+  /**
+   * Pooled receive buffers for messages of the training class (TCP links): decrypted into
+   * the pool's slabs and delivered with InboundMessage.release; reading stops while the pool
+   * is empty. Default: none (every message a new buffer).
+   */
+  receivePool?: ReceivePool;
   /** Size of each of the two reusable read buffers of a TCP link (default 2 MiB). */
   receiveBufferBytes?: number;
   /** How long close() waits for queued messages and the peer (default 5 s). */

@@ -13,11 +13,18 @@ import { FRAME_NONCE_BYTES, HEADER_BYTES, NONCE_OFFSET, decodeFrameHeader, frame
  */
 export type FrameSink = (header: FrameHeader, headerBytes: Uint8Array, sealed: Uint8Array) => void;
 
+/**
+ * Asked once a frame is complete, before it is taken: false leaves it buffered and pauses the
+ * decoder (the frame is offered again after resume()).
+ */
+export type FrameAdmit = (header: FrameHeader) => boolean;
+
 const SCRATCH_STEP = 64 * 1024;
 
 export class FrameDecoder {
   readonly limits: HeaderLimits;
   readonly #sink: FrameSink;
+  readonly #admit: FrameAdmit | undefined;
   #chunks: Buffer[] = [];
   #head = 0; // index of the first chunk with unread bytes
   #offset = 0; // read position inside that chunk
@@ -30,10 +37,11 @@ export class FrameDecoder {
   #processing = false;
   #failed: unknown;
 
-  constructor(limits: HeaderLimits, sink: FrameSink) {
+  constructor(limits: HeaderLimits, sink: FrameSink, admit?: FrameAdmit) {
     if (!Number.isInteger(limits.maxFramePayload) || limits.maxFramePayload < 1) throw new RangeError('maxFramePayload must be a positive integer');
     this.limits = limits;
     this.#sink = sink;
+    this.#admit = admit;
   }
 
   /**
@@ -125,13 +133,12 @@ export class FrameDecoder {
         }
         const need = this.#header.payloadLength + TAG_BYTES;
         if (this.#buffered < need) {
-          // Waiting for the body: only bytes still queued count as referenced (bufferedBytes),
-          // so the header, which is needed later as additional data, must not stay a view.
-          if (this.#headerBytes !== this.#headerScratch) {
-            this.#headerScratch.set(this.#headerBytes as Uint8Array);
-            this.#headerBytes = this.#headerScratch;
-            this.#header.nonce = this.#headerScratch.subarray(NONCE_OFFSET, NONCE_OFFSET + FRAME_NONCE_BYTES);
-          }
+          this.#keepHeader(this.#header);
+          break;
+        }
+        if (this.#admit !== undefined && !this.#admit(this.#header)) {
+          this.#keepHeader(this.#header);
+          this.#paused = true;
           break;
         }
         const sealed = this.#take(need, this.#scratchFor(need));
@@ -146,6 +153,17 @@ export class FrameDecoder {
     } finally {
       this.#processing = false;
     }
+  }
+
+  /**
+   * The frame waits (for its body, or to be admitted): only bytes still queued count as
+   * referenced (bufferedBytes), so the header, needed later as additional data, must not stay a view.
+   */
+  #keepHeader(header: FrameHeader): void {
+    if (this.#headerBytes === this.#headerScratch) return;
+    this.#headerScratch.set(this.#headerBytes as Uint8Array);
+    this.#headerBytes = this.#headerScratch;
+    header.nonce = this.#headerScratch.subarray(NONCE_OFFSET, NONCE_OFFSET + FRAME_NONCE_BYTES);
   }
 
   #scratchFor(need: number): Buffer {

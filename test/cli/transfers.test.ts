@@ -22,12 +22,12 @@ before(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'sluice-cli-transfers-'));
   const key = randomBytes(32).toString('hex');
   receiver = await startSluice(
-    { node: { name: 'rx' }, listeners: { grpc: any }, segments: { training: { transport: 'tcp', key, listen: any } }, training: { spoolDir: path.join(dir, 'rx') } },
+    { node: { name: 'rx' }, listeners: { grpc: any, training: any }, segments: { training: { transport: 'tcp', key, listen: any } }, training: { spoolDir: path.join(dir, 'rx') } },
     { name: 'rx' },
   );
   const [host, port] = receiver.endpoints.training!.split(':') as [string, string];
   sender = await startSluice(
-    { node: { name: 'tx' }, listeners: { grpc: any }, segments: { training: { transport: 'tcp', key } }, peers: [{ name: 'rx', segment: 'training', host, port: Number(port) }], training: { spoolDir: path.join(dir, 'tx') } },
+    { node: { name: 'tx' }, listeners: { grpc: any, training: any }, segments: { training: { transport: 'tcp', key } }, peers: [{ name: 'rx', segment: 'training', host, port: Number(port) }], training: { spoolDir: path.join(dir, 'tx') } },
     { name: 'tx' },
   );
 });

@@ -57,7 +57,7 @@ before(async () => {
   await node.start();
   trainer = new SluiceNode({
     config: parseConfig({
-      listeners: { grpc: { host: '127.0.0.1', port: 0, ...limits } },
+      listeners: { grpc: { host: '127.0.0.1', port: 0, ...limits }, training: { host: '127.0.0.1', port: 0 } },
       segments: { training: { transport: 'tcp', key: randomBytes(32).toString('hex') } },
       training: { spoolDir: path.join(dir, 'spool') },
       log: { level: 'silent' },

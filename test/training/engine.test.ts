@@ -1,6 +1,7 @@
 // The transfer engine end to end between two nodes over real TCP links on loopback: ordering,
 // windows, resume after cut connections, corrupted chunks and frames, a receiver process that is
-// killed and restarted, refusals.
+// killed and restarted, refusals. The receiving node decrypts chunks into a pooled receive
+// buffer set (as the training thread does); after every test, faults included, each buffer is back.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -16,6 +17,8 @@ import type { Listener } from '../../src/transport/types.ts';
 import { TransferError } from '../../src/training/errors.ts';
 import type { ReceiveEvent, Subscriber } from '../../src/training/receive-events.ts';
 import { TrainingNode, type TrainingLimits } from '../../src/training/training-node.ts';
+import { MAX_CHUNK_HEADER_BYTES } from '../../src/training/peer-messages.ts';
+import { ReceivePool } from '../../src/wire/receive-pool.ts';
 import { startTcpFaultProxy, type ConnectionFault, type TcpFaultProxy } from '../helpers/tcp-fault-proxy.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -39,7 +42,16 @@ interface Setup {
   listener: Listener;
   proxy: TcpFaultProxy | undefined;
   spoolB: string;
+  pool: ReceivePool;
   close(): Promise<void>;
+}
+
+/** Waits (bounded) until every pooled buffer is back: a buffer still out after the close is a leak. */
+async function assertPoolFull(pool: ReceivePool): Promise<void> {
+  const deadline = Date.now() + 5000;
+  while (pool.inUse > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  assert.equal(pool.inUse, 0, `${pool.inUse} receive buffers never released`);
+  assert.equal(pool.available, pool.slabs);
 }
 
 /** Node b listens on a real TCP training listener; node a reaches it directly or through a fault proxy. */
@@ -48,7 +60,9 @@ async function setup(opts: { limits?: Partial<TrainingLimits>; faults?: (conn: n
   const spoolB = await tempDir('sluice-b-');
   const b = new TrainingNode({ nodeName: 'b', transport, segmentKey: KEY, peers: [], spoolDir: spoolB, limits: opts.limits });
   await b.start();
-  const listener = await transport.listen({ segment: 'training', host: '127.0.0.1', port: 0, segmentKey: KEY });
+  // Small chunks here (64 KiB by default): slabs of 1 MiB as in production, a few of them.
+  const pool = new ReceivePool({ slabBytes: MiB + MAX_CHUNK_HEADER_BYTES, slabs: 8 });
+  const listener = await new TcpTransport({ link: { receivePool: pool } }).listen({ segment: 'training', host: '127.0.0.1', port: 0, segmentKey: KEY });
   listener.on('link', (l) => b.attachLink(l));
   const proxy = opts.faults ? await startTcpFaultProxy({ host: '127.0.0.1', port: listener.address.port }, opts.faults) : undefined;
   const peers = [
@@ -71,11 +85,13 @@ async function setup(opts: { limits?: Partial<TrainingLimits>; faults?: (conn: n
     listener,
     proxy,
     spoolB,
+    pool,
     async close() {
       await a.close();
       await b.close();
       await listener.close();
       await proxy?.close();
+      await assertPoolFull(pool);
     },
   };
 }
@@ -217,7 +233,7 @@ test('the receiver process is killed mid-transfer and restarted: the transfer re
 test('stream sink: a subscriber gets begin, the data in order, and end with the digest', async () => {
   const s = await setup({ limits: { windowBytes: 128 * KiB } });
   const events: ReceiveEvent[] = [];
-  const sub: Subscriber = { namePrefix: 'act/', includeSpooled: false, closed: false, send: async (e) => void events.push(e) };
+  const sub: Subscriber = { namePrefix: 'act/', includeSpooled: false, closed: false, send: async (e) => void events.push('data' in e ? { data: { ...e.data, data: Buffer.from(e.data.data) } } : e) };
   s.b.subscribe(sub);
   const data = randomBytes(600 * KiB);
   await produce(s.a, data, { id: 'stream-1', sink: 'stream', name: 'act/x' });
@@ -230,6 +246,32 @@ test('stream sink: a subscriber gets begin, the data in order, and end with the 
   assert.deepEqual(await readdir(s.spoolB), [], 'a stream-sink tensor leaves nothing on disk');
   await assert.rejects(produce(s.a, data, { id: 'stream-2', sink: 'stream', name: 'other/x' }), (err: TransferError) => err.status === 'FAILED_PRECONDITION' && /no subscriber/.test(err.message));
   await s.close();
+});
+
+test('pooled receive buffers: the link is killed while chunks are out (a slow subscriber holds them); every buffer comes back', async () => {
+  // The first connection dies 1 MiB in, while the subscriber still holds chunks it was given.
+  const s = await setup({ limits: { windowBytes: 512 * KiB }, faults: (n) => (n === 0 ? { cutAfter: MiB } : {}) });
+  const parts: Buffer[] = [];
+  let maxInUse = 0;
+  const sub: Subscriber = {
+    namePrefix: 'slow/',
+    includeSpooled: false,
+    closed: false,
+    send: async (e) => {
+      if (!('data' in e)) return;
+      maxInUse = Math.max(maxInUse, s.pool.inUse);
+      await new Promise((r) => setTimeout(r, 5));
+      parts.push(Buffer.from(e.data.data));
+    },
+  };
+  s.b.subscribe(sub);
+  const data = randomBytes(3 * MiB);
+  const { result } = await produce(s.a, data, { id: 'pool-cut-1', sink: 'stream', name: 'slow/x' });
+  assert.ok(result.resumes >= 1, `resumes ${result.resumes}`);
+  assert.equal(sha(Buffer.concat(parts)), sha(data));
+  assert.ok(maxInUse >= 1, 'chunks were handed over in pooled buffers');
+  assert.equal(s.pool.oneOffAllocations, 0);
+  await s.close(); // asserts the pool is full again
 });
 
 test('unknown peers and inference-segment peers are refused with clear errors', async () => {

@@ -174,6 +174,10 @@ test('inference latency recorded on the main thread reaches the training thread\
   const txBytes = s.samples.find((x) => x.name === 'sluice_link_bytes_total' && x.labels.segment === 'training' && x.labels.direction === 'tx');
   assert.ok(txBytes !== undefined && txBytes.value > 256 * 1024, JSON.stringify(txBytes));
   assert.ok(s.samples.some((x) => x.name === 'sluice_process_start_time_seconds'), 'process metrics still there');
+  // The training thread's receive pool (training.receiveBuffers, default 32), all back.
+  const buffers = (state: string) => s.samples.find((x) => x.name === 'sluice_training_receive_buffers' && x.labels.state === state)?.value;
+  assert.equal(buffers('in_use'), 0);
+  assert.equal(buffers('free'), 32);
   assert.equal(s.samples.find((x) => x.name === 'sluice_component_up' && x.labels.component === 'training-thread')?.value, 1);
 });
 
