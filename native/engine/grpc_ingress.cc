@@ -591,6 +591,13 @@ bool GrpcIngress::OnLinkMessage(TcpInferenceLink* link, const InboundMessage& ms
   } else {
     std::string message(reinterpret_cast<const char*>(b + 8 + rid + code), ml);
     std::string reply_code(reinterpret_cast<const char*>(b + 8 + rid), code);
+    if (status == static_cast<uint8_t>(GrpcStatus::kDeadlineExceeded) && p->call != nullptr) {
+      // The egress ran out of the budget it was sent (what was left of it); the caller is told
+      // its own deadline, as the ingress's timer would have said (the two race).
+      char msg[200];
+      std::snprintf(msg, sizeof msg, "no answer within the deadline of %.0f ms (%s)", std::ceil(p->call->timeout_ms), message.substr(0, 120).c_str());
+      message = msg;
+    }
     FailPending(p, static_cast<GrpcStatus>(status), reply_code.empty() ? "SLUICE_ERR_UPSTREAM_ERROR" : reply_code.c_str(), message);
   }
   return true;
