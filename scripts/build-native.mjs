@@ -3,7 +3,7 @@
 // Node's own include dir carries OpenSSL's headers, and the addon resolves the EVP symbols from
 // the node binary, so no libcrypto link and no header download is needed.
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,8 +11,25 @@ import { fileURLToPath } from 'node:url';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const force = process.argv.includes('--force');
 const addon = path.join(root, 'build', 'Release', 'sluice_native.node');
-if (!force && existsSync(addon) && process.env.SLUICE_REBUILD !== '1') {
-  // A fresh `npm install` after a source change should still rebuild: node-gyp's make is incremental.
+/** Newest modification time (ms) of the addon's sources: native/**, binding.gyp. */
+function newestSource(dir = path.join(root, 'native')) {
+  let newest = statSync(path.join(root, 'binding.gyp')).mtimeMs;
+  const walk = (d) => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else newest = Math.max(newest, statSync(p).mtimeMs);
+    }
+  };
+  walk(dir);
+  return newest;
+}
+// An install lifecycle that runs again (npm install, npx in the checkout) must not wipe a built,
+// current addon from under running processes: `node-gyp rebuild` starts by deleting build/.
+// A source newer than the addon, --force, or SLUICE_REBUILD=1 rebuilds.
+if (!force && existsSync(addon) && process.env.SLUICE_REBUILD !== '1' && statSync(addon).mtimeMs >= newestSource()) {
+  console.log('sluice: native addon is up to date (npm run build:native rebuilds it)');
+  process.exit(0);
 }
 // On Debian as root (a fresh machine, a container build), first install the Debian packages the
 // build and the tests need (scripts/install-deps.sh: idempotent, no apt call when all are there),
