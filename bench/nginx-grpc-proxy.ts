@@ -61,11 +61,11 @@ export async function startNginxGrpcProxy(upstream: string, maxBodyBytes: number
   for (const d of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(path.join(dir, d));
   const port = await freePort();
   const routes = Object.entries(opts.routes ?? {});
-  const extraUpstreams = routes.map(([, address], i) => `  upstream route${i} { server ${address}; keepalive 16; }`).join('\n');
+  const scheme = opts.upstreamTls === true ? 'grpcs' : 'grpc';
+  const extraUpstreams = routes.map(([, address], i) => `  upstream route${i} { server ${address}; keepalive 16; keepalive_requests 100000000; }`).join('\n');
   const extraLocations = routes
     .map(([prefix], i) => `    location ${prefix} {\n      client_max_body_size 0;\n      grpc_pass ${scheme}://route${i};\n      grpc_read_timeout 600s;\n      grpc_send_timeout 600s;\n    }`)
     .join('\n');
-  const scheme = opts.upstreamTls === true ? 'grpcs' : 'grpc';
   // TLS 1.3 with one suite pinned (as sluice's segments use AES-256-GCM), both ways.
   const upstreamTls = opts.upstreamTls === true
     ? `  grpc_ssl_protocols TLSv1.3;\n  grpc_ssl_conf_command Ciphersuites TLS_AES_256_GCM_SHA384;\n  grpc_ssl_session_reuse on;\n`
@@ -90,7 +90,11 @@ http {
   scgi_temp_path ${dir}/scgi;
   client_max_body_size ${maxBodyBytes};
   client_body_buffer_size ${maxBodyBytes};
-${upstreamTls}  upstream models { server ${upstream}; keepalive 64; }
+  # nginx closes a client connection after 1000 requests by default (GOAWAY), and h2load does
+  # not reconnect: every call after the 1000th would fail. The long runs keep one connection.
+  keepalive_requests 100000000;
+  keepalive_timeout 600s;
+${upstreamTls}  upstream models { server ${upstream}; keepalive 64; keepalive_requests 100000000; }
 ${extraUpstreams}
   server {
     listen 127.0.0.1:${port}${opts.tls !== undefined ? ' ssl' : ''} http2;

@@ -218,8 +218,11 @@ describe('ops end to end', { timeout: 540_000 }, () => {
     const exitCode = await ingress.stop(30_000); // SIGTERM; SIGKILL only if the drain overruns badly
     stop = true;
     await load;
-    assert.equal(exitCode, 0);
-    assert.deepEqual(await Promise.all(inflight), inflight.map(() => 200), 'every request in flight at SIGTERM was answered');
+    // When this fails, the node's own account of the drain says why (how long it took, what it logged).
+    const drainStory = (): string =>
+      JSON.stringify(ingress.logs.filter((l) => (l.level as number) >= 40 || /drain|stopp|SIGTERM|signal/i.test(String(l.msg))).slice(-20));
+    assert.equal(exitCode, 0, drainStory());
+    assert.deepEqual(await Promise.all(inflight), inflight.map(() => 200), `every request in flight at SIGTERM was answered; the drain: ${drainStory()}`);
     const lateStatuses = await Promise.all(late);
     for (const st of lateStatuses) assert.ok(st === 200 || st === 503 || (typeof st === 'string' && /ECONNREFUSED|ECONNRESET|UND_ERR_SOCKET/.test(st)), `late request: ${st}`);
     assert.ok(lateStatuses.some((st) => st !== 200), 'requests after the drain began were refused, not queued');
