@@ -76,6 +76,11 @@ function param(req: HttpRequest, i: number): string {
 }
 
 /** One in-flight HTTP exchange: tracks abort so nothing is written to a dead response. */
+/** Answers being gzip-compressed on the libuv pool: decided, but not yet written to their sockets. */
+interface CompressingCount {
+  count: number;
+}
+
 class Exchange {
   aborted = false;
   done = false;
@@ -83,6 +88,7 @@ class Exchange {
   constructor(
     readonly res: HttpResponse,
     readonly info: HttpRequestInfo,
+    private readonly compressing: CompressingCount,
   ) {
     res.onAborted(() => {
       this.aborted = true;
@@ -94,11 +100,15 @@ class Exchange {
     if (this.aborted || this.done) return;
     this.done = true;
     if (this.info.gzipResponse) {
-      // Compressed off the event loop; the exchange may be aborted meanwhile.
-      gzipBody(body).then(
-        (z) => this.send(status, contentType, z, extra, more, true),
-        () => this.send(status, contentType, body, extra, more, false),
-      );
+      // Compressed off the event loop; the exchange may be aborted meanwhile. Counted until
+      // written: the call has left the forwarder, and a drain must not end before the answer does.
+      this.compressing.count++;
+      gzipBody(body)
+        .then(
+          (z) => this.send(status, contentType, z, extra, more, true),
+          () => this.send(status, contentType, body, extra, more, false),
+        )
+        .finally(() => this.compressing.count--);
       return;
     }
     this.send(status, contentType, body, extra, more, false);
@@ -138,6 +148,7 @@ export class HttpIngress {
   private readonly app: TemplatedApp;
   private listenSocket: us_listen_socket | undefined;
   private boundPort = 0;
+  private readonly compressing: CompressingCount = { count: 0 };
 
   constructor(opts: HttpIngressOptions) {
     this.opts = opts;
@@ -148,6 +159,11 @@ export class HttpIngress {
 
   get port(): number {
     return this.boundPort;
+  }
+
+  /** Answers decided but still being compressed: the drain waits for them too. */
+  get unsentAnswers(): number {
+    return this.compressing.count;
   }
 
   async start(): Promise<number> {
@@ -205,20 +221,20 @@ export class HttpIngress {
     const app = this.app;
     const gw = this.opts.gateway;
     app.get('/v2', (res, req) => {
-      const ex = new Exchange(res, this.info(req));
+      const ex = new Exchange(res, this.info(req), this.compressing);
       ex.json(200, serverMetadataToJson({ name: this.opts.serverName, version: this.opts.serverVersion, extensions: SERVER_EXTENSIONS }));
     });
-    app.get('/v2/health/live', (res, req) => new Exchange(res, this.info(req)).json(200, '{"live":true}'));
+    app.get('/v2/health/live', (res, req) => new Exchange(res, this.info(req), this.compressing).json(200, '{"live":true}'));
     app.get('/v2/health/ready', (res, req) => {
-      const ex = new Exchange(res, this.info(req));
+      const ex = new Exchange(res, this.info(req), this.compressing);
       if (gw.ready()) ex.json(200, '{"ready":true}');
       else ex.problem(new InferenceError(InferenceErrorCode.NOT_READY, 'this sluice is not ready for inference'));
     });
     // Statistics of every model (Triton: GET /v2/models/stats); before /v2/models/:model.
-    app.get('/v2/models/stats', (res, req) => this.modelCall(new Exchange(res, this.info(req)), 'ModelStatistics', '', ''));
+    app.get('/v2/models/stats', (res, req) => this.modelCall(new Exchange(res, this.info(req), this.compressing), 'ModelStatistics', '', ''));
     app.post('/v2/repository/index', (res, req) => {
       const info = this.info(req);
-      const ex = new Exchange(res, info);
+      const ex = new Exchange(res, info, this.compressing);
       this.body(
         res,
         req,
@@ -232,24 +248,24 @@ export class HttpIngress {
       const names = (req: HttpRequest): [string, string] => [param(req, 0), versioned ? param(req, 1) : ''];
       app.get(prefix, (res, req) => {
         const [model, version] = names(req);
-        this.modelCall(new Exchange(res, this.info(req)), 'ModelMetadata', model, version);
+        this.modelCall(new Exchange(res, this.info(req), this.compressing), 'ModelMetadata', model, version);
       });
       app.get(`${prefix}/ready`, (res, req) => {
         const [model, version] = names(req);
-        this.modelCall(new Exchange(res, this.info(req)), 'ModelReady', model, version);
+        this.modelCall(new Exchange(res, this.info(req), this.compressing), 'ModelReady', model, version);
       });
       app.get(`${prefix}/config`, (res, req) => {
         const [model, version] = names(req);
-        this.modelCall(new Exchange(res, this.info(req)), 'ModelConfig', model, version);
+        this.modelCall(new Exchange(res, this.info(req), this.compressing), 'ModelConfig', model, version);
       });
       app.get(`${prefix}/stats`, (res, req) => {
         const [model, version] = names(req);
-        this.modelCall(new Exchange(res, this.info(req)), 'ModelStatistics', model, version);
+        this.modelCall(new Exchange(res, this.info(req), this.compressing), 'ModelStatistics', model, version);
       });
       app.post(`${prefix}/infer`, (res, req) => {
         const [model, version] = names(req);
         const info = this.info(req);
-        const ex = new Exchange(res, info);
+        const ex = new Exchange(res, info, this.compressing);
         const headerLength = req.getHeader(INFERENCE_HEADER);
         try {
           info.timeoutMs = parseTimeoutHeader(req.getHeader(TIMEOUT_HEADER));
@@ -269,7 +285,7 @@ export class HttpIngress {
     for (const route of this.opts.adminRoutes ?? []) {
       app.post(route.path, (res, req) => {
         const info = { ...this.info(req), headers: requestHeaders(req) };
-        const ex = new Exchange(res, info);
+        const ex = new Exchange(res, info, this.compressing);
         readBody(
           res,
           req.getHeader('content-length'),
@@ -293,7 +309,7 @@ export class HttpIngress {
     });
     app.any('/*', (res, req) => {
       const info = this.info(req);
-      const ex = new Exchange(res, info);
+      const ex = new Exchange(res, info, this.compressing);
       const allow = allowedMethods(info.url);
       if (allow === undefined) ex.problem(new InferenceError(InferenceErrorCode.NOT_FOUND, `no such endpoint: ${info.url}`));
       else ex.problem(new InferenceError(InferenceErrorCode.METHOD_NOT_ALLOWED, `${req.getMethod().toUpperCase()} is not allowed on ${info.url} (${allow} is)`), ['allow', allow]);

@@ -38,7 +38,10 @@ export function runNodeUntilStopped(o: NodeLifecycleOptions): Lifecycle {
     },
   });
   lifecycle.onDrain('stop-accepting', 'node', () => node.beginDrain(graceMs));
-  lifecycle.onDrain('in-flight', 'requests', (ctx) => node.waitIdle(ctx.signal));
+  lifecycle.onDrain('in-flight', 'requests', async (ctx) => {
+    // Calls cut at the end of the grace make the drain unclean (exit 1), not a silent success.
+    if (!(await node.waitIdle(ctx.signal))) throw new Error('calls were still in flight when the drain grace ended');
+  });
   lifecycle.onDrain('flush', 'logs', () => logging.flush());
   lifecycle.onDrain('close', 'node', () => node.close());
   lifecycle.onReload('log-level', (next) => logging.setLevel(resolveLogLevel(next.log.level)));

@@ -708,9 +708,23 @@ export class SluiceNode {
     this.training?.beginDrain(graceMs);
   }
 
-  /** Drain, step 2: resolves when nothing is in flight, or when `signal` aborts (grace over). */
-  async waitIdle(signal: AbortSignal): Promise<void> {
-    while (!signal.aborted && (this.inflight.ingress > 0 || this.inflight.egress > 0)) {
+  /** Work the drain waits for: calls in flight both ways, and answers decided but not yet written. */
+  private get unfinished(): { ingress: number; egress: number; unsentAnswers: number } {
+    return { ...this.inflight, unsentAnswers: this.http?.unsentAnswers ?? 0 };
+  }
+
+  /**
+   * Drain, step 2: resolves true when nothing is in flight, false when `signal` aborts (grace
+   * over) with work still in flight (logged with the counts: those calls will be cut).
+   */
+  async waitIdle(signal: AbortSignal): Promise<boolean> {
+    for (;;) {
+      const left = this.unfinished;
+      if (left.ingress === 0 && left.egress === 0 && left.unsentAnswers === 0) return true;
+      if (signal.aborted) {
+        this.opts.logger.warn(left, 'drain grace over with work in flight: those calls are cut');
+        return false;
+      }
       await new Promise((r) => setTimeout(r, 20));
     }
   }
