@@ -129,6 +129,13 @@ export const schedulingSchema = z.strictObject({
       decreaseIntervalMs: z.number().int().positive().default(250),
       /** Sliding window of the inference p99 that drives the cut. */
       windowMs: z.number().int().positive().default(1000),
+      /**
+       * How much bulk may slow inference relative to its p99 with no bulk running (measured
+       * continuously while bulk is idle). Bulk is cut only when inference p99 exceeds both
+       * latencyTargetMs x highWater and this multiple of that baseline: when the machine cannot
+       * meet the target even without bulk, starving bulk would not help inference.
+       */
+      maxSlowdown: z.number().gt(1).max(10).default(1.25),
     })
     .prefault({}),
   chunk: z

@@ -3,7 +3,11 @@
 // an AIMD controller derives (at most every `tickMs`) from the p99 over a short sliding window.
 // One governor per process: inference and training links are different links (different
 // segments) that share the machine, the NIC and the CPU, so the cut has to cross links.
-import { BulkShareController, type BulkShareOptions } from './bulk-share.ts';
+// The cut is also relative: the governor keeps inference's p99 measured while no bulk runs
+// (the baseline) and cuts only when bulk makes inference slower than `maxSlowdown` x that
+// baseline. On a machine that misses the absolute target without bulk, holding bulk at its
+// floor costs bulk everything and gains inference nothing.
+import { BulkShareController, type BulkShareOptions, type LatencyFloor } from './bulk-share.ts';
 import { LatencyHistogram } from './latency-histogram.ts';
 import type { LatencySampleRing } from './latency-sample-ring.ts';
 
@@ -16,7 +20,12 @@ export interface BulkGovernorOptions extends BulkShareOptions {
   minSamples?: number;
   /** Also hands every sample to the training thread's governor (src/scheduler/latency-sample-ring.ts). */
   mirror?: LatencySampleRing;
+  /** Bulk may make inference p99 this much slower than with no bulk running (default 1.25). */
+  maxSlowdown?: number;
 }
+
+/** The baseline p99 (no bulk) is taken over this window and kept while bulk runs. */
+const BASELINE_WINDOW_MS = 10_000;
 
 export class BulkGovernor {
   readonly targetMs: number;
@@ -29,6 +38,11 @@ export class BulkGovernor {
   private lastInference = -Infinity;
   private readonly windowMs: number;
   private readonly mirror: LatencySampleRing | undefined;
+  private readonly maxSlowdown: number;
+  /** Inference samples recorded while no bulk asked for its share within the window. */
+  private readonly idleLatency: LatencyHistogram;
+  private baselineP99 = Number.NaN;
+  private lastBulkAsk = -Infinity;
 
   constructor(opts: BulkGovernorOptions) {
     this.mirror = opts.mirror;
@@ -38,11 +52,15 @@ export class BulkGovernor {
     this.latency = new LatencyHistogram({ windowMs: this.windowMs, slots: 10 });
     this.tickMs = opts.tickMs ?? 50;
     this.minSamples = opts.minSamples ?? 20;
+    this.maxSlowdown = opts.maxSlowdown ?? 1.25;
+    if (!(this.maxSlowdown > 1)) throw new RangeError(`maxSlowdown must be > 1, got ${this.maxSlowdown}`);
+    this.idleLatency = new LatencyHistogram({ windowMs: BASELINE_WINDOW_MS, slots: 10 });
   }
 
   /** An inference request took `latencyMs` end to end (recorded at time `nowMs`, performance.now()). */
   recordInference(latencyMs: number, nowMs: number): void {
     this.latency.record(latencyMs, nowMs);
+    if (!this.bulkActive(nowMs)) this.idleLatency.record(latencyMs, nowMs);
     this.lastInference = nowMs;
     this.mirror?.record(latencyMs);
   }
@@ -65,16 +83,29 @@ export class BulkGovernor {
     return nowMs - this.lastInference <= this.windowMs;
   }
 
-  /** The bulk class's share of each link now, in [minShare, 1]. */
+  /** Bulk asked for its share within the last window (it is sending). */
+  private bulkActive(nowMs: number): boolean {
+    return nowMs - this.lastBulkAsk <= this.windowMs;
+  }
+
+  /** The bulk class's share of each link now, in [minShare, 1]. Asking marks bulk as running. */
   share(nowMs: number): number {
+    this.lastBulkAsk = nowMs;
     this.tick(nowMs);
     return this.controller.share;
   }
 
   /** For metrics and the benchmark report. */
-  snapshot(nowMs: number): { share: number; p99Ms: number; samples: number; decreases: number } {
+  snapshot(nowMs: number): { share: number; p99Ms: number; samples: number; decreases: number; baselineP99Ms: number } {
     this.tick(nowMs);
-    return { share: this.controller.share, p99Ms: this.lastP99, samples: this.latency.count(nowMs), decreases: this.controller.decreases };
+    return { share: this.controller.share, p99Ms: this.lastP99, samples: this.latency.count(nowMs), decreases: this.controller.decreases, baselineP99Ms: this.baselineP99 };
+  }
+
+  /** No baseline yet (bulk started before inference had run alone): the absolute target alone rules. */
+  private floor(): LatencyFloor | undefined {
+    const b = this.baselineP99;
+    if (Number.isNaN(b)) return undefined;
+    return { cutAboveMs: b * this.maxSlowdown, growBelowMs: b * (1 + (this.maxSlowdown - 1) / 2) };
   }
 
   private tick(nowMs: number): void {
@@ -82,6 +113,8 @@ export class BulkGovernor {
     this.lastTick = nowMs;
     const enough = this.latency.count(nowMs) >= this.minSamples;
     this.lastP99 = enough ? this.latency.quantile(0.99, nowMs) : Number.NaN;
-    this.controller.update(this.lastP99, nowMs);
+    // The baseline follows the idle windows and is kept (not decayed) while bulk runs.
+    if (this.idleLatency.count(nowMs) >= this.minSamples) this.baselineP99 = this.idleLatency.quantile(0.99, nowMs);
+    this.controller.update(this.lastP99, nowMs, this.floor());
   }
 }

@@ -23,6 +23,15 @@ export interface BulkShareOptions {
 
 export type BulkShareAction = 'decrease' | 'increase' | 'hold';
 
+/**
+ * Thresholds from inference's own latency without bulk (BulkGovernor's baseline): cut only
+ * above `cutAboveMs`, grow only below `growBelowMs`, whatever the absolute target says.
+ */
+export interface LatencyFloor {
+  cutAboveMs: number;
+  growBelowMs: number;
+}
+
 export class BulkShareController {
   readonly targetMs: number;
   readonly minShare: number;
@@ -69,8 +78,10 @@ export class BulkShareController {
    * Feeds the latest inference p99 (milliseconds; NaN when there were no inference samples,
    * which counts as "no pressure") and returns what the controller did.
    */
-  update(p99Ms: number, nowMs: number): BulkShareAction {
-    if (p99Ms > this.targetMs * this.highWater) {
+  update(p99Ms: number, nowMs: number, floor?: LatencyFloor): BulkShareAction {
+    const cutAbove = Math.max(this.targetMs * this.highWater, floor?.cutAboveMs ?? 0);
+    const growBelow = Math.max(this.targetMs * this.lowWater, floor?.growBelowMs ?? 0);
+    if (p99Ms > cutAbove) {
       if (nowMs - this.lastDecrease < this.decreaseIntervalMs || this.current <= this.minShare) return 'hold';
       this.current = Math.max(this.minShare, this.current * this.decreaseFactor);
       this.lastDecrease = nowMs;
@@ -87,7 +98,7 @@ export class BulkShareController {
       this.lastIncrease = nowMs;
       return 'increase';
     }
-    if (p99Ms < this.targetMs * this.lowWater) {
+    if (p99Ms < growBelow) {
       if (nowMs - this.lastIncrease < this.increaseIntervalMs || this.current >= 1) return 'hold';
       this.current = Math.min(1, this.current + this.increaseStep);
       this.lastIncrease = nowMs;

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { BandwidthEstimator } from '../../src/scheduler/bandwidth-estimator.ts';
+import { BulkGovernor } from '../../src/scheduler/bulk-governor.ts';
 import { BulkShareController } from '../../src/scheduler/bulk-share.ts';
 import { chunkSizeFor } from '../../src/scheduler/chunk-size.ts';
 import { TokenBucket } from '../../src/scheduler/token-bucket.ts';
@@ -120,4 +121,52 @@ test('bandwidth estimator measures busy intervals only', () => {
   assert.equal(e.bytesPerSec, 1e9);
   e.onBusyDrain(1_000_000, 1010);
   assert.equal(e.bytesPerSec, 1e8);
+});
+
+test('the governor cuts bulk for what bulk adds to inference latency, not for what the machine cannot do without it', () => {
+  const opts = { targetMs: 5, minShare: 0.1, minSamples: 5, tickMs: 0, decreaseIntervalMs: 0, increaseIntervalMs: 0, windowMs: 1000 };
+  // A machine whose inference p99 is 10 ms with no bulk at all: twice the absolute target.
+  const g = new BulkGovernor(opts);
+  let t = 0;
+  for (let i = 0; i < 50; i++) g.recordInference(i % 10 === 0 ? 10 : 4, (t += 10));
+  // Bulk starts (it asks for its share) and inference stays as it was: no cut.
+  t += 1;
+  for (let i = 0; i < 200; i++) {
+    g.share(t);
+    g.recordInference(i % 10 === 0 ? 11 : 4, (t += 10));
+  }
+  assert.equal(g.share(t), 1, 'within maxSlowdown (1.25) of the 10 ms baseline: bulk keeps the link');
+  assert.ok(Math.abs(g.snapshot(t).baselineP99Ms - 10) < 0.5, `baseline ${g.snapshot(t).baselineP99Ms}`);
+  // Bulk now slows inference well past 1.25x its baseline: cut to the floor.
+  for (let i = 0; i < 200; i++) {
+    g.share(t);
+    g.recordInference(30, (t += 10));
+  }
+  assert.equal(g.share(t), 0.1);
+  // Back under the baseline's allowance: bulk grows back.
+  for (let i = 0; i < 400; i++) {
+    g.share(t);
+    g.recordInference(4, (t += 10));
+  }
+  assert.equal(g.share(t), 1);
+
+  // No baseline yet (bulk ran from the start): the absolute target alone rules, as before.
+  const cold = new BulkGovernor(opts);
+  let u = 0;
+  for (let i = 0; i < 100; i++) {
+    cold.share(u);
+    cold.recordInference(10, (u += 10));
+  }
+  assert.equal(cold.share(u), 0.1);
+  assert.ok(Number.isNaN(cold.snapshot(u).baselineP99Ms));
+
+  // A fast machine: the baseline is under the target, so the target (x highWater) is the cut line.
+  const fast = new BulkGovernor(opts);
+  let v = 0;
+  for (let i = 0; i < 50; i++) fast.recordInference(1, (v += 10));
+  for (let i = 0; i < 100; i++) {
+    fast.share(v);
+    fast.recordInference(4.5, (v += 10));
+  }
+  assert.ok(fast.share(v) < 1, 'p99 4.5 ms is over 0.8 x the 5 ms target and over 1.25 x the 1 ms baseline: cut');
 });
