@@ -1,21 +1,25 @@
 // Garbage collection on the training threads during bulk: two nodes in this process (each with
 // its training thread), a job in another process pushing TENSORS x TENSOR_MIB MiB through them
-// to the receiver's spool. Run under `node --trace-gc --expose-gc --import tsx`; V8 prints one
-// line per collection, prefixed by the isolate, and this script prints markers around the
-// pushes and forces one collection on the main isolate to tell it apart from the training
-// threads'. `node --import tsx bench/training-gc.ts --count <trace file>` tallies a trace.
-import { spawn } from 'node:child_process';
+// to the receiver's spool. `node --import tsx bench/training-gc.ts [--quick]` runs itself under
+// `node --trace-gc --expose-gc` (--run), keeps the trace in a temporary file and tallies it:
+// scavenges and mark-compacts per GiB pushed on each training thread, their pauses, and MB/s.
+// V8 prints one line per collection, prefixed by the isolate; the run prints markers around
+// the pushes and forces one collection on the main isolate to tell it apart from the training
+// threads'. `--count <trace file>` tallies a trace kept from an earlier run. `--quick`: 2 x 64
+// MiB (a smoke run; the default is 4 x 64 MiB).
+import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseConfig } from '../src/config/load.ts';
 import { SluiceNode } from '../src/node/sluice-node.ts';
 import { defaultTransports } from '../src/node/transports.ts';
 import { Logging } from '../src/telemetry/logger.ts';
 
-const TENSORS = Number(process.env.TENSORS ?? 4);
+const QUICK = process.argv.includes('--quick');
+const TENSORS = Number(process.env.TENSORS ?? (QUICK ? 2 : 4));
 const TENSOR_MIB = Number(process.env.TENSOR_MIB ?? 64);
 
 function count(file: string): void {
@@ -54,8 +58,21 @@ function count(file: string): void {
     const who = iso === mainIso ? 'main' : iso === rxIso ? 'training (receiver)' : 'training (sender)';
     const sorted = e.pauses.sort((a, b) => a - b);
     const median = sorted[Math.floor(sorted.length / 2)] ?? 0;
-    console.log(`${who} ${iso}: ${e.full} full + ${e.scavenge} scavenges (${(e.full / gib).toFixed(1)} full, ${(e.scavenge / gib).toFixed(1)} scavenges per GiB received), pause median ${median} ms, max ${sorted.at(-1) ?? 0} ms`);
+    console.log(`${who} ${iso}: ${e.full} full + ${e.scavenge} scavenges (${(e.full / gib).toFixed(1)} mark-compacts, ${(e.scavenge / gib).toFixed(1)} scavenges per GiB received), pause median ${median} ms, max ${sorted.at(-1) ?? 0} ms, total ${e.pauses.reduce((a, b) => a + b, 0).toFixed(1)} ms`);
   }
+  const rate = lines.find((l) => l.startsWith('pushed '));
+  if (rate !== undefined) console.log(rate);
+}
+
+/** Runs the bench under --trace-gc in a child process and tallies its trace. */
+function traced(): void {
+  const args = ['--trace-gc', '--expose-gc', '--import', 'tsx', import.meta.filename, '--run', ...(QUICK ? ['--quick'] : [])];
+  const r = spawnSync(process.execPath, args, { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024, env: process.env, stdio: ['ignore', 'pipe', 'inherit'] });
+  if (r.status !== 0) throw new Error(`the traced run exited with ${r.status ?? r.signal}`);
+  const file = path.join(tmpdir(), `training-gc-${process.pid}.trace`);
+  writeFileSync(file, r.stdout);
+  console.log(`${TENSORS} x ${TENSOR_MIB} MiB pushed; load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}; trace kept in ${file}`);
+  count(file);
 }
 
 async function run(): Promise<void> {
@@ -98,11 +115,12 @@ async function run(): Promise<void> {
   const code = await new Promise<number | null>((resolve) => job.on('exit', resolve));
   const s = (performance.now() - t0) / 1000;
   console.log('GC-MARK end');
-  console.log(`pushed ${TENSORS} x ${TENSOR_MIB} MiB in ${s.toFixed(1)} s (job exit ${code})`);
+  console.log(`pushed ${TENSORS} x ${TENSOR_MIB} MiB in ${s.toFixed(1)} s, ${((TENSORS * TENSOR_MIB * 1024 * 1024) / 1e6 / s).toFixed(1)} MB/s (job exit ${code})`);
   await tx.stop(0);
   await rx.stop(0);
   await rm(dir, { recursive: true, force: true });
 }
 
 if (process.argv[2] === '--count') count(process.argv[3]!);
-else await run();
+else if (process.argv.includes('--run')) await run();
+else traced();

@@ -195,6 +195,13 @@ export const trainingSchema = z.strictObject({
    */
   receiveBuffers: z.number().int().min(2).max(4096).default(32),
   /**
+   * Pooled buffers the chunks of Push calls (a job's bytes, 8003) are gathered into, each
+   * maxChunkBytes plus 37 bytes; a chunk's buffer returns once the peer acknowledged it. When
+   * all are out, a chunk gets a buffer of its own (counted); the transfer window bounds a job.
+   * Allocated on first use. Memory bound: pushBuffers x (maxChunkBytes + 37 bytes).
+   */
+  pushBuffers: z.number().int().min(2).max(4096).default(32),
+  /**
    * CPU priority of the training thread: `idle` (SCHED_IDLE, else nice 19: runs only when no
    * normal thread wants the core), `low` (nice 19: a small share even on a saturated machine),
    * `normal` (unchanged).

@@ -26,11 +26,17 @@ export class GrpcDeframer {
   /** The message being gathered (null while reading a prefix). */
   private body: Buffer | null = null;
   private bodyHave = 0;
+  private readonly allocBody: (length: number) => Buffer;
 
-  /** `compressedAllowed`: the call named a grpc-encoding, so messages may carry the compressed flag. */
-  constructor(maxMessageBytes: number, compressedAllowed = false) {
+  /**
+   * `compressedAllowed`: the call named a grpc-encoding, so messages may carry the compressed
+   * flag. `allocBody`: where a message split across chunks is gathered (a buffer of exactly
+   * `length` bytes; default a fresh one), e.g. a pooled buffer the consumer gives back.
+   */
+  constructor(maxMessageBytes: number, compressedAllowed = false, allocBody: (length: number) => Buffer = (n) => Buffer.allocUnsafe(n)) {
     this.maxMessageBytes = maxMessageBytes;
     this.compressedAllowed = compressedAllowed;
+    this.allocBody = allocBody;
   }
 
   /** True between messages: the stream may end here. */
@@ -88,7 +94,7 @@ export class GrpcDeframer {
   }
 
   private startBody(len: number): void {
-    this.body = Buffer.allocUnsafe(len);
+    this.body = this.allocBody(len);
     this.bodyHave = 0;
   }
 

@@ -32,6 +32,7 @@ import { ThreatMonitor } from '../security/threats/threat-monitor.ts';
 import { MAX_CHUNK_HEADER_BYTES } from '../training/peer-messages.ts';
 import { ReceivePool } from '../wire/receive-pool.ts';
 import { TrainingGrpcServer, type GrpcBinder } from '../training/grpc-server.ts';
+import { PushBuffers } from '../training/push-buffers.ts';
 import { TENSOR_TRANSFER_SERVICE } from '../training/proto.ts';
 import { TrainingNode } from '../training/training-node.ts';
 import type { Link, Listener } from '../transport/types.ts';
@@ -103,6 +104,9 @@ class TrainingThread {
     // Chunks are decrypted into these and return once written to the sink (docs/wire.md section 4).
     const receivePool = new ReceivePool({ slabBytes: t.maxChunkBytes + MAX_CHUNK_HEADER_BYTES, slabs: t.receiveBuffers });
     this.metrics.receivePool = receivePool;
+    // A job's chunks are gathered into these and return once the peer acknowledged them.
+    const pushBuffers = new PushBuffers({ maxChunkBytes: t.maxChunkBytes, slabs: t.pushBuffers });
+    this.metrics.pushBuffers = pushBuffers;
     const options = segmentTransportOptions(config, 'training', governor, this.metrics);
     const transport = await defaultTransports(seg.transport, this.log, { ...options, link: { ...options.link, receivePool } });
     const events = this.events;
@@ -177,6 +181,7 @@ class TrainingThread {
     const binder = await this.tlsBinder();
     this.server = new TrainingGrpcServer(this.node, svc.host, svc.port, {
       limits: limitsOf('training', svc),
+      pushBuffers,
       ...(init.gated ? { interceptors: [gateInterceptor(this.gates, defaultMethodGates)] } : {}),
       ...(binder !== undefined ? { binder: binder('training', limitsOf('training', svc)) } : {}),
       ...(this.grpcHealth !== undefined ? { addServices: (server: grpc.Server) => this.grpcHealth!.addTo(server) } : {}),

@@ -23,6 +23,8 @@ export interface QueuedMessage {
   /** Flow id for fairness within a class. */
   readonly flow: number;
   readonly cursor: MessageCursor;
+  /** OutboundMessage.bodyReleased: the link calls it after sealing the last frame, or when it drops the message. */
+  readonly bodyReleased?: (() => void) | undefined;
 }
 
 export interface ScheduledFrame {

@@ -18,6 +18,7 @@ import { oldNameOf, RENAMED_METRICS } from './metric-names.ts';
 import { TrainingStats } from './training-stats.ts';
 import type { QueueSource, RdmaSnapshot, RdmaSource, ReloadStats } from './stat-sources.ts';
 import type { ReceivePool } from '../wire/receive-pool.ts';
+import type { PushBuffers } from '../training/push-buffers.ts';
 
 export const METRIC_PREFIX = 'sluice_';
 
@@ -75,6 +76,8 @@ export class SluiceMetrics {
   private health: HealthModel | undefined;
   /** The training thread's receive pool (src/wire/receive-pool.ts), when it has one. */
   receivePool: ReceivePool | undefined;
+  /** The training thread's pooled Push buffers (src/training/push-buffers.ts), when it has them. */
+  pushBuffers: PushBuffers | undefined;
   private admission: AdmissionSource | undefined;
 
   constructor(opts: MetricsOptions = {}) {
@@ -249,6 +252,13 @@ export class SluiceMetrics {
     );
     counter(r, 'training_receive_buffer_exhausted_total', 'Times a training link found the receive pool empty and stopped reading until a buffer came back.', [], () =>
       this.receivePool === undefined ? [] : [[{}, this.receivePool.exhaustions]],
+    );
+    gauge(r, 'training_push_buffers', 'Pooled buffers the chunks of Push calls are gathered into, by state (in_use: holding a chunk not yet acknowledged by the peer; free: allocated or allocatable).', ['state'], () => {
+      const p = this.pushBuffers?.pool;
+      return p === undefined ? [] : [[{ state: 'in_use' }, p.inUse], [{ state: 'free' }, p.available]];
+    });
+    counter(r, 'training_push_buffer_oneoff_total', 'Push chunks that found every pooled buffer out (or did not fit one) and got a buffer of their own.', [], () =>
+      this.pushBuffers === undefined ? [] : [[{}, this.pushBuffers.oneOffAllocations]],
     );
     gauge(r, 'config_last_reload_success_timestamp_seconds', 'Unix time of the last successful configuration reload (0 = never).', [], () => [[{}, this.reloads.lastSuccessSeconds]]);
   }

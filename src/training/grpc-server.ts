@@ -49,7 +49,10 @@ export class TrainingGrpcServer {
       'grpc.max_receive_message_length': node.limits.maxChunkBytes + 64 * 1024,
       // A connection with no call open for this long gets GOAWAY.
       ...(opts.limits !== undefined ? { 'grpc.max_connection_idle_ms': opts.limits.idleTimeoutMs } : {}),
-      ...(opts.interceptors !== undefined ? { interceptors: opts.interceptors } : {}),
+      // The pooled Push decoder must be first: it needs grpc-js's own call object.
+      ...(opts.pushBuffers !== undefined || opts.interceptors !== undefined
+        ? { interceptors: [...(opts.pushBuffers !== undefined ? [opts.pushBuffers.interceptor] : []), ...(opts.interceptors ?? [])] }
+        : {}),
     });
     widenServerReceiveWindow(this.server, TRAINING_RECEIVE_WINDOW_BYTES);
     addTensorTransferService(this.server, node, opts);

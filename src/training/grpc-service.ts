@@ -6,6 +6,7 @@ import * as grpc from '@grpc/grpc-js';
 import { randomUUID } from 'node:crypto';
 import { TransferError, type TransferStatusCode } from './errors.ts';
 import type { OutboundTransfer } from './outbound-transfer.ts';
+import type { PushBuffers } from './push-buffers.ts';
 import {
   tensorTransferClientConstructor,
   type PushRequestMsg,
@@ -28,6 +29,11 @@ export interface TensorTransferServiceOptions {
    * gates, when on, run before this as a server interceptor).
    */
   authorize?: (metadata: grpc.Metadata, method: string) => { tenant: number };
+  /**
+   * Pooled buffers Push chunks arrive in (push-buffers.ts; its interceptor must be on the
+   * server): a chunk's slab goes to the transfer's window with it. Without: grpc-js's buffers.
+   */
+  pushBuffers?: PushBuffers;
 }
 
 const STATUS: Record<TransferStatusCode, grpc.status> = {
@@ -92,7 +98,7 @@ export function eventMessage(e: ReceiveEvent): ReceiveEventMsg {
 export function addTensorTransferService(server: grpc.Server, node: TrainingNode, opts: TensorTransferServiceOptions = {}): void {
   const authorize = opts.authorize ?? (() => ({ tenant: 0 }));
   server.addService(tensorTransferClientConstructor().service, {
-    Push: (call: grpc.ServerDuplexStream<PushRequestMsg, PushResponseMsg>) => push(node, authorize, call),
+    Push: (call: grpc.ServerDuplexStream<PushRequestMsg, PushResponseMsg>) => push(node, authorize, call, opts.pushBuffers),
     GetStatus: unary((req: { transferId: string }) => statusMessage(node.status(req.transferId)), authorize, 'GetStatus'),
     Cancel: unary((req: { transferId: string; reason: string }) => statusMessage(node.cancel(req.transferId, req.reason)), authorize, 'Cancel'),
     List: unary(() => ({ transfers: node.list().map(statusMessage) }), authorize, 'List'),
@@ -113,7 +119,12 @@ function unary<Req, Res>(fn: (req: Req) => Res, authorize: NonNullable<TensorTra
   };
 }
 
-function push(node: TrainingNode, authorize: NonNullable<TensorTransferServiceOptions['authorize']>, call: grpc.ServerDuplexStream<PushRequestMsg, PushResponseMsg>): void {
+function push(
+  node: TrainingNode,
+  authorize: NonNullable<TensorTransferServiceOptions['authorize']>,
+  call: grpc.ServerDuplexStream<PushRequestMsg, PushResponseMsg>,
+  pushBuffers: PushBuffers | undefined,
+): void {
   const requestId = requestIdOf(call.metadata);
   let transfer: OutboundTransfer | undefined;
   let over = false;
@@ -185,7 +196,8 @@ function push(node: TrainingNode, authorize: NonNullable<TensorTransferServiceOp
       }
       if (transfer === undefined) throw new TransferError('INVALID_ARGUMENT', 'the first message of Push must be start');
       if (req.msg === 'chunk' && req.chunk) {
-        transfer.write(Number(req.chunk.offset), req.chunk.data);
+        // The chunk's pooled slab (if it is in one) goes with it; the window gives it back.
+        transfer.write(Number(req.chunk.offset), req.chunk.data, pushBuffers?.adopt(req.chunk.data));
         if (!transfer.hasSpace) {
           call.pause();
           transfer.waitForSpace().then(() => {

@@ -4,7 +4,9 @@
 // asking the producer for anything again. The peer checks a CRC-32 per chunk (NACK -> resend)
 // and the SHA-256 of the whole tensor at the end. The window holds the producer's own buffers
 // (a chunk goes to the link as a reference in a gather list; sealing is its one copy) and is
-// bounded both in bytes and in buffers: many tiny chunks cannot pile up either.
+// bounded both in bytes and in buffers: many tiny chunks cannot pile up either. A chunk that came
+// with a release function (a pooled buffer, push-buffers.ts) is released once it left the window
+// (acknowledged, or the transfer ended) and no link still holds a copy of it queued.
 import { EventEmitter } from 'node:events';
 import { crc32 } from 'node:zlib';
 import { RingQueue } from '../scheduler/ring-queue.ts';
@@ -77,6 +79,14 @@ interface WindowChunk {
   offset: number;
   data: Buffer;
   crc: number;
+  /** Gives the producer's pooled buffer back (once); undefined: the buffer is the GC's. */
+  release: (() => void) | undefined;
+  /** Link messages carrying this chunk not yet sealed or dropped by their link. */
+  queued: number;
+  /** Out of the window: released as soon as `queued` is 0. */
+  dropped: boolean;
+  /** The link's bodyReleased callback for this chunk (one per chunk, not per send). */
+  onSent: () => void;
 }
 
 /**
@@ -192,8 +202,21 @@ export class OutboundTransfer extends EventEmitter {
     });
   }
 
-  /** Hands the next chunk over. Throws TransferError on a protocol violation by the producer. */
-  write(offset: number, data: Buffer): void {
+  /**
+   * Hands the next chunk over. `release`, when given, is called exactly once when the transfer
+   * no longer reads `data` (also when write throws). Throws TransferError on a protocol
+   * violation by the producer.
+   */
+  write(offset: number, data: Buffer, release?: () => void): void {
+    try {
+      this.take(offset, data, release);
+    } catch (err) {
+      release?.();
+      throw err;
+    }
+  }
+
+  private take(offset: number, data: Buffer, release: (() => void) | undefined): void {
     if (this.failure) throw this.failure;
     if (this.finished) throw new TransferError('FAILED_PRECONDITION', `transfer ${this.id} is already ${this.stateValue}`);
     if (!this.offsetKnown) throw new TransferError('FAILED_PRECONDITION', `transfer ${this.id}: wait for the accepted offset before sending chunks of a resumed transfer`);
@@ -207,7 +230,19 @@ export class OutboundTransfer extends EventEmitter {
     if (this.windowBytes >= this.opts.windowBytes + 4 * this.opts.maxChunkBytes || this.window.length >= MAX_WINDOW_CHUNKS + FLOW_CONTROL_SLACK_CHUNKS) {
       throw new TransferError('RESOURCE_EXHAUSTED', `transfer ${this.id}: the producer ignored flow control (${this.windowBytes} unacknowledged bytes in ${this.window.length} chunks)`);
     }
-    this.window.push({ offset, data, crc: crc32(data) });
+    const chunk: WindowChunk = {
+      offset,
+      data,
+      crc: crc32(data),
+      release,
+      queued: 0,
+      dropped: false,
+      onSent: () => {
+        chunk.queued -= 1;
+        if (chunk.dropped && chunk.queued === 0) releaseChunk(chunk);
+      },
+    };
+    this.window.push(chunk);
     this.windowBytes += data.length;
     this.producedUpTo += data.length;
     this.pump();
@@ -406,8 +441,7 @@ export class OutboundTransfer extends EventEmitter {
     }
     this.acked = this.opts.total;
     this.resultSha = sha256;
-    this.window.clear();
-    this.windowBytes = 0;
+    this.clearWindow();
     this.setState('completed');
     this.abort.abort();
     this.log({ event: 'completed', sha256: sha256.toString('hex') });
@@ -431,8 +465,7 @@ export class OutboundTransfer extends EventEmitter {
     this.producedUpTo = this.opts.total;
     this.offsetKnown = true;
     this.resultSha = sha256;
-    this.window.clear();
-    this.windowBytes = 0;
+    this.clearWindow();
     this.abort.abort();
     this.setState('completed');
     const result = { id: this.id, total: this.opts.total, sha256, seconds: (Date.now() - this.startedAt) / 1000, resumes: this.resumes, resentChunks: 0 };
@@ -470,10 +503,12 @@ export class OutboundTransfer extends EventEmitter {
           flow: this.opts.flow,
           tenant: this.opts.tenant ?? 0,
           body: [encodeChunkHeader(this.id, this.sendPos, crc), wire],
+          bodyReleased: chunk.onSent,
         });
       } catch {
         return; // the link just closed: its 'close' starts the resume
       }
+      chunk.queued += 1;
       this.sendPos += data.length;
       i++;
       if (!ok) return; // the link queue is full: resume on its 'drain'
@@ -498,7 +533,13 @@ export class OutboundTransfer extends EventEmitter {
     for (let c = this.window.peek(); c !== undefined && c.offset + c.data.length <= upTo; c = this.window.peek()) {
       this.window.shift();
       this.windowBytes -= c.data.length;
+      dropChunk(c);
     }
+  }
+
+  private clearWindow(): void {
+    for (let c = this.window.shift(); c !== undefined; c = this.window.shift()) dropChunk(c);
+    this.windowBytes = 0;
   }
 
   private setState(s: TransferState): void {
@@ -510,8 +551,7 @@ export class OutboundTransfer extends EventEmitter {
   private end(state: 'failed' | 'cancelled', err: Error): void {
     if (this.finished) return;
     this.failure = err;
-    this.window.clear();
-    this.windowBytes = 0;
+    this.clearWindow();
     this.linkReady = false;
     this.abort.abort();
     this.rejectAccepted(err);
@@ -523,6 +563,18 @@ export class OutboundTransfer extends EventEmitter {
   private log(e: Omit<TransferEvent, 'direction' | 'id' | 'peer' | 'total'>): void {
     this.opts.onEvent?.({ direction: 'outbound', id: this.id, peer: this.opts.peer, total: this.opts.total, ...e });
   }
+}
+
+/** The chunk left the window: its buffer goes back once no link holds it queued. */
+function dropChunk(c: WindowChunk): void {
+  c.dropped = true;
+  if (c.queued === 0) releaseChunk(c);
+}
+
+function releaseChunk(c: WindowChunk): void {
+  const release = c.release;
+  c.release = undefined;
+  release?.();
 }
 
 function flipOneByte(data: Buffer): Buffer {

@@ -280,7 +280,7 @@ export abstract class LinkBase extends EventEmitter implements Link {
   }
 
   protected dropQueued(): void {
-    this.scheduler.clear();
+    for (const m of this.scheduler.clear()) m.bodyReleased?.();
   }
 
   /** Ends our side of the socket (after the close frame, or to answer the peer's). */

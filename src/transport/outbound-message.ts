@@ -36,5 +36,5 @@ export function toQueuedMessage(msg: OutboundMessage, segment: SegmentName, maxM
   if (cursor.length > maxMessageBytes) {
     throw new TransportError(TransportErrorCode.MESSAGE_TOO_BIG, `message of ${cursor.length} bytes exceeds maxMessageBytes (${maxMessageBytes})`);
   }
-  return { cls: msg.cls, kind, streamId, tenant, flow, cursor };
+  return { cls: msg.cls, kind, streamId, tenant, flow, cursor, bodyReleased: msg.bodyReleased };
 }

@@ -143,7 +143,12 @@ export class TcpLink extends LinkBase {
         const size = frameBytes(f.length);
         const inRing = size >= RING_MIN_FRAME;
         const frame = inRing ? this.#ring.alloc(size) : Buffer.allocUnsafe(size);
-        this.sealer.sealInto(dataFrameSpec(f), frame, 0);
+        try {
+          this.sealer.sealInto(dataFrameSpec(f), frame, 0);
+        } finally {
+          // The scheduler has let go of a message once its last frame is out: sealed or not.
+          if (f.last) f.msg.bodyReleased?.();
+        }
         if (f.last) this.messagesSent += 1;
         budget -= frame.byteLength;
         if (!this.#write(frame, inRing)) break;

@@ -27,6 +27,12 @@ export interface OutboundMessage {
   body: Buffer | readonly Buffer[];
   /** Bulk flow id for fair sharing inside the training class (default: streamId). */
   flow?: number;
+  /**
+   * Called once when the link no longer reads `body`: its last frame is sealed, or the message
+   * was dropped (the link closed). A pooled body may be reused from then on. Not called when
+   * send() throws (nothing was queued).
+   */
+  bodyReleased?: () => void;
 }
 
 export interface InboundMessage {

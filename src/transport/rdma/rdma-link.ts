@@ -148,7 +148,11 @@ export class RdmaLink extends LinkBase {
               break;
             }
           }
-          budget -= this.#sealAndPost(dataFrameSpec(f));
+          try {
+            budget -= this.#sealAndPost(dataFrameSpec(f));
+          } finally {
+            if (f.last) f.msg.bodyReleased?.();
+          }
           if (f.last) this.messagesSent += 1;
         }
         if (this.info?.by === 'local' && this.#pendingFrame === undefined && this.scheduler.queuedMessages === 0) {
@@ -329,6 +333,8 @@ export class RdmaLink extends LinkBase {
 
   protected override dropQueued(): void {
     super.dropQueued();
+    // A last frame held back for a send slot has already left the scheduler.
+    if (this.#pendingFrame?.last === true) this.#pendingFrame.msg.bodyReleased?.();
     this.#pendingFrame = undefined;
   }
 
