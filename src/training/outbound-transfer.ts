@@ -214,6 +214,7 @@ export class OutboundTransfer extends EventEmitter {
       release?.();
       throw err;
     }
+    this.pump();
   }
 
   private take(offset: number, data: Buffer, release: (() => void) | undefined): void {
@@ -245,7 +246,6 @@ export class OutboundTransfer extends EventEmitter {
     this.window.push(chunk);
     this.windowBytes += data.length;
     this.producedUpTo += data.length;
-    this.pump();
   }
 
   /** The producer is done: `sha256` is the digest of the whole tensor, checked by the peer. */
