@@ -89,6 +89,23 @@ test('the pooled decoder frames messages split anywhere as grpc-js does, large o
   );
 });
 
+test('arbitrary bytes give messages or an error from the pooled decoder, never anything else, and every slab comes back', () => {
+  fc.assert(
+    fc.property(fc.array(fc.uint8Array({ maxLength: 70 * 1024 }), { maxLength: 4 }), (pieces) => {
+      const buffers = new PushBuffers({ maxChunkBytes: 256 * KiB, slabs: 2 });
+      const decoder = new PooledPushDecoder(buffers, 128 * KiB);
+      try {
+        for (const p of pieces) for (const m of decoder.write(Buffer.from(p))) assert.ok(m.length >= 5 && m.readUInt32BE(1) === m.length - 5);
+      } catch (err) {
+        assert.ok(err instanceof Error);
+      }
+      decoder.close();
+      assert.equal(buffers.pool.inUse, 0);
+    }),
+    { numRuns: 100 },
+  );
+});
+
 test('the pooled decoder refuses a message over the limit on its prefix, and takes a slab only for large messages', () => {
   const buffers = new PushBuffers({ maxChunkBytes: 256 * KiB, slabs: 2 });
   const decoder = new PooledPushDecoder(buffers, 128 * KiB);
