@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "engine/egress.h"
+#include "engine/front_calls.h"
 #include "engine/grpc_ingress.h"
 #include "engine/link_endpoints.h"
 
@@ -14,7 +15,8 @@ namespace {
 constexpr size_t kEventRingCapacity = 16384;
 }
 
-Engine::Engine(std::function<void()> notify_events) : events_(kEventRingCapacity, &counters_, std::move(notify_events)) {}
+Engine::Engine(std::function<void()> notify_events)
+    : events_(kEventRingCapacity, &counters_, std::move(notify_events)), front_(std::make_unique<FrontCalls>(&loop_, this)) {}
 
 Engine::~Engine() { Stop(); }
 
@@ -31,6 +33,7 @@ void Engine::Stop() {
     handshakes_.clear();
     ingress_.reset();
     egress_.reset();
+    front_.reset();
     links_.clear();  // destructors close the sockets
     loop_.RequestStop();
   });
@@ -232,6 +235,15 @@ void Engine::DrainIngress() {
   });
 }
 
+bool Engine::SubmitFrontCall(uint32_t slot, uint32_t dialer, uint32_t tenant, uint32_t timeout_ms, const uint8_t* header, size_t header_len,
+                             const uint8_t* payload, size_t payload_len) {
+  return front_ != nullptr && front_->Submit(slot, dialer, tenant, timeout_ms, header, header_len, payload, payload_len);
+}
+
+void Engine::CancelFrontCall(uint32_t slot) {
+  if (front_ != nullptr) front_->Cancel(slot);
+}
+
 TcpInferenceLink* Engine::LinkOfDialer(uint32_t dialer) {
   for (const auto& [link, d] : link_dialer_) {
     if (d == dialer) return FindLink(link);
@@ -240,6 +252,7 @@ TcpInferenceLink* Engine::LinkOfDialer(uint32_t dialer) {
 }
 
 void Engine::OnLinkMessage(TcpInferenceLink* link, const InboundMessage& msg) {
+  if (front_ && link->role() == Role::kInitiator && front_->OnLinkMessage(link, msg)) return;
   if (ingress_ && link->role() == Role::kInitiator && ingress_->OnLinkMessage(link, msg)) return;
   if (egress_ && egress_->OnMessage(link, msg)) return;
   // Not for the engine: JS gets a copy (the slow path; control messages, tests).
@@ -263,6 +276,7 @@ void Engine::OnLinkDrain(TcpInferenceLink* link) {
 void Engine::OnLinkClosed(TcpInferenceLink* link, const LinkCloseInfo& info) {
   if (egress_) egress_->OnLinkClosed(link);
   if (ingress_) ingress_->OnLinkClosed(link);
+  if (front_) front_->OnLinkClosed(link, info);
   const uint32_t id = link->id();
   EngineEvent e;
   e.type = EventType::kLinkClosed;

@@ -37,6 +37,8 @@ enum class EventType : uint32_t {
                         // body = model name (UTF-8), b = 1 when the tenant is known (its name in `extra`)
   kRequestDone = 11,    // a fast-path gRPC call ended at the ingress: a = grpc status, b = duration (us),
                         // c = 1 for ModelStreamInfer, model = the request's model
+  kFrontCallDone = 12,  // a call JS sent on the engine's links ended (front_calls.h): a = slot,
+                        // b = FrontOutcome, c = the slot's generation, code/text = why not, body = the REPLY envelope
 };
 
 enum class LogLevel : uint32_t { kDebug = 20, kInfo = 30, kWarn = 40, kError = 50 };

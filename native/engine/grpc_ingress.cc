@@ -541,7 +541,8 @@ void GrpcIngress::Send(Pending* p) {
   std::memcpy(head + 13 + rid + ml, p->version.data(), vl);
   BytePart parts[2] = {{head, 13 + rid + ml + vl}, {p->payload.data(), p->payload.size()}};
   uint32_t stream = next_stream_++;
-  if (next_stream_ == 0) next_stream_ = 1;
+  // Ids with bit 31 set are the front calls' (front_calls.h) on the same links.
+  if (next_stream_ == 0x80000000u) next_stream_ = 1;
   OutboundMessage m;
   m.cls = kClassInference;
   m.kind = kKindCall;

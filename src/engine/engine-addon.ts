@@ -76,6 +76,9 @@ export interface NativeEngineHandle {
   /** Parses and swaps in a policy table (src/engine/policy-compiler.ts); throws on a bad blob. */
   publishPolicy(blob: Uint8Array): void;
   drainIngress(): void;
+  /** A CALL on the dialer's link in request slot `slot` (bytes copied now); one FRONT_CALL_DONE event answers. */
+  frontCall(slot: number, dialer: number, tenant: number, timeoutMs: number, header: Uint8Array, payload: Uint8Array): void;
+  cancelFrontCall(slot: number): void;
 }
 
 export interface EngineAddon {

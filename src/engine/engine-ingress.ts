@@ -3,7 +3,9 @@
 // egress peers, REPLY back) and every other call is relayed as raw HTTP/2 to the TypeScript
 // gRPC server on a private unix socket. This is the control-plane half: it dials the peers,
 // compiles and publishes the policy table (again on every republish), starts and drains the
-// listener, and turns the engine's per-call events into the request metrics.
+// listener, and turns the engine's per-call events into the request metrics. Its `segment`
+// channel carries the TypeScript gateway's calls (REST/WebSocket, relayed gRPC methods) on the
+// same engine links, so the node keeps one link set to each egress peer.
 import type { SluiceConfig } from '../config/schema.ts';
 import { InferenceErrorCode } from '../kserve/inference-error.ts';
 import { grpcStatusName } from '../kserve/status.ts';
@@ -16,6 +18,7 @@ import { engineLinkOptions } from './engine-link-options.ts';
 import { engineLinkSource } from './engine-link-source.ts';
 import { NativeEngine, type EngineRequestDone } from './native-engine.ts';
 import { compilePolicyTable } from './policy-compiler.ts';
+import { type EnginePeer, EngineSegmentChannel } from './engine-segment-channel.ts';
 
 export interface EngineIngressOptions {
   config: SluiceConfig;
@@ -33,14 +36,18 @@ export interface EngineIngressOptions {
 export class EngineIngress {
   readonly engine: NativeEngine;
   readonly address: { host: string; port: number };
+  /** The TypeScript gateway's way to the egress peers: the engine's links. */
+  readonly segment: EngineSegmentChannel;
   readonly #config: SluiceConfig;
   /** Peer name -> the engine dialer that keeps its link up. */
   readonly #dialers: ReadonlyMap<string, number>;
   #generation = 0;
   #removeLinkSource: (() => void) | undefined;
 
-  private constructor(engine: NativeEngine, address: { host: string; port: number }, config: SluiceConfig, dialers: ReadonlyMap<string, number>) {
+  private constructor(engine: NativeEngine, address: { host: string; port: number }, config: SluiceConfig, peers: readonly EnginePeer[], logger: Logger) {
     this.engine = engine;
+    this.segment = new EngineSegmentChannel(engine, peers, logger.child({ component: 'links' }));
+    const dialers = new Map(peers.map((p) => [p.name, p.dialer]));
     this.address = address;
     this.#config = config;
     this.#dialers = dialers;
@@ -69,12 +76,12 @@ export class EngineIngress {
         ...(o.config.segments.inference?.dscp !== undefined ? { dscp: o.config.segments.inference.dscp } : {}),
       });
       const used = new Set(o.config.routes.flatMap((r) => r.peers));
-      const dialers = new Map<string, number>();
+      const peers: EnginePeer[] = [];
       for (const p of o.config.peers) {
-        if (p.segment !== 'inference' || !used.has(p.name) || dialers.has(p.name)) continue;
-        dialers.set(p.name, engine.dial(p.host, p.port, linkOptions));
+        if (p.segment !== 'inference' || !used.has(p.name) || peers.some((x) => x.name === p.name)) continue;
+        peers.push({ name: p.name, dialer: engine.dial(p.host, p.port, linkOptions), address: p.host.includes(':') ? `[${p.host}]:${p.port}` : `${p.host}:${p.port}` });
       }
-      const ingress = new EngineIngress(engine, { host: l.host, port: 0 }, o.config, dialers);
+      const ingress = new EngineIngress(engine, { host: l.host, port: 0 }, o.config, peers, o.logger);
       // Tables first: without them the engine relays every call (correct, only slower).
       ingress.publishPolicy();
       const bound = await engine.startIngress({
@@ -116,6 +123,7 @@ export class EngineIngress {
   }
 
   close(): void {
+    this.segment.close();
     this.#removeLinkSource?.();
     this.engine.stop();
   }

@@ -8,7 +8,7 @@ import { SluiceError } from '../errors.ts';
 import { CloseCode } from '../wire/close-frame.ts';
 import { loadEngineAddon, type EngineEgressConfig, type EngineIngressConfig, type EngineEventRecord, type EngineLinkOptions, type NativeEngineHandle } from './engine-addon.ts';
 import { EngineCounters } from './engine-counters.ts';
-import { CLOSED_BY, EngineEventType } from './engine-events.ts';
+import { CLOSED_BY, EngineEventType, type FrontOutcome } from './engine-events.ts';
 
 export interface EngineLinkInfo {
   /** The engine's number for the link (send(), closeLink(), events). */
@@ -58,6 +58,19 @@ export interface EngineRequestDone {
   streaming: boolean;
 }
 
+/** A call sent with frontCall() ended: the REPLY envelope, or why there is none. */
+export interface EngineFrontCallDone {
+  slot: number;
+  /** The slot's submission count (mod 0x8000) when the call was sent: tells a late event apart. */
+  generation: number;
+  outcome: FrontOutcome;
+  /** REPLY: the reply envelope. */
+  body: Buffer | undefined;
+  /** SEND_FAILED / LINK_CLOSED: the stable code, when there is one. */
+  code: string | undefined;
+  text: string;
+}
+
 export interface EngineLogRecord {
   level: number;
   msg: string;
@@ -71,7 +84,8 @@ export interface EngineLogRecord {
  * Events: 'link' (EngineLinkInfo), 'close' (id, EngineLinkClose), 'message' (id, EngineInbound),
  * 'drain' (id), 'rejected' (SluiceError, remote) for a refused handshake at a listener,
  * 'dial-failed' (dialer, SluiceError), 'policy-denied' (EnginePolicyDenial), 'log' (EngineLogRecord),
- * 'request-done' (EngineRequestDone) for each fast-path call of the gRPC ingress.
+ * 'request-done' (EngineRequestDone) for each fast-path call of the gRPC ingress,
+ * 'front-done' (EngineFrontCallDone) for each call sent with frontCall().
  */
 export class NativeEngine extends EventEmitter {
   readonly counters: EngineCounters;
@@ -153,6 +167,21 @@ export class NativeEngine extends EventEmitter {
   send(link: number, msg: { cls: number; kind: number; streamId: number; tenant?: number; body: Uint8Array }): void {
     this.#check();
     this.#handle.send(link, msg.cls, msg.kind, msg.streamId, msg.tenant ?? 0, msg.body);
+  }
+
+  /**
+   * Sends a CALL (header + payload: the bytes are copied now) on the link `dialer` keeps up, in
+   * request slot `slot` (the caller's, free until its 'front-done' event). The engine cancels it
+   * at `timeoutMs` (CANCEL DEADLINE to the egress).
+   */
+  frontCall(slot: number, dialer: number, tenant: number, timeoutMs: number, header: Uint8Array, payload: Uint8Array): void {
+    this.#check();
+    this.#handle.frontCall(slot, dialer, tenant, timeoutMs, header, payload);
+  }
+
+  /** CANCEL(CALLER) for the call in `slot` if it is still out (its 'front-done' then says CANCELLED). */
+  cancelFrontCall(slot: number): void {
+    if (!this.#stopped) this.#handle.cancelFrontCall(slot);
   }
 
   closeLink(link: number, reason = 'closed by the application', code: number = CloseCode.NORMAL): void {
@@ -241,6 +270,9 @@ export class NativeEngine extends EventEmitter {
           streaming: e.c === 1,
           ...(e.a !== 0 ? { code: e.code ?? '', err: e.err ?? '' } : {}),
         } satisfies EngineRequestDone);
+        return;
+      case EngineEventType.FRONT_CALL_DONE:
+        this.emit('front-done', { slot: e.a, generation: e.c, outcome: e.b as FrontOutcome, body: e.body, code: e.code, text: e.text ?? '' } satisfies EngineFrontCallDone);
         return;
       case EngineEventType.LOG:
       default:
