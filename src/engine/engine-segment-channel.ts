@@ -287,9 +287,9 @@ export class EngineSegmentChannel extends EventEmitter implements SegmentChannel
     const now = Date.now();
     let open = 0;
     for (const p of this.#slots) {
-      if (p === undefined) continue;
+      if (p === undefined || p.settled) continue;
       open++;
-      if (p.settled || now < p.ctx.deadline + LOST_EVENT_GRACE_MS) continue;
+      if (now < p.ctx.deadline + LOST_EVENT_GRACE_MS) continue;
       this.#settle(p);
       this.#logger.warn({ request_id: p.ctx.requestId, peer: p.peer.name }, 'no answer from the engine for a call past its deadline (event dropped?)');
       p.reject(deadlineError(p.ctx));

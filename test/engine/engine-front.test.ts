@@ -53,6 +53,14 @@ before(async () => {
       };
       if (call.model === 'drop-link') void link.close('egress goes away');
       else if (call.model === 'hold') held.set(call.requestId, reply);
+      else if (call.model === 'garbage') {
+        // Replies on streams of no call (front-call ids and others), then junk on the right one.
+        for (let i = 0; i < 50; i++) {
+          const streamId = (randomBytes(4).readUInt32BE(0) | (i % 2 === 0 ? 0x80000000 : 0)) >>> 0;
+          if (streamId !== m.streamId) link.send({ cls: 'inference', kind: InferenceKind.REPLY, streamId, tenant: m.tenant, body: randomBytes(i) });
+        }
+        link.send({ cls: 'inference', kind: InferenceKind.REPLY, streamId: m.streamId, tenant: m.tenant, body: randomBytes(12) });
+      }
       else if (call.model === 'error')
         link.send({
           cls: 'inference',
@@ -123,6 +131,14 @@ test('an egress error keeps its status and code', async () => {
   const e = await failure(fwd.call(ctx('f-err', 'error'), CallMethod.ModelInfer, Buffer.from('x'), ['egress']));
   assert.equal(e.code, 'SLUICE_ERR_UPSTREAM_UNAVAILABLE');
   assert.equal(e.message, 'model server down');
+});
+
+test('replies on streams of no call are ignored; a malformed reply fails its call with INTERNAL', async () => {
+  const e = await failure(fwd.call(ctx('f-junk', 'garbage'), CallMethod.ModelInfer, Buffer.from('x'), ['egress']));
+  assert.equal(e.code, 'SLUICE_ERR_INTERNAL');
+  assert.match(e.message, /bad inference envelope/);
+  assert.equal((await fwd.call(ctx('f-clean', 'simple'), CallMethod.ModelInfer, Buffer.from('ok'), ['egress'])).toString(), 'simple:0:ok');
+  assert.equal(channel.inflight, 0);
 });
 
 test('the deadline: DEADLINE_EXCEEDED from the engine timer, CANCEL(DEADLINE) to the egress, a late reply ignored', async () => {
