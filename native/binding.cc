@@ -767,6 +767,15 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       if (!e.request_id.empty()) o.Set("requestId", e.request_id);
       if (!e.model.empty()) o.Set("model", e.model);
       if (!e.err.empty()) o.Set("err", e.err);
+      if (e.type == EventType::kRequestDone) {
+        o.Set("tenant", e.access.tenant);
+        o.Set("peer", e.access.peer);
+        o.Set("attempts", e.access.attempts);
+        o.Set("bytesIn", static_cast<double>(e.access.bytes_in));
+        o.Set("bytesOut", static_cast<double>(e.access.bytes_out));
+        o.Set("queueUs", static_cast<double>(e.access.queue_us));
+        o.Set("upstreamUs", static_cast<double>(e.access.upstream_us));
+      }
       if (e.type == EventType::kMessage || e.type == EventType::kPolicyDenied || (e.type == EventType::kFrontCallDone && !e.body.empty())) {
         o.Set("body", Napi::Buffer<uint8_t>::Copy(env, e.body.data(), e.body.size()));
       }

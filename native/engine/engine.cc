@@ -195,6 +195,16 @@ class IngressLinks final : public IngressBackend {
     e.c = o.streaming ? 1 : 0;
     e.model = o.model;
     e.request_id = o.request_id;
+    const CallAccess& x = o.access;
+    const uint64_t end = o.started_us + o.duration_us;
+    e.access.tenant = x.tenant;
+    e.access.peer = x.peer;
+    e.access.attempts = x.attempts;
+    e.access.bytes_in = x.bytes_in;
+    e.access.bytes_out = x.bytes_out;
+    // As the TypeScript access log: arrival -> first CALL (or the end), last CALL -> its reply.
+    e.access.queue_us = (x.first_sent_us != 0 ? x.first_sent_us : end) - o.started_us;
+    e.access.upstream_us = x.sent_us == 0 ? 0 : (x.replied_us != 0 ? x.replied_us : end) - x.sent_us;
     if (o.status != GrpcStatus::kOk) {
       e.code = std::string(o.code);
       e.err = o.message;

@@ -59,6 +59,14 @@ export interface EngineEventRecord {
   model?: string;
   err?: string;
   body?: Buffer;
+  /** REQUEST_DONE: the access record's numbers (durations in microseconds; peer: a dialer id). */
+  tenant?: number;
+  peer?: number;
+  attempts?: number;
+  bytesIn?: number;
+  bytesOut?: number;
+  queueUs?: number;
+  upstreamUs?: number;
 }
 
 export interface NativeEngineHandle {

@@ -9,6 +9,7 @@
 import type { SluiceConfig } from '../config/schema.ts';
 import { InferenceErrorCode } from '../kserve/inference-error.ts';
 import { grpcStatusName } from '../kserve/status.ts';
+import { type AccessLog, roundMs } from '../telemetry/access-log.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { LinkTracker } from '../telemetry/link-tracker.ts';
 import type { RequestStats } from '../telemetry/request-stats.ts';
@@ -30,6 +31,8 @@ export interface EngineIngressOptions {
   requests: RequestStats;
   /** The engine's own links to the egress peers are added to the link metrics (peer "engine"). */
   links: LinkTracker;
+  /** telemetry.accessLog: one line per fast-path call, from the engine's batched records. */
+  accessLog?: AccessLog;
   logger: Logger;
 }
 
@@ -58,8 +61,26 @@ export class EngineIngress {
     if (l === undefined) throw new RangeError('EngineIngress needs listeners.grpc');
     const engine = new NativeEngine('sluice-infer');
     forwardEngineLogs(engine, o.logger);
+    // Dialer id -> peer name, for the access records (filled once the dialers exist).
+    const peerNames = new Map<number, string>();
     engine.on('request-done', (r: EngineRequestDone) => {
       o.requests.record('grpc', 'inference', r.model, grpcStatusName(r.status), r.durationSeconds);
+      // The access line of the TypeScript ingress (node-telemetry.ts accessLogHook), same fields.
+      o.accessLog?.write({
+        request_id: r.requestId,
+        tenant: r.tenant,
+        model: r.model,
+        protocol: 'grpc',
+        method: r.streaming ? 'ModelStreamInfer' : 'ModelInfer',
+        status: r.status,
+        code: grpcStatusName(r.status),
+        bytes_in: r.bytesIn,
+        bytes_out: r.bytesOut,
+        total_ms: roundMs(r.durationSeconds * 1000),
+        queue_ms: roundMs(r.queueSeconds * 1000),
+        upstream_ms: roundMs(r.upstreamSeconds * 1000),
+        ...(r.attempts > 0 ? { peer: peerNames.get(r.peer) ?? String(r.peer), attempts: r.attempts } : {}),
+      });
       // The failed-request line of the TypeScript gateway (inference-gateway.ts finish()).
       if (r.status !== 0) {
         const level = r.code === InferenceErrorCode.INTERNAL ? 'error' : 'info';
@@ -81,6 +102,7 @@ export class EngineIngress {
         if (p.segment !== 'inference' || !used.has(p.name) || peers.some((x) => x.name === p.name)) continue;
         peers.push({ name: p.name, dialer: engine.dial(p.host, p.port, linkOptions), address: p.host.includes(':') ? `[${p.host}]:${p.port}` : `${p.host}:${p.port}` });
       }
+      for (const p of peers) peerNames.set(p.dialer, p.name);
       const ingress = new EngineIngress(engine, { host: l.host, port: 0 }, o.config, peers, o.logger);
       // Tables first: without them the engine relays every call (correct, only slower).
       ingress.publishPolicy();

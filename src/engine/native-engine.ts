@@ -56,6 +56,17 @@ export interface EngineRequestDone {
   status: number;
   durationSeconds: number;
   streaming: boolean;
+  /** The access record's numbers (src/telemetry/access-log.ts). */
+  tenant: number;
+  /** Dialer id of the egress peer that answered last (0: none was called). */
+  peer: number;
+  attempts: number;
+  bytesIn: number;
+  bytesOut: number;
+  /** Arrival until the first CALL went out. */
+  queueSeconds: number;
+  /** The last CALL until its reply. */
+  upstreamSeconds: number;
 }
 
 /** A call sent with frontCall() ended: the REPLY envelope, or why there is none. */
@@ -268,6 +279,13 @@ export class NativeEngine extends EventEmitter {
           status: e.a,
           durationSeconds: e.b / 1e6,
           streaming: e.c === 1,
+          tenant: e.tenant ?? 0,
+          peer: e.peer ?? 0,
+          attempts: e.attempts ?? 0,
+          bytesIn: e.bytesIn ?? 0,
+          bytesOut: e.bytesOut ?? 0,
+          queueSeconds: (e.queueUs ?? 0) / 1e6,
+          upstreamSeconds: (e.upstreamUs ?? 0) / 1e6,
           ...(e.a !== 0 ? { code: e.code ?? '', err: e.err ?? '' } : {}),
         } satisfies EngineRequestDone);
         return;

@@ -408,6 +408,7 @@ export class SluiceNode {
         relayPath,
         requests: this.metrics.requests,
         links: this.metrics.links,
+        ...(this.accessLog !== undefined ? { accessLog: this.accessLog } : {}),
         logger: logger.child({ component: 'grpc', engine: true }),
       });
     } catch (err) {

@@ -2,7 +2,8 @@
 // the engine's links too: one link set to its egress peer. The egress here is the TypeScript
 // link implementation in this process (the interop reference), answering ModelInfer with a real
 // ModelInferResponse, and dropping the link on request (model "drop-link") to show that link
-// loss during an HTTP call gives the same problem as with the TypeScript links.
+// loss during an HTTP call gives the same problem as with the TypeScript links. The access log is
+// on: the engine still serves the gRPC port and its per-call records become the same lines.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, test } from 'node:test';
@@ -12,6 +13,7 @@ import { TcpTransport } from '../../src/transport/tcp-transport.ts';
 import type { InboundMessage, Link, Listener } from '../../src/transport/types.ts';
 import { decodeCall, encodeReplyHeader, InferenceKind } from '../../src/wire/inference-envelope.ts';
 import { startSluice, type SluiceProcess } from '../../scripts/sluice-child.ts';
+import { KserveClient } from '../helpers/kserve-client.ts';
 import { sampleValue, scrape } from '../helpers/prom-text.ts';
 
 const key = randomBytes(32);
@@ -53,6 +55,7 @@ before(async () => {
       segments: { inference: { transport: 'tcp', key: key.toString('hex') } },
       peers: [{ name: 'egress', segment: 'inference', host: '127.0.0.1', port: listener.address.port }],
       routes: [{ model: '*', peers: ['egress'] }],
+      telemetry: { accessLog: true },
       log: { level: 'info' },
     },
     { name: 'front' },
@@ -125,4 +128,37 @@ test('link loss during an HTTP call: 503 peer-unavailable (as with TypeScript li
     await new Promise((res) => setTimeout(res, 100));
   }
   assert.equal(accepted.length, 2, 'the engine redialled');
+});
+
+test('the access log with the engine serving: fast-path gRPC lines from the engine records, HTTP lines from the gateway, same fields', async () => {
+  const kc = new KserveClient(node.endpoints.grpc!);
+  const A = Array.from({ length: 16 }, (_, i) => i);
+  const req = { modelName: 'simple', inputs: [{ name: 'INPUT0', datatype: 'INT32', shape: [1, 16], contents: { intContents: A } }] };
+  await kc.infer(req, { requestId: 'acc-grpc-1' });
+  kc.close();
+  const r = await fetch(`http://${node.endpoints.http}/v2/models/simple/infer`, {
+    method: 'POST',
+    body: JSON.stringify({ inputs: [{ name: 'INPUT0', datatype: 'INT32', shape: [1], data: [1] }] }),
+    headers: { 'content-type': 'application/json', 'x-request-id': 'acc-http-1' },
+  });
+  assert.equal(r.status, 200);
+  await r.arrayBuffer();
+  const t0 = Date.now();
+  const line = (rid: string) => node.logs.find((l) => l.msg === 'access' && l.request_id === rid);
+  while ((line('acc-grpc-1') === undefined || line('acc-http-1') === undefined) && Date.now() - t0 < 5000) await new Promise((res) => setTimeout(res, 20));
+  const g = line('acc-grpc-1')!;
+  const h = line('acc-http-1')!;
+  assert.ok(g !== undefined && h !== undefined, 'both lines written');
+  for (const l of [g, h]) {
+    assert.equal(l.component, 'access');
+    for (const k of ['request_id', 'tenant', 'model', 'protocol', 'method', 'status', 'code', 'bytes_in', 'bytes_out', 'total_ms', 'queue_ms', 'upstream_ms', 'peer', 'attempts']) assert.ok(k in l, `${k} in ${JSON.stringify(l)}`);
+    assert.equal(l.peer, 'egress');
+    assert.equal(l.attempts, 1);
+    assert.ok((l.upstream_ms as number) > 0 && (l.upstream_ms as number) <= (l.total_ms as number), JSON.stringify(l));
+    assert.ok((l.queue_ms as number) >= 0 && (l.queue_ms as number) <= (l.total_ms as number), JSON.stringify(l));
+    assert.ok((l.bytes_in as number) > 0 && (l.bytes_out as number) > 0, JSON.stringify(l));
+  }
+  assert.deepEqual([g.protocol, g.method, g.status, g.code, g.model, g.tenant], ['grpc', 'ModelInfer', 0, 'OK', 'simple', 0]);
+  assert.deepEqual([h.protocol, h.status, h.code], ['http', 200, '']);
+  assert.ok(node.logs.some((l) => l.path === 'engine' && l.listener === 'grpc'), 'the access log does not move the port off the engine');
 });
