@@ -14,6 +14,7 @@ import {
   deadlineError,
   linkClosedError,
   linkDownError,
+  noLiveLinkError,
   noteReplied,
   noteSent,
   prepareCall,
@@ -158,8 +159,7 @@ export class EngineSegmentChannel extends EventEmitter implements SegmentChannel
         return name;
       }
     }
-    const why = names.map((nm) => `${nm}: ${this.#peers.get(nm)?.lastError ?? 'unknown peer'}`).join('; ');
-    throw new InferenceError(InferenceErrorCode.PEER_UNAVAILABLE, `no live link to egress peer${n > 1 ? 's' : ''} (${why})`);
+    throw noLiveLinkError(names, (nm) => this.#peers.get(nm)?.lastError);
   }
 
   callOnce(ctx: RequestContext, method: CallMethod, payload: Buffer, peer: string): Promise<Buffer> {

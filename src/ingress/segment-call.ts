@@ -66,6 +66,12 @@ export function linkClosedError(peer: string, by: string, reason: string): Infer
   return new InferenceError(InferenceErrorCode.PEER_UNAVAILABLE, `link to egress peer ${peer} closed before the reply (${by}: ${reason})`);
 }
 
+/** No peer of a route has a live link: PEER_UNAVAILABLE saying why, peer by peer. */
+export function noLiveLinkError(names: readonly string[], lastError: (name: string) => string | undefined): InferenceError {
+  const why = names.map((nm) => `${nm}: ${lastError(nm) ?? 'unknown peer'}`).join('; ');
+  return new InferenceError(InferenceErrorCode.PEER_UNAVAILABLE, `no live link to egress peer${names.length > 1 ? 's' : ''} (${why})`);
+}
+
 export function linkDownError(peer: string, why: 'is down' | 'is not ready'): InferenceError {
   return markBeforeModel(new InferenceError(InferenceErrorCode.PEER_UNAVAILABLE, `link to egress peer ${peer} ${why}`));
 }
