@@ -681,6 +681,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                         InstanceMethod<&EngineWrap::BeginShutdown>("beginShutdown"), InstanceMethod<&EngineWrap::Send>("send"),
                         InstanceMethod<&EngineWrap::CloseLink>("closeLink"), InstanceMethod<&EngineWrap::Drain>("drain"),
                         InstanceMethod<&EngineWrap::StartIngress>("startIngress"), InstanceMethod<&EngineWrap::PublishPolicy>("publishPolicy"),
+                        InstanceMethod<&EngineWrap::AddVerifiedToken>("addVerifiedToken"), InstanceMethod<&EngineWrap::ReleaseAudit>("releaseAudit"),
                         InstanceMethod<&EngineWrap::DrainIngress>("drainIngress")});
   }
 
@@ -766,6 +767,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       if (!e.request_id.empty()) o.Set("requestId", e.request_id);
       if (!e.model.empty()) o.Set("model", e.model);
       if (!e.err.empty()) o.Set("err", e.err);
+      if (!e.tenant.empty()) o.Set("tenant", e.tenant);
       if (e.type == EventType::kMessage || e.type == EventType::kPolicyDenied) {
         o.Set("body", Napi::Buffer<uint8_t>::Copy(env, e.body.data(), e.body.size()));
       }
@@ -914,6 +916,38 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       throw err;
     }
     engine(env).PublishPolicy(std::move(table));
+  }
+
+  // addVerifiedToken(digest: 32 bytes, tenantIndex, caps, expMs, actor): a bearer token
+  // TypeScript verified joins the ingress's cache (bounded there).
+  void AddVerifiedToken(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 5 || !info[1].IsNumber() || !info[2].IsNumber() || !info[3].IsNumber() || !info[4].IsString()) {
+      throw Napi::TypeError::New(env, "addVerifiedToken(digest, tenantIndex, caps, expMs, actor)");
+    }
+    const MutableBytes digest = BytesOf(env, info[0]);
+    if (digest.size != 32) throw Napi::RangeError::New(env, "addVerifiedToken: the digest must be 32 bytes (SHA-256)");
+    sluice::engine::TokenEntry entry;
+    entry.tenant = info[1].As<Napi::Number>().Uint32Value();
+    entry.caps = info[2].As<Napi::Number>().Uint32Value();
+    entry.exp_ms = info[3].As<Napi::Number>().DoubleValue();
+    entry.actor = info[4].As<Napi::String>().Utf8Value();
+    if (entry.actor.size() > 512) entry.actor.resize(512);
+    engine(env).AddVerifiedToken(digest.data, entry);
+  }
+
+  // releaseAudit(tickets: number[], durable: boolean): TypeScript recorded those gate decisions.
+  void ReleaseAudit(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 2 || !info[0].IsArray() || !info[1].IsBoolean()) throw Napi::TypeError::New(env, "releaseAudit(tickets, durable)");
+    Napi::Array a = info[0].As<Napi::Array>();
+    std::vector<uint64_t> tickets;
+    tickets.reserve(a.Length());
+    for (uint32_t i = 0; i < a.Length(); i++) {
+      Napi::Value v = a.Get(i);
+      if (v.IsNumber()) tickets.push_back(static_cast<uint64_t>(v.As<Napi::Number>().Int64Value()));
+    }
+    engine(env).ReleaseAudit(std::move(tickets), info[1].As<Napi::Boolean>().Value());
   }
 
   // drainIngress(): stop accepting gRPC clients, GOAWAY to each connection.

@@ -37,6 +37,10 @@ enum class EventType : uint32_t {
                         // body = model name (UTF-8), b = 1 when the tenant is known (its name in `extra`)
   kRequestDone = 11,    // a fast-path gRPC call ended at the ingress: a = grpc status, b = duration (us),
                         // c = 1 for ModelStreamInfer, model = the request's model
+  kGateDecision = 12,   // an ingress gate decision TypeScript records (security event, audit entry):
+                        // a = audit ticket (0: nothing waits), b = request bytes, c = credential (bits 0-1:
+                        // 0 none, 1 api_key, 2 jwt) | 4 allowed | 8 throttled | 16 streaming | grpc status << 8,
+                        // request_id, model, code, text = message, err = gate, extra = actor, tenant
 };
 
 enum class LogLevel : uint32_t { kDebug = 20, kInfo = 30, kWarn = 40, kError = 50 };
@@ -53,6 +57,7 @@ struct EngineEvent {
   std::string request_id;
   std::string model;
   std::string err;
+  std::string tenant;  // kGateDecision: the audit entry's tenant ("" : none)
   std::vector<uint8_t> body;
 };
 

@@ -58,6 +58,8 @@ export interface EngineEventRecord {
   requestId?: string;
   model?: string;
   err?: string;
+  /** GATE_DECISION: the audit entry's tenant. */
+  tenant?: string;
   body?: Buffer;
 }
 
@@ -75,6 +77,8 @@ export interface NativeEngineHandle {
   startIngress(config: EngineIngressConfig): void;
   /** Parses and swaps in a policy table (src/engine/policy-compiler.ts); throws on a bad blob. */
   publishPolicy(blob: Uint8Array): void;
+  addVerifiedToken(digest: Uint8Array, tenantIndex: number, caps: number, expMs: number, actor: string): void;
+  releaseAudit(tickets: number[], durable: boolean): void;
   drainIngress(): void;
 }
 

@@ -11,7 +11,11 @@ export const EngineEventType = {
   DRAIN: 9,
   POLICY_DENIED: 10,
   REQUEST_DONE: 11,
+  GATE_DECISION: 12,
 } as const;
+
+/** GATE_DECISION's `c`: credential kind (bits 0-1), flags, and the gRPC status from bit 8. */
+export const GateDecisionBits = { CREDENTIAL_MASK: 3, ALLOWED: 4, THROTTLED: 8, STREAMING: 16, STATUS_SHIFT: 8 } as const;
 
 /** pino-style levels the engine's log records carry. */
 export const EngineLogLevel = { DEBUG: 20, INFO: 30, WARN: 40, ERROR: 50 } as const;
