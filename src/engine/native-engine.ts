@@ -116,7 +116,8 @@ export interface EngineLogRecord {
  * Events: 'link' (EngineLinkInfo), 'close' (id, EngineLinkClose), 'message' (id, EngineInbound),
  * 'drain' (id), 'rejected' (SluiceError, remote) for a refused handshake at a listener,
  * 'dial-failed' (dialer, SluiceError), 'policy-denied' (EnginePolicyDenial), 'log' (EngineLogRecord),
- * 'request-done' (EngineRequestDone) for each fast-path call of the gRPC ingress.
+ * 'request-done' (EngineRequestDone) for each fast-path call of the gRPC ingress, 'gate'
+ * (EngineGateDecision) for each gate decision TypeScript records (refusals; audited allowed calls).
  */
 export class NativeEngine extends EventEmitter {
   readonly counters: EngineCounters;
