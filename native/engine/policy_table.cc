@@ -250,9 +250,9 @@ GateResult PolicyGates::Check(const PolicyTable& table, const TokenCache& cache,
     return r;
   };
   if (h.authorization_count > 1) {
-    return refuse("identity", GrpcStatus::kInvalidArgument, err::kBadRequest, "the request carries more than one Authorization header");
+    return refuse("identity", GrpcStatus::kInvalidArgument, err::kBadRequest, "more than one Authorization header");
   }
-  if (h.api_key_count > 1) return refuse("identity", GrpcStatus::kInvalidArgument, err::kBadRequest, "the request carries more than one x-api-key header");
+  if (h.api_key_count > 1) return refuse("identity", GrpcStatus::kInvalidArgument, err::kBadRequest, "more than one x-api-key header");
   std::string_view bearer;
   bool has_bearer = h.authorization_count == 1 && BearerToken(h.authorization, &bearer);
   if (h.api_key_count == 1 && has_bearer && bearer != h.api_key) {
