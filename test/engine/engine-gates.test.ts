@@ -307,6 +307,19 @@ test('a revoked key stops on the engine without a restart (the table is republis
   assert.equal(ok, true);
 });
 
+test('an audit log that cannot record: allowed and refused calls fail closed with AUDIT_UNAVAILABLE', async () => {
+  // The node's own log, closed under it: every append rejects, as after a failed write.
+  const audit = (node as unknown as { security: { audit: { close(): Promise<void> } } }).security.audit;
+  await audit.close();
+  const before = calls();
+  const ok = await refused('simple', bearer(keys.acme!), rid('no-audit-ok'));
+  assert.deepEqual([ok.code, ok.details], [grpc.status.UNAVAILABLE, 'the audit log cannot record this request; it was not answered']);
+  const denied = await refused('identity', bearer(keys.acme!), rid('no-audit-denied'));
+  assert.deepEqual([denied.code, denied.details], [grpc.status.UNAVAILABLE, 'the audit log cannot record this request']);
+  assert.match(denied.requestId ?? '', /^eg-no-audit-denied-/);
+  assert.equal(calls().fast - before.fast, 2);
+});
+
 test('the audit log written from the engine path verifies', async () => {
   await node.stop(0);
   const v = await verifyAuditFile(auditFile);
