@@ -69,10 +69,12 @@ export class EngineIngress {
       }),
     );
     const tenantIndex = new Map(this.#config.security.tenants.map((t, i) => [t.name, i]));
+    // jwt.ts accepts a token until exp plus the clock skew; so does the engine's cache.
+    const skewMs = this.#config.security.jwt.clockSkewSeconds * 1000;
     this.#unsubscribe.push(
       sec.gates.onTokenVerified((token, principal, actor) => {
         const digest = createHash('sha256').update(token).digest();
-        this.engine.addVerifiedToken(digest, tenantIndex.get(principal.tenant) ?? NO_TENANT, capBits(principal.caps), principal.expiresAtMs, actor);
+        this.engine.addVerifiedToken(digest, tenantIndex.get(principal.tenant) ?? NO_TENANT, capBits(principal.caps), principal.expiresAtMs + skewMs, actor);
       }),
     );
     const recorder = new EngineGateRecorder(this.engine, sec, sec.gates);
