@@ -681,6 +681,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                         InstanceMethod<&EngineWrap::BeginShutdown>("beginShutdown"), InstanceMethod<&EngineWrap::Send>("send"),
                         InstanceMethod<&EngineWrap::CloseLink>("closeLink"), InstanceMethod<&EngineWrap::Drain>("drain"),
                         InstanceMethod<&EngineWrap::StartIngress>("startIngress"), InstanceMethod<&EngineWrap::PublishPolicy>("publishPolicy"),
+                        InstanceMethod<&EngineWrap::AddVerifiedToken>("addVerifiedToken"), InstanceMethod<&EngineWrap::ReleaseAudit>("releaseAudit"),
                         InstanceMethod<&EngineWrap::DrainIngress>("drainIngress"), InstanceMethod<&EngineWrap::FrontCall>("frontCall"),
                         InstanceMethod<&EngineWrap::CancelFrontCall>("cancelFrontCall")});
   }
@@ -776,6 +777,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
         o.Set("queueUs", static_cast<double>(e.access.queue_us));
         o.Set("upstreamUs", static_cast<double>(e.access.upstream_us));
       }
+      if (!e.tenant.empty()) o.Set("tenantName", e.tenant);
       if (e.type == EventType::kMessage || e.type == EventType::kPolicyDenied || (e.type == EventType::kFrontCallDone && !e.body.empty())) {
         o.Set("body", Napi::Buffer<uint8_t>::Copy(env, e.body.data(), e.body.size()));
       }
@@ -941,6 +943,38 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
 
   // cancelFrontCall(slot): CANCEL(CALLER) if the call is still out (its kFrontCallDone says cancelled).
   void CancelFrontCall(const Napi::CallbackInfo& info) { engine(info.Env()).CancelFrontCall(info[0].As<Napi::Number>().Uint32Value()); }
+
+  // addVerifiedToken(digest: 32 bytes, tenantIndex, caps, expMs, actor): a bearer token
+  // TypeScript verified joins the ingress's cache (bounded there).
+  void AddVerifiedToken(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 5 || !info[1].IsNumber() || !info[2].IsNumber() || !info[3].IsNumber() || !info[4].IsString()) {
+      throw Napi::TypeError::New(env, "addVerifiedToken(digest, tenantIndex, caps, expMs, actor)");
+    }
+    const MutableBytes digest = BytesOf(env, info[0]);
+    if (digest.size != 32) throw Napi::RangeError::New(env, "addVerifiedToken: the digest must be 32 bytes (SHA-256)");
+    sluice::engine::TokenEntry entry;
+    entry.tenant = info[1].As<Napi::Number>().Uint32Value();
+    entry.caps = info[2].As<Napi::Number>().Uint32Value();
+    entry.exp_ms = info[3].As<Napi::Number>().DoubleValue();
+    entry.actor = info[4].As<Napi::String>().Utf8Value();
+    if (entry.actor.size() > 512) entry.actor.resize(512);
+    engine(env).AddVerifiedToken(digest.data, entry);
+  }
+
+  // releaseAudit(tickets: number[], durable: boolean): TypeScript recorded those gate decisions.
+  void ReleaseAudit(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 2 || !info[0].IsArray() || !info[1].IsBoolean()) throw Napi::TypeError::New(env, "releaseAudit(tickets, durable)");
+    Napi::Array a = info[0].As<Napi::Array>();
+    std::vector<uint64_t> tickets;
+    tickets.reserve(a.Length());
+    for (uint32_t i = 0; i < a.Length(); i++) {
+      Napi::Value v = a.Get(i);
+      if (v.IsNumber()) tickets.push_back(static_cast<uint64_t>(v.As<Napi::Number>().Int64Value()));
+    }
+    engine(env).ReleaseAudit(std::move(tickets), info[1].As<Napi::Boolean>().Value());
+  }
 
   // drainIngress(): stop accepting gRPC clients, GOAWAY to each connection.
   void DrainIngress(const Napi::CallbackInfo& info) { engine(info.Env()).DrainIngress(); }

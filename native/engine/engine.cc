@@ -3,6 +3,9 @@
 
 #include <unistd.h>
 
+#include <array>
+#include <cstring>
+
 #include "engine/egress.h"
 #include "engine/front_calls.h"
 #include "engine/grpc_ingress.h"
@@ -211,10 +214,41 @@ class IngressLinks final : public IngressBackend {
     }
     engine_->Emit(std::move(e));
   }
+  bool OnGateEvent(const GateEventInfo& g) override {
+    EngineEvent e;
+    e.type = EventType::kGateDecision;
+    e.a = g.ticket;
+    e.b = g.bytes;
+    uint64_t credential = g.credential == "api_key" ? 1 : g.credential == "jwt" ? 2 : 0;
+    e.c = credential | (g.allowed ? 4u : 0u) | (g.throttled ? 8u : 0u) | (g.streaming ? 16u : 0u) | (static_cast<uint64_t>(g.status) << 8);
+    e.request_id = std::string(g.request_id);
+    e.model = std::string(g.model);
+    e.code = std::string(g.code);
+    e.text = std::string(g.message);
+    e.err = std::string(g.gate);
+    e.extra = std::string(g.actor);
+    e.tenant = std::string(g.tenant);
+    return engine_->Emit(std::move(e));
+  }
 
  private:
   Engine* engine_;
 };
+
+void Engine::AddVerifiedToken(const uint8_t digest[32], const TokenEntry& entry) {
+  std::array<uint8_t, 32> d;
+  std::memcpy(d.data(), digest, 32);
+  loop_.Post([this, d, entry] {
+    if (ingress_) ingress_->AddVerifiedToken(d.data(), entry);
+  });
+}
+
+void Engine::ReleaseAudit(std::vector<uint64_t> tickets, bool durable) {
+  loop_.Post([this, tickets = std::move(tickets), durable] {
+    if (!ingress_) return;
+    for (uint64_t t : tickets) ingress_->ReleaseAudit(t, durable);
+  });
+}
 
 void Engine::StartIngress(const IngressConfig& config) {
   loop_.Post([this, config] {

@@ -87,6 +87,11 @@ class Engine : public LinkHandler {
   void StartIngress(const IngressConfig& config);
   // Swaps the ingress policy table (src/engine/policy-compiler.ts); any thread.
   void PublishPolicy(std::shared_ptr<const PolicyTable> table) { policy_.Publish(std::move(table)); }
+  // A bearer token TypeScript verified joins the ingress's token cache (any thread).
+  void AddVerifiedToken(const uint8_t digest[32], const TokenEntry& entry);
+  // TypeScript recorded audited gate decisions (any thread): their held answers go out, or
+  // fail with AUDIT_UNAVAILABLE when the entries could not be made durable.
+  void ReleaseAudit(std::vector<uint64_t> tickets, bool durable);
   // Stops accepting gRPC clients and sends GOAWAY (drain).
   void DrainIngress();
   // Calls JS sends on the dialers' links (front_calls.h): any thread, see FrontCalls.
@@ -113,7 +118,8 @@ class Engine : public LinkHandler {
                          const std::vector<uint8_t>* early, const std::string& remote);
   TcpInferenceLink* FindLink(uint32_t id);
   // Registers a link the engine's egress (or JS) serves; called by the egress to send replies.
-  void Emit(EngineEvent&& e) { events_.Push(std::move(e)); }
+  // False when the ring was full (the event is dropped and counted).
+  bool Emit(EngineEvent&& e) { return events_.Push(std::move(e)); }
   uint32_t handshakes_in_progress() const { return static_cast<uint32_t>(handshakes_.size()); }
 
  private:

@@ -40,6 +40,10 @@ enum class EventType : uint32_t {
                         // access record's numbers (JS writes the line when telemetry.accessLog is on)
   kFrontCallDone = 12,  // a call JS sent on the engine's links ended (front_calls.h): a = slot,
                         // b = FrontOutcome, c = the slot's generation, code/text = why not, body = the REPLY envelope
+  kGateDecision = 13,   // an ingress gate decision TypeScript records (security event, audit entry):
+                        // a = audit ticket (0: nothing waits), b = request bytes, c = credential (bits 0-1:
+                        // 0 none, 1 api_key, 2 jwt) | 4 allowed | 8 throttled | 16 streaming | grpc status << 8,
+                        // request_id, model, code, text = message, err = gate, extra = actor, tenant
 };
 
 enum class LogLevel : uint32_t { kDebug = 20, kInfo = 30, kWarn = 40, kError = 50 };
@@ -56,6 +60,7 @@ struct EngineEvent {
   std::string request_id;
   std::string model;
   std::string err;
+  std::string tenant;  // kGateDecision: the audit entry's tenant ("" : none)
   std::vector<uint8_t> body;
   // kRequestDone: the access record (src/telemetry/access-log.ts); durations in microseconds.
   struct Access {

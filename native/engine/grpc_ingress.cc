@@ -130,6 +130,12 @@ struct GrpcIngress::Pending {
   uint32_t attempts = 0;
   uint32_t link = 0;
   uint32_t link_stream = 0;
+  // Audit hold: the decision's entry is not durable yet. A refusal waits in held_error; an
+  // allowed call goes out at once and a reply that comes first waits in held_reply.
+  uint64_t audit_ticket = 0;
+  CallError held_error;
+  bool reply_held = false;
+  std::vector<uint8_t> held_reply;
 };
 
 struct GrpcIngress::Conn final : GrpcServerSession::Handler {
@@ -383,6 +389,7 @@ CallKind GrpcIngress::Route(Conn* c, int32_t id, const RequestHead& head) {
       if (head.fields[i].name == "x-sluice-tenant") gh.tenant = head.fields[i].value;
       if (head.fields[i].name == "x-sluice-break-glass") gh.break_glass = true;
     }
+    SyncTokens(*table);
     // A dry run: model-specific checks come with the message; only "ask" matters here.
     RateLimiter dry;
     GateResult r = PolicyGates::Check(*table, tokens_, dry, gh, std::string_view(), 0, 0, 0);
@@ -448,10 +455,12 @@ void GrpcIngress::OnRequestMessage(Conn* c, int32_t id, const uint8_t* data, siz
     if (table == nullptr) {
       e = CallError::Of(GrpcStatus::kUnavailable, "SLUICE_ERR_PEER_UNAVAILABLE", "no policy tables yet");
     } else {
+      SyncTokens(*table);
       uint64_t wall = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
       gate = PolicyGates::Check(*table, tokens_, limiter_, call->gate_headers, model, static_cast<double>(len), static_cast<double>(wall),
                                 static_cast<double>(loop_->now_ms()));
       if (gate.outcome != GateOutcome::kAllow) {
+        // kAskControlPlane here: the table changed under a call Route put on the fast path.
         e = gate.error.ok() ? CallError::Of(GrpcStatus::kUnavailable, "SLUICE_ERR_AUTH_UNAVAILABLE", "credentials cannot be checked on this path")
                             : gate.error;
         counters_.refused++;
@@ -472,6 +481,22 @@ void GrpcIngress::OnRequestMessage(Conn* c, int32_t id, const uint8_t* data, siz
     }
   }
   if (call->model.empty()) call->model = model;
+  if (!e.ok() && gate.outcome == GateOutcome::kRefuse) {
+    // A gate refusal is a security event; an audited one is answered once its entry is durable.
+    if (gate.audit) {
+      auto* p = new Pending();
+      p->call = call;
+      p->request_id = rid;
+      p->model = model;
+      p->req_id_field = req_id;
+      p->held_error = e;
+      call->pendings.push_back(p);
+      if (ReportGate(call, gate, rid, model, len, p)) return;
+      FailPending(p, GrpcStatus::kUnavailable, "SLUICE_ERR_AUDIT_UNAVAILABLE", "the audit log cannot record this request");
+      return;
+    }
+    (void)ReportGate(call, gate, rid, model, len, nullptr);
+  }
   if (!e.ok()) {
     if (!call->streaming) {
       FinishCall(call, e.status, e.message, e.code);
@@ -500,7 +525,73 @@ void GrpcIngress::OnRequestMessage(Conn* c, int32_t id, const uint8_t* data, siz
   p->next_peer = static_cast<size_t>(rng_() % p->peers.size());
   call->pendings.push_back(p);
   if (call->streaming && call->pendings.size() >= kMaxStreamInflight) c->session->PauseInput(id);
+  if (gate.audit && !ReportGate(call, gate, rid, p->model, len, p)) {
+    FailPending(p, GrpcStatus::kUnavailable, "SLUICE_ERR_AUDIT_UNAVAILABLE", "the audit log cannot record this request; it was not answered");
+    return;
+  }
   Send(p);
+}
+
+bool GrpcIngress::ReportGate(Call* call, const GateResult& gate, const std::string& rid, const std::string& model, size_t bytes, Pending* held) {
+  GateEventInfo ev;
+  ev.allowed = gate.outcome == GateOutcome::kAllow;
+  ev.throttled = gate.throttled;
+  ev.streaming = call->streaming;
+  ev.credential = gate.credential;
+  ev.gate = ev.allowed ? std::string_view() : std::string_view(gate.gate);
+  // gates.ts names an identity refusal without a known key "unauthenticated".
+  bool nobody = !ev.allowed && ev.gate == "identity" && gate.principal.actor == "anonymous";
+  ev.actor = !gate.actor_owned.empty() ? std::string_view(gate.actor_owned) : nobody ? std::string_view("unauthenticated") : gate.principal.actor;
+  ev.tenant = gate.tenant_name;
+  ev.request_id = rid;
+  ev.model = model;
+  ev.status = gate.error.status;
+  ev.code = gate.error.code;
+  ev.message = gate.error.message;
+  ev.bytes = bytes;
+  if (held != nullptr) {
+    ev.ticket = next_ticket_++;
+    held->audit_ticket = ev.ticket;
+    audit_held_[ev.ticket] = held;
+  }
+  if (backend_->OnGateEvent(ev)) return true;
+  if (held != nullptr) Unhold(held);
+  return false;
+}
+
+void GrpcIngress::SyncTokens(const PolicyTable& table) {
+  if (table.generation() == tokens_generation_) return;
+  tokens_.Clear();
+  tokens_generation_ = table.generation();
+}
+
+void GrpcIngress::Unhold(Pending* p) {
+  if (p->audit_ticket == 0) return;
+  audit_held_.erase(p->audit_ticket);
+  p->audit_ticket = 0;
+}
+
+void GrpcIngress::ReleaseAudit(uint64_t ticket, bool durable) {
+  auto it = audit_held_.find(ticket);
+  if (it == audit_held_.end()) return;  // the call ended meanwhile (deadline, cancel, upstream error)
+  Pending* p = it->second;
+  Unhold(p);
+  if (!durable) {
+    // As ingress-gate-hook.ts: an audited decision that cannot be recorded is not answered.
+    FailPending(p, GrpcStatus::kUnavailable, "SLUICE_ERR_AUDIT_UNAVAILABLE",
+                p->held_error.ok() ? "the audit log cannot record this request; it was not answered" : "the audit log cannot record this request");
+    return;
+  }
+  if (!p->held_error.ok()) {
+    CallError e = p->held_error;
+    FailPending(p, e.status, e.code, e.message);
+    return;
+  }
+  if (p->reply_held) {
+    std::vector<uint8_t> reply = std::move(p->held_reply);
+    p->reply_held = false;
+    SucceedPending(p, reply.data(), reply.size());
+  }
 }
 
 void GrpcIngress::Send(Pending* p) {
@@ -638,6 +729,12 @@ void GrpcIngress::OnLinkClosed(TcpInferenceLink* link) {
 }
 
 void GrpcIngress::SucceedPending(Pending* p, const uint8_t* payload, size_t len) {
+  if (p->audit_ticket != 0) {
+    // The model answered before the audit entry is durable: the answer waits (gates.ts holds it too).
+    p->held_reply.assign(payload, payload + len);
+    p->reply_held = true;
+    return;
+  }
   Call* call = p->call;
   Conn* c = call->conn;
   call->access.bytes_out += len;
@@ -679,6 +776,7 @@ void GrpcIngress::FailPending(Pending* p, GrpcStatus status, const char* code, c
 void GrpcIngress::Settle(Pending* p) {
   Call* call = p->call;
   if (p->link != 0) out_.erase(Key(p->link, p->link_stream));
+  Unhold(p);
   for (size_t i = 0; i < call->pendings.size(); i++) {
     if (call->pendings[i] == p) {
       call->pendings[i] = call->pendings.back();
@@ -734,6 +832,7 @@ void GrpcIngress::AbandonPendings(Call* call, uint8_t reason) {
         }
       }
     }
+    Unhold(p);
     delete p;
   }
   call->pendings.clear();

@@ -54,6 +54,26 @@ struct CallOutcome {
   uint64_t started_us;  // steady clock: the call arrived
 };
 
+// A gate decision TypeScript records (src/engine/engine-gate-events.ts turns it into the
+// security event gates.ts would have emitted: auth.failed, policy.denied, ratelimit.exceeded,
+// infer.request). Fields point into the ingress's state; the backend copies them.
+struct GateEventInfo {
+  uint64_t ticket = 0;  // != 0: the answer waits for GrpcIngress::ReleaseAudit(ticket)
+  bool allowed = false;
+  bool throttled = false;
+  bool streaming = false;
+  std::string_view credential;  // api_key | jwt | none
+  std::string_view gate;        // identity | tenant | isolation | policy ("" when allowed)
+  std::string_view actor;
+  std::string_view tenant;      // "" : none
+  std::string_view request_id;
+  std::string_view model;
+  GrpcStatus status = GrpcStatus::kOk;
+  std::string_view code;
+  std::string_view message;
+  uint64_t bytes = 0;
+};
+
 // How the ingress reaches egress peers (the engine's links; a peer is a dialer id).
 class IngressBackend {
  public:
@@ -65,6 +85,9 @@ class IngressBackend {
   virtual void OnCallRelayed() {}
   // A fast-path call ended (answered, refused or timed out): the request metrics' source.
   virtual void OnCallFinished(const CallOutcome& /*outcome*/) {}
+  // A gate decision for TypeScript to record; false when it could not be queued (the event
+  // ring is full), and then an audited answer is AUDIT_UNAVAILABLE rather than unrecorded.
+  virtual bool OnGateEvent(const GateEventInfo& /*event*/) { return false; }
 
  protected:
   ~IngressBackend() = default;
@@ -109,6 +132,12 @@ class GrpcIngress {
   // Stop accepting; GOAWAY to every connection (open calls finish).
   void Drain();
   size_t connections() const { return conns_.size(); }
+  // A bearer token TypeScript verified (loop thread): its next calls stay on the fast path.
+  void AddVerifiedToken(const uint8_t digest[32], const TokenEntry& entry) { tokens_.Add(digest, entry); }
+  // TypeScript's answer for an audited decision (loop thread): durable -> the held answer goes
+  // out (the refusal, or the reply once it is here); not durable -> AUDIT_UNAVAILABLE.
+  void ReleaseAudit(uint64_t ticket, bool durable);
+  size_t audit_held() const { return audit_held_.size(); }
   const IngressCounters& counters() const { return counters_; }
 
   struct Conn;
@@ -144,6 +173,11 @@ class GrpcIngress {
   void OnRelayCancel(Conn* c, int32_t id);
 
   std::string RequestIdFor(const RequestHead& head);
+  // Reports a gate decision to TypeScript; with `held`, registers p under a new ticket. False
+  // when the event could not be queued.
+  bool ReportGate(Call* call, const GateResult& gate, const std::string& rid, const std::string& model, size_t bytes, Pending* held);
+  void Unhold(Pending* p);
+  void SyncTokens(const PolicyTable& table);
 
   EventLoop* loop_;
   IngressBackend* backend_;
@@ -154,11 +188,18 @@ class GrpcIngress {
   bool draining_ = false;
   std::unordered_map<Conn*, std::unique_ptr<Conn>> conns_;
   std::unordered_map<uint64_t, Pending*> out_;  // (link id << 32 | link stream) -> pending
+  // Audited decisions whose answer waits for TypeScript (ticket -> pending); bounded by the
+  // calls in flight, as every entry is a pending of a live call.
+  std::unordered_map<uint64_t, Pending*> audit_held_;
+  uint64_t next_ticket_ = 1;
   uint32_t next_stream_ = 1;
   std::vector<uint8_t> read_buf_;
   std::vector<uint8_t> scratch_;
   KServeScanner scanner_;
   TokenCache tokens_;
+  // The table generation the token cache belongs to: a republish (key store or JWKS reloaded)
+  // empties it, so a retired signing key stops at once, as src/security/jwt.ts does.
+  uint64_t tokens_generation_ = UINT64_MAX;
   RateLimiter limiter_;
   std::mt19937_64 rng_;
   EventLoop::TimerId housekeeping_ = EventLoop::kNoTimer;

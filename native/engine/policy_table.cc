@@ -98,6 +98,20 @@ bool BearerToken(std::string_view h, std::string_view* token) {
   return i == h.size();
 }
 
+bool IsKeySecretChar(char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-'; }
+
+// key:<id> of a well-formed API key (/^slk_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$/), else "".
+std::string KeyActor(std::string_view key) {
+  if (key.size() != 4 + 12 + 1 + 43 || key.substr(0, 4) != "slk_" || key[16] != '_') return "";
+  for (size_t i = 4; i < 16; i++) {
+    if (!((key[i] >= '0' && key[i] <= '9') || (key[i] >= 'a' && key[i] <= 'f'))) return "";
+  }
+  for (size_t i = 17; i < key.size(); i++) {
+    if (!IsKeySecretChar(key[i])) return "";
+  }
+  return "key:" + std::string(key.substr(4, 12));
+}
+
 }  // namespace
 
 void Sha256(const void* data, size_t len, uint8_t out[32]) { SHA256(static_cast<const unsigned char*>(data), len, out); }
@@ -224,21 +238,21 @@ GateResult PolicyGates::Check(const PolicyTable& table, const TokenCache& cache,
   GateResult r;
   const uint16_t flags = table.flags();
   // Break-glass is an admin's audited override: always TypeScript's to decide.
-  if (h.break_glass || (flags & kPolicyAuditAllowed) != 0) {
+  if (h.break_glass) {
     r.outcome = GateOutcome::kAskControlPlane;
     return r;
   }
   auto refuse = [&](const char* gate, GrpcStatus s, const char* code, std::string m) {
-    // Refusals that must be durable in the audit log before the answer go to TypeScript.
-    r.outcome = (flags & kPolicyAuditRefusals) != 0 ? GateOutcome::kAskControlPlane : GateOutcome::kRefuse;
+    r.outcome = GateOutcome::kRefuse;
+    r.audit = (flags & kPolicyAuditRefusals) != 0;
     r.gate = gate;
     r.error = Refuse(s, code, std::move(m));
     return r;
   };
   if (h.authorization_count > 1) {
-    return refuse("identity", GrpcStatus::kInvalidArgument, err::kBadRequest, "the request carries more than one Authorization header");
+    return refuse("identity", GrpcStatus::kInvalidArgument, err::kBadRequest, "more than one Authorization header");
   }
-  if (h.api_key_count > 1) return refuse("identity", GrpcStatus::kInvalidArgument, err::kBadRequest, "the request carries more than one x-api-key header");
+  if (h.api_key_count > 1) return refuse("identity", GrpcStatus::kInvalidArgument, err::kBadRequest, "more than one x-api-key header");
   std::string_view bearer;
   bool has_bearer = h.authorization_count == 1 && BearerToken(h.authorization, &bearer);
   if (h.api_key_count == 1 && has_bearer && bearer != h.api_key) {
@@ -263,11 +277,17 @@ GateResult PolicyGates::Check(const PolicyTable& table, const TokenCache& cache,
     if (credential.substr(0, 4) == "slk_") {
       if ((flags & kPolicyApiKeys) == 0) return refuse("identity", GrpcStatus::kUnauthenticated, err::kUnauthenticated, "API keys are not accepted here");
       const ApiKeyEntry* k = table.FindKey(digest);
-      if (k == nullptr) return refuse("identity", GrpcStatus::kUnauthenticated, err::kUnauthenticated, "the API key is not valid");
+      if (k == nullptr) {
+        r.actor_owned = KeyActor(credential);
+        return refuse("identity", GrpcStatus::kUnauthenticated, err::kUnauthenticated, "the API key is not valid");
+      }
       if (k->revoked || (k->expires_ms > 0 && now_ms >= k->expires_ms)) {
+        r.principal.actor = k->key_id;  // the audit entry names the key, as gates.ts does
         return refuse("identity", GrpcStatus::kUnauthenticated, err::kUnauthenticated, "the API key is revoked or expired");
       }
       if (k->tenant == kNoTenant) {
+        r.principal.actor = k->key_id;
+        r.tenant_name = k->tenant_name;
         if (!h.tenant.empty() && h.tenant != k->tenant_name) {
           return refuse("tenant", GrpcStatus::kPermissionDenied, err::kTenantDenied,
                         "credentials of tenant \"" + k->tenant_name + "\" cannot act for tenant \"" + Clip(h.tenant, 64) + "\"");
@@ -297,6 +317,7 @@ GateResult PolicyGates::Check(const PolicyTable& table, const TokenCache& cache,
   // Tenant binding: credentials act for their own tenant only (no break-glass here).
   if (r.principal.tenant != kNoTenant) {
     const TenantEntry& t = table.tenants()[r.principal.tenant];
+    r.tenant_name = t.name;
     if (!h.tenant.empty() && h.tenant != t.name) {
       return refuse("tenant", GrpcStatus::kPermissionDenied, err::kTenantDenied,
                     "credentials of tenant \"" + t.name + "\" cannot act for tenant \"" + Clip(h.tenant, 64) + "\"");
@@ -330,11 +351,13 @@ GateResult PolicyGates::Check(const PolicyTable& table, const TokenCache& cache,
       char b[200];
       std::snprintf(b, sizeof b, "tenant \"%s\" is over its rate limit of %g/s; retry in %.0f ms", Clip(t.name, 64).c_str(), t.requests_per_second, wait);
       r.outcome = GateOutcome::kRefuse;  // throttled refusals are summarised, not audited one by one
+      r.throttled = true;
       r.gate = "policy";
       r.error = Refuse(GrpcStatus::kResourceExhausted, err::kRateLimited, b);
       return r;
     }
   }
+  r.audit = (flags & kPolicyAuditAllowed) != 0;
   return r;
 }
 

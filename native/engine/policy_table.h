@@ -4,7 +4,10 @@
 // state), and the cache of verified JWTs (token digest -> tenant, caps, exp, actor). The gate
 // logic is src/security/gates.ts's, with the same statuses, codes and messages; what the tables
 // cannot decide (a bearer token not in the cache, break-glass) is answered kAskControlPlane, and
-// the engine hands that call to TypeScript once and caches the answer (AddVerifiedToken).
+// the engine relays that call to TypeScript, which verifies the token once and adds its answer
+// to the engine's TokenCache (Engine::AddVerifiedToken), so the token's next calls stay native.
+// Audit is not decided here: GateResult.audit says the decision must be durable in the audit log
+// before the client hears it, and the ingress holds the answer until TypeScript says so.
 // Rate-limit buckets are engine-thread state beside the immutable table (RateLimiter).
 //
 // Blob layout (little-endian), version 1:
@@ -41,9 +44,9 @@ enum PolicyFlags : uint16_t {
   kPolicyAuthRequired = 1,
   kPolicyApiKeys = 2,
   kPolicyJwt = 4,
-  // Allowed requests are audited and answered once durable: the call takes the slow path.
+  // Allowed requests are audited; the answer waits until the entry is durable.
   kPolicyAuditAllowed = 8,
-  // Refusals are audited durably before the answer: refusals go to the slow path.
+  // Refusals are audited; the refusal waits until the entry is durable.
   kPolicyAuditRefusals = 16,
 };
 
@@ -94,6 +97,14 @@ struct GateResult {
   const char* gate = "";       // identity | tenant | isolation | policy (audit detail)
   const char* credential = "none";  // api_key | jwt | none
   uint8_t token_digest[32] = {};    // kAskControlPlane: the bearer token's digest
+  // The decision must be durable in the audit log before the answer (audit.allowedRequests for
+  // an allow, audit on for a refusal; never for a throttled refusal, which is summarised).
+  bool audit = false;
+  bool throttled = false;            // a rate-limit refusal
+  std::string_view tenant_name;      // the audit entry's tenant ("" : none); points into the table
+  // The audit actor when the table has no record to point at (an unknown API key names its
+  // public id, key:<id>, as gates.ts does); empty: principal.actor.
+  std::string actor_owned;
 };
 
 // Headers the gates read (lower-case names).

@@ -58,6 +58,8 @@ export interface EngineEventRecord {
   requestId?: string;
   model?: string;
   err?: string;
+  /** GATE_DECISION: the audit entry's tenant. */
+  tenantName?: string;
   body?: Buffer;
   /** REQUEST_DONE: the access record's numbers (durations in microseconds; peer: a dialer id). */
   tenant?: number;
@@ -83,6 +85,8 @@ export interface NativeEngineHandle {
   startIngress(config: EngineIngressConfig): void;
   /** Parses and swaps in a policy table (src/engine/policy-compiler.ts); throws on a bad blob. */
   publishPolicy(blob: Uint8Array): void;
+  addVerifiedToken(digest: Uint8Array, tenantIndex: number, caps: number, expMs: number, actor: string): void;
+  releaseAudit(tickets: number[], durable: boolean): void;
   drainIngress(): void;
   /** A CALL on the dialer's link in request slot `slot` (bytes copied now); one FRONT_CALL_DONE event answers. */
   frontCall(slot: number, dialer: number, tenant: number, timeoutMs: number, header: Uint8Array, payload: Uint8Array): void;

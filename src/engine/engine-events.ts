@@ -12,11 +12,15 @@ export const EngineEventType = {
   POLICY_DENIED: 10,
   REQUEST_DONE: 11,
   FRONT_CALL_DONE: 12,
+  GATE_DECISION: 13,
 } as const;
 
 /** How a call sent on the engine's links ended (FRONT_CALL_DONE's `b`; native/engine/front_calls.h FrontOutcome). */
 export const FrontOutcome = { REPLY: 0, NO_LINK: 1, LINK_CLOSED: 2, DEADLINE: 3, CANCELLED: 4, SEND_FAILED: 5 } as const;
 export type FrontOutcome = (typeof FrontOutcome)[keyof typeof FrontOutcome];
+
+/** GATE_DECISION's `c`: credential kind (bits 0-1), flags, and the gRPC status from bit 8. */
+export const GateDecisionBits = { CREDENTIAL_MASK: 3, ALLOWED: 4, THROTTLED: 8, STREAMING: 16, STATUS_SHIFT: 8 } as const;
 
 /** pino-style levels the engine's log records carry. */
 export const EngineLogLevel = { DEBUG: 20, INFO: 30, WARN: 40, ERROR: 50 } as const;

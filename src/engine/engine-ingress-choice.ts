@@ -1,6 +1,7 @@
 // Whether the engine's gRPC ingress can serve a node's listeners.grpc, or why not. The engine
-// serves ModelInfer/ModelStreamInfer itself; whatever needs per-request JavaScript (PII
-// rewriting, threat profiles, spans, credential gates, the bulk governor's
+// serves ModelInfer/ModelStreamInfer itself, credential gates and audit included (the policy
+// tables; engine-ingress.ts), and writes access records from its per-call events; whatever
+// needs per-request JavaScript (PII rewriting, threat profiles, spans, the bulk governor's
 // latency samples) keeps the whole listener on the TypeScript ingress, and the node says why.
 import type { SluiceConfig } from '../config/schema.ts';
 import { tenantsNeedingSlowPath } from '../security/pii/policy.ts';
@@ -20,8 +21,12 @@ export interface EngineIngressContext {
   hooks: readonly string[];
 }
 
-/** Ingress hooks whose work the engine does itself (from its per-call records). */
-const ENGINE_SERVED_HOOKS: ReadonlySet<string> = new Set(['metrics', 'access-log']);
+/**
+ * Ingress hooks whose work the engine does itself: request metrics and access records from its
+ * per-call events, and the security gates over its policy tables (the hook still runs for the
+ * calls it relays).
+ */
+const ENGINE_SERVED_HOOKS: ReadonlySet<string> = new Set(['metrics', 'access-log', 'security']);
 
 /** null: the engine can serve listeners.grpc; otherwise the reason it cannot (logged at warn). */
 export function engineIngressRefusal(c: EngineIngressContext): string | null {
@@ -34,9 +39,6 @@ export function engineIngressRefusal(c: EngineIngressContext): string | null {
   const slow = tenantsNeedingSlowPath(c.config);
   if (slow.size > 0) return `PII policies need the TypeScript path (tenants ${[...slow].join(', ')})`;
   if (s.threats.enabled) return 'security.threats needs the TypeScript path (per-request profiles)';
-  if (s.apiKeys.enabled || s.jwt.enabled || s.rateLimits.enabled || s.audit.enabled) {
-    return 'API keys, JWTs, rate limits and audit are not wired to the engine policy tables in sluice serve yet';
-  }
   // The access log is written from the engine's per-call records; spans are not emitted yet.
   if (c.tracing) return 'tracing is on (the engine does not emit spans yet)';
   const perRequest = c.hooks.filter((h) => !ENGINE_SERVED_HOOKS.has(h));

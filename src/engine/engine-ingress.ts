@@ -2,10 +2,13 @@
 // the engine thread (scan, gates over the policy table, CALL on the engine's own links to the
 // egress peers, REPLY back) and every other call is relayed as raw HTTP/2 to the TypeScript
 // gRPC server on a private unix socket. This is the control-plane half: it dials the peers,
-// compiles and publishes the policy table (again on every republish), starts and drains the
-// listener, and turns the engine's per-call events into the request metrics. Its `segment`
-// channel carries the TypeScript gateway's calls (REST/WebSocket, relayed gRPC methods) on the
-// same engine links, so the node keeps one link set to each egress peer.
+// compiles and publishes the policy table (again whenever the key store or the JWKS changes),
+// feeds the engine's token cache with the bearer tokens the TypeScript gates verified (a token
+// the engine does not know is relayed to them once), records the engine's gate decisions
+// through the SecurityRuntime (releasing the answers that wait for their audit entry), starts
+// and drains the listener, and turns the engine's per-call events into the request metrics.
+// Its `segment` channel carries the TypeScript gateway's calls (REST/WebSocket, relayed gRPC
+// methods) on the same engine links, so the node keeps one link set to each egress peer.
 import type { SluiceConfig } from '../config/schema.ts';
 import { InferenceErrorCode } from '../kserve/inference-error.ts';
 import { grpcStatusName } from '../kserve/status.ts';
@@ -18,7 +21,10 @@ import { forwardEngineLogs } from './engine-log.ts';
 import { engineLinkOptions } from './engine-link-options.ts';
 import { engineLinkSource } from './engine-link-source.ts';
 import { NativeEngine, type EngineRequestDone } from './native-engine.ts';
-import { compilePolicyTable } from './policy-compiler.ts';
+import { createHash } from 'node:crypto';
+import type { SecurityRuntime } from '../security/security-runtime.ts';
+import { EngineGateRecorder } from './engine-gate-events.ts';
+import { capBits, compilePolicyTable, NO_TENANT } from './policy-compiler.ts';
 import { type EnginePeer, EngineSegmentChannel } from './engine-segment-channel.ts';
 
 export interface EngineIngressOptions {
@@ -34,6 +40,8 @@ export interface EngineIngressOptions {
   /** telemetry.accessLog: one line per fast-path call, from the engine's batched records. */
   accessLog?: AccessLog;
   logger: Logger;
+  /** The node's security runtime (API keys, JWTs, rate limits, audit); absent: security is off. */
+  security?: SecurityRuntime;
 }
 
 export class EngineIngress {
@@ -44,16 +52,43 @@ export class EngineIngress {
   readonly #config: SluiceConfig;
   /** Peer name -> the engine dialer that keeps its link up. */
   readonly #dialers: ReadonlyMap<string, number>;
+  readonly #security: SecurityRuntime | undefined;
   #generation = 0;
   #removeLinkSource: (() => void) | undefined;
+  readonly #unsubscribe: (() => void)[] = [];
 
-  private constructor(engine: NativeEngine, address: { host: string; port: number }, config: SluiceConfig, peers: readonly EnginePeer[], logger: Logger) {
+  private constructor(engine: NativeEngine, address: { host: string; port: number }, config: SluiceConfig, peers: readonly EnginePeer[], logger: Logger, security: SecurityRuntime | undefined) {
     this.engine = engine;
     this.segment = new EngineSegmentChannel(engine, peers, logger.child({ component: 'links' }));
     const dialers = new Map(peers.map((p) => [p.name, p.dialer]));
     this.address = address;
     this.#config = config;
     this.#dialers = dialers;
+    this.#security = security;
+  }
+
+  /** Wires the engine to the security runtime: republish on credential changes, the token cache, gate events. */
+  #wireSecurity(sec: SecurityRuntime, logger: Logger): void {
+    this.#unsubscribe.push(
+      sec.onCredentialsChanged(() => {
+        try {
+          this.publishPolicy();
+        } catch (err) {
+          logger.error({ err: (err as Error).message }, 'engine ingress: policy table not republished (the previous one stays in force)');
+        }
+      }),
+    );
+    const tenantIndex = new Map(this.#config.security.tenants.map((t, i) => [t.name, i]));
+    // jwt.ts accepts a token until exp plus the clock skew; so does the engine's cache.
+    const skewMs = this.#config.security.jwt.clockSkewSeconds * 1000;
+    this.#unsubscribe.push(
+      sec.gates.onTokenVerified((token, principal, actor) => {
+        const digest = createHash('sha256').update(token).digest();
+        this.engine.addVerifiedToken(digest, tenantIndex.get(principal.tenant) ?? NO_TENANT, capBits(principal.caps), principal.expiresAtMs + skewMs, actor);
+      }),
+    );
+    const recorder = new EngineGateRecorder(this.engine, sec, sec.gates);
+    this.engine.on('gate', (d) => recorder.onDecision(d));
   }
 
   static async start(o: EngineIngressOptions): Promise<EngineIngress> {
@@ -103,7 +138,8 @@ export class EngineIngress {
         peers.push({ name: p.name, dialer: engine.dial(p.host, p.port, linkOptions), address: p.host.includes(':') ? `[${p.host}]:${p.port}` : `${p.host}:${p.port}` });
       }
       for (const p of peers) peerNames.set(p.dialer, p.name);
-      const ingress = new EngineIngress(engine, { host: l.host, port: 0 }, o.config, peers, o.logger);
+      const ingress = new EngineIngress(engine, { host: l.host, port: 0 }, o.config, peers, o.logger, o.security);
+      if (o.security !== undefined) ingress.#wireSecurity(o.security, o.logger);
       // Tables first: without them the engine relays every call (correct, only slower).
       ingress.publishPolicy();
       const bound = await engine.startIngress({
@@ -126,12 +162,18 @@ export class EngineIngress {
     }
   }
 
-  /** Compiles the policy table from the config and routes and swaps it in (config or key-store change). */
+  /** Compiles the policy table from the config, the routes and the key store and swaps it in (atomically, in the engine). */
   publishPolicy(): void {
     const routes = this.#config.routes
       .filter((r) => r.peers.length > 0)
       .map((r) => ({ model: r.model, peers: r.peers.map((name) => this.#dialers.get(name)).filter((d): d is number => d !== undefined) }));
-    this.engine.publishPolicy(compilePolicyTable({ generation: ++this.#generation, security: this.#config.security, apiKeys: [], routes }));
+    const apiKeys = this.#security?.apiKeyRecords() ?? [];
+    this.engine.publishPolicy(compilePolicyTable({ generation: ++this.#generation, security: this.#config.security, apiKeys, routes }));
+  }
+
+  /** Generation of the policy table published last (tests: a republish happened). */
+  get policyGeneration(): number {
+    return this.#generation;
   }
 
   /** Fast-path calls open now. */
@@ -146,6 +188,7 @@ export class EngineIngress {
 
   close(): void {
     this.segment.close();
+    for (const u of this.#unsubscribe.splice(0)) u();
     this.#removeLinkSource?.();
     this.engine.stop();
   }

@@ -8,7 +8,7 @@ import { SluiceError } from '../errors.ts';
 import { CloseCode } from '../wire/close-frame.ts';
 import { loadEngineAddon, type EngineEgressConfig, type EngineIngressConfig, type EngineEventRecord, type EngineLinkOptions, type NativeEngineHandle } from './engine-addon.ts';
 import { EngineCounters } from './engine-counters.ts';
-import { CLOSED_BY, EngineEventType, type FrontOutcome } from './engine-events.ts';
+import { CLOSED_BY, EngineEventType, type FrontOutcome, GateDecisionBits } from './engine-events.ts';
 
 export interface EngineLinkInfo {
   /** The engine's number for the link (send(), closeLink(), events). */
@@ -43,6 +43,51 @@ export interface EnginePolicyDenial {
   requestId: string;
   model: string;
   reason: string;
+}
+
+/** A gate decision of the engine's ingress, for TypeScript to record (see engine-gate-events.ts). */
+export interface EngineGateDecision {
+  /** Non-zero: the client's answer waits for releaseAudit([ticket], durable). */
+  ticket: number;
+  allowed: boolean;
+  /** A rate-limit refusal (summarised per tenant and second, never held). */
+  throttled: boolean;
+  streaming: boolean;
+  credential: 'api_key' | 'jwt' | 'none';
+  /** identity | tenant | isolation | policy ('' when allowed). */
+  gate: string;
+  actor: string;
+  tenant: string | null;
+  requestId: string;
+  model: string;
+  /** gRPC status of a refusal (0 when allowed), its SLUICE_ERR_* code and message. */
+  status: number;
+  code: string;
+  message: string;
+  bytes: number;
+}
+
+const CREDENTIALS = ['none', 'api_key', 'jwt', 'none'] as const;
+
+/** Decodes a GATE_DECISION record (event_channel.h documents the fields). */
+export function decodeGateDecision(e: EngineEventRecord): EngineGateDecision {
+  const c = e.c;
+  return {
+    ticket: e.a,
+    allowed: (c & GateDecisionBits.ALLOWED) !== 0,
+    throttled: (c & GateDecisionBits.THROTTLED) !== 0,
+    streaming: (c & GateDecisionBits.STREAMING) !== 0,
+    credential: CREDENTIALS[c & GateDecisionBits.CREDENTIAL_MASK] ?? 'none',
+    gate: e.err ?? '',
+    actor: e.extra ?? 'unauthenticated',
+    tenant: e.tenantName ?? null,
+    requestId: e.requestId ?? '',
+    model: e.model ?? '',
+    status: Math.floor(c / 2 ** GateDecisionBits.STATUS_SHIFT) & 0xff,
+    code: e.code ?? '',
+    message: e.text ?? '',
+    bytes: e.b,
+  };
 }
 
 /** A fast-path gRPC call the ingress finished (the request metrics' source). */
@@ -96,7 +141,8 @@ export interface EngineLogRecord {
  * 'drain' (id), 'rejected' (SluiceError, remote) for a refused handshake at a listener,
  * 'dial-failed' (dialer, SluiceError), 'policy-denied' (EnginePolicyDenial), 'log' (EngineLogRecord),
  * 'request-done' (EngineRequestDone) for each fast-path call of the gRPC ingress,
- * 'front-done' (EngineFrontCallDone) for each call sent with frontCall().
+ * 'front-done' (EngineFrontCallDone) for each call sent with frontCall(), 'gate'
+ * (EngineGateDecision) for each gate decision TypeScript records (refusals; audited allowed calls).
  */
 export class NativeEngine extends EventEmitter {
   readonly counters: EngineCounters;
@@ -152,6 +198,16 @@ export class NativeEngine extends EventEmitter {
   publishPolicy(blob: Uint8Array): void {
     this.#check();
     this.#handle.publishPolicy(blob);
+  }
+
+  /** A bearer token TypeScript verified joins the ingress's token cache (digest: SHA-256 of the token). */
+  addVerifiedToken(digest: Uint8Array, tenantIndex: number, caps: number, expMs: number, actor: string): void {
+    if (!this.#stopped) this.#handle.addVerifiedToken(digest, tenantIndex, caps, expMs, actor);
+  }
+
+  /** Audited gate decisions TypeScript recorded (durable) or could not (their calls fail AUDIT_UNAVAILABLE). */
+  releaseAudit(tickets: number[], durable: boolean): void {
+    if (!this.#stopped && tickets.length > 0) this.#handle.releaseAudit(tickets, durable);
   }
 
   /** Drain: the ingress stops accepting and sends GOAWAY; open calls finish. */
@@ -291,6 +347,9 @@ export class NativeEngine extends EventEmitter {
         return;
       case EngineEventType.FRONT_CALL_DONE:
         this.emit('front-done', { slot: e.a, generation: e.c, outcome: e.b as FrontOutcome, body: e.body, code: e.code, text: e.text ?? '' } satisfies EngineFrontCallDone);
+        return;
+      case EngineEventType.GATE_DECISION:
+        this.emit('gate', decodeGateDecision(e));
         return;
       case EngineEventType.LOG:
       default:

@@ -45,6 +45,8 @@ export function runNodeUntilStopped(o: NodeLifecycleOptions): Lifecycle {
   lifecycle.onDrain('flush', 'logs', () => logging.flush());
   lifecycle.onDrain('close', 'node', () => node.close());
   lifecycle.onReload('log-level', (next) => logging.setLevel(resolveLogLevel(next.log.level)));
+  // Keys and signing keys are read again at once (they also apply within one poll interval).
+  lifecycle.onReload('credentials', () => node.reloadCredentials());
   lifecycle.onReload('drain-timings', (next) => {
     if (o.graceMs === undefined) graceMs = next.lifecycle.drainGraceMs;
     lifecycle.setTimings({ graceMs, delayMs: next.lifecycle.drainDelayMs, closeTimeoutMs: next.lifecycle.closeTimeoutMs });

@@ -224,6 +224,12 @@ export class SluiceNode {
     return this.engineIngress !== undefined;
   }
 
+  /** Calls the engine's gRPC ingress served natively and relayed to TypeScript (undefined: the TypeScript ingress serves). */
+  get engineIngressCalls(): { fast: number; relayed: number } | undefined {
+    const c = this.engineIngress?.engine.counters;
+    return c === undefined ? undefined : { fast: c.ingress('ingressFastCalls'), relayed: c.ingress('ingressRelayedCalls') };
+  }
+
   /** Whether the egress runs in the native engine (false: the TypeScript path, or no egress). */
   get egressOnEngine(): boolean {
     return this.engineEgress !== undefined;
@@ -410,6 +416,7 @@ export class SluiceNode {
         links: this.metrics.links,
         ...(this.accessLog !== undefined ? { accessLog: this.accessLog } : {}),
         logger: logger.child({ component: 'grpc', engine: true }),
+        ...(this.security !== undefined ? { security: this.security } : {}),
       });
     } catch (err) {
       rmSync(this.grpcSocketDir, { recursive: true, force: true });
@@ -720,6 +727,14 @@ export class SluiceNode {
    * answers new calls from peers with UNAVAILABLE so their ingress can go elsewhere), stop
    * accepting connections, end health watches and start the gRPC server's graceful shutdown.
    */
+  /**
+   * SIGHUP: re-reads the API-key store and the JWKS file now. A change republishes the engine's
+   * policy table (SecurityRuntime.onCredentialsChanged), as the watchers' own polls do.
+   */
+  async reloadCredentials(): Promise<void> {
+    await this.security?.reloadCredentials();
+  }
+
   beginDrain(graceMs: number): void {
     this.health.startDraining();
     this.gateway?.beginDrain();

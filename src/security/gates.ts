@@ -16,7 +16,7 @@ import type { ApiKeyWatcher } from './api-key-watcher.ts';
 import { looksLikeApiKey } from './api-keys.ts';
 import type { Capability } from './capabilities.ts';
 import type { SecurityEvent } from './events.ts';
-import type { JwtVerifier } from './jwt.ts';
+import type { JwtPrincipal, JwtVerifier } from './jwt.ts';
 import { ANONYMOUS, type Principal } from './principal.ts';
 import type { TenantRateLimiter } from './rate-limiter.ts';
 
@@ -79,6 +79,49 @@ function credentialKind(headers: GateRequest['headers']): 'api_key' | 'jwt' | 'n
   return looksLikeApiKey(m[1] as string) ? 'api_key' : 'jwt';
 }
 
+/** What a refusal's security event says; the engine's ingress reports the same fields (src/engine/engine-gate-events.ts). */
+export interface GateRefusal {
+  requestId: string;
+  gate: string;
+  code: string;
+  message: string;
+  actor: string;
+  tenant: string | null;
+  credential: 'api_key' | 'jwt' | 'none';
+  action: Capability;
+  model: string | null;
+  protocol: string;
+}
+
+/** The audit event of a refusal: auth.failed at the identity gate, policy.denied after it. */
+export function refusalEvent(r: GateRefusal): SecurityEvent {
+  return {
+    type: r.gate === 'identity' ? 'auth.failed' : 'policy.denied',
+    tenant: r.tenant,
+    requestId: r.requestId,
+    actor: r.actor,
+    outcome: 'denied',
+    reason: r.message,
+    detail: { gate: r.gate, code: r.code, credential: r.credential, action: r.action, model: r.model, protocol: r.protocol },
+  };
+}
+
+/** The audit event of an allowed request (audit.allowedRequests, or break-glass with its reason). */
+export function allowedEvent(a: { requestId: string; action: Capability; tenant: string | null; actor: string; model: string | null; protocol: string; bytes: number; breakGlass?: string }): SecurityEvent {
+  return {
+    type: `${a.action}.request`,
+    tenant: a.tenant,
+    requestId: a.requestId,
+    actor: a.actor,
+    outcome: 'success',
+    ...(a.breakGlass !== undefined ? { reason: a.breakGlass } : {}),
+    detail: { model: a.model, protocol: a.protocol, bytes: a.bytes },
+  };
+}
+
+/** A bearer token the gates verified: the engine's ingress caches it (its next calls stay native). */
+export type TokenVerifiedListener = (token: string, principal: JwtPrincipal, actor: string) => void;
+
 function refuse(code: InferenceErrorCode, message: string): InferenceError {
   return new InferenceError(code, message);
 }
@@ -112,6 +155,7 @@ export class SecurityGates implements GateChecker {
   private readonly authRequired: boolean;
   /** Rate-limit refusals are summarised per tenant and second, not audited one by one. */
   private readonly throttled = new Map<string, { windowStart: number; count: number }>();
+  private readonly tokenListeners = new Set<TokenVerifiedListener>();
 
   constructor(opts: SecurityGatesOptions) {
     this.opts = opts;
@@ -128,30 +172,36 @@ export class SecurityGates implements GateChecker {
     await this.authorize(req, principal, tenant.name);
     const durable =
       this.opts.config.audit.allowedRequests || breakGlass !== undefined
-        ? this.opts.recorder.record({
-            type: `${req.action}.request`,
-            tenant: tenant.name,
-            requestId: req.requestId,
-            actor: principal.actor,
-            outcome: 'success',
-            ...(breakGlass !== undefined ? { reason: breakGlass } : {}),
-            detail: { model: req.model, protocol: req.protocol, bytes: req.bytes },
-          })
+        ? this.opts.recorder.record(
+            allowedEvent({
+              requestId: req.requestId,
+              action: req.action,
+              tenant: tenant.name,
+              actor: principal.actor,
+              model: req.model,
+              protocol: req.protocol,
+              bytes: req.bytes,
+              ...(breakGlass !== undefined ? { breakGlass } : {}),
+            }),
+          )
         : undefined;
     return { principal, tenant, durable };
   }
 
   /** Records a refusal (durably, when audit is on) and reports it; then throws `err`. */
   private async deny(req: GateRequest, principal: Principal | null, gate: string, err: InferenceError, tenant: string | null = principal?.tenant ?? null): Promise<never> {
-    const event: SecurityEvent = {
-      type: gate === 'identity' ? 'auth.failed' : 'policy.denied',
-      tenant,
+    const event = refusalEvent({
       requestId: req.requestId,
+      gate,
+      code: err.code,
+      message: err.message,
       actor: principal?.actor ?? 'unauthenticated',
-      outcome: 'denied',
-      reason: err.message,
-      detail: { gate, code: err.code, credential: credentialKind(req.headers), action: req.action, model: req.model, protocol: req.protocol },
-    };
+      tenant,
+      credential: credentialKind(req.headers),
+      action: req.action,
+      model: req.model,
+      protocol: req.protocol,
+    });
     const durable = this.opts.recorder.record(event);
     if (durable !== undefined) {
       try {
@@ -199,7 +249,9 @@ export class SecurityGates implements GateChecker {
       return this.deny(req, null, 'identity', refuse(code, r.message));
     }
     const p = r.principal;
-    return { kind: 'jwt', actor: `jwt:${p.subject ?? p.keyId ?? 'unknown'}`, tenant: p.tenant, caps: p.caps };
+    const actor = `jwt:${p.subject ?? p.keyId ?? 'unknown'}`;
+    for (const listener of this.tokenListeners) listener(credential, p, actor);
+    return { kind: 'jwt', actor, tenant: p.tenant, caps: p.caps };
   }
 
   private async checkBreakGlass(req: GateRequest, principal: Principal, reason: string): Promise<void> {
@@ -257,8 +309,17 @@ export class SecurityGates implements GateChecker {
     }
   }
 
-  /** One audited summary per tenant and second: a flood of refusals must not become a flood of fsyncs. */
-  private noteThrottled(req: GateRequest, principal: Principal, tenant: string): void {
+  /** Tells `listener` of every bearer token verified from now on; returns the unsubscribe. */
+  onTokenVerified(listener: TokenVerifiedListener): () => void {
+    this.tokenListeners.add(listener);
+    return () => this.tokenListeners.delete(listener);
+  }
+
+  /**
+   * One audited summary per tenant and second: a flood of refusals must not become a flood of
+   * fsyncs. Public for the engine's ingress, whose rate-limit refusals come here too.
+   */
+  noteThrottled(req: Pick<GateRequest, 'requestId' | 'action'>, principal: Pick<Principal, 'actor'>, tenant: string): void {
     const now = Date.now();
     const w = this.throttled.get(tenant);
     const event: SecurityEvent = { type: 'ratelimit.exceeded', tenant, requestId: req.requestId, actor: principal.actor, outcome: 'denied' };

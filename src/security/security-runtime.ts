@@ -7,6 +7,7 @@ import { AuditLog } from '../audit/log.ts';
 import type { SecurityConfig } from '../config/schema.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import { ApiKeyWatcher } from './api-key-watcher.ts';
+import type { ApiKeyRecord } from './api-keys.ts';
 import { ClientCertAllowlist } from './client-cert-allowlist.ts';
 import type { SecurityEvent, SecurityEventSink } from './events.ts';
 import { SecurityGates, type GateRecorder } from './gates.ts';
@@ -137,6 +138,30 @@ export class SecurityRuntime implements SecurityEventSink, GateRecorder {
       this.emit({ type: 'tls.allowlist_reloaded', tenant: null, requestId: null, actor: 'allowlist', outcome: 'success', detail: r }),
     );
     this.allowlist?.on('error', (err: Error) => this.emit({ type: 'tls.allowlist_reload_failed', tenant: null, requestId: null, actor: 'allowlist', outcome: 'failure', reason: err.message }));
+  }
+
+  /** The API-key records in force (hashes only; empty when API keys are off). */
+  apiKeyRecords(): ApiKeyRecord[] {
+    return this.apiKeys?.keys.records() ?? [];
+  }
+
+  /**
+   * Calls `listener` whenever the credentials the gates accept changed: the key store was
+   * reloaded (a key added, rotated or revoked) or the JWKS was (a retired signing key stops at
+   * once). The engine's ingress republishes its policy table from here. Returns the unsubscribe.
+   */
+  onCredentialsChanged(listener: () => void): () => void {
+    this.apiKeys?.on('reload', listener);
+    this.jwt?.on('reload', listener);
+    return () => {
+      this.apiKeys?.off('reload', listener);
+      this.jwt?.off('reload', listener);
+    };
+  }
+
+  /** Re-reads the key store and the JWKS file now (SIGHUP), rather than at the next poll. */
+  async reloadCredentials(): Promise<void> {
+    await Promise.all([this.apiKeys?.poll(), this.jwt?.reload()]);
   }
 
   observe(e: SecurityEvent): void {

@@ -36,5 +36,16 @@ test('each config the engine cannot serve names its reason', () => {
   assert.match(engineIngressRefusal(ctx({}, { tracing: true }))!, /tracing/);
   assert.match(engineIngressRefusal(ctx({}, { hooks: ['metrics', 'test-gate'] }))!, /hooks.*test-gate/);
   assert.match(engineIngressRefusal(ctx({ security: { threats: { enabled: true } } }))!, /threats/);
-  assert.match(engineIngressRefusal(ctx({ security: { rateLimits: { enabled: true } } }))!, /rate limits/);
+  assert.match(engineIngressRefusal(ctx({ security: { tls: { enabled: true, certFile: '/c.pem', keyFile: '/k.pem' } } }))!, /TLS/);
+});
+
+test('API keys, JWTs, rate limits and audit are served by the engine (its policy tables); the gate hook does not keep it off', () => {
+  const security = {
+    tenants: [{ name: 'acme', id: 7 }],
+    apiKeys: { enabled: true, store: '/keys.json' },
+    jwt: { enabled: true, jwksFile: '/jwks.json' },
+    rateLimits: { enabled: true },
+    audit: { enabled: true, path: '/audit.jsonl' },
+  };
+  assert.equal(engineIngressRefusal(ctx({ security }, { hooks: ['metrics', 'security'] })), null);
 });

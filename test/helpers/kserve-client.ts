@@ -67,12 +67,14 @@ export class KserveClient {
   }
 
   /** Sends all requests on one ModelStreamInfer stream and collects one answer per request. */
-  stream(reqs: object[], timeoutMs = 10_000): Promise<{ errorMessage: string; inferResponse: ModelInferResponseMsg | null }[]> {
+  stream(reqs: object[], timeoutMs = 10_000, metadata: Record<string, string> = {}): Promise<{ errorMessage: string; inferResponse: ModelInferResponseMsg | null }[]> {
     return new Promise((resolve, reject) => {
       const out: { errorMessage: string; inferResponse: ModelInferResponseMsg | null }[] = [];
       const fn = (this.raw as unknown as Record<string, (md: grpc.Metadata, o: grpc.CallOptions) => grpc.ClientDuplexStream<object, object>>)
         .ModelStreamInfer!.bind(this.raw);
-      const call = fn(new grpc.Metadata(), { deadline: Date.now() + timeoutMs });
+      const md = new grpc.Metadata();
+      for (const [k, v] of Object.entries(metadata)) md.set(k, v);
+      const call = fn(md, { deadline: Date.now() + timeoutMs });
       call.on('data', (m: { errorMessage: string; inferResponse: ModelInferResponseMsg | null }) => out.push(m));
       call.on('error', reject);
       call.on('end', () => resolve(out));
