@@ -34,6 +34,7 @@ class LinkListener;
 class LinkDialer;
 class PendingHandshake;
 class GrpcIngress;
+class TlsContext;
 struct IngressConfig;
 
 struct UpstreamRoute {
@@ -86,6 +87,10 @@ class Engine : public LinkHandler {
   void StartIngress(const IngressConfig& config);
   // Swaps the ingress policy table (src/engine/policy-compiler.ts); any thread.
   void PublishPolicy(std::shared_ptr<const PolicyTable> table) { policy_.Publish(std::move(table)); }
+  // TLS of the gRPC ingress: a new context (certificate rotation; new handshakes use it) and
+  // the mTLS allowlist (connections of certificates no longer on it are closed). Any thread.
+  void ReloadIngressTls(std::shared_ptr<const TlsContext> tls);
+  void SetIngressClientAllowlist(std::vector<std::string> fingerprints);
   // Stops accepting gRPC clients and sends GOAWAY (drain).
   void DrainIngress();
   // The open link a dialer keeps up, or null (loop thread).

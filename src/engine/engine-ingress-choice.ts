@@ -1,5 +1,5 @@
 // Whether the engine's gRPC ingress can serve a node's listeners.grpc, or why not. The engine
-// serves ModelInfer/ModelStreamInfer itself; whatever needs per-request JavaScript (PII
+// serves ModelInfer/ModelStreamInfer itself (and terminates security.tls, mTLS included); whatever needs per-request JavaScript (PII
 // rewriting, threat profiles, spans, access records, credential gates, the bulk governor's
 // latency samples) keeps the whole listener on the TypeScript ingress, and the node says why.
 import type { SluiceConfig } from '../config/schema.ts';
@@ -29,7 +29,6 @@ export function engineIngressRefusal(c: EngineIngressContext): string | null {
   if (c.engineEnv === '0') return 'SLUICE_ENGINE=0';
   if (c.ingressEnv === '0') return 'SLUICE_ENGINE_INGRESS=0';
   if (c.transport !== 'tcp') return `the native engine does not serve ${c.transport} inference segments yet`;
-  if (s.tls.enabled) return 'TLS on listeners.grpc is not served by the engine yet';
   const slow = tenantsNeedingSlowPath(c.config);
   if (slow.size > 0) return `PII policies need the TypeScript path (tenants ${[...slow].join(', ')})`;
   if (s.threats.enabled) return 'security.threats needs the TypeScript path (per-request profiles)';

@@ -5,6 +5,7 @@
 // compiles and publishes the policy table (again on every republish), starts and drains the
 // listener, and turns the engine's per-call events into the request metrics.
 import type { SluiceConfig } from '../config/schema.ts';
+import type { ConnectionRefusalReason } from '../telemetry/connection-refusals.ts';
 import { InferenceErrorCode } from '../kserve/inference-error.ts';
 import { grpcStatusName } from '../kserve/status.ts';
 import type { Logger } from '../telemetry/logger.ts';
@@ -16,6 +17,7 @@ import { engineLinkOptions } from './engine-link-options.ts';
 import { engineLinkSource } from './engine-link-source.ts';
 import { NativeEngine, type EngineRequestDone } from './native-engine.ts';
 import { compilePolicyTable } from './policy-compiler.ts';
+import { EngineTlsControl, engineTlsConfig, type EngineTlsOptions } from './engine-tls.ts';
 
 export interface EngineIngressOptions {
   config: SluiceConfig;
@@ -28,6 +30,10 @@ export interface EngineIngressOptions {
   /** The engine's own links to the egress peers are added to the link metrics (peer "engine"). */
   links: LinkTracker;
   logger: Logger;
+  /** security.tls on: the engine terminates TLS on the port (certificates, mTLS allowlist, audit). */
+  tls?: EngineTlsOptions;
+  /** Connections the listener closed before they did useful work (sluice_connections_refused_total). */
+  onRefused?: (reason: ConnectionRefusalReason) => void;
 }
 
 export class EngineIngress {
@@ -38,6 +44,7 @@ export class EngineIngress {
   readonly #dialers: ReadonlyMap<string, number>;
   #generation = 0;
   #removeLinkSource: (() => void) | undefined;
+  #tls: EngineTlsControl | undefined;
 
   private constructor(engine: NativeEngine, address: { host: string; port: number }, config: SluiceConfig, dialers: ReadonlyMap<string, number>) {
     this.engine = engine;
@@ -62,6 +69,11 @@ export class EngineIngress {
         );
       }
     });
+    if (o.onRefused !== undefined) {
+      const onRefused = o.onRefused;
+      engine.on('connection-refused', (reason: string) => onRefused(reason as ConnectionRefusalReason));
+    }
+    let control: EngineTlsControl | undefined;
     engine.on('dial-failed', (dialer: number, err: Error) => o.logger.debug({ dialer, err: err.message }, 'engine ingress: egress peer not reachable (retrying)'));
     try {
       const linkOptions = engineLinkOptions(o.segmentKey, o.tuning, {
@@ -77,6 +89,9 @@ export class EngineIngress {
       const ingress = new EngineIngress(engine, { host: l.host, port: 0 }, o.config, dialers);
       // Tables first: without them the engine relays every call (correct, only slower).
       ingress.publishPolicy();
+      const tls = o.tls !== undefined ? await engineTlsConfig(o.tls) : undefined;
+      // Subscribed before the port opens: the first handshakes' audit records are not lost.
+      if (o.tls !== undefined) control = ingress.#tls = new EngineTlsControl(engine, o.tls);
       const bound = await engine.startIngress({
         host: l.host,
         port: l.port,
@@ -87,11 +102,13 @@ export class EngineIngress {
         handshakeTimeoutMs: l.handshakeTimeoutMs,
         idleTimeoutMs: l.idleTimeoutMs,
         ...(l.maxConnections !== undefined ? { maxConnections: l.maxConnections } : {}),
+        ...(tls !== undefined ? { tls } : {}),
       });
       (ingress.address as { port: number }).port = bound.port;
       ingress.#removeLinkSource = o.links.addSource(engineLinkSource(engine.counters));
       return ingress;
     } catch (err) {
+      control?.detach();
       engine.stop();
       throw err;
     }
@@ -116,6 +133,7 @@ export class EngineIngress {
   }
 
   close(): void {
+    this.#tls?.detach();
     this.#removeLinkSource?.();
     this.engine.stop();
   }

@@ -380,7 +380,7 @@ export class SluiceNode {
    * which path the port takes; undefined (logged at warn with the reason) keeps the TypeScript
    * ingress on the port.
    */
-  private async startEngineIngress(transportKind: string, key: Uint8Array, maxMessageBytes: number): Promise<{ relayPath: string } | undefined> {
+  private async startEngineIngress(transportKind: string, key: Uint8Array, maxMessageBytes: number, limits: ListenerLimits): Promise<{ relayPath: string } | undefined> {
     const { config, logger } = this.opts;
     const refusal = engineIngressRefusal({
       config,
@@ -395,6 +395,7 @@ export class SluiceNode {
       logger.warn({ listener: 'grpc', path: 'typescript', reason: refusal }, `gRPC ingress on the TypeScript path: ${refusal}`);
       return undefined;
     }
+    const sec = this.security;
     this.grpcSocketDir = mkdtempSync(path.join(tmpdir(), 'sluice-grpc-'));
     const relayPath = path.join(this.grpcSocketDir, 'grpc.sock');
     try {
@@ -407,6 +408,9 @@ export class SluiceNode {
         requests: this.metrics.requests,
         links: this.metrics.links,
         logger: logger.child({ component: 'grpc', engine: true }),
+        ...(limits.onRefused !== undefined ? { onRefused: limits.onRefused } : {}),
+        // security.tls: the engine terminates TLS with the TypeScript listener's files, allowlist and events.
+        ...(sec !== undefined && sec.config.tls.enabled ? { tls: { name: 'grpc', tls: sec.config.tls, allowlist: sec.allowlist, events: sec } } : {}),
       });
     } catch (err) {
       rmSync(this.grpcSocketDir, { recursive: true, force: true });
@@ -574,7 +578,7 @@ export class SluiceNode {
         const grpcLimits = this.listenerLimits('grpc', l);
         // The engine owns the TCP port when it can; the TypeScript server then sits behind it on a
         // private unix socket and serves every call the engine relays.
-        const engineFront = await this.startEngineIngress(transport.kind, key, seg.maxMessageBytes);
+        const engineFront = await this.startEngineIngress(transport.kind, key, seg.maxMessageBytes, grpcLimits);
         let binder: ConnectionBinder | undefined;
         if (engineFront !== undefined) binder = unixSocketBinder(engineFront.relayPath, 'grpc-relay');
         else if (sec?.config.tls.enabled === true) {
