@@ -456,7 +456,7 @@ bool GrpcIngress::TlsEstablished(Conn* c) {
     loop_->CancelTimer(c->tls_timer);
     c->tls_timer = EventLoop::kNoTimer;
   }
-  if (config_.tls->require_client_cert) {
+  if (config_.tls->require_client_cert()) {
     // The chain was verified in the handshake; the certificate must also be allowlisted.
     PeerCertificate cert;
     bool have = c->tls->PeerCert(&cert);
