@@ -329,9 +329,10 @@ void GrpcIngress::OnConnEvents(Conn* c, uint32_t events) {
         continue;
       }
       if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
-        // node reports a TLS client that leaves mid-handshake as a failed handshake.
+        // node reports a TLS client that leaves mid-handshake as a failed handshake
+        // ('tlsClientError', ECONNRESET "socket hang up").
         if (c->tls != nullptr && c->session == nullptr) {
-          TlsFailed(c, "tls_handshake_failed", "ECONNRESET", "Client network socket disconnected before secure TLS connection was established");
+          TlsFailed(c, "tls_handshake_failed", "ECONNRESET", "socket hang up");
         } else {
           CloseConn(c);
         }
@@ -489,9 +490,9 @@ void GrpcIngress::StartSession(Conn* c) {
 }
 
 void GrpcIngress::TlsFailed(Conn* c, const char* reason, std::string_view code, std::string_view message) {
-  counters_.tls_failures++;
-  FlushTls(c);  // an alert for the peer, if OpenSSL wrote one
   if (c->closed) return;
+  counters_.tls_failures++;
+  FlushTls(c);  // an alert for the peer, if OpenSSL wrote one (a failed send closes c: still counted)
   Refused(reason);
   // A flood of bad handshakes must not become a flood of audit records: 20 a second, then the
   // rest is counted and reported with the next record (secure-listener.ts's rule).
