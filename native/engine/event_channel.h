@@ -37,9 +37,10 @@ enum class EventType : uint32_t {
                         // body = model name (UTF-8), b = 1 when the tenant is known (its name in `extra`)
   kRequestDone = 11,    // a fast-path gRPC call ended at the ingress: a = grpc status, b = duration (us),
                         // c = 1 for ModelStreamInfer, model = the request's model
-  kConnectionRefused = 12,  // the gRPC ingress closed a connection before it did useful work: text = reason
+  // (12 is kept for the ingress gates' decision events, branch engine-gates)
+  kConnectionRefused = 13,  // the gRPC ingress closed a connection before it did useful work: text = reason
                             // (max_connections, handshake_timeout, tls_handshake_failed, idle_timeout)
-  kTlsAudit = 13,       // a TLS security event of the gRPC ingress: code = type (tls.handshake_failed,
+  kTlsAudit = 14,       // a TLS security event of the gRPC ingress: code = type (tls.handshake_failed,
                         // tls.client_refused, tls.client_revoked), text = remote, err = message or reason,
                         // c = suppressed failures / connections closed, extra = the TLS error code
                         // (handshake_failed) or the certificate's fingerprint, model = subject CN,

@@ -11,8 +11,8 @@ export const EngineEventType = {
   DRAIN: 9,
   POLICY_DENIED: 10,
   REQUEST_DONE: 11,
-  CONNECTION_REFUSED: 12,
-  TLS_AUDIT: 13,
+  CONNECTION_REFUSED: 13,
+  TLS_AUDIT: 14,
 } as const;
 
 /** pino-style levels the engine's log records carry. */
