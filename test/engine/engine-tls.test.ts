@@ -48,11 +48,11 @@ before(async () => {
 });
 after(() => models.stop(0));
 
-async function startNode(tlsConfig: object, files: { cert: string; key: string } = { cert: server.cert, key: server.key }): Promise<SluiceNode> {
+async function startNode(tlsConfig: object, files: { cert: string; key: string } = { cert: server.cert, key: server.key }, handshakeTimeoutMs = HANDSHAKE_MS): Promise<SluiceNode> {
   const seg = await closedPort();
   const node = new SluiceNode({
     config: parseConfig({
-      listeners: { grpc: { host: '127.0.0.1', port: 0, handshakeTimeoutMs: HANDSHAKE_MS }, metrics: { host: '127.0.0.1', port: 0 } },
+      listeners: { grpc: { host: '127.0.0.1', port: 0, handshakeTimeoutMs }, metrics: { host: '127.0.0.1', port: 0 } },
       segments: { inference: { transport: 'tcp', key: randomBytes(32).toString('hex'), listen: { host: '127.0.0.1', port: seg } } },
       peers: [{ name: 'self', segment: 'inference', host: '127.0.0.1', port: seg }],
       routes: [{ model: '*', peers: ['self'], upstreams: [{ address: models.endpoints.models! }] }],
@@ -73,6 +73,23 @@ const fastCalls = (node: SluiceNode) => (node as unknown as { engineIngress: Eng
 async function metric(node: SluiceNode, name: string, labels: Record<string, string>): Promise<number> {
   await new Promise((r) => setTimeout(r, 50)); // the engine's events reach JS in batches
   return sampleValue(parsePromText(await node.metrics.render()), name, labels) ?? 0;
+}
+
+/** The metric once it reaches `want` (events arrive in batches; slower under ASan), or its value after 5 s. */
+async function metricReaching(node: SluiceNode, name: string, labels: Record<string, string>, want: number): Promise<number> {
+  let v = await metric(node, name, labels);
+  for (let i = 0; i < 50 && v < want; i++) v = await metric(node, name, labels);
+  return v;
+}
+
+/** The engine dials its egress peers as the node starts: the first call waits for the link (ASan builds are slow). */
+async function firstInfer(node: SluiceNode): Promise<number> {
+  let code = await infer(node, null);
+  for (let i = 0; i < 50 && code === grpc.status.UNAVAILABLE; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    code = await infer(node, null);
+  }
+  return code;
 }
 
 function client(node: SluiceNode, who: Issued | null): KserveClient {
@@ -120,7 +137,7 @@ test('TLS 1.3 floor: ModelInfer on the engine fast path; TLS 1.2 clients and ALP
   const node = await startNode({ minVersion: 'TLSv1.3' });
   try {
     const fast = fastCalls(node);
-    assert.equal(await infer(node, null), 0);
+    assert.equal(await firstInfer(node), 0);
     assert.ok(fastCalls(node) > fast, 'ModelInfer took the engine fast path');
     const port = portOf(node);
     const ok = await handshake(port, { ALPNProtocols: ['h2'] });
@@ -132,8 +149,8 @@ test('TLS 1.3 floor: ModelInfer on the engine fast path; TLS 1.2 clients and ALP
     const http1 = await handshake(port, { ALPNProtocols: ['http/1.1'] });
     assert.ok('error' in http1, `ALPN http/1.1 only: ${JSON.stringify(http1)}`);
     assert.equal(http1.error, 'ERR_SSL_TLSV1_ALERT_NO_APPLICATION_PROTOCOL');
-    assert.equal(await metric(node, 'sluice_connections_refused_total', { listener: 'grpc', reason: 'tls_handshake_failed' }), failed + 2);
-    assert.equal(await metric(node, 'sluice_auth_rejections_total', { method: 'mtls', reason: 'handshake_failed' }), audited + 2);
+    assert.equal(await metricReaching(node, 'sluice_connections_refused_total', { listener: 'grpc', reason: 'tls_handshake_failed' }, failed + 2), failed + 2);
+    assert.equal(await metricReaching(node, 'sluice_auth_rejections_total', { method: 'mtls', reason: 'handshake_failed' }, audited + 2), audited + 2);
     assert.equal(await infer(node, null), 0, 'the engine keeps serving');
   } finally {
     await node.stop(0);
@@ -142,14 +159,18 @@ test('TLS 1.3 floor: ModelInfer on the engine fast path; TLS 1.2 clients and ALP
 
 test('mTLS require: no certificate and an unknown certificate are refused (UNAVAILABLE); an allowlisted one is served; removing it from the allowlist closes its live connection', async () => {
   writeFileSync(allowlist, `${agent.fingerprint}\n`);
-  const node = await startNode({ clientCerts: { mode: 'require', caFile: ca.cert, allowlistFile: allowlist } });
+  // A longer handshake timeout: the live connection below must outlive it (mTLS handshakes are slow under ASan).
+  const handshakeMs = 1500;
+  const node = await startNode({ clientCerts: { mode: 'require', caFile: ca.cert, allowlistFile: allowlist } }, undefined, handshakeMs);
   try {
-    assert.equal(await infer(node, agent), 0);
+    let first = await infer(node, agent);
+    for (let i = 0; i < 50 && first === grpc.status.UNAVAILABLE; i++) first = await new Promise((r) => setTimeout(r, 100)).then(() => infer(node, agent));
+    assert.equal(first, 0);
     const refusedBefore = await metric(node, 'sluice_auth_rejections_total', { method: 'mtls', reason: 'client_refused' });
     assert.equal(await infer(node, null), grpc.status.UNAVAILABLE);
     assert.equal(await infer(node, stranger), grpc.status.UNAVAILABLE);
-    assert.ok((await metric(node, 'sluice_auth_rejections_total', { method: 'mtls', reason: 'client_refused' })) >= refusedBefore + 1, 'the unknown certificate is audited');
-    assert.ok((await metric(node, 'sluice_auth_rejections_total', { method: 'mtls', reason: 'handshake_failed' })) >= 1, 'no certificate: a failed handshake');
+    assert.ok((await metricReaching(node, 'sluice_auth_rejections_total', { method: 'mtls', reason: 'client_refused' }, refusedBefore + 1)) >= refusedBefore + 1, 'the unknown certificate is audited');
+    assert.ok((await metricReaching(node, 'sluice_auth_rejections_total', { method: 'mtls', reason: 'handshake_failed' }, 1)) >= 1, 'no certificate: a failed handshake');
     // A live, allowlisted connection; then the allowlist drops it.
     const live = await tlsConnect(portOf(node), caPem, ['h2'], { cert: readFileSync(agent.cert), key: readFileSync(agent.key) });
     let isClosed = false;
@@ -157,12 +178,12 @@ test('mTLS require: no certificate and an unknown certificate are refused (UNAVA
     void closed.then(() => (isClosed = true));
     live.write(H2_PREFACE);
     live.write(H2_SETTINGS);
-    await new Promise((r) => setTimeout(r, HANDSHAKE_MS + 400));
+    await new Promise((r) => setTimeout(r, handshakeMs + 500));
     assert.equal(isClosed, false, 'an allowlisted HTTP/2 connection stays open past the handshake timeout');
     writeFileSync(allowlist, `${stranger.fingerprint}\n`);
     process.emit('SIGHUP', 'SIGHUP');
     await Promise.race([closed, new Promise((_, rej) => setTimeout(() => rej(new Error('revoked connection stayed open')), 3000))]);
-    assert.equal(await metric(node, 'sluice_auth_rejections_total', { method: 'mtls', reason: 'client_revoked' }), 1);
+    assert.equal(await metricReaching(node, 'sluice_auth_rejections_total', { method: 'mtls', reason: 'client_revoked' }, 1), 1);
     assert.equal(await infer(node, stranger), 0, 'the new allowlist holds');
   } finally {
     writeFileSync(allowlist, `${agent.fingerprint}\n`);
@@ -191,7 +212,7 @@ test('half handshakes close at handshakeTimeoutMs (counted); garbage before the 
     const timeouts = await metric(node, 'sluice_connections_refused_total', { listener: 'grpc', reason: 'handshake_timeout' });
     const [silent, half] = await Promise.all([rawConnect(port).then((c) => c.closed(HANDSHAKE_MS + 2000)), rawConnect(port, '127.0.0.1', HALF_CLIENT_HELLO).then((c) => c.closed(HANDSHAKE_MS + 2000))]);
     assert.ok(silent >= HANDSHAKE_MS - 50 && half >= HANDSHAKE_MS - 50, `${silent} ms, ${half} ms`);
-    assert.equal(await metric(node, 'sluice_connections_refused_total', { listener: 'grpc', reason: 'handshake_timeout' }), timeouts + 2);
+    assert.equal(await metricReaching(node, 'sluice_connections_refused_total', { listener: 'grpc', reason: 'handshake_timeout' }, timeouts + 2), timeouts + 2);
     // Garbage (not a TLS record, or a record of junk): closed well before the timeout, counted as failed.
     const failedBefore = await metric(node, 'sluice_connections_refused_total', { listener: 'grpc', reason: 'tls_handshake_failed' });
     let runs = 0;
@@ -207,7 +228,8 @@ test('half handshakes close at handshakeTimeoutMs (counted); garbage before the 
       { numRuns: 40 },
     );
     assert.ok(runs >= 20, `${runs} garbage inputs the server can reject at once`);
-    assert.ok((await metric(node, 'sluice_connections_refused_total', { listener: 'grpc', reason: 'tls_handshake_failed' })) >= failedBefore + runs);
+    const failed = await metricReaching(node, 'sluice_connections_refused_total', { listener: 'grpc', reason: 'tls_handshake_failed' }, failedBefore + runs);
+    assert.ok(failed >= failedBefore + runs, `${failed - failedBefore} failed handshakes counted for ${runs} garbage inputs`);
     assert.equal(await infer(node, null), 0, 'the engine keeps serving');
   } finally {
     await node.stop(0);
