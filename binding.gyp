@@ -10,7 +10,7 @@
         "native/engine/event_loop.cc", "native/engine/event_channel.cc", "native/engine/wire.cc",
         "native/engine/key_schedule.cc", "native/engine/traffic_keys.cc", "native/engine/link_receiver.cc",
         "native/engine/handshake.cc", "native/engine/tcp_link.cc", "native/engine/link_endpoints.cc",
-        "native/engine/engine.cc", "native/engine/egress.cc",
+        "native/engine/engine.cc", "native/engine/egress.cc", "native/engine/front_calls.cc",
         "native/engine/grpc_ingress.cc", "native/engine/grpc_server_session.cc", "native/engine/grpc_deframer.cc",
         "native/engine/grpc_compression.cc", "native/engine/kserve_scan.cc", "native/engine/policy_table.cc",
         "native/engine/tls_server.cc"
@@ -74,7 +74,7 @@
         "native/engine/event_loop.cc", "native/engine/event_channel.cc", "native/engine/wire.cc",
         "native/engine/key_schedule.cc", "native/engine/traffic_keys.cc", "native/engine/link_receiver.cc",
         "native/engine/handshake.cc", "native/engine/tcp_link.cc", "native/engine/link_endpoints.cc",
-        "native/engine/engine.cc", "native/engine/egress.cc",
+        "native/engine/engine.cc", "native/engine/egress.cc", "native/engine/front_calls.cc",
         "native/engine/grpc_ingress.cc", "native/engine/grpc_server_session.cc", "native/engine/grpc_deframer.cc",
         "native/engine/grpc_compression.cc", "native/engine/kserve_scan.cc", "native/engine/policy_table.cc",
         "native/engine/tls_server.cc"

@@ -681,7 +681,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                         InstanceMethod<&EngineWrap::BeginShutdown>("beginShutdown"), InstanceMethod<&EngineWrap::Send>("send"),
                         InstanceMethod<&EngineWrap::CloseLink>("closeLink"), InstanceMethod<&EngineWrap::Drain>("drain"),
                         InstanceMethod<&EngineWrap::StartIngress>("startIngress"), InstanceMethod<&EngineWrap::PublishPolicy>("publishPolicy"),
-                        InstanceMethod<&EngineWrap::DrainIngress>("drainIngress"), InstanceMethod<&EngineWrap::ReloadTls>("reloadTls"),
+                        InstanceMethod<&EngineWrap::DrainIngress>("drainIngress"), InstanceMethod<&EngineWrap::FrontCall>("frontCall"),
+                        InstanceMethod<&EngineWrap::CancelFrontCall>("cancelFrontCall"), InstanceMethod<&EngineWrap::ReloadTls>("reloadTls"),
                         InstanceMethod<&EngineWrap::SetClientAllowlist>("setClientAllowlist")});
   }
 
@@ -767,7 +768,17 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       if (!e.request_id.empty()) o.Set("requestId", e.request_id);
       if (!e.model.empty()) o.Set("model", e.model);
       if (!e.err.empty()) o.Set("err", e.err);
-      if (e.type == EventType::kMessage || e.type == EventType::kPolicyDenied || e.type == EventType::kTlsAudit) {
+      if (e.type == EventType::kRequestDone) {
+        o.Set("tenant", e.access.tenant);
+        o.Set("peer", e.access.peer);
+        o.Set("attempts", e.access.attempts);
+        o.Set("bytesIn", static_cast<double>(e.access.bytes_in));
+        o.Set("bytesOut", static_cast<double>(e.access.bytes_out));
+        o.Set("queueUs", static_cast<double>(e.access.queue_us));
+        o.Set("upstreamUs", static_cast<double>(e.access.upstream_us));
+      }
+      if (e.type == EventType::kMessage || e.type == EventType::kPolicyDenied || (e.type == EventType::kFrontCallDone && !e.body.empty()) ||
+          e.type == EventType::kTlsAudit) {
         o.Set("body", Napi::Buffer<uint8_t>::Copy(env, e.body.data(), e.body.size()));
       }
       out.Set(static_cast<uint32_t>(i), o);
@@ -974,6 +985,22 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     }
     engine(env).PublishPolicy(std::move(table));
   }
+
+  // frontCall(slot, dialer, tenant, timeoutMs, header, payload): a CALL on the dialer's link
+  // (front_calls.h); the bytes are copied into the slot now. One kFrontCallDone event answers.
+  void FrontCall(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const MutableBytes header = BytesOf(env, info[4]);
+    const MutableBytes payload = BytesOf(env, info[5]);
+    if (!engine(env).SubmitFrontCall(info[0].As<Napi::Number>().Uint32Value(), info[1].As<Napi::Number>().Uint32Value(),
+                                     info[2].As<Napi::Number>().Uint32Value(), info[3].As<Napi::Number>().Uint32Value(), header.data, header.size,
+                                     payload.data, payload.size)) {
+      throw Napi::RangeError::New(env, "front call slot out of range");
+    }
+  }
+
+  // cancelFrontCall(slot): CANCEL(CALLER) if the call is still out (its kFrontCallDone says cancelled).
+  void CancelFrontCall(const Napi::CallbackInfo& info) { engine(info.Env()).CancelFrontCall(info[0].As<Napi::Number>().Uint32Value()); }
 
   // drainIngress(): stop accepting gRPC clients, GOAWAY to each connection.
   void DrainIngress(const Napi::CallbackInfo& info) { engine(info.Env()).DrainIngress(); }

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "engine/egress.h"
+#include "engine/front_calls.h"
 #include "engine/grpc_ingress.h"
 #include "engine/link_endpoints.h"
 
@@ -14,7 +15,8 @@ namespace {
 constexpr size_t kEventRingCapacity = 16384;
 }
 
-Engine::Engine(std::function<void()> notify_events) : events_(kEventRingCapacity, &counters_, std::move(notify_events)) {}
+Engine::Engine(std::function<void()> notify_events)
+    : events_(kEventRingCapacity, &counters_, std::move(notify_events)), front_(std::make_unique<FrontCalls>(&loop_, this)) {}
 
 Engine::~Engine() { Stop(); }
 
@@ -31,6 +33,7 @@ void Engine::Stop() {
     handshakes_.clear();
     ingress_.reset();
     egress_.reset();
+    front_.reset();
     links_.clear();  // destructors close the sockets
     loop_.RequestStop();
   });
@@ -192,6 +195,16 @@ class IngressLinks final : public IngressBackend {
     e.c = o.streaming ? 1 : 0;
     e.model = o.model;
     e.request_id = o.request_id;
+    const CallAccess& x = o.access;
+    const uint64_t end = o.started_us + o.duration_us;
+    e.access.tenant = x.tenant;
+    e.access.peer = x.peer;
+    e.access.attempts = x.attempts;
+    e.access.bytes_in = x.bytes_in;
+    e.access.bytes_out = x.bytes_out;
+    // As the TypeScript access log: arrival -> first CALL (or the end), last CALL -> its reply.
+    e.access.queue_us = (x.first_sent_us != 0 ? x.first_sent_us : end) - o.started_us;
+    e.access.upstream_us = x.sent_us == 0 ? 0 : (x.replied_us != 0 ? x.replied_us : end) - x.sent_us;
     if (o.status != GrpcStatus::kOk) {
       e.code = std::string(o.code);
       e.err = o.message;
@@ -268,6 +281,15 @@ void Engine::DrainIngress() {
   });
 }
 
+bool Engine::SubmitFrontCall(uint32_t slot, uint32_t dialer, uint32_t tenant, uint32_t timeout_ms, const uint8_t* header, size_t header_len,
+                             const uint8_t* payload, size_t payload_len) {
+  return front_ != nullptr && front_->Submit(slot, dialer, tenant, timeout_ms, header, header_len, payload, payload_len);
+}
+
+void Engine::CancelFrontCall(uint32_t slot) {
+  if (front_ != nullptr) front_->Cancel(slot);
+}
+
 TcpInferenceLink* Engine::LinkOfDialer(uint32_t dialer) {
   for (const auto& [link, d] : link_dialer_) {
     if (d == dialer) return FindLink(link);
@@ -276,6 +298,7 @@ TcpInferenceLink* Engine::LinkOfDialer(uint32_t dialer) {
 }
 
 void Engine::OnLinkMessage(TcpInferenceLink* link, const InboundMessage& msg) {
+  if (front_ && link->role() == Role::kInitiator && front_->OnLinkMessage(link, msg)) return;
   if (ingress_ && link->role() == Role::kInitiator && ingress_->OnLinkMessage(link, msg)) return;
   if (egress_ && egress_->OnMessage(link, msg)) return;
   // Not for the engine: JS gets a copy (the slow path; control messages, tests).
@@ -299,6 +322,7 @@ void Engine::OnLinkDrain(TcpInferenceLink* link) {
 void Engine::OnLinkClosed(TcpInferenceLink* link, const LinkCloseInfo& info) {
   if (egress_) egress_->OnLinkClosed(link);
   if (ingress_) ingress_->OnLinkClosed(link);
+  if (front_) front_->OnLinkClosed(link, info);
   const uint32_t id = link->id();
   EngineEvent e;
   e.type = EventType::kLinkClosed;

@@ -35,6 +35,7 @@ class LinkDialer;
 class PendingHandshake;
 class GrpcIngress;
 class TlsContext;
+class FrontCalls;
 struct IngressConfig;
 
 struct UpstreamRoute {
@@ -93,6 +94,10 @@ class Engine : public LinkHandler {
   void SetIngressClientAllowlist(std::vector<std::string> fingerprints);
   // Stops accepting gRPC clients and sends GOAWAY (drain).
   void DrainIngress();
+  // Calls JS sends on the dialers' links (front_calls.h): any thread, see FrontCalls.
+  bool SubmitFrontCall(uint32_t slot, uint32_t dialer, uint32_t tenant, uint32_t timeout_ms, const uint8_t* header, size_t header_len,
+                       const uint8_t* payload, size_t payload_len);
+  void CancelFrontCall(uint32_t slot);
   // The open link a dialer keeps up, or null (loop thread).
   TcpInferenceLink* LinkOfDialer(uint32_t dialer);
   void BeginShutdown();
@@ -135,6 +140,7 @@ class Engine : public LinkHandler {
   PolicyStore policy_;
   std::unique_ptr<GrpcIngress> ingress_;
   std::unique_ptr<class IngressLinks> ingress_links_;
+  std::unique_ptr<FrontCalls> front_;
   bool stopping_ = false;
 };
 

@@ -36,8 +36,10 @@ enum class EventType : uint32_t {
   kPolicyDenied = 10,   // egress tenant policy refused a call: c = tenant id, code = request id, text = reason,
                         // body = model name (UTF-8), b = 1 when the tenant is known (its name in `extra`)
   kRequestDone = 11,    // a fast-path gRPC call ended at the ingress: a = grpc status, b = duration (us),
-                        // c = 1 for ModelStreamInfer, model = the request's model
-  // (12 is kept for the ingress gates' decision events, branch engine-gates)
+                        // c = 1 for ModelStreamInfer, model = the request's model, access = the
+                        // access record's numbers (JS writes the line when telemetry.accessLog is on)
+  kFrontCallDone = 12,  // a call JS sent on the engine's links ended (front_calls.h): a = slot,
+                        // b = FrontOutcome, c = the slot's generation, code/text = why not, body = the REPLY envelope
   kConnectionRefused = 13,  // the gRPC ingress closed a connection before it did useful work: text = reason
                             // (max_connections, handshake_timeout, tls_handshake_failed, idle_timeout)
   kTlsAudit = 14,       // a TLS security event of the gRPC ingress: code = type (tls.handshake_failed,
@@ -62,6 +64,11 @@ struct EngineEvent {
   std::string model;
   std::string err;
   std::vector<uint8_t> body;
+  // kRequestDone: the access record (src/telemetry/access-log.ts); durations in microseconds.
+  struct Access {
+    uint32_t tenant = 0, peer = 0, attempts = 0;
+    uint64_t bytes_in = 0, bytes_out = 0, queue_us = 0, upstream_us = 0;
+  } access;
 };
 
 class EventChannel {

@@ -115,6 +115,7 @@ struct GrpcIngress::Call {
   EventLoop::TimerId timer = EventLoop::kNoTimer;
   uint32_t tenant = 0;
   uint32_t seq = 0;
+  CallAccess access;
   std::vector<Pending*> pendings;
   GateHeaders gate_headers;
 };
@@ -668,6 +669,7 @@ void GrpcIngress::OnRequestMessage(Conn* c, int32_t id, const uint8_t* data, siz
   auto it = c->calls.find(id);
   if (it == c->calls.end()) return;
   Call* call = it->second;
+  call->access.bytes_in += len;
   std::string rid = call->streaming ? call->request_id + ":" + std::to_string(++call->seq) : call->request_id;
   CallError e = scanner_.ScanInferRequest(data, len);
   std::shared_ptr<const PolicyTable> table = policy_->Current();
@@ -721,6 +723,7 @@ void GrpcIngress::OnRequestMessage(Conn* c, int32_t id, const uint8_t* data, siz
     return;
   }
   call->tenant = gate.tenant_id;
+  call->access.tenant = gate.tenant_id;
   auto* p = new Pending();
   p->call = call;
   p->request_id = rid;
@@ -776,7 +779,8 @@ void GrpcIngress::Send(Pending* p) {
   std::memcpy(head + 13 + rid + ml, p->version.data(), vl);
   BytePart parts[2] = {{head, 13 + rid + ml + vl}, {p->payload.data(), p->payload.size()}};
   uint32_t stream = next_stream_++;
-  if (next_stream_ == 0) next_stream_ = 1;
+  // Ids with bit 31 set are the front calls' (front_calls.h) on the same links.
+  if (next_stream_ == 0x80000000u) next_stream_ = 1;
   OutboundMessage m;
   m.cls = kClassInference;
   m.kind = kKindCall;
@@ -799,6 +803,12 @@ void GrpcIngress::Send(Pending* p) {
   p->link = link->id();
   p->link_stream = stream;
   out_[Key(p->link, stream)] = p;
+  const uint64_t sent = SteadyMicros();
+  if (call->access.first_sent_us == 0) call->access.first_sent_us = sent;
+  call->access.sent_us = sent;
+  call->access.replied_us = 0;
+  call->access.peer = peer;
+  call->access.attempts++;
 }
 
 bool GrpcIngress::OnLinkMessage(TcpInferenceLink* link, const InboundMessage& msg) {
@@ -808,6 +818,7 @@ bool GrpcIngress::OnLinkMessage(TcpInferenceLink* link, const InboundMessage& ms
   Pending* p = it->second;
   out_.erase(it);
   p->link = 0;
+  if (p->call != nullptr) p->call->access.replied_us = SteadyMicros();
   const uint8_t* b = msg.body;
   size_t n = msg.size;
   if (n < 8 || b[0] != kEnvelopeVersion || b[1] > 16) {
@@ -864,6 +875,7 @@ void GrpcIngress::OnLinkClosed(TcpInferenceLink* link) {
 void GrpcIngress::SucceedPending(Pending* p, const uint8_t* payload, size_t len) {
   Call* call = p->call;
   Conn* c = call->conn;
+  call->access.bytes_out += len;
   if (!call->streaming) {
     c->session->SendMessage(call->stream, payload, len);
     Settle(p);
@@ -928,7 +940,8 @@ void GrpcIngress::FinishCall(Call* call, GrpcStatus status, const std::string& m
   Conn* c = call->conn;
   HeaderField rid{"x-request-id", call->request_id};
   c->session->Finish(call->stream, status, message, &rid, 1);
-  backend_->OnCallFinished(CallOutcome{call->model, call->request_id, status, code, message, SteadyMicros() - call->started_us, call->streaming});
+  backend_->OnCallFinished(
+      CallOutcome{call->model, call->request_id, status, code, message, SteadyMicros() - call->started_us, call->streaming, call->access, call->started_us});
   DropCall(call);
   Flush(c);
 }

@@ -34,7 +34,19 @@
 
 namespace sluice::engine {
 
-// How a fast-path call ended (the request metrics and the failed-request log line).
+// The access record's numbers of a fast-path call (src/telemetry/access-log.ts AccessRecord).
+struct CallAccess {
+  uint32_t tenant = 0;
+  uint32_t peer = 0;      // dialer id of the egress peer that answered last (0: none)
+  uint32_t attempts = 0;  // CALLs sent (more than messages when retried on another peer)
+  uint64_t bytes_in = 0;  // request messages, as received (after inflation)
+  uint64_t bytes_out = 0; // response messages sent
+  uint64_t first_sent_us = 0;  // steady clock: the first CALL went out
+  uint64_t sent_us = 0;        // the last CALL went out
+  uint64_t replied_us = 0;     // its REPLY came back (0: none)
+};
+
+// How a fast-path call ended (the request metrics, the failed-request log line, the access log).
 struct CallOutcome {
   const std::string& model;
   const std::string& request_id;
@@ -43,6 +55,8 @@ struct CallOutcome {
   const std::string& message;
   uint64_t duration_us;
   bool streaming;
+  const CallAccess& access;
+  uint64_t started_us;  // steady clock: the call arrived
 };
 
 // A TLS security event of the listener (src/security/events.ts types): "tls.handshake_failed"

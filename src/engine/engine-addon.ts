@@ -71,6 +71,14 @@ export interface EngineEventRecord {
   model?: string;
   err?: string;
   body?: Buffer;
+  /** REQUEST_DONE: the access record's numbers (durations in microseconds; peer: a dialer id). */
+  tenant?: number;
+  peer?: number;
+  attempts?: number;
+  bytesIn?: number;
+  bytesOut?: number;
+  queueUs?: number;
+  upstreamUs?: number;
 }
 
 export interface NativeEngineHandle {
@@ -92,6 +100,9 @@ export interface NativeEngineHandle {
   reloadTls(material: EngineTlsMaterial): void;
   /** The mTLS allowlist (SHA-256 hex); live connections of removed certificates are closed. */
   setClientAllowlist(fingerprints: string[]): void;
+  /** A CALL on the dialer's link in request slot `slot` (bytes copied now); one FRONT_CALL_DONE event answers. */
+  frontCall(slot: number, dialer: number, tenant: number, timeoutMs: number, header: Uint8Array, payload: Uint8Array): void;
+  cancelFrontCall(slot: number): void;
 }
 
 export interface EngineAddon {

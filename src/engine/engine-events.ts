@@ -11,9 +11,14 @@ export const EngineEventType = {
   DRAIN: 9,
   POLICY_DENIED: 10,
   REQUEST_DONE: 11,
+  FRONT_CALL_DONE: 12,
   CONNECTION_REFUSED: 13,
   TLS_AUDIT: 14,
 } as const;
+
+/** How a call sent on the engine's links ended (FRONT_CALL_DONE's `b`; native/engine/front_calls.h FrontOutcome). */
+export const FrontOutcome = { REPLY: 0, NO_LINK: 1, LINK_CLOSED: 2, DEADLINE: 3, CANCELLED: 4, SEND_FAILED: 5 } as const;
+export type FrontOutcome = (typeof FrontOutcome)[keyof typeof FrontOutcome];
 
 /** pino-style levels the engine's log records carry. */
 export const EngineLogLevel = { DEBUG: 20, INFO: 30, WARN: 40, ERROR: 50 } as const;

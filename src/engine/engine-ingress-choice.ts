@@ -1,6 +1,6 @@
 // Whether the engine's gRPC ingress can serve a node's listeners.grpc, or why not. The engine
 // serves ModelInfer/ModelStreamInfer itself (and terminates security.tls, mTLS included); whatever needs per-request JavaScript (PII
-// rewriting, threat profiles, spans, access records, credential gates, the bulk governor's
+// rewriting, threat profiles, spans, credential gates, the bulk governor's
 // latency samples) keeps the whole listener on the TypeScript ingress, and the node says why.
 import type { SluiceConfig } from '../config/schema.ts';
 import { tenantsNeedingSlowPath } from '../security/pii/policy.ts';
@@ -14,13 +14,14 @@ export interface EngineIngressContext {
   /** process.env.SLUICE_ENGINE_INGRESS ('0': the TypeScript ingress only; the egress may stay on the engine) */
   ingressEnv?: string | undefined;
   tracing: boolean;
+  /** telemetry.accessLog (served from the engine's per-call records). */
   accessLog: boolean;
-  /** Names of the node's ingress hooks ('metrics' is served from the engine's events). */
+  /** Names of the node's ingress hooks ('metrics' and 'access-log' are served from the engine's events). */
   hooks: readonly string[];
 }
 
-/** Ingress hooks whose work the engine does itself. */
-const ENGINE_SERVED_HOOKS: ReadonlySet<string> = new Set(['metrics']);
+/** Ingress hooks whose work the engine does itself (from its per-call records). */
+const ENGINE_SERVED_HOOKS: ReadonlySet<string> = new Set(['metrics', 'access-log']);
 
 /** null: the engine can serve listeners.grpc; otherwise the reason it cannot (logged at warn). */
 export function engineIngressRefusal(c: EngineIngressContext): string | null {
@@ -35,7 +36,8 @@ export function engineIngressRefusal(c: EngineIngressContext): string | null {
   if (s.apiKeys.enabled || s.jwt.enabled || s.rateLimits.enabled || s.audit.enabled) {
     return 'API keys, JWTs, rate limits and audit are not wired to the engine policy tables in sluice serve yet';
   }
-  if (c.tracing || c.accessLog) return 'tracing or the access log is on (the engine does not emit spans or access records yet)';
+  // The access log is written from the engine's per-call records; spans are not emitted yet.
+  if (c.tracing) return 'tracing is on (the engine does not emit spans yet)';
   const perRequest = c.hooks.filter((h) => !ENGINE_SERVED_HOOKS.has(h));
   if (perRequest.length > 0) return `ingress hooks run per request in TypeScript (${perRequest.join(', ')})`;
   if (c.config.segments.training !== undefined) return 'a training segment needs inference latency samples for the bulk governor (not emitted by the engine yet)';

@@ -3,11 +3,14 @@
 // egress peers, REPLY back) and every other call is relayed as raw HTTP/2 to the TypeScript
 // gRPC server on a private unix socket. This is the control-plane half: it dials the peers,
 // compiles and publishes the policy table (again on every republish), starts and drains the
-// listener, and turns the engine's per-call events into the request metrics.
+// listener, and turns the engine's per-call events into the request metrics. Its `segment`
+// channel carries the TypeScript gateway's calls (REST/WebSocket, relayed gRPC methods) on the
+// same engine links, so the node keeps one link set to each egress peer.
 import type { SluiceConfig } from '../config/schema.ts';
 import type { ConnectionRefusalReason } from '../telemetry/connection-refusals.ts';
 import { InferenceErrorCode } from '../kserve/inference-error.ts';
 import { grpcStatusName } from '../kserve/status.ts';
+import { type AccessLog, roundMs } from '../telemetry/access-log.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { LinkTracker } from '../telemetry/link-tracker.ts';
 import type { RequestStats } from '../telemetry/request-stats.ts';
@@ -18,6 +21,7 @@ import { engineLinkSource } from './engine-link-source.ts';
 import { NativeEngine, type EngineRequestDone } from './native-engine.ts';
 import { compilePolicyTable } from './policy-compiler.ts';
 import { EngineTlsControl, engineTlsConfig, type EngineTlsOptions } from './engine-tls.ts';
+import { type EnginePeer, EngineSegmentChannel } from './engine-segment-channel.ts';
 
 export interface EngineIngressOptions {
   config: SluiceConfig;
@@ -29,6 +33,8 @@ export interface EngineIngressOptions {
   requests: RequestStats;
   /** The engine's own links to the egress peers are added to the link metrics (peer "engine"). */
   links: LinkTracker;
+  /** telemetry.accessLog: one line per fast-path call, from the engine's batched records. */
+  accessLog?: AccessLog;
   logger: Logger;
   /** security.tls on: the engine terminates TLS on the port (certificates, mTLS allowlist, audit). */
   tls?: EngineTlsOptions;
@@ -39,6 +45,8 @@ export interface EngineIngressOptions {
 export class EngineIngress {
   readonly engine: NativeEngine;
   readonly address: { host: string; port: number };
+  /** The TypeScript gateway's way to the egress peers: the engine's links. */
+  readonly segment: EngineSegmentChannel;
   readonly #config: SluiceConfig;
   /** Peer name -> the engine dialer that keeps its link up. */
   readonly #dialers: ReadonlyMap<string, number>;
@@ -46,8 +54,10 @@ export class EngineIngress {
   #removeLinkSource: (() => void) | undefined;
   #tls: EngineTlsControl | undefined;
 
-  private constructor(engine: NativeEngine, address: { host: string; port: number }, config: SluiceConfig, dialers: ReadonlyMap<string, number>) {
+  private constructor(engine: NativeEngine, address: { host: string; port: number }, config: SluiceConfig, peers: readonly EnginePeer[], logger: Logger) {
     this.engine = engine;
+    this.segment = new EngineSegmentChannel(engine, peers, logger.child({ component: 'links' }));
+    const dialers = new Map(peers.map((p) => [p.name, p.dialer]));
     this.address = address;
     this.#config = config;
     this.#dialers = dialers;
@@ -58,8 +68,26 @@ export class EngineIngress {
     if (l === undefined) throw new RangeError('EngineIngress needs listeners.grpc');
     const engine = new NativeEngine('sluice-infer');
     forwardEngineLogs(engine, o.logger);
+    // Dialer id -> peer name, for the access records (filled once the dialers exist).
+    const peerNames = new Map<number, string>();
     engine.on('request-done', (r: EngineRequestDone) => {
       o.requests.record('grpc', 'inference', r.model, grpcStatusName(r.status), r.durationSeconds);
+      // The access line of the TypeScript ingress (node-telemetry.ts accessLogHook), same fields.
+      o.accessLog?.write({
+        request_id: r.requestId,
+        tenant: r.tenant,
+        model: r.model,
+        protocol: 'grpc',
+        method: r.streaming ? 'ModelStreamInfer' : 'ModelInfer',
+        status: r.status,
+        code: grpcStatusName(r.status),
+        bytes_in: r.bytesIn,
+        bytes_out: r.bytesOut,
+        total_ms: roundMs(r.durationSeconds * 1000),
+        queue_ms: roundMs(r.queueSeconds * 1000),
+        upstream_ms: roundMs(r.upstreamSeconds * 1000),
+        ...(r.attempts > 0 ? { peer: peerNames.get(r.peer) ?? String(r.peer), attempts: r.attempts } : {}),
+      });
       // The failed-request line of the TypeScript gateway (inference-gateway.ts finish()).
       if (r.status !== 0) {
         const level = r.code === InferenceErrorCode.INTERNAL ? 'error' : 'info';
@@ -81,12 +109,13 @@ export class EngineIngress {
         ...(o.config.segments.inference?.dscp !== undefined ? { dscp: o.config.segments.inference.dscp } : {}),
       });
       const used = new Set(o.config.routes.flatMap((r) => r.peers));
-      const dialers = new Map<string, number>();
+      const peers: EnginePeer[] = [];
       for (const p of o.config.peers) {
-        if (p.segment !== 'inference' || !used.has(p.name) || dialers.has(p.name)) continue;
-        dialers.set(p.name, engine.dial(p.host, p.port, linkOptions));
+        if (p.segment !== 'inference' || !used.has(p.name) || peers.some((x) => x.name === p.name)) continue;
+        peers.push({ name: p.name, dialer: engine.dial(p.host, p.port, linkOptions), address: p.host.includes(':') ? `[${p.host}]:${p.port}` : `${p.host}:${p.port}` });
       }
-      const ingress = new EngineIngress(engine, { host: l.host, port: 0 }, o.config, dialers);
+      for (const p of peers) peerNames.set(p.dialer, p.name);
+      const ingress = new EngineIngress(engine, { host: l.host, port: 0 }, o.config, peers, o.logger);
       // Tables first: without them the engine relays every call (correct, only slower).
       ingress.publishPolicy();
       const tls = o.tls !== undefined ? await engineTlsConfig(o.tls) : undefined;
@@ -134,6 +163,7 @@ export class EngineIngress {
 
   close(): void {
     this.#tls?.detach();
+    this.segment.close();
     this.#removeLinkSource?.();
     this.engine.stop();
   }

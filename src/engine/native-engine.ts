@@ -8,7 +8,7 @@ import { SluiceError } from '../errors.ts';
 import { CloseCode } from '../wire/close-frame.ts';
 import { loadEngineAddon, type EngineEgressConfig, type EngineIngressConfig, type EngineEventRecord, type EngineLinkOptions, type EngineTlsMaterial, type NativeEngineHandle } from './engine-addon.ts';
 import { EngineCounters } from './engine-counters.ts';
-import { CLOSED_BY, EngineEventType } from './engine-events.ts';
+import { CLOSED_BY, EngineEventType, type FrontOutcome } from './engine-events.ts';
 
 export interface EngineLinkInfo {
   /** The engine's number for the link (send(), closeLink(), events). */
@@ -56,6 +56,30 @@ export interface EngineRequestDone {
   status: number;
   durationSeconds: number;
   streaming: boolean;
+  /** The access record's numbers (src/telemetry/access-log.ts). */
+  tenant: number;
+  /** Dialer id of the egress peer that answered last (0: none was called). */
+  peer: number;
+  attempts: number;
+  bytesIn: number;
+  bytesOut: number;
+  /** Arrival until the first CALL went out. */
+  queueSeconds: number;
+  /** The last CALL until its reply. */
+  upstreamSeconds: number;
+}
+
+/** A call sent with frontCall() ended: the REPLY envelope, or why there is none. */
+export interface EngineFrontCallDone {
+  slot: number;
+  /** The slot's submission count (mod 0x8000) when the call was sent: tells a late event apart. */
+  generation: number;
+  outcome: FrontOutcome;
+  /** REPLY: the reply envelope. */
+  body: Buffer | undefined;
+  /** SEND_FAILED / LINK_CLOSED: the stable code, when there is one. */
+  code: string | undefined;
+  text: string;
 }
 
 /** A TLS security event of the gRPC ingress (native/engine/event_channel.h kTlsAudit). */
@@ -88,6 +112,7 @@ export interface EngineLogRecord {
  * 'request-done' (EngineRequestDone) for each fast-path call of the gRPC ingress,
  * 'connection-refused' (reason) when the ingress closes a connection before it did useful work,
  * 'tls-audit' (EngineTlsAudit) for its TLS security events.
+ * 'front-done' (EngineFrontCallDone) for each call sent with frontCall().
  */
 export class NativeEngine extends EventEmitter {
   readonly counters: EngineCounters;
@@ -182,6 +207,21 @@ export class NativeEngine extends EventEmitter {
     this.#handle.send(link, msg.cls, msg.kind, msg.streamId, msg.tenant ?? 0, msg.body);
   }
 
+  /**
+   * Sends a CALL (header + payload: the bytes are copied now) on the link `dialer` keeps up, in
+   * request slot `slot` (the caller's, free until its 'front-done' event). The engine cancels it
+   * at `timeoutMs` (CANCEL DEADLINE to the egress).
+   */
+  frontCall(slot: number, dialer: number, tenant: number, timeoutMs: number, header: Uint8Array, payload: Uint8Array): void {
+    this.#check();
+    this.#handle.frontCall(slot, dialer, tenant, timeoutMs, header, payload);
+  }
+
+  /** CANCEL(CALLER) for the call in `slot` if it is still out (its 'front-done' then says CANCELLED). */
+  cancelFrontCall(slot: number): void {
+    if (!this.#stopped) this.#handle.cancelFrontCall(slot);
+  }
+
   closeLink(link: number, reason = 'closed by the application', code: number = CloseCode.NORMAL): void {
     if (!this.#stopped) this.#handle.closeLink(link, code, reason);
   }
@@ -266,6 +306,13 @@ export class NativeEngine extends EventEmitter {
           status: e.a,
           durationSeconds: e.b / 1e6,
           streaming: e.c === 1,
+          tenant: e.tenant ?? 0,
+          peer: e.peer ?? 0,
+          attempts: e.attempts ?? 0,
+          bytesIn: e.bytesIn ?? 0,
+          bytesOut: e.bytesOut ?? 0,
+          queueSeconds: (e.queueUs ?? 0) / 1e6,
+          upstreamSeconds: (e.upstreamUs ?? 0) / 1e6,
           ...(e.a !== 0 ? { code: e.code ?? '', err: e.err ?? '' } : {}),
         } satisfies EngineRequestDone);
         return;
@@ -285,6 +332,9 @@ export class NativeEngine extends EventEmitter {
         } satisfies EngineTlsAudit);
         return;
       }
+      case EngineEventType.FRONT_CALL_DONE:
+        this.emit('front-done', { slot: e.a, generation: e.c, outcome: e.b as FrontOutcome, body: e.body, code: e.code, text: e.text ?? '' } satisfies EngineFrontCallDone);
+        return;
       case EngineEventType.LOG:
       default:
         this.emit('log', {

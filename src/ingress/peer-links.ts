@@ -2,9 +2,9 @@
 // reconnects with capped exponential backoff when a link drops, and hands out live links
 // round-robin. A route whose peers are all down fails at once (UNAVAILABLE), never queues.
 import { EventEmitter } from 'node:events';
-import { InferenceError, InferenceErrorCode } from '../kserve/inference-error.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { Link, LinkCloseInfo, Transport } from '../transport/types.ts';
+import { noLiveLinkError } from './segment-call.ts';
 
 export interface PeerAddress {
   name: string;
@@ -88,8 +88,7 @@ export class PeerLinks extends EventEmitter {
         return { name, link };
       }
     }
-    const why = names.map((nm) => `${nm}: ${this.peers.get(nm)?.lastError ?? 'unknown peer'}`).join('; ');
-    throw new InferenceError(InferenceErrorCode.PEER_UNAVAILABLE, `no live link to egress peer${n > 1 ? 's' : ''} (${why})`);
+    throw noLiveLinkError(names, (nm) => this.peers.get(nm)?.lastError);
   }
 
   private async connect(s: PeerState): Promise<void> {

@@ -28,6 +28,8 @@ import { InferenceGateway } from '../ingress/inference-gateway.ts';
 import { PeerLinks } from '../ingress/peer-links.ts';
 import { RouteTable } from '../ingress/route-table.ts';
 import { SegmentForwarder } from '../ingress/segment-forwarder.ts';
+import type { SegmentChannel } from '../ingress/segment-call.ts';
+import { EngineSegmentChannel } from '../engine/engine-segment-channel.ts';
 import { ModelServer } from '../models/model-server.ts';
 import { GrpcHealthService } from '../telemetry/grpc-health.ts';
 import { HealthModel, type HealthHandle } from '../telemetry/health.ts';
@@ -407,6 +409,7 @@ export class SluiceNode {
         relayPath,
         requests: this.metrics.requests,
         links: this.metrics.links,
+        ...(this.accessLog !== undefined ? { accessLog: this.accessLog } : {}),
         logger: logger.child({ component: 'grpc', engine: true }),
         ...(limits.onRefused !== undefined ? { onRefused: limits.onRefused } : {}),
         // security.tls: the engine terminates TLS with the TypeScript listener's files, allowlist and events.
@@ -541,18 +544,29 @@ export class SluiceNode {
       const routes = new RouteTable(config.routes);
       const peerNames = new Set(config.routes.flatMap((r) => r.peers));
       const peers = config.peers.filter((p) => p.segment === 'inference' && peerNames.has(p.name));
-      this.peerLinks = new PeerLinks({
-        transport,
-        peers,
-        segmentKey: key,
-        maxMessageBytes: seg.maxMessageBytes,
-        logger: logger.child({ component: 'links' }),
-      });
+      // The engine owns listeners.grpc's TCP port when it can. Its links then carry every call of
+      // this ingress (REST/WebSocket and the gRPC methods it relays to TypeScript too): one link
+      // set per egress peer. Otherwise the TypeScript links (PeerLinks) do.
+      const engineFront = config.listeners.grpc !== undefined ? await this.startEngineIngress(transport.kind, key, seg.maxMessageBytes, this.listenerLimits('grpc', config.listeners.grpc)) : undefined;
+      let channel: SegmentChannel | PeerLinks;
+      if (this.engineIngress !== undefined) {
+        channel = this.engineIngress.segment;
+        this.watchPeers(this.engineIngress.segment);
+      } else {
+        this.peerLinks = new PeerLinks({
+          transport,
+          peers,
+          segmentKey: key,
+          maxMessageBytes: seg.maxMessageBytes,
+          logger: logger.child({ component: 'links' }),
+        });
+        channel = this.peerLinks;
+        this.watchPeers(this.peerLinks);
+        this.peerLinks.start();
+      }
       this.upstreamPolicy = new UpstreamPolicy({ peers: peers.map((p) => p.name), scheduling: config.scheduling, governor: this.governor });
       this.metrics.attachAdmission(this.upstreamPolicy);
-      const forwarder = new SegmentForwarder(this.peerLinks, logger.child({ component: 'forwarder' }), this.upstreamPolicy);
-      this.watchPeers(this.peerLinks);
-      this.peerLinks.start();
+      const forwarder = new SegmentForwarder(channel, logger.child({ component: 'forwarder' }), this.upstreamPolicy);
       this.gateway = new InferenceGateway({
         routes,
         forwarder,
@@ -576,9 +590,8 @@ export class SluiceNode {
         const grpcHealth = this.grpcHealth;
         const sec = this.security;
         const grpcLimits = this.listenerLimits('grpc', l);
-        // The engine owns the TCP port when it can; the TypeScript server then sits behind it on a
-        // private unix socket and serves every call the engine relays.
-        const engineFront = await this.startEngineIngress(transport.kind, key, seg.maxMessageBytes, grpcLimits);
+        // With the engine on the TCP port, the TypeScript server sits behind it on a private unix
+        // socket and serves every call the engine relays.
         let binder: ConnectionBinder | undefined;
         if (engineFront !== undefined) binder = unixSocketBinder(engineFront.relayPath, 'grpc-relay');
         else if (sec?.config.tls.enabled === true) {
@@ -614,7 +627,7 @@ export class SluiceNode {
         this.endpoints.http = await this.startHttp({ ...common, adminRoutes }, l.host, l.port);
       }
       // Give the first links a moment so the first requests do not race the handshakes.
-      await this.peerLinks.waitForFirstAttempts(3000);
+      await (this.engineIngress?.segment ?? this.peerLinks)?.waitForFirstAttempts(3000);
     }
   }
 
@@ -668,7 +681,7 @@ export class SluiceNode {
    * also a component of its own, shown but not gating (one dead peer of several must not take
    * the node out of load balancing; per-model readiness is ModelReady's job).
    */
-  private watchPeers(peerLinks: PeerLinks): void {
+  private watchPeers(peerLinks: PeerLinks | EngineSegmentChannel): void {
     const segment = this.health.register('peers:inference', { kind: 'segment', services: [INFERENCE_SERVICE] });
     const perPeer = new Map<string, HealthHandle>();
     for (const name of peerLinks.names) perPeer.set(name, this.health.register(`peer:${name}`, { kind: 'peer', services: [INFERENCE_SERVICE], critical: false }));
@@ -677,16 +690,28 @@ export class SluiceNode {
       if (up.length > 0) segment.up(`${up.length} of ${peerLinks.names.length} peers linked`);
       else segment.down('no link to any egress peer');
     };
-    peerLinks.on('link', (name: string, link: Link) => {
-      this.metrics.links.add(link, name);
-      if (this.security !== undefined) guardLink(link, this.security);
-      perPeer.get(name)?.up(link.remoteAddress);
-      update();
-      link.once('close', () => {
+    if (peerLinks instanceof EngineSegmentChannel) {
+      // Engine links: counted in the link metrics from the engine's counters (peer "engine").
+      peerLinks.on('link', (name: string, remoteAddress: string) => {
+        perPeer.get(name)?.up(remoteAddress);
+        update();
+      });
+      peerLinks.on('link-down', (name: string) => {
         perPeer.get(name)?.down('link closed; reconnecting');
         update();
       });
-    });
+    } else {
+      peerLinks.on('link', (name: string, link: Link) => {
+        this.metrics.links.add(link, name);
+        if (this.security !== undefined) guardLink(link, this.security);
+        perPeer.get(name)?.up(link.remoteAddress);
+        update();
+        link.once('close', () => {
+          perPeer.get(name)?.down('link closed; reconnecting');
+          update();
+        });
+      });
+    }
     peerLinks.on('connect-error', (name: string, err: unknown) => {
       this.metrics.links.connectFailed('inference', err);
       perPeer.get(name)?.down((err as Error).message);

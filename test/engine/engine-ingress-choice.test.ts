@@ -25,6 +25,11 @@ test('a plain TCP ingress config runs on the engine', () => {
   assert.equal(engineIngressRefusal(ctx()), null);
 });
 
+test('the access log stays on the engine (written from its per-call records); tracing does not yet', () => {
+  assert.equal(engineIngressRefusal(ctx({}, { accessLog: true, hooks: ['metrics', 'access-log'] })), null);
+  assert.match(engineIngressRefusal(ctx({}, { accessLog: true, tracing: true, hooks: ['metrics', 'access-log', 'tracing'] }))!, /tracing is on/);
+});
+
 test('each config the engine cannot serve names its reason', () => {
   assert.match(engineIngressRefusal(ctx({}, { engineEnv: '0' }))!, /SLUICE_ENGINE=0/);
   assert.match(engineIngressRefusal(ctx({}, { transport: 'rdma' }))!, /rdma/);
