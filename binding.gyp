@@ -12,7 +12,8 @@
         "native/engine/handshake.cc", "native/engine/tcp_link.cc", "native/engine/link_endpoints.cc",
         "native/engine/engine.cc", "native/engine/egress.cc", "native/engine/front_calls.cc",
         "native/engine/grpc_ingress.cc", "native/engine/grpc_server_session.cc", "native/engine/grpc_deframer.cc",
-        "native/engine/grpc_compression.cc", "native/engine/kserve_scan.cc", "native/engine/policy_table.cc"
+        "native/engine/grpc_compression.cc", "native/engine/kserve_scan.cc", "native/engine/policy_table.cc",
+        "native/engine/tls_server.cc"
       ],
       # nghttp2 (Debian libnghttp2-dev) for the egress's HTTP/2 client. Node's binary exports the
       # same nghttp2_* symbols, so at run time the addon may bind to Node's copy: only the stable
@@ -75,13 +76,15 @@
         "native/engine/handshake.cc", "native/engine/tcp_link.cc", "native/engine/link_endpoints.cc",
         "native/engine/engine.cc", "native/engine/egress.cc", "native/engine/front_calls.cc",
         "native/engine/grpc_ingress.cc", "native/engine/grpc_server_session.cc", "native/engine/grpc_deframer.cc",
-        "native/engine/grpc_compression.cc", "native/engine/kserve_scan.cc", "native/engine/policy_table.cc"
+        "native/engine/grpc_compression.cc", "native/engine/kserve_scan.cc", "native/engine/policy_table.cc",
+        "native/engine/tls_server.cc"
       ],
       "include_dirs": ["native"],
       "cflags_cc": ["-std=c++17", "-O2", "-Wall", "-Wextra"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
       "ldflags": ["-pthread"],
-      "libraries": ["-lnghttp2", "-lz", "-lcrypto"]
+      # libssl: the ingress's TLS (tls_server.cc); inside node the SSL_* calls resolve from node.
+      "libraries": ["-lnghttp2", "-lz", "-lssl", "-lcrypto"]
     }
   ]
 }

@@ -683,7 +683,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                         InstanceMethod<&EngineWrap::StartIngress>("startIngress"), InstanceMethod<&EngineWrap::PublishPolicy>("publishPolicy"),
                         InstanceMethod<&EngineWrap::AddVerifiedToken>("addVerifiedToken"), InstanceMethod<&EngineWrap::ReleaseAudit>("releaseAudit"),
                         InstanceMethod<&EngineWrap::DrainIngress>("drainIngress"), InstanceMethod<&EngineWrap::FrontCall>("frontCall"),
-                        InstanceMethod<&EngineWrap::CancelFrontCall>("cancelFrontCall")});
+                        InstanceMethod<&EngineWrap::CancelFrontCall>("cancelFrontCall"), InstanceMethod<&EngineWrap::ReloadTls>("reloadTls"),
+                        InstanceMethod<&EngineWrap::SetClientAllowlist>("setClientAllowlist")});
   }
 
   // new Engine(onEvents(batch: object[]))
@@ -778,7 +779,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
         o.Set("upstreamUs", static_cast<double>(e.access.upstream_us));
       }
       if (!e.tenant.empty()) o.Set("tenantName", e.tenant);
-      if (e.type == EventType::kMessage || e.type == EventType::kPolicyDenied || (e.type == EventType::kFrontCallDone && !e.body.empty())) {
+      if (e.type == EventType::kMessage || e.type == EventType::kPolicyDenied || (e.type == EventType::kFrontCallDone && !e.body.empty()) ||
+          e.type == EventType::kTlsAudit) {
         o.Set("body", Napi::Buffer<uint8_t>::Copy(env, e.body.data(), e.body.size()));
       }
       out.Set(static_cast<uint32_t>(i), o);
@@ -911,7 +913,65 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     config.max_connections = U32(o, "maxConnections", config.max_connections);
     config.limits.handshake_timeout_ms = U32(o, "handshakeTimeoutMs", static_cast<uint32_t>(config.limits.handshake_timeout_ms));
     config.limits.idle_timeout_ms = U32(o, "idleTimeoutMs", static_cast<uint32_t>(config.limits.idle_timeout_ms));
+    Napi::Value tls = o.Get("tls");
+    if (tls.IsObject()) {
+      config.tls = TlsContextOf(env, tls.As<Napi::Object>());
+      config.client_allowlist = AllowlistOf(env, tls.As<Napi::Object>().Get("allowlist"));
+    }
     engine(env).StartIngress(config);
+  }
+
+  // {cert, key, ca?, minVersion, ciphers, requireClientCert} (PEM buffers, src/security/tls-options.ts
+  // TlsMaterial) -> a TLS context built here, on the calling thread: bad material throws
+  // SLUICE_ERR_TLS_CONFIG before anything reaches the engine thread.
+  static std::shared_ptr<const sluice::engine::TlsContext> TlsContextOf(Napi::Env env, Napi::Object t) {
+    sluice::engine::TlsSettings s;
+    auto pem = [&](const char* name) {
+      Napi::Value v = t.Get(name);
+      if (!v.IsBuffer() && !v.IsTypedArray()) return std::string();
+      const MutableBytes b = BytesOf(env, v);
+      return std::string(reinterpret_cast<const char*>(b.data), b.size);
+    };
+    s.cert_pem = pem("cert");
+    s.key_pem = pem("key");
+    s.ca_pem = pem("ca");
+    s.tls13_only = t.Get("minVersion").IsString() && t.Get("minVersion").As<Napi::String>().Utf8Value() == "TLSv1.3";
+    if (t.Get("ciphers").IsString()) s.ciphers = t.Get("ciphers").As<Napi::String>().Utf8Value();
+    s.require_client_cert = t.Get("requireClientCert").ToBoolean().Value();
+    std::string error;
+    std::shared_ptr<const sluice::engine::TlsContext> ctx = sluice::engine::TlsContext::Create(s, &error);
+    if (ctx == nullptr) {
+      Napi::Error err = Napi::Error::New(env, "engine TLS: " + error);
+      err.Set("code", Napi::String::New(env, "SLUICE_ERR_TLS_CONFIG"));
+      throw err;
+    }
+    return ctx;
+  }
+
+  static std::unordered_set<std::string> AllowlistOf(Napi::Env env, Napi::Value v) {
+    std::unordered_set<std::string> out;
+    if (!v.IsArray()) return out;
+    Napi::Array a = v.As<Napi::Array>();
+    for (uint32_t i = 0; i < a.Length(); i++) {
+      Napi::Value fp = a.Get(i);
+      if (!fp.IsString()) throw Napi::TypeError::New(env, "allowlist: fingerprints are strings");
+      out.insert(fp.As<Napi::String>().Utf8Value());
+    }
+    return out;
+  }
+
+  // reloadTls(material): new handshakes use the new certificate (throws on bad material).
+  void ReloadTls(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(env, "reloadTls(material) needs an object");
+    engine(env).ReloadIngressTls(TlsContextOf(env, info[0].As<Napi::Object>()));
+  }
+
+  // setClientAllowlist(fingerprints): lowercase hex SHA-256; live connections of removed ones close.
+  void SetClientAllowlist(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::unordered_set<std::string> set = AllowlistOf(env, info.Length() > 0 ? info[0] : env.Undefined());
+    engine(env).SetIngressClientAllowlist(std::vector<std::string>(set.begin(), set.end()));
   }
 
   // publishPolicy(blob): parsed here (a bad blob throws with the parser's message), then swapped in.

@@ -20,7 +20,9 @@ PKGS=(build-essential python3 openssl curl libibverbs-dev ibverbs-providers ngin
   libnghttp2-dev zlib1g-dev nghttp2-client clang libclang-rt-14-dev python3-grpcio python3-protobuf protobuf-compiler
   protobuf-compiler-grpc
   # iproute2: `ss --tos` reads the DSCP and priority of the training thread's link sockets in tests
-  iproute2)
+  iproute2
+  # libssl-dev: libssl/libcrypto for the engine's test executables and fuzzers (the addon uses node's own)
+  libssl-dev)
 RDMA_VM_PKGS=(qemu-system-x86 busybox-static kmod xz-utils iproute2 ibverbs-providers ibverbs-utils
   libibverbs-dev librdmacm-dev rdmacm-utils perftest)
 for arg in "$@"; do

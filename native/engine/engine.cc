@@ -230,6 +230,30 @@ class IngressLinks final : public IngressBackend {
     e.tenant = std::string(g.tenant);
     return engine_->Emit(std::move(e));
   }
+  void OnConnectionRefused(std::string_view reason) override {
+    EngineEvent e;
+    e.type = EventType::kConnectionRefused;
+    e.a = 1;
+    e.text = std::string(reason);
+    engine_->Emit(std::move(e));
+  }
+  void OnTlsAudit(const TlsAuditEvent& t) override {
+    EngineEvent e;
+    e.type = EventType::kTlsAudit;
+    e.code = std::string(t.type);
+    e.text = std::string(t.remote);
+    e.err = std::string(t.message);
+    e.c = t.count;
+    if (t.cert != nullptr) {
+      e.extra = t.cert->fingerprint;
+      e.model = t.cert->subject;
+      e.request_id = t.cert->issuer;
+      e.body.assign(t.cert->serial.begin(), t.cert->serial.end());
+    } else {
+      e.extra = std::string(t.code);
+    }
+    engine_->Emit(std::move(e));
+  }
 
  private:
   Engine* engine_;
@@ -270,6 +294,18 @@ void Engine::StartIngress(const IngressConfig& config) {
     e.b = 3;  // the gRPC ingress (not a link listener)
     e.text = config.host;
     Emit(std::move(e));
+  });
+}
+
+void Engine::ReloadIngressTls(std::shared_ptr<const TlsContext> tls) {
+  loop_.Post([this, tls] {
+    if (ingress_) ingress_->SetTls(tls);
+  });
+}
+
+void Engine::SetIngressClientAllowlist(std::vector<std::string> fingerprints) {
+  loop_.Post([this, fps = std::move(fingerprints)] {
+    if (ingress_) ingress_->SetClientAllowlist(std::unordered_set<std::string>(fps.begin(), fps.end()));
   });
 }
 

@@ -34,6 +34,7 @@ class LinkListener;
 class LinkDialer;
 class PendingHandshake;
 class GrpcIngress;
+class TlsContext;
 class FrontCalls;
 struct IngressConfig;
 
@@ -92,6 +93,10 @@ class Engine : public LinkHandler {
   // TypeScript recorded audited gate decisions (any thread): their held answers go out, or
   // fail with AUDIT_UNAVAILABLE when the entries could not be made durable.
   void ReleaseAudit(std::vector<uint64_t> tickets, bool durable);
+  // TLS of the gRPC ingress: a new context (certificate rotation; new handshakes use it) and
+  // the mTLS allowlist (connections of certificates no longer on it are closed). Any thread.
+  void ReloadIngressTls(std::shared_ptr<const TlsContext> tls);
+  void SetIngressClientAllowlist(std::vector<std::string> fingerprints);
   // Stops accepting gRPC clients and sends GOAWAY (drain).
   void DrainIngress();
   // Calls JS sends on the dialers' links (front_calls.h): any thread, see FrontCalls.

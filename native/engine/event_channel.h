@@ -44,6 +44,13 @@ enum class EventType : uint32_t {
                         // a = audit ticket (0: nothing waits), b = request bytes, c = credential (bits 0-1:
                         // 0 none, 1 api_key, 2 jwt) | 4 allowed | 8 throttled | 16 streaming | grpc status << 8,
                         // request_id, model, code, text = message, err = gate, extra = actor, tenant
+  kConnectionRefused = 14,  // the gRPC ingress closed a connection before it did useful work: text = reason
+                            // (max_connections, handshake_timeout, tls_handshake_failed, idle_timeout)
+  kTlsAudit = 15,       // a TLS security event of the gRPC ingress: code = type (tls.handshake_failed,
+                        // tls.client_refused, tls.client_revoked), text = remote, err = message or reason,
+                        // c = suppressed failures / connections closed, extra = the TLS error code
+                        // (handshake_failed) or the certificate's fingerprint, model = subject CN,
+                        // request_id = issuer CN, body = serial (hex)
 };
 
 enum class LogLevel : uint32_t { kDebug = 20, kInfo = 30, kWarn = 40, kError = 50 };

@@ -33,6 +33,9 @@ constexpr uint8_t kMethodModelInfer = 1;
 constexpr uint8_t kCancelCaller = 0;
 constexpr uint8_t kCancelDeadline = 1;
 constexpr size_t kReadChunk = 256 * 1024;
+constexpr size_t kPlainChunk = 64 * 1024;
+constexpr size_t kTlsOutChunk = 256 * 1024;  // ciphertext moved out of the BIO per send
+constexpr size_t kTlsWriteChunk = 64 * 1024;  // plaintext per SSL_write (4 records)
 constexpr size_t kMaxStreamInflight = 256;  // as src/ingress/http2-grpc-ingress.ts MAX_STREAM_INFLIGHT
 const std::string_view kModelInferPath = "/inference.GRPCInferenceService/ModelInfer";
 const std::string_view kModelStreamInferPath = "/inference.GRPCInferenceService/ModelStreamInfer";
@@ -143,7 +146,15 @@ struct GrpcIngress::Conn final : GrpcServerSession::Handler {
   int fd = -1;
   uint32_t watched = 0;
   bool closed = false;
-  std::unique_ptr<GrpcServerSession> session;
+  std::unique_ptr<GrpcServerSession> session;  // null while TLS is handshaking
+  // TLS (null: h2c): the session, its ciphertext on its way out, the handshake deadline.
+  std::unique_ptr<TlsServerSession> tls;
+  std::vector<uint8_t> tls_out;
+  size_t tls_out_off = 0;
+  EventLoop::TimerId tls_timer = EventLoop::kNoTimer;
+  std::string remote;       // "address:port" for audit records
+  std::string fingerprint;  // mTLS: the verified certificate's SHA-256 (the allowlist's key)
+  bool timeout_counted = false;
   std::unordered_map<int32_t, Call*> calls;
   // Relay to the TypeScript server.
   int relay_fd = -1;
@@ -180,6 +191,7 @@ struct GrpcIngress::Conn final : GrpcServerSession::Handler {
 GrpcIngress::GrpcIngress(EventLoop* loop, IngressBackend* backend, PolicyStore* policy, IngressConfig config)
     : loop_(loop), backend_(backend), policy_(policy), config_(std::move(config)), rng_(std::random_device{}()) {
   read_buf_.resize(kReadChunk);
+  if (config_.tls != nullptr) plain_buf_.resize(kPlainChunk);
 }
 
 GrpcIngress::~GrpcIngress() {
@@ -236,7 +248,13 @@ void GrpcIngress::Housekeeping() {
   std::vector<Conn*> all;
   for (auto& [p, c] : conns_) all.push_back(p);
   for (Conn* c : all) {
+    if (c->session == nullptr) continue;  // TLS handshake: its own timer
     c->session->Tick(now);
+    const char* timeout = c->session->timeout_reason();
+    if (timeout != nullptr && !c->timeout_counted) {
+      c->timeout_counted = true;
+      Refused(timeout);
+    }
     Flush(c);
   }
   housekeeping_ = loop_->AddTimer(1000, [this] { Housekeeping(); });
@@ -244,10 +262,13 @@ void GrpcIngress::Housekeeping() {
 
 void GrpcIngress::OnAccept() {
   for (int i = 0; i < 64; i++) {
-    int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    sockaddr_storage peer{};
+    socklen_t peer_len = sizeof peer;
+    int fd = accept4(listen_fd_, reinterpret_cast<sockaddr*>(&peer), &peer_len, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) return;  // EAGAIN, or an error of that one connection
     if (draining_ || conns_.size() >= config_.max_connections) {
       ::close(fd);
+      if (!draining_) Refused("max_connections");
       continue;
     }
     int one = 1;
@@ -255,16 +276,46 @@ void GrpcIngress::OnAccept() {
     auto c = std::make_unique<Conn>();
     c->ingress = this;
     c->fd = fd;
-    c->session = std::make_unique<GrpcServerSession>(c.get(), config_.limits, loop_->now_ms());
-    if (!c->session->ok()) {
-      ::close(fd);
-      continue;
+    if (config_.tls != nullptr) {
+      c->tls = std::make_unique<TlsServerSession>(config_.tls);
+      if (!c->tls->ok()) {
+        ::close(fd);
+        continue;
+      }
+      char host[INET6_ADDRSTRLEN] = "?";
+      uint16_t port = 0;
+      if (peer.ss_family == AF_INET6) {
+        auto* a = reinterpret_cast<sockaddr_in6*>(&peer);
+        inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
+        port = ntohs(a->sin6_port);
+      } else if (peer.ss_family == AF_INET) {
+        auto* a = reinterpret_cast<sockaddr_in*>(&peer);
+        inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
+        port = ntohs(a->sin_port);
+      }
+      c->remote = std::string(host) + ":" + std::to_string(port);
+    } else {
+      c->session = std::make_unique<GrpcServerSession>(c.get(), config_.limits, loop_->now_ms());
+      if (!c->session->ok()) {
+        ::close(fd);
+        continue;
+      }
     }
     Conn* raw = c.get();
     conns_[raw] = std::move(c);
     counters_.connections++;
     raw->watched = kReadable;
     loop_->Watch(fd, kReadable, [this, raw](uint32_t ev) { OnConnEvents(raw, ev); });
+    if (raw->tls != nullptr) {
+      // The TLS handshake's deadline (node's handshakeTimeout): from the accept.
+      if (config_.limits.handshake_timeout_ms > 0) {
+        raw->tls_timer = loop_->AddTimer(config_.limits.handshake_timeout_ms, [this, raw] {
+          raw->tls_timer = EventLoop::kNoTimer;
+          if (!raw->closed && raw->session == nullptr) TlsFailed(raw, "handshake_timeout", "ERR_TLS_HANDSHAKE_TIMEOUT", "TLS handshake timeout");
+        });
+      }
+      continue;
+    }
     Flush(raw);  // our SETTINGS
   }
 }
@@ -275,13 +326,23 @@ void GrpcIngress::OnConnEvents(Conn* c, uint32_t events) {
     for (int i = 0; i < 16; i++) {
       ssize_t n = ::read(c->fd, read_buf_.data(), read_buf_.size());
       if (n > 0) {
-        c->session->Feed(read_buf_.data(), static_cast<size_t>(n), loop_->now_ms());
-        if (c->session->output_size() > config_.limits.output_watermark) break;
+        if (c->tls != nullptr) {
+          if (!TlsInput(c, read_buf_.data(), static_cast<size_t>(n))) return;
+        } else {
+          c->session->Feed(read_buf_.data(), static_cast<size_t>(n), loop_->now_ms());
+        }
+        if (c->session != nullptr && c->session->output_size() > config_.limits.output_watermark) break;
         if (static_cast<size_t>(n) < read_buf_.size()) break;
         continue;
       }
       if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
-        CloseConn(c);
+        // node reports a TLS client that leaves mid-handshake as a failed handshake
+        // ('tlsClientError', ECONNRESET "socket hang up").
+        if (c->tls != nullptr && c->session == nullptr) {
+          TlsFailed(c, "tls_handshake_failed", "ECONNRESET", "socket hang up");
+        } else {
+          CloseConn(c);
+        }
         return;
       }
       break;
@@ -292,6 +353,10 @@ void GrpcIngress::OnConnEvents(Conn* c, uint32_t events) {
 
 void GrpcIngress::Flush(Conn* c) {
   if (c->closed) return;
+  if (c->tls != nullptr) {
+    FlushTls(c);
+    return;
+  }
   for (;;) {
     c->session->FillOutput();
     size_t n = c->session->output_size();
@@ -322,9 +387,13 @@ void GrpcIngress::Flush(Conn* c) {
 void GrpcIngress::CloseConn(Conn* c) {
   if (c->closed) return;
   c->closed = true;
+  if (c->tls_timer != EventLoop::kNoTimer) {
+    loop_->CancelTimer(c->tls_timer);
+    c->tls_timer = EventLoop::kNoTimer;
+  }
   loop_->Unwatch(c->fd);
   ::close(c->fd);
-  c->session->PeerGone();  // OnCancel for every open call
+  if (c->session != nullptr) c->session->PeerGone();  // OnCancel for every open call
   if (c->relay_fd >= 0) {
     loop_->Unwatch(c->relay_fd);
     ::close(c->relay_fd);
@@ -352,8 +421,174 @@ void GrpcIngress::Drain() {
   std::vector<Conn*> all;
   for (auto& [p, c] : conns_) all.push_back(p);
   for (Conn* c : all) {
+    if (c->session == nullptr) continue;  // mid-handshake: drained once established
     c->session->Drain();
     Flush(c);
+  }
+}
+
+// ---- TLS (security.tls) ----
+
+void GrpcIngress::Refused(const char* reason) { backend_->OnConnectionRefused(reason); }
+
+bool GrpcIngress::TlsInput(Conn* c, const uint8_t* data, size_t len) {
+  c->tls->Feed(data, len);
+  if (c->session == nullptr) {
+    TlsServerSession::Step step = c->tls->Handshake();
+    if (step == TlsServerSession::Step::kFailed) {
+      TlsFailed(c, "tls_handshake_failed", c->tls->error_code(), c->tls->error_message());
+      return false;
+    }
+    if (step == TlsServerSession::Step::kPending) {
+      FlushTls(c);  // the server's flight
+      return !c->closed;
+    }
+    if (!TlsEstablished(c)) return false;
+  }
+  for (;;) {
+    long n = c->tls->ReadPlain(plain_buf_.data(), plain_buf_.size());
+    if (n == 0) break;
+    if (n < 0) {
+      CloseConn(c);  // close_notify or a bad record: this connection only
+      return false;
+    }
+    c->session->Feed(plain_buf_.data(), static_cast<size_t>(n), loop_->now_ms());
+    if (c->closed) return false;
+  }
+  return true;
+}
+
+bool GrpcIngress::TlsEstablished(Conn* c) {
+  counters_.tls_handshakes++;
+  if (c->tls_timer != EventLoop::kNoTimer) {
+    loop_->CancelTimer(c->tls_timer);
+    c->tls_timer = EventLoop::kNoTimer;
+  }
+  if (config_.tls->require_client_cert()) {
+    // The chain was verified in the handshake; the certificate must also be allowlisted.
+    PeerCertificate cert;
+    bool have = c->tls->PeerCert(&cert);
+    if (!have || config_.client_allowlist.count(cert.fingerprint) == 0) {
+      TlsAuditEvent e;
+      e.type = "tls.client_refused";
+      e.remote = c->remote;
+      e.message = have ? "certificate not in allowlist" : "no certificate";
+      e.cert = have ? &cert : nullptr;
+      backend_->OnTlsAudit(e);
+      FlushTls(c);
+      CloseConn(c);
+      return false;
+    }
+    c->fingerprint = std::move(cert.fingerprint);
+  }
+  StartSession(c);
+  return !c->closed;
+}
+
+void GrpcIngress::StartSession(Conn* c) {
+  // The HTTP/2 preface deadline starts now, as the TypeScript listener's session watch does.
+  c->session = std::make_unique<GrpcServerSession>(c, config_.limits, loop_->now_ms());
+  if (!c->session->ok()) {
+    CloseConn(c);
+    return;
+  }
+  if (draining_) c->session->Drain();
+  FlushTls(c);
+}
+
+void GrpcIngress::TlsFailed(Conn* c, const char* reason, std::string_view code, std::string_view message) {
+  if (c->closed) return;
+  counters_.tls_failures++;
+  FlushTls(c);  // an alert for the peer, if OpenSSL wrote one (a failed send closes c: still counted)
+  Refused(reason);
+  // A flood of bad handshakes must not become a flood of audit records: 20 a second, then the
+  // rest is counted and reported with the next record (secure-listener.ts's rule).
+  uint64_t now = loop_->now_ms();
+  auto& w = tls_failure_window_;
+  if (now - w.start >= 1000) {
+    w.start = now;
+    w.count = 0;
+  }
+  if (w.count < config_.handshake_events_per_second) {
+    w.count++;
+    TlsAuditEvent e;
+    e.type = "tls.handshake_failed";
+    e.remote = c->remote;
+    e.code = code;
+    e.message = message.substr(0, 200);
+    e.count = w.suppressed;
+    w.suppressed = 0;
+    backend_->OnTlsAudit(e);
+  } else {
+    w.suppressed++;
+  }
+  CloseConn(c);
+}
+
+void GrpcIngress::FlushTls(Conn* c) {
+  if (c->closed) return;
+  for (;;) {
+    if (c->tls_out_off < c->tls_out.size()) {
+      ssize_t w = ::send(c->fd, c->tls_out.data() + c->tls_out_off, c->tls_out.size() - c->tls_out_off, MSG_NOSIGNAL);
+      if (w > 0) {
+        c->tls_out_off += static_cast<size_t>(w);
+        if (c->tls_out_off < c->tls_out.size()) break;
+        continue;
+      }
+      if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) break;
+      CloseConn(c);
+      return;
+    }
+    c->tls_out_off = 0;
+    c->tls_out.clear();  // keeps its capacity
+    size_t pending = c->tls->pending_ciphertext();
+    if (pending > 0) {
+      c->tls_out.resize(pending < kTlsOutChunk ? pending : kTlsOutChunk);
+      c->tls_out.resize(c->tls->TakeCiphertext(c->tls_out.data(), c->tls_out.size()));
+      if (c->tls_out.empty()) break;
+      continue;
+    }
+    if (c->session == nullptr) break;
+    c->session->FillOutput();
+    size_t n = c->session->output_size();
+    if (n == 0) break;
+    long w = c->tls->WritePlain(c->session->output(), n < kTlsWriteChunk ? n : kTlsWriteChunk);
+    if (w < 0) {
+      CloseConn(c);
+      return;
+    }
+    if (w == 0) break;
+    c->session->ConsumeOutput(static_cast<size_t>(w));
+  }
+  bool out_pending = c->tls_out_off < c->tls_out.size();
+  if (c->session != nullptr && c->session->wants_close() && !out_pending) {
+    CloseConn(c);
+    return;
+  }
+  size_t session_out = c->session != nullptr ? c->session->output_size() : 0;
+  uint32_t want = out_pending ? kWritable : kReadable;
+  if (out_pending && session_out < config_.limits.output_watermark) want |= kReadable;
+  if (want != c->watched) {
+    c->watched = want;
+    loop_->Modify(c->fd, want);
+  }
+}
+
+void GrpcIngress::SetClientAllowlist(std::unordered_set<std::string> allowlist) {
+  config_.client_allowlist = std::move(allowlist);
+  std::unordered_map<std::string, std::vector<Conn*>> revoked;
+  for (auto& [p, c] : conns_) {
+    if (!c->fingerprint.empty() && config_.client_allowlist.count(c->fingerprint) == 0) revoked[c->fingerprint].push_back(p);
+  }
+  for (auto& [fp, list] : revoked) {
+    PeerCertificate cert;
+    cert.fingerprint = fp;
+    TlsAuditEvent e;
+    e.type = "tls.client_revoked";
+    e.cert = &cert;
+    e.count = list.size();
+    backend_->OnTlsAudit(e);
+    for (Conn* c : list) CloseConn(c);
   }
 }
 

@@ -11,6 +11,9 @@
 // Deadlines: grpc-timeout (or the default) -> DEADLINE_EXCEEDED with x-request-id and CANCEL to
 // the egress. A client RST_STREAM -> CANCEL. A link that fails before the reply -> the call is
 // retried on the next peer of the route while the deadline allows (it never reached a model).
+// TLS (security.tls): with IngressConfig::tls the listener terminates TLS itself (tls_server.h)
+// before HTTP/2, with the TypeScript listener's handshake timeout, ALPN h2, mTLS allowlist,
+// audit records of failed handshakes and refused or revoked certificates, and reload.
 #pragma once
 
 #include <cstdint>
@@ -19,6 +22,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "engine/event_loop.h"
@@ -26,6 +30,7 @@
 #include "engine/inference_link.h"
 #include "engine/kserve_scan.h"
 #include "engine/policy_table.h"
+#include "engine/tls_server.h"
 
 namespace sluice::engine {
 
@@ -72,6 +77,17 @@ struct GateEventInfo {
   std::string_view code;
   std::string_view message;
   uint64_t bytes = 0;
+// A TLS security event of the listener (src/security/events.ts types): "tls.handshake_failed"
+// (remote, code, message; `count` = failures not audited since the last record: the rate cap),
+// "tls.client_refused" (remote, cert, message = reason), "tls.client_revoked" (cert
+// fingerprint, `count` = connections closed).
+struct TlsAuditEvent {
+  std::string_view type;
+  std::string_view remote;
+  std::string_view code;
+  std::string_view message;
+  const PeerCertificate* cert = nullptr;
+  uint64_t count = 0;
 };
 
 // How the ingress reaches egress peers (the engine's links; a peer is a dialer id).
@@ -88,6 +104,10 @@ class IngressBackend {
   // A gate decision for TypeScript to record; false when it could not be queued (the event
   // ring is full), and then an audited answer is AUDIT_UNAVAILABLE rather than unrecorded.
   virtual bool OnGateEvent(const GateEventInfo& /*event*/) { return false; }
+  // A connection closed before it did useful work: sluice_connections_refused_total's reason
+  // (max_connections, handshake_timeout, tls_handshake_failed, idle_timeout).
+  virtual void OnConnectionRefused(std::string_view /*reason*/) {}
+  virtual void OnTlsAudit(const TlsAuditEvent& /*event*/) {}
 
  protected:
   ~IngressBackend() = default;
@@ -103,6 +123,13 @@ struct IngressConfig {
   // Deadline of a call without grpc-timeout (config inference.timeoutMs).
   uint32_t default_timeout_ms = 30'000;
   uint32_t max_connections = 10'000;
+  // TLS on the listener (null: h2c). The TLS handshake must finish within
+  // limits.handshake_timeout_ms of the accept; the HTTP/2 preface then gets as long again.
+  std::shared_ptr<const TlsContext> tls;
+  // mTLS: SHA-256 fingerprints (lowercase hex) of the client certificates allowed.
+  std::unordered_set<std::string> client_allowlist;
+  // Failed-handshake audit records per second before they are summarised.
+  uint32_t handshake_events_per_second = 20;
 };
 
 struct IngressCounters {
@@ -113,6 +140,8 @@ struct IngressCounters {
   uint64_t deadline_exceeded = 0;
   uint64_t cancelled = 0;
   uint64_t retries = 0;
+  uint64_t tls_handshakes = 0;
+  uint64_t tls_failures = 0;
 };
 
 class GrpcIngress {
@@ -131,6 +160,10 @@ class GrpcIngress {
   void OnLinkClosed(TcpInferenceLink* link);
   // Stop accepting; GOAWAY to every connection (open calls finish).
   void Drain();
+  // A new certificate/key (reload): new handshakes use it; live connections keep theirs.
+  void SetTls(std::shared_ptr<const TlsContext> tls) { config_.tls = std::move(tls); }
+  // A new allowlist: live connections of certificates no longer on it are closed (audited).
+  void SetClientAllowlist(std::unordered_set<std::string> allowlist);
   size_t connections() const { return conns_.size(); }
   // A bearer token TypeScript verified (loop thread): its next calls stay on the fast path.
   void AddVerifiedToken(const uint8_t digest[32], const TokenEntry& entry) { tokens_.Add(digest, entry); }
@@ -151,6 +184,13 @@ class GrpcIngress {
   void OnConnEvents(Conn* c, uint32_t events);
   void CloseConn(Conn* c);
   void Housekeeping();
+  void StartSession(Conn* c);
+  // TLS: ciphertext in (false: the connection closed), handshake end, failures, output.
+  bool TlsInput(Conn* c, const uint8_t* data, size_t len);
+  bool TlsEstablished(Conn* c);
+  void TlsFailed(Conn* c, const char* reason, std::string_view code, std::string_view message);
+  void FlushTls(Conn* c);
+  void Refused(const char* reason);
 
   // Fast path.
   CallKind Route(Conn* c, int32_t id, const RequestHead& head);
@@ -194,6 +234,12 @@ class GrpcIngress {
   uint64_t next_ticket_ = 1;
   uint32_t next_stream_ = 1;
   std::vector<uint8_t> read_buf_;
+  std::vector<uint8_t> plain_buf_;  // TLS: decrypted bytes on their way into a session
+  struct {
+    uint64_t start = 0;
+    uint32_t count = 0;
+    uint64_t suppressed = 0;
+  } tls_failure_window_;
   std::vector<uint8_t> scratch_;
   KServeScanner scanner_;
   TokenCache tokens_;

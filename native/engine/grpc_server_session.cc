@@ -604,12 +604,14 @@ void GrpcServerSession::Tick(uint64_t now_ms) {
   if (session_ == nullptr) return;
   if (!handshake_done_ && limits_.handshake_timeout_ms > 0 && now_ms - created_ms_ >= limits_.handshake_timeout_ms) {
     counters_.timeouts++;
+    timeout_reason_ = "handshake_timeout";
     Terminate(NGHTTP2_SETTINGS_TIMEOUT);
     hard_close_ = true;
     return;
   }
   if (open_streams_ == 0 && limits_.idle_timeout_ms > 0 && now_ms - last_activity_ms_ >= limits_.idle_timeout_ms && !terminated_) {
     counters_.timeouts++;
+    timeout_reason_ = "idle_timeout";
     Terminate(NGHTTP2_NO_ERROR);
     return;
   }

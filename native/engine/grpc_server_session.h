@@ -177,6 +177,9 @@ class GrpcServerSession {
     uint64_t timeouts = 0;
   };
   const Counters& counters() const { return counters_; }
+  // Why Tick closed the connection ("handshake_timeout", "idle_timeout"), or null: the reason
+  // in sluice_connections_refused_total.
+  const char* timeout_reason() const { return timeout_reason_; }
 
   struct Stream;
 
@@ -221,6 +224,7 @@ class GrpcServerSession {
   uint32_t resets_in_window_ = 0;
   uint32_t empty_frames_ = 0;
   Counters counters_;
+  const char* timeout_reason_ = nullptr;
   std::string scratch_;
 };
 

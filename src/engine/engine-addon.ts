@@ -42,6 +42,18 @@ export interface EngineIngressConfig {
   handshakeTimeoutMs?: number;
   /** No stream and no bytes for this long: GOAWAY and close (0: off). */
   idleTimeoutMs?: number;
+  /** TLS on the listener (security.tls): the TLS handshake must also finish within handshakeTimeoutMs. */
+  tls?: EngineTlsMaterial & { allowlist: string[] };
+}
+
+/** The listener's TLS material (src/security/tls-options.ts TlsMaterial): PEM bytes and the policy. */
+export interface EngineTlsMaterial {
+  cert: Uint8Array;
+  key: Uint8Array;
+  ca: Uint8Array | null;
+  minVersion: 'TLSv1.2' | 'TLSv1.3';
+  ciphers: string;
+  requireClientCert: boolean;
 }
 
 /** One record of an event batch (native/engine/event_channel.h EngineEvent). */
@@ -88,6 +100,10 @@ export interface NativeEngineHandle {
   addVerifiedToken(digest: Uint8Array, tenantIndex: number, caps: number, expMs: number, actor: string): void;
   releaseAudit(tickets: number[], durable: boolean): void;
   drainIngress(): void;
+  /** New TLS material for new handshakes (throws SLUICE_ERR_TLS_CONFIG on bad material). */
+  reloadTls(material: EngineTlsMaterial): void;
+  /** The mTLS allowlist (SHA-256 hex); live connections of removed certificates are closed. */
+  setClientAllowlist(fingerprints: string[]): void;
   /** A CALL on the dialer's link in request slot `slot` (bytes copied now); one FRONT_CALL_DONE event answers. */
   frontCall(slot: number, dialer: number, tenant: number, timeoutMs: number, header: Uint8Array, payload: Uint8Array): void;
   cancelFrontCall(slot: number): void;

@@ -13,6 +13,8 @@ export const EngineEventType = {
   REQUEST_DONE: 11,
   FRONT_CALL_DONE: 12,
   GATE_DECISION: 13,
+  CONNECTION_REFUSED: 14,
+  TLS_AUDIT: 15,
 } as const;
 
 /** How a call sent on the engine's links ended (FRONT_CALL_DONE's `b`; native/engine/front_calls.h FrontOutcome). */

@@ -1,7 +1,7 @@
 // Whether the engine's gRPC ingress can serve a node's listeners.grpc, or why not. The engine
-// serves ModelInfer/ModelStreamInfer itself, credential gates and audit included (the policy
-// tables; engine-ingress.ts), and writes access records from its per-call events; whatever
-// needs per-request JavaScript (PII rewriting, threat profiles, spans, the bulk governor's
+// serves ModelInfer/ModelStreamInfer itself, TLS and mTLS, credential gates and audit included
+// (the policy tables; engine-ingress.ts), and writes access records from its per-call events;
+// whatever needs per-request JavaScript (PII rewriting, threat profiles, spans, the bulk governor's
 // latency samples) keeps the whole listener on the TypeScript ingress, and the node says why.
 import type { SluiceConfig } from '../config/schema.ts';
 import { tenantsNeedingSlowPath } from '../security/pii/policy.ts';
@@ -35,7 +35,6 @@ export function engineIngressRefusal(c: EngineIngressContext): string | null {
   if (c.engineEnv === '0') return 'SLUICE_ENGINE=0';
   if (c.ingressEnv === '0') return 'SLUICE_ENGINE_INGRESS=0';
   if (c.transport !== 'tcp') return `the native engine does not serve ${c.transport} inference segments yet`;
-  if (s.tls.enabled) return 'TLS on listeners.grpc is not served by the engine yet';
   const slow = tenantsNeedingSlowPath(c.config);
   if (slow.size > 0) return `PII policies need the TypeScript path (tenants ${[...slow].join(', ')})`;
   if (s.threats.enabled) return 'security.threats needs the TypeScript path (per-request profiles)';

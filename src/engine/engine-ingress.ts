@@ -10,6 +10,7 @@
 // Its `segment` channel carries the TypeScript gateway's calls (REST/WebSocket, relayed gRPC
 // methods) on the same engine links, so the node keeps one link set to each egress peer.
 import type { SluiceConfig } from '../config/schema.ts';
+import type { ConnectionRefusalReason } from '../telemetry/connection-refusals.ts';
 import { InferenceErrorCode } from '../kserve/inference-error.ts';
 import { grpcStatusName } from '../kserve/status.ts';
 import { type AccessLog, roundMs } from '../telemetry/access-log.ts';
@@ -25,6 +26,7 @@ import { createHash } from 'node:crypto';
 import type { SecurityRuntime } from '../security/security-runtime.ts';
 import { EngineGateRecorder } from './engine-gate-events.ts';
 import { capBits, compilePolicyTable, NO_TENANT } from './policy-compiler.ts';
+import { EngineTlsControl, engineTlsConfig, type EngineTlsOptions } from './engine-tls.ts';
 import { type EnginePeer, EngineSegmentChannel } from './engine-segment-channel.ts';
 
 export interface EngineIngressOptions {
@@ -42,6 +44,10 @@ export interface EngineIngressOptions {
   logger: Logger;
   /** The node's security runtime (API keys, JWTs, rate limits, audit); absent: security is off. */
   security?: SecurityRuntime;
+  /** security.tls on: the engine terminates TLS on the port (certificates, mTLS allowlist, audit). */
+  tls?: EngineTlsOptions;
+  /** Connections the listener closed before they did useful work (sluice_connections_refused_total). */
+  onRefused?: (reason: ConnectionRefusalReason) => void;
 }
 
 export class EngineIngress {
@@ -56,6 +62,7 @@ export class EngineIngress {
   #generation = 0;
   #removeLinkSource: (() => void) | undefined;
   readonly #unsubscribe: (() => void)[] = [];
+  #tls: EngineTlsControl | undefined;
 
   private constructor(engine: NativeEngine, address: { host: string; port: number }, config: SluiceConfig, peers: readonly EnginePeer[], logger: Logger, security: SecurityRuntime | undefined) {
     this.engine = engine;
@@ -125,6 +132,11 @@ export class EngineIngress {
         );
       }
     });
+    if (o.onRefused !== undefined) {
+      const onRefused = o.onRefused;
+      engine.on('connection-refused', (reason: string) => onRefused(reason as ConnectionRefusalReason));
+    }
+    let control: EngineTlsControl | undefined;
     engine.on('dial-failed', (dialer: number, err: Error) => o.logger.debug({ dialer, err: err.message }, 'engine ingress: egress peer not reachable (retrying)'));
     try {
       const linkOptions = engineLinkOptions(o.segmentKey, o.tuning, {
@@ -142,6 +154,9 @@ export class EngineIngress {
       if (o.security !== undefined) ingress.#wireSecurity(o.security, o.logger);
       // Tables first: without them the engine relays every call (correct, only slower).
       ingress.publishPolicy();
+      const tls = o.tls !== undefined ? await engineTlsConfig(o.tls) : undefined;
+      // Subscribed before the port opens: the first handshakes' audit records are not lost.
+      if (o.tls !== undefined) control = ingress.#tls = new EngineTlsControl(engine, o.tls);
       const bound = await engine.startIngress({
         host: l.host,
         port: l.port,
@@ -152,11 +167,13 @@ export class EngineIngress {
         handshakeTimeoutMs: l.handshakeTimeoutMs,
         idleTimeoutMs: l.idleTimeoutMs,
         ...(l.maxConnections !== undefined ? { maxConnections: l.maxConnections } : {}),
+        ...(tls !== undefined ? { tls } : {}),
       });
       (ingress.address as { port: number }).port = bound.port;
       ingress.#removeLinkSource = o.links.addSource(engineLinkSource(engine.counters));
       return ingress;
     } catch (err) {
+      control?.detach();
       engine.stop();
       throw err;
     }
@@ -187,6 +204,7 @@ export class EngineIngress {
   }
 
   close(): void {
+    this.#tls?.detach();
     this.segment.close();
     for (const u of this.#unsubscribe.splice(0)) u();
     this.#removeLinkSource?.();

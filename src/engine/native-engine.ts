@@ -6,7 +6,7 @@
 import { EventEmitter } from 'node:events';
 import { SluiceError } from '../errors.ts';
 import { CloseCode } from '../wire/close-frame.ts';
-import { loadEngineAddon, type EngineEgressConfig, type EngineIngressConfig, type EngineEventRecord, type EngineLinkOptions, type NativeEngineHandle } from './engine-addon.ts';
+import { loadEngineAddon, type EngineEgressConfig, type EngineIngressConfig, type EngineEventRecord, type EngineLinkOptions, type EngineTlsMaterial, type NativeEngineHandle } from './engine-addon.ts';
 import { EngineCounters } from './engine-counters.ts';
 import { CLOSED_BY, EngineEventType, type FrontOutcome, GateDecisionBits } from './engine-events.ts';
 
@@ -127,6 +127,20 @@ export interface EngineFrontCallDone {
   text: string;
 }
 
+/** A TLS security event of the gRPC ingress (native/engine/event_channel.h kTlsAudit). */
+export interface EngineTlsAudit {
+  type: 'tls.handshake_failed' | 'tls.client_refused' | 'tls.client_revoked';
+  /** "address:port" of the client ('' for a revocation). */
+  remote: string;
+  /** The failure's message, or why a certificate was refused. */
+  message: string;
+  /** handshake_failed: the TLS error code (node's ERR_SSL_* spelling). */
+  code: string | null;
+  /** handshake_failed: failures not audited since the last record; client_revoked: connections closed. */
+  count: number;
+  cert: { fingerprint: string; subject: string | null; issuer: string | null; serial: string | null } | null;
+}
+
 export interface EngineLogRecord {
   level: number;
   msg: string;
@@ -142,7 +156,9 @@ export interface EngineLogRecord {
  * 'dial-failed' (dialer, SluiceError), 'policy-denied' (EnginePolicyDenial), 'log' (EngineLogRecord),
  * 'request-done' (EngineRequestDone) for each fast-path call of the gRPC ingress,
  * 'front-done' (EngineFrontCallDone) for each call sent with frontCall(), 'gate'
- * (EngineGateDecision) for each gate decision TypeScript records (refusals; audited allowed calls).
+ * (EngineGateDecision) for each gate decision TypeScript records (refusals; audited allowed calls),
+ * 'connection-refused' (reason) when the ingress closes a connection before it did useful work,
+ * 'tls-audit' (EngineTlsAudit) for its TLS security events.
  */
 export class NativeEngine extends EventEmitter {
   readonly counters: EngineCounters;
@@ -213,6 +229,17 @@ export class NativeEngine extends EventEmitter {
   /** Drain: the ingress stops accepting and sends GOAWAY; open calls finish. */
   drainIngress(): void {
     if (!this.#stopped) this.#handle.drainIngress();
+  }
+
+  /** New TLS material for the ingress's new handshakes (certificate rotation); throws on bad material. */
+  reloadTls(material: EngineTlsMaterial): void {
+    this.#check();
+    this.#handle.reloadTls(material);
+  }
+
+  /** Replaces the ingress's mTLS allowlist; live connections of removed certificates are closed. */
+  setClientAllowlist(fingerprints: string[]): void {
+    if (!this.#stopped) this.#handle.setClientAllowlist(fingerprints);
   }
 
   /** Fast-path calls the ingress has open now (an atomic read of the counters block). */
@@ -345,6 +372,22 @@ export class NativeEngine extends EventEmitter {
           ...(e.a !== 0 ? { code: e.code ?? '', err: e.err ?? '' } : {}),
         } satisfies EngineRequestDone);
         return;
+      case EngineEventType.CONNECTION_REFUSED:
+        for (let i = 0; i < Math.max(1, e.a); i++) this.emit('connection-refused', e.text ?? '');
+        return;
+      case EngineEventType.TLS_AUDIT: {
+        const type = e.code as EngineTlsAudit['type'];
+        const withCert = type !== 'tls.handshake_failed' && e.extra !== undefined;
+        this.emit('tls-audit', {
+          type,
+          remote: e.text ?? '',
+          message: e.err ?? '',
+          code: withCert ? null : (e.extra ?? null),
+          count: e.c,
+          cert: withCert ? { fingerprint: e.extra!, subject: e.model ?? null, issuer: e.requestId ?? null, serial: e.body !== undefined && e.body.length > 0 ? e.body.toString('latin1') : null } : null,
+        } satisfies EngineTlsAudit);
+        return;
+      }
       case EngineEventType.FRONT_CALL_DONE:
         this.emit('front-done', { slot: e.a, generation: e.c, outcome: e.b as FrontOutcome, body: e.body, code: e.code, text: e.text ?? '' } satisfies EngineFrontCallDone);
         return;

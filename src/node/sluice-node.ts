@@ -388,7 +388,7 @@ export class SluiceNode {
    * which path the port takes; undefined (logged at warn with the reason) keeps the TypeScript
    * ingress on the port.
    */
-  private async startEngineIngress(transportKind: string, key: Uint8Array, maxMessageBytes: number): Promise<{ relayPath: string } | undefined> {
+  private async startEngineIngress(transportKind: string, key: Uint8Array, maxMessageBytes: number, limits: ListenerLimits): Promise<{ relayPath: string } | undefined> {
     const { config, logger } = this.opts;
     const refusal = engineIngressRefusal({
       config,
@@ -403,6 +403,7 @@ export class SluiceNode {
       logger.warn({ listener: 'grpc', path: 'typescript', reason: refusal }, `gRPC ingress on the TypeScript path: ${refusal}`);
       return undefined;
     }
+    const sec = this.security;
     this.grpcSocketDir = mkdtempSync(path.join(tmpdir(), 'sluice-grpc-'));
     const relayPath = path.join(this.grpcSocketDir, 'grpc.sock');
     try {
@@ -417,6 +418,9 @@ export class SluiceNode {
         ...(this.accessLog !== undefined ? { accessLog: this.accessLog } : {}),
         logger: logger.child({ component: 'grpc', engine: true }),
         ...(this.security !== undefined ? { security: this.security } : {}),
+        ...(limits.onRefused !== undefined ? { onRefused: limits.onRefused } : {}),
+        // security.tls: the engine terminates TLS with the TypeScript listener's files, allowlist and events.
+        ...(sec !== undefined && sec.config.tls.enabled ? { tls: { name: 'grpc', tls: sec.config.tls, allowlist: sec.allowlist, events: sec } } : {}),
       });
     } catch (err) {
       rmSync(this.grpcSocketDir, { recursive: true, force: true });
@@ -550,7 +554,7 @@ export class SluiceNode {
       // The engine owns listeners.grpc's TCP port when it can. Its links then carry every call of
       // this ingress (REST/WebSocket and the gRPC methods it relays to TypeScript too): one link
       // set per egress peer. Otherwise the TypeScript links (PeerLinks) do.
-      const engineFront = config.listeners.grpc !== undefined ? await this.startEngineIngress(transport.kind, key, seg.maxMessageBytes) : undefined;
+      const engineFront = config.listeners.grpc !== undefined ? await this.startEngineIngress(transport.kind, key, seg.maxMessageBytes, this.listenerLimits('grpc', config.listeners.grpc)) : undefined;
       let channel: SegmentChannel | PeerLinks;
       if (this.engineIngress !== undefined) {
         channel = this.engineIngress.segment;

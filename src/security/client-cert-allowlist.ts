@@ -75,6 +75,11 @@ export class ClientCertAllowlist extends EventEmitter {
     return this.current.size;
   }
 
+  /** Every allowed fingerprint (normalized): what a listener outside JS (the engine) checks against. */
+  fingerprints(): string[] {
+    return [...this.current];
+  }
+
   /** Re-reads the file (if it changed, or always when `force`). */
   async reload(force = true): Promise<void> {
     try {
