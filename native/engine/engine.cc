@@ -187,6 +187,15 @@ class IngressLinks final : public IngressBackend {
   }
   void OnCallClosed() override { engine_->counters()->Sub(kIngressCallsInflight); }
   void OnCallRelayed() override { engine_->counters()->Add(kIngressRelayedCalls); }
+  void OnCallAnswered(uint64_t elapsed_us) override { engine_->latency_ring()->Record(static_cast<double>(elapsed_us) / 1000.0); }
+  void OnShed(ShedCause cause) override {
+    engine_->counters()->Add(cause == ShedCause::kInFlight ? kIngressShedInFlight : cause == ShedCause::kQueueDelay ? kIngressShedQueueDelay : kIngressShedDeadline);
+  }
+  void OnRetry(bool granted) override { engine_->counters()->Add(granted ? kIngressRetries : kIngressRetriesDenied); }
+  void OnPeerEjected(uint32_t peer, const std::string& error) override {
+    engine_->counters()->Add(kIngressPeersEjected);
+    engine_->events()->Log(LogLevel::kWarn, "egress peer ejected after consecutive failures", "", "", "", "engine dialer " + std::to_string(peer) + ": " + error);
+  }
   void OnCallFinished(const CallOutcome& o) override {
     EngineEvent e;
     e.type = EventType::kRequestDone;
@@ -237,6 +246,10 @@ void Engine::StartIngress(const IngressConfig& config) {
     e.text = config.host;
     Emit(std::move(e));
   });
+}
+
+void Engine::AttachLatencyRing(uint8_t* mem, size_t bytes, double clock_offset_ms) {
+  loop_.Post([this, mem, bytes, clock_offset_ms] { latency_ring_.Attach(mem, bytes, clock_offset_ms); });
 }
 
 void Engine::DrainIngress() {

@@ -26,6 +26,7 @@
 #include "engine/inference_link.h"
 #include "engine/kserve_scan.h"
 #include "engine/policy_table.h"
+#include "engine/upstream_policy.h"
 
 namespace sluice::engine {
 
@@ -65,6 +66,14 @@ class IngressBackend {
   virtual void OnCallRelayed() {}
   // A fast-path call ended (answered, refused or timed out): the request metrics' source.
   virtual void OnCallFinished(const CallOutcome& /*outcome*/) {}
+  // An egress peer answered a call admitted `elapsed_us` ago (the bulk governor's signal).
+  virtual void OnCallAnswered(uint64_t /*elapsed_us*/) {}
+  // A call was shed at admission (upstream_policy.h), a failed attempt was retried on another
+  // peer or not (the TypeScript ingress's sluice_requests_shed_total / sluice_retries_total).
+  virtual void OnShed(ShedCause /*cause*/) {}
+  virtual void OnRetry(bool /*granted*/) {}
+  // The P2C policy ejected an egress peer after consecutive failures.
+  virtual void OnPeerEjected(uint32_t /*peer*/, const std::string& /*error*/) {}
 
  protected:
   ~IngressBackend() = default;
@@ -80,6 +89,8 @@ struct IngressConfig {
   // Deadline of a call without grpc-timeout (config inference.timeoutMs).
   uint32_t default_timeout_ms = 30'000;
   uint32_t max_connections = 10'000;
+  // Admission, P2C, ejection and retries (config scheduling.shedding/upstreams/retries).
+  UpstreamPolicyConfig upstream_policy;
 };
 
 struct IngressCounters {
@@ -134,6 +145,12 @@ class GrpcIngress {
   void FailPending(Pending* p, GrpcStatus status, const char* code, const std::string& message);
   void SucceedPending(Pending* p, const uint8_t* payload, size_t len);
   void Settle(Pending* p);
+  // The attempt out on p's peer ended: ok (answered), or failed with `fault` (the peer's own).
+  void EndAttempt(Pending* p, bool ok, bool fault);
+  // A failed attempt before the model: retried on another peer when the policy allows (true).
+  bool RetryElsewhere(Pending* p);
+  // Frees a pending (its lease and admission end here).
+  void Forget(Pending* p);
   void FinishCall(Call* call, GrpcStatus status, const std::string& message, std::string_view code = {});
   void DropCall(Call* call);
   void AbandonPendings(Call* call, uint8_t reason);
@@ -161,6 +178,7 @@ class GrpcIngress {
   TokenCache tokens_;
   RateLimiter limiter_;
   std::mt19937_64 rng_;
+  UpstreamPolicy upstreams_;
   EventLoop::TimerId housekeeping_ = EventLoop::kNoTimer;
   IngressCounters counters_;
 };

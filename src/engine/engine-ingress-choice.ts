@@ -1,7 +1,8 @@
 // Whether the engine's gRPC ingress can serve a node's listeners.grpc, or why not. The engine
 // serves ModelInfer/ModelStreamInfer itself; whatever needs per-request JavaScript (PII
-// rewriting, threat profiles, spans, credential gates, the bulk governor's
-// latency samples) keeps the whole listener on the TypeScript ingress, and the node says why.
+// rewriting, threat profiles, spans, credential gates) keeps the whole listener on the
+// TypeScript ingress, and the node says why. (The bulk governor's latency samples come from the
+// engine itself: native/engine/latency_ring.h.)
 import type { SluiceConfig } from '../config/schema.ts';
 import { tenantsNeedingSlowPath } from '../security/pii/policy.ts';
 
@@ -41,6 +42,5 @@ export function engineIngressRefusal(c: EngineIngressContext): string | null {
   if (c.tracing) return 'tracing is on (the engine does not emit spans yet)';
   const perRequest = c.hooks.filter((h) => !ENGINE_SERVED_HOOKS.has(h));
   if (perRequest.length > 0) return `ingress hooks run per request in TypeScript (${perRequest.join(', ')})`;
-  if (c.config.segments.training !== undefined) return 'a training segment needs inference latency samples for the bulk governor (not emitted by the engine yet)';
   return null;
 }

@@ -10,7 +10,9 @@ import type { SluiceConfig } from '../config/schema.ts';
 import { InferenceErrorCode } from '../kserve/inference-error.ts';
 import { grpcStatusName } from '../kserve/status.ts';
 import { type AccessLog, roundMs } from '../telemetry/access-log.ts';
+import type { LatencySampleRing } from '../scheduler/latency-sample-ring.ts';
 import type { Logger } from '../telemetry/logger.ts';
+import type { AdmissionSource } from '../telemetry/metrics.ts';
 import type { LinkTracker } from '../telemetry/link-tracker.ts';
 import type { RequestStats } from '../telemetry/request-stats.ts';
 import type { ResolvedLinkTuning } from '../transport/link-tuning.ts';
@@ -34,6 +36,8 @@ export interface EngineIngressOptions {
   /** telemetry.accessLog: one line per fast-path call, from the engine's batched records. */
   accessLog?: AccessLog;
   logger: Logger;
+  /** Where the engine writes its answered calls' round trips for the bulk governors (src/scheduler/latency-sample-ring.ts). */
+  latencyRing?: LatencySampleRing;
 }
 
 export class EngineIngress {
@@ -104,6 +108,7 @@ export class EngineIngress {
       }
       for (const p of peers) peerNames.set(p.dialer, p.name);
       const ingress = new EngineIngress(engine, { host: l.host, port: 0 }, o.config, peers, o.logger);
+      if (o.latencyRing !== undefined) engine.feedLatencyRing(o.latencyRing);
       // Tables first: without them the engine relays every call (correct, only slower).
       ingress.publishPolicy();
       const bound = await engine.startIngress({
@@ -116,6 +121,8 @@ export class EngineIngress {
         handshakeTimeoutMs: l.handshakeTimeoutMs,
         idleTimeoutMs: l.idleTimeoutMs,
         ...(l.maxConnections !== undefined ? { maxConnections: l.maxConnections } : {}),
+        // The TypeScript ingress's UpstreamPolicy keys: same shedding, P2C, ejection and retries.
+        upstreamPolicy: { ...o.config.scheduling.upstreams, ...o.config.scheduling.retries, ...o.config.scheduling.shedding },
       });
       (ingress.address as { port: number }).port = bound.port;
       ingress.#removeLinkSource = o.links.addSource(engineLinkSource(engine.counters));
@@ -132,6 +139,16 @@ export class EngineIngress {
       .filter((r) => r.peers.length > 0)
       .map((r) => ({ model: r.model, peers: r.peers.map((name) => this.#dialers.get(name)).filter((d): d is number => d !== undefined) }));
     this.engine.publishPolicy(compilePolicyTable({ generation: ++this.#generation, security: this.#config.security, apiKeys: [], routes }));
+  }
+
+  /** Shed and retry counts of the fast path, read from the counters block (sluice_requests_shed_total, sluice_retries_total). */
+  get admission(): AdmissionSource {
+    const c = this.engine.counters;
+    return {
+      shed: { in_flight: c.ingress('ingressShedInFlight'), queue_delay: c.ingress('ingressShedQueueDelay'), deadline: c.ingress('ingressShedDeadline') },
+      retries: c.ingress('ingressRetries'),
+      retriesDenied: c.ingress('ingressRetriesDenied'),
+    };
   }
 
   /** Fast-path calls open now. */

@@ -7,6 +7,7 @@ import { EventEmitter } from 'node:events';
 import { SluiceError } from '../errors.ts';
 import { CloseCode } from '../wire/close-frame.ts';
 import { loadEngineAddon, type EngineEgressConfig, type EngineIngressConfig, type EngineEventRecord, type EngineLinkOptions, type NativeEngineHandle } from './engine-addon.ts';
+import type { LatencySampleRing } from '../scheduler/latency-sample-ring.ts';
 import { EngineCounters } from './engine-counters.ts';
 import { CLOSED_BY, EngineEventType, type FrontOutcome } from './engine-events.ts';
 
@@ -152,6 +153,16 @@ export class NativeEngine extends EventEmitter {
   publishPolicy(blob: Uint8Array): void {
     this.#check();
     this.#handle.publishPolicy(blob);
+  }
+
+  /**
+   * The bulk governor's signal: the engine writes the round trip of every answered fast-path
+   * call into `ring` (the governors drain it on their own ticks; no JavaScript per call).
+   * One ring per engine, and the engine is its only writer.
+   */
+  feedLatencyRing(ring: LatencySampleRing): void {
+    this.#check();
+    this.#handle.setLatencyRing(new Int32Array(ring.buffer), performance.timeOrigin + performance.now());
   }
 
   /** Drain: the ingress stops accepting and sends GOAWAY; open calls finish. */
