@@ -60,6 +60,11 @@ enum Counter : uint32_t {
   kIngressRetries,
   kIngressRetriesDenied,
   kIngressPeersEjected,
+  // gRPC connections the listener refused or closed early (sluice_connections_refused_total{listener="grpc"}).
+  kIngressRefusedMaxConnections,
+  kIngressRefusedHandshakeTimeout,
+  kIngressRefusedIdleTimeout,
+  kIngressRefusedProtocolError,
   kCount
 };
 

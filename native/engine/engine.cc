@@ -191,6 +191,12 @@ class IngressLinks final : public IngressBackend {
   void OnShed(ShedCause cause) override {
     engine_->counters()->Add(cause == ShedCause::kInFlight ? kIngressShedInFlight : cause == ShedCause::kQueueDelay ? kIngressShedQueueDelay : kIngressShedDeadline);
   }
+  void OnConnectionRefused(RefusalReason r) override {
+    engine_->counters()->Add(r == RefusalReason::kMaxConnections     ? kIngressRefusedMaxConnections
+                             : r == RefusalReason::kHandshakeTimeout ? kIngressRefusedHandshakeTimeout
+                             : r == RefusalReason::kIdleTimeout      ? kIngressRefusedIdleTimeout
+                                                                     : kIngressRefusedProtocolError);
+  }
   void OnRetry(bool granted) override { engine_->counters()->Add(granted ? kIngressRetries : kIngressRetriesDenied); }
   void OnPeerEjected(uint32_t peer, const std::string& error) override {
     engine_->counters()->Add(kIngressPeersEjected);

@@ -246,6 +246,7 @@ void GrpcIngress::OnAccept() {
     int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) return;  // EAGAIN, or an error of that one connection
     if (draining_ || conns_.size() >= config_.max_connections) {
+      if (!draining_) backend_->OnConnectionRefused(RefusalReason::kMaxConnections);
       ::close(fd);
       continue;
     }
@@ -321,6 +322,12 @@ void GrpcIngress::Flush(Conn* c) {
 void GrpcIngress::CloseConn(Conn* c) {
   if (c->closed) return;
   c->closed = true;
+  switch (c->session->close_reason()) {
+    case GrpcServerSession::CloseReason::kHandshakeTimeout: backend_->OnConnectionRefused(RefusalReason::kHandshakeTimeout); break;
+    case GrpcServerSession::CloseReason::kIdleTimeout: backend_->OnConnectionRefused(RefusalReason::kIdleTimeout); break;
+    case GrpcServerSession::CloseReason::kProtocolError: backend_->OnConnectionRefused(RefusalReason::kProtocolError); break;
+    case GrpcServerSession::CloseReason::kNone: break;
+  }
   loop_->Unwatch(c->fd);
   ::close(c->fd);
   c->session->PeerGone();  // OnCancel for every open call

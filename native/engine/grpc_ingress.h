@@ -55,6 +55,8 @@ struct CallOutcome {
   uint64_t started_us;  // steady clock: the call arrived
 };
 
+enum class RefusalReason : uint8_t { kMaxConnections, kHandshakeTimeout, kIdleTimeout, kProtocolError };
+
 // How the ingress reaches egress peers (the engine's links; a peer is a dialer id).
 class IngressBackend {
  public:
@@ -72,6 +74,9 @@ class IngressBackend {
   // peer or not (the TypeScript ingress's sluice_requests_shed_total / sluice_retries_total).
   virtual void OnShed(ShedCause /*cause*/) {}
   virtual void OnRetry(bool /*granted*/) {}
+  // The listener refused a connection or closed it before it did useful work (reason: a
+  // ConnectionRefusalReason label of src/telemetry/connection-refusals.ts).
+  virtual void OnConnectionRefused(RefusalReason /*reason*/) {}
   // The P2C policy ejected an egress peer after consecutive failures.
   virtual void OnPeerEjected(uint32_t /*peer*/, const std::string& /*error*/) {}
 

@@ -46,6 +46,11 @@ const INGRESS_SLOTS = [
   'ingressRetries',
   'ingressRetriesDenied',
   'ingressPeersEjected',
+  // gRPC connections refused or closed early, by reason (grpc_ingress.h RefusalReason).
+  'ingressRefusedMaxConnections',
+  'ingressRefusedHandshakeTimeout',
+  'ingressRefusedIdleTimeout',
+  'ingressRefusedProtocolError',
 ] as const;
 export type EngineIngressCounterName = (typeof INGRESS_SLOTS)[number];
 export const ENGINE_COUNTER_SLOTS = EVENTS_DROPPED + 1 + INGRESS_SLOTS.length;

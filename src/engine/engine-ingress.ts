@@ -11,6 +11,7 @@ import { InferenceErrorCode } from '../kserve/inference-error.ts';
 import { grpcStatusName } from '../kserve/status.ts';
 import { type AccessLog, roundMs } from '../telemetry/access-log.ts';
 import type { LatencySampleRing } from '../scheduler/latency-sample-ring.ts';
+import type { ConnectionRefusals } from '../telemetry/connection-refusals.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { AdmissionSource } from '../telemetry/metrics.ts';
 import type { LinkTracker } from '../telemetry/link-tracker.ts';
@@ -36,6 +37,8 @@ export interface EngineIngressOptions {
   /** telemetry.accessLog: one line per fast-path call, from the engine's batched records. */
   accessLog?: AccessLog;
   logger: Logger;
+  /** sluice_connections_refused_total: the engine's refusals on listeners.grpc are read from its counters at scrape time. */
+  refusals?: ConnectionRefusals;
   /** Where the engine writes its answered calls' round trips for the bulk governors (src/scheduler/latency-sample-ring.ts). */
   latencyRing?: LatencySampleRing;
 }
@@ -49,7 +52,7 @@ export class EngineIngress {
   /** Peer name -> the engine dialer that keeps its link up. */
   readonly #dialers: ReadonlyMap<string, number>;
   #generation = 0;
-  #removeLinkSource: (() => void) | undefined;
+  #removeSources: (() => void) | undefined;
 
   private constructor(engine: NativeEngine, address: { host: string; port: number }, config: SluiceConfig, peers: readonly EnginePeer[], logger: Logger) {
     this.engine = engine;
@@ -125,7 +128,18 @@ export class EngineIngress {
         upstreamPolicy: { ...o.config.scheduling.upstreams, ...o.config.scheduling.retries, ...o.config.scheduling.shedding },
       });
       (ingress.address as { port: number }).port = bound.port;
-      ingress.#removeLinkSource = o.links.addSource(engineLinkSource(engine.counters));
+      const removeLinks = o.links.addSource(engineLinkSource(engine.counters));
+      const c = engine.counters;
+      const removeRefusals = o.refusals?.addSource('grpc', () => ({
+        max_connections: c.ingress('ingressRefusedMaxConnections'),
+        handshake_timeout: c.ingress('ingressRefusedHandshakeTimeout'),
+        idle_timeout: c.ingress('ingressRefusedIdleTimeout'),
+        protocol_error: c.ingress('ingressRefusedProtocolError'),
+      }));
+      ingress.#removeSources = () => {
+        removeLinks();
+        removeRefusals?.();
+      };
       return ingress;
     } catch (err) {
       engine.stop();
@@ -163,7 +177,7 @@ export class EngineIngress {
 
   close(): void {
     this.segment.close();
-    this.#removeLinkSource?.();
+    this.#removeSources?.();
     this.engine.stop();
   }
 }

@@ -414,6 +414,7 @@ export class SluiceNode {
         requests: this.metrics.requests,
         links: this.metrics.links,
         ...(this.accessLog !== undefined ? { accessLog: this.accessLog } : {}),
+        refusals: this.metrics.connectionRefusals,
         logger: logger.child({ component: 'grpc', engine: true }),
         latencyRing: this.engineRing,
       });
