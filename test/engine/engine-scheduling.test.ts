@@ -12,7 +12,7 @@ import { SluiceNode } from '../../src/node/sluice-node.ts';
 import { defaultTransports } from '../../src/node/transports.ts';
 import { Logging } from '../../src/telemetry/logger.ts';
 import { KserveClient, type CallFailure } from '../helpers/kserve-client.ts';
-import { parsePromText, sampleSum, sampleValue } from '../helpers/prom-text.ts';
+import { parsePromText, sampleSum } from '../helpers/prom-text.ts';
 import { closedPort } from '../helpers/sluice-process.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 
