@@ -29,9 +29,17 @@ export class RingFedGovernor extends BulkGovernor {
     return share;
   }
 
-  /** Runs the controller every `intervalMs` whether or not a link asks (unref'd timer); returns the stop. */
+  /**
+   * Runs the controller and publishes every `intervalMs` whether or not a link asks (unref'd
+   * timer; it does not count as bulk asking, so inference meanwhile feeds the no-bulk baseline).
+   * Returns the stop.
+   */
   tickEvery(intervalMs: number = PUBLISH_INTERVAL_MS): () => void {
-    const timer = setInterval(() => this.share(performance.now()), intervalMs);
+    const timer = setInterval(() => {
+      const now = performance.now();
+      this.lastPublish = now;
+      this.ring.publish(super.snapshot(now));
+    }, intervalMs);
     timer.unref();
     return () => clearInterval(timer);
   }
