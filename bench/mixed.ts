@@ -297,6 +297,8 @@ export async function run(args: readonly string[] = []): Promise<void> {
       { name: 'front', timeoutMs: START_TIMEOUT_MS },
     );
     procs.push(front);
+    // Which gRPC ingress the front runs: the engine's links show in its link metrics as peer "engine".
+    const frontIngress = (await (await fetch(`http://${front.endpoints.metrics}/metrics`)).text()).includes('peer="engine"') ? 'engine' : 'typescript';
 
     const paths: Path[] = [];
     const directRecv = await Job.start('recv-grpc', [], s.tensorBytes);
@@ -333,6 +335,7 @@ export async function run(args: readonly string[] = []): Promise<void> {
     console.log(`load average at start: ${loadAtStart.map((x) => x.toFixed(2)).join(' ')}${loadAtStart[0]! > 1.5 ? ' (above 1.5: rerun on a quieter machine before reading the ratios)' : ''}`);
     console.log(`inference load: ${s.client === 'h2load' ? 'h2load --rps (open loop, one connection, up to 64 calls in flight)' : 'the bench\'s own open-loop client (h2load not installed)'}`);
     console.log('training jobs: separate processes at nice 19, standing for other machines (sender and receiver)');
+    console.log(`sluice pair: the front's gRPC ingress runs on the ${frontIngress === 'engine' ? 'native engine' : 'TypeScript path (see its warn log for why)'}`);
     const request = requestOf(16 * 1024);
     // Connections, links, and V8's JIT: the proxies' CPU per request halves over the first
     // thousands of calls, so warm each path by call count (bounded in time) before measuring.
@@ -445,6 +448,7 @@ export async function run(args: readonly string[] = []): Promise<void> {
         loadavgAtStart: loadAtStart,
         loadavgAtEnd: loadavg(),
         trainingJobs: 'separate processes at nice 19, standing for other machines',
+        sluiceIngress: frontIngress,
         targets: { p99Ms: TARGET_P99_MS, bulkKeep: TARGET_BULK_KEEP },
         results: summary,
         verdicts,

@@ -684,7 +684,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                         InstanceMethod<&EngineWrap::AddVerifiedToken>("addVerifiedToken"), InstanceMethod<&EngineWrap::ReleaseAudit>("releaseAudit"),
                         InstanceMethod<&EngineWrap::DrainIngress>("drainIngress"), InstanceMethod<&EngineWrap::FrontCall>("frontCall"),
                         InstanceMethod<&EngineWrap::CancelFrontCall>("cancelFrontCall"), InstanceMethod<&EngineWrap::ReloadTls>("reloadTls"),
-                        InstanceMethod<&EngineWrap::SetClientAllowlist>("setClientAllowlist")});
+                        InstanceMethod<&EngineWrap::SetClientAllowlist>("setClientAllowlist"), InstanceMethod<&EngineWrap::SetLatencyRing>("setLatencyRing")});
   }
 
   // new Engine(onEvents(batch: object[]))
@@ -918,6 +918,24 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       config.tls = TlsContextOf(env, tls.As<Napi::Object>());
       config.client_allowlist = AllowlistOf(env, tls.As<Napi::Object>().Get("allowlist"));
     }
+    // scheduling.{upstreams,retries,shedding}: the TypeScript UpstreamPolicy's keys, flattened.
+    Napi::Value up = o.Get("upstreamPolicy");
+    if (up.IsObject()) {
+      Napi::Object u = up.As<Napi::Object>();
+      auto& pc = config.upstream_policy;
+      pc.decay_ms = F64(u, "decayMs", pc.decay_ms);
+      pc.consecutive_failures = U32(u, "consecutiveFailures", pc.consecutive_failures);
+      pc.base_ejection_ms = F64(u, "baseEjectionMs", pc.base_ejection_ms);
+      pc.max_ejection_ms = F64(u, "maxEjectionMs", pc.max_ejection_ms);
+      pc.max_ejected_fraction = F64(u, "maxEjectedFraction", pc.max_ejected_fraction);
+      pc.max_attempts = U32(u, "maxAttempts", pc.max_attempts);
+      pc.budget_ratio = F64(u, "budgetRatio", pc.budget_ratio);
+      pc.min_per_sec = F64(u, "minPerSec", pc.min_per_sec);
+      pc.min_remaining_ms = F64(u, "minRemainingMs", pc.min_remaining_ms);
+      pc.parallelism = U32(u, "parallelism", pc.parallelism);
+      pc.max_queue_delay_ms = F64(u, "maxQueueDelayMs", pc.max_queue_delay_ms);
+      pc.max_in_flight = U32(u, "maxInFlight", pc.max_in_flight);
+    }
     engine(env).StartIngress(config);
   }
 
@@ -958,6 +976,60 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       out.insert(fp.As<Napi::String>().Utf8Value());
     }
     return out;
+  }
+
+  // addVerifiedToken(digest: 32 bytes, tenantIndex, caps, expMs, actor): a bearer token
+  // TypeScript verified joins the ingress's cache (bounded there).
+  void AddVerifiedToken(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 5 || !info[1].IsNumber() || !info[2].IsNumber() || !info[3].IsNumber() || !info[4].IsString()) {
+      throw Napi::TypeError::New(env, "addVerifiedToken(digest, tenantIndex, caps, expMs, actor)");
+    }
+    const MutableBytes digest = BytesOf(env, info[0]);
+    if (digest.size != 32) throw Napi::RangeError::New(env, "addVerifiedToken: the digest must be 32 bytes (SHA-256)");
+    sluice::engine::TokenEntry entry;
+    entry.tenant = info[1].As<Napi::Number>().Uint32Value();
+    entry.caps = info[2].As<Napi::Number>().Uint32Value();
+    entry.exp_ms = info[3].As<Napi::Number>().DoubleValue();
+    entry.actor = info[4].As<Napi::String>().Utf8Value();
+    if (entry.actor.size() > 512) entry.actor.resize(512);
+    engine(env).AddVerifiedToken(digest.data, entry);
+  }
+
+  // releaseAudit(tickets: number[], durable: boolean): TypeScript recorded those gate decisions.
+  void ReleaseAudit(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 2 || !info[0].IsArray() || !info[1].IsBoolean()) throw Napi::TypeError::New(env, "releaseAudit(tickets, durable)");
+    Napi::Array a = info[0].As<Napi::Array>();
+    std::vector<uint64_t> tickets;
+    tickets.reserve(a.Length());
+    for (uint32_t i = 0; i < a.Length(); i++) {
+      Napi::Value v = a.Get(i);
+      if (v.IsNumber()) tickets.push_back(static_cast<uint64_t>(v.As<Napi::Number>().Int64Value()));
+    }
+    engine(env).ReleaseAudit(std::move(tickets), info[1].As<Napi::Boolean>().Value());
+  }
+
+  // setLatencyRing(view: Int32Array over a LatencySampleRing's SharedArrayBuffer, nowMs:
+  // performance.timeOrigin + performance.now()): the engine writes the round trip of every
+  // answered fast-path call into it (engine/latency_ring.h). The view stays referenced while
+  // this object lives; the loop thread is joined (Shutdown) before the reference goes.
+  void SetLatencyRing(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 2 || !info[0].IsTypedArray() || !info[1].IsNumber()) throw Napi::TypeError::New(env, "setLatencyRing(view, nowMs) needs an Int32Array and a number");
+    napi_typedarray_type type;
+    size_t length = 0;
+    void* data = nullptr;
+    if (napi_get_typedarray_info(env, info[0], &type, &length, &data, nullptr, nullptr) != napi_ok || type != napi_int32_array) {
+      throw Napi::TypeError::New(env, "setLatencyRing: the view must be an Int32Array");
+    }
+    const size_t bytes = length * 4;
+    if (!sluice::engine::LatencyRing::Fits(data, bytes)) throw Napi::RangeError::New(env, "setLatencyRing: the view does not hold a latency ring");
+    if (!ring_view_.IsEmpty()) throw Napi::Error::New(env, "setLatencyRing: a ring is already attached");
+    Engine& e = engine(env);
+    ring_view_ = Napi::Persistent(info[0].As<Napi::Object>());
+    const double offset = info[1].As<Napi::Number>().DoubleValue() - sluice::engine::LatencyRing::MonotonicMs();
+    e.AttachLatencyRing(static_cast<uint8_t*>(data), bytes, offset);
   }
 
   // reloadTls(material): new handshakes use the new certificate (throws on bad material).
@@ -1004,36 +1076,6 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   // cancelFrontCall(slot): CANCEL(CALLER) if the call is still out (its kFrontCallDone says cancelled).
   void CancelFrontCall(const Napi::CallbackInfo& info) { engine(info.Env()).CancelFrontCall(info[0].As<Napi::Number>().Uint32Value()); }
 
-  // addVerifiedToken(digest: 32 bytes, tenantIndex, caps, expMs, actor): a bearer token
-  // TypeScript verified joins the ingress's cache (bounded there).
-  void AddVerifiedToken(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    if (info.Length() < 5 || !info[1].IsNumber() || !info[2].IsNumber() || !info[3].IsNumber() || !info[4].IsString()) {
-      throw Napi::TypeError::New(env, "addVerifiedToken(digest, tenantIndex, caps, expMs, actor)");
-    }
-    const MutableBytes digest = BytesOf(env, info[0]);
-    if (digest.size != 32) throw Napi::RangeError::New(env, "addVerifiedToken: the digest must be 32 bytes (SHA-256)");
-    sluice::engine::TokenEntry entry;
-    entry.tenant = info[1].As<Napi::Number>().Uint32Value();
-    entry.caps = info[2].As<Napi::Number>().Uint32Value();
-    entry.exp_ms = info[3].As<Napi::Number>().DoubleValue();
-    entry.actor = info[4].As<Napi::String>().Utf8Value();
-    if (entry.actor.size() > 512) entry.actor.resize(512);
-    engine(env).AddVerifiedToken(digest.data, entry);
-  }
-
-  // releaseAudit(tickets: number[], durable: boolean): TypeScript recorded those gate decisions.
-  void ReleaseAudit(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    if (info.Length() < 2 || !info[0].IsArray() || !info[1].IsBoolean()) throw Napi::TypeError::New(env, "releaseAudit(tickets, durable)");
-    Napi::Array a = info[0].As<Napi::Array>();
-    std::vector<uint64_t> tickets;
-    tickets.reserve(a.Length());
-    for (uint32_t i = 0; i < a.Length(); i++) {
-      Napi::Value v = a.Get(i);
-      if (v.IsNumber()) tickets.push_back(static_cast<uint64_t>(v.As<Napi::Number>().Int64Value()));
-    }
-    engine(env).ReleaseAudit(std::move(tickets), info[1].As<Napi::Boolean>().Value());
   }
 
   // drainIngress(): stop accepting gRPC clients, GOAWAY to each connection.
@@ -1046,6 +1088,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   std::shared_ptr<Shared> shared_;
   napi_threadsafe_function tsfn_ = nullptr;
   Napi::FunctionReference callback_;
+  Napi::ObjectReference ring_view_;  // the latency ring's memory, written by the loop thread
   std::vector<EngineEvent> scratch_;
   bool hooked_ = false;
 };

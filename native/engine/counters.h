@@ -52,6 +52,19 @@ enum Counter : uint32_t {
   kIngressCallsInflight,  // gauge
   kIngressFastCalls,
   kIngressRelayedCalls,
+  // Admission and retries of the fast path (upstream_policy.h): calls shed by cause, failed
+  // attempts retried on another peer or not, peers ejected.
+  kIngressShedInFlight,
+  kIngressShedQueueDelay,
+  kIngressShedDeadline,
+  kIngressRetries,
+  kIngressRetriesDenied,
+  kIngressPeersEjected,
+  // gRPC connections the listener refused or closed early (sluice_connections_refused_total{listener="grpc"}).
+  kIngressRefusedMaxConnections,
+  kIngressRefusedHandshakeTimeout,
+  kIngressRefusedIdleTimeout,
+  kIngressRefusedProtocolError,
   kCount
 };
 

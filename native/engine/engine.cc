@@ -190,6 +190,21 @@ class IngressLinks final : public IngressBackend {
   }
   void OnCallClosed() override { engine_->counters()->Sub(kIngressCallsInflight); }
   void OnCallRelayed() override { engine_->counters()->Add(kIngressRelayedCalls); }
+  void OnCallAnswered(uint64_t elapsed_us) override { engine_->latency_ring()->Record(static_cast<double>(elapsed_us) / 1000.0); }
+  void OnShed(ShedCause cause) override {
+    engine_->counters()->Add(cause == ShedCause::kInFlight ? kIngressShedInFlight : cause == ShedCause::kQueueDelay ? kIngressShedQueueDelay : kIngressShedDeadline);
+  }
+  void OnConnectionRefused(RefusalReason r) override {
+    engine_->counters()->Add(r == RefusalReason::kMaxConnections     ? kIngressRefusedMaxConnections
+                             : r == RefusalReason::kHandshakeTimeout ? kIngressRefusedHandshakeTimeout
+                             : r == RefusalReason::kIdleTimeout      ? kIngressRefusedIdleTimeout
+                                                                     : kIngressRefusedProtocolError);
+  }
+  void OnRetry(bool granted) override { engine_->counters()->Add(granted ? kIngressRetries : kIngressRetriesDenied); }
+  void OnPeerEjected(uint32_t peer, const std::string& error) override {
+    engine_->counters()->Add(kIngressPeersEjected);
+    engine_->events()->Log(LogLevel::kWarn, "egress peer ejected after consecutive failures", "", "", "", "engine dialer " + std::to_string(peer) + ": " + error);
+  }
   void OnCallFinished(const CallOutcome& o) override {
     EngineEvent e;
     e.type = EventType::kRequestDone;
@@ -230,7 +245,7 @@ class IngressLinks final : public IngressBackend {
     e.tenant = std::string(g.tenant);
     return engine_->Emit(std::move(e));
   }
-  void OnConnectionRefused(std::string_view reason) override {
+  void OnTlsRefused(std::string_view reason) override {
     EngineEvent e;
     e.type = EventType::kConnectionRefused;
     e.a = 1;
@@ -307,6 +322,10 @@ void Engine::SetIngressClientAllowlist(std::vector<std::string> fingerprints) {
   loop_.Post([this, fps = std::move(fingerprints)] {
     if (ingress_) ingress_->SetClientAllowlist(std::unordered_set<std::string>(fps.begin(), fps.end()));
   });
+}
+
+void Engine::AttachLatencyRing(uint8_t* mem, size_t bytes, double clock_offset_ms) {
+  loop_.Post([this, mem, bytes, clock_offset_ms] { latency_ring_.Attach(mem, bytes, clock_offset_ms); });
 }
 
 void Engine::DrainIngress() {

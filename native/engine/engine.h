@@ -24,6 +24,7 @@
 #include "engine/event_channel.h"
 #include "engine/event_loop.h"
 #include "engine/inference_link.h"
+#include "engine/latency_ring.h"
 #include "engine/policy_table.h"
 
 namespace sluice {
@@ -97,6 +98,11 @@ class Engine : public LinkHandler {
   // the mTLS allowlist (connections of certificates no longer on it are closed). Any thread.
   void ReloadIngressTls(std::shared_ptr<const TlsContext> tls);
   void SetIngressClientAllowlist(std::vector<std::string> fingerprints);
+  // Feeds the bulk governor: the round trip of every answered fast-path call is written into
+  // the LatencySampleRing at `mem` (latency_ring.h). The memory must outlive the loop thread
+  // (the binding keeps its SharedArrayBuffer referenced until Stop). Any thread.
+  void AttachLatencyRing(uint8_t* mem, size_t bytes, double clock_offset_ms);
+  LatencyRing* latency_ring() { return &latency_ring_; }
   // Stops accepting gRPC clients and sends GOAWAY (drain).
   void DrainIngress();
   // Calls JS sends on the dialers' links (front_calls.h): any thread, see FrontCalls.
@@ -144,6 +150,7 @@ class Engine : public LinkHandler {
   std::unordered_map<PendingHandshake*, std::unique_ptr<PendingHandshake>> handshakes_;
   std::unique_ptr<Egress> egress_;
   PolicyStore policy_;
+  LatencyRing latency_ring_;  // loop thread
   std::unique_ptr<GrpcIngress> ingress_;
   std::unique_ptr<class IngressLinks> ingress_links_;
   std::unique_ptr<FrontCalls> front_;

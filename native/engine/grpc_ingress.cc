@@ -129,7 +129,6 @@ struct GrpcIngress::Pending {
   std::string req_id_field;  // the request's own id (stream error responses carry it)
   std::vector<uint8_t> payload;
   std::vector<uint32_t> peers;
-  size_t next_peer = 0;
   uint32_t attempts = 0;
   uint32_t link = 0;
   uint32_t link_stream = 0;
@@ -139,6 +138,12 @@ struct GrpcIngress::Pending {
   CallError held_error;
   bool reply_held = false;
   std::vector<uint8_t> held_reply;
+  uint64_t admitted_us = 0;  // the round trip the bulk governor is fed starts here (retries included)
+  bool admitted = false;     // counted in the shedder's in-flight calls
+  std::vector<uint32_t> tried;  // peers an attempt went to (a retry prefers others)
+  uint32_t peer = 0;            // the peer of the attempt out now (leased in the P2C policy)
+  bool leased = false;
+  uint64_t sent_us = 0;
 };
 
 struct GrpcIngress::Conn final : GrpcServerSession::Handler {
@@ -189,7 +194,7 @@ struct GrpcIngress::Conn final : GrpcServerSession::Handler {
 };
 
 GrpcIngress::GrpcIngress(EventLoop* loop, IngressBackend* backend, PolicyStore* policy, IngressConfig config)
-    : loop_(loop), backend_(backend), policy_(policy), config_(std::move(config)), rng_(std::random_device{}()) {
+    : loop_(loop), backend_(backend), policy_(policy), config_(std::move(config)), rng_(std::random_device{}()), upstreams_(config_.upstream_policy) {
   read_buf_.resize(kReadChunk);
   if (config_.tls != nullptr) plain_buf_.resize(kPlainChunk);
 }
@@ -250,11 +255,6 @@ void GrpcIngress::Housekeeping() {
   for (Conn* c : all) {
     if (c->session == nullptr) continue;  // TLS handshake: its own timer
     c->session->Tick(now);
-    const char* timeout = c->session->timeout_reason();
-    if (timeout != nullptr && !c->timeout_counted) {
-      c->timeout_counted = true;
-      Refused(timeout);
-    }
     Flush(c);
   }
   housekeeping_ = loop_->AddTimer(1000, [this] { Housekeeping(); });
@@ -267,8 +267,8 @@ void GrpcIngress::OnAccept() {
     int fd = accept4(listen_fd_, reinterpret_cast<sockaddr*>(&peer), &peer_len, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) return;  // EAGAIN, or an error of that one connection
     if (draining_ || conns_.size() >= config_.max_connections) {
+      if (!draining_) backend_->OnConnectionRefused(RefusalReason::kMaxConnections);
       ::close(fd);
-      if (!draining_) Refused("max_connections");
       continue;
     }
     int one = 1;
@@ -391,6 +391,14 @@ void GrpcIngress::CloseConn(Conn* c) {
     loop_->CancelTimer(c->tls_timer);
     c->tls_timer = EventLoop::kNoTimer;
   }
+  if (c->session != nullptr) {
+    switch (c->session->close_reason()) {
+      case GrpcServerSession::CloseReason::kHandshakeTimeout: backend_->OnConnectionRefused(RefusalReason::kHandshakeTimeout); break;
+      case GrpcServerSession::CloseReason::kIdleTimeout: backend_->OnConnectionRefused(RefusalReason::kIdleTimeout); break;
+      case GrpcServerSession::CloseReason::kProtocolError: backend_->OnConnectionRefused(RefusalReason::kProtocolError); break;
+      case GrpcServerSession::CloseReason::kNone: break;
+    }
+  }
   loop_->Unwatch(c->fd);
   ::close(c->fd);
   if (c->session != nullptr) c->session->PeerGone();  // OnCancel for every open call
@@ -429,7 +437,7 @@ void GrpcIngress::Drain() {
 
 // ---- TLS (security.tls) ----
 
-void GrpcIngress::Refused(const char* reason) { backend_->OnConnectionRefused(reason); }
+void GrpcIngress::Refused(const char* reason) { backend_->OnTlsRefused(reason); }
 
 bool GrpcIngress::TlsInput(Conn* c, const uint8_t* data, size_t len) {
   c->tls->Feed(data, len);
@@ -703,6 +711,15 @@ void GrpcIngress::OnRequestMessage(Conn* c, int32_t id, const uint8_t* data, siz
         peers = table->PeersFor(model);
         if (peers == nullptr || peers->empty()) {
           e = CallError::Of(GrpcStatus::kNotFound, err::kModelNotFound, "no route for model '" + model + "'");
+        } else {
+          // Admission (load shedding) on the time left before the call's deadline.
+          const uint64_t now = loop_->now_ms();
+          const double remaining = call->deadline_at > now ? static_cast<double>(call->deadline_at - now) : 0;
+          Admission a = upstreams_.Admit(remaining, static_cast<double>(now));
+          if (!a.admitted()) {
+            backend_->OnShed(a.cause);
+            e = CallError::Of(GrpcStatus::kResourceExhausted, "SLUICE_ERR_OVERLOADED", std::move(a.message));
+          }
         }
       }
     }
@@ -756,8 +773,9 @@ void GrpcIngress::OnRequestMessage(Conn* c, int32_t id, const uint8_t* data, siz
   p->version = std::move(version);
   p->req_id_field = std::move(req_id);
   p->payload.assign(data, data + len);
+  p->admitted_us = SteadyMicros();
+  p->admitted = true;
   p->peers = *peers;
-  p->next_peer = static_cast<size_t>(rng_() % p->peers.size());
   call->pendings.push_back(p);
   if (call->streaming && call->pendings.size() >= kMaxStreamInflight) c->session->PauseInput(id);
   if (gate.audit && !ReportGate(call, gate, rid, p->model, len, p)) {
@@ -836,13 +854,11 @@ void GrpcIngress::Send(Pending* p) {
     FailPending(p, GrpcStatus::kDeadlineExceeded, err::kDeadlineExceeded, "the deadline passed before the request could be sent");
     return;
   }
-  // Round robin over the route's peers, skipping those without an open link.
+  // Power of two choices over the route's peers whose link is up (upstream_policy.h).
   TcpInferenceLink* link = nullptr;
   uint32_t peer = 0;
-  for (size_t i = 0; i < p->peers.size() && link == nullptr; i++) {
-    peer = p->peers[(p->next_peer + i) % p->peers.size()];
+  if (upstreams_.Pick(p->peers, p->tried, [this](uint32_t id) { return backend_->LinkForPeer(id) != nullptr; }, static_cast<double>(now), &peer)) {
     link = backend_->LinkForPeer(peer);
-    if (link != nullptr) p->next_peer = (p->next_peer + i + 1) % p->peers.size();
   }
   if (link == nullptr) {
     FailPending(p, GrpcStatus::kUnavailable, "SLUICE_ERR_PEER_UNAVAILABLE", "no live link to egress peer of model '" + p->model + "' is up");
@@ -880,14 +896,14 @@ void GrpcIngress::Send(Pending* p) {
   m.parts = parts;
   m.part_count = 2;
   bool below = true;
+  p->peer = peer;
+  p->leased = true;
+  p->sent_us = SteadyMicros();
   Status st = link->Send(m, &below);
   p->attempts++;
   if (!st.ok()) {
-    if (p->attempts < p->peers.size()) {
-      counters_.retries++;
-      Send(p);
-      return;
-    }
+    EndAttempt(p, false, true);
+    if (RetryElsewhere(p)) return;
     FailPending(p, GrpcStatus::kUnavailable, "SLUICE_ERR_PEER_UNAVAILABLE", "link to egress peer failed: " + st.message);
     return;
   }
@@ -924,10 +940,24 @@ bool GrpcIngress::OnLinkMessage(TcpInferenceLink* link, const InboundMessage& ms
     return true;
   }
   if (status == 0) {
+    // Answered: its round trip since admission is the inference latency the bulk governor
+    // paces training by (upstream-policy.ts release(elapsed, answered)).
+    EndAttempt(p, true, false);
+    backend_->OnCallAnswered(SteadyMicros() - p->admitted_us);
     SucceedPending(p, b + end, n - end);
   } else {
     std::string message(reinterpret_cast<const char*>(b + 8 + rid + code), ml);
     std::string reply_code(reinterpret_cast<const char*>(b + 8 + rid), code);
+    // As segment-forwarder.ts classify(): these count against the peer; a model server the
+    // egress could not reach is a failure before the model, retried on another peer.
+    const bool fault = reply_code == "SLUICE_ERR_PEER_UNAVAILABLE" || reply_code == "SLUICE_ERR_UPSTREAM_UNAVAILABLE" ||
+                       status == static_cast<uint8_t>(GrpcStatus::kDeadlineExceeded) || reply_code == err::kInternal;
+    EndAttempt(p, !fault, fault);
+    if (reply_code == "SLUICE_ERR_UPSTREAM_UNAVAILABLE") {
+      if (RetryElsewhere(p)) return true;
+    } else {
+      backend_->OnRetry(false);
+    }
     if (status == static_cast<uint8_t>(GrpcStatus::kDeadlineExceeded) && p->call != nullptr) {
       // The egress ran out of the budget it was sent (what was left of it); the caller is told
       // its own deadline, as the ingress's timer would have said (the two race).
@@ -953,10 +983,8 @@ void GrpcIngress::OnLinkClosed(TcpInferenceLink* link) {
   }
   for (Pending* p : hit) {
     // It never reached a model through this link's egress answer: retry on another peer.
-    if (p->attempts < p->peers.size()) {
-      counters_.retries++;
-      Send(p);
-    } else {
+    EndAttempt(p, false, true);
+    if (!RetryElsewhere(p)) {
       FailPending(p, GrpcStatus::kUnavailable, "SLUICE_ERR_PEER_UNAVAILABLE",
                   "link to egress peer " + link->remote() + " closed before the reply");
     }
@@ -1007,6 +1035,34 @@ void GrpcIngress::FailPending(Pending* p, GrpcStatus status, const char* code, c
   Flush(c);
 }
 
+void GrpcIngress::EndAttempt(Pending* p, bool ok, bool fault) {
+  if (!p->leased) return;
+  p->leased = false;
+  const double rtt = static_cast<double>(SteadyMicros() - p->sent_us) / 1000.0;
+  // An outcome that says nothing about the peer (the caller cancelled) gives no latency sample.
+  if (upstreams_.Done(p->peer, ok, fault, ok || fault ? rtt : -1, static_cast<double>(loop_->now_ms()))) {
+    backend_->OnPeerEjected(p->peer, "consecutive failures");
+  }
+  p->tried.push_back(p->peer);
+}
+
+bool GrpcIngress::RetryElsewhere(Pending* p) {
+  const uint64_t now = loop_->now_ms();
+  const double remaining = p->call->deadline_at > now ? static_cast<double>(p->call->deadline_at - now) : 0;
+  const bool ok = upstreams_.MayRetry(true, p->attempts, remaining, static_cast<double>(now));
+  backend_->OnRetry(ok);
+  if (!ok) return false;
+  counters_.retries++;
+  Send(p);
+  return true;
+}
+
+void GrpcIngress::Forget(Pending* p) {
+  EndAttempt(p, true, false);  // still out (cancelled, deadline): no sample, no fault
+  if (p->admitted) upstreams_.Release(static_cast<double>(SteadyMicros() - p->admitted_us) / 1000.0);
+  delete p;
+}
+
 // Removes a pending that is answered; ends a half-closed stream once nothing is left.
 void GrpcIngress::Settle(Pending* p) {
   Call* call = p->call;
@@ -1019,7 +1075,7 @@ void GrpcIngress::Settle(Pending* p) {
       break;
     }
   }
-  delete p;
+  Forget(p);
   if (call->streaming) {
     if (call->pendings.size() < kMaxStreamInflight) call->conn->session->ResumeInput(call->stream);
     if (call->half_closed && call->pendings.empty()) FinishCall(call, GrpcStatus::kOk, "");
@@ -1068,7 +1124,7 @@ void GrpcIngress::AbandonPendings(Call* call, uint8_t reason) {
       }
     }
     Unhold(p);
-    delete p;
+    Forget(p);
   }
   call->pendings.clear();
 }
@@ -1088,6 +1144,8 @@ void GrpcIngress::OnCallDeadline(Call* call) {
     loop_->CancelTimer(call->timer);
     call->timer = EventLoop::kNoTimer;
   }
+  // The peers did not answer in time: counts against them (segment-forwarder.ts classify()).
+  for (Pending* p : call->pendings) EndAttempt(p, false, true);
   AbandonPendings(call, kCancelDeadline);
   char msg[160];
   if (call->client_deadline) {

@@ -31,6 +31,7 @@
 #include "engine/kserve_scan.h"
 #include "engine/policy_table.h"
 #include "engine/tls_server.h"
+#include "engine/upstream_policy.h"
 
 namespace sluice::engine {
 
@@ -77,6 +78,8 @@ struct GateEventInfo {
   std::string_view code;
   std::string_view message;
   uint64_t bytes = 0;
+};
+
 // A TLS security event of the listener (src/security/events.ts types): "tls.handshake_failed"
 // (remote, code, message; `count` = failures not audited since the last record: the rate cap),
 // "tls.client_refused" (remote, cert, message = reason), "tls.client_revoked" (cert
@@ -89,6 +92,8 @@ struct TlsAuditEvent {
   const PeerCertificate* cert = nullptr;
   uint64_t count = 0;
 };
+
+enum class RefusalReason : uint8_t { kMaxConnections, kHandshakeTimeout, kIdleTimeout, kProtocolError };
 
 // How the ingress reaches egress peers (the engine's links; a peer is a dialer id).
 class IngressBackend {
@@ -104,10 +109,22 @@ class IngressBackend {
   // A gate decision for TypeScript to record; false when it could not be queued (the event
   // ring is full), and then an audited answer is AUDIT_UNAVAILABLE rather than unrecorded.
   virtual bool OnGateEvent(const GateEventInfo& /*event*/) { return false; }
-  // A connection closed before it did useful work: sluice_connections_refused_total's reason
-  // (max_connections, handshake_timeout, tls_handshake_failed, idle_timeout).
-  virtual void OnConnectionRefused(std::string_view /*reason*/) {}
+  // A TLS connection closed before its handshake finished (tls_handshake_failed, or
+  // handshake_timeout while still in TLS): sluice_connections_refused_total's reason, sent as an
+  // event. The other reasons are counted in the counters block (OnConnectionRefused below).
+  virtual void OnTlsRefused(std::string_view /*reason*/) {}
   virtual void OnTlsAudit(const TlsAuditEvent& /*event*/) {}
+  // An egress peer answered a call admitted `elapsed_us` ago (the bulk governor's signal).
+  virtual void OnCallAnswered(uint64_t /*elapsed_us*/) {}
+  // A call was shed at admission (upstream_policy.h), a failed attempt was retried on another
+  // peer or not (the TypeScript ingress's sluice_requests_shed_total / sluice_retries_total).
+  virtual void OnShed(ShedCause /*cause*/) {}
+  virtual void OnRetry(bool /*granted*/) {}
+  // The listener refused a connection or closed it before it did useful work (reason: a
+  // ConnectionRefusalReason label of src/telemetry/connection-refusals.ts).
+  virtual void OnConnectionRefused(RefusalReason /*reason*/) {}
+  // The P2C policy ejected an egress peer after consecutive failures.
+  virtual void OnPeerEjected(uint32_t /*peer*/, const std::string& /*error*/) {}
 
  protected:
   ~IngressBackend() = default;
@@ -130,6 +147,8 @@ struct IngressConfig {
   std::unordered_set<std::string> client_allowlist;
   // Failed-handshake audit records per second before they are summarised.
   uint32_t handshake_events_per_second = 20;
+  // Admission, P2C, ejection and retries (config scheduling.shedding/upstreams/retries).
+  UpstreamPolicyConfig upstream_policy;
 };
 
 struct IngressCounters {
@@ -203,6 +222,12 @@ class GrpcIngress {
   void FailPending(Pending* p, GrpcStatus status, const char* code, const std::string& message);
   void SucceedPending(Pending* p, const uint8_t* payload, size_t len);
   void Settle(Pending* p);
+  // The attempt out on p's peer ended: ok (answered), or failed with `fault` (the peer's own).
+  void EndAttempt(Pending* p, bool ok, bool fault);
+  // A failed attempt before the model: retried on another peer when the policy allows (true).
+  bool RetryElsewhere(Pending* p);
+  // Frees a pending (its lease and admission end here).
+  void Forget(Pending* p);
   void FinishCall(Call* call, GrpcStatus status, const std::string& message, std::string_view code = {});
   void DropCall(Call* call);
   void AbandonPendings(Call* call, uint8_t reason);
@@ -248,6 +273,7 @@ class GrpcIngress {
   uint64_t tokens_generation_ = UINT64_MAX;
   RateLimiter limiter_;
   std::mt19937_64 rng_;
+  UpstreamPolicy upstreams_;
   EventLoop::TimerId housekeeping_ = EventLoop::kNoTimer;
   IngressCounters counters_;
 };

@@ -581,6 +581,10 @@ void GrpcServerSession::NoteReset() {
 void GrpcServerSession::Terminate(uint32_t code) {
   if (terminated_ || session_ == nullptr) return;
   terminated_ = true;
+  // SETTINGS_TIMEOUT: no preface in time (Tick); NO_ERROR: idle (Tick); the rest: floods and errors.
+  close_reason_ = code == NGHTTP2_SETTINGS_TIMEOUT ? CloseReason::kHandshakeTimeout
+                  : code == NGHTTP2_NO_ERROR       ? CloseReason::kIdleTimeout
+                                                   : CloseReason::kProtocolError;
   nghttp2_session_terminate_session(session_, code);
 }
 

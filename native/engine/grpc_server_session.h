@@ -144,6 +144,9 @@ class GrpcServerSession {
   // True when nothing more will be read or written: close the socket once output is written.
   bool closing() const;
   bool wants_close() const { return closing() && output_size() == 0; }
+  // Why this side ended the connection (sluice_connections_refused_total's reasons), or kNone.
+  enum class CloseReason : uint8_t { kNone, kHandshakeTimeout, kIdleTimeout, kProtocolError };
+  CloseReason close_reason() const { return close_reason_; }
 
   // Graceful drain: GOAWAY(NO_ERROR) with the last stream id; open calls may finish.
   void Drain();
@@ -217,6 +220,7 @@ class GrpcServerSession {
   uint64_t last_activity_ms_ = 0;
   bool handshake_done_ = false;
   bool terminated_ = false;
+  CloseReason close_reason_ = CloseReason::kNone;
   bool hard_close_ = false;
   bool draining_ = false;
   bool peer_gone_ = false;

@@ -1,5 +1,6 @@
 // The engine part of the native addon (native/engine/*, bound in native/binding.cc): its types
 // and its loader. The addon is the same file the AEAD uses (src/crypto/native-addon.ts).
+import type { SchedulingConfig } from '../config/schema.ts';
 import { SluiceError } from '../errors.ts';
 import { loadNativeAddon, NATIVE_ADDON_ERROR } from '../crypto/native-addon.ts';
 
@@ -42,6 +43,8 @@ export interface EngineIngressConfig {
   handshakeTimeoutMs?: number;
   /** No stream and no bytes for this long: GOAWAY and close (0: off). */
   idleTimeoutMs?: number;
+  /** Admission, P2C, ejection and retries (native/engine/upstream_policy.h): config scheduling.{upstreams,retries,shedding}. */
+  upstreamPolicy?: EngineUpstreamPolicyConfig;
   /** TLS on the listener (security.tls): the TLS handshake must also finish within handshakeTimeoutMs. */
   tls?: EngineTlsMaterial & { allowlist: string[] };
 }
@@ -55,6 +58,9 @@ export interface EngineTlsMaterial {
   ciphers: string;
   requireClientCert: boolean;
 }
+
+/** scheduling.upstreams, scheduling.retries and scheduling.shedding, flattened. */
+export type EngineUpstreamPolicyConfig = SchedulingConfig['upstreams'] & SchedulingConfig['retries'] & SchedulingConfig['shedding'];
 
 /** One record of an event batch (native/engine/event_channel.h EngineEvent). */
 export interface EngineEventRecord {
@@ -107,6 +113,8 @@ export interface NativeEngineHandle {
   /** A CALL on the dialer's link in request slot `slot` (bytes copied now); one FRONT_CALL_DONE event answers. */
   frontCall(slot: number, dialer: number, tenant: number, timeoutMs: number, header: Uint8Array, payload: Uint8Array): void;
   cancelFrontCall(slot: number): void;
+  /** The LatencySampleRing the loop thread writes answered calls' round trips into (native/engine/latency_ring.h). */
+  setLatencyRing(view: Int32Array, nowMs: number): void;
 }
 
 export interface EngineAddon {

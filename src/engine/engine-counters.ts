@@ -35,7 +35,23 @@ const STATUS_COUNT = 17;
 const EVENTS_DROPPED = STATUS_BASE + STATUS_COUNT;
 /** Slots in the block: the named counters, replies by gRPC status, dropped events. */
 /** After the dropped events: the gRPC ingress's slots (counters.h kIngress*). */
-const INGRESS_SLOTS = ['ingressCallsInflight', 'ingressFastCalls', 'ingressRelayedCalls'] as const;
+const INGRESS_SLOTS = [
+  'ingressCallsInflight',
+  'ingressFastCalls',
+  'ingressRelayedCalls',
+  // Admission and retries of the fast path (native/engine/upstream_policy.h).
+  'ingressShedInFlight',
+  'ingressShedQueueDelay',
+  'ingressShedDeadline',
+  'ingressRetries',
+  'ingressRetriesDenied',
+  'ingressPeersEjected',
+  // gRPC connections refused or closed early, by reason (grpc_ingress.h RefusalReason).
+  'ingressRefusedMaxConnections',
+  'ingressRefusedHandshakeTimeout',
+  'ingressRefusedIdleTimeout',
+  'ingressRefusedProtocolError',
+] as const;
 export type EngineIngressCounterName = (typeof INGRESS_SLOTS)[number];
 export const ENGINE_COUNTER_SLOTS = EVENTS_DROPPED + 1 + INGRESS_SLOTS.length;
 

@@ -1,8 +1,9 @@
 // Whether the engine's gRPC ingress can serve a node's listeners.grpc, or why not. The engine
 // serves ModelInfer/ModelStreamInfer itself, TLS and mTLS, credential gates and audit included
-// (the policy tables; engine-ingress.ts), and writes access records from its per-call events;
-// whatever needs per-request JavaScript (PII rewriting, threat profiles, spans, the bulk governor's
-// latency samples) keeps the whole listener on the TypeScript ingress, and the node says why.
+// (the policy tables; engine-ingress.ts), writes access records from its per-call events and
+// feeds the bulk governor (native/engine/latency_ring.h); whatever needs per-request JavaScript
+// (PII rewriting, threat profiles, spans) keeps the whole listener on the TypeScript ingress, and
+// the node says why.
 import type { SluiceConfig } from '../config/schema.ts';
 import { tenantsNeedingSlowPath } from '../security/pii/policy.ts';
 
@@ -42,6 +43,5 @@ export function engineIngressRefusal(c: EngineIngressContext): string | null {
   if (c.tracing) return 'tracing is on (the engine does not emit spans yet)';
   const perRequest = c.hooks.filter((h) => !ENGINE_SERVED_HOOKS.has(h));
   if (perRequest.length > 0) return `ingress hooks run per request in TypeScript (${perRequest.join(', ')})`;
-  if (c.config.segments.training !== undefined) return 'a training segment needs inference latency samples for the bulk governor (not emitted by the engine yet)';
   return null;
 }

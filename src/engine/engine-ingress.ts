@@ -14,7 +14,10 @@ import type { ConnectionRefusalReason } from '../telemetry/connection-refusals.t
 import { InferenceErrorCode } from '../kserve/inference-error.ts';
 import { grpcStatusName } from '../kserve/status.ts';
 import { type AccessLog, roundMs } from '../telemetry/access-log.ts';
+import type { LatencySampleRing } from '../scheduler/latency-sample-ring.ts';
+import type { ConnectionRefusals } from '../telemetry/connection-refusals.ts';
 import type { Logger } from '../telemetry/logger.ts';
+import type { AdmissionSource } from '../telemetry/metrics.ts';
 import type { LinkTracker } from '../telemetry/link-tracker.ts';
 import type { RequestStats } from '../telemetry/request-stats.ts';
 import type { ResolvedLinkTuning } from '../transport/link-tuning.ts';
@@ -48,6 +51,10 @@ export interface EngineIngressOptions {
   tls?: EngineTlsOptions;
   /** Connections the listener closed before they did useful work (sluice_connections_refused_total). */
   onRefused?: (reason: ConnectionRefusalReason) => void;
+  /** sluice_connections_refused_total: the engine's refusals on listeners.grpc are read from its counters at scrape time. */
+  refusals?: ConnectionRefusals;
+  /** Where the engine writes its answered calls' round trips for the bulk governors (src/scheduler/latency-sample-ring.ts). */
+  latencyRing?: LatencySampleRing;
 }
 
 export class EngineIngress {
@@ -60,9 +67,9 @@ export class EngineIngress {
   readonly #dialers: ReadonlyMap<string, number>;
   readonly #security: SecurityRuntime | undefined;
   #generation = 0;
-  #removeLinkSource: (() => void) | undefined;
   readonly #unsubscribe: (() => void)[] = [];
   #tls: EngineTlsControl | undefined;
+  #removeSources: (() => void) | undefined;
 
   private constructor(engine: NativeEngine, address: { host: string; port: number }, config: SluiceConfig, peers: readonly EnginePeer[], logger: Logger, security: SecurityRuntime | undefined) {
     this.engine = engine;
@@ -152,6 +159,7 @@ export class EngineIngress {
       for (const p of peers) peerNames.set(p.dialer, p.name);
       const ingress = new EngineIngress(engine, { host: l.host, port: 0 }, o.config, peers, o.logger, o.security);
       if (o.security !== undefined) ingress.#wireSecurity(o.security, o.logger);
+      if (o.latencyRing !== undefined) engine.feedLatencyRing(o.latencyRing);
       // Tables first: without them the engine relays every call (correct, only slower).
       ingress.publishPolicy();
       const tls = o.tls !== undefined ? await engineTlsConfig(o.tls) : undefined;
@@ -168,9 +176,22 @@ export class EngineIngress {
         idleTimeoutMs: l.idleTimeoutMs,
         ...(l.maxConnections !== undefined ? { maxConnections: l.maxConnections } : {}),
         ...(tls !== undefined ? { tls } : {}),
+        // The TypeScript ingress's UpstreamPolicy keys: same shedding, P2C, ejection and retries.
+        upstreamPolicy: { ...o.config.scheduling.upstreams, ...o.config.scheduling.retries, ...o.config.scheduling.shedding },
       });
       (ingress.address as { port: number }).port = bound.port;
-      ingress.#removeLinkSource = o.links.addSource(engineLinkSource(engine.counters));
+      const removeLinks = o.links.addSource(engineLinkSource(engine.counters));
+      const c = engine.counters;
+      const removeRefusals = o.refusals?.addSource('grpc', () => ({
+        max_connections: c.ingress('ingressRefusedMaxConnections'),
+        handshake_timeout: c.ingress('ingressRefusedHandshakeTimeout'),
+        idle_timeout: c.ingress('ingressRefusedIdleTimeout'),
+        protocol_error: c.ingress('ingressRefusedProtocolError'),
+      }));
+      ingress.#removeSources = () => {
+        removeLinks();
+        removeRefusals?.();
+      };
       return ingress;
     } catch (err) {
       control?.detach();
@@ -193,6 +214,16 @@ export class EngineIngress {
     return this.#generation;
   }
 
+  /** Shed and retry counts of the fast path, read from the counters block (sluice_requests_shed_total, sluice_retries_total). */
+  get admission(): AdmissionSource {
+    const c = this.engine.counters;
+    return {
+      shed: { in_flight: c.ingress('ingressShedInFlight'), queue_delay: c.ingress('ingressShedQueueDelay'), deadline: c.ingress('ingressShedDeadline') },
+      retries: c.ingress('ingressRetries'),
+      retriesDenied: c.ingress('ingressRetriesDenied'),
+    };
+  }
+
   /** Fast-path calls open now. */
   get inflight(): number {
     return this.engine.ingressInflight;
@@ -207,7 +238,7 @@ export class EngineIngress {
     this.#tls?.detach();
     this.segment.close();
     for (const u of this.#unsubscribe.splice(0)) u();
-    this.#removeLinkSource?.();
+    this.#removeSources?.();
     this.engine.stop();
   }
 }

@@ -7,6 +7,7 @@ import { EventEmitter } from 'node:events';
 import { SluiceError } from '../errors.ts';
 import { CloseCode } from '../wire/close-frame.ts';
 import { loadEngineAddon, type EngineEgressConfig, type EngineIngressConfig, type EngineEventRecord, type EngineLinkOptions, type EngineTlsMaterial, type NativeEngineHandle } from './engine-addon.ts';
+import type { LatencySampleRing } from '../scheduler/latency-sample-ring.ts';
 import { EngineCounters } from './engine-counters.ts';
 import { CLOSED_BY, EngineEventType, type FrontOutcome, GateDecisionBits } from './engine-events.ts';
 
@@ -224,6 +225,16 @@ export class NativeEngine extends EventEmitter {
   /** Audited gate decisions TypeScript recorded (durable) or could not (their calls fail AUDIT_UNAVAILABLE). */
   releaseAudit(tickets: number[], durable: boolean): void {
     if (!this.#stopped && tickets.length > 0) this.#handle.releaseAudit(tickets, durable);
+  }
+
+  /**
+   * The bulk governor's signal: the engine writes the round trip of every answered fast-path
+   * call into `ring` (the governors drain it on their own ticks; no JavaScript per call).
+   * One ring per engine, and the engine is its only writer.
+   */
+  feedLatencyRing(ring: LatencySampleRing): void {
+    this.#check();
+    this.#handle.setLatencyRing(new Int32Array(ring.buffer), performance.timeOrigin + performance.now());
   }
 
   /** Drain: the ingress stops accepting and sends GOAWAY; open calls finish. */

@@ -140,6 +140,8 @@ export class SluiceNode {
   private training: TrainingPlane | undefined;
   /** Inference samples for the training thread's governor (with a training segment only). */
   private readonly trainingRing: LatencySampleRing | undefined;
+  /** Inference round trips of the engine's ingress (written by its loop thread, native/engine/latency_ring.h). */
+  private readonly engineRing: LatencySampleRing;
   /** Ties inference latency to the bulk pace (exported for metrics and benchmarks). */
   readonly governor: BulkGovernor;
   private upstreamPolicy: UpstreamPolicy | undefined;
@@ -177,7 +179,10 @@ export class SluiceNode {
     for (const h of opts.hooks ?? []) this.hooks.add(h);
     const sch = opts.config.scheduling;
     this.trainingRing = opts.config.segments.training !== undefined ? new LatencySampleRing({ capacity: 4096 }) : undefined;
-    this.governor = new BulkGovernor({ targetMs: sch.latencyTargetMs, ...sch.bulk, ...(this.trainingRing !== undefined ? { mirror: this.trainingRing } : {}) });
+    // The engine ingress writes its calls' round trips here (made now: the training thread
+    // starts before the engine); both governors read it.
+    this.engineRing = new LatencySampleRing({ capacity: 4096 });
+    this.governor = new BulkGovernor({ targetMs: sch.latencyTargetMs, ...sch.bulk, ...(this.trainingRing !== undefined ? { mirror: this.trainingRing } : {}), sources: [this.engineRing] });
   }
 
   /** The training thread's bulk governor state (share, p99, samples, decreases), without a training segment undefined. */
@@ -416,11 +421,13 @@ export class SluiceNode {
         requests: this.metrics.requests,
         links: this.metrics.links,
         ...(this.accessLog !== undefined ? { accessLog: this.accessLog } : {}),
+        refusals: this.metrics.connectionRefusals,
         logger: logger.child({ component: 'grpc', engine: true }),
         ...(this.security !== undefined ? { security: this.security } : {}),
         ...(limits.onRefused !== undefined ? { onRefused: limits.onRefused } : {}),
         // security.tls: the engine terminates TLS with the TypeScript listener's files, allowlist and events.
         ...(sec !== undefined && sec.config.tls.enabled ? { tls: { name: 'grpc', tls: sec.config.tls, allowlist: sec.allowlist, events: sec } } : {}),
+        latencyRing: this.engineRing,
       });
     } catch (err) {
       rmSync(this.grpcSocketDir, { recursive: true, force: true });
@@ -622,6 +629,21 @@ export class SluiceNode {
         if (this.engineIngress !== undefined) {
           const a = this.engineIngress.address;
           this.endpoints.grpc = `${a.host}:${a.port}`;
+          // Shed and retry counts: the engine's fast path and the TypeScript path (relayed calls, HTTP), summed at scrape time.
+          const engineIngress = this.engineIngress;
+          const policy = this.upstreamPolicy!;
+          this.metrics.attachAdmission({
+            get shed() {
+              const e = engineIngress.admission.shed;
+              return Object.fromEntries(Object.entries(policy.shed).map(([cause, n]) => [cause, n + (e[cause] ?? 0)]));
+            },
+            get retries() {
+              return policy.retries + engineIngress.admission.retries;
+            },
+            get retriesDenied() {
+              return policy.retriesDenied + engineIngress.admission.retriesDenied;
+            },
+          });
           logger.info({ listener: 'grpc', address: this.endpoints.grpc, engine: true, path: 'engine' }, 'listening');
         } else {
           this.endpoints.grpc = `${l.host}:${tsPort}`;
@@ -652,6 +674,7 @@ export class SluiceNode {
       ...(this.opts.configDir !== undefined ? { configDir: this.opts.configDir } : {}),
       logger: logger.child({ component: 'training' }),
       ring: this.trainingRing!,
+      engineRing: this.engineRing,
       metrics: this.metrics,
       ...(this.security !== undefined ? { security: this.security } : {}),
       gated: this.security !== undefined && (s.apiKeys.enabled || s.jwt.enabled || s.audit.enabled || s.rateLimits.enabled),

@@ -30,6 +30,8 @@ export interface TrainingPlaneOptions {
   configDir?: string;
   logger: Logger;
   ring: LatencySampleRing;
+  /** The ring the native engine's ingress feeds (the training governor reads it itself). */
+  engineRing?: LatencySampleRing;
   metrics: SluiceMetrics;
   security?: SecurityRuntime;
   /** Gate every TensorTransfer call (keys, JWT, rate limits or audit are on). */
@@ -81,6 +83,7 @@ export class TrainingPlane {
       config: opts.config,
       ...(opts.configDir !== undefined ? { configDir: opts.configDir } : {}),
       ring: opts.ring.buffer,
+      ...(opts.engineRing !== undefined ? { engineRing: opts.engineRing.buffer } : {}),
       gated: opts.gated,
       ...(tls?.enabled === true ? { tls } : {}),
       ...(relayDir !== undefined ? { relaySocket: path.join(relayDir, 'training.sock') } : {}),

@@ -14,6 +14,8 @@ export interface TrainingThreadInit {
   configDir?: string;
   /** LatencySampleRing buffer: inference samples in, the governor's state out. */
   ring: SharedArrayBuffer;
+  /** LatencySampleRing buffer the native engine's ingress writes (its answered calls' round trips). */
+  engineRing?: SharedArrayBuffer;
   /** The security gates (train capability, keys, JWT, audit) run on the main thread for every call. */
   gated: boolean;
   /** TLS of the training listener (paths resolved), when security.tls is on. */

@@ -79,6 +79,7 @@ class TrainingThread {
   private server: TrainingGrpcServer | undefined;
   private allowlist: ClientCertAllowlist | null = null;
   private stopping: Promise<void> | undefined;
+  private stopGovernor: (() => void) | undefined;
   /** The node's service statuses, fed by the main thread (only when this thread serves the gRPC port). */
   private readonly healthMirror = init.health !== undefined ? new HealthMirror(init.health) : undefined;
   private readonly grpcHealth = this.healthMirror !== undefined ? new GrpcHealthService(this.healthMirror) : undefined;
@@ -99,7 +100,12 @@ class TrainingThread {
     const seg = config.segments.training!;
     const key = loadSegmentKey(seg, 'training', init.configDir);
     const sch = config.scheduling;
-    const governor = new RingFedGovernor(new LatencySampleRing({ buffer: init.ring }), { targetMs: sch.latencyTargetMs, ...sch.bulk });
+    const governor = new RingFedGovernor(new LatencySampleRing({ buffer: init.ring }), {
+      targetMs: sch.latencyTargetMs,
+      ...sch.bulk,
+      ...(init.engineRing !== undefined ? { sources: [new LatencySampleRing({ buffer: init.engineRing })] } : {}),
+    });
+    this.stopGovernor = governor.tickEvery();
     const t = config.training;
     // Chunks are decrypted into these and return once written to the sink (docs/wire.md section 4).
     const receivePool = new ReceivePool({ slabBytes: t.maxChunkBytes + MAX_CHUNK_HEADER_BYTES, slabs: t.receiveBuffers });
@@ -235,6 +241,7 @@ class TrainingThread {
     this.stopping ??= this.server?.stop(0);
     await this.stopping;
     this.gates.failAll('the training thread is stopping');
+    this.stopGovernor?.();
     await this.node?.close();
     await this.segmentListener?.close();
     await Promise.allSettled([...this.links].map((l) => l.close('shutting down')));

@@ -22,6 +22,12 @@ export interface BulkGovernorOptions extends BulkShareOptions {
   mirror?: LatencySampleRing;
   /** Bulk may make inference p99 this much slower than with no bulk running (default 1.25). */
   maxSlowdown?: number;
+  /**
+   * Rings other writers fill (the native engine's ingress: native/engine/latency_ring.h),
+   * drained whenever the governor is asked. Their samples are not mirrored: each governor
+   * reads such a ring itself, with its own read index.
+   */
+  sources?: readonly LatencySampleRing[];
 }
 
 /** The baseline p99 (no bulk) is taken over this window and kept while bulk runs. */
@@ -43,9 +49,15 @@ export class BulkGovernor {
   private readonly idleLatency: LatencyHistogram;
   private baselineP99 = Number.NaN;
   private lastBulkAsk = -Infinity;
+  private readonly sources: readonly LatencySampleRing[];
+  private readonly onSourceSample = (latencyMs: number, nowMs: number): void => this.ingest(latencyMs, nowMs);
+  private readonly onSourceNote = (nowMs: number): void => {
+    this.lastInference = Math.max(this.lastInference, nowMs);
+  };
 
   constructor(opts: BulkGovernorOptions) {
     this.mirror = opts.mirror;
+    this.sources = opts.sources ?? [];
     this.targetMs = opts.targetMs;
     this.controller = new BulkShareController(opts);
     this.windowMs = opts.windowMs ?? 1000;
@@ -59,10 +71,14 @@ export class BulkGovernor {
 
   /** An inference request took `latencyMs` end to end (recorded at time `nowMs`, performance.now()). */
   recordInference(latencyMs: number, nowMs: number): void {
+    this.ingest(latencyMs, nowMs);
+    this.mirror?.record(latencyMs);
+  }
+
+  private ingest(latencyMs: number, nowMs: number): void {
     this.latency.record(latencyMs, nowMs);
     if (!this.bulkActive(nowMs)) this.idleLatency.record(latencyMs, nowMs);
-    this.lastInference = nowMs;
-    this.mirror?.record(latencyMs);
+    this.lastInference = Math.max(this.lastInference, nowMs);
   }
 
   /**
@@ -80,6 +96,7 @@ export class BulkGovernor {
    * most one), instead of the long ones that are cheaper when nobody waits.
    */
   inferenceActive(nowMs: number): boolean {
+    this.drainSources();
     return nowMs - this.lastInference <= this.windowMs;
   }
 
@@ -108,7 +125,12 @@ export class BulkGovernor {
     return { cutAboveMs: b * this.maxSlowdown, growBelowMs: b * (1 + (this.maxSlowdown - 1) / 2) };
   }
 
+  private drainSources(): void {
+    for (const ring of this.sources) ring.drain(this.onSourceSample, this.onSourceNote);
+  }
+
   private tick(nowMs: number): void {
+    this.drainSources();
     if (nowMs - this.lastTick < this.tickMs) return;
     this.lastTick = nowMs;
     const enough = this.latency.count(nowMs) >= this.minSamples;

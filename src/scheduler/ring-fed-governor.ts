@@ -1,7 +1,9 @@
 // The bulk governor of the training thread: the same AIMD controller as the main thread's,
-// fed by the inference samples the main thread writes into a LatencySampleRing. It drains the
-// ring whenever a training link asks for the share (the only time the answer matters) and
-// publishes its state back through the ring's stats for metrics on the main thread.
+// fed by the inference samples the main thread writes into a LatencySampleRing and by the
+// ring the native engine's ingress writes (its answered calls, no JavaScript per call). It
+// drains the rings whenever a training link asks for the share, and on its own tick (so the
+// share follows inference between transfers and the published state stays fresh), and
+// publishes its state back through the first ring's stats for metrics on the main thread.
 import { BulkGovernor, type BulkGovernorOptions } from './bulk-governor.ts';
 import type { LatencySampleRing } from './latency-sample-ring.ts';
 
@@ -10,17 +12,15 @@ const PUBLISH_INTERVAL_MS = 100;
 
 export class RingFedGovernor extends BulkGovernor {
   private readonly ring: LatencySampleRing;
-  private readonly onSample = (latencyMs: number, nowMs: number): void => this.recordInference(latencyMs, nowMs);
-  private readonly onNote = (nowMs: number): void => this.noteInference(nowMs);
   private lastPublish = -Infinity;
 
+  /** `ring`: the main thread's samples (and where the state is published); `opts.sources`: more writers' rings. */
   constructor(ring: LatencySampleRing, opts: BulkGovernorOptions) {
-    super(opts);
+    super({ ...opts, sources: [ring, ...(opts.sources ?? [])] });
     this.ring = ring;
   }
 
   override share(nowMs: number): number {
-    this.ring.drain(this.onSample, this.onNote);
     const share = super.share(nowMs);
     if (nowMs - this.lastPublish >= PUBLISH_INTERVAL_MS) {
       this.lastPublish = nowMs;
@@ -29,8 +29,18 @@ export class RingFedGovernor extends BulkGovernor {
     return share;
   }
 
-  override inferenceActive(nowMs: number): boolean {
-    this.ring.drain(this.onSample, this.onNote);
-    return super.inferenceActive(nowMs);
+  /**
+   * Runs the controller and publishes every `intervalMs` whether or not a link asks (unref'd
+   * timer; it does not count as bulk asking, so inference meanwhile feeds the no-bulk baseline).
+   * Returns the stop.
+   */
+  tickEvery(intervalMs: number = PUBLISH_INTERVAL_MS): () => void {
+    const timer = setInterval(() => {
+      const now = performance.now();
+      this.lastPublish = now;
+      this.ring.publish(super.snapshot(now));
+    }, intervalMs);
+    timer.unref();
+    return () => clearInterval(timer);
   }
 }

@@ -2,7 +2,7 @@
 // no TLS handshake or protocol preface in time, idle too long, a connection-level protocol error,
 // a peer that stopped answering. Counted as sluice_connections_refused_total{listener,reason};
 // the ingress engine reports into the same counter with the same labels.
-import { PairCounter } from './rejection-stats.ts';
+import { PairCounter, type CountedPair } from './rejection-stats.ts';
 
 /** Metric label values: short constants, never client text. */
 export const ConnectionRefusalReason = {
@@ -26,13 +26,36 @@ export type ConnectionRefusalReason = (typeof ConnectionRefusalReason)[keyof typ
 /** Where a listener reports (listener names: http, grpc, metrics, segment:inference, segment:training). */
 export type ConnectionRefusalSink = (listener: string, reason: ConnectionRefusalReason) => void;
 
+/** Counts kept elsewhere (the native engine's counters block), read at scrape time. */
+export type ConnectionRefusalSource = () => Partial<Record<ConnectionRefusalReason, number>>;
+
 export class ConnectionRefusals {
   readonly counts = new PairCounter();
+  private readonly sources = new Map<ConnectionRefusalSource, string>();
   /** Bound, so listeners can take it as a plain callback. */
   readonly record: ConnectionRefusalSink = (listener, reason) => this.counts.inc(listener, reason);
 
+  /** Adds a listener's counts read from elsewhere (the engine's ingress); the returned function removes it, keeping what it counted. */
+  addSource(listener: string, read: ConnectionRefusalSource): () => void {
+    this.sources.set(read, listener);
+    return () => {
+      for (const [reason, n] of Object.entries(read())) if (n !== undefined && n > 0) this.counts.inc(listener, reason, n);
+      this.sources.delete(read);
+    };
+  }
+
   get(listener: string, reason: ConnectionRefusalReason): number {
-    return this.counts.get(listener, reason);
+    let n = this.counts.get(listener, reason);
+    for (const [read, l] of this.sources) if (l === listener) n += read()[reason] ?? 0;
+    return n;
+  }
+
+  /** Every (listener, reason) count: recorded ones plus the sources' (for the metric). */
+  all(): IterableIterator<CountedPair> {
+    const merged = new PairCounter();
+    for (const e of this.counts.all()) merged.inc(e.a, e.b, e.value);
+    for (const [read, listener] of this.sources) for (const [reason, n] of Object.entries(read())) if (n !== undefined) merged.inc(listener, reason, n);
+    return merged.all();
   }
 }
 

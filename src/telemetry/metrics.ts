@@ -210,13 +210,13 @@ export class SluiceMetrics {
     });
 
     // Refusals.
-    const pairs = (c: PairCounter, a: string, b: string): (() => Iterable<Sample<string>>) => () =>
+    const pairs = (c: Pick<PairCounter, 'all'>, a: string, b: string): (() => Iterable<Sample<string>>) => () =>
       map(c.all(), (e) => [{ [a]: e.a, [b]: e.b }, e.value]);
     counter(r, 'crypto_rejections_total', 'Back-end frames refused by the crypto layer (bad tag, replayed or stale nonce), by segment and reason.', ['segment', 'reason'], pairs(this.rejections.cryptoRejections, 'segment', 'reason'));
     counter(r, 'policy_rejections_total', 'Traffic refused by policy (cross-segment, wrong class, tenant not allowed), by segment and reason.', ['segment', 'reason'], pairs(this.rejections.policyRejections, 'segment', 'reason'));
     counter(r, 'threat_signals_total', 'Threat detection signals (extraction, adversarial, poisoning), by signal and tenant (docs/security.md, "Threat detection").', ['signal', 'tenant'], pairs(this.threatSignals, 'signal', 'tenant'));
     counter(r, 'threat_tap_dropped_total', 'Tapped inference calls the threat detectors never saw because their queue was full (the calls themselves went on).', [], () => [[{}, this.threatTap.dropped]]);
-    counter(r, 'connections_refused_total', 'Connections a listener refused or closed before they did useful work (max_connections, handshake_timeout, tls_handshake_failed, handshake_failed, idle_timeout, protocol_error, unresponsive), by listener and reason.', ['listener', 'reason'], pairs(this.connectionRefusals.counts, 'listener', 'reason'));
+    counter(r, 'connections_refused_total', 'Connections a listener refused or closed before they did useful work (max_connections, handshake_timeout, tls_handshake_failed, handshake_failed, idle_timeout, protocol_error, unresponsive), by listener and reason.', ['listener', 'reason'], pairs(this.connectionRefusals, 'listener', 'reason'));
     counter(r, 'auth_rejections_total', 'Client credentials refused, by method (mtls, jwt, api_key, none) and reason.', ['method', 'reason'], pairs(this.rejections.authRejections, 'method', 'reason'));
 
     // RDMA.
