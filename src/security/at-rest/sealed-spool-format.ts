@@ -1,0 +1,158 @@
+// The on-disk format of a spooled training tensor encrypted at rest under its tenant's data key
+// (security.atRest). A spool file grows by appends in offset order and may be resumed after a
+// crash or a restart, possibly after the tenant's key was rotated, so each record carries what
+// it needs on its own:
+//
+//   header:  "SLSP" | format u8 = 1 | reserved u8 = 0 | tenant length u16 | tenant (UTF-8)
+//            | transfer id length u16 | transfer id (UTF-8)
+//   record:  plaintext length u32 | key version u32 | plaintext offset u64 | nonce (12)
+//            | ciphertext | tag (16)
+//
+// AES-256-GCM per record. The nonce is 96 random bits per record, not a counter: a resume
+// after a torn write, a rotation or a second writer never repeats one (2^32 records per key
+// stay far inside the random-nonce bound; rotation resets it). The additional data is the whole
+// header and the record's head, so a record moved to another offset, another transfer's file
+// or relabelled as another tenant's fails its tag. A reader requires records to be contiguous
+// from offset 0 and, for a completed tensor, to add up to its total: removal, reordering and
+// truncation are detected. A record longer than MAX_SEALED_RECORD_BYTES is refused before
+// anything is allocated for it.
+import { createCipheriv, createDecipheriv, randomFillSync } from 'node:crypto';
+import { AtRestError, AtRestErrorCode } from './at-rest-error.ts';
+
+export const SPOOL_MAGIC = Buffer.from('SLSP', 'latin1');
+const FORMAT = 1;
+export const RECORD_HEAD_BYTES = 28;
+export const TAG_BYTES = 16;
+/** Largest plaintext one record holds (training.maxChunkBytes is at most 16 MiB). */
+export const MAX_SEALED_RECORD_BYTES = 16 * 1024 * 1024;
+
+export interface SealedSpoolHeader {
+  tenant: string;
+  transferId: string;
+}
+
+export function encodeSpoolHeader(h: SealedSpoolHeader): Buffer {
+  const t = Buffer.from(h.tenant, 'utf8');
+  const id = Buffer.from(h.transferId, 'utf8');
+  if (t.length === 0 || t.length > 1024 || id.length === 0 || id.length > 1024) throw new AtRestError(AtRestErrorCode.FORMAT, 'tenant and transfer id must be 1-1024 bytes');
+  const out = Buffer.alloc(4 + 2 + 2 + t.length + 2 + id.length);
+  SPOOL_MAGIC.copy(out, 0);
+  out[4] = FORMAT;
+  out.writeUInt16BE(t.length, 6);
+  t.copy(out, 8);
+  out.writeUInt16BE(id.length, 8 + t.length);
+  id.copy(out, 10 + t.length);
+  return out;
+}
+
+/** Whether `buf` starts like a sealed spool file (the magic only; decodeSpoolHeader checks the rest). */
+export function isSealedSpool(buf: Uint8Array): boolean {
+  return buf.length >= 4 && Buffer.from(buf.buffer, buf.byteOffset, 4).equals(SPOOL_MAGIC);
+}
+
+/** Parses the header at the start of `buf`; `length` is its size (records start there). */
+export function decodeSpoolHeader(buf: Uint8Array): { header: SealedSpoolHeader; length: number } {
+  const b = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+  if (!isSealedSpool(b) || b.length < 8) throw new AtRestError(AtRestErrorCode.FORMAT, 'not a spooled tensor encrypted at rest (no SLSP header)');
+  if (b[4] !== FORMAT || b[5] !== 0) throw new AtRestError(AtRestErrorCode.FORMAT, `unsupported sealed spool format ${b[4]}`);
+  const tl = b.readUInt16BE(6);
+  if (tl === 0 || b.length < 10 + tl) throw new AtRestError(AtRestErrorCode.FORMAT, 'truncated sealed spool header');
+  const il = b.readUInt16BE(8 + tl);
+  const length = 10 + tl + il;
+  if (il === 0 || b.length < length) throw new AtRestError(AtRestErrorCode.FORMAT, 'truncated sealed spool header');
+  return { header: { tenant: b.toString('utf8', 8, 8 + tl), transferId: b.toString('utf8', 10 + tl, length) }, length };
+}
+
+export interface RecordHead {
+  length: number;
+  keyVersion: number;
+  offset: number;
+}
+
+/** Parses a record head (RECORD_HEAD_BYTES at `at`); refuses lengths and offsets no writer makes. */
+export function decodeRecordHead(b: Buffer, at = 0): RecordHead {
+  if (b.length - at < RECORD_HEAD_BYTES) throw new AtRestError(AtRestErrorCode.FORMAT, 'truncated record head');
+  const length = b.readUInt32BE(at);
+  const keyVersion = b.readUInt32BE(at + 4);
+  const hi = b.readUInt32BE(at + 8);
+  const offset = hi * 0x1_0000_0000 + b.readUInt32BE(at + 12);
+  if (length === 0 || length > MAX_SEALED_RECORD_BYTES) throw new AtRestError(AtRestErrorCode.FORMAT, `record of ${length} bytes (1 to ${MAX_SEALED_RECORD_BYTES})`);
+  if (keyVersion === 0 || hi > 0x1f_ffff) throw new AtRestError(AtRestErrorCode.FORMAT, 'record head out of range');
+  return { length, keyVersion, offset };
+}
+
+/**
+ * Seals the records of one spool file. `seal` returns the record as three buffers (head,
+ * ciphertext, tag) for one gathered write: the ciphertext is the only copy of the data.
+ */
+export class SpoolRecordSealer {
+  constructor(
+    readonly headerBytes: Buffer,
+    private readonly key: Buffer,
+    readonly keyVersion: number,
+  ) {}
+
+  seal(offset: number, plaintext: Uint8Array): [Buffer, Buffer, Buffer] {
+    if (plaintext.length === 0 || plaintext.length > MAX_SEALED_RECORD_BYTES) throw new AtRestError(AtRestErrorCode.FORMAT, `a record holds 1 to ${MAX_SEALED_RECORD_BYTES} bytes`);
+    const head = Buffer.allocUnsafe(RECORD_HEAD_BYTES);
+    head.writeUInt32BE(plaintext.length, 0);
+    head.writeUInt32BE(this.keyVersion, 4);
+    head.writeUInt32BE(Math.floor(offset / 0x1_0000_0000), 8);
+    head.writeUInt32BE(offset >>> 0, 12);
+    randomFillSync(head, 16, 12);
+    const c = createCipheriv('aes-256-gcm', this.key, head.subarray(16, 28));
+    c.setAAD(this.headerBytes);
+    c.setAAD(head);
+    const body = c.update(plaintext);
+    c.final();
+    return [head, body, c.getAuthTag()];
+  }
+}
+
+/** Opens one record (head as read, ciphertext and tag): its plaintext, or AtRestError AUTH. */
+export function openRecord(key: Buffer, headerBytes: Buffer, head: Buffer, ciphertext: Buffer, tag: Buffer): Buffer {
+  try {
+    const d = createDecipheriv('aes-256-gcm', key, head.subarray(16, 28));
+    d.setAAD(Buffer.concat([headerBytes, head]));
+    d.setAuthTag(tag);
+    const out = d.update(ciphertext);
+    d.final();
+    return out;
+  } catch {
+    throw new AtRestError(AtRestErrorCode.AUTH, 'a spooled tensor record failed authentication (tampered, moved, or sealed under another tenant\'s key)');
+  }
+}
+
+export interface ParsedSpoolFile {
+  header: SealedSpoolHeader;
+  /** Plaintext of every complete record, in order (offsets checked contiguous from 0). */
+  records: Buffer[];
+  /** Plaintext bytes those records hold. */
+  plaintextBytes: number;
+  /** Bytes of the file the header and complete records take (a torn record after them is not counted). */
+  validLength: number;
+}
+
+/**
+ * Opens a whole sealed spool file held in memory (tests, tools; the spool streams the same
+ * checks record by record). A torn last record is left out; any other fault is an AtRestError.
+ */
+export function parseSealedSpool(buf: Uint8Array, keyFor: (tenant: string, version: number) => Buffer): ParsedSpoolFile {
+  const b = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+  const { header, length } = decodeSpoolHeader(b);
+  const headerBytes = b.subarray(0, length);
+  const records: Buffer[] = [];
+  let p = length;
+  let plain = 0;
+  while (b.length - p >= RECORD_HEAD_BYTES) {
+    const head = decodeRecordHead(b, p);
+    if (head.offset !== plain) throw new AtRestError(AtRestErrorCode.FORMAT, `record at file byte ${p} is for offset ${head.offset}, expected ${plain}`);
+    const end = p + RECORD_HEAD_BYTES + head.length + TAG_BYTES;
+    if (end > b.length) break; // torn
+    const key = keyFor(header.tenant, head.keyVersion);
+    records.push(openRecord(key, headerBytes, b.subarray(p, p + RECORD_HEAD_BYTES), b.subarray(p + RECORD_HEAD_BYTES, end - TAG_BYTES), b.subarray(end - TAG_BYTES, end)));
+    plain += head.length;
+    p = end;
+  }
+  return { header, records, plaintextBytes: plain, validLength: p };
+}
