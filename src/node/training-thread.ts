@@ -17,7 +17,7 @@ import { LatencySampleRing } from '../scheduler/latency-sample-ring.ts';
 import { RingFedGovernor } from '../scheduler/ring-fed-governor.ts';
 import { ClientCertAllowlist } from '../security/client-cert-allowlist.ts';
 import type { SecurityEventSink } from '../security/events.ts';
-import { defaultMethodGates, gateInterceptor } from '../security/grpc-gate-interceptor.ts';
+import { defaultMethodGates, gatedTenantId, gateInterceptor } from '../security/grpc-gate-interceptor.ts';
 import { serveGrpcOverTls } from '../security/grpc-tls.ts';
 import { guardLink, guardListener } from '../security/link-guard.ts';
 import { RemoteGates } from '../security/remote-gates.ts';
@@ -187,7 +187,8 @@ class TrainingThread {
     this.server = new TrainingGrpcServer(this.node, svc.host, svc.port, {
       limits: limitsOf('training', svc),
       pushBuffers,
-      ...(init.gated ? { interceptors: [gateInterceptor(this.gates, defaultMethodGates)] } : {}),
+      // Gated: a push carries its caller's tenant id on the training segment (the receiver seals by it).
+      ...(init.gated ? { interceptors: [gateInterceptor(this.gates, defaultMethodGates)], authorize: (md: grpc.Metadata) => ({ tenant: gatedTenantId(md) }) } : {}),
       ...(binder !== undefined ? { binder: binder('training', limitsOf('training', svc)) } : {}),
       ...(this.grpcHealth !== undefined ? { addServices: (server: grpc.Server) => this.grpcHealth!.addTo(server) } : {}),
     });
