@@ -8,6 +8,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { encodeSpoolHeader, SpoolRecordOpener, SpoolRecordSealer } from '../src/security/at-rest/sealed-spool-format.ts';
 import { FileKeyProvider } from '../src/security/at-rest/file-key-provider.ts';
 import { TenantKeyStore } from '../src/security/at-rest/tenant-key-store.ts';
 import { Spool } from '../src/training/spool.ts';
@@ -33,6 +34,29 @@ async function once(spool: Spool, id: string, data: Buffer, sealed: boolean): Pr
   return { write: data.length / MiB / ((t1 - t0) / 1000), read: data.length / MiB / ((t2 - t1) / 1000) };
 }
 
+/**
+ * The cipher alone, in memory: seal and open 1 MiB records (no file I/O), in MiB per CPU-second
+ * of this process (on a shared machine the wall clock mostly measures the other tenants).
+ */
+function cipherOnly(data: Buffer): { seal: number; open: number } {
+  const key = randomBytes(32);
+  const hb = encodeSpoolHeader({ tenant: 'acme', transferId: 'bench' });
+  const sealer = new SpoolRecordSealer(hb, key, 1);
+  const sealed: Buffer[] = [];
+  const cpu = () => {
+    const u = process.cpuUsage();
+    return (u.user + u.system) / 1e6;
+  };
+  const t0 = cpu();
+  for (let o = 0; o < data.length; o += MiB) sealed.push(sealer.seal(o, data.subarray(o, o + MiB)));
+  const t1 = cpu();
+  const opener = new SpoolRecordOpener(hb, key);
+  for (const r of sealed) opener.open(r);
+  const t2 = cpu();
+  const mib = data.length / MiB;
+  return { seal: mib / (t1 - t0), open: mib / (t2 - t1) };
+}
+
 export async function run(args: readonly string[]): Promise<unknown> {
   const quick = args.includes('--quick');
   const bytes = (quick ? 64 : 512) * MiB;
@@ -47,13 +71,16 @@ export async function run(args: readonly string[]): Promise<unknown> {
     await plain.init();
     await sealed.init();
     const data = randomBytes(bytes);
-    const r = { plain: { write: [] as number[], read: [] as number[] }, sealed: { write: [] as number[], read: [] as number[] } };
+    const r = { plain: { write: [] as number[], read: [] as number[] }, sealed: { write: [] as number[], read: [] as number[] }, cipher: { seal: [] as number[], open: [] as number[] } };
     for (let i = 0; i < rounds; i++) {
       for (const kind of i % 2 === 0 ? (['plain', 'sealed'] as const) : (['sealed', 'plain'] as const)) {
         const m = await once(kind === 'plain' ? plain : sealed, `r${i}`, data, kind === 'sealed');
         r[kind].write.push(m.write);
         r[kind].read.push(m.read);
       }
+      const c = cipherOnly(data);
+      r.cipher.seal.push(c.seal);
+      r.cipher.open.push(c.open);
     }
     const results = {
       bytes,
@@ -61,10 +88,11 @@ export async function run(args: readonly string[]): Promise<unknown> {
       chunkBytes: MiB,
       plain: { writeMBps: median(r.plain.write), readMBps: median(r.plain.read) },
       sealed: { writeMBps: median(r.sealed.write), readMBps: median(r.sealed.read) },
+      cipherOnly: { sealMBps: median(r.cipher.seal), openMBps: median(r.cipher.open) },
       samples: r,
     };
     const f = (x: number) => x.toFixed(0);
-    console.log(formatTable(['spool', 'write MiB/s', 'read MiB/s'], [['plaintext', f(results.plain.writeMBps), f(results.plain.readMBps)], ['sealed (atRest)', f(results.sealed.writeMBps), f(results.sealed.readMBps)]]));
+    console.log(formatTable(['spool', 'write MiB/s', 'read MiB/s'], [['plaintext', f(results.plain.writeMBps), f(results.plain.readMBps)], ['sealed (atRest)', f(results.sealed.writeMBps), f(results.sealed.readMBps)], ['cipher only, per CPU-second (seal / open)', f(results.cipherOnly.sealMBps), f(results.cipherOnly.openMBps)]]));
     if (!quick) writeResults('at-rest', results);
     return results;
   } finally {

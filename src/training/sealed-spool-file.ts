@@ -7,7 +7,7 @@
 // TransferErrors with the at-rest error as cause: a typed refusal, never a crash.
 import type { FileHandle } from 'node:fs/promises';
 import { AtRestError, AtRestErrorCode } from '../security/at-rest/at-rest-error.ts';
-import { decodeRecordHead, decodeSpoolHeader, encodeSpoolHeader, openRecord, RECORD_HEAD_BYTES, SpoolRecordSealer, TAG_BYTES, type RecordHead, type SealedSpoolHeader } from '../security/at-rest/sealed-spool-format.ts';
+import { decodeRecordHead, decodeSpoolHeader, encodeSpoolHeader, RECORD_HEAD_BYTES, SpoolRecordOpener, SpoolRecordSealer, TAG_BYTES, type RecordHead, type SealedSpoolHeader } from '../security/at-rest/sealed-spool-format.ts';
 import { TransferError } from './errors.ts';
 
 /** The tenant key store as the spool uses it (TenantKeyStore implements it). */
@@ -52,7 +52,7 @@ export async function writeFully(handle: FileHandle, parts: Buffer[], position: 
 }
 
 export class SealedSpoolFile {
-  private readonly keys = new Map<number, Buffer>();
+  private readonly openers = new Map<number, SpoolRecordOpener>();
   /** The last record decrypted (random reads of the poisoning check hit it repeatedly). */
   private cached: { index: number; plain: Buffer } | undefined;
 
@@ -97,13 +97,13 @@ export class SealedSpoolFile {
     return new SealedSpoolFile(handle, header, headerBytes, records, plain, at, keys);
   }
 
-  private async key(version: number): Promise<Buffer> {
-    let k = this.keys.get(version);
-    if (k === undefined) {
-      k = await this.keyStore.keyFor(this.header.tenant, version);
-      this.keys.set(version, k);
+  private async opener(version: number): Promise<SpoolRecordOpener> {
+    let o = this.openers.get(version);
+    if (o === undefined) {
+      o = new SpoolRecordOpener(this.headerBytes, await this.keyStore.keyFor(this.header.tenant, version));
+      this.openers.set(version, o);
     }
-    return k;
+    return o;
   }
 
   /** Record `index`, read and decrypted. */
@@ -112,7 +112,7 @@ export class SealedSpoolFile {
     const r = this.records[index]!;
     const buf = Buffer.allocUnsafe(RECORD_HEAD_BYTES + r.head.length + TAG_BYTES);
     await readFully(this.handle, buf, r.at);
-    const plain = openRecord(await this.key(r.head.keyVersion), this.headerBytes, buf.subarray(0, RECORD_HEAD_BYTES), buf.subarray(RECORD_HEAD_BYTES, buf.length - TAG_BYTES), buf.subarray(buf.length - TAG_BYTES));
+    const plain = (await this.opener(r.head.keyVersion)).open(buf);
     this.cached = { index, plain };
     return plain;
   }

@@ -261,7 +261,7 @@ export class Spool {
       let pos = await writeFully(out, [file.headerBytes], 0);
       let offset = 0;
       for await (const plain of file.chunks()) {
-        pos += await writeFully(out, sealer.seal(offset, plain), pos);
+        pos += await writeFully(out, [sealer.seal(offset, plain)], pos);
         offset += plain.length;
       }
       await out.sync();

@@ -56,7 +56,7 @@ export class SpoolSink implements TensorSink {
       // Sealed on this (the training) thread, synchronously; the ciphertext is the only copy.
       for (const s = this.sealed; s !== undefined && done < data.length; ) {
         const n = Math.min(data.length - done, MAX_SEALED_RECORD_BYTES);
-        s.filePos += await writeFully(this.handle, s.sealer.seal(offset + done, data.subarray(done, done + n)), s.filePos);
+        s.filePos += await writeFully(this.handle, [s.sealer.seal(offset + done, data.subarray(done, done + n))], s.filePos);
         done += n;
       }
       while (done < data.length) {

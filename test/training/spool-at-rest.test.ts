@@ -14,7 +14,7 @@ import { AuditLog } from '../../src/audit/log.ts';
 import { AtRestError } from '../../src/security/at-rest/at-rest-error.ts';
 import { dataOwnerNames } from '../../src/security/at-rest/data-owner.ts';
 import { FileKeyProvider } from '../../src/security/at-rest/file-key-provider.ts';
-import { encodeSpoolHeader, parseSealedSpool, SpoolRecordSealer } from '../../src/security/at-rest/sealed-spool-format.ts';
+import { encodeSpoolHeader, parseSealedSpool, SpoolRecordOpener, SpoolRecordSealer } from '../../src/security/at-rest/sealed-spool-format.ts';
 import { TenantKeyStore } from '../../src/security/at-rest/tenant-key-store.ts';
 import { TransferError } from '../../src/training/errors.ts';
 import { Spool } from '../../src/training/spool.ts';
@@ -57,7 +57,7 @@ test('format: sealed records round-trip; any bytes or any single-byte change giv
       const parts: Buffer[] = [hb];
       let off = 0;
       for (const c of chunks) {
-        parts.push(...sealer.seal(off, c));
+        parts.push(sealer.seal(off, c));
         off += c.length;
       }
       const file = Buffer.concat(parts);
@@ -82,6 +82,13 @@ test('format: sealed records round-trip; any bytes or any single-byte change giv
       const b = withHeader ? Buffer.concat([hb, Buffer.from(bytes)]) : Buffer.from(bytes);
       try {
         parseSealedSpool(b, () => key);
+      } catch (e) {
+        assert.ok(e instanceof AtRestError, String(e));
+      }
+      // The spool reader's native opener, on a record of any bytes.
+      try {
+        new SpoolRecordOpener(hb, key).open(Buffer.from(bytes));
+        assert.fail('random bytes authenticated');
       } catch (e) {
         assert.ok(e instanceof AtRestError, String(e));
       }
@@ -150,7 +157,7 @@ test('resume after a crash mid-record: the torn record is cut, the hash continue
   for (let o = 0; o < 200 * KiB; o += 50 * KiB) await sink.write(o, data.subarray(o, o + 50 * KiB));
   await partial.handle.close();
   // A crash in the middle of the next record's write.
-  appendFileSync(path.join(dir, 'spool', 'r-1.part'), Buffer.concat(new SpoolRecordSealer(partial.sealed!.sealer.headerBytes, randomBytes(32), 1).seal(200 * KiB, data.subarray(200 * KiB, 250 * KiB))).subarray(0, 9000));
+  appendFileSync(path.join(dir, 'spool', 'r-1.part'), new SpoolRecordSealer(partial.sealed!.sealer.headerBytes, randomBytes(32), 1).seal(200 * KiB, data.subarray(200 * KiB, 250 * KiB)).subarray(0, 9000));
   const again = new Spool(path.join(dir, 'spool'), store);
   await again.init();
   const resumed = (await again.reopen('r-1'))!;
