@@ -51,10 +51,13 @@ export async function writeFully(handle: FileHandle, parts: Buffer[], position: 
   return total;
 }
 
+/** One reader at a time per instance (Pull streams, the poisoning check awaits each read): it reuses one read buffer. */
 export class SealedSpoolFile {
   private readonly openers = new Map<number, SpoolRecordOpener>();
   /** The last record decrypted (random reads of the poisoning check hit it repeatedly). */
   private cached: { index: number; plain: Buffer } | undefined;
+  /** Records are read into this (opened synchronously, so one buffer serves every read). */
+  private readBuf: Buffer | undefined;
 
   private constructor(
     readonly handle: FileHandle,
@@ -110,7 +113,9 @@ export class SealedSpoolFile {
   private async record(index: number): Promise<Buffer> {
     if (this.cached?.index === index) return this.cached.plain;
     const r = this.records[index]!;
-    const buf = Buffer.allocUnsafe(RECORD_HEAD_BYTES + r.head.length + TAG_BYTES);
+    const size = RECORD_HEAD_BYTES + r.head.length + TAG_BYTES;
+    if (this.readBuf === undefined || this.readBuf.length < size) this.readBuf = Buffer.allocUnsafe(size);
+    const buf = this.readBuf.subarray(0, size);
     await readFully(this.handle, buf, r.at);
     const plain = (await this.opener(r.head.keyVersion)).open(buf);
     this.cached = { index, plain };

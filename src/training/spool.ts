@@ -260,8 +260,10 @@ export class Spool {
       const sealer = new SpoolRecordSealer(file.headerBytes, active.key, active.version);
       let pos = await writeFully(out, [file.headerBytes], 0);
       let offset = 0;
+      let scratch: Buffer | undefined;
       for await (const plain of file.chunks()) {
-        pos += await writeFully(out, [sealer.seal(offset, plain)], pos);
+        scratch ??= Buffer.allocUnsafe(plain.length + 64);
+        pos += await writeFully(out, [sealer.seal(offset, plain, scratch)], pos);
         offset += plain.length;
       }
       await out.sync();

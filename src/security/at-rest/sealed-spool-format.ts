@@ -87,6 +87,8 @@ export function decodeRecordHead(b: Buffer, at = 0): RecordHead {
  * Seals the records of one spool file with the native AES-256-GCM (docs/crypto.md: about 3x
  * node:crypto at 1 MiB), synchronously on the calling thread. `seal` returns the whole record
  * (head, ciphertext, tag) in one buffer the cipher writes into: the only copy of the data.
+ * A writer that writes one record at a time passes the same `scratch` buffer every time: fresh
+ * megabyte buffers cost more than the cipher (page faults; measured 170 MiB/s vs 2.5 GiB/s).
  */
 export class SpoolRecordSealer {
   private readonly aead: Aead;
@@ -103,9 +105,11 @@ export class SpoolRecordSealer {
     headerBytes.copy(this.aad, 0);
   }
 
-  seal(offset: number, plaintext: Uint8Array): Buffer {
+  /** The sealed record; in `scratch` (a prefix of it) when it is large enough, valid until the next call with it. */
+  seal(offset: number, plaintext: Uint8Array, scratch?: Buffer): Buffer {
     if (plaintext.length === 0 || plaintext.length > MAX_SEALED_RECORD_BYTES) throw new AtRestError(AtRestErrorCode.FORMAT, `a record holds 1 to ${MAX_SEALED_RECORD_BYTES} bytes`);
-    const out = Buffer.allocUnsafe(RECORD_HEAD_BYTES + plaintext.length + TAG_BYTES);
+    const size = RECORD_HEAD_BYTES + plaintext.length + TAG_BYTES;
+    const out = scratch !== undefined && scratch.length >= size ? scratch.subarray(0, size) : Buffer.allocUnsafe(size);
     out.writeUInt32BE(plaintext.length, 0);
     out.writeUInt32BE(this.keyVersion, 4);
     out.writeUInt32BE(Math.floor(offset / 0x1_0000_0000), 8);
