@@ -53,6 +53,10 @@ export const suites: Readonly<Record<string, BenchSuiteEntry>> = {
     summary: 'threat detection on frozen workloads: extraction (PRADA), FGSM-like inputs, poisoning; false positives and cost',
     run: async (args) => (await import('./threats.ts')).run(args),
   },
+  'at-rest': {
+    summary: 'training spool write (1 MiB chunks) and read-back MiB/s, plaintext vs sealed under a tenant key (security.atRest)',
+    run: async (args) => (await import('./at-rest.ts')).run(args),
+  },
   soak: {
     summary: 'mixed inference + training through a gated node with faults on a schedule (10 min; --quick 60 s): RSS, fds, audit loss, transfer digests',
     run: async (args) => (await import('./soak.ts')).run(args),

@@ -2,7 +2,7 @@ import type { CliCommand } from './command.ts';
 import { auditVerifyCommand } from './commands/audit-verify.ts';
 import { benchCommand } from './commands/bench.ts';
 import { configCheckCommand } from './commands/config-check.ts';
-import { evidenceExportCommand, evidenceVerifyCommand } from './commands/evidence.ts';
+import { evidenceExportCommand, evidenceOpenCommand, evidenceVerifyCommand } from './commands/evidence.ts';
 import { demoCommand } from './commands/demo.ts';
 import { keysCreateCommand } from './commands/keys-create.ts';
 import { keysListCommand } from './commands/keys-list.ts';
@@ -26,6 +26,7 @@ export const commands: readonly CliCommand[] = [
   demoCommand,
   evidenceExportCommand,
   evidenceVerifyCommand,
+  evidenceOpenCommand,
   keysCreateCommand,
   keysListCommand,
   keysRotateCommand,

@@ -34,6 +34,8 @@ export interface EvidenceExportOptions {
   from: Date;
   to: Date;
   framework: Framework | null;
+  /** Only this tenant's entries (a pack for one tenant, sealed under its key when kept at rest). */
+  tenant?: string;
   signingKey: KeyObject;
   /** Prometheus text exposition of the node's metrics (or a note why there is none). */
   metricsText: string;
@@ -55,6 +57,8 @@ export interface PackManifest {
   created_at: string;
   range: { from: string; to: string };
   framework: Framework | null;
+  /** Set when the pack holds one tenant's entries only. */
+  tenant?: string;
   log: { file: string; segments: { file: string; first_seq: number; last_seq: number }[]; head_seq: number; anchor: { seq: number; hash: string } | null };
   entries: { count: number; seqs: number[]; unsealed_excluded: number };
   checkpoints: number[];
@@ -110,6 +114,7 @@ export async function buildEvidencePack(opts: EvidenceExportOptions): Promise<{ 
   for (const c of all) {
     const e = c.entry;
     if (e.kind !== 'event') continue;
+    if (opts.tenant !== undefined && e.tenant !== opts.tenant) continue;
     const t = Date.parse(e.time);
     if (t < from || t > to) continue;
     const ctl = controlsFor(e.action, opts.framework);
@@ -166,6 +171,7 @@ export async function buildEvidencePack(opts: EvidenceExportOptions): Promise<{ 
     created_at: now.toISOString(),
     range: { from: opts.from.toISOString(), to: opts.to.toISOString() },
     framework: opts.framework,
+    ...(opts.tenant !== undefined ? { tenant: opts.tenant } : {}),
     log: {
       file: path.basename(logPath),
       segments: scan.segments.map((s) => ({ file: path.basename(s.file), first_seq: s.firstSeq, last_seq: s.lastSeq })),

@@ -311,17 +311,21 @@ export class SluiceNode {
     });
     const s = config.security;
     if (s.apiKeys.enabled || s.jwt.enabled || s.audit.enabled || s.rateLimits.enabled) this.hooks.add(securityIngressHook(this.security.gates));
-    this.pii = (await PiiStage.create({ config: this.security.config, recorder: this.security, registry: this.metrics.registry })) ?? undefined;
+    let profiled: ((tenantId: number) => boolean) | undefined;
     if (s.threats.enabled) {
       const names = tenantNamesFrom(s.tenants);
       const m = this.metrics;
-      this.threats = new ThreatMonitor(s.threats, this.security, {
+      const threats = new ThreatMonitor(s.threats, this.security, {
         onSignal: (signal, tenant) => m.threatSignals.inc(signal, tenant),
         onDropped: () => void m.threatTap.dropped++,
       });
+      this.threats = threats;
       this.threatNames = names;
-      this.hooks.add(threatProfileHook(this.threats, names, this.security, s.threats.profile.rateLimitPerSecond));
+      this.hooks.add(threatProfileHook(threats, names, this.security, s.threats.profile.rateLimitPerSecond));
+      // The stricter profile includes PII flag mode (pii-stage.ts).
+      profiled = (id) => threats.profileOf(names(id)) !== undefined;
     }
+    this.pii = (await PiiStage.create({ config: this.security.config, recorder: this.security, registry: this.metrics.registry, ...(profiled !== undefined ? { profiled } : {}) })) ?? undefined;
     logger.info(
       { pii_policies: this.pii?.table.policies.length ?? 0, audit: s.audit.enabled, api_keys: s.apiKeys.enabled, jwt: s.jwt.enabled, tls: s.tls.enabled, mtls: s.tls.clientCerts.mode, rate_limits: s.rateLimits.enabled, webhooks: s.webhooks.endpoints.length },
       'security gates',

@@ -17,7 +17,7 @@ import { LatencySampleRing } from '../scheduler/latency-sample-ring.ts';
 import { RingFedGovernor } from '../scheduler/ring-fed-governor.ts';
 import { ClientCertAllowlist } from '../security/client-cert-allowlist.ts';
 import type { SecurityEventSink } from '../security/events.ts';
-import { defaultMethodGates, gateInterceptor } from '../security/grpc-gate-interceptor.ts';
+import { defaultMethodGates, gatedTenantId, gateInterceptor } from '../security/grpc-gate-interceptor.ts';
 import { serveGrpcOverTls } from '../security/grpc-tls.ts';
 import { guardLink, guardListener } from '../security/link-guard.ts';
 import { RemoteGates } from '../security/remote-gates.ts';
@@ -27,6 +27,8 @@ import type { Logger } from '../telemetry/logger.ts';
 import { SluiceMetrics } from '../telemetry/metrics.ts';
 import type { ListenerLimits } from '../net/connection-limits.ts';
 import { DEFAULT_HANDSHAKE_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS } from '../config/schema.ts';
+import { dataOwnerNames } from '../security/at-rest/data-owner.ts';
+import { openTenantKeys } from '../security/at-rest/open-tenant-keys.ts';
 import { spooledTensorCheck } from '../security/threats/spooled-tensor-check.ts';
 import { ThreatMonitor } from '../security/threats/threat-monitor.ts';
 import { MAX_CHUNK_HEADER_BYTES } from '../training/peer-messages.ts';
@@ -116,6 +118,8 @@ class TrainingThread {
     const options = segmentTransportOptions(config, 'training', governor, this.metrics);
     const transport = await defaultTransports(seg.transport, this.log, { ...options, link: { ...options.link, receivePool } });
     const events = this.events;
+    // security.atRest: spooled tensors are sealed here, on this thread, under the sender's tenant key.
+    const tenantKeys = openTenantKeys(config.security.atRest, init.configDir);
     this.node = new TrainingNode({
       nodeName: config.node.name,
       transport,
@@ -128,7 +132,7 @@ class TrainingThread {
       onAudit: (e) => {
         this.log.warn({ audit: e.action, detail: e.detail }, 'training refusal');
         // Cross-segment attempts are segment violations like the wire's; protocol faults keep their own type.
-        const type = e.action === 'training.protocol.violation' ? e.action : 'segment.violation';
+        const type = e.action === 'training.protocol.violation' ? e.action : e.action.startsWith('training.spool.') ? `at_rest.${e.action.slice('training.spool.'.length)}` : 'segment.violation';
         events?.emit({ type, tenant: null, requestId: null, actor: 'training', outcome: 'denied', reason: e.detail, detail: { action: e.action, segment: 'training' } });
       },
       onTransferEvent: (e) => {
@@ -138,6 +142,7 @@ class TrainingThread {
       },
       ...(this.threats !== undefined ? { inspectSpooled: spooledTensorCheck(this.threats, config.security.threats.poisoning.quarantine) } : {}),
       stats: this.metrics.training,
+      ...(tenantKeys !== undefined ? { atRest: { keys: tenantKeys, tenantName: dataOwnerNames(config.security.tenants) } } : {}),
       onLink: (link, peer) => {
         this.metrics.links.add(link, peer);
         if (events !== undefined) guardLink(link, events);
@@ -188,7 +193,8 @@ class TrainingThread {
     this.server = new TrainingGrpcServer(this.node, svc.host, svc.port, {
       limits: limitsOf('training', svc),
       pushBuffers,
-      ...(init.gated ? { interceptors: [gateInterceptor(this.gates, defaultMethodGates)] } : {}),
+      // Gated: a push carries its caller's tenant id on the training segment (the receiver seals by it).
+      ...(init.gated ? { interceptors: [gateInterceptor(this.gates, defaultMethodGates)], authorize: (md: grpc.Metadata) => ({ tenant: gatedTenantId(md) }) } : {}),
       ...(binder !== undefined ? { binder: binder('training', limitsOf('training', svc)) } : {}),
       ...(this.grpcHealth !== undefined ? { addServices: (server: grpc.Server) => this.grpcHealth!.addTo(server) } : {}),
     });

@@ -17,6 +17,19 @@ export interface GatedMethod {
   segment: SegmentName | null;
 }
 
+/**
+ * Metadata the interceptor sets on an allowed call to the tenant id the gates resolved (and
+ * removes from every incoming call first, so a client cannot claim a tenant): the handler reads
+ * it with gatedTenantId (the training service attributes a push to its tenant this way).
+ */
+export const GATED_TENANT_KEY = 'x-sluice-gated-tenant';
+
+/** The tenant id the gate interceptor put on a call's metadata (0: none). */
+export function gatedTenantId(md: grpc.Metadata): number {
+  const v = Number(md.get(GATED_TENANT_KEY)[0] ?? 0);
+  return Number.isSafeInteger(v) && v >= 0 ? v : 0;
+}
+
 /** Which gate a method path needs; null lets the call through ungated (health checks). */
 export type MethodGateMap = (path: string) => GatedMethod | null;
 
@@ -43,11 +56,13 @@ export function gateInterceptor(gates: GateChecker, methods: MethodGateMap = def
       start: (next) => {
         next({
           onReceiveMetadata: (md, pass) => {
+            md.remove(GATED_TENANT_KEY);
             const headers = headersOf(md);
             requestId = headers['x-request-id'] ?? randomUUID();
             gates.check({ requestId, action: gate.action, segment: gate.segment, model: null, bytes: 0, headers, protocol: `grpc:${descriptor.path}` }).then(
               (d) => {
                 durable = d.durable;
+                md.set(GATED_TENANT_KEY, String(d.tenant.id));
                 pass(md);
               },
               (err: unknown) => {

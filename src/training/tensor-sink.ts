@@ -5,7 +5,9 @@
 import type { FileHandle } from 'node:fs/promises';
 import { TransferError } from './errors.ts';
 import type { Subscriber } from './receive-events.ts';
-import type { Spool } from './spool.ts';
+import { MAX_SEALED_RECORD_BYTES, RECORD_HEAD_BYTES, TAG_BYTES } from '../security/at-rest/sealed-spool-format.ts';
+import { writeFully } from './sealed-spool-file.ts';
+import type { SealedAppend, Spool } from './spool.ts';
 
 export interface TensorSink {
   write(offset: number, data: Buffer): Promise<void>;
@@ -19,6 +21,8 @@ export interface TensorSink {
   abort(reason: string, disposition: PartialDisposition): Promise<string | undefined>;
 }
 
+const RECORD_OVERHEAD = RECORD_HEAD_BYTES + TAG_BYTES;
+
 export type PartialDisposition = 'discard' | 'keep' | 'quarantine';
 
 /**
@@ -31,12 +35,16 @@ export type PartialDisposition = 'discard' | 'keep' | 'quarantine';
 export class SpoolSink implements TensorSink {
   /** The last write issued; the next one starts when it settles (and not at all if it failed). */
   private lastWrite: Promise<void> = Promise.resolve();
+  /** Sealed records are built here, one at a time (writes run one after another). */
+  private scratch: Buffer | undefined;
 
   constructor(
     private readonly spool: Spool,
     private readonly id: string,
     private readonly handle: FileHandle,
     private readonly notify: (sha256: Buffer) => void,
+    /** The partial is sealed at rest: each chunk becomes one record appended at `filePos`. */
+    private readonly sealed?: SealedAppend,
   ) {}
 
   write(offset: number, data: Buffer): Promise<void> {
@@ -49,6 +57,13 @@ export class SpoolSink implements TensorSink {
   private async writeAt(offset: number, data: Buffer): Promise<void> {
     let done = 0;
     try {
+      // Sealed on this (the training) thread, synchronously; the ciphertext is the only copy.
+      for (const s = this.sealed; s !== undefined && done < data.length; ) {
+        const n = Math.min(data.length - done, MAX_SEALED_RECORD_BYTES);
+        if (this.scratch === undefined || this.scratch.length < n + RECORD_OVERHEAD) this.scratch = Buffer.allocUnsafe(n + RECORD_OVERHEAD);
+        s.filePos += await writeFully(this.handle, [s.sealer.seal(offset + done, data.subarray(done, done + n), this.scratch)], s.filePos);
+        done += n;
+      }
       while (done < data.length) {
         const { bytesWritten } = await this.handle.write(data, done, data.length - done, offset + done);
         done += bytesWritten;

@@ -4,7 +4,6 @@
 // behind Pull. Transfers are refused up front, with a clear error, when the peer is unknown or
 // is an inference-segment peer: a training frame never travels on the inference segment.
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { sendQuietly } from '../transport/send-quietly.ts';
 import type { InboundMessage, Link, Transport } from '../transport/types.ts';
 import { PeerProtocolError, TransferError } from './errors.ts';
@@ -14,7 +13,9 @@ import { OutboundTransfer } from './outbound-transfer.ts';
 import { PeerDialer, type PeerAddress } from './peer-dialer.ts';
 import { TrainingKind, decodePeerMessage, encodeError, encodeOpened, encodeResult, isTrainingKind, type PeerMessage } from './peer-messages.ts';
 import type { ReceiveEvent, Subscriber } from './receive-events.ts';
-import { Spool, type SpoolRecord } from './spool.ts';
+import { AtRestError } from '../security/at-rest/at-rest-error.ts';
+import type { SpoolKeys } from './sealed-spool-file.ts';
+import { Spool, type SpoolRecord, type TensorFile } from './spool.ts';
 import type { Sink, TensorMeta } from './tensor-meta.ts';
 import { SpoolSink, StreamSink } from './tensor-sink.ts';
 import type { TransferEventLog, TransferSummary } from './transfer-state.ts';
@@ -81,7 +82,12 @@ export interface TrainingNodeOptions {
    * Looks at each spooled tensor once it is verified (threat detection's poisoning checks);
    * `withhold` quarantines it until `sluice training release`. Absent: every tensor is delivered.
    */
-  inspectSpooled?: (t: { id: string; from: string; tensor: TensorMeta; file: string }) => Promise<{ withhold: boolean; reason?: string }>;
+  inspectSpooled?: (t: { id: string; from: string; tensor: TensorMeta; file: string; open: () => Promise<TensorFile> }) => Promise<{ withhold: boolean; reason?: string }>;
+  /**
+   * security.atRest: spooled tensors are sealed under the data key of the tenant that sent
+   * them (the tenant id of the transfer's frames, named by `tenantName`).
+   */
+  atRest?: { keys: SpoolKeys; tenantName: (id: number) => string };
   /** Fault injection (tests, drills): see OutboundTransferOptions.corruptChunk. */
   corruptChunk?: (id: string, offset: number) => boolean;
 }
@@ -127,7 +133,7 @@ export class TrainingNode {
 
   constructor(readonly opts: TrainingNodeOptions) {
     this.limits = { ...defaultTrainingLimits, ...opts.limits };
-    this.spool = new Spool(opts.spoolDir);
+    this.spool = new Spool(opts.spoolDir, opts.atRest?.keys);
   }
 
   async start(): Promise<void> {
@@ -299,11 +305,13 @@ export class TrainingNode {
     if (!Number.isSafeInteger(offset) || offset < 0 || offset > record.total) {
       throw new TransferError('INVALID_ARGUMENT', `offset ${offset} is outside the ${record.total}-byte tensor`);
     }
-    const file = this.spool.tensorPath(record.id);
-    const chunk = this.limits.maxChunkBytes;
-    async function* chunks(): AsyncIterable<Buffer> {
-      if (offset === record.total) return;
-      yield* createReadStream(file, { start: offset, end: record.total - 1, highWaterMark: chunk }) as AsyncIterable<Buffer>;
+    const spool = this.spool;
+    const onAudit = this.opts.onAudit;
+    const chunkBytes = this.limits.maxChunkBytes;
+    async function* chunks(): AsyncGenerator<Buffer> {
+      yield* spool.reader(record, offset, chunkBytes);
+      // Read to the end under a retired key version (after a rotation): re-encrypt it now.
+      spool.reseal(record).catch((err: unknown) => onAudit?.({ action: 'training.spool.reseal_failed', detail: `${record.id}: ${(err as Error).message}` }));
     }
     return { record, offset, chunks: chunks() };
   }
@@ -388,7 +396,7 @@ export class TrainingNode {
     }
     switch (msg.kind) {
       case TrainingKind.OPEN:
-        void this.onOpen(link, m.streamId, msg);
+        void this.onOpen(link, m.streamId, msg, m.tenant);
         return;
       case TrainingKind.CHUNK: {
         const t = this.inbound.get(msg.id);
@@ -414,7 +422,7 @@ export class TrainingNode {
     }
   }
 
-  private async onOpen(link: Link, streamId: number, msg: Extract<PeerMessage, { kind: typeof TrainingKind.OPEN }>): Promise<void> {
+  private async onOpen(link: Link, streamId: number, msg: Extract<PeerMessage, { kind: typeof TrainingKind.OPEN }>, tenant: number): Promise<void> {
     const refuse = (status: Parameters<typeof encodeError>[1], text: string) =>
       sendQuietly(link, { cls: 'control', kind: TrainingKind.ERROR, streamId, body: encodeError(msg.id, status, text) });
     // Two OPENs of one id (a quick redial) are handled one after the other.
@@ -422,7 +430,7 @@ export class TrainingNode {
     const run = (async () => {
       if (prior) await prior.catch(() => {});
       try {
-        await this.open(link, streamId, msg);
+        await this.open(link, streamId, msg, tenant);
       } catch (err) {
         const e = err instanceof TransferError ? err : new TransferError('INTERNAL', (err as Error).message);
         refuse(e.status, e.message);
@@ -433,7 +441,7 @@ export class TrainingNode {
     if (this.opening.get(msg.id) === run) this.opening.delete(msg.id);
   }
 
-  private async open(link: Link, streamId: number, msg: Extract<PeerMessage, { kind: typeof TrainingKind.OPEN }>): Promise<void> {
+  private async open(link: Link, streamId: number, msg: Extract<PeerMessage, { kind: typeof TrainingKind.OPEN }>, tenantId: number): Promise<void> {
     const sameTensor = (from: string, name: string, total: number) => from === msg.from && name === msg.tensor.name && total === msg.total;
     if (msg.total < 1 || msg.total > this.limits.maxTensorBytes) {
       throw new TransferError('INVALID_ARGUMENT', `tensor of ${msg.total} bytes; this node accepts 1 to ${this.limits.maxTensorBytes}`);
@@ -481,8 +489,10 @@ export class TrainingNode {
       const rec = await this.spool.readRecord(msg.id);
       if (rec !== undefined && !sameTensor(rec.from, rec.tensor.name, rec.total)) throw new TransferError('ALREADY_EXISTS', `transfer id ${msg.id} is in use for another tensor`);
       if (rec !== undefined && !msg.resume) throw new TransferError('ALREADY_EXISTS', `transfer ${msg.id} has a partial copy on the peer; resume it or use another id`);
-      const partial = (msg.resume && rec !== undefined ? await this.spool.reopen(msg.id) : undefined) ?? (await this.spool.create(msg.id, msg.from, msg.tensor, msg.total));
-      const sink = new SpoolSink(this.spool, msg.id, partial.handle, (sha) => this.announceSpooled(transfer, sha));
+      const tenant = this.opts.atRest?.tenantName(tenantId);
+      if (tenant !== undefined && rec?.tenant !== undefined && rec.tenant !== tenant) throw new TransferError('ALREADY_EXISTS', `transfer id ${msg.id} is in use by another tenant`);
+      const partial = (msg.resume && rec !== undefined ? await this.reopenPartial(msg.id) : undefined) ?? (await this.spool.create(msg.id, msg.from, msg.tensor, msg.total, tenant));
+      const sink = new SpoolSink(this.spool, msg.id, partial.handle, (sha) => this.announceSpooled(transfer, sha), partial.sealed);
       transfer = new InboundTransfer({ ...common, sink, offset: partial.offset, hash: partial.hash });
     } else {
       const sub = this.findSubscriber(msg.tensor.name);
@@ -497,6 +507,18 @@ export class TrainingNode {
     const offset = await transfer.attach(link, streamId);
     this.opts.stats?.begin('inbound', msg.id, offset, msg.resume);
     transfer.sendOpened(offset);
+  }
+
+  /** A partial to resume; one whose sealed records fail authentication is quarantined and the transfer starts over. */
+  private async reopenPartial(id: string) {
+    try {
+      return await this.spool.reopen(id);
+    } catch (err) {
+      if (!(err instanceof AtRestError)) throw err;
+      this.opts.onAudit?.({ action: 'training.spool.tampered', detail: `partial of ${id}: ${err.message}` });
+      await this.spool.quarantine(id, `resume refused: ${err.message}`);
+      return undefined;
+    }
   }
 
   private findSubscriber(name: string): Subscriber | undefined {
@@ -520,7 +542,12 @@ export class TrainingNode {
     if (inspect === undefined) return end();
     // The tensor is verified and on disk; the check reads it there. A flagged one is withheld
     // (subscribers never hear of it, Pull refuses it) until released.
-    inspect({ id: t.id, from: t.opts.from, tensor: t.opts.tensor, file: this.spool.tensorPath(t.id) }).then(
+    const open = async (): Promise<TensorFile> => {
+      const rec = this.spool.completedRecord(t.id);
+      if (rec === undefined) throw new TransferError('NOT_FOUND', `${t.id} is no longer spooled`);
+      return this.spool.openTensor(rec);
+    };
+    inspect({ id: t.id, from: t.opts.from, tensor: t.opts.tensor, file: this.spool.tensorPath(t.id), open }).then(
       async (verdict) => {
         if (verdict.withhold) await this.spool.withhold(t.id, { reason: verdict.reason, tensor: t.opts.tensor.name, from: t.opts.from });
         else end();

@@ -86,6 +86,8 @@ test('store: rotation under load loses nothing; old versions stay readable and a
   const server = new TenantKeyStore(file, provider);
   const operator = new TenantKeyStore(file, provider); // the CLI's view of the same file
   const sealed: { blob: Buffer; text: string }[] = [];
+  // Version 1 exists before the first rotation (on a loaded machine the writers may not have sealed yet).
+  await server.activeKey('acme');
   let stop = false;
   const writers = Array.from({ length: 4 }, async (_, w) => {
     for (let i = 0; !stop && i < 2000; i++) {

@@ -1,10 +1,13 @@
 // `sluice tenant-key rotate|destroy|list`: operate on the per-tenant data keys that encrypt data
 // at rest (docs/security.md, "Data at rest"). Rotate and destroy are recorded in the admin audit
-// log; destroy is crypto-shredding and asks for --yes.
+// log; destroy is crypto-shredding and asks for --yes. What the keys covered (spooled tensors,
+// evidence packs, the PII vault) needs no rewrite: without the keys it cannot be decrypted. The
+// destroy entry counts the tenant's sealed spool files so the audit log says what went dark.
 import { parseArgs } from 'node:util';
 import path from 'node:path';
 import { openTenantKeys } from '../../security/at-rest/open-tenant-keys.ts';
 import { SluiceError } from '../../errors.ts';
+import { Spool } from '../../training/spool.ts';
 import { UsageError, type CliCommand } from '../command.ts';
 import { auditedAdminAction, loadCliConfig } from '../security-context.ts';
 
@@ -50,10 +53,17 @@ export const tenantKeyDestroyCommand: CliCommand = {
     const n = await auditedAdminAction(
       cfg.security.audit.adminPath,
       cfg.security.policyVersion,
-      { action: 'tenant_key.destroy', tenant, detail: (x) => ({ reason: values.reason ?? 'destroyed by operator', versions_destroyed: x }) },
-      () => store.destroy(tenant),
+      {
+        action: 'tenant_key.destroy',
+        tenant,
+        detail: (x) => ({ reason: values.reason ?? 'destroyed by operator', versions_destroyed: x?.versions ?? null, spooled_tensors_shredded: x?.spooled ?? null, covers: ['spooled tensors', 'evidence packs', 'pii vault'] }),
+      },
+      async () => {
+        const spooled = await sealedSpoolFilesOf(cfg.training.spoolDir, tenant);
+        return { versions: await store.destroy(tenant), spooled };
+      },
     );
-    process.stdout.write(`tenant ${tenant}: ${n} data key version(s) destroyed; its data at rest is unreadable\n`);
+    process.stdout.write(`tenant ${tenant}: ${n.versions} data key version(s) destroyed; its data at rest (${n.spooled} spooled tensor file(s), evidence packs, PII vault) is unreadable\n`);
     return 0;
   },
 };
@@ -72,3 +82,13 @@ export const tenantKeyListCommand: CliCommand = {
     return 0;
   },
 };
+
+/** Spooled tensors (complete or partial) sealed for `tenant` in the node's spool. */
+async function sealedSpoolFilesOf(dir: string, tenant: string): Promise<number> {
+  try {
+    return (await new Spool(dir).records()).filter((r) => r.sealed === true && r.tenant === tenant).length;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+    throw err;
+  }
+}

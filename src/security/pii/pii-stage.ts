@@ -9,6 +9,9 @@
 //               scores, never values) and the `pii-flags` response parameter and header
 // Matches are counted in sluice_pii_matches_total{class,mode,tenant,channel}. Nothing here
 // logs, audits or sends a matched value.
+// A tenant in the threat monitor's stricter profile (`profiled`) is scanned in flag mode, every
+// class on both channels, unless its own policy is stricter (strict, reversible); its events
+// say `threat_profile: true`. It returns to its own policy (or none) when the profile ends.
 import { Counter, type Registry } from 'prom-client';
 import type { SecurityConfig } from '../../config/schema.ts';
 import type { PayloadStage } from '../../ingress/payload-stage.ts';
@@ -39,13 +42,20 @@ interface CallState {
   policy: PiiPolicy;
   tenant: string;
   flags: Set<PiiClass>;
+  /** Flag mode because of the threat profile, not the tenant's own policy. */
+  profile: boolean;
 }
+
+/** The minimum confidence of the threat profile's flag mode (the policies' default). */
+const PROFILE_MIN_CONFIDENCE = 0.5;
 
 export interface PiiStageOptions {
   config: SecurityConfig;
   recorder: PiiEventRecorder | null;
   /** Registry the match counter is registered in (absent: counted but not exported). */
   registry?: Registry;
+  /** Whether a tenant id is in the threat monitor's stricter profile now (security.threats). */
+  profiled?: (tenantId: number) => boolean;
 }
 
 export class PiiStage implements PayloadStage {
@@ -55,11 +65,13 @@ export class PiiStage implements PayloadStage {
   private readonly recorder: PiiEventRecorder | null;
   private readonly matches: Counter<'class' | 'mode' | 'tenant' | 'channel'>;
   private readonly calls = new WeakMap<RequestContext, CallState>();
+  private readonly profiled: ((tenantId: number) => boolean) | undefined;
 
   private constructor(opts: PiiStageOptions, table: PiiPolicyTable, vault: PiiVault | null) {
     this.table = table;
     this.vault = vault;
     this.recorder = opts.recorder;
+    this.profiled = opts.profiled;
     this.matches = new Counter({
       name: 'sluice_pii_matches_total',
       help: 'PII matches found on the inference path, by class, policy mode, tenant and channel (request or response).',
@@ -68,23 +80,39 @@ export class PiiStage implements PayloadStage {
     });
   }
 
-  /** Null when PII is off or no policy is configured. Opens the vault when a policy is reversible. */
+  /** Null when no policy is configured and no threat profile can ask for flag mode. Opens the vault when a policy is reversible. */
   static async create(opts: PiiStageOptions): Promise<PiiStage | null> {
     const table = new PiiPolicyTable(opts.config);
-    if (table.empty) return null;
+    if (table.empty && opts.profiled === undefined) return null;
     const v = opts.config.pii.vault;
     const vault = table.policies.some((p) => p.mode === 'reversible') && v !== undefined ? await PiiVault.open({ dir: v.path, keyFile: v.keyFile }) : null;
     return new PiiStage(opts, table, vault);
   }
 
   wants(ctx: RequestContext): boolean {
-    return this.table.forTenantId(ctx.tenant) !== undefined;
+    return this.table.forTenantId(ctx.tenant) !== undefined || this.profiled?.(ctx.tenant) === true;
+  }
+
+  /** The policy of a call: the tenant's own, or flag mode while it is in the threat profile. */
+  private policyOf(tenantId: number): { policy: PiiPolicy; profile: boolean } | undefined {
+    const own = this.table.forTenantId(tenantId);
+    if (own !== undefined && own.mode !== 'flag') return { policy: own, profile: false };
+    if (this.profiled?.(tenantId) !== true) return own === undefined ? undefined : { policy: own, profile: false };
+    const policy: PiiPolicy = {
+      tenant: this.table.tenantName(tenantId),
+      mode: 'flag',
+      classes: new Set(PII_CLASSES),
+      channels: new Set(['request', 'response']),
+      minConfidence: Math.min(own?.minConfidence ?? PROFILE_MIN_CONFIDENCE, PROFILE_MIN_CONFIDENCE),
+    };
+    return { policy, profile: true };
   }
 
   request(ctx: RequestContext, payload: Buffer): Buffer | Promise<Buffer> {
-    const policy = this.table.forTenantId(ctx.tenant);
-    if (policy === undefined) return payload;
-    const state: CallState = { policy, tenant: this.table.tenantName(ctx.tenant), flags: new Set() };
+    const p = this.policyOf(ctx.tenant);
+    if (p === undefined) return payload;
+    const { policy } = p;
+    const state: CallState = { policy, tenant: this.table.tenantName(ctx.tenant), flags: new Set(), profile: p.profile };
     this.calls.set(ctx, state);
     if (!policy.channels.has('request')) return payload;
     if (policy.mode === 'reversible') return this.reversibleRequest(ctx, state, payload);
@@ -177,7 +205,7 @@ export class PiiStage implements PayloadStage {
       requestId: ctx.requestId,
       actor: 'pii-policy',
       outcome: 'success',
-      detail: { mode: state.policy.mode, channel, model: ctx.model, protocol: ctx.protocol, classes },
+      detail: { mode: state.policy.mode, channel, model: ctx.model, protocol: ctx.protocol, classes, ...(state.profile ? { threat_profile: true } : {}) },
     });
     if (durable === undefined) return;
     if (channel === 'request') {

@@ -23,11 +23,12 @@ export class PiiPolicyTable {
   private readonly nameById = new Map<number, string>();
 
   constructor(security: SecurityConfig) {
+    // Names even without policies: the threat profile's flag mode (pii-stage.ts) needs them.
+    for (const t of security.tenants) this.nameById.set(t.id, t.name);
     if (!security.pii.enabled) return;
     for (const p of security.pii.policies) {
       this.byName.set(p.tenant, { tenant: p.tenant, mode: p.mode, classes: new Set(p.classes), channels: new Set(p.channels), minConfidence: p.minConfidence });
     }
-    for (const t of security.tenants) this.nameById.set(t.id, t.name);
   }
 
   get empty(): boolean {
