@@ -589,6 +589,7 @@ class ConnectionWrap : public Napi::ObjectWrap<ConnectionWrap> {
   size_t completion_cap_ = 0;
   Napi::ObjectReference send_ref_, recv_ref_, counters_ref_, completions_ref_;
   Napi::FunctionReference callback_;
+  Napi::ObjectReference ring_view_;  // the latency ring's memory, written by the loop thread
   std::unique_ptr<Napi::AsyncContext> async_context_;
   bool in_callback_ = false;
   bool close_requested_ = false;
@@ -978,6 +979,50 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     return out;
   }
 
+  // reloadTls(material): new handshakes use the new certificate (throws on bad material).
+  void ReloadTls(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(env, "reloadTls(material) needs an object");
+    engine(env).ReloadIngressTls(TlsContextOf(env, info[0].As<Napi::Object>()));
+  }
+
+  // setClientAllowlist(fingerprints): lowercase hex SHA-256; live connections of removed ones close.
+  void SetClientAllowlist(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::unordered_set<std::string> set = AllowlistOf(env, info.Length() > 0 ? info[0] : env.Undefined());
+    engine(env).SetIngressClientAllowlist(std::vector<std::string>(set.begin(), set.end()));
+  }
+
+  // publishPolicy(blob): parsed here (a bad blob throws with the parser's message), then swapped in.
+  void PublishPolicy(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const MutableBytes blob = BytesOf(env, info[0]);
+    std::shared_ptr<sluice::engine::PolicyTable> table;
+    const sluice::engine::CallError e = sluice::engine::PolicyTable::Parse(blob.data, blob.size, &table);
+    if (!e.ok()) {
+      Napi::Error err = Napi::Error::New(env, "bad policy table: " + e.message);
+      err.Set("code", Napi::String::New(env, "SLUICE_ERR_ENGINE_POLICY"));
+      throw err;
+    }
+    engine(env).PublishPolicy(std::move(table));
+  }
+
+  // frontCall(slot, dialer, tenant, timeoutMs, header, payload): a CALL on the dialer's link
+  // (front_calls.h); the bytes are copied into the slot now. One kFrontCallDone event answers.
+  void FrontCall(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const MutableBytes header = BytesOf(env, info[4]);
+    const MutableBytes payload = BytesOf(env, info[5]);
+    if (!engine(env).SubmitFrontCall(info[0].As<Napi::Number>().Uint32Value(), info[1].As<Napi::Number>().Uint32Value(),
+                                     info[2].As<Napi::Number>().Uint32Value(), info[3].As<Napi::Number>().Uint32Value(), header.data, header.size,
+                                     payload.data, payload.size)) {
+      throw Napi::RangeError::New(env, "front call slot out of range");
+    }
+  }
+
+  // cancelFrontCall(slot): CANCEL(CALLER) if the call is still out (its kFrontCallDone says cancelled).
+  void CancelFrontCall(const Napi::CallbackInfo& info) { engine(info.Env()).CancelFrontCall(info[0].As<Napi::Number>().Uint32Value()); }
+
   // addVerifiedToken(digest: 32 bytes, tenantIndex, caps, expMs, actor): a bearer token
   // TypeScript verified joins the ingress's cache (bounded there).
   void AddVerifiedToken(const Napi::CallbackInfo& info) {
@@ -1030,52 +1075,6 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     ring_view_ = Napi::Persistent(info[0].As<Napi::Object>());
     const double offset = info[1].As<Napi::Number>().DoubleValue() - sluice::engine::LatencyRing::MonotonicMs();
     e.AttachLatencyRing(static_cast<uint8_t*>(data), bytes, offset);
-  }
-
-  // reloadTls(material): new handshakes use the new certificate (throws on bad material).
-  void ReloadTls(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(env, "reloadTls(material) needs an object");
-    engine(env).ReloadIngressTls(TlsContextOf(env, info[0].As<Napi::Object>()));
-  }
-
-  // setClientAllowlist(fingerprints): lowercase hex SHA-256; live connections of removed ones close.
-  void SetClientAllowlist(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    std::unordered_set<std::string> set = AllowlistOf(env, info.Length() > 0 ? info[0] : env.Undefined());
-    engine(env).SetIngressClientAllowlist(std::vector<std::string>(set.begin(), set.end()));
-  }
-
-  // publishPolicy(blob): parsed here (a bad blob throws with the parser's message), then swapped in.
-  void PublishPolicy(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    const MutableBytes blob = BytesOf(env, info[0]);
-    std::shared_ptr<sluice::engine::PolicyTable> table;
-    const sluice::engine::CallError e = sluice::engine::PolicyTable::Parse(blob.data, blob.size, &table);
-    if (!e.ok()) {
-      Napi::Error err = Napi::Error::New(env, "bad policy table: " + e.message);
-      err.Set("code", Napi::String::New(env, "SLUICE_ERR_ENGINE_POLICY"));
-      throw err;
-    }
-    engine(env).PublishPolicy(std::move(table));
-  }
-
-  // frontCall(slot, dialer, tenant, timeoutMs, header, payload): a CALL on the dialer's link
-  // (front_calls.h); the bytes are copied into the slot now. One kFrontCallDone event answers.
-  void FrontCall(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    const MutableBytes header = BytesOf(env, info[4]);
-    const MutableBytes payload = BytesOf(env, info[5]);
-    if (!engine(env).SubmitFrontCall(info[0].As<Napi::Number>().Uint32Value(), info[1].As<Napi::Number>().Uint32Value(),
-                                     info[2].As<Napi::Number>().Uint32Value(), info[3].As<Napi::Number>().Uint32Value(), header.data, header.size,
-                                     payload.data, payload.size)) {
-      throw Napi::RangeError::New(env, "front call slot out of range");
-    }
-  }
-
-  // cancelFrontCall(slot): CANCEL(CALLER) if the call is still out (its kFrontCallDone says cancelled).
-  void CancelFrontCall(const Napi::CallbackInfo& info) { engine(info.Env()).CancelFrontCall(info[0].As<Napi::Number>().Uint32Value()); }
-
   }
 
   // drainIngress(): stop accepting gRPC clients, GOAWAY to each connection.
