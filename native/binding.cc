@@ -683,7 +683,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                         InstanceMethod<&EngineWrap::StartIngress>("startIngress"), InstanceMethod<&EngineWrap::PublishPolicy>("publishPolicy"),
                         InstanceMethod<&EngineWrap::AddVerifiedToken>("addVerifiedToken"), InstanceMethod<&EngineWrap::ReleaseAudit>("releaseAudit"),
                         InstanceMethod<&EngineWrap::DrainIngress>("drainIngress"), InstanceMethod<&EngineWrap::FrontCall>("frontCall"),
-                        InstanceMethod<&EngineWrap::CancelFrontCall>("cancelFrontCall")});
+                        InstanceMethod<&EngineWrap::CancelFrontCall>("cancelFrontCall"),
+                        InstanceMethod<&EngineWrap::TakeRequestTally>("takeRequestTally")});
   }
 
   // new Engine(onEvents(batch: object[]))
@@ -911,6 +912,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     config.max_connections = U32(o, "maxConnections", config.max_connections);
     config.limits.handshake_timeout_ms = U32(o, "handshakeTimeoutMs", static_cast<uint32_t>(config.limits.handshake_timeout_ms));
     config.limits.idle_timeout_ms = U32(o, "idleTimeoutMs", static_cast<uint32_t>(config.limits.idle_timeout_ms));
+    Napi::Value every = o.Get("everyCallEvent");
+    engine(env).SetEveryCallEvent(every.IsBoolean() && every.As<Napi::Boolean>().Value());
     engine(env).StartIngress(config);
   }
 
@@ -982,17 +985,45 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   // drain() -> the events queued now (tests and shutdown: no wait for the threadsafe call).
   Napi::Value Drain(const Napi::CallbackInfo& info) { return TakeBatch(info.Env()); }
 
+  // takeRequestTally() -> [{model, status, counts: number[] (per latency bucket, +Inf last), sumUs}]:
+  // the ingress's request metrics since the last take (request_tally.h); [] after stop().
+  Napi::Value TakeRequestTally(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (engine_) engine_->request_tally()->Take(&tally_scratch_);
+    Napi::Array out = Napi::Array::New(env, tally_scratch_.size());
+    for (size_t i = 0; i < tally_scratch_.size(); i++) {
+      const auto& s = tally_scratch_[i];
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("model", s.model);
+      o.Set("status", s.status);
+      Napi::Array counts = Napi::Array::New(env, sluice::engine::RequestTally::kBuckets);
+      for (uint32_t b = 0; b < sluice::engine::RequestTally::kBuckets; b++) counts.Set(b, static_cast<double>(s.counts[b]));
+      o.Set("counts", counts);
+      o.Set("sumUs", static_cast<double>(s.sum_us));
+      out.Set(static_cast<uint32_t>(i), o);
+    }
+    tally_scratch_.clear();
+    return out;
+  }
+
   std::shared_ptr<Engine> engine_;
   std::shared_ptr<Shared> shared_;
   napi_threadsafe_function tsfn_ = nullptr;
   Napi::FunctionReference callback_;
   std::vector<EngineEvent> scratch_;
+  std::vector<sluice::engine::RequestTally::Series> tally_scratch_;
   bool hooked_ = false;
 };
 
 void Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Engine", EngineWrap::Define(env));
   exports.Set("engineCounterCount", Napi::Number::New(env, sluice::engine::kCount));
+  {
+    // The request tally's latency bounds (us), for TypeScript to check against its histograms'.
+    Napi::Array bounds = Napi::Array::New(env);
+    for (uint32_t i = 0; i + 1 < sluice::engine::RequestTally::kBuckets; i++) bounds.Set(i, static_cast<double>(sluice::engine::RequestTally::kBoundsUs[i]));
+    exports.Set("engineRequestBoundsUs", bounds);
+  }
 }
 
 }  // namespace engine_binding

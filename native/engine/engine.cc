@@ -191,6 +191,11 @@ class IngressLinks final : public IngressBackend {
   void OnCallClosed() override { engine_->counters()->Sub(kIngressCallsInflight); }
   void OnCallRelayed() override { engine_->counters()->Add(kIngressRelayedCalls); }
   void OnCallFinished(const CallOutcome& o) override {
+    // Metrics: counted here, taken by JS at scrape time. A call becomes an event only when it
+    // failed (its log line) or the access log wants every call: otherwise a successful call
+    // neither wakes JS nor runs JS.
+    engine_->request_tally()->Record(o.model, static_cast<uint32_t>(o.status), o.duration_us);
+    if (o.status == GrpcStatus::kOk && !engine_->every_call_event()) return;
     EngineEvent e;
     e.type = EventType::kRequestDone;
     e.a = static_cast<uint64_t>(o.status);

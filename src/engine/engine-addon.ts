@@ -42,6 +42,8 @@ export interface EngineIngressConfig {
   handshakeTimeoutMs?: number;
   /** No stream and no bytes for this long: GOAWAY and close (0: off). */
   idleTimeoutMs?: number;
+  /** A REQUEST_DONE event for every fast-path call (the access log), not only for failed ones. */
+  everyCallEvent?: boolean;
 }
 
 /** One record of an event batch (native/engine/event_channel.h EngineEvent). */
@@ -91,11 +93,24 @@ export interface NativeEngineHandle {
   /** A CALL on the dialer's link in request slot `slot` (bytes copied now); one FRONT_CALL_DONE event answers. */
   frontCall(slot: number, dialer: number, tenant: number, timeoutMs: number, header: Uint8Array, payload: Uint8Array): void;
   cancelFrontCall(slot: number): void;
+  /** The ingress's request metrics since the last take (native/engine/request_tally.h). */
+  takeRequestTally(): EngineRequestTallySeries[];
+}
+
+/** Fast-path calls of one (model, gRPC status) since the last take. */
+export interface EngineRequestTallySeries {
+  model: string;
+  status: number;
+  /** Calls per latency bucket (engineRequestBoundsUs, then +Inf). */
+  counts: number[];
+  sumUs: number;
 }
 
 export interface EngineAddon {
   Engine: new (onEvents: (batch: EngineEventRecord[]) => void) => NativeEngineHandle;
   engineCounterCount: number;
+  /** Upper bounds (us) of the request tally's latency buckets. */
+  engineRequestBoundsUs: number[];
 }
 
 export function loadEngineAddon(): EngineAddon {

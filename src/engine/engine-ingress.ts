@@ -6,7 +6,8 @@
 // feeds the engine's token cache with the bearer tokens the TypeScript gates verified (a token
 // the engine does not know is relayed to them once), records the engine's gate decisions
 // through the SecurityRuntime (releasing the answers that wait for their audit entry), starts
-// and drains the listener, and turns the engine's per-call events into the request metrics.
+// and drains the listener, and reads the request metrics from the engine's tally when they are
+// scraped (a successful call costs no event and no JavaScript unless the access log wants it).
 // Its `segment` channel carries the TypeScript gateway's calls (REST/WebSocket, relayed gRPC
 // methods) on the same engine links, so the node keeps one link set to each egress peer.
 import type { SluiceConfig } from '../config/schema.ts';
@@ -20,6 +21,7 @@ import type { ResolvedLinkTuning } from '../transport/link-tuning.ts';
 import { forwardEngineLogs } from './engine-log.ts';
 import { engineLinkOptions } from './engine-link-options.ts';
 import { engineLinkSource } from './engine-link-source.ts';
+import { LATENCY_BUCKETS_SECONDS } from '../telemetry/bucket-histogram.ts';
 import { NativeEngine, type EngineRequestDone } from './native-engine.ts';
 import { createHash } from 'node:crypto';
 import type { SecurityRuntime } from '../security/security-runtime.ts';
@@ -56,6 +58,8 @@ export class EngineIngress {
   #generation = 0;
   #removeLinkSource: (() => void) | undefined;
   readonly #unsubscribe: (() => void)[] = [];
+  #requests: RequestStats | undefined;
+  #removeRequestSource: (() => void) | undefined;
 
   private constructor(engine: NativeEngine, address: { host: string; port: number }, config: SluiceConfig, peers: readonly EnginePeer[], logger: Logger, security: SecurityRuntime | undefined) {
     this.engine = engine;
@@ -95,11 +99,14 @@ export class EngineIngress {
     const l = o.config.listeners.grpc;
     if (l === undefined) throw new RangeError('EngineIngress needs listeners.grpc');
     const engine = new NativeEngine('sluice-infer');
+    if (engine.requestBoundsUs.length !== LATENCY_BUCKETS_SECONDS.length || engine.requestBoundsUs.some((us, i) => us !== Math.round(LATENCY_BUCKETS_SECONDS[i]! * 1e6))) {
+      engine.stop();
+      throw new RangeError('the engine\'s request latency buckets differ from LATENCY_BUCKETS_SECONDS: rebuild the addon');
+    }
     forwardEngineLogs(engine, o.logger);
     // Dialer id -> peer name, for the access records (filled once the dialers exist).
     const peerNames = new Map<number, string>();
     engine.on('request-done', (r: EngineRequestDone) => {
-      o.requests.record('grpc', 'inference', r.model, grpcStatusName(r.status), r.durationSeconds);
       // The access line of the TypeScript ingress (node-telemetry.ts accessLogHook), same fields.
       o.accessLog?.write({
         request_id: r.requestId,
@@ -152,9 +159,13 @@ export class EngineIngress {
         handshakeTimeoutMs: l.handshakeTimeoutMs,
         idleTimeoutMs: l.idleTimeoutMs,
         ...(l.maxConnections !== undefined ? { maxConnections: l.maxConnections } : {}),
+        // Without an access log only failed calls need an event (their log line).
+        everyCallEvent: o.accessLog !== undefined,
       });
       (ingress.address as { port: number }).port = bound.port;
       ingress.#removeLinkSource = o.links.addSource(engineLinkSource(engine.counters));
+      ingress.#requests = o.requests;
+      ingress.#removeRequestSource = o.requests.addSource(() => ingress.#takeRequestTally());
       return ingress;
     } catch (err) {
       engine.stop();
@@ -191,5 +202,16 @@ export class EngineIngress {
     for (const u of this.#unsubscribe.splice(0)) u();
     this.#removeLinkSource?.();
     this.engine.stop();
+    // What the last calls counted stays in the metrics.
+    this.#takeRequestTally();
+    this.#removeRequestSource?.();
+  }
+
+  /** Adds the engine's fast-path calls since the last take to the request metrics. */
+  #takeRequestTally(): void {
+    if (this.#requests === undefined) return;
+    for (const s of this.engine.takeRequestTally()) {
+      this.#requests.recordCounts('grpc', 'inference', s.model, grpcStatusName(s.status), s.counts, s.sumUs / 1e6);
+    }
   }
 }

@@ -6,7 +6,7 @@
 import { EventEmitter } from 'node:events';
 import { SluiceError } from '../errors.ts';
 import { CloseCode } from '../wire/close-frame.ts';
-import { loadEngineAddon, type EngineEgressConfig, type EngineIngressConfig, type EngineEventRecord, type EngineLinkOptions, type NativeEngineHandle } from './engine-addon.ts';
+import { loadEngineAddon, type EngineEgressConfig, type EngineIngressConfig, type EngineEventRecord, type EngineLinkOptions, type EngineRequestTallySeries, type NativeEngineHandle } from './engine-addon.ts';
 import { EngineCounters } from './engine-counters.ts';
 import { CLOSED_BY, EngineEventType, type FrontOutcome, GateDecisionBits } from './engine-events.ts';
 
@@ -90,7 +90,7 @@ export function decodeGateDecision(e: EngineEventRecord): EngineGateDecision {
   };
 }
 
-/** A fast-path gRPC call the ingress finished (the request metrics' source). */
+/** A fast-path gRPC call the ingress finished: every failed call, and every call when startIngress asked for everyCallEvent (the access log); the metrics come from takeRequestTally. */
 export interface EngineRequestDone {
   model: string;
   requestId: string;
@@ -140,12 +140,14 @@ export interface EngineLogRecord {
  * Events: 'link' (EngineLinkInfo), 'close' (id, EngineLinkClose), 'message' (id, EngineInbound),
  * 'drain' (id), 'rejected' (SluiceError, remote) for a refused handshake at a listener,
  * 'dial-failed' (dialer, SluiceError), 'policy-denied' (EnginePolicyDenial), 'log' (EngineLogRecord),
- * 'request-done' (EngineRequestDone) for each fast-path call of the gRPC ingress,
+ * 'request-done' (EngineRequestDone) for each failed fast-path call of the gRPC ingress (each call with everyCallEvent),
  * 'front-done' (EngineFrontCallDone) for each call sent with frontCall(), 'gate'
  * (EngineGateDecision) for each gate decision TypeScript records (refusals; audited allowed calls).
  */
 export class NativeEngine extends EventEmitter {
   readonly counters: EngineCounters;
+  /** Upper bounds (us) of the latency buckets takeRequestTally counts in. */
+  readonly requestBoundsUs: readonly number[];
   readonly #handle: NativeEngineHandle;
   readonly #links = new Map<number, EngineLinkInfo>();
   #listens: { resolve: (a: { host: string; port: number }) => void; reject: (e: Error) => void }[] = [];
@@ -158,6 +160,7 @@ export class NativeEngine extends EventEmitter {
     this.#handle = new addon.Engine((batch) => this.#onBatch(batch));
     this.#handle.start(threadName);
     this.counters = new EngineCounters(this.#handle.counters());
+    this.requestBoundsUs = addon.engineRequestBoundsUs;
   }
 
   /** Links open now. */
@@ -208,6 +211,11 @@ export class NativeEngine extends EventEmitter {
   /** Audited gate decisions TypeScript recorded (durable) or could not (their calls fail AUDIT_UNAVAILABLE). */
   releaseAudit(tickets: number[], durable: boolean): void {
     if (!this.#stopped && tickets.length > 0) this.#handle.releaseAudit(tickets, durable);
+  }
+
+  /** The ingress's request metrics since the last take (one call per scrape, not one event per call). */
+  takeRequestTally(): EngineRequestTallySeries[] {
+    return this.#handle.takeRequestTally();
   }
 
   /** Drain: the ingress stops accepting and sends GOAWAY; open calls finish. */

@@ -496,7 +496,9 @@ export class SluiceNode {
           links: this.metrics.links,
           rejections: this.metrics.rejections,
           logger: logger.child({ component: 'egress', engine: true }),
-          onInference: () => this.governor.noteInference(performance.now()),
+          // The bulk governor paces training transfers: without a training segment there is
+          // nothing to pace, and the poll would only wake the idle JS thread 50 times a second.
+          ...(config.segments.training !== undefined ? { onInference: () => this.governor.noteInference(performance.now()) } : {}),
         });
         this.engineEgress.engine.on('rejected', (err: unknown) => {
           const reason = segmentRefusalReason(err);
