@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import { parseConfig } from '../../src/config/load.ts';
 import type { EngineIngress } from '../../src/engine/engine-ingress.ts';
-import type { EngineRequestFailed } from '../../src/engine/native-engine.ts';
+import type { EngineRequestDone } from '../../src/engine/native-engine.ts';
 import { SluiceNode } from '../../src/node/sluice-node.ts';
 import { defaultTransports } from '../../src/node/transports.ts';
 import { LATENCY_BUCKETS_SECONDS } from '../../src/telemetry/bucket-histogram.ts';
@@ -57,8 +57,8 @@ test('fast-path request metrics come from the engine tally; only failures are ev
     assert.equal(ingress.grpcOnEngine, true);
     // The engine behind the node (private: the test counts the events it hands to JS).
     const engine = (ingress as unknown as { engineIngress: EngineIngress }).engineIngress.engine;
-    const failedEvents: EngineRequestFailed[] = [];
-    engine.on('request-failed', (r: EngineRequestFailed) => failedEvents.push(r));
+    const failedEvents: EngineRequestDone[] = [];
+    engine.on('request-done', (r: EngineRequestDone) => failedEvents.push(r));
     const url = `http://${ingress.endpoints.metrics}/metrics`;
     const scrape = async (): Promise<ReturnType<typeof parsePromText>> => parsePromText(await (await fetch(url)).text());
     const ok = { protocol: 'grpc', class: 'inference', model: 'simple', code: 'OK' };
