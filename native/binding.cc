@@ -685,7 +685,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                         InstanceMethod<&EngineWrap::AddVerifiedToken>("addVerifiedToken"), InstanceMethod<&EngineWrap::ReleaseAudit>("releaseAudit"),
                         InstanceMethod<&EngineWrap::DrainIngress>("drainIngress"), InstanceMethod<&EngineWrap::FrontCall>("frontCall"),
                         InstanceMethod<&EngineWrap::CancelFrontCall>("cancelFrontCall"), InstanceMethod<&EngineWrap::ReloadTls>("reloadTls"),
-                        InstanceMethod<&EngineWrap::SetClientAllowlist>("setClientAllowlist"), InstanceMethod<&EngineWrap::SetLatencyRing>("setLatencyRing")});
+                        InstanceMethod<&EngineWrap::SetClientAllowlist>("setClientAllowlist"), InstanceMethod<&EngineWrap::SetLatencyRing>("setLatencyRing"),
+                        InstanceMethod<&EngineWrap::TakeRequestTally>("takeRequestTally")});
   }
 
   // new Engine(onEvents(batch: object[]))
@@ -937,6 +938,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       pc.max_queue_delay_ms = F64(u, "maxQueueDelayMs", pc.max_queue_delay_ms);
       pc.max_in_flight = U32(u, "maxInFlight", pc.max_in_flight);
     }
+    Napi::Value every = o.Get("everyCallEvent");
+    engine(env).SetEveryCallEvent(every.IsBoolean() && every.As<Napi::Boolean>().Value());
     engine(env).StartIngress(config);
   }
 
@@ -1083,18 +1086,46 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   // drain() -> the events queued now (tests and shutdown: no wait for the threadsafe call).
   Napi::Value Drain(const Napi::CallbackInfo& info) { return TakeBatch(info.Env()); }
 
+  // takeRequestTally() -> [{model, status, counts: number[] (per latency bucket, +Inf last), sumUs}]:
+  // the ingress's request metrics since the last take (request_tally.h); [] after stop().
+  Napi::Value TakeRequestTally(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (engine_) engine_->request_tally()->Take(&tally_scratch_);
+    Napi::Array out = Napi::Array::New(env, tally_scratch_.size());
+    for (size_t i = 0; i < tally_scratch_.size(); i++) {
+      const auto& s = tally_scratch_[i];
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("model", s.model);
+      o.Set("status", s.status);
+      Napi::Array counts = Napi::Array::New(env, sluice::engine::RequestTally::kBuckets);
+      for (uint32_t b = 0; b < sluice::engine::RequestTally::kBuckets; b++) counts.Set(b, static_cast<double>(s.counts[b]));
+      o.Set("counts", counts);
+      o.Set("sumUs", static_cast<double>(s.sum_us));
+      out.Set(static_cast<uint32_t>(i), o);
+    }
+    tally_scratch_.clear();
+    return out;
+  }
+
   std::shared_ptr<Engine> engine_;
   std::shared_ptr<Shared> shared_;
   napi_threadsafe_function tsfn_ = nullptr;
   Napi::FunctionReference callback_;
   Napi::ObjectReference ring_view_;  // the latency ring's memory, written by the loop thread
   std::vector<EngineEvent> scratch_;
+  std::vector<sluice::engine::RequestTally::Series> tally_scratch_;
   bool hooked_ = false;
 };
 
 void Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Engine", EngineWrap::Define(env));
   exports.Set("engineCounterCount", Napi::Number::New(env, sluice::engine::kCount));
+  {
+    // The request tally's latency bounds (us), for TypeScript to check against its histograms'.
+    Napi::Array bounds = Napi::Array::New(env);
+    for (uint32_t i = 0; i + 1 < sluice::engine::RequestTally::kBuckets; i++) bounds.Set(i, static_cast<double>(sluice::engine::RequestTally::kBoundsUs[i]));
+    exports.Set("engineRequestBoundsUs", bounds);
+  }
 }
 
 }  // namespace engine_binding

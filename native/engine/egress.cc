@@ -276,6 +276,7 @@ class UpstreamSession {
             return;
           }
           if (state_ != kConnected) return;
+          if (static_cast<size_t>(n) < sizeof buf) break;  // drained: no read() just to learn EAGAIN
           continue;
         }
         if (n == 0) {
@@ -291,7 +292,10 @@ class UpstreamSession {
     Flush();
   }
 
-  // Writes what nghttp2 has to send; waits for writability when the socket is full.
+  // Writes what nghttp2 has to send; waits for writability when the socket is full. Frames are
+  // gathered into one buffer first (nghttp2 hands them out one at a time), so a call's HEADERS
+  // and DATA, or a run of 16 KiB DATA frames, leave in one send: one segment, one wake-up of
+  // the model server, not one per frame.
   void Flush() {
     if (state_ != kConnected) return;
     for (;;) {
@@ -310,29 +314,19 @@ class UpstreamSession {
         return;
       }
       out_off_ = out_len_ = 0;
-      const uint8_t* data = nullptr;
-      const ssize_t n = nghttp2_session_mem_send(session_, &data);
-      if (n < 0) {
-        Disconnect(std::string("HTTP/2 send failed: ") + nghttp2_strerror(static_cast<int>(n)), false);
-        return;
-      }
-      if (n == 0) break;
-      // Send straight from nghttp2's buffer; keep what the socket does not take.
-      ssize_t w = send(fd_, data, static_cast<size_t>(n), MSG_NOSIGNAL | MSG_DONTWAIT);
-      if (w < 0) {
-        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-          Disconnect(std::string("write failed: ") + strerror(errno), false);
+      while (out_len_ < kSendBatchBytes) {
+        const uint8_t* data = nullptr;
+        const ssize_t n = nghttp2_session_mem_send(session_, &data);
+        if (n < 0) {
+          Disconnect(std::string("HTTP/2 send failed: ") + nghttp2_strerror(static_cast<int>(n)), false);
           return;
         }
-        w = 0;
+        if (n == 0) break;
+        out_.Reserve(out_len_ + static_cast<size_t>(n), out_len_);
+        std::memcpy(out_.data() + out_len_, data, static_cast<size_t>(n));
+        out_len_ += static_cast<size_t>(n);
       }
-      if (w < n) {
-        const size_t rest = static_cast<size_t>(n - w);
-        out_.Reserve(rest);
-        std::memcpy(out_.data(), data + w, rest);
-        out_off_ = 0;
-        out_len_ = rest;
-      }
+      if (out_len_ == 0) break;
     }
     SetWritable(false);
     if (!nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_)) {
@@ -512,6 +506,8 @@ class UpstreamSession {
   int fd_ = -1;
   nghttp2_session* session_ = nullptr;
   std::deque<UpstreamCall*> pending_;
+  // Frames gathered per send (Flush): large enough for a 1 MiB call in a few sends.
+  static constexpr size_t kSendBatchBytes = 256 * 1024;
   ByteBuffer out_;
   size_t out_off_ = 0, out_len_ = 0;
   bool watching_write_ = false;

@@ -13,6 +13,7 @@
 #ifndef SLUICE_NATIVE_ENGINE_ENGINE_H_
 #define SLUICE_NATIVE_ENGINE_ENGINE_H_
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -26,6 +27,7 @@
 #include "engine/inference_link.h"
 #include "engine/latency_ring.h"
 #include "engine/policy_table.h"
+#include "engine/request_tally.h"
 
 namespace sluice {
 namespace engine {
@@ -74,6 +76,12 @@ class Engine : public LinkHandler {
   CounterBlock* counters() { return &counters_; }
   EventChannel* events() { return &events_; }
   EventLoop* loop() { return &loop_; }
+  // The ingress's request metrics (request_tally.h): JS takes them at scrape time.
+  RequestTally* request_tally() { return &request_tally_; }
+  // Whether every fast-path call becomes a kRequestDone event (the access log), not only failed
+  // ones. Set before StartIngress; read on the loop thread.
+  void SetEveryCallEvent(bool on) { every_call_event_.store(on, std::memory_order_relaxed); }
+  bool every_call_event() const { return every_call_event_.load(std::memory_order_relaxed); }
 
   // ---- control plane (any thread) ----
   // Listens for inference-segment links on host:port (port 0: any; the kListening event says
@@ -140,6 +148,8 @@ class Engine : public LinkHandler {
 
   CounterBlock counters_;
   EventChannel events_;
+  RequestTally request_tally_;
+  std::atomic<bool> every_call_event_{false};
   EventLoop loop_;
   uint32_t next_link_id_ = 1;
   uint32_t next_dialer_id_ = 1;

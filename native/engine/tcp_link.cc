@@ -345,6 +345,9 @@ void TcpInferenceLink::ReadSome() {
         Fail(st);
         return;
       }
+      // A short read drained the socket: the next byte comes with the next (level-triggered)
+      // readiness, so no read() just to learn EAGAIN.
+      if (static_cast<size_t>(n) < in_.capacity()) return;
       continue;
     }
     if (n == 0) {

@@ -47,6 +47,8 @@ export interface EngineIngressConfig {
   upstreamPolicy?: EngineUpstreamPolicyConfig;
   /** TLS on the listener (security.tls): the TLS handshake must also finish within handshakeTimeoutMs. */
   tls?: EngineTlsMaterial & { allowlist: string[] };
+  /** A REQUEST_DONE event for every fast-path call (the access log), not only for failed ones. */
+  everyCallEvent?: boolean;
 }
 
 /** The listener's TLS material (src/security/tls-options.ts TlsMaterial): PEM bytes and the policy. */
@@ -115,11 +117,24 @@ export interface NativeEngineHandle {
   cancelFrontCall(slot: number): void;
   /** The LatencySampleRing the loop thread writes answered calls' round trips into (native/engine/latency_ring.h). */
   setLatencyRing(view: Int32Array, nowMs: number): void;
+  /** The ingress's request metrics since the last take (native/engine/request_tally.h). */
+  takeRequestTally(): EngineRequestTallySeries[];
+}
+
+/** Fast-path calls of one (model, gRPC status) since the last take. */
+export interface EngineRequestTallySeries {
+  model: string;
+  status: number;
+  /** Calls per latency bucket (engineRequestBoundsUs, then +Inf). */
+  counts: number[];
+  sumUs: number;
 }
 
 export interface EngineAddon {
   Engine: new (onEvents: (batch: EngineEventRecord[]) => void) => NativeEngineHandle;
   engineCounterCount: number;
+  /** Upper bounds (us) of the request tally's latency buckets. */
+  engineRequestBoundsUs: number[];
 }
 
 export function loadEngineAddon(): EngineAddon {

@@ -6,7 +6,8 @@
 // feeds the engine's token cache with the bearer tokens the TypeScript gates verified (a token
 // the engine does not know is relayed to them once), records the engine's gate decisions
 // through the SecurityRuntime (releasing the answers that wait for their audit entry), starts
-// and drains the listener, and turns the engine's per-call events into the request metrics.
+// and drains the listener, and reads the request metrics from the engine's tally when they are
+// scraped (a successful call costs no event and no JavaScript unless the access log wants it).
 // Its `segment` channel carries the TypeScript gateway's calls (REST/WebSocket, relayed gRPC
 // methods) on the same engine links, so the node keeps one link set to each egress peer.
 import type { SluiceConfig } from '../config/schema.ts';
@@ -24,6 +25,7 @@ import type { ResolvedLinkTuning } from '../transport/link-tuning.ts';
 import { forwardEngineLogs } from './engine-log.ts';
 import { engineLinkOptions } from './engine-link-options.ts';
 import { engineLinkSource } from './engine-link-source.ts';
+import { LATENCY_BUCKETS_SECONDS } from '../telemetry/bucket-histogram.ts';
 import { NativeEngine, type EngineRequestDone } from './native-engine.ts';
 import { createHash } from 'node:crypto';
 import type { SecurityRuntime } from '../security/security-runtime.ts';
@@ -70,6 +72,7 @@ export class EngineIngress {
   readonly #unsubscribe: (() => void)[] = [];
   #tls: EngineTlsControl | undefined;
   #removeSources: (() => void) | undefined;
+  #requests: RequestStats | undefined;
 
   private constructor(engine: NativeEngine, address: { host: string; port: number }, config: SluiceConfig, peers: readonly EnginePeer[], logger: Logger, security: SecurityRuntime | undefined) {
     this.engine = engine;
@@ -109,11 +112,14 @@ export class EngineIngress {
     const l = o.config.listeners.grpc;
     if (l === undefined) throw new RangeError('EngineIngress needs listeners.grpc');
     const engine = new NativeEngine('sluice-infer');
+    if (engine.requestBoundsUs.length !== LATENCY_BUCKETS_SECONDS.length || engine.requestBoundsUs.some((us, i) => us !== Math.round(LATENCY_BUCKETS_SECONDS[i]! * 1e6))) {
+      engine.stop();
+      throw new RangeError('the engine\'s request latency buckets differ from LATENCY_BUCKETS_SECONDS: rebuild the addon');
+    }
     forwardEngineLogs(engine, o.logger);
     // Dialer id -> peer name, for the access records (filled once the dialers exist).
     const peerNames = new Map<number, string>();
     engine.on('request-done', (r: EngineRequestDone) => {
-      o.requests.record('grpc', 'inference', r.model, grpcStatusName(r.status), r.durationSeconds);
       // The access line of the TypeScript ingress (node-telemetry.ts accessLogHook), same fields.
       o.accessLog?.write({
         request_id: r.requestId,
@@ -178,6 +184,8 @@ export class EngineIngress {
         ...(tls !== undefined ? { tls } : {}),
         // The TypeScript ingress's UpstreamPolicy keys: same shedding, P2C, ejection and retries.
         upstreamPolicy: { ...o.config.scheduling.upstreams, ...o.config.scheduling.retries, ...o.config.scheduling.shedding },
+        // Without an access log only failed calls need an event (their log line).
+        everyCallEvent: o.accessLog !== undefined,
       });
       (ingress.address as { port: number }).port = bound.port;
       const removeLinks = o.links.addSource(engineLinkSource(engine.counters));
@@ -188,9 +196,12 @@ export class EngineIngress {
         idle_timeout: c.ingress('ingressRefusedIdleTimeout'),
         protocol_error: c.ingress('ingressRefusedProtocolError'),
       }));
+      ingress.#requests = o.requests;
+      const removeRequests = o.requests.addSource(() => ingress.#takeRequestTally());
       ingress.#removeSources = () => {
         removeLinks();
         removeRefusals?.();
+        removeRequests();
       };
       return ingress;
     } catch (err) {
@@ -240,5 +251,15 @@ export class EngineIngress {
     for (const u of this.#unsubscribe.splice(0)) u();
     this.#removeSources?.();
     this.engine.stop();
+    // What the last calls counted stays in the metrics.
+    this.#takeRequestTally();
+  }
+
+  /** Adds the engine's fast-path calls since the last take to the request metrics. */
+  #takeRequestTally(): void {
+    if (this.#requests === undefined) return;
+    for (const s of this.engine.takeRequestTally()) {
+      this.#requests.recordCounts('grpc', 'inference', s.model, grpcStatusName(s.status), s.counts, s.sumUs / 1e6);
+    }
   }
 }

@@ -6,7 +6,7 @@
 import { EventEmitter } from 'node:events';
 import { SluiceError } from '../errors.ts';
 import { CloseCode } from '../wire/close-frame.ts';
-import { loadEngineAddon, type EngineEgressConfig, type EngineIngressConfig, type EngineEventRecord, type EngineLinkOptions, type EngineTlsMaterial, type NativeEngineHandle } from './engine-addon.ts';
+import { loadEngineAddon, type EngineEgressConfig, type EngineIngressConfig, type EngineEventRecord, type EngineLinkOptions, type EngineRequestTallySeries, type EngineTlsMaterial, type NativeEngineHandle } from './engine-addon.ts';
 import type { LatencySampleRing } from '../scheduler/latency-sample-ring.ts';
 import { EngineCounters } from './engine-counters.ts';
 import { CLOSED_BY, EngineEventType, type FrontOutcome, GateDecisionBits } from './engine-events.ts';
@@ -91,7 +91,7 @@ export function decodeGateDecision(e: EngineEventRecord): EngineGateDecision {
   };
 }
 
-/** A fast-path gRPC call the ingress finished (the request metrics' source). */
+/** A fast-path gRPC call the ingress finished: every failed call, and every call when startIngress asked for everyCallEvent (the access log); the metrics come from takeRequestTally. */
 export interface EngineRequestDone {
   model: string;
   requestId: string;
@@ -155,7 +155,7 @@ export interface EngineLogRecord {
  * Events: 'link' (EngineLinkInfo), 'close' (id, EngineLinkClose), 'message' (id, EngineInbound),
  * 'drain' (id), 'rejected' (SluiceError, remote) for a refused handshake at a listener,
  * 'dial-failed' (dialer, SluiceError), 'policy-denied' (EnginePolicyDenial), 'log' (EngineLogRecord),
- * 'request-done' (EngineRequestDone) for each fast-path call of the gRPC ingress,
+ * 'request-done' (EngineRequestDone) for each failed fast-path call of the gRPC ingress (each call with everyCallEvent),
  * 'front-done' (EngineFrontCallDone) for each call sent with frontCall(), 'gate'
  * (EngineGateDecision) for each gate decision TypeScript records (refusals; audited allowed calls),
  * 'connection-refused' (reason) when the ingress closes a connection before it did useful work,
@@ -163,6 +163,8 @@ export interface EngineLogRecord {
  */
 export class NativeEngine extends EventEmitter {
   readonly counters: EngineCounters;
+  /** Upper bounds (us) of the latency buckets takeRequestTally counts in. */
+  readonly requestBoundsUs: readonly number[];
   readonly #handle: NativeEngineHandle;
   readonly #links = new Map<number, EngineLinkInfo>();
   #listens: { resolve: (a: { host: string; port: number }) => void; reject: (e: Error) => void }[] = [];
@@ -175,6 +177,7 @@ export class NativeEngine extends EventEmitter {
     this.#handle = new addon.Engine((batch) => this.#onBatch(batch));
     this.#handle.start(threadName);
     this.counters = new EngineCounters(this.#handle.counters());
+    this.requestBoundsUs = addon.engineRequestBoundsUs;
   }
 
   /** Links open now. */
@@ -235,6 +238,11 @@ export class NativeEngine extends EventEmitter {
   feedLatencyRing(ring: LatencySampleRing): void {
     this.#check();
     this.#handle.setLatencyRing(new Int32Array(ring.buffer), performance.timeOrigin + performance.now());
+  }
+
+  /** The ingress's request metrics since the last take (one call per scrape, not one event per call). */
+  takeRequestTally(): EngineRequestTallySeries[] {
+    return this.#handle.takeRequestTally();
   }
 
   /** Drain: the ingress stops accepting and sends GOAWAY; open calls finish. */

@@ -45,6 +45,21 @@ export class BucketHistogram {
     this.count++;
   }
 
+  /**
+   * Adds observations already counted per bucket elsewhere (e.g. the native engine's request
+   * tally): `counts` per bucket of these bounds, +Inf last, and their sum.
+   */
+  addCounts(counts: ArrayLike<number>, sum: number): void {
+    if (counts.length !== this.counts.length) throw new RangeError(`expected ${this.counts.length} bucket counts, got ${counts.length}`);
+    let n = 0;
+    for (let i = 0; i < counts.length; i++) {
+      this.counts[i]! += counts[i]!;
+      n += counts[i]!;
+    }
+    this.sum += sum;
+    this.count += n;
+  }
+
   /** Cumulative counts per bound (the Prometheus `le` series), +Inf last. */
   cumulative(): number[] {
     const out = new Array<number>(this.counts.length);

@@ -20,7 +20,7 @@ export interface EventLoopDelayOptions {
 
 export class EventLoopDelayMonitor {
   readonly histogram = new BucketHistogram(EVENT_LOOP_DELAY_BUCKETS_SECONDS);
-  readonly #resolutionMs: number;
+  #resolutionMs: number;
   readonly #maxWindowMs: number;
   #timer: NodeJS.Timeout | undefined;
   #due = 0;
@@ -37,6 +37,25 @@ export class EventLoopDelayMonitor {
 
   get running(): boolean {
     return this.#timer !== undefined;
+  }
+
+  get resolutionMs(): number {
+    return this.#resolutionMs;
+  }
+
+  /**
+   * Changes how often the probe fires (restarting it if running). The period sets how many
+   * samples are taken, not what one means: a probe due at a random moment is late by what is
+   * left of the slice it falls in, at any period. A slower probe costs the idle loop fewer
+   * wake-ups and catches a short stall less often (one of d ms with chance d / period).
+   */
+  retune(resolutionMs: number): void {
+    if (!(resolutionMs >= 1)) throw new RangeError(`resolutionMs must be >= 1, got ${resolutionMs}`);
+    if (resolutionMs === this.#resolutionMs) return;
+    this.#resolutionMs = resolutionMs;
+    if (this.#timer === undefined) return;
+    this.stop();
+    this.start();
   }
 
   start(): void {

@@ -91,7 +91,7 @@ export class SluiceMetrics {
     }
     // prom-client's nodejs_eventloop_lag_* gauges reset at every scrape and sample every 10 ms;
     // this histogram is cumulative (rate() works, several scrapers do not disturb each other).
-    new HistogramCollector('sluice_event_loop_delay_seconds', 'How late the event loop ran a timer due every 2 ms: the wait of any ready work (an inference request) behind synchronous work (sealing, decrypting, hashing bulk).', [], () => [
+    new HistogramCollector('sluice_event_loop_delay_seconds', 'How late the event loop ran a timer due every 2 ms (20 ms where the native engine carries all inference calls): the wait of any ready work (an inference request) behind synchronous work (sealing, decrypting, hashing bulk).', [], () => [
       { labels: {}, histogram: this.eventLoop.histogram },
     ]).register(r);
     gauge(r, 'event_loop_delay_max_seconds', 'Largest event-loop delay over the last 10 to 20 seconds.', [], () => [[{}, this.eventLoop.maxSeconds()]]);

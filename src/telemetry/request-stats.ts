@@ -21,6 +21,7 @@ export class RequestStats {
   private readonly series = new Map<string, RequestSeries>();
   private readonly models = new Set<string>();
   private readonly maxModels: number;
+  readonly #sources = new Set<() => void>();
 
   constructor(opts: { maxModels?: number } = {}) {
     this.maxModels = opts.maxModels ?? 256;
@@ -28,6 +29,24 @@ export class RequestStats {
 
   /** Records a finished request; `seconds` is the time from arrival to the answer. */
   record(protocol: RequestProtocol, cls: TrafficClass, model: string, code: string | number, seconds: number): void {
+    this.#series(protocol, cls, model, code).latency.observe(seconds);
+  }
+
+  /** Records requests counted per latency bucket elsewhere (LATENCY_BUCKETS_SECONDS, +Inf last). */
+  recordCounts(protocol: RequestProtocol, cls: TrafficClass, model: string, code: string | number, counts: ArrayLike<number>, sumSeconds: number): void {
+    this.#series(protocol, cls, model, code).latency.addCounts(counts, sumSeconds);
+  }
+
+  /**
+   * Adds a source that records what it counted since its last call (e.g. the native engine's
+   * request tally) whenever the series are read. Returns its removal.
+   */
+  addSource(pull: () => void): () => void {
+    this.#sources.add(pull);
+    return () => this.#sources.delete(pull);
+  }
+
+  #series(protocol: RequestProtocol, cls: TrafficClass, model: string, code: string | number): RequestSeries {
     const codeStr = typeof code === 'number' ? String(code) : code;
     let label = model;
     if (!this.models.has(model)) {
@@ -40,11 +59,12 @@ export class RequestStats {
       s = { protocol, cls, model: label, code: codeStr, latency: new BucketHistogram(LATENCY_BUCKETS_SECONDS) };
       this.series.set(key, s);
     }
-    s.latency.observe(seconds);
+    return s;
   }
 
   /** Every series seen so far (counts never go down). */
   all(): IterableIterator<RequestSeries> {
+    for (const pull of this.#sources) pull();
     return this.series.values();
   }
 }

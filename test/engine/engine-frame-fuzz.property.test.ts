@@ -121,5 +121,8 @@ test('valid frames then random or mutated bytes: refused with a wire code, never
   } finally {
     await link.close();
   }
+  // The engine counts the link closed once its loop has read the peer's end (a moment after
+  // the TypeScript side's close resolves).
+  for (let i = 0; i < 200 && engine.counters.get('linksOpen') !== 0; i++) await new Promise((r) => setTimeout(r, 10));
   assert.equal(engine.counters.get('linksOpen'), 0);
 });

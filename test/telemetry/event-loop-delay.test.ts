@@ -63,3 +63,25 @@ test('the registry exports the histogram and the max gauge', async () => {
     metrics.eventLoop.stop();
   }
 });
+
+test('retune changes the probe period of a running monitor and still sees a stall', async () => {
+  const m = new EventLoopDelayMonitor({ resolutionMs: 2 });
+  assert.throws(() => m.retune(0), RangeError);
+  m.start();
+  try {
+    m.retune(20);
+    assert.equal(m.resolutionMs, 20);
+    assert.equal(m.running, true);
+    const before = m.histogram.count;
+    await sleep(110);
+    const ticks = m.histogram.count - before;
+    // About 5 ticks in 110 ms at 20 ms (not the 55 of a 2 ms probe); generous for a loaded machine.
+    assert.ok(ticks >= 1 && ticks <= 8, `${ticks} ticks`);
+    await sleep(5);
+    blockFor(60);
+    await sleep(30);
+    assert.ok(m.maxSeconds() >= 0.03, `max ${m.maxSeconds()}`);
+  } finally {
+    m.stop();
+  }
+});

@@ -66,3 +66,39 @@ test('quantile estimates fall inside the bucket that holds the true quantile', (
 test('histograms with different bounds cannot be added', () => {
   assert.throws(() => new BucketHistogram([1, 2]).add(new BucketHistogram([1, 3])), /different bounds/);
 });
+
+test('addCounts adds buckets counted elsewhere (the engine tally) as if observed here', () => {
+  fc.assert(
+    fc.property(fc.array(fc.double({ min: 0, max: 40, noNaN: true }), { maxLength: 200 }), (values) => {
+      const observed = new BucketHistogram(LATENCY_BUCKETS_SECONDS);
+      for (const v of values) observed.observe(v);
+      const added = new BucketHistogram(LATENCY_BUCKETS_SECONDS);
+      added.addCounts([...observed.counts], observed.sum);
+      assert.deepEqual([...added.counts], [...observed.counts]);
+      assert.equal(added.count, observed.count);
+      assert.equal(added.sum, observed.sum);
+    }),
+  );
+  assert.throws(() => new BucketHistogram([1, 2]).addCounts([1, 2], 0), RangeError);
+});
+
+test('RequestStats: sources are pulled whenever the series are read', async () => {
+  const { RequestStats } = await import('../../src/telemetry/request-stats.ts');
+  const stats = new RequestStats();
+  let pending = 3;
+  const remove = stats.addSource(() => {
+    if (pending === 0) return;
+    const counts = new Array<number>(LATENCY_BUCKETS_SECONDS.length + 1).fill(0);
+    counts[2] = pending; // <= 0.5 ms
+    stats.recordCounts('grpc', 'inference', 'simple', 'OK', counts, pending * 0.0004);
+    pending = 0;
+  });
+  stats.record('grpc', 'inference', 'simple', 'OK', 0.002);
+  const s = [...stats.all()];
+  assert.equal(s.length, 1);
+  assert.equal(s[0]!.latency.count, 4);
+  assert.ok(Math.abs(s[0]!.latency.sum - 0.0032) < 1e-12);
+  pending = 2;
+  remove();
+  assert.equal([...stats.all()][0]!.latency.count, 4, 'a removed source is not pulled');
+});

@@ -1,0 +1,202 @@
+// Where the engine pair spends CPU per call, by process and thread, with load-robust evidence:
+// schedstat run time and context switches (wake-ups) of every thread, per call, while h2load
+// drives `calls` ModelInfer calls one at a time; the nginx TLS pair measured the same way in the
+// same run as the reference; optionally the system calls per call of each sluice process
+// (strace -c -f, attached for one extra run) and the idle wake-ups per second.
+//   node --import tsx bench/pair-cpu.ts [simple|identity-1m] [calls]
+// Knobs: SLUICE_PAIR_STRACE=1 (syscalls per call), SLUICE_PAIR_IDLE_S (seconds of idle
+// wake-up counting, default 3), SLUICE_PAIR_TRACE_GC=1 (count scavenges per 1000 calls),
+// SLUICE_PAIR_NODE_ARGS (more node flags for the ingress and egress, e.g. --heap-prof),
+// SLUICE_PAIR_PERF=<dir> (perf record -g of both processes over one more run, into <dir>).
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { METHODS } from '../src/kserve/grpc-service.ts';
+import { encodeMessage } from '../src/kserve/proto.ts';
+import { startSluice, type SluiceProcess } from '../scripts/sluice-child.ts';
+import { runH2load } from './h2load.ts';
+import { type NginxProxy, startNginxTlsPair } from './nginx-grpc-proxy.ts';
+
+const INFER = METHODS.ModelInfer.path;
+
+interface ThreadSample {
+  cpuUs: number;
+  switches: number;
+}
+
+/** Per thread name (main thread 'main'): run time (schedstat) and context switches, summed over same-named threads. */
+function threads(pid: number): Map<string, ThreadSample> {
+  const out = new Map<string, ThreadSample>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const ns = Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+      const status = readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
+      const v = Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0);
+      const nv = Number(/^nonvoluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0);
+      const name = tid === String(pid) ? 'main' : stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const t = out.get(name) ?? { cpuUs: 0, switches: 0 };
+      t.cpuUs += ns / 1000;
+      t.switches += v + nv;
+      out.set(name, t);
+    } catch {
+      // the thread ended
+    }
+  }
+  return out;
+}
+
+function diff(a: Map<string, ThreadSample>, b: Map<string, ThreadSample>, per: number): Record<string, { us: number; wakes: number }> {
+  const out: Record<string, { us: number; wakes: number }> = {};
+  let us = 0;
+  let wakes = 0;
+  for (const [name, t] of b) {
+    const s = a.get(name) ?? { cpuUs: 0, switches: 0 };
+    const d = { us: (t.cpuUs - s.cpuUs) / per, wakes: (t.switches - s.switches) / per };
+    us += d.us;
+    wakes += d.wakes;
+    if (d.us >= 0.5 || d.wakes >= 0.01) out[name] = { us: Math.round(d.us * 10) / 10, wakes: Math.round(d.wakes * 1000) / 1000 };
+  }
+  out.total = { us: Math.round(us * 10) / 10, wakes: Math.round(wakes * 1000) / 1000 };
+  return out;
+}
+
+function request(kind: string): Buffer {
+  if (kind === 'identity-1m') {
+    return encodeMessage('ModelInferRequest', { modelName: 'identity', inputs: [{ name: 'INPUT0', datatype: 'FP32', shape: [1, 1 << 18] }], rawInputContents: [randomBytes(1 << 20)] });
+  }
+  const int32 = (n: number): Buffer => Buffer.from(new Int32Array(Array.from({ length: n }, (_, i) => i)).buffer);
+  return encodeMessage('ModelInferRequest', {
+    modelName: 'simple',
+    inputs: [
+      { name: 'INPUT0', datatype: 'INT32', shape: [1, 16] },
+      { name: 'INPUT1', datatype: 'INT32', shape: [1, 16] },
+    ],
+    rawInputContents: [int32(16), int32(16)],
+  });
+}
+
+/** strace -c -f on `pid` while `work` runs; the syscall table (calls per syscall). */
+async function straceCounts(pid: number, work: () => Promise<number>): Promise<{ calls: number; counts: Record<string, number> }> {
+  const st = spawn('strace', ['-c', '-f', '-p', String(pid)], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let text = '';
+  st.stderr.on('data', (d: Buffer) => (text += d.toString()));
+  await new Promise((r) => setTimeout(r, 500)); // attached
+  const calls = await work();
+  const done = new Promise((r) => st.once('close', r));
+  st.kill('SIGINT');
+  await done;
+  const counts: Record<string, number> = {};
+  for (const line of text.split('\n')) {
+    const m = /^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?(\w+)\s*$/.exec(line);
+    if (m !== null && m[2] !== 'total') counts[m[2]!] = Number(m[1]);
+  }
+  return { calls, counts };
+}
+
+async function main(): Promise<void> {
+  const kind = process.argv[2] ?? 'simple';
+  const calls = Number(process.argv[3] ?? (kind === 'simple' ? 3000 : 200));
+  const key = randomBytes(32).toString('hex');
+  const procs: SluiceProcess[] = [];
+  const proxies: NginxProxy[] = [];
+  const gc = { ingress: 0, egress: 0 };
+  const traceGc = process.env.SLUICE_PAIR_TRACE_GC === '1';
+  const extraArgs = (process.env.SLUICE_PAIR_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
+  const nodeArgs = (counter: 'ingress' | 'egress'): { nodeArgs: string[]; onOtherLine?: (l: string) => void } =>
+    traceGc ? { nodeArgs: ['--trace-gc', ...extraArgs], onOtherLine: (l: string) => void (l.includes('Scavenge') && gc[counter]++) } : { nodeArgs: extraArgs };
+  try {
+    const models = await startSluice({ node: { name: 'pair-models' }, models: { listen: { host: '127.0.0.1', port: 0 } } }, { name: 'models' });
+    procs.push(models);
+    const egress = await startSluice(
+      {
+        node: { name: 'pair-egress' },
+        segments: { inference: { transport: 'tcp', key, listen: { host: '127.0.0.1', port: 0 } } },
+        routes: [{ model: '*', upstreams: [{ address: models.endpoints.models! }] }],
+        log: { level: 'warn' },
+      },
+      { name: 'egress', ...nodeArgs('egress') },
+    );
+    procs.push(egress);
+    const [segHost, segPort] = egress.endpoints.segment!.split(':') as [string, string];
+    const ingress = await startSluice(
+      {
+        node: { name: 'pair-ingress' },
+        listeners: { grpc: { host: '127.0.0.1', port: 0 } },
+        segments: { inference: { transport: 'tcp', key } },
+        peers: [{ name: 'egress', segment: 'inference', host: segHost, port: Number(segPort) }],
+        routes: [{ model: '*', peers: ['egress'] }],
+        log: { level: 'warn' },
+      },
+      { name: 'ingress', ...nodeArgs('ingress') },
+    );
+    procs.push(ingress);
+    const pair = await startNginxTlsPair(models.endpoints.models!, 64 << 20);
+    proxies.push(pair);
+    const body = request(kind);
+    const sluice = { ingress: ingress.child.pid!, egress: egress.child.pid! };
+    const run = async (address: string, n: number): Promise<number> => {
+      const r = await runH2load({ address, method: INFER, request: body, calls: n });
+      if (r.failed > 0) throw new Error(`${r.failed} of ${n} calls failed on ${address} (${r.ok} ok)`);
+      return r.ok;
+    };
+    console.log(`load average at start: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+    // The ingress's link to the egress comes up in the background.
+    for (let i = 0; i < 100 && (await runH2load({ address: ingress.endpoints.grpc!, method: INFER, request: body, calls: 1 })).dataBytes <= 5; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await run(ingress.endpoints.grpc!, kind === 'simple' ? 3000 : 100);
+    await run(pair.address, kind === 'simple' ? 3000 : 100);
+
+    // Idle wake-ups per second (nothing calling).
+    const idleS = Number(process.env.SLUICE_PAIR_IDLE_S ?? 3);
+    if (idleS > 0) {
+      const before = { i: threads(sluice.ingress), e: threads(sluice.egress) };
+      await new Promise((r) => setTimeout(r, idleS * 1000));
+      console.log(`idle, per second: ingress ${JSON.stringify(diff(before.i, threads(sluice.ingress), idleS))}`);
+      console.log(`idle, per second: egress  ${JSON.stringify(diff(before.e, threads(sluice.egress), idleS))}`);
+    }
+
+    for (let round = 0; round < 2; round++) {
+      const i0 = threads(sluice.ingress);
+      const e0 = threads(sluice.egress);
+      const g0 = gc.ingress + gc.egress;
+      const t0 = performance.now();
+      const n = await run(ingress.endpoints.grpc!, calls);
+      const wall = performance.now() - t0;
+      console.log(`sluice ${kind} c=1 round ${round}: ${n} calls, ${((wall * 1000) / n).toFixed(0)} us wall/call, load ${loadavg()[0]!.toFixed(2)}`);
+      const di = diff(i0, threads(sluice.ingress), n);
+      const de = diff(e0, threads(sluice.egress), n);
+      console.log(`  ingress per call: ${JSON.stringify(di)}`);
+      console.log(`  egress  per call: ${JSON.stringify(de)}`);
+      console.log(`  both: ${(di.total!.us + de.total!.us).toFixed(1)} us/call${traceGc ? `, scavenges per 1000 calls ${(((gc.ingress + gc.egress - g0) * 1000) / n).toFixed(1)}` : ''}`);
+      const p0 = pair.pids.map(threads);
+      const n2 = await run(pair.address, calls);
+      const pd = pair.pids.map((pid, k) => diff(p0[k]!, threads(pid), n2));
+      console.log(`  nginx TLS pair per call: ${pd.map((d) => JSON.stringify(d.total)).join(' + ')} = ${pd.reduce((s, d) => s + d.total!.us, 0).toFixed(1)} us`);
+    }
+    const perfDir = process.env.SLUICE_PAIR_PERF;
+    if (perfDir !== undefined && perfDir !== '') {
+      const recs = Object.entries(sluice).map(([name, pid]) => spawn('perf', ['record', '-g', '-p', String(pid), '-o', `${perfDir}/${name}.data`], { stdio: 'ignore' }));
+      await new Promise((r) => setTimeout(r, 500));
+      const n = await run(ingress.endpoints.grpc!, calls);
+      await Promise.all(recs.map((p) => new Promise((r) => (p.once('close', r), p.kill('SIGINT')))));
+      console.log(`perf: ${n} calls recorded into ${perfDir}/{ingress,egress}.data`);
+    }
+    if (process.env.SLUICE_PAIR_STRACE === '1') {
+      const n = Math.min(calls, 1000);
+      for (const [name, pid] of Object.entries(sluice)) {
+        const s = await straceCounts(pid, () => run(ingress.endpoints.grpc!, n));
+        const per = Object.entries(s.counts).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${(v / s.calls).toFixed(2)}`);
+        const total = Object.values(s.counts).reduce((a, b) => a + b, 0) / s.calls;
+        console.log(`syscalls per call, ${name} (strace -c -f, ${s.calls} calls): ${total.toFixed(2)}: ${per.join(', ')}`);
+      }
+    }
+  } finally {
+    for (const p of proxies.reverse()) await p.stop();
+    for (const p of procs.reverse()) await p.stop();
+  }
+}
+
+await main();
