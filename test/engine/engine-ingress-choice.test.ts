@@ -36,7 +36,8 @@ test('each config the engine cannot serve names its reason', () => {
   assert.match(engineIngressRefusal(ctx({}, { tracing: true }))!, /tracing/);
   assert.match(engineIngressRefusal(ctx({}, { hooks: ['metrics', 'test-gate'] }))!, /hooks.*test-gate/);
   assert.match(engineIngressRefusal(ctx({ security: { threats: { enabled: true } } }))!, /threats/);
-  assert.match(engineIngressRefusal(ctx({ security: { tls: { enabled: true, certFile: '/c.pem', keyFile: '/k.pem' } } }))!, /TLS/);
+  // TLS (and mTLS) is terminated by the engine itself (engine-tls.ts).
+  assert.equal(engineIngressRefusal(ctx({ security: { tls: { enabled: true, certFile: '/c.pem', keyFile: '/k.pem' } } })), null);
 });
 
 test('API keys, JWTs, rate limits and audit are served by the engine (its policy tables); the gate hook does not keep it off', () => {
