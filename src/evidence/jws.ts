@@ -47,8 +47,14 @@ export interface DetachedVerification {
 }
 
 export async function verifyDetached(compact: string, payload: Uint8Array, key: KeyObject): Promise<DetachedVerification> {
-  const m = /^([A-Za-z0-9_-]+)\.\.([A-Za-z0-9_-]+)$/.exec(compact.trim());
+  // Exactly what the signer writes (one optional final newline), and canonical base64url: a
+  // decoder ignores the spare low bits of the last character, and trim() whitespace, so either
+  // would let a flipped byte of the pack pass unseen.
+  const m = /^([A-Za-z0-9_-]+)\.\.([A-Za-z0-9_-]+)\n?$/.exec(compact);
   if (m === null) return { ok: false, reason: 'not a detached compact JWS (header..signature)' };
+  for (const part of [m[1]!, m[2]!]) {
+    if (Buffer.from(part, 'base64url').toString('base64url') !== part) return { ok: false, reason: 'not canonical base64url' };
+  }
   try {
     const r = await flattenedVerify({ protected: m[1] as string, payload, signature: m[2] as string }, key, { algorithms: ['RS256', 'EdDSA'] });
     const header = r.protectedHeader as Record<string, unknown>;

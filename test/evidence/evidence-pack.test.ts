@@ -146,6 +146,17 @@ test('tamper: a flipped byte anywhere fails and names a part', async () => {
     checked++;
   }
   assert.ok(checked >= 300);
+  // The two bytes a stepped sweep can miss and a lenient reader would let pass: the spare low
+  // bits of the signature's last base64url character, and the JWS file's final newline.
+  const members0 = readTar(p);
+  const jws = members0.find((m) => m.name === 'manifest.jws')!;
+  for (const at of [jws.data.length - 2, jws.data.length - 1]) {
+    const ms = readTar(p);
+    const j = ms.find((m) => m.name === 'manifest.jws')!;
+    j.data[at] = j.data[at]! ^ 0x01;
+    const v = await verifyEvidencePack(writeTar(ms), key);
+    assert.equal(v.ok, false, `flipping byte ${at} of manifest.jws went unnoticed`);
+  }
   // And through the CLI: exit 1 naming the part.
   const members = readTar(p);
   const e = members.find((m) => m.name === 'audit/entries.jsonl')!;
