@@ -200,10 +200,14 @@ class IngressLinks final : public IngressBackend {
                              : r == RefusalReason::kIdleTimeout      ? kIngressRefusedIdleTimeout
                                                                      : kIngressRefusedProtocolError);
   }
-  void OnRetry(bool granted) override { engine_->counters()->Add(granted ? kIngressRetries : kIngressRetriesDenied); }
+  // The log lines of segment-forwarder.ts; code "dialer:N" names the peer (engine-log.ts maps it).
+  void OnRetry(bool granted, uint32_t failed_peer, const std::string& request_id) override {
+    engine_->counters()->Add(granted ? kIngressRetries : kIngressRetriesDenied);
+    if (granted) engine_->events()->Log(LogLevel::kInfo, "request retried on another egress peer", "dialer:" + std::to_string(failed_peer), request_id, "", "");
+  }
   void OnPeerEjected(uint32_t peer, const std::string& error) override {
     engine_->counters()->Add(kIngressPeersEjected);
-    engine_->events()->Log(LogLevel::kWarn, "egress peer ejected after consecutive failures", "", "", "", "engine dialer " + std::to_string(peer) + ": " + error);
+    engine_->events()->Log(LogLevel::kWarn, "egress peer ejected after consecutive failures", "dialer:" + std::to_string(peer), "", "", error);
   }
   void OnCallFinished(const CallOutcome& o) override {
     // Metrics: counted here, taken by JS at scrape time. A call becomes an event only when it

@@ -956,7 +956,7 @@ bool GrpcIngress::OnLinkMessage(TcpInferenceLink* link, const InboundMessage& ms
     if (reply_code == "SLUICE_ERR_UPSTREAM_UNAVAILABLE") {
       if (RetryElsewhere(p)) return true;
     } else {
-      backend_->OnRetry(false);
+      backend_->OnRetry(false, p->peer, p->request_id);
     }
     if (status == static_cast<uint8_t>(GrpcStatus::kDeadlineExceeded) && p->call != nullptr) {
       // The egress ran out of the budget it was sent (what was left of it); the caller is told
@@ -1050,7 +1050,7 @@ bool GrpcIngress::RetryElsewhere(Pending* p) {
   const uint64_t now = loop_->now_ms();
   const double remaining = p->call->deadline_at > now ? static_cast<double>(p->call->deadline_at - now) : 0;
   const bool ok = upstreams_.MayRetry(true, p->attempts, remaining, static_cast<double>(now));
-  backend_->OnRetry(ok);
+  backend_->OnRetry(ok, p->tried.empty() ? p->peer : p->tried.back(), p->request_id);
   if (!ok) return false;
   counters_.retries++;
   Send(p);

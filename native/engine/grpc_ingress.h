@@ -119,7 +119,8 @@ class IngressBackend {
   // A call was shed at admission (upstream_policy.h), a failed attempt was retried on another
   // peer or not (the TypeScript ingress's sluice_requests_shed_total / sluice_retries_total).
   virtual void OnShed(ShedCause /*cause*/) {}
-  virtual void OnRetry(bool /*granted*/) {}
+  // `failed_peer`: the peer whose attempt failed; `request_id`: the call's (for the log line).
+  virtual void OnRetry(bool /*granted*/, uint32_t /*failed_peer*/, const std::string& /*request_id*/) {}
   // The listener refused a connection or closed it before it did useful work (reason: a
   // ConnectionRefusalReason label of src/telemetry/connection-refusals.ts).
   virtual void OnConnectionRefused(RefusalReason /*reason*/) {}

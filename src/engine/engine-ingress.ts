@@ -116,9 +116,9 @@ export class EngineIngress {
       engine.stop();
       throw new RangeError('the engine\'s request latency buckets differ from LATENCY_BUCKETS_SECONDS: rebuild the addon');
     }
-    forwardEngineLogs(engine, o.logger);
-    // Dialer id -> peer name, for the access records (filled once the dialers exist).
+    // Dialer id -> peer name, for the access records and log lines (filled once the dialers exist).
     const peerNames = new Map<number, string>();
+    forwardEngineLogs(engine, o.logger, (d) => peerNames.get(d));
     engine.on('request-done', (r: EngineRequestDone) => {
       // The access line of the TypeScript ingress (node-telemetry.ts accessLogHook), same fields.
       o.accessLog?.write({
