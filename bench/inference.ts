@@ -18,6 +18,7 @@ import { METHODS } from '../src/kserve/grpc-service.ts';
 import { encodeMessage } from '../src/kserve/proto.ts';
 import { startSluice, type SluiceProcess } from '../scripts/sluice-child.ts';
 import { h2loadAvailable, percentile, runH2load, type H2loadRun } from './h2load.ts';
+import { startSluicePair } from './sluice-pair.ts';
 import { nginxAvailable, type NginxProxy, startNginxGrpcProxy, startNginxTlsPair } from './nginx-grpc-proxy.ts';
 import { cpuUs } from './process-cpu.ts';
 import { median, writeResults } from './report.ts';
@@ -95,29 +96,7 @@ export async function run(args: readonly string[] = []): Promise<void> {
   try {
     const models = await startSluice({ node: { name: 'bench-models' }, models: { listen: { host: '127.0.0.1', port: 0 } } }, { name: 'models' });
     procs.push(models);
-    const egress = await startSluice(
-      {
-        node: { name: 'bench-egress' },
-        segments: { inference: { transport: 'tcp', key, listen: { host: '127.0.0.1', port: 0 } } },
-        routes: [{ model: '*', upstreams: [{ address: models.endpoints.models! }] }],
-        log: { level: 'warn' },
-      },
-      { name: 'egress', nodeArgs: ['--trace-gc'], onOtherLine: (l) => void (l.includes('Scavenge') && scavenges.egress++) },
-    );
-    procs.push(egress);
-    const [segHost, segPort] = egress.endpoints.segment!.split(':') as [string, string];
-    const ingress = await startSluice(
-      {
-        node: { name: 'bench-ingress' },
-        listeners: { grpc: { host: '127.0.0.1', port: 0 } },
-        segments: { inference: { transport: 'tcp', key } },
-        peers: [{ name: 'egress', segment: 'inference', host: segHost, port: Number(segPort) }],
-        routes: [{ model: '*', peers: ['egress'] }],
-        log: { level: 'warn' },
-      },
-      { name: 'ingress', nodeArgs: ['--trace-gc'], onOtherLine: (l) => void (l.includes('Scavenge') && scavenges.ingress++) },
-    );
-    procs.push(ingress);
+    const { egress, ingress } = await startSluicePair(models.endpoints.models!, key, 'bench', procs, (role) => ({ nodeArgs: ['--trace-gc'], onOtherLine: (l) => void (l.includes('Scavenge') && scavenges[role]++) }));
     const oneHop = await startNginxGrpcProxy(models.endpoints.models!, 64 << 20);
     proxies.push(oneHop);
     const pair = await startNginxTlsPair(models.endpoints.models!, 64 << 20);

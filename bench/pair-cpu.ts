@@ -17,6 +17,7 @@ import { encodeMessage } from '../src/kserve/proto.ts';
 import { startSluice, type SluiceProcess } from '../scripts/sluice-child.ts';
 import { runH2load } from './h2load.ts';
 import { type NginxProxy, startNginxTlsPair } from './nginx-grpc-proxy.ts';
+import { startSluicePair } from './sluice-pair.ts';
 
 const INFER = METHODS.ModelInfer.path;
 
@@ -109,29 +110,7 @@ async function main(): Promise<void> {
   try {
     const models = await startSluice({ node: { name: 'pair-models' }, models: { listen: { host: '127.0.0.1', port: 0 } } }, { name: 'models' });
     procs.push(models);
-    const egress = await startSluice(
-      {
-        node: { name: 'pair-egress' },
-        segments: { inference: { transport: 'tcp', key, listen: { host: '127.0.0.1', port: 0 } } },
-        routes: [{ model: '*', upstreams: [{ address: models.endpoints.models! }] }],
-        log: { level: 'warn' },
-      },
-      { name: 'egress', ...nodeArgs('egress') },
-    );
-    procs.push(egress);
-    const [segHost, segPort] = egress.endpoints.segment!.split(':') as [string, string];
-    const ingress = await startSluice(
-      {
-        node: { name: 'pair-ingress' },
-        listeners: { grpc: { host: '127.0.0.1', port: 0 } },
-        segments: { inference: { transport: 'tcp', key } },
-        peers: [{ name: 'egress', segment: 'inference', host: segHost, port: Number(segPort) }],
-        routes: [{ model: '*', peers: ['egress'] }],
-        log: { level: 'warn' },
-      },
-      { name: 'ingress', ...nodeArgs('ingress') },
-    );
-    procs.push(ingress);
+    const { egress, ingress } = await startSluicePair(models.endpoints.models!, key, 'pair', procs, nodeArgs);
     const pair = await startNginxTlsPair(models.endpoints.models!, 64 << 20);
     proxies.push(pair);
     const body = request(kind);
