@@ -686,7 +686,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                         InstanceMethod<&EngineWrap::DrainIngress>("drainIngress"), InstanceMethod<&EngineWrap::FrontCall>("frontCall"),
                         InstanceMethod<&EngineWrap::CancelFrontCall>("cancelFrontCall"), InstanceMethod<&EngineWrap::ReloadTls>("reloadTls"),
                         InstanceMethod<&EngineWrap::SetClientAllowlist>("setClientAllowlist"), InstanceMethod<&EngineWrap::SetLatencyRing>("setLatencyRing"),
-                        InstanceMethod<&EngineWrap::TakeRequestTally>("takeRequestTally")});
+                        InstanceMethod<&EngineWrap::TakeRequestTally>("takeRequestTally"),
+                        InstanceMethod<&EngineWrap::TakeUpstreamTally>("takeUpstreamTally"), InstanceMethod<&EngineWrap::SetTracing>("setTracing")});
   }
 
   // new Engine(onEvents(batch: object[]))
@@ -782,7 +783,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       }
       if (!e.tenant.empty()) o.Set("tenantName", e.tenant);
       if (e.type == EventType::kMessage || e.type == EventType::kPolicyDenied || (e.type == EventType::kFrontCallDone && !e.body.empty()) ||
-          e.type == EventType::kTlsAudit) {
+          e.type == EventType::kTlsAudit || e.type == EventType::kSpan) {
         o.Set("body", Napi::Buffer<uint8_t>::Copy(env, e.body.data(), e.body.size()));
       }
       out.Set(static_cast<uint32_t>(i), o);
@@ -1088,9 +1089,25 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
 
   // takeRequestTally() -> [{model, status, counts: number[] (per latency bucket, +Inf last), sumUs}]:
   // the ingress's request metrics since the last take (request_tally.h); [] after stop().
-  Napi::Value TakeRequestTally(const Napi::CallbackInfo& info) {
+  // takeUpstreamTally(): the engine egress's model-server calls since the last take (same shape).
+  Napi::Value TakeUpstreamTally(const Napi::CallbackInfo& info) {
+    if (engine_) engine_->upstream_tally()->Take(&tally_scratch_);
+    return TallyArray(info.Env());
+  }
+
+  // setTracing(enabled, sampleRatio): telemetry.otlp for the ingress's and egress's spans.
+  void SetTracing(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
+    if (info.Length() < 2 || !info[0].IsBoolean() || !info[1].IsNumber()) throw Napi::TypeError::New(env, "setTracing(enabled, ratio) needs a boolean and a number");
+    engine(env).tracing()->Set(info[0].As<Napi::Boolean>().Value(), info[1].As<Napi::Number>().DoubleValue());
+  }
+
+  Napi::Value TakeRequestTally(const Napi::CallbackInfo& info) {
     if (engine_) engine_->request_tally()->Take(&tally_scratch_);
+    return TallyArray(info.Env());
+  }
+
+  Napi::Value TallyArray(Napi::Env env) {
     Napi::Array out = Napi::Array::New(env, tally_scratch_.size());
     for (size_t i = 0; i < tally_scratch_.size(); i++) {
       const auto& s = tally_scratch_[i];

@@ -180,6 +180,16 @@ TcpInferenceLink* Engine::FindLink(uint32_t id) {
 }
 
 // The ingress reaches egress peers through the links the dialers keep up.
+bool Engine::EmitSpan(const SpanRecord& span, const std::string& request_id, const std::string& model, const std::string& err) {
+  EngineEvent e;
+  e.type = EventType::kSpan;
+  e.err = err;
+  e.request_id = request_id;
+  e.model = model;
+  span.Encode(&e.body);
+  return events_.Push(std::move(e));
+}
+
 class IngressLinks final : public IngressBackend {
  public:
   explicit IngressLinks(Engine* engine) : engine_(engine) {}
@@ -204,6 +214,10 @@ class IngressLinks final : public IngressBackend {
   void OnRetry(bool granted, uint32_t failed_peer, const std::string& request_id) override {
     engine_->counters()->Add(granted ? kIngressRetries : kIngressRetriesDenied);
     if (granted) engine_->events()->Log(LogLevel::kInfo, "request retried on another egress peer", "dialer:" + std::to_string(failed_peer), request_id, "", "");
+  }
+  const TraceSettings* Tracing() override { return engine_->tracing(); }
+  void OnSpan(const SpanRecord& span, const std::string& request_id, const std::string& model, const std::string& err) override {
+    (void)engine_->EmitSpan(span, request_id, model, err);
   }
   void OnPeerEjected(uint32_t peer, const std::string& error) override {
     engine_->counters()->Add(kIngressPeersEjected);

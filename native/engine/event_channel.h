@@ -52,6 +52,8 @@ enum class EventType : uint32_t {
                         // c = suppressed failures / connections closed, extra = the TLS error code
                         // (handshake_failed) or the certificate's fingerprint, model = subject CN,
                         // request_id = issuer CN, body = serial (hex)
+  kSpan = 16,           // a sampled call's span record (trace_context.h SpanRecord in body; ingress or
+                        // egress side), request_id, model
 };
 
 enum class LogLevel : uint32_t { kDebug = 20, kInfo = 30, kWarn = 40, kError = 50 };

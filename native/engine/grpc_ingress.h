@@ -31,6 +31,7 @@
 #include "engine/kserve_scan.h"
 #include "engine/policy_table.h"
 #include "engine/tls_server.h"
+#include "engine/trace_context.h"
 #include "engine/upstream_policy.h"
 
 namespace sluice::engine {
@@ -126,6 +127,10 @@ class IngressBackend {
   virtual void OnConnectionRefused(RefusalReason /*reason*/) {}
   // The P2C policy ejected an egress peer after consecutive failures.
   virtual void OnPeerEjected(uint32_t /*peer*/, const std::string& /*error*/) {}
+  // Tracing (telemetry.otlp): the node's settings (null: off), and a sampled call's span
+  // record, queued for TypeScript (trace_context.h).
+  virtual const TraceSettings* Tracing() { return nullptr; }
+  virtual void OnSpan(const SpanRecord& /*span*/, const std::string& /*request_id*/, const std::string& /*model*/, const std::string& /*err*/) {}
 
  protected:
   ~IngressBackend() = default;
@@ -231,6 +236,9 @@ class GrpcIngress {
   void Forget(Pending* p);
   void FinishCall(Call* call, GrpcStatus status, const std::string& message, std::string_view code = {});
   void DropCall(Call* call);
+  // Tracing: the call's span decision and the context its CALLs carry (trace_context.h).
+  void StartSpan(Call* call, std::string_view traceparent);
+  void EndSpan(Call* call, GrpcStatus status, const std::string& message);
   void AbandonPendings(Call* call, uint8_t reason);
 
   // Relay to the TypeScript server.
@@ -274,6 +282,7 @@ class GrpcIngress {
   uint64_t tokens_generation_ = UINT64_MAX;
   RateLimiter limiter_;
   std::mt19937_64 rng_;
+  TraceIds trace_ids_;
   UpstreamPolicy upstreams_;
   EventLoop::TimerId housekeeping_ = EventLoop::kNoTimer;
   IngressCounters counters_;

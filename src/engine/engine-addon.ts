@@ -119,6 +119,10 @@ export interface NativeEngineHandle {
   setLatencyRing(view: Int32Array, nowMs: number): void;
   /** The ingress's request metrics since the last take (native/engine/request_tally.h). */
   takeRequestTally(): EngineRequestTallySeries[];
+  /** The egress's model-server calls since the last take (sluice_upstream_request_duration_seconds). */
+  takeUpstreamTally(): EngineRequestTallySeries[];
+  /** telemetry.otlp: span records of sampled calls (SPAN events), the node's sample ratio for new traces. */
+  setTracing(enabled: boolean, sampleRatio: number): void;
 }
 
 /** Fast-path calls of one (model, gRPC status) since the last take. */

@@ -10,6 +10,10 @@ import { violationType } from '../security/link-guard.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { LinkTracker } from '../telemetry/link-tracker.ts';
 import type { RejectionStats } from '../telemetry/rejection-stats.ts';
+import type { RequestStats } from '../telemetry/request-stats.ts';
+import type { Tracing } from '../telemetry/tracing.ts';
+import { grpcStatusName } from '../kserve/status.ts';
+import { EngineSpans, type EngineSpanRecord } from './engine-spans.ts';
 import type { UpstreamRoute } from '../egress/upstream-pool.ts';
 import type { ResolvedLinkTuning } from '../transport/link-tuning.ts';
 import { forwardEngineLogs } from './engine-log.ts';
@@ -29,6 +33,10 @@ export interface EngineEgressOptions {
   security?: { config: SecurityConfig; events: SecurityEventSink };
   links: LinkTracker;
   rejections: RejectionStats;
+  /** sluice_upstream_request_duration_seconds: the engine's tally, taken at scrape time. */
+  upstreamCalls?: RequestStats;
+  /** telemetry.otlp: the `egress` and `upstream` spans of sampled calls, from the engine's span records. */
+  tracing?: Tracing;
   logger: Logger;
   /** Called (at most every 20 ms) while calls arrive: the bulk governor's inference signal. */
   onInference?: () => void;
@@ -90,6 +98,11 @@ export class EngineEgress {
         detail: { gate: 'egress', code: InferenceErrorCode.TENANT_DENIED, model: d.model, tenant_id: d.tenantId },
       });
     });
+    if (o.tracing !== undefined) {
+      const spans = new EngineSpans(o.tracing, { peer: String });
+      engine.on('span', (r: EngineSpanRecord) => spans.record(r));
+      engine.setTracing(true, o.tracing.sampleRatio);
+    }
     // Messages the engine does not serve (not CALL/CANCEL) have no one to go to at an egress.
     engine.on('message', (id: number, m: { kind: number }) => log.debug({ link: id, kind: m.kind }, 'engine link: message of no service here dropped'));
     engine.configureEgress({
@@ -106,7 +119,19 @@ export class EngineEgress {
       throw err;
     }
     const c = engine.counters;
-    const removeSource = o.links.addSource(engineLinkSource(engine.counters));
+    const removeLinks = o.links.addSource(engineLinkSource(engine.counters));
+    // The model-server calls per model and status, counted on the engine thread (no event per call).
+    const upstreamCalls = o.upstreamCalls;
+    const takeUpstream = (): void => {
+      if (upstreamCalls === undefined) return;
+      for (const s of engine.takeUpstreamTally()) upstreamCalls.recordCounts('grpc', 'inference', s.model, grpcStatusName(s.status), s.counts, s.sumUs / 1e6);
+    };
+    const removeUpstream = upstreamCalls?.addSource(takeUpstream);
+    const removeSource = (): void => {
+      removeLinks();
+      removeUpstream?.();
+      takeUpstream(); // what the last calls counted stays in the metrics
+    };
     let poll: NodeJS.Timeout | undefined;
     if (o.onInference !== undefined) {
       const note = o.onInference;

@@ -1,9 +1,9 @@
 // Whether the engine's gRPC ingress can serve a node's listeners.grpc, or why not. The engine
 // serves ModelInfer/ModelStreamInfer itself, TLS and mTLS, credential gates and audit included
 // (the policy tables; engine-ingress.ts), writes access records from its per-call events and
-// feeds the bulk governor (native/engine/latency_ring.h); whatever needs per-request JavaScript
-// (PII rewriting, threat profiles, spans) keeps the whole listener on the TypeScript ingress, and
-// the node says why.
+// feeds the bulk governor (native/engine/latency_ring.h) and queues span records of sampled calls
+// (native/engine/trace_context.h); whatever needs per-request JavaScript (PII rewriting, threat
+// profiles) keeps the whole listener on the TypeScript ingress, and the node says why.
 import type { SluiceConfig } from '../config/schema.ts';
 import { tenantsNeedingSlowPath } from '../security/pii/policy.ts';
 
@@ -15,6 +15,7 @@ export interface EngineIngressContext {
   engineEnv: string | undefined;
   /** process.env.SLUICE_ENGINE_INGRESS ('0': the TypeScript ingress only; the egress may stay on the engine) */
   ingressEnv?: string | undefined;
+  /** telemetry.otlp (served from the engine's span records). */
   tracing: boolean;
   /** telemetry.accessLog (served from the engine's per-call records). */
   accessLog: boolean;
@@ -24,10 +25,10 @@ export interface EngineIngressContext {
 
 /**
  * Ingress hooks whose work the engine does itself: request metrics and access records from its
- * per-call events, and the security gates over its policy tables (the hook still runs for the
- * calls it relays).
+ * per-call events, spans from its span records, and the security gates over its policy tables
+ * (the hook still runs for the calls it relays).
  */
-const ENGINE_SERVED_HOOKS: ReadonlySet<string> = new Set(['metrics', 'access-log', 'security']);
+const ENGINE_SERVED_HOOKS: ReadonlySet<string> = new Set(['metrics', 'access-log', 'security', 'tracing']);
 
 /** null: the engine can serve listeners.grpc; otherwise the reason it cannot (logged at warn). */
 export function engineIngressRefusal(c: EngineIngressContext): string | null {
@@ -39,8 +40,6 @@ export function engineIngressRefusal(c: EngineIngressContext): string | null {
   const slow = tenantsNeedingSlowPath(c.config);
   if (slow.size > 0) return `PII policies need the TypeScript path (tenants ${[...slow].join(', ')})`;
   if (s.threats.enabled) return 'security.threats needs the TypeScript path (per-request profiles)';
-  // The access log is written from the engine's per-call records; spans are not emitted yet.
-  if (c.tracing) return 'tracing is on (the engine does not emit spans yet)';
   const perRequest = c.hooks.filter((h) => !ENGINE_SERVED_HOOKS.has(h));
   if (perRequest.length > 0) return `ingress hooks run per request in TypeScript (${perRequest.join(', ')})`;
   return null;

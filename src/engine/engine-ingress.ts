@@ -30,6 +30,8 @@ import { NativeEngine, type EngineRequestDone } from './native-engine.ts';
 import { createHash } from 'node:crypto';
 import type { SecurityRuntime } from '../security/security-runtime.ts';
 import { EngineGateRecorder } from './engine-gate-events.ts';
+import { EngineSpans, type EngineSpanRecord } from './engine-spans.ts';
+import type { Tracing } from '../telemetry/tracing.ts';
 import { capBits, compilePolicyTable, NO_TENANT } from './policy-compiler.ts';
 import { EngineTlsControl, engineTlsConfig, type EngineTlsOptions } from './engine-tls.ts';
 import { type EnginePeer, EngineSegmentChannel } from './engine-segment-channel.ts';
@@ -46,6 +48,8 @@ export interface EngineIngressOptions {
   links: LinkTracker;
   /** telemetry.accessLog: one line per fast-path call, from the engine's batched records. */
   accessLog?: AccessLog;
+  /** telemetry.otlp: the `ingress` and `link` spans of sampled fast-path calls, from the engine's span records. */
+  tracing?: Tracing;
   logger: Logger;
   /** The node's security runtime (API keys, JWTs, rate limits, audit); absent: security is off. */
   security?: SecurityRuntime;
@@ -119,6 +123,11 @@ export class EngineIngress {
     // Dialer id -> peer name, for the access records and log lines (filled once the dialers exist).
     const peerNames = new Map<number, string>();
     forwardEngineLogs(engine, o.logger, (d) => peerNames.get(d));
+    if (o.tracing !== undefined) {
+      const spans = new EngineSpans(o.tracing, { peer: (d) => peerNames.get(d) ?? String(d) });
+      engine.on('span', (r: EngineSpanRecord) => spans.record(r));
+      engine.setTracing(true, o.tracing.sampleRatio);
+    }
     engine.on('request-done', (r: EngineRequestDone) => {
       // The access line of the TypeScript ingress (node-telemetry.ts accessLogHook), same fields.
       o.accessLog?.write({

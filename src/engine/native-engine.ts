@@ -9,6 +9,7 @@ import { CloseCode } from '../wire/close-frame.ts';
 import { loadEngineAddon, type EngineEgressConfig, type EngineIngressConfig, type EngineEventRecord, type EngineLinkOptions, type EngineRequestTallySeries, type EngineTlsMaterial, type NativeEngineHandle } from './engine-addon.ts';
 import type { LatencySampleRing } from '../scheduler/latency-sample-ring.ts';
 import { EngineCounters } from './engine-counters.ts';
+import { decodeSpanRecord, SPAN_RECORD_BYTES } from './engine-spans.ts';
 import { CLOSED_BY, EngineEventType, type FrontOutcome, GateDecisionBits } from './engine-events.ts';
 
 export interface EngineLinkInfo {
@@ -159,7 +160,8 @@ export interface EngineLogRecord {
  * 'front-done' (EngineFrontCallDone) for each call sent with frontCall(), 'gate'
  * (EngineGateDecision) for each gate decision TypeScript records (refusals; audited allowed calls),
  * 'connection-refused' (reason) when the ingress closes a connection before it did useful work,
- * 'tls-audit' (EngineTlsAudit) for its TLS security events.
+ * 'tls-audit' (EngineTlsAudit) for its TLS security events, 'span' (EngineSpanRecord) for a sampled
+ * call's span record (setTracing).
  */
 export class NativeEngine extends EventEmitter {
   readonly counters: EngineCounters;
@@ -243,6 +245,21 @@ export class NativeEngine extends EventEmitter {
   /** The ingress's request metrics since the last take (one call per scrape, not one event per call). */
   takeRequestTally(): EngineRequestTallySeries[] {
     return this.#handle.takeRequestTally();
+  }
+
+  /** The egress's model-server calls since the last take (per model and status; one call per scrape). */
+  takeUpstreamTally(): EngineRequestTallySeries[] {
+    return this.#handle.takeUpstreamTally();
+  }
+
+  /**
+   * Tracing on (telemetry.otlp): the ingress and egress put W3C trace context on the wire and
+   * queue a 'span' event (EngineSpanRecord) for each sampled call; `sampleRatio` samples new
+   * traces as the node's tracer does. Set before calls arrive.
+   */
+  setTracing(enabled: boolean, sampleRatio: number): void {
+    this.#check();
+    this.#handle.setTracing(enabled, sampleRatio);
   }
 
   /** Drain: the ingress stops accepting and sends GOAWAY; open calls finish. */
@@ -390,6 +407,9 @@ export class NativeEngine extends EventEmitter {
           upstreamSeconds: (e.upstreamUs ?? 0) / 1e6,
           ...(e.a !== 0 ? { code: e.code ?? '', err: e.err ?? '' } : {}),
         } satisfies EngineRequestDone);
+        return;
+      case EngineEventType.SPAN:
+        if (e.body !== undefined && e.body.length === SPAN_RECORD_BYTES) this.emit('span', decodeSpanRecord(e.body, e.requestId ?? '', e.model ?? '', e.err ?? ''));
         return;
       case EngineEventType.CONNECTION_REFUSED:
         for (let i = 0; i < Math.max(1, e.a); i++) this.emit('connection-refused', e.text ?? '');

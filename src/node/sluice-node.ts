@@ -394,8 +394,8 @@ export class SluiceNode {
       logger.warn({ segment: 'inference', transport: kind }, 'the native engine does not serve rdma segments yet: the egress runs on the TypeScript link path');
       return false;
     }
-    if (this.tracing !== undefined || this.accessLog !== undefined) {
-      logger.warn({ segment: 'inference' }, 'tracing or the access log is on: the egress runs on the TypeScript path (the native engine does not emit spans or access records yet)');
+    if (this.accessLog !== undefined) {
+      logger.warn({ segment: 'inference' }, 'the access log is on: the egress runs on the TypeScript path (the native engine does not emit egress access records yet)');
       return false;
     }
     try {
@@ -440,6 +440,7 @@ export class SluiceNode {
         requests: this.metrics.requests,
         links: this.metrics.links,
         ...(this.accessLog !== undefined ? { accessLog: this.accessLog } : {}),
+        ...(this.tracing !== undefined ? { tracing: this.tracing } : {}),
         refusals: this.metrics.connectionRefusals,
         logger: logger.child({ component: 'grpc', engine: true }),
         ...(this.security !== undefined ? { security: this.security } : {}),
@@ -525,6 +526,8 @@ export class SluiceNode {
           ...(this.security !== undefined ? { security: { config: this.security.config, events: this.security } } : {}),
           links: this.metrics.links,
           rejections: this.metrics.rejections,
+          upstreamCalls: this.metrics.upstreamCalls,
+          ...(this.tracing !== undefined ? { tracing: this.tracing } : {}),
           logger: logger.child({ component: 'egress', engine: true }),
           // The bulk governor paces training transfers: without a training segment there is
           // nothing to pace, and the poll would only wake the idle JS thread 50 times a second.
