@@ -15,6 +15,18 @@ namespace sluice {
 namespace engine {
 
 namespace {
+// "host:port" / "[v6]:port" -> the host (the TypeScript egress labels accepted links by it).
+std::string HostOf(const std::string& remote) {
+  if (!remote.empty() && remote[0] == '[') {
+    const size_t close = remote.find(']');
+    return close == std::string::npos ? remote : remote.substr(1, close - 1);
+  }
+  const size_t colon = remote.rfind(':');
+  return colon == std::string::npos ? remote : remote.substr(0, colon);
+}
+}  // namespace
+
+namespace {
 constexpr size_t kEventRingCapacity = 16384;
 }
 
@@ -162,6 +174,7 @@ void Engine::HandshakeFinished(PendingHandshake* h, const Status& status, const 
   auto link = std::make_unique<TcpInferenceLink>(&loop_, &counters_, this, id, fd, dialer != 0 ? Role::kInitiator : Role::kAcceptor, options, *secrets,
                                                  remote);
   TcpInferenceLink* raw = link.get();
+  raw->SetPeerCounters(PeerCounters(dialer != 0 ? "dialer:" + std::to_string(dialer) : HostOf(remote)));
   links_[id] = std::move(link);
   if (dialer != 0) link_dialer_[id] = dialer;
   EngineEvent e;
@@ -180,6 +193,25 @@ TcpInferenceLink* Engine::FindLink(uint32_t id) {
 }
 
 // The ingress reaches egress peers through the links the dialers keep up.
+
+CounterBlock* Engine::PeerCounters(const std::string& key) {
+  std::lock_guard<std::mutex> lock(peer_counters_mutex_);
+  auto it = peer_counters_.find(key);
+  if (it != peer_counters_.end()) return it->second.get();
+  const std::string& k = peer_counters_.size() >= kMaxPeerBlocks ? std::string("_other") : key;
+  auto& slot = peer_counters_[k];
+  if (!slot) slot = std::make_unique<CounterBlock>();
+  return slot.get();
+}
+
+bool Engine::CopyPeerCounters(const std::string& key, uint64_t out[kCount]) {
+  std::lock_guard<std::mutex> lock(peer_counters_mutex_);
+  auto it = peer_counters_.find(key);
+  if (it == peer_counters_.end()) return false;
+  for (uint32_t i = 0; i < kCount; i++) out[i] = it->second->Get(static_cast<Counter>(i));
+  return true;
+}
+
 bool Engine::EmitSpan(const SpanRecord& span, const std::string& request_id, const std::string& model, const std::string& err) {
   EngineEvent e;
   e.type = EventType::kSpan;

@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -75,6 +76,13 @@ class Engine : public LinkHandler {
   void Stop();  // closes every link (GOING_AWAY), stops the loop, joins
 
   CounterBlock* counters() { return &counters_; }
+  // Per-peer link counters (the sluice_link_* series by peer): key "dialer:<id>" for a dialer's
+  // links, the remote host for accepted ones. At most kMaxPeerBlocks keys, then "_other". The
+  // blocks live as long as the engine. Any thread.
+  static constexpr size_t kMaxPeerBlocks = 1024;
+  CounterBlock* PeerCounters(const std::string& key);
+  // Copies a peer's block (false: no link of that key yet).
+  bool CopyPeerCounters(const std::string& key, uint64_t out[kCount]);
   EventChannel* events() { return &events_; }
   EventLoop* loop() { return &loop_; }
   // The ingress's request metrics (request_tally.h): JS takes them at scrape time.
@@ -158,6 +166,8 @@ class Engine : public LinkHandler {
   EventChannel events_;
   RequestTally request_tally_;
   RequestTally upstream_tally_;
+  std::mutex peer_counters_mutex_;
+  std::unordered_map<std::string, std::unique_ptr<CounterBlock>> peer_counters_;
   TraceSettings tracing_;
   std::atomic<bool> every_call_event_{false};
   EventLoop loop_;

@@ -123,6 +123,8 @@ export interface NativeEngineHandle {
   takeUpstreamTally(): EngineRequestTallySeries[];
   /** telemetry.otlp: span records of sampled calls (SPAN events), the node's sample ratio for new traces. */
   setTracing(enabled: boolean, sampleRatio: number): void;
+  /** One peer's link counters (the first 14 counters' order), undefined before its first link. */
+  peerLinkCounters(key: string): number[] | undefined;
 }
 
 /** Fast-path calls of one (model, gRPC status) since the last take. */

@@ -17,7 +17,7 @@ import { EngineSpans, type EngineSpanRecord } from './engine-spans.ts';
 import type { UpstreamRoute } from '../egress/upstream-pool.ts';
 import type { ResolvedLinkTuning } from '../transport/link-tuning.ts';
 import { forwardEngineLogs } from './engine-log.ts';
-import { engineLinkSource } from './engine-link-source.ts';
+import { enginePeerLinkSource, remoteHost } from './engine-link-source.ts';
 import { engineLinkOptions } from './engine-link-options.ts';
 import { NativeEngine, type EngineLinkClose, type EngineLinkInfo, type EnginePolicyDenial } from './native-engine.ts';
 
@@ -43,6 +43,7 @@ export interface EngineEgressOptions {
 }
 
 const INFERENCE_POLL_MS = 20;
+const MAX_PEER_SERIES = 1024;
 
 export class EngineEgress {
   readonly engine: NativeEngine;
@@ -70,7 +71,14 @@ export class EngineEgress {
       }
     });
     const remotes = new Map<number, EngineLinkInfo>();
-    engine.on('link', (l: EngineLinkInfo) => remotes.set(l.id, l));
+    // The link metrics by remote host, as the TypeScript egress labels accepted links.
+    const peerSources = new Map<string, () => void>();
+    engine.on('link', (l: EngineLinkInfo) => {
+      remotes.set(l.id, l);
+      const host = remoteHost(l.remoteAddress);
+      // The engine keeps at most MAX_PEER_SERIES hosts apart (native/engine/engine.h kMaxPeerBlocks).
+      if (!peerSources.has(host) && peerSources.size < MAX_PEER_SERIES) peerSources.set(host, o.links.addSource(enginePeerLinkSource(engine, host, host)));
+    });
     engine.on('close', (id: number, why: EngineLinkClose) => {
       const l = remotes.get(id);
       remotes.delete(id);
@@ -119,7 +127,9 @@ export class EngineEgress {
       throw err;
     }
     const c = engine.counters;
-    const removeLinks = o.links.addSource(engineLinkSource(engine.counters));
+    const removeLinks = (): void => {
+      for (const r of peerSources.values()) r();
+    };
     // The model-server calls per model and status, counted on the engine thread (no event per call).
     const upstreamCalls = o.upstreamCalls;
     const takeUpstream = (): void => {

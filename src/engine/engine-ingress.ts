@@ -24,7 +24,7 @@ import type { RequestStats } from '../telemetry/request-stats.ts';
 import type { ResolvedLinkTuning } from '../transport/link-tuning.ts';
 import { forwardEngineLogs } from './engine-log.ts';
 import { engineLinkOptions } from './engine-link-options.ts';
-import { engineLinkSource } from './engine-link-source.ts';
+import { enginePeerLinkSource } from './engine-link-source.ts';
 import { LATENCY_BUCKETS_SECONDS } from '../telemetry/bucket-histogram.ts';
 import { NativeEngine, type EngineRequestDone } from './native-engine.ts';
 import { createHash } from 'node:crypto';
@@ -44,7 +44,7 @@ export interface EngineIngressOptions {
   /** The TypeScript gRPC server every non-fast-path call is relayed to. */
   relayPath: string;
   requests: RequestStats;
-  /** The engine's own links to the egress peers are added to the link metrics (peer "engine"). */
+  /** The engine's own links to the egress peers are added to the link metrics (by peer name). */
   links: LinkTracker;
   /** telemetry.accessLog: one line per fast-path call, from the engine's batched records. */
   accessLog?: AccessLog;
@@ -197,7 +197,11 @@ export class EngineIngress {
         everyCallEvent: o.accessLog !== undefined,
       });
       (ingress.address as { port: number }).port = bound.port;
-      const removeLinks = o.links.addSource(engineLinkSource(engine.counters));
+      // The engine's links by peer name, as the TypeScript links label them.
+      const removePeers = peers.map((p) => o.links.addSource(enginePeerLinkSource(engine, `dialer:${p.dialer}`, p.name)));
+      const removeLinks = (): void => {
+        for (const r of removePeers) r();
+      };
       const c = engine.counters;
       const removeRefusals = o.refusals?.addSource('grpc', () => ({
         max_connections: c.ingress('ingressRefusedMaxConnections'),

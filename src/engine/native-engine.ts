@@ -172,6 +172,8 @@ export class NativeEngine extends EventEmitter {
   #listens: { resolve: (a: { host: string; port: number }) => void; reject: (e: Error) => void }[] = [];
   #ingressListens: { resolve: (a: { host: string; port: number }) => void; reject: (e: Error) => void }[] = [];
   #stopped = false;
+  readonly #lastPeerCounters = new Map<string, number[]>();
+  readonly #peerKeys = new Set<string>();
 
   constructor(threadName = 'sluice-infer') {
     super();
@@ -245,6 +247,18 @@ export class NativeEngine extends EventEmitter {
   /** The ingress's request metrics since the last take (one call per scrape, not one event per call). */
   takeRequestTally(): EngineRequestTallySeries[] {
     return this.#handle.takeRequestTally();
+  }
+
+  /** The link counters of one peer's links ("dialer:<id>" or a remote host), undefined before its first link or once stopped. */
+  peerLinkCounters(key: string): number[] | undefined {
+    this.#peerKeys.add(key);
+    return this.#stopped ? this.#lastPeerCounters.get(key) : this.#rememberPeer(key, this.#handle.peerLinkCounters(key));
+  }
+
+  #rememberPeer(key: string, v: number[] | undefined): number[] | undefined {
+    // Kept so a scrape after stop() still reads the final totals.
+    if (v !== undefined) this.#lastPeerCounters.set(key, v);
+    return v;
   }
 
   /** The egress's model-server calls since the last take (per model and status; one call per scrape). */
@@ -322,6 +336,7 @@ export class NativeEngine extends EventEmitter {
   stop(): void {
     if (this.#stopped) return;
     this.#stopped = true;
+    for (const k of this.#peerKeys) this.#rememberPeer(k, this.#handle.peerLinkCounters(k));
     this.#handle.stop();
     const rest = this.#handle.drain();
     if (rest.length > 0) this.#onBatch(rest);

@@ -110,7 +110,7 @@ describe('ops end to end', { timeout: 540_000 }, () => {
 
     const before = await scrape(ops);
     assert.equal(sampleValue(before, 'sluice_requests_total', { protocol: 'http', model: 'simple', code: '200' }), undefined);
-    // With the engine's ingress every call (HTTP too) crosses on the engine's links (peer="engine").
+    // With the engine's ingress every call (HTTP too) crosses on the engine's links (per peer, as the TypeScript links).
     const bytesBefore = sampleSum(before, 'sluice_link_bytes_total', { segment: 'inference', direction: 'tx', transport: 'tcp' });
 
     const N = 30;
