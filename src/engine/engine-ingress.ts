@@ -80,6 +80,7 @@ export class EngineIngress {
 
   private constructor(engine: NativeEngine, address: { host: string; port: number }, config: SluiceConfig, peers: readonly EnginePeer[], logger: Logger, security: SecurityRuntime | undefined) {
     this.engine = engine;
+    // The ingress's logger already says engine: true (a second binding would repeat the key).
     this.segment = new EngineSegmentChannel(engine, peers, logger.child({ component: 'links' }));
     const dialers = new Map(peers.map((p) => [p.name, p.dialer]));
     this.address = address;
