@@ -278,6 +278,14 @@ class IngressLinks final : public IngressBackend {
     // As the TypeScript access log: arrival -> first CALL (or the end), last CALL -> its reply.
     e.access.queue_us = (x.first_sent_us != 0 ? x.first_sent_us : end) - o.started_us;
     e.access.upstream_us = x.sent_us == 0 ? 0 : (x.replied_us != 0 ? x.replied_us : end) - x.sent_us;
+    if (o.trace_id != nullptr) {
+      static const char kHex[] = "0123456789abcdef";
+      e.extra.resize(32);
+      for (int i = 0; i < 16; i++) {
+        e.extra[2 * i] = kHex[o.trace_id[i] >> 4];
+        e.extra[2 * i + 1] = kHex[o.trace_id[i] & 15];
+      }
+    }
     if (o.status != GrpcStatus::kOk) {
       e.code = std::string(o.code);
       e.err = o.message;

@@ -1110,7 +1110,8 @@ void GrpcIngress::FinishCall(Call* call, GrpcStatus status, const std::string& m
   c->session->Finish(call->stream, status, message, &rid, 1);
   if (call->traced) EndSpan(call, status, message);
   backend_->OnCallFinished(
-      CallOutcome{call->model, call->request_id, status, code, message, SteadyMicros() - call->started_us, call->streaming, call->access, call->started_us});
+      CallOutcome{call->model, call->request_id, status, code, message, SteadyMicros() - call->started_us, call->streaming, call->access, call->started_us,
+                  call->carry_trace ? call->carry + 1 : nullptr});
   DropCall(call);
   Flush(c);
 }

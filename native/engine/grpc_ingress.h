@@ -59,6 +59,9 @@ struct CallOutcome {
   bool streaming;
   const CallAccess& access;
   uint64_t started_us;  // steady clock: the call arrived
+  // The trace id of the context the call's CALLs carried (16 bytes), or null: the access
+  // line's trace_id (node-telemetry.ts accessLogHook).
+  const uint8_t* trace_id = nullptr;
 };
 
 // A gate decision TypeScript records (src/engine/engine-gate-events.ts turns it into the

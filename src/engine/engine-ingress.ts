@@ -145,6 +145,7 @@ export class EngineIngress {
         queue_ms: roundMs(r.queueSeconds * 1000),
         upstream_ms: roundMs(r.upstreamSeconds * 1000),
         ...(r.attempts > 0 ? { peer: peerNames.get(r.peer) ?? String(r.peer), attempts: r.attempts } : {}),
+        ...(r.traceId !== undefined ? { trace_id: r.traceId } : {}),
       });
       // The failed-request line of the TypeScript gateway (inference-gateway.ts finish()).
       if (r.status !== 0) {

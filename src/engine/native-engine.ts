@@ -114,6 +114,8 @@ export interface EngineRequestDone {
   queueSeconds: number;
   /** The last CALL until its reply. */
   upstreamSeconds: number;
+  /** The trace id of the context the call carried to the egress (tracing on), for the access line. */
+  traceId?: string;
 }
 
 /** A call sent with frontCall() ended: the REPLY envelope, or why there is none. */
@@ -420,6 +422,7 @@ export class NativeEngine extends EventEmitter {
           bytesOut: e.bytesOut ?? 0,
           queueSeconds: (e.queueUs ?? 0) / 1e6,
           upstreamSeconds: (e.upstreamUs ?? 0) / 1e6,
+          ...(e.extra !== undefined ? { traceId: e.extra } : {}),
           ...(e.a !== 0 ? { code: e.code ?? '', err: e.err ?? '' } : {}),
         } satisfies EngineRequestDone);
         return;

@@ -176,6 +176,8 @@ describe('observability end to end', { timeout: 240_000 }, () => {
     assert.equal(line('missing-1').status, missing.status, 'the HTTP status the client saw');
     assert.equal(line('bad-1').status, 400);
     assert.equal(line('traced-1').trace_id, clientTrace);
+    // A gRPC call's line names its trace too (the engine's access record carries it).
+    assert.equal(line('grpc-0').trace_id, traceOf('grpc-0'));
     const ea = access(egress);
     const eline = ea.find((l) => l.request_id === 'http-0')!;
     assert.equal(eline.protocol, 'segment');
