@@ -619,6 +619,7 @@ bool Egress::OnMessage(TcpInferenceLink* link, const InboundMessage& m) {
       inflight_.erase(it);
       call->settled = true;
       engine_->counters()->Add(kEgressCallsCancelled);
+      Observe(call, kCancelled);
       Release(call);
     }
     return true;
@@ -795,6 +796,21 @@ void Egress::StartSpan(UpstreamCall* call) {
   FormatTraceparent(r.trace_id, r.child_id, 1, &call->traceparent);
 }
 
+// The upstream duration (egress-service.ts's observer: from the model call to its answer) and
+// the spans; the status is the call's as the model server, the deadline or a cancel ended it.
+void Egress::Observe(UpstreamCall* call, uint8_t status) {
+  const uint64_t done_ns = MonotonicNs();
+  engine_->upstream_tally()->Record(call->model, status, (done_ns - call->called_ns) / 1000);
+  if (!call->traced) return;
+  SpanRecord& r = call->span;
+  r.status = status;
+  r.end_ns = r.child_end_ns = done_ns;
+  r.bytes_in = call->request_size >= 5 ? call->request_size - 5 : 0;
+  r.bytes_out = status == kOk && call->received >= 5 ? call->received - 5 : 0;
+  (void)engine_->EmitSpan(r, call->request_id, call->model);
+  call->traced = false;
+}
+
 void Egress::Release(UpstreamCall* call) {
   engine_->loop()->CancelTimer(call->timer);
   call->timer = EventLoop::kNoTimer;
@@ -816,19 +832,7 @@ void Egress::CallFinished(UpstreamCall* call) {
   const std::string& addr = call->session != nullptr ? call->session->address() : std::string();
   const uint8_t st = static_cast<uint8_t>(call->grpc_status);
   reply_version_ = call->envelope_version;
-  // The upstream duration (egress-service.ts's observer: from the model call to its answer)
-  // and the spans; the status is the call's as the model server (or the deadline) ended it.
-  const uint64_t done_ns = MonotonicNs();
-  engine_->upstream_tally()->Record(call->model, st, (done_ns - call->called_ns) / 1000);
-  if (call->traced) {
-    SpanRecord& r = call->span;
-    r.status = st;
-    r.end_ns = r.child_end_ns = done_ns;
-    r.bytes_in = call->request_size >= 5 ? call->request_size - 5 : 0;
-    r.bytes_out = call->received >= 5 ? call->received - 5 : 0;
-    (void)engine_->EmitSpan(r, call->request_id, call->model);
-    call->traced = false;
-  }
+  Observe(call, st);
   if (link != nullptr) {
     if (st == kOk) {
       // unframe(): one uncompressed message whose length matches its prefix.
@@ -894,6 +898,7 @@ void Egress::OnLinkClosed(TcpInferenceLink* link) {
       it = inflight_.erase(it);
       call->settled = true;
       engine_->counters()->Add(kEgressCallsCancelled);
+      Observe(call, kCancelled);
       Release(call);
     } else {
       ++it;

@@ -53,6 +53,8 @@ class Egress {
   UpstreamSession* Pick(const std::string& model, std::string* error);
   // Tracing: the egress and upstream spans of a sampled call (trace_context.h).
   void StartSpan(UpstreamCall* call);
+  // The call ended with `status`: the upstream tally and, when sampled, its span record.
+  void Observe(UpstreamCall* call, uint8_t status);
   // Stops the call upstream (RST_STREAM when it started) and returns it to the free list.
   void Release(UpstreamCall* call);
   void Reply(TcpInferenceLink* link, uint32_t stream, uint32_t tenant, const std::string& request_id, uint8_t status, const char* code,
