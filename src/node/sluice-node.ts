@@ -745,7 +745,9 @@ export class SluiceNode {
       else segment.down('no link to any egress peer');
     };
     if (peerLinks instanceof EngineSegmentChannel) {
-      // Engine links: counted in the link metrics from the engine's counters (peer "engine").
+      // Engine links: counted in the link metrics from the engine's per-peer counters. A link
+      // that came up while the engine started (before this subscription) is shown up now.
+      for (const name of peerLinks.names) if (peerLinks.isUp(name)) perPeer.get(name)?.up('linked');
       peerLinks.on('link', (name: string, remoteAddress: string) => {
         perPeer.get(name)?.up(remoteAddress);
         update();
