@@ -447,6 +447,10 @@ export class SluiceNode {
         // security.tls: the engine terminates TLS with the TypeScript listener's files, allowlist and events.
         ...(sec !== undefined && sec.config.tls.enabled ? { tls: { name: 'grpc', tls: sec.config.tls, allowlist: sec.allowlist, events: sec } } : {}),
         latencyRing: this.engineRing,
+        // security.threats: the engine's sampled tensor tap feeds the detectors; profiled tenants take the slow path.
+        ...(this.threats !== undefined && this.threatNames !== undefined
+          ? { threats: { monitor: this.threats, names: this.threatNames, sampleRate: config.security.threats.sampleRate, ringBytes: config.security.threats.engineTapBytes, onDropped: (n: number) => void (this.metrics.threatTap.dropped += n) } }
+          : {}),
       });
     } catch (err) {
       rmSync(this.grpcSocketDir, { recursive: true, force: true });
