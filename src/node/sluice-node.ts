@@ -17,6 +17,7 @@ import { loadEngineAddon } from '../engine/engine-addon.ts';
 import { EngineEgress } from '../engine/engine-egress.ts';
 import { EngineIngress } from '../engine/engine-ingress.ts';
 import { engineIngressRefusal } from '../engine/engine-ingress-choice.ts';
+import type { EngineThreatTap } from '../engine/engine-threat-tap.ts';
 import { DEFAULT_HANDSHAKE_TIMEOUT_MS, resolveLinkTuning } from '../transport/link-tuning.ts';
 import { UpstreamPool } from '../egress/upstream-pool.ts';
 import { Http2GrpcIngress, type ConnectionBinder } from '../ingress/http2-grpc-ingress.ts';
@@ -235,6 +236,11 @@ export class SluiceNode {
   get engineIngressCalls(): { fast: number; relayed: number } | undefined {
     const c = this.engineIngress?.engine.counters;
     return c === undefined ? undefined : { fast: c.ingress('ingressFastCalls'), relayed: c.ingress('ingressRelayedCalls') };
+  }
+
+  /** The engine's tensor tap for the threat detectors (security.threats with the engine ingress), else undefined. */
+  get engineThreatTap(): EngineThreatTap | undefined {
+    return this.engineIngress?.tensorTap;
   }
 
   /** Whether the egress runs in the native engine (false: the TypeScript path, or no egress). */
