@@ -99,6 +99,7 @@ export class EngineTensorTapRing {
   readonly view: Uint8Array;
   readonly #header: Uint32Array;
   readonly #capacity: number;
+  readonly #data: DataView;
   #read = 0;
   #droppedSeen = 0;
   /** Records that did not parse (0 unless the ring's memory was corrupted). */
@@ -113,6 +114,7 @@ export class EngineTensorTapRing {
     this.buffer = new SharedArrayBuffer(TAP_HEADER_BYTES + capacity);
     this.view = new Uint8Array(this.buffer);
     this.#header = new Uint32Array(this.buffer, 0, TAP_HEADER_BYTES / 4);
+    this.#data = new DataView(this.buffer);
     Atomics.store(this.#header, 3, 1); // armed: the first record wakes JS
   }
 
@@ -140,7 +142,7 @@ export class EngineTensorTapRing {
       while (this.#read !== w) {
         const off = this.#read & (this.#capacity - 1);
         const avail = (w - this.#read) >>> 0;
-        const len = this.view[TAP_HEADER_BYTES + off]! | (this.view[TAP_HEADER_BYTES + off + 1]! << 8) | (this.view[TAP_HEADER_BYTES + off + 2]! << 16) | (this.view[TAP_HEADER_BYTES + off + 3]! * 2 ** 24);
+        const len = this.#data.getUint32(TAP_HEADER_BYTES + off, true);
         if (len === WRAP) {
           this.#read = (this.#read + (this.#capacity - off)) >>> 0;
           continue;

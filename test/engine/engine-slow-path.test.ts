@@ -140,6 +140,7 @@ test('the tap feeds the detectors from native calls; a block verdict sends the t
   // Served natively until the verdict (maxQueriesPerMinute 5: the 6th tapped row trips it).
   assert.ok(mid.fast - before.fast >= 6 && mid.fast - before.fast === served, `native calls before the verdict: ${mid.fast - before.fast}, served ${served}`);
   assert.ok(tap.ring.written - written >= 6, 'the detectors saw the engine\'s samples');
+  assert.equal(tap.ring.badRecords, 0, 'every record the engine wrote was read (the ring wrapped several times)');
   assert.equal(mid.relayed - before.relayed, 1, 'the refused call was relayed to the profile hook');
   // Another tenant stays native meanwhile.
   await fp32('plain', new Float32Array(8));
