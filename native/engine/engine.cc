@@ -196,10 +196,16 @@ class IngressLinks final : public IngressBackend {
     TensorTap* tap = engine_->tensor_tap();
     if (!tap->Sample()) return;
     if (!tap->Offer(tenant, model, request_id, msg, len, scan)) return;
-    EngineEvent e;  // once per drain of JS, not per sample
-    e.type = EventType::kTensorTap;
-    if (!engine_->Emit(std::move(e))) tap->Rearm();  // the event ring is full: the next sample wakes JS
+    // JS had drained the ring: wake it once, kTapWakeMs later, so the samples of that time go in
+    // one batch (one wake-up per batch, not per sample; the detectors do not need them sooner).
+    Engine* engine = engine_;
+    engine->loop()->AddTimer(kTapWakeMs, [engine] {
+      EngineEvent e;
+      e.type = EventType::kTensorTap;
+      if (!engine->Emit(std::move(e))) engine->tensor_tap()->Rearm();  // the event ring is full: the next sample tries again
+    });
   }
+  static constexpr uint64_t kTapWakeMs = 10;
   void OnShed(ShedCause cause) override {
     engine_->counters()->Add(cause == ShedCause::kInFlight ? kIngressShedInFlight : cause == ShedCause::kQueueDelay ? kIngressShedQueueDelay : kIngressShedDeadline);
   }
