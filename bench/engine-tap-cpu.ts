@@ -4,7 +4,7 @@
 // at sampleRate 0 (tap idle), then 1 (every call copied into the ring and drained into the
 // detectors). Reports the run time per call of the engine's loop thread (`sluice-infer`: the copy)
 // and of the JS main thread (the drain, the detectors, and this script's client).
-//   node --import tsx bench/engine-tap-cpu.ts [calls] [elements]
+//   node --import tsx bench/engine-tap-cpu.ts [calls] [elements]   (SLUICE_TAP_DETECTORS=0: extraction off too)
 import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -17,6 +17,8 @@ import { closedPort } from '../test/helpers/sluice-process.ts';
 
 const calls = Number(process.argv[2] ?? 2000);
 const elements = Number(process.argv[3] ?? 1024);
+/** SLUICE_TAP_DETECTORS=0: the detectors do nothing with the samples (the tap's own cost: copy, wake-ups, drain). */
+const detectors = process.env.SLUICE_TAP_DETECTORS !== '0';
 
 /** Run time (ns) per thread name of this process. */
 function threadNs(): Map<string, number> {
@@ -47,7 +49,7 @@ async function run(sampleRate: number): Promise<{ engineUs: number; mainUs: numb
       peers: [{ name: 'self', segment: 'inference', host: '127.0.0.1', port: seg }],
       routes: [{ model: '*', peers: ['self'], upstreams: [{ address: models.endpoints.models! }] }],
       log: { level: 'silent' },
-      security: { threats: { enabled: true, sampleRate, adversarial: { enabled: false }, extraction: { maxQueriesPerMinute: 1e9 } } },
+      security: { threats: { enabled: true, sampleRate, adversarial: { enabled: false }, extraction: { enabled: detectors, maxQueriesPerMinute: 1e9 } } },
     }),
     logger: logging.component('node'),
     transports: defaultTransports,
@@ -74,8 +76,8 @@ async function run(sampleRate: number): Promise<{ engineUs: number; mainUs: numb
   return { engineUs: per('sluice-infer'), mainUs: per('main') };
 }
 
-console.log(`load average ${loadavg()[0]!.toFixed(1)}; ${calls} calls of ${elements} FP32, 8 in flight`);
-for (const rate of [0, 1, 0, 1]) {
+console.log(`load average ${loadavg()[0]!.toFixed(1)}; ${calls} calls of ${elements} FP32, 8 in flight; detectors ${detectors ? 'on (extraction)' : 'off'}`);
+for (const rate of (process.env.SLUICE_TAP_ORDER ?? "0,1,0,1").split(",").map(Number)) {
   const r = await run(rate);
   console.log(`sampleRate ${rate}: sluice-infer threads ${r.engineUs.toFixed(1)} us/call, JS main thread ${r.mainUs.toFixed(1)} us/call`);
 }

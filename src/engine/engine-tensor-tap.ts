@@ -115,6 +115,9 @@ export class EngineTensorTapRing {
     this.view = new Uint8Array(this.buffer);
     this.#header = new Uint32Array(this.buffer, 0, TAP_HEADER_BYTES / 4);
     this.#data = new DataView(this.buffer);
+    // Touch every page now: a fresh mapping faults on first write, and those faults would land
+    // on the engine's loop thread, one per 4 KiB of samples, during the ring's first lap.
+    for (let p = 0; p < this.view.length; p += 4096) this.view[p] = 0;
     Atomics.store(this.#header, 3, 1); // armed: the first record wakes JS
   }
 
