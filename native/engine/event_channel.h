@@ -52,6 +52,7 @@ enum class EventType : uint32_t {
                         // c = suppressed failures / connections closed, extra = the TLS error code
                         // (handshake_failed) or the certificate's fingerprint, model = subject CN,
                         // request_id = issuer CN, body = serial (hex)
+  kTensorTap = 17,      // the tensor tap's ring (tensor_tap.h) has records and JS had re-armed it: drain it
 };
 
 enum class LogLevel : uint32_t { kDebug = 20, kInfo = 30, kWarn = 40, kError = 50 };
