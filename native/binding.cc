@@ -685,7 +685,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                         InstanceMethod<&EngineWrap::AddVerifiedToken>("addVerifiedToken"), InstanceMethod<&EngineWrap::ReleaseAudit>("releaseAudit"),
                         InstanceMethod<&EngineWrap::DrainIngress>("drainIngress"), InstanceMethod<&EngineWrap::FrontCall>("frontCall"),
                         InstanceMethod<&EngineWrap::CancelFrontCall>("cancelFrontCall"), InstanceMethod<&EngineWrap::ReloadTls>("reloadTls"),
-                        InstanceMethod<&EngineWrap::SetClientAllowlist>("setClientAllowlist"), InstanceMethod<&EngineWrap::SetLatencyRing>("setLatencyRing"),
+                        InstanceMethod<&EngineWrap::SetClientAllowlist>("setClientAllowlist"), InstanceMethod<&EngineWrap::SetLatencyRing>("setLatencyRing"), InstanceMethod<&EngineWrap::SetTensorTap>("setTensorTap"),
                         InstanceMethod<&EngineWrap::TakeRequestTally>("takeRequestTally"),
                         InstanceMethod<&EngineWrap::TakeUpstreamTally>("takeUpstreamTally"), InstanceMethod<&EngineWrap::SetTracing>("setTracing"),
                         InstanceMethod<&EngineWrap::PeerLinkCounters>("peerLinkCounters")});
@@ -1082,6 +1082,27 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     e.AttachLatencyRing(static_cast<uint8_t*>(data), bytes, offset);
   }
 
+  // setTensorTap(view: Uint8Array over the tap ring's SharedArrayBuffer, sampleRate): a sample
+  // of fast-path ModelInfer calls copy their numeric inputs into it (engine/tensor_tap.h). The
+  // view stays referenced while this object lives, as the latency ring's.
+  void SetTensorTap(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 2 || !info[0].IsTypedArray() || !info[1].IsNumber()) throw Napi::TypeError::New(env, "setTensorTap(view, sampleRate) needs a Uint8Array and a number");
+    napi_typedarray_type type;
+    size_t length = 0;
+    void* data = nullptr;
+    if (napi_get_typedarray_info(env, info[0], &type, &length, &data, nullptr, nullptr) != napi_ok || type != napi_uint8_array) {
+      throw Napi::TypeError::New(env, "setTensorTap: the view must be a Uint8Array");
+    }
+    if (!sluice::engine::TensorTap::Fits(data, length)) throw Napi::RangeError::New(env, "setTensorTap: the view does not hold a tap ring (64-byte header, power-of-two data of 4 KiB .. 1 GiB)");
+    if (!tap_view_.IsEmpty()) throw Napi::Error::New(env, "setTensorTap: a ring is already attached");
+    const double rate = info[1].As<Napi::Number>().DoubleValue();
+    if (!(rate >= 0 && rate <= 1)) throw Napi::RangeError::New(env, "setTensorTap: sampleRate must be within 0..1");
+    Engine& e = engine(env);
+    tap_view_ = Napi::Persistent(info[0].As<Napi::Object>());
+    e.AttachTensorTap(static_cast<uint8_t*>(data), length, rate);
+  }
+
   // drainIngress(): stop accepting gRPC clients, GOAWAY to each connection.
   void DrainIngress(const Napi::CallbackInfo& info) { engine(info.Env()).DrainIngress(); }
 
@@ -1143,6 +1164,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   napi_threadsafe_function tsfn_ = nullptr;
   Napi::FunctionReference callback_;
   Napi::ObjectReference ring_view_;  // the latency ring's memory, written by the loop thread
+  Napi::ObjectReference tap_view_;   // the tensor tap's ring, written by the loop thread
   std::vector<EngineEvent> scratch_;
   std::vector<sluice::engine::RequestTally::Series> tally_scratch_;
   bool hooked_ = false;

@@ -233,6 +233,21 @@ class IngressLinks final : public IngressBackend {
   void OnCallClosed() override { engine_->counters()->Sub(kIngressCallsInflight); }
   void OnCallRelayed() override { engine_->counters()->Add(kIngressRelayedCalls); }
   void OnCallAnswered(uint64_t elapsed_us) override { engine_->latency_ring()->Record(static_cast<double>(elapsed_us) / 1000.0); }
+  void OnInferAdmitted(uint32_t tenant, std::string_view model, std::string_view request_id, const uint8_t* msg, size_t len,
+                       const KServeScanner& scan) override {
+    TensorTap* tap = engine_->tensor_tap();
+    if (!tap->Sample()) return;
+    if (!tap->Offer(tenant, model, request_id, msg, len, scan)) return;
+    // JS had drained the ring: wake it once, kTapWakeMs later, so the samples of that time go in
+    // one batch (one wake-up per batch, not per sample; the detectors do not need them sooner).
+    Engine* engine = engine_;
+    engine->loop()->AddTimer(kTapWakeMs, [engine] {
+      EngineEvent e;
+      e.type = EventType::kTensorTap;
+      if (!engine->Emit(std::move(e))) engine->tensor_tap()->Rearm();  // the event ring is full: the next sample tries again
+    });
+  }
+  static constexpr uint64_t kTapWakeMs = 10;
   void OnShed(ShedCause cause) override {
     engine_->counters()->Add(cause == ShedCause::kInFlight ? kIngressShedInFlight : cause == ShedCause::kQueueDelay ? kIngressShedQueueDelay : kIngressShedDeadline);
   }
@@ -389,6 +404,10 @@ void Engine::SetIngressClientAllowlist(std::vector<std::string> fingerprints) {
 
 void Engine::AttachLatencyRing(uint8_t* mem, size_t bytes, double clock_offset_ms) {
   loop_.Post([this, mem, bytes, clock_offset_ms] { latency_ring_.Attach(mem, bytes, clock_offset_ms); });
+}
+
+void Engine::AttachTensorTap(uint8_t* mem, size_t bytes, double sample_rate) {
+  loop_.Post([this, mem, bytes, sample_rate] { tensor_tap_.Attach(mem, bytes, sample_rate); });
 }
 
 void Engine::DrainIngress() {

@@ -27,6 +27,7 @@
 #include "engine/event_loop.h"
 #include "engine/inference_link.h"
 #include "engine/latency_ring.h"
+#include "engine/tensor_tap.h"
 #include "engine/policy_table.h"
 #include "engine/request_tally.h"
 #include "engine/trace_context.h"
@@ -125,6 +126,11 @@ class Engine : public LinkHandler {
   // (the binding keeps its SharedArrayBuffer referenced until Stop). Any thread.
   void AttachLatencyRing(uint8_t* mem, size_t bytes, double clock_offset_ms);
   LatencyRing* latency_ring() { return &latency_ring_; }
+  // security.threats: a sample (`sample_rate`) of fast-path ModelInfer calls copy their numeric
+  // inputs into the TensorTap ring at `mem` (tensor_tap.h; the binding keeps it referenced until
+  // Stop). Any thread.
+  void AttachTensorTap(uint8_t* mem, size_t bytes, double sample_rate);
+  TensorTap* tensor_tap() { return &tensor_tap_; }
   // Stops accepting gRPC clients and sends GOAWAY (drain).
   void DrainIngress();
   // Calls JS sends on the dialers' links (front_calls.h): any thread, see FrontCalls.
@@ -181,6 +187,7 @@ class Engine : public LinkHandler {
   std::unique_ptr<Egress> egress_;
   PolicyStore policy_;
   LatencyRing latency_ring_;  // loop thread
+  TensorTap tensor_tap_;      // loop thread
   std::unique_ptr<GrpcIngress> ingress_;
   std::unique_ptr<class IngressLinks> ingress_links_;
   std::unique_ptr<FrontCalls> front_;

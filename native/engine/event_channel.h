@@ -54,6 +54,7 @@ enum class EventType : uint32_t {
                         // request_id = issuer CN, body = serial (hex)
   kSpan = 16,           // a sampled call's span record (trace_context.h SpanRecord in body; ingress or
                         // egress side), request_id, model
+  kTensorTap = 17,      // the tensor tap's ring (tensor_tap.h) has records and JS had re-armed it: drain it
 };
 
 enum class LogLevel : uint32_t { kDebug = 20, kInfo = 30, kWarn = 40, kError = 50 };

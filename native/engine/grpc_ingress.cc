@@ -790,6 +790,7 @@ void GrpcIngress::OnRequestMessage(Conn* c, int32_t id, const uint8_t* data, siz
     FailPending(p, GrpcStatus::kUnavailable, "SLUICE_ERR_AUDIT_UNAVAILABLE", "the audit log cannot record this request; it was not answered");
     return;
   }
+  if (!call->streaming) backend_->OnInferAdmitted(gate.tenant_id, p->model, rid, data, len, scanner_);
   Send(p);
 }
 

@@ -118,6 +118,10 @@ class IngressBackend {
   // event. The other reasons are counted in the counters block (OnConnectionRefused below).
   virtual void OnTlsRefused(std::string_view /*reason*/) {}
   virtual void OnTlsAudit(const TlsAuditEvent& /*event*/) {}
+  // A unary ModelInfer passed the gates and admission and goes out now (`msg` was scanned by
+  // `scan`): the sampled tensor tap's seam (tensor_tap.h). Must not block.
+  virtual void OnInferAdmitted(uint32_t /*tenant*/, std::string_view /*model*/, std::string_view /*request_id*/, const uint8_t* /*msg*/,
+                               size_t /*len*/, const KServeScanner& /*scan*/) {}
   // An egress peer answered a call admitted `elapsed_us` ago (the bulk governor's signal).
   virtual void OnCallAnswered(uint64_t /*elapsed_us*/) {}
   // A call was shed at admission (upstream_policy.h), a failed attempt was retried on another

@@ -336,6 +336,10 @@ GateResult PolicyGates::Check(const PolicyTable& table, const TokenCache& cache,
       }
     }
   }
+  if (r.principal.tenant == kNoTenant && (flags & kPolicyNoTenantSlow) != 0) {
+    r.outcome = GateOutcome::kAskControlPlane;
+    return r;
+  }
   if ((r.principal.caps & kCapInfer) == 0) {
     return refuse("policy", GrpcStatus::kPermissionDenied, err::kPermissionDenied, "the credentials lack the \"infer\" capability");
   }

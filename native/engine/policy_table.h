@@ -48,6 +48,9 @@ enum PolicyFlags : uint16_t {
   kPolicyAuditAllowed = 8,
   // Refusals are audited; the refusal waits until the entry is durable.
   kPolicyAuditRefusals = 16,
+  // Calls without a tenant (authentication off) take the TypeScript slow path (a catch-all PII
+  // policy, or the anonymous tenant in a threat profile).
+  kPolicyNoTenantSlow = 32,
 };
 
 enum Caps : uint32_t { kCapInfer = 1, kCapTrain = 2, kCapAdmin = 4 };

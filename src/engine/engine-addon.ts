@@ -117,6 +117,8 @@ export interface NativeEngineHandle {
   cancelFrontCall(slot: number): void;
   /** The LatencySampleRing the loop thread writes answered calls' round trips into (native/engine/latency_ring.h). */
   setLatencyRing(view: Int32Array, nowMs: number): void;
+  /** The tensor tap's ring (native/engine/tensor_tap.h): a sample of fast-path ModelInfer calls copy their numeric inputs into it. */
+  setTensorTap(view: Uint8Array, sampleRate: number): void;
   /** The ingress's request metrics since the last take (native/engine/request_tally.h). */
   takeRequestTally(): EngineRequestTallySeries[];
   /** The egress's model-server calls since the last take (sluice_upstream_request_duration_seconds). */

@@ -17,6 +17,7 @@ export const EngineEventType = {
   TLS_AUDIT: 15,
   /** A sampled call's span record (native/engine/trace_context.h SpanRecord; src/engine/engine-spans.ts). */
   SPAN: 16,
+  TENSOR_TAP: 17,
 } as const;
 
 /** How a call sent on the engine's links ended (FRONT_CALL_DONE's `b`; native/engine/front_calls.h FrontOutcome). */

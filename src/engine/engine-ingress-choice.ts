@@ -2,10 +2,12 @@
 // serves ModelInfer/ModelStreamInfer itself, TLS and mTLS, credential gates and audit included
 // (the policy tables; engine-ingress.ts), writes access records from its per-call events and
 // feeds the bulk governor (native/engine/latency_ring.h) and queues span records of sampled calls
-// (native/engine/trace_context.h); whatever needs per-request JavaScript (PII rewriting, threat
-// profiles) keeps the whole listener on the TypeScript ingress, and the node says why.
+// (native/engine/trace_context.h). PII policies and threat profiles need per-request JavaScript
+// only for their tenants: the engine relays those tenants' calls to the TypeScript ingress
+// (engine-slow-path.ts) and feeds the threat detectors from its sampled tensor tap
+// (engine-threat-tap.ts). Whatever else needs per-request JavaScript (other hooks) keeps the
+// whole listener on the TypeScript ingress, and the node says why.
 import type { SluiceConfig } from '../config/schema.ts';
-import { tenantsNeedingSlowPath } from '../security/pii/policy.ts';
 
 export interface EngineIngressContext {
   config: SluiceConfig;
@@ -26,20 +28,18 @@ export interface EngineIngressContext {
 /**
  * Ingress hooks whose work the engine does itself: request metrics and access records from its
  * per-call events, spans from its span records, and the security gates over its policy tables
- * (the hook still runs for the calls it relays).
+ * (the hook still runs for the calls it relays). The threat profile hook acts only on profiled
+ * tenants, whose calls the engine relays to TypeScript (engine-slow-path.ts), so it runs wherever
+ * it has work.
  */
-const ENGINE_SERVED_HOOKS: ReadonlySet<string> = new Set(['metrics', 'access-log', 'security', 'tracing']);
+const ENGINE_SERVED_HOOKS: ReadonlySet<string> = new Set(['metrics', 'access-log', 'security', 'threat-profile', 'tracing']);
 
 /** null: the engine can serve listeners.grpc; otherwise the reason it cannot (logged at warn). */
 export function engineIngressRefusal(c: EngineIngressContext): string | null {
-  const s = c.config.security;
   if (c.config.listeners.grpc === undefined) return 'no listeners.grpc';
   if (c.engineEnv === '0') return 'SLUICE_ENGINE=0';
   if (c.ingressEnv === '0') return 'SLUICE_ENGINE_INGRESS=0';
   if (c.transport !== 'tcp') return `the native engine does not serve ${c.transport} inference segments yet`;
-  const slow = tenantsNeedingSlowPath(c.config);
-  if (slow.size > 0) return `PII policies need the TypeScript path (tenants ${[...slow].join(', ')})`;
-  if (s.threats.enabled) return 'security.threats needs the TypeScript path (per-request profiles)';
   const perRequest = c.hooks.filter((h) => !ENGINE_SERVED_HOOKS.has(h));
   if (perRequest.length > 0) return `ingress hooks run per request in TypeScript (${perRequest.join(', ')})`;
   return null;

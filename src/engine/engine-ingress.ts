@@ -35,6 +35,8 @@ import type { Tracing } from '../telemetry/tracing.ts';
 import { capBits, compilePolicyTable, NO_TENANT } from './policy-compiler.ts';
 import { EngineTlsControl, engineTlsConfig, type EngineTlsOptions } from './engine-tls.ts';
 import { type EnginePeer, EngineSegmentChannel } from './engine-segment-channel.ts';
+import { slowPathSet } from './engine-slow-path.ts';
+import { type EngineThreatsOptions, EngineThreatTap } from './engine-threat-tap.ts';
 
 export interface EngineIngressOptions {
   config: SluiceConfig;
@@ -61,6 +63,8 @@ export interface EngineIngressOptions {
   refusals?: ConnectionRefusals;
   /** Where the engine writes its answered calls' round trips for the bulk governors (src/scheduler/latency-sample-ring.ts). */
   latencyRing?: LatencySampleRing;
+  /** security.threats: the engine's tensor tap feeds the monitor; profiled tenants take the slow path. */
+  threats?: EngineThreatsOptions;
 }
 
 export class EngineIngress {
@@ -77,6 +81,8 @@ export class EngineIngress {
   #tls: EngineTlsControl | undefined;
   #removeSources: (() => void) | undefined;
   #requests: RequestStats | undefined;
+  #threats: EngineThreatsOptions | undefined;
+  #threatTap: EngineThreatTap | undefined;
 
   private constructor(engine: NativeEngine, address: { host: string; port: number }, config: SluiceConfig, peers: readonly EnginePeer[], logger: Logger, security: SecurityRuntime | undefined) {
     this.engine = engine;
@@ -177,8 +183,10 @@ export class EngineIngress {
       const ingress = new EngineIngress(engine, { host: l.host, port: 0 }, o.config, peers, o.logger, o.security);
       if (o.security !== undefined) ingress.#wireSecurity(o.security, o.logger);
       if (o.latencyRing !== undefined) engine.feedLatencyRing(o.latencyRing);
+      ingress.#threats = o.threats;
       // Tables first: without them the engine relays every call (correct, only slower).
       ingress.publishPolicy();
+      if (o.threats !== undefined) ingress.#threatTap = new EngineThreatTap(engine, o.threats, () => ingress.publishPolicy(), o.logger);
       const tls = o.tls !== undefined ? await engineTlsConfig(o.tls) : undefined;
       // Subscribed before the port opens: the first handshakes' audit records are not lost.
       if (o.tls !== undefined) control = ingress.#tls = new EngineTlsControl(engine, o.tls);
@@ -232,7 +240,15 @@ export class EngineIngress {
       .filter((r) => r.peers.length > 0)
       .map((r) => ({ model: r.model, peers: r.peers.map((name) => this.#dialers.get(name)).filter((d): d is number => d !== undefined) }));
     const apiKeys = this.#security?.apiKeyRecords() ?? [];
-    this.engine.publishPolicy(compilePolicyTable({ generation: ++this.#generation, security: this.#config.security, apiKeys, routes }));
+    const slow = slowPathSet(this.#config, this.#threats?.monitor);
+    this.engine.publishPolicy(
+      compilePolicyTable({ generation: ++this.#generation, security: this.#config.security, apiKeys, routes, slowPathTenants: slow.tenants, noTenantSlowPath: slow.noTenant }),
+    );
+  }
+
+  /** The tensor tap's ring (security.threats), for its counters. */
+  get tensorTap(): EngineThreatTap | undefined {
+    return this.#threatTap;
   }
 
   /** Generation of the policy table published last (tests: a republish happened). */
@@ -262,6 +278,7 @@ export class EngineIngress {
 
   close(): void {
     this.#tls?.detach();
+    this.#threatTap?.close();
     this.segment.close();
     for (const u of this.#unsubscribe.splice(0)) u();
     this.#removeSources?.();

@@ -162,8 +162,9 @@ export interface EngineLogRecord {
  * 'front-done' (EngineFrontCallDone) for each call sent with frontCall(), 'gate'
  * (EngineGateDecision) for each gate decision TypeScript records (refusals; audited allowed calls),
  * 'connection-refused' (reason) when the ingress closes a connection before it did useful work,
- * 'tls-audit' (EngineTlsAudit) for its TLS security events, 'span' (EngineSpanRecord) for a sampled
- * call's span record (setTracing).
+ * 'tls-audit' (EngineTlsAudit) for its TLS security events, 'tensor-tap' when the tensor tap's
+ * ring has records to drain (once per drain, not per sample), 'span' (EngineSpanRecord) for a
+ * sampled call's span record (setTracing).
  */
 export class NativeEngine extends EventEmitter {
   readonly counters: EngineCounters;
@@ -244,6 +245,16 @@ export class NativeEngine extends EventEmitter {
   feedLatencyRing(ring: LatencySampleRing): void {
     this.#check();
     this.#handle.setLatencyRing(new Int32Array(ring.buffer), performance.timeOrigin + performance.now());
+  }
+
+  /**
+   * The threat detectors' tap: a sample (`sampleRate`, as threat-monitor.ts shouldSample) of
+   * fast-path ModelInfer calls copy their numeric inputs into `view` (an EngineTensorTapRing's
+   * memory); a 'tensor-tap' event says the ring has records again. One ring per engine.
+   */
+  feedTensorTap(view: Uint8Array, sampleRate: number): void {
+    this.#check();
+    this.#handle.setTensorTap(view, sampleRate);
   }
 
   /** The ingress's request metrics since the last take (one call per scrape, not one event per call). */
@@ -445,6 +456,9 @@ export class NativeEngine extends EventEmitter {
         } satisfies EngineTlsAudit);
         return;
       }
+      case EngineEventType.TENSOR_TAP:
+        this.emit('tensor-tap');
+        return;
       case EngineEventType.FRONT_CALL_DONE:
         this.emit('front-done', { slot: e.a, generation: e.c, outcome: e.b as FrontOutcome, body: e.body, code: e.code, text: e.text ?? '' } satisfies EngineFrontCallDone);
         return;

@@ -19,6 +19,8 @@ export const PolicyFlag = {
   AUDIT_ALLOWED: 8,
   /** Refusals are audited durably before their answer: the engine hands them to TypeScript. */
   AUDIT_REFUSALS: 16,
+  /** Calls without a tenant (authentication off) take the TypeScript slow path. */
+  NO_TENANT_SLOW: 32,
 } as const;
 
 const CAP_BITS: Record<Capability, number> = { infer: 1, train: 2, admin: 4 };
@@ -45,8 +47,10 @@ export interface PolicyInputs {
   security: SecurityConfig;
   apiKeys: readonly ApiKeyRecord[];
   routes: readonly { model: string; peers: readonly number[] }[];
-  /** Tenants whose calls take the TypeScript path (PII rewriting, detectors, spans). */
+  /** Tenants whose calls take the TypeScript path (PII rewriting, detectors, spans); "*": every tenant. */
   slowPathTenants?: ReadonlySet<string>;
+  /** Calls without a tenant (authentication off) take the TypeScript path too. */
+  noTenantSlowPath?: boolean;
   verifiedTokens?: readonly VerifiedToken[];
 }
 
@@ -112,6 +116,9 @@ export function compilePolicyTable(inputs: PolicyInputs): Buffer {
   if (sec.jwt.enabled) flags |= PolicyFlag.JWT;
   if (sec.audit.enabled) flags |= PolicyFlag.AUDIT_REFUSALS;
   if (sec.audit.enabled && sec.audit.allowedRequests) flags |= PolicyFlag.AUDIT_ALLOWED;
+  const slow = inputs.slowPathTenants ?? new Set<string>();
+  const allSlow = slow.has('*');
+  if (allSlow || inputs.noTenantSlowPath === true) flags |= PolicyFlag.NO_TENANT_SLOW;
   const tokens = inputs.verifiedTokens ?? [];
   const keys = sec.apiKeys.enabled ? inputs.apiKeys : [];
   const w = new BlobWriter();
@@ -127,7 +134,7 @@ export function compilePolicyTable(inputs: PolicyInputs): Buffer {
     const own = sec.rateLimits.tenants[t.name];
     const d = sec.rateLimits.default;
     w.u32(t.id);
-    w.u32((t.models.includes('*') ? 1 : 0) | (inputs.slowPathTenants?.has(t.name) === true ? 2 : 0) | (limited ? 4 : 0));
+    w.u32((t.models.includes('*') ? 1 : 0) | (allSlow || slow.has(t.name) ? 2 : 0) | (limited ? 4 : 0));
     w.f64(own?.requestsPerSecond ?? d.requestsPerSecond);
     w.f64(own?.burst ?? d.burst);
     w.f64(own?.maxRequestBytes ?? d.maxRequestBytes);

@@ -17,6 +17,7 @@ import { loadEngineAddon } from '../engine/engine-addon.ts';
 import { EngineEgress } from '../engine/engine-egress.ts';
 import { EngineIngress } from '../engine/engine-ingress.ts';
 import { engineIngressRefusal } from '../engine/engine-ingress-choice.ts';
+import type { EngineThreatTap } from '../engine/engine-threat-tap.ts';
 import { DEFAULT_HANDSHAKE_TIMEOUT_MS, resolveLinkTuning } from '../transport/link-tuning.ts';
 import { UpstreamPool } from '../egress/upstream-pool.ts';
 import { Http2GrpcIngress, type ConnectionBinder } from '../ingress/http2-grpc-ingress.ts';
@@ -237,6 +238,11 @@ export class SluiceNode {
     return c === undefined ? undefined : { fast: c.ingress('ingressFastCalls'), relayed: c.ingress('ingressRelayedCalls') };
   }
 
+  /** The engine's tensor tap for the threat detectors (security.threats with the engine ingress), else undefined. */
+  get engineThreatTap(): EngineThreatTap | undefined {
+    return this.engineIngress?.tensorTap;
+  }
+
   /** Whether the egress runs in the native engine (false: the TypeScript path, or no egress). */
   get egressOnEngine(): boolean {
     return this.engineEgress !== undefined;
@@ -448,6 +454,10 @@ export class SluiceNode {
         // security.tls: the engine terminates TLS with the TypeScript listener's files, allowlist and events.
         ...(sec !== undefined && sec.config.tls.enabled ? { tls: { name: 'grpc', tls: sec.config.tls, allowlist: sec.allowlist, events: sec } } : {}),
         latencyRing: this.engineRing,
+        // security.threats: the engine's sampled tensor tap feeds the detectors; profiled tenants take the slow path.
+        ...(this.threats !== undefined && this.threatNames !== undefined
+          ? { threats: { monitor: this.threats, names: this.threatNames, sampleRate: config.security.threats.sampleRate, ringBytes: config.security.threats.engineTapBytes, onDropped: (n: number) => void (this.metrics.threatTap.dropped += n) } }
+          : {}),
       });
     } catch (err) {
       rmSync(this.grpcSocketDir, { recursive: true, force: true });

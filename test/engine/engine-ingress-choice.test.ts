@@ -35,7 +35,6 @@ test('each config the engine cannot serve names its reason', () => {
   assert.match(engineIngressRefusal(ctx({}, { engineEnv: '0' }))!, /SLUICE_ENGINE=0/);
   assert.match(engineIngressRefusal(ctx({}, { transport: 'rdma' }))!, /rdma/);
   assert.match(engineIngressRefusal(ctx({}, { hooks: ['metrics', 'test-gate'] }))!, /hooks.*test-gate/);
-  assert.match(engineIngressRefusal(ctx({ security: { threats: { enabled: true } } }))!, /threats/);
   // TLS (and mTLS) is terminated by the engine itself (engine-tls.ts).
   assert.equal(engineIngressRefusal(ctx({ security: { tls: { enabled: true, certFile: '/c.pem', keyFile: '/k.pem' } } })), null);
 });
@@ -49,4 +48,14 @@ test('API keys, JWTs, rate limits and audit are served by the engine (its policy
     audit: { enabled: true, path: '/audit.jsonl' },
   };
   assert.equal(engineIngressRefusal(ctx({ security }, { hooks: ['metrics', 'security'] })), null);
+});
+
+test('PII policies and threat detection stay on the engine: their tenants take the slow path, the detectors read its tap', () => {
+  const security = {
+    tenants: [{ name: 'acme', id: 7 }],
+    apiKeys: { enabled: true, store: '/keys.json' },
+    pii: { enabled: true, policies: [{ tenant: 'acme', mode: 'strict' }, { tenant: '*', mode: 'flag' }] },
+    threats: { enabled: true },
+  };
+  assert.equal(engineIngressRefusal(ctx({ security }, { hooks: ['metrics', 'security', 'threat-profile'] })), null);
 });

@@ -12,6 +12,17 @@ export const threatsSchema = z
     sampleRate: z.number().min(0).max(1).default(1),
     /** Tapped calls waiting for the detectors at most; past it the tap drops (never blocks a call). */
     maxQueued: z.number().int().positive().max(1_000_000).default(1024),
+    /**
+     * Bytes of the native engine's tensor tap ring (the sampled copies wait there for the
+     * detectors; a sample that does not fit is dropped, never waited for). A power of two.
+     */
+    engineTapBytes: z
+      .number()
+      .int()
+      .min(4096)
+      .max(2 ** 30)
+      .refine((n) => (n & (n - 1)) === 0, 'must be a power of two')
+      .default(16 * 1024 * 1024),
     extraction: z
       .strictObject({
         enabled: z.boolean().default(true),

@@ -82,6 +82,7 @@ export class ThreatMonitor {
   private readonly now: () => number;
   private sampleAcc = 0;
   private readonly lastAdversarialEvent = new Map<string, number>();
+  private readonly profileListeners = new Set<() => void>();
 
   constructor(cfg: ThreatsConfig, events: SecurityEventSink, counters: ThreatCounters = {}, now: () => number = Date.now) {
     this.cfg = cfg;
@@ -110,8 +111,34 @@ export class ThreatMonitor {
     if (p === undefined) return undefined;
     if (this.now() < p.until) return p;
     this.profiles.delete(tenant);
+    this.profilesChanged();
     this.events.emit({ type: 'threat.profile_exited', tenant, requestId: null, actor: 'threat-monitor', outcome: 'success', detail: { action: p.action, signal: p.signal } });
     return undefined;
+  }
+
+  /**
+   * Tenants in a stricter profile now (ended profiles end here, audited). The native engine
+   * sends these tenants' calls to the TypeScript path, where the profile hook acts on each.
+   */
+  profiledTenants(): string[] {
+    return [...this.profiles.keys()].filter((t) => this.profileOf(t) !== undefined);
+  }
+
+  /** Date.now() when the next profile ends (undefined: none). */
+  nextProfileEnd(): number | undefined {
+    let next: number | undefined;
+    for (const p of this.profiles.values()) if (next === undefined || p.until < next) next = p.until;
+    return next;
+  }
+
+  /** Calls `fn` whenever a tenant enters or leaves a profile; returns the unsubscribe. */
+  onProfilesChanged(fn: () => void): () => void {
+    this.profileListeners.add(fn);
+    return () => this.profileListeners.delete(fn);
+  }
+
+  private profilesChanged(): void {
+    for (const fn of this.profileListeners) fn();
   }
 
   /** Whether this call should be tapped (deterministic sampling at `sampleRate`). */
@@ -263,6 +290,7 @@ export class ThreatMonitor {
     if (this.profileOf(tenant) === undefined) {
       const until = this.now() + this.cfg.profile.durationSeconds * 1000;
       this.profiles.set(tenant, { action, until, signal });
+      this.profilesChanged();
       this.events.emit({
         type: 'threat.profile_entered',
         tenant,
