@@ -713,6 +713,8 @@ bool Egress::OnMessage(TcpInferenceLink* link, const InboundMessage& m) {
   std::string error;
   UpstreamSession* session = Pick(model, &error);
   if (session == nullptr) {
+    // egress-service.ts reports a model without a route to its observer too (NOT_FOUND, no time).
+    engine_->upstream_tally()->Record(model, kNotFound, 0);
     Reply(link, m.stream_id, m.tenant, request_id, kNotFound, "SLUICE_ERR_MODEL_NOT_FOUND", error, nullptr, 0);
     return true;
   }
