@@ -11,6 +11,8 @@
 //    unchanged;
 //  - sluice_upstream_request_duration_seconds at the egress counts every call, and the link
 //    metrics are labelled by peer (the ingress's peer name, the egress's remote host).
+//  - a TypeScript ingress (SLUICE_ENGINE_INGRESS=0) in front of the same engine egress: the
+//    engine egress continues its trace too.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import http2 from 'node:http2';
@@ -186,5 +188,41 @@ describe('native engine spans and upstream metrics', { timeout: 180_000 }, () =>
     assert.ok((sampleValue(is, 'sluice_link_bytes_total', { segment: 'inference', direction: 'tx', transport: 'tcp', peer: 'egress-a' }) ?? 0) > 0);
     assert.ok((sampleValue(is, 'sluice_link_messages_total', { segment: 'inference', direction: 'tx', transport: 'tcp', peer: 'egress-a' }) ?? 0) >= calls + 1);
     for (const s of [es, is]) assert.equal(sampleSum(s, 'sluice_link_bytes_total', { peer: 'engine' }), 0, 'no peer="engine" series');
+
+    // A TypeScript ingress (SLUICE_ENGINE_INGRESS=0) in front of the same engine egress: the
+    // engine egress continues the TypeScript ingress's trace the same way.
+    const tsIngress = await startSluice(
+      {
+        node: { name: 'ts-ingress' },
+        listeners: { grpc: { host: '127.0.0.1', port: 0 } },
+        segments: { inference: { transport: 'tcp', key } },
+        peers: [{ name: 'egress-a', segment: 'inference', host, port: Number(port) }],
+        routes: [{ model: '*', peers: ['egress-a'] }],
+        telemetry,
+      },
+      { name: 'ts-ingress', env: { SLUICE_ENGINE_INGRESS: '0' } },
+    );
+    processes.push(tsIngress);
+    assert.ok(tsIngress.logs.some((l) => l.listener === 'grpc' && l.path === 'typescript'), 'the TypeScript ingress');
+    const tc = new KserveClient(tsIngress.endpoints.grpc!);
+    for (let i = 0; ; i++) {
+      try {
+        await tc.infer(request, { requestId: 'from-ts', metadata: { traceparent: `00-${clientTrace}-${clientSpan}-01` } });
+        break;
+      } catch (err) {
+        if (i > 50) throw err;
+        await sleep(100);
+      }
+    }
+    tc.close();
+    const until = Date.now() + 20_000;
+    const fromTs = () => otlp.spans.filter((s) => s.traceId === clientTrace && attr(s, 'sluice.request_id') === 'from-ts');
+    while (Date.now() < until && fromTs().length < 4) await sleep(100);
+    const byName = new Map(fromTs().map((s) => [s.name, s]));
+    assert.deepEqual([...byName.keys()].sort(), ['egress', 'ingress', 'upstream'], 'ingress (TypeScript), egress and upstream (engine) carry the request id');
+    assert.equal(byName.get('ingress')!.service, 'ts-ingress');
+    assert.equal(byName.get('egress')!.parentSpanId, byName.get('ingress')!.spanId, 'the engine egress continues the TypeScript ingress span');
+    assert.equal(byName.get('upstream')!.parentSpanId, byName.get('egress')!.spanId);
+    assert.equal(ms.seen.get('from-ts'), `00-${clientTrace}-${byName.get('upstream')!.spanId}-01`);
   });
 });
