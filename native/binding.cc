@@ -686,7 +686,9 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                         InstanceMethod<&EngineWrap::DrainIngress>("drainIngress"), InstanceMethod<&EngineWrap::FrontCall>("frontCall"),
                         InstanceMethod<&EngineWrap::CancelFrontCall>("cancelFrontCall"), InstanceMethod<&EngineWrap::ReloadTls>("reloadTls"),
                         InstanceMethod<&EngineWrap::SetClientAllowlist>("setClientAllowlist"), InstanceMethod<&EngineWrap::SetLatencyRing>("setLatencyRing"), InstanceMethod<&EngineWrap::SetTensorTap>("setTensorTap"),
-                        InstanceMethod<&EngineWrap::TakeRequestTally>("takeRequestTally")});
+                        InstanceMethod<&EngineWrap::TakeRequestTally>("takeRequestTally"),
+                        InstanceMethod<&EngineWrap::TakeUpstreamTally>("takeUpstreamTally"), InstanceMethod<&EngineWrap::SetTracing>("setTracing"),
+                        InstanceMethod<&EngineWrap::PeerLinkCounters>("peerLinkCounters")});
   }
 
   // new Engine(onEvents(batch: object[]))
@@ -782,7 +784,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       }
       if (!e.tenant.empty()) o.Set("tenantName", e.tenant);
       if (e.type == EventType::kMessage || e.type == EventType::kPolicyDenied || (e.type == EventType::kFrontCallDone && !e.body.empty()) ||
-          e.type == EventType::kTlsAudit) {
+          e.type == EventType::kTlsAudit || e.type == EventType::kSpan) {
         o.Set("body", Napi::Buffer<uint8_t>::Copy(env, e.body.data(), e.body.size()));
       }
       out.Set(static_cast<uint32_t>(i), o);
@@ -1109,9 +1111,38 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
 
   // takeRequestTally() -> [{model, status, counts: number[] (per latency bucket, +Inf last), sumUs}]:
   // the ingress's request metrics since the last take (request_tally.h); [] after stop().
-  Napi::Value TakeRequestTally(const Napi::CallbackInfo& info) {
+  // takeUpstreamTally(): the engine egress's model-server calls since the last take (same shape).
+  Napi::Value TakeUpstreamTally(const Napi::CallbackInfo& info) {
+    if (engine_) engine_->upstream_tally()->Take(&tally_scratch_);
+    return TallyArray(info.Env());
+  }
+
+  // peerLinkCounters(key) -> the link counters (kLink* .. kLinksClosedError) of one peer's
+  // links, or undefined before its first link (key: "dialer:<id>" or the remote host).
+  Napi::Value PeerLinkCounters(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "peerLinkCounters(key) needs a string");
+    uint64_t values[sluice::engine::kCount];
+    if (!engine_ || !engine_->CopyPeerCounters(info[0].As<Napi::String>().Utf8Value(), values)) return env.Undefined();
+    const uint32_t n = static_cast<uint32_t>(sluice::engine::kLinksClosedError) + 1;
+    Napi::Array out = Napi::Array::New(env, n);
+    for (uint32_t i = 0; i < n; i++) out.Set(i, static_cast<double>(values[i]));
+    return out;
+  }
+
+  // setTracing(enabled, sampleRatio): telemetry.otlp for the ingress's and egress's spans.
+  void SetTracing(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 2 || !info[0].IsBoolean() || !info[1].IsNumber()) throw Napi::TypeError::New(env, "setTracing(enabled, ratio) needs a boolean and a number");
+    engine(env).tracing()->Set(info[0].As<Napi::Boolean>().Value(), info[1].As<Napi::Number>().DoubleValue());
+  }
+
+  Napi::Value TakeRequestTally(const Napi::CallbackInfo& info) {
     if (engine_) engine_->request_tally()->Take(&tally_scratch_);
+    return TallyArray(info.Env());
+  }
+
+  Napi::Value TallyArray(Napi::Env env) {
     Napi::Array out = Napi::Array::New(env, tally_scratch_.size());
     for (size_t i = 0; i < tally_scratch_.size(); i++) {
       const auto& s = tally_scratch_[i];
@@ -1139,8 +1170,35 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   bool hooked_ = false;
 };
 
+// engineParseTraceparent(header, rules: 0 propagator | 1 envelope, sampleRatio) -> null or
+// { traceId, spanId, flags, sampled (the ratio sampler on its trace id) }: the engine's parser
+// (native/engine/trace_context.h), for the differential property test. The header is taken as
+// latin1, as node hands header values to the TypeScript path.
+Napi::Value ParseTraceparentForTest(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 3 || !info[0].IsString() || !info[1].IsNumber() || !info[2].IsNumber()) {
+    throw Napi::TypeError::New(env, "engineParseTraceparent(header, rules, ratio)");
+  }
+  size_t len = 0;
+  napi_get_value_string_latin1(env, info[0], nullptr, 0, &len);
+  std::string h(len, '\0');
+  napi_get_value_string_latin1(env, info[0], h.data(), len + 1, &len);
+  sluice::engine::TraceContext t;
+  const auto rules = info[1].As<Napi::Number>().Int32Value() == 1 ? sluice::engine::TraceparentRules::kEnvelope : sluice::engine::TraceparentRules::kPropagator;
+  if (!sluice::engine::ParseTraceparent(h, rules, &t)) return env.Null();
+  std::string tp;
+  sluice::engine::FormatTraceparent(t.trace_id, t.span_id, t.flags, &tp);
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("traceId", tp.substr(3, 32));
+  o.Set("spanId", tp.substr(36, 16));
+  o.Set("flags", t.flags);
+  o.Set("sampled", sluice::engine::RatioSampled(t.trace_id, info[2].As<Napi::Number>().DoubleValue()));
+  return o;
+}
+
 void Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Engine", EngineWrap::Define(env));
+  exports.Set("engineParseTraceparent", Napi::Function::New(env, ParseTraceparentForTest, "engineParseTraceparent"));
   exports.Set("engineCounterCount", Napi::Number::New(env, sluice::engine::kCount));
   {
     // The request tally's latency bounds (us), for TypeScript to check against its histograms'.

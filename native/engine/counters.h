@@ -82,6 +82,29 @@ struct alignas(64) CounterBlock {
   static constexpr size_t bytes() { return sizeof(uint64_t) * kCount; }
 };
 
+// What a link counts into: the engine's block (the totals) and, once the engine has named the
+// link's peer, that peer's block (the per-peer sluice_link_* series). `counters_->Add(...)` in
+// tcp_link.cc reads the same as with a plain block pointer (operator-> returns the object).
+class LinkCounters {
+ public:
+  explicit LinkCounters(CounterBlock* total) : total_(total) {}
+  void SetPeer(CounterBlock* peer) { peer_ = peer; }
+  void Add(Counter c, uint64_t n = 1) {
+    total_->Add(c, n);
+    if (peer_ != nullptr) peer_->Add(c, n);
+  }
+  void Sub(Counter c, uint64_t n = 1) {
+    total_->Sub(c, n);
+    if (peer_ != nullptr) peer_->Sub(c, n);
+  }
+  uint64_t Get(Counter c) const { return total_->Get(c); }
+  LinkCounters* operator->() { return this; }
+
+ private:
+  CounterBlock* total_;
+  CounterBlock* peer_ = nullptr;
+};
+
 static_assert(sizeof(std::atomic<uint64_t>) == sizeof(uint64_t), "atomics must be plain words for the JS view");
 static_assert(std::atomic<uint64_t>::is_always_lock_free, "the JS view needs lock-free 64-bit atomics");
 

@@ -109,6 +109,12 @@ struct UpstreamCall {
   std::string grpc_message;
   bool settled = false;
   EventLoop::TimerId timer = EventLoop::kNoTimer;
+  // The CALL arrived / went to the model server (CLOCK_MONOTONIC ns): the upstream duration
+  // metric and, for a sampled call (traced), the egress and upstream spans (span).
+  uint64_t received_ns = 0;
+  uint64_t called_ns = 0;
+  bool traced = false;
+  SpanRecord span;
   // The session's list of calls with an open HTTP/2 stream (intrusive: no allocation per call).
   UpstreamCall* prev = nullptr;
   UpstreamCall* next = nullptr;
@@ -605,18 +611,21 @@ bool Egress::OnMessage(TcpInferenceLink* link, const InboundMessage& m) {
   if (m.cls != kClassInference) return false;
   const uint64_t key = static_cast<uint64_t>(link->id()) << 32 | m.stream_id;
   if (m.kind == kKindCancel) {
-    if (m.size != 4 || m.body[0] != 1 || m.body[1] > 1) return true;  // malformed cancel: ignored, as in TS
+    // A CANCEL speaks its CALL's version (1 or 2); a malformed one is ignored, as in TS.
+    if (m.size != 4 || (m.body[0] != 1 && m.body[0] != 2) || m.body[1] > 1) return true;
     auto it = inflight_.find(key);
     if (it != inflight_.end()) {
       UpstreamCall* call = it->second;
       inflight_.erase(it);
       call->settled = true;
       engine_->counters()->Add(kEgressCallsCancelled);
+      Observe(call, kCancelled);
       Release(call);
     }
     return true;
   }
   if (m.kind != kKindCall) return false;
+  const uint64_t received_ns = MonotonicNs();
   const uint8_t* b = m.body;
   auto bad = [&](const std::string& why) {
     engine_->counters()->Add(kEgressBadEnvelopes);
@@ -704,6 +713,8 @@ bool Egress::OnMessage(TcpInferenceLink* link, const InboundMessage& m) {
   std::string error;
   UpstreamSession* session = Pick(model, &error);
   if (session == nullptr) {
+    // egress-service.ts reports a model without a route to its observer too (NOT_FOUND, no time).
+    engine_->upstream_tally()->Record(model, kNotFound, 0);
     Reply(link, m.stream_id, m.tenant, request_id, kNotFound, "SLUICE_ERR_MODEL_NOT_FOUND", error, nullptr, 0);
     return true;
   }
@@ -732,6 +743,8 @@ bool Egress::OnMessage(TcpInferenceLink* link, const InboundMessage& m) {
   call->grpc_status = -1;
   call->grpc_message.clear();
   call->settled = false;
+  call->received_ns = received_ns;
+  StartSpan(call);
   // gRPC message prefix (no compression, 4-byte length) and the request, in one reused buffer.
   const size_t payload = m.size - end;
   call->request.Reserve(5 + payload);
@@ -755,8 +768,49 @@ bool Egress::OnMessage(TcpInferenceLink* link, const InboundMessage& m) {
     call->grpc_message = "deadline exceeded";
     CallFinished(call);
   });
+  call->called_ns = MonotonicNs();
+  if (call->traced) call->span.child_start_ns = call->called_ns;
   session->Submit(call);
   return true;
+}
+
+// node-telemetry.ts egressObserver: the `egress` span continues the CALL's trace context (else
+// starts a trace, sampled by ratio) and the `upstream` span is its child, whose context goes to
+// the model server; an unsampled call sends the model server the CALL's context unchanged.
+void Egress::StartSpan(UpstreamCall* call) {
+  call->traced = false;
+  const TraceSettings* tracing = engine_->tracing();
+  if (!tracing->enabled()) return;
+  SpanStart s = DecideSpan(call->traceparent, tracing->ratio(), &trace_ids_);
+  if (!s.sampled) return;
+  call->traced = true;
+  SpanRecord& r = call->span;
+  r = SpanRecord();
+  r.side = SpanRecord::kEgress;
+  r.method = call->method;
+  r.tenant = call->tenant;
+  std::memcpy(r.trace_id, s.trace_id, 16);
+  trace_ids_.SpanId(r.span_id);
+  trace_ids_.SpanId(r.child_id);
+  r.has_parent = s.parent.valid;
+  if (r.has_parent) std::memcpy(r.parent_id, s.parent.span_id, 8);
+  r.start_ns = call->received_ns;
+  FormatTraceparent(r.trace_id, r.child_id, 1, &call->traceparent);
+}
+
+// The upstream duration (egress-service.ts's observer: from the model call to its answer) and
+// the spans; the status is the call's as the model server, the deadline or a cancel ended it.
+void Egress::Observe(UpstreamCall* call, uint8_t status) {
+  const uint64_t done_ns = MonotonicNs();
+  engine_->upstream_tally()->Record(call->model, status, (done_ns - call->called_ns) / 1000);
+  if (!call->traced) return;
+  SpanRecord& r = call->span;
+  r.status = status;
+  r.end_ns = r.child_end_ns = done_ns;
+  r.bytes_in = call->request_size >= 5 ? call->request_size - 5 : 0;
+  r.bytes_out = status == kOk && call->received >= 5 ? call->received - 5 : 0;
+  (void)engine_->EmitSpan(r, call->request_id, call->model);
+  call->traced = false;
 }
 
 void Egress::Release(UpstreamCall* call) {
@@ -780,6 +834,7 @@ void Egress::CallFinished(UpstreamCall* call) {
   const std::string& addr = call->session != nullptr ? call->session->address() : std::string();
   const uint8_t st = static_cast<uint8_t>(call->grpc_status);
   reply_version_ = call->envelope_version;
+  Observe(call, st);
   if (link != nullptr) {
     if (st == kOk) {
       // unframe(): one uncompressed message whose length matches its prefix.
@@ -845,6 +900,7 @@ void Egress::OnLinkClosed(TcpInferenceLink* link) {
       it = inflight_.erase(it);
       call->settled = true;
       engine_->counters()->Add(kEgressCallsCancelled);
+      Observe(call, kCancelled);
       Release(call);
     } else {
       ++it;

@@ -15,6 +15,7 @@
 
 #include "engine/engine.h"
 #include "engine/inference_link.h"
+#include "engine/trace_context.h"
 
 namespace sluice {
 namespace engine {
@@ -50,6 +51,10 @@ class Egress {
     size_t next = 0;
   };
   UpstreamSession* Pick(const std::string& model, std::string* error);
+  // Tracing: the egress and upstream spans of a sampled call (trace_context.h).
+  void StartSpan(UpstreamCall* call);
+  // The call ended with `status`: the upstream tally and, when sampled, its span record.
+  void Observe(UpstreamCall* call, uint8_t status);
   // Stops the call upstream (RST_STREAM when it started) and returns it to the free list.
   void Release(UpstreamCall* call);
   void Reply(TcpInferenceLink* link, uint32_t stream, uint32_t tenant, const std::string& request_id, uint8_t status, const char* code,
@@ -68,6 +73,7 @@ class Egress {
   std::unordered_map<uint64_t, UpstreamCall*> inflight_;
   std::vector<uint8_t> reply_header_;  // reused
   std::vector<UpstreamCall*> free_calls_;  // recycled calls (their buffers keep their capacity)
+  TraceIds trace_ids_;
 };
 
 }  // namespace engine

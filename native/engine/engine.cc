@@ -15,6 +15,18 @@ namespace sluice {
 namespace engine {
 
 namespace {
+// "host:port" / "[v6]:port" -> the host (the TypeScript egress labels accepted links by it).
+std::string HostOf(const std::string& remote) {
+  if (!remote.empty() && remote[0] == '[') {
+    const size_t close = remote.find(']');
+    return close == std::string::npos ? remote : remote.substr(1, close - 1);
+  }
+  const size_t colon = remote.rfind(':');
+  return colon == std::string::npos ? remote : remote.substr(0, colon);
+}
+}  // namespace
+
+namespace {
 constexpr size_t kEventRingCapacity = 16384;
 }
 
@@ -162,6 +174,7 @@ void Engine::HandshakeFinished(PendingHandshake* h, const Status& status, const 
   auto link = std::make_unique<TcpInferenceLink>(&loop_, &counters_, this, id, fd, dialer != 0 ? Role::kInitiator : Role::kAcceptor, options, *secrets,
                                                  remote);
   TcpInferenceLink* raw = link.get();
+  raw->SetPeerCounters(PeerCounters(dialer != 0 ? "dialer:" + std::to_string(dialer) : HostOf(remote)));
   links_[id] = std::move(link);
   if (dialer != 0) link_dialer_[id] = dialer;
   EngineEvent e;
@@ -180,6 +193,35 @@ TcpInferenceLink* Engine::FindLink(uint32_t id) {
 }
 
 // The ingress reaches egress peers through the links the dialers keep up.
+
+CounterBlock* Engine::PeerCounters(const std::string& key) {
+  std::lock_guard<std::mutex> lock(peer_counters_mutex_);
+  auto it = peer_counters_.find(key);
+  if (it != peer_counters_.end()) return it->second.get();
+  const std::string& k = peer_counters_.size() >= kMaxPeerBlocks ? std::string("_other") : key;
+  auto& slot = peer_counters_[k];
+  if (!slot) slot = std::make_unique<CounterBlock>();
+  return slot.get();
+}
+
+bool Engine::CopyPeerCounters(const std::string& key, uint64_t out[kCount]) {
+  std::lock_guard<std::mutex> lock(peer_counters_mutex_);
+  auto it = peer_counters_.find(key);
+  if (it == peer_counters_.end()) return false;
+  for (uint32_t i = 0; i < kCount; i++) out[i] = it->second->Get(static_cast<Counter>(i));
+  return true;
+}
+
+bool Engine::EmitSpan(const SpanRecord& span, const std::string& request_id, const std::string& model, const std::string& err) {
+  EngineEvent e;
+  e.type = EventType::kSpan;
+  e.err = err;
+  e.request_id = request_id;
+  e.model = model;
+  span.Encode(&e.body);
+  return events_.Push(std::move(e));
+}
+
 class IngressLinks final : public IngressBackend {
  public:
   explicit IngressLinks(Engine* engine) : engine_(engine) {}
@@ -220,6 +262,10 @@ class IngressLinks final : public IngressBackend {
     engine_->counters()->Add(granted ? kIngressRetries : kIngressRetriesDenied);
     if (granted) engine_->events()->Log(LogLevel::kInfo, "request retried on another egress peer", "dialer:" + std::to_string(failed_peer), request_id, "", "");
   }
+  const TraceSettings* Tracing() override { return engine_->tracing(); }
+  void OnSpan(const SpanRecord& span, const std::string& request_id, const std::string& model, const std::string& err) override {
+    (void)engine_->EmitSpan(span, request_id, model, err);
+  }
   void OnPeerEjected(uint32_t peer, const std::string& error) override {
     engine_->counters()->Add(kIngressPeersEjected);
     engine_->events()->Log(LogLevel::kWarn, "egress peer ejected after consecutive failures", "dialer:" + std::to_string(peer), "", "", error);
@@ -247,6 +293,14 @@ class IngressLinks final : public IngressBackend {
     // As the TypeScript access log: arrival -> first CALL (or the end), last CALL -> its reply.
     e.access.queue_us = (x.first_sent_us != 0 ? x.first_sent_us : end) - o.started_us;
     e.access.upstream_us = x.sent_us == 0 ? 0 : (x.replied_us != 0 ? x.replied_us : end) - x.sent_us;
+    if (o.trace_id != nullptr) {
+      static const char kHex[] = "0123456789abcdef";
+      e.extra.resize(32);
+      for (int i = 0; i < 16; i++) {
+        e.extra[2 * i] = kHex[o.trace_id[i] >> 4];
+        e.extra[2 * i + 1] = kHex[o.trace_id[i] & 15];
+      }
+    }
     if (o.status != GrpcStatus::kOk) {
       e.code = std::string(o.code);
       e.err = o.message;

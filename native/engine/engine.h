@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -29,6 +30,7 @@
 #include "engine/tensor_tap.h"
 #include "engine/policy_table.h"
 #include "engine/request_tally.h"
+#include "engine/trace_context.h"
 
 namespace sluice {
 namespace engine {
@@ -75,10 +77,22 @@ class Engine : public LinkHandler {
   void Stop();  // closes every link (GOING_AWAY), stops the loop, joins
 
   CounterBlock* counters() { return &counters_; }
+  // Per-peer link counters (the sluice_link_* series by peer): key "dialer:<id>" for a dialer's
+  // links, the remote host for accepted ones. At most kMaxPeerBlocks keys, then "_other". The
+  // blocks live as long as the engine. Any thread.
+  static constexpr size_t kMaxPeerBlocks = 1024;
+  CounterBlock* PeerCounters(const std::string& key);
+  // Copies a peer's block (false: no link of that key yet).
+  bool CopyPeerCounters(const std::string& key, uint64_t out[kCount]);
   EventChannel* events() { return &events_; }
   EventLoop* loop() { return &loop_; }
   // The ingress's request metrics (request_tally.h): JS takes them at scrape time.
   RequestTally* request_tally() { return &request_tally_; }
+  // The egress's model-server calls per model and status (sluice_upstream_request_duration_seconds),
+  // taken by JS at scrape time like the request tally.
+  RequestTally* upstream_tally() { return &upstream_tally_; }
+  // Tracing settings (telemetry.otlp): set from JS, read by the ingress and the egress.
+  TraceSettings* tracing() { return &tracing_; }
   // Whether every fast-path call becomes a kRequestDone event (the access log), not only failed
   // ones. Set before StartIngress; read on the loop thread.
   void SetEveryCallEvent(bool on) { every_call_event_.store(on, std::memory_order_relaxed); }
@@ -145,6 +159,8 @@ class Engine : public LinkHandler {
   // Registers a link the engine's egress (or JS) serves; called by the egress to send replies.
   // False when the ring was full (the event is dropped and counted).
   bool Emit(EngineEvent&& e) { return events_.Push(std::move(e)); }
+  // A sampled call's span record (EventType::kSpan), batched like every event.
+  bool EmitSpan(const SpanRecord& span, const std::string& request_id, const std::string& model, const std::string& err = std::string());
   uint32_t handshakes_in_progress() const { return static_cast<uint32_t>(handshakes_.size()); }
 
  private:
@@ -155,6 +171,10 @@ class Engine : public LinkHandler {
   CounterBlock counters_;
   EventChannel events_;
   RequestTally request_tally_;
+  RequestTally upstream_tally_;
+  std::mutex peer_counters_mutex_;
+  std::unordered_map<std::string, std::unique_ptr<CounterBlock>> peer_counters_;
+  TraceSettings tracing_;
   std::atomic<bool> every_call_event_{false};
   EventLoop loop_;
   uint32_t next_link_id_ = 1;

@@ -52,6 +52,8 @@ enum class EventType : uint32_t {
                         // c = suppressed failures / connections closed, extra = the TLS error code
                         // (handshake_failed) or the certificate's fingerprint, model = subject CN,
                         // request_id = issuer CN, body = serial (hex)
+  kSpan = 16,           // a sampled call's span record (trace_context.h SpanRecord in body; ingress or
+                        // egress side), request_id, model
   kTensorTap = 17,      // the tensor tap's ring (tensor_tap.h) has records and JS had re-armed it: drain it
 };
 

@@ -118,6 +118,13 @@ struct GrpcIngress::Call {
   CallAccess access;
   std::vector<Pending*> pendings;
   GateHeaders gate_headers;
+  // Tracing (off: traced false, carry_trace false): the ingress span of a sampled call, and the
+  // trace context its CALLs carry (the span's, or an unsampled caller's header unchanged).
+  bool traced = false;
+  bool carry_trace = false;
+  uint64_t started_ns = 0;
+  SpanRecord span;
+  uint8_t carry[26] = {};
 };
 
 // One CALL out on a link (a unary call, or one message of a stream).
@@ -661,6 +668,7 @@ void GrpcIngress::StartCall(Conn* c, int32_t id, const RequestHead& head) {
   call->started_us = SteadyMicros();
   backend_->OnCallOpened();
   call->request_id = RequestIdFor(head);
+  StartSpan(call, head.traceparent);
   if (call->streaming && call->request_id.size() > 100) call->request_id.resize(100);
   call->client_deadline = head.timeout_ms >= 0;
   call->timeout_ms = head.timeout_ms >= 0 ? head.timeout_ms : config_.default_timeout_ms;
@@ -866,13 +874,14 @@ void GrpcIngress::Send(Pending* p) {
     return;
   }
   uint32_t remaining = static_cast<uint32_t>(call->deadline_at - now);
-  uint8_t head[13 + 128 + 2048];
+  uint8_t head[13 + 128 + 2048 + 26];
   size_t rid = p->request_id.size() > 128 ? 128 : p->request_id.size();
   size_t ml = p->model.size() > 1024 ? 1024 : p->model.size();
   size_t vl = p->version.size() > 1024 ? 1024 : p->version.size();
-  head[0] = kEnvelopeVersion;
+  head[0] = call->carry_trace ? 2 : kEnvelopeVersion;
   head[1] = kMethodModelInfer;
-  head[2] = head[3] = 0;
+  head[2] = 0;
+  head[3] = call->carry_trace ? 1 : 0;  // CallFlag.TRACE_CONTEXT (envelope v2)
   head[4] = static_cast<uint8_t>(remaining >> 24);
   head[5] = static_cast<uint8_t>(remaining >> 16);
   head[6] = static_cast<uint8_t>(remaining >> 8);
@@ -885,7 +894,12 @@ void GrpcIngress::Send(Pending* p) {
   std::memcpy(head + 13, p->request_id.data(), rid);
   std::memcpy(head + 13 + rid, p->model.data(), ml);
   std::memcpy(head + 13 + rid + ml, p->version.data(), vl);
-  BytePart parts[2] = {{head, 13 + rid + ml + vl}, {p->payload.data(), p->payload.size()}};
+  size_t head_len = 13 + rid + ml + vl;
+  if (call->carry_trace) {
+    std::memcpy(head + head_len, call->carry, sizeof call->carry);
+    head_len += sizeof call->carry;
+  }
+  BytePart parts[2] = {{head, head_len}, {p->payload.data(), p->payload.size()}};
   uint32_t stream = next_stream_++;
   // Ids with bit 31 set are the front calls' (front_calls.h) on the same links.
   if (next_stream_ == 0x80000000u) next_stream_ = 1;
@@ -929,7 +943,7 @@ bool GrpcIngress::OnLinkMessage(TcpInferenceLink* link, const InboundMessage& ms
   if (p->call != nullptr) p->call->access.replied_us = SteadyMicros();
   const uint8_t* b = msg.body;
   size_t n = msg.size;
-  if (n < 8 || b[0] != kEnvelopeVersion || b[1] > 16) {
+  if (n < 8 || (b[0] != 1 && b[0] != 2) || b[1] > 16) {
     FailPending(p, GrpcStatus::kInternal, err::kInternal, "bad inference envelope: malformed reply");
     return true;
   }
@@ -1095,10 +1109,59 @@ void GrpcIngress::FinishCall(Call* call, GrpcStatus status, const std::string& m
   Conn* c = call->conn;
   HeaderField rid{"x-request-id", call->request_id};
   c->session->Finish(call->stream, status, message, &rid, 1);
+  if (call->traced) EndSpan(call, status, message);
   backend_->OnCallFinished(
-      CallOutcome{call->model, call->request_id, status, code, message, SteadyMicros() - call->started_us, call->streaming, call->access, call->started_us});
+      CallOutcome{call->model, call->request_id, status, code, message, SteadyMicros() - call->started_us, call->streaming, call->access, call->started_us,
+                  call->carry_trace ? call->carry + 1 : nullptr});
   DropCall(call);
   Flush(c);
+}
+
+void GrpcIngress::StartSpan(Call* call, std::string_view traceparent) {
+  const TraceSettings* tracing = backend_->Tracing();
+  if (tracing == nullptr || !tracing->enabled()) return;  // no trace context travels (tracing off)
+  // node-telemetry.ts tracingHook: the ingress span continues a valid caller's context, else
+  // starts a trace (sampled by ratio); a sampled span's context goes on in the CALL, an
+  // unsampled call's caller header goes on as it came (if the envelope can carry it).
+  SpanStart s = DecideSpan(traceparent, tracing->ratio(), &trace_ids_);
+  if (s.sampled) {
+    call->traced = true;
+    call->started_ns = MonotonicNs();
+    SpanRecord& r = call->span;
+    r = SpanRecord();
+    r.side = SpanRecord::kIngress;
+    std::memcpy(r.trace_id, s.trace_id, 16);
+    trace_ids_.SpanId(r.span_id);
+    r.has_parent = s.parent.valid;
+    if (r.has_parent) std::memcpy(r.parent_id, s.parent.span_id, 8);
+    r.start_ns = call->started_ns;
+    r.method = call->streaming ? 2 : 1;  // engine-spans.ts: ModelInfer / ModelStreamInfer
+    TraceContextBytes(r.trace_id, r.span_id, 1, call->carry);
+    call->carry_trace = true;
+    return;
+  }
+  TraceContext raw;
+  if (!traceparent.empty() && ParseTraceparent(traceparent, TraceparentRules::kEnvelope, &raw)) {
+    TraceContextBytes(raw.trace_id, raw.span_id, raw.flags, call->carry);
+    call->carry_trace = true;
+  }
+}
+
+void GrpcIngress::EndSpan(Call* call, GrpcStatus status, const std::string& message) {
+  SpanRecord& r = call->span;
+  r.end_ns = MonotonicNs();
+  r.status = static_cast<uint8_t>(status);
+  r.tenant = call->access.tenant;
+  r.peer = call->access.peer;
+  r.attempts = call->access.attempts;
+  r.bytes_in = call->access.bytes_in;
+  r.bytes_out = call->access.bytes_out;
+  // The link span: the segment round trip of the last attempt (steady clock = CLOCK_MONOTONIC).
+  if (call->access.sent_us != 0) {
+    r.child_start_ns = call->access.sent_us * 1000;
+    r.child_end_ns = call->access.replied_us != 0 ? call->access.replied_us * 1000 : r.end_ns;
+  }
+  backend_->OnSpan(r, call->request_id, call->model, message);
 }
 
 void GrpcIngress::AbandonPendings(Call* call, uint8_t reason) {
@@ -1106,7 +1169,8 @@ void GrpcIngress::AbandonPendings(Call* call, uint8_t reason) {
     if (p->link != 0) {
       out_.erase(Key(p->link, p->link_stream));
       // CANCEL to the egress on the same link, so the model server's call is dropped too.
-      uint8_t body[4] = {kEnvelopeVersion, reason, 0, 0};
+      // In the version of the CALL it cancels (docs/wire.md section 5).
+      uint8_t body[4] = {static_cast<uint8_t>(call->carry_trace ? 2 : kEnvelopeVersion), reason, 0, 0};
       BytePart part{body, 4};
       OutboundMessage m;
       m.cls = kClassInference;

@@ -31,6 +31,7 @@
 #include "engine/kserve_scan.h"
 #include "engine/policy_table.h"
 #include "engine/tls_server.h"
+#include "engine/trace_context.h"
 #include "engine/upstream_policy.h"
 
 namespace sluice::engine {
@@ -58,6 +59,9 @@ struct CallOutcome {
   bool streaming;
   const CallAccess& access;
   uint64_t started_us;  // steady clock: the call arrived
+  // The trace id of the context the call's CALLs carried (16 bytes), or null: the access
+  // line's trace_id (node-telemetry.ts accessLogHook).
+  const uint8_t* trace_id = nullptr;
 };
 
 // A gate decision TypeScript records (src/engine/engine-gate-events.ts turns it into the
@@ -130,6 +134,10 @@ class IngressBackend {
   virtual void OnConnectionRefused(RefusalReason /*reason*/) {}
   // The P2C policy ejected an egress peer after consecutive failures.
   virtual void OnPeerEjected(uint32_t /*peer*/, const std::string& /*error*/) {}
+  // Tracing (telemetry.otlp): the node's settings (null: off), and a sampled call's span
+  // record, queued for TypeScript (trace_context.h).
+  virtual const TraceSettings* Tracing() { return nullptr; }
+  virtual void OnSpan(const SpanRecord& /*span*/, const std::string& /*request_id*/, const std::string& /*model*/, const std::string& /*err*/) {}
 
  protected:
   ~IngressBackend() = default;
@@ -235,6 +243,9 @@ class GrpcIngress {
   void Forget(Pending* p);
   void FinishCall(Call* call, GrpcStatus status, const std::string& message, std::string_view code = {});
   void DropCall(Call* call);
+  // Tracing: the call's span decision and the context its CALLs carry (trace_context.h).
+  void StartSpan(Call* call, std::string_view traceparent);
+  void EndSpan(Call* call, GrpcStatus status, const std::string& message);
   void AbandonPendings(Call* call, uint8_t reason);
 
   // Relay to the TypeScript server.
@@ -278,6 +289,7 @@ class GrpcIngress {
   uint64_t tokens_generation_ = UINT64_MAX;
   RateLimiter limiter_;
   std::mt19937_64 rng_;
+  TraceIds trace_ids_;
   UpstreamPolicy upstreams_;
   EventLoop::TimerId housekeeping_ = EventLoop::kNoTimer;
   IngressCounters counters_;

@@ -408,6 +408,8 @@ class TcpInferenceLink {
   TcpInferenceLink(EventLoop* loop, CounterBlock* counters, LinkHandler* handler, uint32_t id, int fd, Role role,
                    const LinkOptions& options, const LinkSecrets& secrets, std::string remote);
   ~TcpInferenceLink();
+  // The peer's counter block (Engine::PeerCounters), before Start: the link counts into it too.
+  void SetPeerCounters(CounterBlock* peer) { counters_.SetPeer(peer); }
   // Starts reading; `early` are bytes that followed the handshake.
   void Start(const std::vector<uint8_t>& early);
   // Queues a message. Small messages are sealed straight from the caller's parts when nothing
@@ -453,7 +455,7 @@ class TcpInferenceLink {
   uint32_t FrameLimit(uint8_t cls) const { return cls == kClassControl ? options_.frame_bytes_control : options_.frame_bytes_inference; }
 
   EventLoop* loop_;
-  CounterBlock* counters_;
+  LinkCounters counters_;
   LinkHandler* handler_;
   uint32_t id_;
   int fd_;

@@ -121,6 +121,12 @@ export interface NativeEngineHandle {
   setTensorTap(view: Uint8Array, sampleRate: number): void;
   /** The ingress's request metrics since the last take (native/engine/request_tally.h). */
   takeRequestTally(): EngineRequestTallySeries[];
+  /** The egress's model-server calls since the last take (sluice_upstream_request_duration_seconds). */
+  takeUpstreamTally(): EngineRequestTallySeries[];
+  /** telemetry.otlp: span records of sampled calls (SPAN events), the node's sample ratio for new traces. */
+  setTracing(enabled: boolean, sampleRatio: number): void;
+  /** One peer's link counters (the first 14 counters' order), undefined before its first link. */
+  peerLinkCounters(key: string): number[] | undefined;
 }
 
 /** Fast-path calls of one (model, gRPC status) since the last take. */

@@ -10,10 +10,14 @@ import { violationType } from '../security/link-guard.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { LinkTracker } from '../telemetry/link-tracker.ts';
 import type { RejectionStats } from '../telemetry/rejection-stats.ts';
+import type { RequestStats } from '../telemetry/request-stats.ts';
+import type { Tracing } from '../telemetry/tracing.ts';
+import { grpcStatusName } from '../kserve/status.ts';
+import { EngineSpans, type EngineSpanRecord } from './engine-spans.ts';
 import type { UpstreamRoute } from '../egress/upstream-pool.ts';
 import type { ResolvedLinkTuning } from '../transport/link-tuning.ts';
 import { forwardEngineLogs } from './engine-log.ts';
-import { engineLinkSource } from './engine-link-source.ts';
+import { enginePeerLinkSource, remoteHost } from './engine-link-source.ts';
 import { engineLinkOptions } from './engine-link-options.ts';
 import { NativeEngine, type EngineLinkClose, type EngineLinkInfo, type EnginePolicyDenial } from './native-engine.ts';
 
@@ -29,12 +33,17 @@ export interface EngineEgressOptions {
   security?: { config: SecurityConfig; events: SecurityEventSink };
   links: LinkTracker;
   rejections: RejectionStats;
+  /** sluice_upstream_request_duration_seconds: the engine's tally, taken at scrape time. */
+  upstreamCalls?: RequestStats;
+  /** telemetry.otlp: the `egress` and `upstream` spans of sampled calls, from the engine's span records. */
+  tracing?: Tracing;
   logger: Logger;
   /** Called (at most every 20 ms) while calls arrive: the bulk governor's inference signal. */
   onInference?: () => void;
 }
 
 const INFERENCE_POLL_MS = 20;
+const MAX_PEER_SERIES = 1024;
 
 export class EngineEgress {
   readonly engine: NativeEngine;
@@ -62,7 +71,14 @@ export class EngineEgress {
       }
     });
     const remotes = new Map<number, EngineLinkInfo>();
-    engine.on('link', (l: EngineLinkInfo) => remotes.set(l.id, l));
+    // The link metrics by remote host, as the TypeScript egress labels accepted links.
+    const peerSources = new Map<string, () => void>();
+    engine.on('link', (l: EngineLinkInfo) => {
+      remotes.set(l.id, l);
+      const host = remoteHost(l.remoteAddress);
+      // The engine keeps at most MAX_PEER_SERIES hosts apart (native/engine/engine.h kMaxPeerBlocks).
+      if (!peerSources.has(host) && peerSources.size < MAX_PEER_SERIES) peerSources.set(host, o.links.addSource(enginePeerLinkSource(engine, host, host)));
+    });
     engine.on('close', (id: number, why: EngineLinkClose) => {
       const l = remotes.get(id);
       remotes.delete(id);
@@ -90,6 +106,11 @@ export class EngineEgress {
         detail: { gate: 'egress', code: InferenceErrorCode.TENANT_DENIED, model: d.model, tenant_id: d.tenantId },
       });
     });
+    if (o.tracing !== undefined) {
+      const spans = new EngineSpans(o.tracing, { peer: String });
+      engine.on('span', (r: EngineSpanRecord) => spans.record(r));
+      engine.setTracing(true, o.tracing.sampleRatio);
+    }
     // Messages the engine does not serve (not CALL/CANCEL) have no one to go to at an egress.
     engine.on('message', (id: number, m: { kind: number }) => log.debug({ link: id, kind: m.kind }, 'engine link: message of no service here dropped'));
     engine.configureEgress({
@@ -106,7 +127,21 @@ export class EngineEgress {
       throw err;
     }
     const c = engine.counters;
-    const removeSource = o.links.addSource(engineLinkSource(engine.counters));
+    const removeLinks = (): void => {
+      for (const r of peerSources.values()) r();
+    };
+    // The model-server calls per model and status, counted on the engine thread (no event per call).
+    const upstreamCalls = o.upstreamCalls;
+    const takeUpstream = (): void => {
+      if (upstreamCalls === undefined) return;
+      for (const s of engine.takeUpstreamTally()) upstreamCalls.recordCounts('grpc', 'inference', s.model, grpcStatusName(s.status), s.counts, s.sumUs / 1e6);
+    };
+    const removeUpstream = upstreamCalls?.addSource(takeUpstream);
+    const removeSource = (): void => {
+      removeLinks();
+      removeUpstream?.();
+      takeUpstream(); // what the last calls counted stays in the metrics
+    };
     let poll: NodeJS.Timeout | undefined;
     if (o.onInference !== undefined) {
       const note = o.onInference;

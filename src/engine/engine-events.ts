@@ -15,6 +15,8 @@ export const EngineEventType = {
   GATE_DECISION: 13,
   CONNECTION_REFUSED: 14,
   TLS_AUDIT: 15,
+  /** A sampled call's span record (native/engine/trace_context.h SpanRecord; src/engine/engine-spans.ts). */
+  SPAN: 16,
   TENSOR_TAP: 17,
 } as const;
 

@@ -24,12 +24,14 @@ import type { RequestStats } from '../telemetry/request-stats.ts';
 import type { ResolvedLinkTuning } from '../transport/link-tuning.ts';
 import { forwardEngineLogs } from './engine-log.ts';
 import { engineLinkOptions } from './engine-link-options.ts';
-import { engineLinkSource } from './engine-link-source.ts';
+import { enginePeerLinkSource } from './engine-link-source.ts';
 import { LATENCY_BUCKETS_SECONDS } from '../telemetry/bucket-histogram.ts';
 import { NativeEngine, type EngineRequestDone } from './native-engine.ts';
 import { createHash } from 'node:crypto';
 import type { SecurityRuntime } from '../security/security-runtime.ts';
 import { EngineGateRecorder } from './engine-gate-events.ts';
+import { EngineSpans, type EngineSpanRecord } from './engine-spans.ts';
+import type { Tracing } from '../telemetry/tracing.ts';
 import { capBits, compilePolicyTable, NO_TENANT } from './policy-compiler.ts';
 import { EngineTlsControl, engineTlsConfig, type EngineTlsOptions } from './engine-tls.ts';
 import { type EnginePeer, EngineSegmentChannel } from './engine-segment-channel.ts';
@@ -44,10 +46,12 @@ export interface EngineIngressOptions {
   /** The TypeScript gRPC server every non-fast-path call is relayed to. */
   relayPath: string;
   requests: RequestStats;
-  /** The engine's own links to the egress peers are added to the link metrics (peer "engine"). */
+  /** The engine's own links to the egress peers are added to the link metrics (by peer name). */
   links: LinkTracker;
   /** telemetry.accessLog: one line per fast-path call, from the engine's batched records. */
   accessLog?: AccessLog;
+  /** telemetry.otlp: the `ingress` and `link` spans of sampled fast-path calls, from the engine's span records. */
+  tracing?: Tracing;
   logger: Logger;
   /** The node's security runtime (API keys, JWTs, rate limits, audit); absent: security is off. */
   security?: SecurityRuntime;
@@ -82,6 +86,7 @@ export class EngineIngress {
 
   private constructor(engine: NativeEngine, address: { host: string; port: number }, config: SluiceConfig, peers: readonly EnginePeer[], logger: Logger, security: SecurityRuntime | undefined) {
     this.engine = engine;
+    // The ingress's logger already says engine: true (a second binding would repeat the key).
     this.segment = new EngineSegmentChannel(engine, peers, logger.child({ component: 'links' }));
     const dialers = new Map(peers.map((p) => [p.name, p.dialer]));
     this.address = address;
@@ -125,6 +130,11 @@ export class EngineIngress {
     // Dialer id -> peer name, for the access records and log lines (filled once the dialers exist).
     const peerNames = new Map<number, string>();
     forwardEngineLogs(engine, o.logger, (d) => peerNames.get(d));
+    if (o.tracing !== undefined) {
+      const spans = new EngineSpans(o.tracing, { peer: (d) => peerNames.get(d) ?? String(d) });
+      engine.on('span', (r: EngineSpanRecord) => spans.record(r));
+      engine.setTracing(true, o.tracing.sampleRatio);
+    }
     engine.on('request-done', (r: EngineRequestDone) => {
       // The access line of the TypeScript ingress (node-telemetry.ts accessLogHook), same fields.
       o.accessLog?.write({
@@ -141,6 +151,7 @@ export class EngineIngress {
         queue_ms: roundMs(r.queueSeconds * 1000),
         upstream_ms: roundMs(r.upstreamSeconds * 1000),
         ...(r.attempts > 0 ? { peer: peerNames.get(r.peer) ?? String(r.peer), attempts: r.attempts } : {}),
+        ...(r.traceId !== undefined ? { trace_id: r.traceId } : {}),
       });
       // The failed-request line of the TypeScript gateway (inference-gateway.ts finish()).
       if (r.status !== 0) {
@@ -196,7 +207,11 @@ export class EngineIngress {
         everyCallEvent: o.accessLog !== undefined,
       });
       (ingress.address as { port: number }).port = bound.port;
-      const removeLinks = o.links.addSource(engineLinkSource(engine.counters));
+      // The engine's links by peer name, as the TypeScript links label them.
+      const removePeers = peers.map((p) => o.links.addSource(enginePeerLinkSource(engine, `dialer:${p.dialer}`, p.name)));
+      const removeLinks = (): void => {
+        for (const r of removePeers) r();
+      };
       const c = engine.counters;
       const removeRefusals = o.refusals?.addSource('grpc', () => ({
         max_connections: c.ingress('ingressRefusedMaxConnections'),

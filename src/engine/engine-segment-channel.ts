@@ -105,7 +105,7 @@ export class EngineSegmentChannel extends EventEmitter implements SegmentChannel
       s.remoteAddress = info.remoteAddress;
       s.tried = true;
       s.peerVersion = undefined;
-      this.#logger.info({ peer: s.name, address: info.remoteAddress, link: info.linkId, transport: 'tcp', engine: true }, 'inference link up');
+      this.#logger.info({ peer: s.name, address: info.remoteAddress, link: info.linkId, transport: 'tcp' }, 'inference link up');
       this.emit('link', s.name, info.remoteAddress);
     });
     engine.on('close', (id: number, info: EngineLinkClose) => {
@@ -113,7 +113,7 @@ export class EngineSegmentChannel extends EventEmitter implements SegmentChannel
         if (s.link !== id) continue;
         s.link = undefined;
         s.lastError = `link closed (${info.by}: ${info.reason})`;
-        if (!this.#closed) this.#logger.warn({ peer: s.name, by: info.by, reason: info.reason, engine: true }, 'inference link down; reconnecting');
+        if (!this.#closed) this.#logger.warn({ peer: s.name, by: info.by, reason: info.reason }, 'inference link down; reconnecting');
         this.emit('link-down', s.name, s.lastError);
       }
     });

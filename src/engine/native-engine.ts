@@ -9,6 +9,7 @@ import { CloseCode } from '../wire/close-frame.ts';
 import { loadEngineAddon, type EngineEgressConfig, type EngineIngressConfig, type EngineEventRecord, type EngineLinkOptions, type EngineRequestTallySeries, type EngineTlsMaterial, type NativeEngineHandle } from './engine-addon.ts';
 import type { LatencySampleRing } from '../scheduler/latency-sample-ring.ts';
 import { EngineCounters } from './engine-counters.ts';
+import { decodeSpanRecord, SPAN_RECORD_BYTES } from './engine-spans.ts';
 import { CLOSED_BY, EngineEventType, type FrontOutcome, GateDecisionBits } from './engine-events.ts';
 
 export interface EngineLinkInfo {
@@ -113,6 +114,8 @@ export interface EngineRequestDone {
   queueSeconds: number;
   /** The last CALL until its reply. */
   upstreamSeconds: number;
+  /** The trace id of the context the call carried to the egress (tracing on), for the access line. */
+  traceId?: string;
 }
 
 /** A call sent with frontCall() ended: the REPLY envelope, or why there is none. */
@@ -160,7 +163,8 @@ export interface EngineLogRecord {
  * (EngineGateDecision) for each gate decision TypeScript records (refusals; audited allowed calls),
  * 'connection-refused' (reason) when the ingress closes a connection before it did useful work,
  * 'tls-audit' (EngineTlsAudit) for its TLS security events, 'tensor-tap' when the tensor tap's
- * ring has records to drain (once per drain, not per sample).
+ * ring has records to drain (once per drain, not per sample), 'span' (EngineSpanRecord) for a
+ * sampled call's span record (setTracing).
  */
 export class NativeEngine extends EventEmitter {
   readonly counters: EngineCounters;
@@ -171,6 +175,8 @@ export class NativeEngine extends EventEmitter {
   #listens: { resolve: (a: { host: string; port: number }) => void; reject: (e: Error) => void }[] = [];
   #ingressListens: { resolve: (a: { host: string; port: number }) => void; reject: (e: Error) => void }[] = [];
   #stopped = false;
+  readonly #lastPeerCounters = new Map<string, number[]>();
+  readonly #peerKeys = new Set<string>();
 
   constructor(threadName = 'sluice-infer') {
     super();
@@ -256,6 +262,33 @@ export class NativeEngine extends EventEmitter {
     return this.#handle.takeRequestTally();
   }
 
+  /** The link counters of one peer's links ("dialer:<id>" or a remote host), undefined before its first link or once stopped. */
+  peerLinkCounters(key: string): number[] | undefined {
+    this.#peerKeys.add(key);
+    return this.#stopped ? this.#lastPeerCounters.get(key) : this.#rememberPeer(key, this.#handle.peerLinkCounters(key));
+  }
+
+  #rememberPeer(key: string, v: number[] | undefined): number[] | undefined {
+    // Kept so a scrape after stop() still reads the final totals.
+    if (v !== undefined) this.#lastPeerCounters.set(key, v);
+    return v;
+  }
+
+  /** The egress's model-server calls since the last take (per model and status; one call per scrape). */
+  takeUpstreamTally(): EngineRequestTallySeries[] {
+    return this.#handle.takeUpstreamTally();
+  }
+
+  /**
+   * Tracing on (telemetry.otlp): the ingress and egress put W3C trace context on the wire and
+   * queue a 'span' event (EngineSpanRecord) for each sampled call; `sampleRatio` samples new
+   * traces as the node's tracer does. Set before calls arrive.
+   */
+  setTracing(enabled: boolean, sampleRatio: number): void {
+    this.#check();
+    this.#handle.setTracing(enabled, sampleRatio);
+  }
+
   /** Drain: the ingress stops accepting and sends GOAWAY; open calls finish. */
   drainIngress(): void {
     if (!this.#stopped) this.#handle.drainIngress();
@@ -316,6 +349,7 @@ export class NativeEngine extends EventEmitter {
   stop(): void {
     if (this.#stopped) return;
     this.#stopped = true;
+    for (const k of this.#peerKeys) this.#rememberPeer(k, this.#handle.peerLinkCounters(k));
     this.#handle.stop();
     const rest = this.#handle.drain();
     if (rest.length > 0) this.#onBatch(rest);
@@ -399,8 +433,12 @@ export class NativeEngine extends EventEmitter {
           bytesOut: e.bytesOut ?? 0,
           queueSeconds: (e.queueUs ?? 0) / 1e6,
           upstreamSeconds: (e.upstreamUs ?? 0) / 1e6,
+          ...(e.extra !== undefined ? { traceId: e.extra } : {}),
           ...(e.a !== 0 ? { code: e.code ?? '', err: e.err ?? '' } : {}),
         } satisfies EngineRequestDone);
+        return;
+      case EngineEventType.SPAN:
+        if (e.body !== undefined && e.body.length === SPAN_RECORD_BYTES) this.emit('span', decodeSpanRecord(e.body, e.requestId ?? '', e.model ?? '', e.err ?? ''));
         return;
       case EngineEventType.CONNECTION_REFUSED:
         for (let i = 0; i < Math.max(1, e.a); i++) this.emit('connection-refused', e.text ?? '');

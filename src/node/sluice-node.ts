@@ -400,8 +400,8 @@ export class SluiceNode {
       logger.warn({ segment: 'inference', transport: kind }, 'the native engine does not serve rdma segments yet: the egress runs on the TypeScript link path');
       return false;
     }
-    if (this.tracing !== undefined || this.accessLog !== undefined) {
-      logger.warn({ segment: 'inference' }, 'tracing or the access log is on: the egress runs on the TypeScript path (the native engine does not emit spans or access records yet)');
+    if (this.accessLog !== undefined) {
+      logger.warn({ segment: 'inference' }, 'the access log is on: the egress runs on the TypeScript path (the native engine does not emit egress access records yet)');
       return false;
     }
     try {
@@ -446,6 +446,7 @@ export class SluiceNode {
         requests: this.metrics.requests,
         links: this.metrics.links,
         ...(this.accessLog !== undefined ? { accessLog: this.accessLog } : {}),
+        ...(this.tracing !== undefined ? { tracing: this.tracing } : {}),
         refusals: this.metrics.connectionRefusals,
         logger: logger.child({ component: 'grpc', engine: true }),
         ...(this.security !== undefined ? { security: this.security } : {}),
@@ -535,6 +536,8 @@ export class SluiceNode {
           ...(this.security !== undefined ? { security: { config: this.security.config, events: this.security } } : {}),
           links: this.metrics.links,
           rejections: this.metrics.rejections,
+          upstreamCalls: this.metrics.upstreamCalls,
+          ...(this.tracing !== undefined ? { tracing: this.tracing } : {}),
           logger: logger.child({ component: 'egress', engine: true }),
           // The bulk governor paces training transfers: without a training segment there is
           // nothing to pace, and the poll would only wake the idle JS thread 50 times a second.
@@ -752,7 +755,9 @@ export class SluiceNode {
       else segment.down('no link to any egress peer');
     };
     if (peerLinks instanceof EngineSegmentChannel) {
-      // Engine links: counted in the link metrics from the engine's counters (peer "engine").
+      // Engine links: counted in the link metrics from the engine's per-peer counters. A link
+      // that came up while the engine started (before this subscription) is shown up now.
+      for (const name of peerLinks.names) if (peerLinks.isUp(name)) perPeer.get(name)?.up('linked');
       peerLinks.on('link', (name: string, remoteAddress: string) => {
         perPeer.get(name)?.up(remoteAddress);
         update();

@@ -9,7 +9,7 @@ import { ROOT_CONTEXT, SpanKind, SpanStatusCode, defaultTextMapGetter, defaultTe
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
-import { BasicTracerProvider, BatchSpanProcessor, TraceIdRatioBasedSampler, ParentBasedSampler } from '@opentelemetry/sdk-trace-base';
+import { BasicTracerProvider, BatchSpanProcessor, RandomIdGenerator, TraceIdRatioBasedSampler, ParentBasedSampler, type IdGenerator } from '@opentelemetry/sdk-trace-base';
 
 export interface TracingOptions {
   /** OTLP/HTTP traces URL, e.g. http://otel-collector:4318/v1/traces. */
@@ -28,6 +28,19 @@ export interface TracingOptions {
 }
 
 const propagator = new W3CTraceContextPropagator();
+
+/**
+ * Random ids, except for the one span whose ids the native engine already chose (its span id
+ * went on the wire, to the egress or the model server): `Tracing.startWithIds` sets them for
+ * the length of one startSpan call.
+ */
+class PresetIdGenerator implements IdGenerator {
+  traceId: string | undefined;
+  spanId: string | undefined;
+  readonly #random = new RandomIdGenerator();
+  generateTraceId = (): string => this.traceId ?? this.#random.generateTraceId();
+  generateSpanId = (): string => this.spanId ?? this.#random.generateSpanId();
+}
 
 /** performance.now() milliseconds -> epoch milliseconds (what span start/end times take). */
 export function epochMs(perfNow: number): number {
@@ -49,13 +62,18 @@ export function traceparentOf(span: Span): string | undefined {
 
 export class Tracing {
   readonly tracer: Tracer;
+  /** Fraction of new traces sampled (the native engine samples its calls' new traces the same way). */
+  readonly sampleRatio: number;
   private readonly provider: BasicTracerProvider;
+  private readonly ids = new PresetIdGenerator();
 
   constructor(opts: TracingOptions) {
+    this.sampleRatio = opts.sampleRatio;
     const exporter = new OTLPTraceExporter({ url: opts.endpoint, ...(opts.headers !== undefined ? { headers: opts.headers } : {}), timeoutMillis: 10_000 });
     this.provider = new BasicTracerProvider({
       resource: resourceFromAttributes({ 'service.name': opts.serviceName, 'service.instance.id': opts.nodeName }),
       sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(opts.sampleRatio) }),
+      idGenerator: this.ids,
       spanProcessors: [
         new BatchSpanProcessor(exporter, {
           maxQueueSize: opts.maxQueueSize ?? 8192,
@@ -70,6 +88,22 @@ export class Tracing {
   /** Starts a span at `startedAt` (performance.now() ms) under `parent`. */
   start(name: string, kind: SpanKind, startedAt: number, parent: Context, attributes?: Attributes): Span {
     return this.tracer.startSpan(name, { kind, startTime: epochMs(startedAt), ...(attributes !== undefined ? { attributes } : {}) }, parent);
+  }
+
+  /**
+   * Starts a span with the ids the native engine chose (its context already travelled). `parent`
+   * names the remote parent (ROOT_CONTEXT: a root, whose trace id is `traceId`); the sampler
+   * decides as for any span (the engine sends only sampled calls, decided by the same rules).
+   */
+  startWithIds(name: string, kind: SpanKind, startedAt: number, parent: Context, traceId: string, spanId: string, attributes?: Attributes): Span {
+    this.ids.traceId = traceId;
+    this.ids.spanId = spanId;
+    try {
+      return this.start(name, kind, startedAt, parent, attributes);
+    } finally {
+      this.ids.traceId = undefined;
+      this.ids.spanId = undefined;
+    }
   }
 
   /** A finished child span covering [from, to] (performance.now() ms). */

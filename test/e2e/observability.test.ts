@@ -8,24 +8,12 @@
 //  - the new metrics are exported (upstream latency histogram, peer label, shed/retry counters).
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
 import { after, describe, test } from 'node:test';
 import { startSluice, type SluiceProcess } from '../../scripts/sluice-child.ts';
 import { KserveClient } from '../helpers/kserve-client.ts';
 import { scrape, sampleValue } from '../helpers/prom-text.ts';
 import { DuplicateKeyError, parseStrictJson } from '../helpers/strict-json.ts';
-
-interface OtlpSpan {
-  traceId: string;
-  spanId: string;
-  parentSpanId?: string;
-  name: string;
-  kind: number;
-  attributes?: { key: string; value: Record<string, unknown> }[];
-}
-interface OtlpExport {
-  resourceSpans: { resource: { attributes: { key: string; value: { stringValue?: string } }[] }; scopeSpans: { spans: OtlpSpan[] }[] }[];
-}
+import { otlpReceiver, type OtlpReceiver } from '../helpers/otlp-receiver.ts';
 
 const A = Array.from({ length: 16 }, (_, i) => i);
 const simpleBody = JSON.stringify({
@@ -37,37 +25,11 @@ const simpleBody = JSON.stringify({
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 const processes: SluiceProcess[] = [];
-let receiver: Server | undefined;
+let receiver: OtlpReceiver | undefined;
 after(async () => {
   await Promise.all(processes.map((p) => p.stop()));
   receiver?.close();
 });
-
-/** A minimal OTLP/HTTP traces receiver: stores every span with the service that sent it. */
-async function otlpReceiver(): Promise<{ url: string; spans: (OtlpSpan & { service: string })[]; contentTypes: Set<string> }> {
-  const spans: (OtlpSpan & { service: string })[] = [];
-  const contentTypes = new Set<string>();
-  receiver = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      contentTypes.add(String(req.headers['content-type']));
-      if (req.method !== 'POST' || req.url !== '/v1/traces') {
-        res.writeHead(404).end();
-        return;
-      }
-      const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as OtlpExport;
-      for (const rs of body.resourceSpans) {
-        const service = rs.resource.attributes.find((a) => a.key === 'service.instance.id')?.value.stringValue ?? '?';
-        for (const ss of rs.scopeSpans) for (const s of ss.spans) spans.push({ ...s, service });
-      }
-      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
-    });
-  });
-  await new Promise<void>((r) => receiver!.listen(0, '127.0.0.1', r));
-  const port = (receiver.address() as { port: number }).port;
-  return { url: `http://127.0.0.1:${port}/v1/traces`, spans, contentTypes };
-}
 
 async function start(config: object, name: string): Promise<SluiceProcess> {
   const p = await startSluice(config, { name });
@@ -77,7 +39,7 @@ async function start(config: object, name: string): Promise<SluiceProcess> {
 
 describe('observability end to end', { timeout: 240_000 }, () => {
   test('strict JSON logs, access log, OTLP traces across ingress and egress, new metrics', async () => {
-    const otlp = await otlpReceiver();
+    const otlp = (receiver = await otlpReceiver());
     const telemetry = { accessLog: true, otlp: { endpoint: otlp.url } };
     const key = randomBytes(32).toString('base64');
     const models = await start({ node: { name: 'models' }, models: { listen: { host: '127.0.0.1', port: 0 } } }, 'models');
@@ -214,6 +176,8 @@ describe('observability end to end', { timeout: 240_000 }, () => {
     assert.equal(line('missing-1').status, missing.status, 'the HTTP status the client saw');
     assert.equal(line('bad-1').status, 400);
     assert.equal(line('traced-1').trace_id, clientTrace);
+    // A gRPC call's line names its trace too (the engine's access record carries it).
+    assert.equal(line('grpc-0').trace_id, traceOf('grpc-0'));
     const ea = access(egress);
     const eline = ea.find((l) => l.request_id === 'http-0')!;
     assert.equal(eline.protocol, 'segment');

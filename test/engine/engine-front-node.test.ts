@@ -107,7 +107,7 @@ test('HTTP and WebSocket inference cross on the engine links: the egress sees on
   assert.equal(accepted.length, 1, 'one link to the egress peer');
   const s = await scrape(`http://${node.endpoints.metrics}/metrics`);
   const open = s.samples.filter((x) => x.name === 'sluice_links_open' && x.labels.segment === 'inference');
-  assert.deepEqual(open.map((x) => [x.labels.peer, x.value]), [['engine', 1]], 'only the engine link set');
+  assert.deepEqual(open.map((x) => [x.labels.peer, x.value]), [['egress', 1]], 'only the engine link set (by peer name)');
   assert.equal(sampleValue(s, 'sluice_requests_total', { protocol: 'http', class: 'inference', model: 'simple', code: '200' }), 5);
   assert.equal(sampleValue(s, 'sluice_requests_in_flight', { stage: 'ingress' }), 0);
 });
