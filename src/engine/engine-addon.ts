@@ -121,6 +121,17 @@ export interface NativeEngineHandle {
   setTensorTap(view: Uint8Array, sampleRate: number): void;
   /** The ingress's request metrics since the last take (native/engine/request_tally.h). */
   takeRequestTally(): EngineRequestTallySeries[];
+  /** The loop thread's EEVDF slice (engine-thread-slice.ts); throws SLUICE_ERR_THREAD_PRIORITY when refused. */
+  setThreadSlice(us: number): EngineLoopThread;
+  threadSchedule(): EngineLoopThread;
+}
+
+/** The engine's loop thread as the kernel schedules it (sliceUs 0: the kernel reports no slice). */
+export interface EngineLoopThread {
+  tid: number;
+  policy: string;
+  nice: number;
+  sliceUs: number;
 }
 
 /** Fast-path calls of one (model, gRPC status) since the last take. */

@@ -9,6 +9,7 @@ import { CloseCode } from '../wire/close-frame.ts';
 import { loadEngineAddon, type EngineEgressConfig, type EngineIngressConfig, type EngineEventRecord, type EngineLinkOptions, type EngineRequestTallySeries, type EngineTlsMaterial, type NativeEngineHandle } from './engine-addon.ts';
 import type { LatencySampleRing } from '../scheduler/latency-sample-ring.ts';
 import { EngineCounters } from './engine-counters.ts';
+import { applyEngineSlice, engineSliceUs, type EngineThreadSchedule } from './engine-thread-slice.ts';
 import { CLOSED_BY, EngineEventType, type FrontOutcome, GateDecisionBits } from './engine-events.ts';
 
 export interface EngineLinkInfo {
@@ -164,6 +165,8 @@ export interface EngineLogRecord {
  */
 export class NativeEngine extends EventEmitter {
   readonly counters: EngineCounters;
+  /** The loop thread's scheduling after start (its slice: engine-thread-slice.ts). */
+  readonly threadSchedule: EngineThreadSchedule;
   /** Upper bounds (us) of the latency buckets takeRequestTally counts in. */
   readonly requestBoundsUs: readonly number[];
   readonly #handle: NativeEngineHandle;
@@ -172,11 +175,13 @@ export class NativeEngine extends EventEmitter {
   #ingressListens: { resolve: (a: { host: string; port: number }) => void; reject: (e: Error) => void }[] = [];
   #stopped = false;
 
-  constructor(threadName = 'sluice-infer') {
+  /** constructor(threadName, sliceUs): the slice (engine-thread-slice.ts) defaults to SLUICE_ENGINE_SLICE_US or 100 us. */
+  constructor(threadName = 'sluice-infer', sliceUs = engineSliceUs()) {
     super();
     const addon = loadEngineAddon();
     this.#handle = new addon.Engine((batch) => this.#onBatch(batch));
     this.#handle.start(threadName);
+    this.threadSchedule = applyEngineSlice(this.#handle, sliceUs);
     this.counters = new EngineCounters(this.#handle.counters());
     this.requestBoundsUs = addon.engineRequestBoundsUs;
   }
