@@ -175,7 +175,7 @@ export class NativeEngine extends EventEmitter {
   #ingressListens: { resolve: (a: { host: string; port: number }) => void; reject: (e: Error) => void }[] = [];
   #stopped = false;
 
-  /** constructor(threadName, sliceUs): the slice (engine-thread-slice.ts) defaults to SLUICE_ENGINE_SLICE_US or 100 us. */
+  /** constructor(threadName, sliceUs): the slice (engine-thread-slice.ts) defaults to SLUICE_ENGINE_SLICE_US or DEFAULT_ENGINE_SLICE_US. */
   constructor(threadName = 'sluice-infer', sliceUs = engineSliceUs()) {
     super();
     const addon = loadEngineAddon();
