@@ -1,12 +1,19 @@
 // The engine's loop thread asks the kernel for a short EEVDF slice (engine-thread-slice.ts), so
 // that when a call's bytes wake it it preempts the thread running instead of waiting out that
-// thread's slice. Checked against the kernel's own view (/proc/self/task/<tid>/sched), and the
-// knob's parsing.
+// thread's slice. Checked against the kernel's own view (/proc/self/task/<tid>/sched), the
+// knob's parsing, and the node's report of it (sluice_thread_* metrics).
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { DEFAULT_ENGINE_SLICE_US, engineSliceUs } from '../../src/engine/engine-thread-slice.ts';
 import { NativeEngine } from '../../src/engine/native-engine.ts';
+import { parseConfig } from '../../src/config/load.ts';
+import { SluiceNode } from '../../src/node/sluice-node.ts';
+import { defaultTransports } from '../../src/node/transports.ts';
+import { Logging } from '../../src/telemetry/logger.ts';
+import { closedPort } from '../helpers/sluice-process.ts';
+import { parsePromText } from '../helpers/prom-text.ts';
 
 /** se.slice of a thread of this process (ns), or undefined when the kernel does not show one. */
 function kernelSliceNs(tid: number): number | undefined {
@@ -58,5 +65,28 @@ test('SLUICE_ENGINE_SLICE_US: default, 0, bounds', () => {
   assert.equal(engineSliceUs({ SLUICE_ENGINE_SLICE_US: '250' }), 250);
   for (const bad of ['50', '100001', '1.5', 'fast', '-100']) {
     assert.throws(() => engineSliceUs({ SLUICE_ENGINE_SLICE_US: bad }), /SLUICE_ENGINE_SLICE_US/, bad);
+  }
+});
+
+test('a node reports its engine thread in sluice_thread_sched_policy / sluice_thread_nice', { timeout: 60_000 }, async () => {
+  const node = new SluiceNode({
+    config: parseConfig({
+      listeners: { metrics: { host: '127.0.0.1', port: 0 } },
+      segments: { inference: { transport: 'tcp', key: randomBytes(32).toString('hex'), listen: { host: '127.0.0.1', port: 0 } } },
+      routes: [{ model: '*', upstreams: [{ address: `127.0.0.1:${await closedPort()}` }] }],
+      log: { level: 'silent' },
+    }),
+    logger: new Logging({ level: 'silent', node: 'slice' }).component('n'),
+    transports: defaultTransports,
+  });
+  await node.start();
+  try {
+    assert.equal(node.egressOnEngine, true);
+    const s = parsePromText(await (await fetch(`http://${node.endpoints.metrics}/metrics`)).text());
+    const policy = s.samples.filter((x) => x.name === 'sluice_thread_sched_policy' && x.labels.thread === 'sluice-infer/egress');
+    assert.deepEqual(policy.map((x) => x.labels.policy), ['other']);
+    assert.equal(s.samples.find((x) => x.name === 'sluice_thread_nice' && x.labels.thread === 'sluice-infer/egress')?.value, 0);
+  } finally {
+    await node.stop(0);
   }
 });
