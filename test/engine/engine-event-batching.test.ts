@@ -97,8 +97,20 @@ test('access records of engine calls reach JS in bounded batches, every one of t
     assert.ok(records.slice(0, N).every((x) => x.r.model === 'simple' && x.r.status === 0));
     assert.equal(records[N]!.r.model, 'no-such-model');
     assert.equal(records[N]!.r.status, failed);
-    // Batched: N sequential calls take many milliseconds, yet reach JS in far fewer wake-ups.
-    assert.ok(batches <= N / 3, `${batches} batches for ${N + 1} records`);
+    // Batched: records whose calls ended within one batch window come in one wake-up. The
+    // windows the answers span (8 ms: under the engine's 10, since a call's answer reaches the
+    // client a little after its record is queued) bound the batches, plus the failed call's and
+    // one for a window split by that skew. Calls slower than the window (a loaded machine) leave
+    // nothing to batch; on a quiet one a call takes a few ms and one wake-up per call fails this.
+    let windows = 0;
+    let windowStart = -Infinity;
+    for (const t of answeredAt) {
+      if (t - windowStart > 8) {
+        windows += 1;
+        windowStart = t;
+      }
+    }
+    assert.ok(batches <= windows + 2, `${batches} batches for ${N + 1} records, whose answers span ${windows} windows of 8 ms`);
     // Bounded: a record is in JS soon after its call's answer (10 ms timer; generous slack for a
     // loaded machine: the bound is the engine's, the JS thread may itself run late).
     const lateMs = records.slice(0, N).map((x, i) => x.at - answeredAt[i]!);
