@@ -10,13 +10,13 @@
 // SLUICE_PAIR_PERF=<dir> (perf record -g of both processes over one more run, into <dir>).
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { METHODS } from '../src/kserve/grpc-service.ts';
 import { encodeMessage } from '../src/kserve/proto.ts';
 import { startSluice, type SluiceProcess } from '../scripts/sluice-child.ts';
 import { runH2load } from './h2load.ts';
 import { type NginxProxy, startNginxTlsPair } from './nginx-grpc-proxy.ts';
+import { threadCounters } from './process-cpu.ts';
 import { startSluicePair } from './sluice-pair.ts';
 
 const INFER = METHODS.ModelInfer.path;
@@ -28,24 +28,7 @@ interface ThreadSample {
 
 /** Per thread name (main thread 'main'): run time (schedstat) and context switches, summed over same-named threads. */
 function threads(pid: number): Map<string, ThreadSample> {
-  const out = new Map<string, ThreadSample>();
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    try {
-      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-      const ns = Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
-      const status = readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
-      const v = Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0);
-      const nv = Number(/^nonvoluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0);
-      const name = tid === String(pid) ? 'main' : stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-      const t = out.get(name) ?? { cpuUs: 0, switches: 0 };
-      t.cpuUs += ns / 1000;
-      t.switches += v + nv;
-      out.set(name, t);
-    } catch {
-      // the thread ended
-    }
-  }
-  return out;
+  return new Map([...threadCounters(pid)].map(([name, t]) => [name, { cpuUs: t.schedUs, switches: t.voluntary + t.nonvoluntary }]));
 }
 
 function diff(a: Map<string, ThreadSample>, b: Map<string, ThreadSample>, per: number): Record<string, { us: number; wakes: number }> {

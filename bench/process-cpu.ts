@@ -40,3 +40,50 @@ export function kernelUsAndSleeps(pid: number): { sys: number; sleeps: number } 
   }
   return { sys, sleeps };
 }
+
+/** One thread name's counters, summed over the threads of that name (V8 and libuv pools share names). */
+export interface ThreadCounters {
+  /** Threads of this name. */
+  threads: number;
+  /** utime + stime from /proc/<pid>/task/<tid>/stat (sampled at the clock tick: coarse). */
+  statUs: number;
+  /** Run time from schedstat (exact). */
+  schedUs: number;
+  /** Time spent runnable but waiting for a CPU (schedstat's run delay): the scheduler's share of latency. */
+  waitUs: number;
+  voluntary: number;
+  nonvoluntary: number;
+}
+
+// /proc's utime/stime unit (USER_HZ): 100 on every Linux architecture node runs on.
+const USER_HZ = 100;
+
+/** Every thread of `pid` by name (the main thread as 'main'): CPU time and context switches. */
+export function threadCounters(pid: number): Map<string, ThreadCounters> {
+  const out = new Map<string, ThreadCounters>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    let stat: string;
+    let sched: string;
+    let status: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      sched = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8');
+      status = readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
+    } catch {
+      continue; // the thread ended
+    }
+    const close = stat.lastIndexOf(')');
+    const name = tid === String(pid) ? 'main' : stat.slice(stat.indexOf('(') + 1, close);
+    const fields = stat.slice(close + 2).split(' '); // fields[0] is the state (field 3)
+    const t = out.get(name) ?? { threads: 0, statUs: 0, schedUs: 0, waitUs: 0, voluntary: 0, nonvoluntary: 0 };
+    t.threads += 1;
+    t.statUs += ((Number(fields[11]) + Number(fields[12])) * 1e6) / USER_HZ;
+    const [runNs, waitNs] = sched.split(' ');
+    t.schedUs += Number(runNs) / 1000;
+    t.waitUs += Number(waitNs) / 1000;
+    t.voluntary += Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0);
+    t.nonvoluntary += Number(/^nonvoluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0);
+    out.set(name, t);
+  }
+  return out;
+}

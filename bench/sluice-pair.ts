@@ -13,6 +13,7 @@ export interface SluicePair {
  * Starts the egress, then the ingress dialling it. `prefix` names the nodes (`<prefix>-egress`,
  * `<prefix>-ingress`); `child` adds per-role child options (node flags, line hooks). Every
  * started process is pushed to `procs` at once, so the caller's cleanup stops it on any failure.
+ * `config` adds top-level config sections per role (e.g. `telemetry`), over the ones here.
  */
 export async function startSluicePair(
   modelsAddress: string,
@@ -20,6 +21,7 @@ export async function startSluicePair(
   prefix: string,
   procs: SluiceProcess[],
   child: (role: 'ingress' | 'egress') => ChildOptions = () => ({}),
+  config: (role: 'ingress' | 'egress') => Record<string, unknown> = () => ({}),
 ): Promise<SluicePair> {
   const egress = await startSluice(
     {
@@ -27,6 +29,7 @@ export async function startSluicePair(
       segments: { inference: { transport: 'tcp', key, listen: { host: '127.0.0.1', port: 0 } } },
       routes: [{ model: '*', upstreams: [{ address: modelsAddress }] }],
       log: { level: 'warn' },
+      ...config('egress'),
     },
     { name: 'egress', ...child('egress') },
   );
@@ -40,6 +43,7 @@ export async function startSluicePair(
       peers: [{ name: 'egress', segment: 'inference', host: segHost, port: Number(segPort) }],
       routes: [{ model: '*', peers: ['egress'] }],
       log: { level: 'warn' },
+      ...config('ingress'),
     },
     { name: 'ingress', ...child('ingress') },
   );

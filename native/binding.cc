@@ -688,7 +688,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                         InstanceMethod<&EngineWrap::SetClientAllowlist>("setClientAllowlist"), InstanceMethod<&EngineWrap::SetLatencyRing>("setLatencyRing"), InstanceMethod<&EngineWrap::SetTensorTap>("setTensorTap"),
                         InstanceMethod<&EngineWrap::TakeRequestTally>("takeRequestTally"),
                         InstanceMethod<&EngineWrap::TakeUpstreamTally>("takeUpstreamTally"), InstanceMethod<&EngineWrap::SetTracing>("setTracing"),
-                        InstanceMethod<&EngineWrap::PeerLinkCounters>("peerLinkCounters")});
+                        InstanceMethod<&EngineWrap::PeerLinkCounters>("peerLinkCounters"),
+                        InstanceMethod<&EngineWrap::SetThreadSlice>("setThreadSlice"), InstanceMethod<&EngineWrap::ThreadSchedule>("threadSchedule")});
   }
 
   // new Engine(onEvents(batch: object[]))
@@ -810,6 +811,26 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   }
 
   void Stop(const Napi::CallbackInfo&) { Shutdown(); }
+
+  // threadSchedule() -> {tid, policy, nice, sliceUs} of the engine's loop thread (sliceUs 0:
+  // the kernel reports none).
+  Napi::Value ThreadSchedule(const Napi::CallbackInfo& info) {
+    const int tid = engine(info.Env()).loop()->thread_id();
+    Napi::Object o = thread_binding::PriorityObject(info.Env(), sluice::runtime::ThreadPriorityOf(tid));
+    o.Set("sliceUs", static_cast<double>(sluice::runtime::ThreadSliceNs(tid)) / 1000.0);
+    return o;
+  }
+
+  // setThreadSlice(us): the loop thread's EEVDF slice (thread_control.h), then threadSchedule().
+  Napi::Value SetThreadSlice(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsNumber()) throw Napi::TypeError::New(env, "setThreadSlice(us) needs a number");
+    const double us = info[0].As<Napi::Number>().DoubleValue();
+    if (!(us >= 0 && us <= 100000)) throw Napi::RangeError::New(env, "slice must be 0..100000 us");
+    sluice::runtime::ThreadStatus status;
+    if (!sluice::runtime::SetThreadSlice(engine(env).loop()->thread_id(), static_cast<uint64_t>(us * 1000.0), &status)) thread_binding::Throw(env, status);
+    return ThreadSchedule(info);
+  }
 
   // A BigUint64Array over the counter block (kept alive by the view, after the engine too).
   Napi::Value Counters(const Napi::CallbackInfo& info) {

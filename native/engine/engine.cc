@@ -187,6 +187,18 @@ void Engine::HandshakeFinished(PendingHandshake* h, const Status& status, const 
   raw->Start(*early);
 }
 
+bool Engine::EmitDeferred(EngineEvent&& e) {
+  bool wake_later = false;
+  const bool queued = events_.PushDeferred(std::move(e), &wake_later);
+  if (wake_later && event_batch_timer_ == EventLoop::kNoTimer) {
+    event_batch_timer_ = loop_.AddTimer(kEventBatchMs, [this] {
+      event_batch_timer_ = EventLoop::kNoTimer;
+      events_.Flush();
+    });
+  }
+  return queued;
+}
+
 TcpInferenceLink* Engine::FindLink(uint32_t id) {
   auto it = links_.find(id);
   return it == links_.end() || !it->second->open() ? nullptr : it->second.get();
@@ -305,7 +317,7 @@ class IngressLinks final : public IngressBackend {
       e.code = std::string(o.code);
       e.err = o.message;
     }
-    engine_->Emit(std::move(e));
+    engine_->EmitDeferred(std::move(e));
   }
   bool OnGateEvent(const GateEventInfo& g) override {
     EngineEvent e;

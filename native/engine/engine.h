@@ -161,6 +161,11 @@ class Engine : public LinkHandler {
   bool Emit(EngineEvent&& e) { return events_.Push(std::move(e)); }
   // A sampled call's span record (EventType::kSpan), batched like every event.
   bool EmitSpan(const SpanRecord& span, const std::string& request_id, const std::string& model, const std::string& err = std::string());
+  // An event JS may take up to kEventBatchMs later (a call's access record or failure log line):
+  // queued without waking JS; one loop timer (no timerfd: the epoll timeout) wakes it for the
+  // whole batch. Anything that waits for JS (an audit ticket, a front call) uses Emit().
+  bool EmitDeferred(EngineEvent&& e);
+  static constexpr uint64_t kEventBatchMs = 10;
   uint32_t handshakes_in_progress() const { return static_cast<uint32_t>(handshakes_.size()); }
 
  private:
@@ -192,6 +197,7 @@ class Engine : public LinkHandler {
   std::unique_ptr<class IngressLinks> ingress_links_;
   std::unique_ptr<FrontCalls> front_;
   bool stopping_ = false;
+  EventLoop::TimerId event_batch_timer_ = EventLoop::kNoTimer;  // loop thread: EmitDeferred's wake-up
 };
 
 }  // namespace engine

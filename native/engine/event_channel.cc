@@ -8,7 +8,7 @@ EventChannel::EventChannel(size_t capacity, CounterBlock* counters, std::functio
     : ring_(capacity), counters_(counters), notify_(std::move(notify)) {}
 
 bool EventChannel::Push(EngineEvent&& event) {
-  bool was_empty;
+  bool signal;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (size_ == ring_.size()) {
@@ -16,11 +16,43 @@ bool EventChannel::Push(EngineEvent&& event) {
       return false;
     }
     ring_[(head_ + size_) % ring_.size()] = std::move(event);
-    was_empty = size_ == 0;
     size_ += 1;
+    signal = !signaled_;
+    signaled_ = true;
   }
-  if (was_empty && notify_) notify_();
+  if (signal && notify_) notify_();
   return true;
+}
+
+bool EventChannel::PushDeferred(EngineEvent&& event, bool* wake_later) {
+  bool signal = false;
+  *wake_later = false;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (size_ == ring_.size()) {
+      if (counters_ != nullptr) counters_->Add(kEventsDropped);
+      return false;
+    }
+    ring_[(head_ + size_) % ring_.size()] = std::move(event);
+    size_ += 1;
+    if (!signaled_) {
+      // A quarter of the ring: wake JS now, long before deferring could drop events.
+      signal = size_ * 4 >= ring_.size();
+      signaled_ = signal;
+      *wake_later = !signal;
+    }
+  }
+  if (signal && notify_) notify_();
+  return true;
+}
+
+void EventChannel::Flush() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (size_ == 0 || signaled_) return;
+    signaled_ = true;
+  }
+  if (notify_) notify_();
 }
 
 void EventChannel::Log(LogLevel level, std::string text) {
@@ -46,6 +78,7 @@ void EventChannel::Log(LogLevel level, std::string text, std::string code, std::
 size_t EventChannel::Drain(std::vector<EngineEvent>* out) {
   out->clear();
   std::lock_guard<std::mutex> lock(mutex_);
+  signaled_ = false;
   while (size_ > 0) {
     out->push_back(std::move(ring_[head_]));
     head_ = (head_ + 1) % ring_.size();

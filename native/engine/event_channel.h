@@ -82,11 +82,19 @@ struct EngineEvent {
 
 class EventChannel {
  public:
-  // `notify` is called (on the producer's thread) when the ring goes from empty to non-empty.
+  // `notify` is called (on the producer's thread) when the first event after a drain is queued
+  // (deferred events: see PushDeferred).
   EventChannel(size_t capacity, CounterBlock* counters, std::function<void()> notify);
 
   // Producer side (any thread). False when the ring was full (the event is counted as dropped).
   bool Push(EngineEvent&& event);
+  // An event JS may see later (a call's access record): queued without waking JS unless the
+  // ring is a quarter full; *wake_later is set when the caller must call Flush() within its
+  // bound (the first deferred event since JS was last woken). Events pushed with Push() after
+  // it still wake JS at once and take the deferred ones along.
+  bool PushDeferred(EngineEvent&& event, bool* wake_later);
+  // Wakes JS if events wait and it has not been woken since it last drained.
+  void Flush();
   void Log(LogLevel level, std::string text);
   // A log record with the request's fields (any may be empty).
   void Log(LogLevel level, std::string text, std::string code, std::string request_id, std::string model, std::string err);
@@ -103,6 +111,7 @@ class EventChannel {
   std::vector<EngineEvent> ring_;
   size_t head_ = 0;  // next to read
   size_t size_ = 0;
+  bool signaled_ = false;  // notify_ called since the last Drain: JS will drain what is queued
   CounterBlock* counters_;
   std::function<void()> notify_;
 };

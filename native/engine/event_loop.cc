@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -11,6 +12,7 @@
 #include <cerrno>
 #include <cstring>
 #include <functional>
+#include <future>
 
 namespace sluice {
 namespace engine {
@@ -59,11 +61,15 @@ bool EventLoop::Start(const std::string& thread_name, std::string* error) {
   stop_requested_.store(false);
   running_.store(true, std::memory_order_release);
   const std::string name = thread_name.substr(0, 15);
-  thread_ = std::thread([this, name] {
+  std::promise<int> started;
+  std::future<int> tid = started.get_future();
+  thread_ = std::thread([this, name, &started] {
     pthread_setname_np(pthread_self(), name.c_str());
+    started.set_value(static_cast<int>(syscall(SYS_gettid)));
     Run();
   });
   loop_thread_id_ = thread_.get_id();
+  thread_tid_ = tid.get();
   return true;
 }
 

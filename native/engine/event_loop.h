@@ -57,6 +57,8 @@ class EventLoop {
 
   bool running() const { return running_.load(std::memory_order_acquire); }
   bool InLoopThread() const;
+  // The loop thread's kernel thread id (0 before Start): for its scheduling settings.
+  int thread_id() const { return thread_tid_; }
 
   // Runs `task` on the loop thread, soon (FIFO with other posts). Any thread. Returns false
   // (and drops the task) when the loop is not running.
@@ -101,6 +103,7 @@ class EventLoop {
   std::atomic<bool> running_{false};
   std::atomic<bool> stop_requested_{false};
   std::thread::id loop_thread_id_;
+  int thread_tid_ = 0;
 
   std::mutex post_mutex_;
   std::vector<Task> posted_;       // guarded by post_mutex_

@@ -41,6 +41,26 @@ const char* PolicyName(int policy) {
   }
 }
 
+// struct sched_attr (uapi linux/sched/types.h; glibc 2.36 has no wrapper): the first version's
+// 48 bytes plus the utilization clamps, as the kernel accepts any size it knows.
+struct SchedAttr {
+  uint32_t size;
+  uint32_t sched_policy;
+  uint64_t sched_flags;
+  int32_t sched_nice;
+  uint32_t sched_priority;
+  uint64_t sched_runtime;
+  uint64_t sched_deadline;
+  uint64_t sched_period;
+  uint32_t sched_util_min;
+  uint32_t sched_util_max;
+};
+
+bool GetSchedAttr(int tid, SchedAttr* a) {
+  *a = SchedAttr{};
+  return syscall(SYS_sched_getattr, tid, a, sizeof(SchedAttr), 0) == 0;
+}
+
 int SocketFamily(int fd) {
   sockaddr_storage addr{};
   socklen_t len = sizeof(addr);
@@ -62,10 +82,12 @@ bool SetCurrentThreadName(const std::string& name, ThreadStatus* status) {
   return true;
 }
 
-ThreadPriority CurrentThreadPriority() {
+ThreadPriority CurrentThreadPriority() { return ThreadPriorityOf(CurrentTid()); }
+
+ThreadPriority ThreadPriorityOf(int tid) {
   ThreadPriority p;
-  p.tid = CurrentTid();
-  const int policy = sched_getscheduler(0);  // 0: the calling thread
+  p.tid = tid;
+  const int policy = sched_getscheduler(tid);  // a tid: that thread alone
   p.policy = policy < 0 ? "unknown" : PolicyName(policy);
   errno = 0;
   const int nice = getpriority(PRIO_PROCESS, static_cast<id_t>(p.tid));
@@ -87,6 +109,22 @@ bool LowerCurrentThreadPriority(bool try_idle, ThreadPriority* result, ThreadSta
   }
   *result = CurrentThreadPriority();
   return true;
+}
+
+bool SetThreadSlice(int tid, uint64_t slice_ns, ThreadStatus* status) {
+  SchedAttr a;
+  // Keep the policy, nice and flags the thread has; change only the slice.
+  if (!GetSchedAttr(tid, &a)) return Fail(status, "SLUICE_ERR_THREAD_PRIORITY", "sched_getattr");
+  a.size = sizeof(SchedAttr);
+  a.sched_runtime = slice_ns;
+  a.sched_flags &= 0x01;  // SCHED_FLAG_RESET_ON_FORK kept; no UTIL_CLAMP or KEEP_* requests
+  if (syscall(SYS_sched_setattr, tid, &a, 0) != 0) return Fail(status, "SLUICE_ERR_THREAD_PRIORITY", "sched_setattr(slice)");
+  return true;
+}
+
+uint64_t ThreadSliceNs(int tid) {
+  SchedAttr a;
+  return GetSchedAttr(tid, &a) && (a.sched_policy == SCHED_OTHER || a.sched_policy == SCHED_BATCH) ? a.sched_runtime : 0;
 }
 
 bool SetSocketClass(int fd, int dscp, int priority, ThreadStatus* status) {

@@ -30,6 +30,19 @@ bool LowerCurrentThreadPriority(bool try_idle, ThreadPriority* result, ThreadSta
 
 // The calling thread's scheduling policy and nice value.
 ThreadPriority CurrentThreadPriority();
+// Another thread's of this process (by kernel thread id).
+ThreadPriority ThreadPriorityOf(int tid);
+
+// The EEVDF slice (Linux 6.12+: sched_attr.sched_runtime of a SCHED_OTHER thread, 0.1..100 ms)
+// of thread `tid` (0: the calling thread). A thread with a shorter slice than the one running
+// gets an earlier deadline and preempts it when it wakes, instead of waiting for the running
+// thread's slice (or the next tick) to end; its share of the CPU does not change. No privileges
+// needed for the caller's own threads. False with status set when the kernel refuses.
+bool SetThreadSlice(int tid, uint64_t slice_ns, ThreadStatus* status);
+
+// The slice thread `tid` runs with (ns), as the kernel reports it; 0 when it does not (kernels
+// before EEVDF report no slice for SCHED_OTHER).
+uint64_t ThreadSliceNs(int tid);
 
 struct SocketClass {
   int tos = -1;       // IP_TOS (IPv4) or IPV6_TCLASS (IPv6); -1 when not readable

@@ -127,6 +127,17 @@ export interface NativeEngineHandle {
   setTracing(enabled: boolean, sampleRatio: number): void;
   /** One peer's link counters (the first 14 counters' order), undefined before its first link. */
   peerLinkCounters(key: string): number[] | undefined;
+  /** The loop thread's EEVDF slice (engine-thread-slice.ts); throws SLUICE_ERR_THREAD_PRIORITY when refused. */
+  setThreadSlice(us: number): EngineLoopThread;
+  threadSchedule(): EngineLoopThread;
+}
+
+/** The engine's loop thread as the kernel schedules it (sliceUs 0: the kernel reports no slice). */
+export interface EngineLoopThread {
+  tid: number;
+  policy: string;
+  nice: number;
+  sliceUs: number;
 }
 
 /** Fast-path calls of one (model, gRPC status) since the last take. */

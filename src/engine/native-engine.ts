@@ -10,6 +10,7 @@ import { loadEngineAddon, type EngineEgressConfig, type EngineIngressConfig, typ
 import type { LatencySampleRing } from '../scheduler/latency-sample-ring.ts';
 import { EngineCounters } from './engine-counters.ts';
 import { decodeSpanRecord, SPAN_RECORD_BYTES } from './engine-spans.ts';
+import { applyEngineSlice, engineSliceUs, type EngineThreadSchedule } from './engine-thread-slice.ts';
 import { CLOSED_BY, EngineEventType, type FrontOutcome, GateDecisionBits } from './engine-events.ts';
 
 export interface EngineLinkInfo {
@@ -168,6 +169,8 @@ export interface EngineLogRecord {
  */
 export class NativeEngine extends EventEmitter {
   readonly counters: EngineCounters;
+  /** The loop thread's scheduling after start (its slice: engine-thread-slice.ts). */
+  readonly threadSchedule: EngineThreadSchedule;
   /** Upper bounds (us) of the latency buckets takeRequestTally counts in. */
   readonly requestBoundsUs: readonly number[];
   readonly #handle: NativeEngineHandle;
@@ -178,11 +181,13 @@ export class NativeEngine extends EventEmitter {
   readonly #lastPeerCounters = new Map<string, number[]>();
   readonly #peerKeys = new Set<string>();
 
-  constructor(threadName = 'sluice-infer') {
+  /** constructor(threadName, sliceUs): the slice (engine-thread-slice.ts) defaults to SLUICE_ENGINE_SLICE_US or DEFAULT_ENGINE_SLICE_US. */
+  constructor(threadName = 'sluice-infer', sliceUs = engineSliceUs()) {
     super();
     const addon = loadEngineAddon();
     this.#handle = new addon.Engine((batch) => this.#onBatch(batch));
     this.#handle.start(threadName);
+    this.threadSchedule = applyEngineSlice(this.#handle, sliceUs);
     this.counters = new EngineCounters(this.#handle.counters());
     this.requestBoundsUs = addon.engineRequestBoundsUs;
   }

@@ -298,6 +298,7 @@ export class SluiceNode {
     }
     await this.startSecurity();
     await this.startParts();
+    this.reportEngineThreads();
     if (this.inferenceOffTheJsLoop()) {
       // The JS loop carries no inference call here: its delay probe need not wake it 500 times
       // a second (idle, that alone cost each process 3% of a core on the 2-core bench machine).
@@ -725,6 +726,17 @@ export class SluiceNode {
     if (e.segment !== undefined) this.endpoints.training = e.segment;
     if (e.grpc !== undefined) this.endpoints.grpc = e.grpc;
     this.logThreadPriorities();
+  }
+
+  /** The engine loop threads' scheduling (their slice: engine-thread-slice.ts), in the log and sluice_thread_* metrics. */
+  private reportEngineThreads(): void {
+    for (const [role, engine] of [['ingress', this.engineIngress?.engine], ['egress', this.engineEgress?.engine]] as const) {
+      if (engine === undefined) continue;
+      const t = engine.threadSchedule;
+      this.metrics.setThreadPriority(`sluice-infer/${role}`, t);
+      if (t.error !== undefined) this.opts.logger.warn({ thread: `sluice-infer/${role}`, ...t }, 'the engine thread keeps the kernel\'s default slice');
+      else this.opts.logger.info({ thread: `sluice-infer/${role}`, ...t }, 'engine thread schedule');
+    }
   }
 
   /** Which CPU priority each thread runs at (inference and control: normal; training: lowered). */

@@ -145,7 +145,13 @@ test('the tap feeds the detectors from native calls; a block verdict sends the t
   // Another tenant stays native meanwhile.
   await fp32('plain', new Float32Array(8));
   assert.equal(calls().fast - mid.fast, 1);
-  const audit = readFileSync(auditFile, 'utf8');
+  // Security events go to the audit log asynchronously (the answer does not wait for them): a
+  // bounded wait for the refused call's entry.
+  let audit = readFileSync(auditFile, 'utf8');
+  for (let i = 0; i < 100 && !audit.includes('"action":"threat.profile_request"'); i++) {
+    await sleep(50);
+    audit = readFileSync(auditFile, 'utf8');
+  }
   assert.match(audit, /"action":"threat.extraction_suspected"/);
   assert.match(audit, /"action":"threat.profile_request"/);
   // The profile ends: the table drops the tenant from the slow path (no call needed to notice).
