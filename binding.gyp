@@ -37,7 +37,7 @@
       "conditions": [
         ["with_verbs==1", {
           "defines": ["SLUICE_WITH_VERBS=1"],
-          "sources": ["native/verbs/device.cc", "native/verbs/connection.cc"],
+          "sources": ["native/verbs/device.cc", "native/verbs/connection.cc", "native/engine/verbs_link.cc"],
           "libraries": ["-libverbs"]
         }]
       ]

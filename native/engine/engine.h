@@ -40,6 +40,7 @@ class PendingHandshake;
 class GrpcIngress;
 class TlsContext;
 class FrontCalls;
+class VerbsDevices;
 struct IngressConfig;
 
 struct UpstreamRoute {
@@ -124,7 +125,7 @@ class Engine : public LinkHandler {
                        const uint8_t* payload, size_t payload_len);
   void CancelFrontCall(uint32_t slot);
   // The open link a dialer keeps up, or null (loop thread).
-  TcpInferenceLink* LinkOfDialer(uint32_t dialer);
+  InferenceLink* LinkOfDialer(uint32_t dialer);
   void BeginShutdown();
   // Number of upstream calls in flight (an atomic read).
   uint64_t EgressInflight() const { return counters_.Get(kEgressCallsInflight); }
@@ -141,16 +142,18 @@ class Engine : public LinkHandler {
   // A handshake ended: on success the socket becomes a link (ownership of fd moves to it).
   void HandshakeFinished(PendingHandshake* h, const Status& status, const LinkOptions& options, const LinkSecrets* secrets,
                          const std::vector<uint8_t>* early, const std::string& remote);
-  TcpInferenceLink* FindLink(uint32_t id);
+  InferenceLink* FindLink(uint32_t id);
   // Registers a link the engine's egress (or JS) serves; called by the egress to send replies.
   // False when the ring was full (the event is dropped and counted).
   bool Emit(EngineEvent&& e) { return events_.Push(std::move(e)); }
   uint32_t handshakes_in_progress() const { return static_cast<uint32_t>(handshakes_.size()); }
 
  private:
-  void OnLinkMessage(TcpInferenceLink* link, const InboundMessage& msg) override;
-  void OnLinkDrain(TcpInferenceLink* link) override;
-  void OnLinkClosed(TcpInferenceLink* link, const LinkCloseInfo& info) override;
+  void OnLinkMessage(InferenceLink* link, const InboundMessage& msg) override;
+  void OnLinkDrain(InferenceLink* link) override;
+  void OnLinkClosed(InferenceLink* link, const LinkCloseInfo& info) override;
+  // A TCP link, or a verbs link when options.rdma (null when this build has no verbs).
+  std::unique_ptr<InferenceLink> MakeLink(uint32_t id, int fd, Role role, const LinkOptions& options, const LinkSecrets& secrets, const std::string& remote);
 
   CounterBlock counters_;
   EventChannel events_;
@@ -159,7 +162,7 @@ class Engine : public LinkHandler {
   EventLoop loop_;
   uint32_t next_link_id_ = 1;
   uint32_t next_dialer_id_ = 1;
-  std::unordered_map<uint32_t, std::unique_ptr<TcpInferenceLink>> links_;
+  std::unordered_map<uint32_t, std::unique_ptr<InferenceLink>> links_;
   std::unordered_map<uint32_t, uint32_t> link_dialer_;  // link -> dialer that made it
   std::vector<std::unique_ptr<LinkListener>> listeners_;
   std::unordered_map<uint32_t, std::unique_ptr<LinkDialer>> dialers_;
@@ -172,6 +175,7 @@ class Engine : public LinkHandler {
   std::unique_ptr<class IngressLinks> ingress_links_;
   std::unique_ptr<FrontCalls> front_;
   bool stopping_ = false;
+  std::shared_ptr<VerbsDevices> verbs_devices_;  // the RDMA devices of verbs links (made on first use)
 };
 
 }  // namespace engine
