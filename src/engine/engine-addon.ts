@@ -21,6 +21,21 @@ export interface EngineLinkOptions {
   dscp: number;
   maxFramesPerKey: number;
   maxBytesPerKey: number;
+  /** Present: links over RDMA queue pairs after the TCP handshake (native/engine/verbs_link.h). */
+  rdma?: EngineRdmaLinkOptions;
+}
+
+/** Queue pair sizing of engine RDMA links: the TypeScript RDMA transport's (rdma-transport.ts). */
+export interface EngineRdmaLinkOptions {
+  /** Device name, netdev, GID or IPv4 (segments.<name>.device); unset: by the side channel's address. */
+  device?: string;
+  sendSlots: number;
+  recvWindow: number;
+  ackTimeout: number;
+  retryCount: number;
+  /** segments.inference.rdma.busyPoll: spin on the completion queue before arming it. */
+  busyPoll: boolean;
+  busyPollUs: number;
 }
 
 export interface EngineEgressConfig {

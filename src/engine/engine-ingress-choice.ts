@@ -10,7 +10,7 @@ import type { SluiceConfig } from '../config/schema.ts';
 
 export interface EngineIngressContext {
   config: SluiceConfig;
-  /** The inference segment's transport kind ('tcp', 'rdma'). */
+  /** The inference segment's transport kind ('tcp', 'rdma'): the engine serves both. */
   transport: string;
   /** process.env.SLUICE_ENGINE */
   engineEnv: string | undefined;
@@ -36,7 +36,6 @@ export function engineIngressRefusal(c: EngineIngressContext): string | null {
   if (c.config.listeners.grpc === undefined) return 'no listeners.grpc';
   if (c.engineEnv === '0') return 'SLUICE_ENGINE=0';
   if (c.ingressEnv === '0') return 'SLUICE_ENGINE_INGRESS=0';
-  if (c.transport !== 'tcp') return `the native engine does not serve ${c.transport} inference segments yet`;
   // The access log is written from the engine's per-call records; spans are not emitted yet.
   if (c.tracing) return 'tracing is on (the engine does not emit spans yet)';
   const perRequest = c.hooks.filter((h) => !ENGINE_SERVED_HOOKS.has(h));
