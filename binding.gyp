@@ -43,6 +43,15 @@
       ]
     },
     {
+      # The engine verbs link's credit and selective-signalling bookkeeping (verbs_flow.h, sans-IO):
+      # test/native/engine-verbs-flow.test.ts runs it on any host, RDMA or not.
+      "target_name": "engine_verbs_flow_tests",
+      "type": "executable",
+      "sources": ["native/engine/test/verbs_flow_tests.cc"],
+      "include_dirs": ["native"],
+      "cflags_cc": ["-std=c++17", "-O2", "-Wall", "-Wextra"]
+    },
+    {
       # The engine ingress's sans-IO unit tests and the scanner's differential-test mode
       # (test/native/engine-ingress.test.ts runs it). nghttp2 and zlib from Debian
       # (libnghttp2-dev, zlib1g-dev): inside node the addon resolves nghttp2_* from node itself.
