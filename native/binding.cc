@@ -695,7 +695,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                         InstanceMethod<&EngineWrap::Counters>("counters"), InstanceMethod<&EngineWrap::Listen>("listen"),
                         InstanceMethod<&EngineWrap::Dial>("dial"), InstanceMethod<&EngineWrap::ConfigureEgress>("configureEgress"),
                         InstanceMethod<&EngineWrap::BeginShutdown>("beginShutdown"), InstanceMethod<&EngineWrap::Send>("send"),
-                        InstanceMethod<&EngineWrap::CloseLink>("closeLink"), InstanceMethod<&EngineWrap::Drain>("drain"),
+                        InstanceMethod<&EngineWrap::CloseLink>("closeLink"), InstanceMethod<&EngineWrap::QueryLink>("queryLink"), InstanceMethod<&EngineWrap::Drain>("drain"),
                         InstanceMethod<&EngineWrap::StartIngress>("startIngress"), InstanceMethod<&EngineWrap::PublishPolicy>("publishPolicy"),
                         InstanceMethod<&EngineWrap::AddVerifiedToken>("addVerifiedToken"), InstanceMethod<&EngineWrap::ReleaseAudit>("releaseAudit"),
                         InstanceMethod<&EngineWrap::DrainIngress>("drainIngress"), InstanceMethod<&EngineWrap::FrontCall>("frontCall"),
@@ -912,6 +912,9 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     engine(env).CloseLink(info[0].As<Napi::Number>().Uint32Value(), static_cast<uint16_t>(info[1].As<Napi::Number>().Uint32Value()),
                           info[2].As<Napi::String>().Utf8Value());
   }
+
+  // queryLink(link): the kLinkStats event answers.
+  void QueryLink(const Napi::CallbackInfo& info) { engine(info.Env()).QueryLink(info[0].As<Napi::Number>().Uint32Value()); }
 
   // startIngress({host, port, relayPath, maxRequestMessageBytes, defaultTimeoutMs, maxConnections,
   //               handshakeTimeoutMs, idleTimeoutMs}):

@@ -128,6 +128,21 @@ void Engine::CloseLink(uint32_t link_id, uint16_t code, const std::string& reaso
   });
 }
 
+void Engine::QueryLink(uint32_t link_id) {
+  loop_.Post([this, link_id] {
+    EngineEvent e;
+    e.type = EventType::kLinkStats;
+    e.link = link_id;
+    e.text = "{}";
+#ifdef SLUICE_WITH_VERBS
+    if (verbs_devices_) {
+      if (VerbsInferenceLink* v = verbs_devices_->Find(link_id)) e.text = v->StatsJson();
+    }
+#endif
+    Emit(std::move(e));
+  });
+}
+
 void Engine::StartHandshake(int fd, Role role, const LinkOptions& options, const std::string& remote, LinkListener* listener, uint32_t dialer,
                             bool connecting) {
   auto h = std::make_unique<PendingHandshake>(this, fd, role, options, remote, listener, dialer, connecting);

@@ -134,6 +134,8 @@ class Engine : public LinkHandler {
   // copied before this returns. Posted to the loop; failures come back as events.
   void SendFromJs(uint32_t link, uint8_t cls, uint16_t kind, uint32_t stream, uint32_t tenant, std::vector<uint8_t> body);
   void CloseLink(uint32_t link, uint16_t code, const std::string& reason);
+  // Emits a kLinkStats event for the link (a verbs link's traffic class and send statistics).
+  void QueryLink(uint32_t link);
 
   // ---- loop thread ----
   // Starts a handshake on a connected (or connecting) socket; the engine owns it until it ends.

@@ -53,6 +53,9 @@ enum class EventType : uint32_t {
                         // (handshake_failed) or the certificate's fingerprint, model = subject CN,
                         // request_id = issuer CN, body = serial (hex)
   kTensorTap = 17,      // the tensor tap's ring (tensor_tap.h) has records and JS had re-armed it: drain it
+  kLinkStats = 18,      // answer to Engine::QueryLink: link, text = JSON of the link's carrier (a verbs link:
+                        // trafficClass from ibv_query_qp, requests, signalled, inlined, postCalls, cqEvents,
+                        // busyHits, maxInline; {} for a TCP link or none)
 };
 
 enum class LogLevel : uint32_t { kDebug = 20, kInfo = 30, kWarn = 40, kError = 50 };

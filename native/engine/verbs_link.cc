@@ -132,6 +132,13 @@ void VerbsDevices::Detach(VerbsInferenceLink* link) {
   if (it != links_.end()) links_.erase(it);
 }
 
+VerbsInferenceLink* VerbsDevices::Find(uint32_t id) const {
+  for (VerbsInferenceLink* l : links_) {
+    if (l->id() == id) return l;
+  }
+  return nullptr;
+}
+
 void VerbsDevices::OnAsyncEvents(ibv_context* ctx) {
   for (int i = 0; i < 64; i++) {
     ibv_async_event ev;
@@ -1126,6 +1133,13 @@ void VerbsInferenceLink::Finish() {
   counters_->Sub(kLinksOpen);
   counters_->Add(info_.by == LinkCloseInfo::kLocal ? kLinksClosedLocal : info_.by == LinkCloseInfo::kPeer ? kLinksClosedPeer : kLinksClosedError);
   handler_->OnLinkClosed(this, info_);
+}
+
+std::string VerbsInferenceLink::StatsJson() const {
+  return "{\"trafficClass\":" + std::to_string(QueryTrafficClass()) + ",\"requests\":" + std::to_string(stats_.requests) +
+         ",\"signalled\":" + std::to_string(stats_.signalled) + ",\"inlined\":" + std::to_string(stats_.inlined) +
+         ",\"postCalls\":" + std::to_string(stats_.post_calls) + ",\"cqEvents\":" + std::to_string(stats_.cq_events) +
+         ",\"busyHits\":" + std::to_string(stats_.busy_hits) + ",\"maxInline\":" + std::to_string(max_inline_) + "}";
 }
 
 int VerbsInferenceLink::QueryTrafficClass() const {

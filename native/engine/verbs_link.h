@@ -57,6 +57,8 @@ class VerbsDevices {
   std::shared_ptr<verbs::Device> Open(const std::string& spec, Status* status);
   void Attach(VerbsInferenceLink* link);
   void Detach(VerbsInferenceLink* link);
+  // The verbs link with that engine id (once its queue pair exists), or null.
+  VerbsInferenceLink* Find(uint32_t id) const;
   // Handles what is pending on a device's async fd (public for the test hook).
   void OnAsyncEvents(ibv_context* ctx);
 
@@ -96,6 +98,7 @@ class VerbsInferenceLink : public InferenceLink {
     uint64_t requests = 0, signalled = 0, inlined = 0, post_calls = 0, cq_events = 0, busy_hits = 0;
   };
   const Stats& stats() const { return stats_; }
+  std::string StatsJson() const;
 
  private:
   enum State { kOpen, kClosing, kClosed };

@@ -116,6 +116,8 @@ export interface NativeEngineHandle {
   beginShutdown(): void;
   send(link: number, cls: number, kind: number, stream: number, tenant: number, body: Uint8Array): void;
   closeLink(link: number, code: number, reason: string): void;
+  /** A LINK_STATS event answers (native/engine/event_channel.h kLinkStats). */
+  queryLink(link: number): void;
   drain(): EngineEventRecord[];
   startIngress(config: EngineIngressConfig): void;
   /** Parses and swaps in a policy table (src/engine/policy-compiler.ts); throws on a bad blob. */

@@ -16,6 +16,7 @@ export const EngineEventType = {
   CONNECTION_REFUSED: 14,
   TLS_AUDIT: 15,
   TENSOR_TAP: 17,
+  LINK_STATS: 18,
 } as const;
 
 /** How a call sent on the engine's links ended (FRONT_CALL_DONE's `b`; native/engine/front_calls.h FrontOutcome). */

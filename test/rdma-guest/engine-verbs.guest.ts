@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
+import { readdirSync, readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import { parseConfig } from '../../src/config/load.ts';
 import type { EngineIngress } from '../../src/engine/engine-ingress.ts';
@@ -100,13 +101,28 @@ describe('engine verbs links', { timeout: 300_000 }, () => {
       const [info] = await waitFor<LinkEvent>(engine, 'link', (l) => l.dialer === dialer, 20_000);
       const [link] = await accepted;
       assert.equal(info.linkId, link.id);
-      link.on('message', (m: InboundMessage) => link.send({ cls: 'inference', kind: m.kind, streamId: m.streamId, tenant: m.tenant, body: m.body }));
+      // The echo must not throw (a listener's throw is rethrown on a later tick, which inside
+      // the verbs addon's callback aborts node): record instead, with why the link ended.
+      const problems: string[] = [];
+      link.on('close', (why: LinkCloseInfo) => problems.push(`TS link closed: ${why.by} ${why.code} ${why.reason} ${why.error?.message ?? ''}`));
+      link.on('message', (m: InboundMessage) => {
+        try {
+          link.send({ cls: 'inference', kind: m.kind, streamId: m.streamId, tenant: m.tenant, body: Buffer.from(m.body) });
+        } catch (err) {
+          problems.push(`echo failed: ${(err as Error).message}`);
+        }
+      });
+      engine.on('close', (_id: number, why: { reason: string; error?: Error }) => problems.push(`engine link closed: ${why.reason} ${why.error?.message ?? ''}`));
       for (const size of SIZES) {
         const body = randomBytes(size);
         const got = engineMessage(engine, info.id, size);
         engine.send(info.id, { cls: 1, kind: TEST_KIND, streamId: size, body });
-        assert.ok((await got).equals(body), `${size} bytes intact`);
+        const back = await got.catch((err: Error) => {
+          throw new Error(`${err.message}; ${problems.join('; ')}`);
+        });
+        assert.ok(back.equals(body), `${size} bytes intact`);
       }
+      assert.deepEqual(problems, []);
       const closed = once(link, 'close') as Promise<[LinkCloseInfo]>;
       engine.closeLink(info.id, 'bye');
       const [why] = await closed;
@@ -132,6 +148,15 @@ describe('engine verbs links', { timeout: 300_000 }, () => {
         b.send(info.id, { cls: 1, kind: TEST_KIND, streamId: size, body });
         assert.ok((await got).equals(body), `${size} bytes intact`);
       }
+      // The queue pair carries DSCP 34 as GRH traffic class 34 << 2 (ibv_query_qp), and the
+      // sends went out selectively signalled, batched, and inline when small.
+      const stats = await b.queryLink(info.id);
+      assert.equal(stats.trafficClass, 34 << 2);
+      const [aLink] = [...a.links.keys()];
+      assert.equal((await a.queryLink(aLink!)).trafficClass, 34 << 2);
+      assert.ok(stats.requests! > 0 && stats.signalled! * 2 < stats.requests!, `signalled ${stats.signalled} of ${stats.requests}`);
+      assert.ok(stats.postCalls! < stats.requests!, `${stats.postCalls} ibv_post_send calls for ${stats.requests} requests`);
+      if (stats.maxInline! > 0) assert.ok(stats.inlined! > 0, 'small frames went inline');
       const closedA = waitFor<CloseEvent>(a, 'close', () => true, 20_000);
       b.closeLink(info.id, 'engine bye');
       const [, why] = await closedA;
@@ -233,4 +258,75 @@ test('a node pair with transport rdma serves ModelInfer through both engines; a 
     await egress.stop(0);
     await models.stop(0);
   }
+});
+
+// CPU cost of busy poll, per round trip (docs/engine.md "Busy poll, measured"): engine B sends a
+// 100-byte message, engine A's JS echoes it, B's JS awaits the echo; the same calls with busy
+// poll off and on. Load-insensitive measures: run time and context switches of the two engine
+// threads (/proc/self/task/*/schedstat, status) and of the whole process per call.
+function engineThreads(prefix: string): { runNs: number; switches: number } {
+  let runNs = 0;
+  let switches = 0;
+  for (const tid of readdirSync('/proc/self/task')) {
+    let comm: string;
+    try {
+      comm = readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim();
+    } catch {
+      continue;
+    }
+    if (!comm.startsWith(prefix)) continue;
+    runNs += Number(readFileSync(`/proc/self/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+    const status = readFileSync(`/proc/self/task/${tid}/status`, 'utf8');
+    for (const m of status.matchAll(/^(?:non)?voluntary_ctxt_switches:\s+(\d+)$/gm)) switches += Number(m[1]);
+  }
+  return { runNs, switches };
+}
+
+async function roundTrips(busyPoll: boolean, calls: number): Promise<Record<string, number>> {
+  const prefix = busyPoll ? 'svbp-on' : 'svbp-off';
+  const a = new NativeEngine(`${prefix}-a`);
+  const b = new NativeEngine(`${prefix}-b`);
+  echo(a);
+  try {
+    const rdma = { ...RDMA, busyPoll };
+    const { port } = await a.listen(ETH0, 0, linkOptions(KEY, undefined, { rdma }));
+    const dialer = b.dial(ETH0, port, linkOptions(KEY, undefined, { rdma }));
+    const [info] = await waitFor<LinkEvent>(b, 'link', (l) => l.dialer === dialer, 20_000);
+    const body = randomBytes(100);
+    const once1 = async (i: number): Promise<void> => {
+      const got = engineMessage(b, info.id, i);
+      b.send(info.id, { cls: 1, kind: TEST_KIND, streamId: i, body });
+      await got;
+    };
+    for (let i = 0; i < 50; i++) await once1(i);
+    const t0 = engineThreads(prefix);
+    const c0 = process.cpuUsage();
+    const w0 = performance.now();
+    for (let i = 0; i < calls; i++) await once1(1000 + i);
+    const wall = performance.now() - w0;
+    const c1 = process.cpuUsage(c0);
+    const t1 = engineThreads(prefix);
+    const stats = await b.queryLink(info.id);
+    return {
+      busyPoll: busyPoll ? 1 : 0,
+      calls,
+      engineCpuUsPerCall: (t1.runNs - t0.runNs) / 1000 / calls,
+      engineSwitchesPerCall: (t1.switches - t0.switches) / calls,
+      processCpuUsPerCall: (c1.user + c1.system) / calls,
+      wallUsPerCall: (wall * 1000) / calls,
+      busyHits: stats.busyHits ?? 0,
+      cqEvents: stats.cqEvents ?? 0,
+    };
+  } finally {
+    await b.stop();
+    await a.stop();
+  }
+}
+
+test('busy poll: CPU time and wake-ups per round trip, off vs on (numbers in the output)', { timeout: 300_000 }, async () => {
+  const rows: Record<string, number>[] = [];
+  for (const busy of [false, true, false, true]) rows.push(await roundTrips(busy, 300));
+  for (const r of rows) console.log(`# busy-poll ${JSON.stringify(r)}`);
+  const on = rows.filter((r) => r.busyPoll === 1);
+  assert.ok(on.every((r) => (r.busyHits ?? 0) > 0), 'busy poll found completions while spinning');
 });
