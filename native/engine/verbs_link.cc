@@ -597,6 +597,7 @@ void VerbsInferenceLink::OnChannelReadable() {
     // a call in flight usually lands within it, saving the interrupt, the channel event and the
     // loop's wake-up.
     const uint64_t until = NowNs() + uint64_t(options_.rdma_busy_poll_us) * 1000;
+    stats_.busy_spins++;
     while (state_ != kClosed && NowNs() < until) {
       ibv_wc wcs[kPollBatch];
       const int got = ibv_poll_cq(cq_, kPollBatch, wcs);
@@ -1139,7 +1140,7 @@ std::string VerbsInferenceLink::StatsJson() const {
   return "{\"trafficClass\":" + std::to_string(QueryTrafficClass()) + ",\"requests\":" + std::to_string(stats_.requests) +
          ",\"signalled\":" + std::to_string(stats_.signalled) + ",\"inlined\":" + std::to_string(stats_.inlined) +
          ",\"postCalls\":" + std::to_string(stats_.post_calls) + ",\"cqEvents\":" + std::to_string(stats_.cq_events) +
-         ",\"busyHits\":" + std::to_string(stats_.busy_hits) + ",\"maxInline\":" + std::to_string(max_inline_) + "}";
+         ",\"busySpins\":" + std::to_string(stats_.busy_spins) + ",\"busyHits\":" + std::to_string(stats_.busy_hits) + ",\"maxInline\":" + std::to_string(max_inline_) + "}";
 }
 
 int VerbsInferenceLink::QueryTrafficClass() const {

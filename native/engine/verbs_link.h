@@ -95,7 +95,7 @@ class VerbsInferenceLink : public InferenceLink {
   // Statistics for tests and docs: requests posted, completions asked for, inline sends,
   // ibv_post_send calls, busy-poll spins that found work.
   struct Stats {
-    uint64_t requests = 0, signalled = 0, inlined = 0, post_calls = 0, cq_events = 0, busy_hits = 0;
+    uint64_t requests = 0, signalled = 0, inlined = 0, post_calls = 0, cq_events = 0, busy_spins = 0, busy_hits = 0;
   };
   const Stats& stats() const { return stats_; }
   std::string StatsJson() const;

@@ -33,6 +33,8 @@ export interface EngineLinkStats {
   postCalls?: number;
   /** Completion channel events taken, and busy-poll spins that found completions. */
   cqEvents?: number;
+  /** Busy-poll spins done, and those that found completions. */
+  busySpins?: number;
   busyHits?: number;
   maxInline?: number;
 }

@@ -115,8 +115,8 @@ describe('engine verbs links', { timeout: 300_000 }, () => {
       engine.on('close', (_id: number, why: { reason: string; error?: Error }) => problems.push(`engine link closed: ${why.reason} ${why.error?.message ?? ''}`));
       for (const size of SIZES) {
         const body = randomBytes(size);
-        const got = engineMessage(engine, info.id, size);
-        engine.send(info.id, { cls: 1, kind: TEST_KIND, streamId: size, body });
+        const got = engineMessage(engine, info.id, size + 1);
+        engine.send(info.id, { cls: 1, kind: TEST_KIND, streamId: size + 1, body });
         const back = await got.catch((err: Error) => {
           throw new Error(`${err.message}; ${problems.join('; ')}`);
         });
@@ -144,8 +144,8 @@ describe('engine verbs links', { timeout: 300_000 }, () => {
       const [info] = await waitFor<LinkEvent>(b, 'link', (l) => l.dialer === dialer, 20_000);
       for (const size of SIZES) {
         const body = randomBytes(size);
-        const got = engineMessage(b, info.id, size);
-        b.send(info.id, { cls: 1, kind: TEST_KIND, streamId: size, body });
+        const got = engineMessage(b, info.id, size + 1);
+        b.send(info.id, { cls: 1, kind: TEST_KIND, streamId: size + 1, body });
         assert.ok((await got).equals(body), `${size} bytes intact`);
       }
       // The queue pair carries DSCP 34 as GRH traffic class 34 << 2 (ibv_query_qp), and the
@@ -282,13 +282,14 @@ function engineThreads(prefix: string): { runNs: number; switches: number } {
   return { runNs, switches };
 }
 
-async function roundTrips(busyPoll: boolean, calls: number): Promise<Record<string, number>> {
-  const prefix = busyPoll ? 'svbp-on' : 'svbp-off';
+async function roundTrips(busyPollUs: number, calls: number): Promise<Record<string, number>> {
+  const busyPoll = busyPollUs > 0;
+  const prefix = `svbp-${busyPollUs}`;
   const a = new NativeEngine(`${prefix}-a`);
   const b = new NativeEngine(`${prefix}-b`);
   echo(a);
   try {
-    const rdma = { ...RDMA, busyPoll };
+    const rdma = { ...RDMA, busyPoll, busyPollUs: busyPoll ? busyPollUs : 50 };
     const { port } = await a.listen(ETH0, 0, linkOptions(KEY, undefined, { rdma }));
     const dialer = b.dial(ETH0, port, linkOptions(KEY, undefined, { rdma }));
     const [info] = await waitFor<LinkEvent>(b, 'link', (l) => l.dialer === dialer, 20_000);
@@ -308,14 +309,15 @@ async function roundTrips(busyPoll: boolean, calls: number): Promise<Record<stri
     const t1 = engineThreads(prefix);
     const stats = await b.queryLink(info.id);
     return {
-      busyPoll: busyPoll ? 1 : 0,
+      busyPollUs,
       calls,
       engineCpuUsPerCall: (t1.runNs - t0.runNs) / 1000 / calls,
       engineSwitchesPerCall: (t1.switches - t0.switches) / calls,
       processCpuUsPerCall: (c1.user + c1.system) / calls,
       wallUsPerCall: (wall * 1000) / calls,
+      busySpinsPerCall: (stats.busySpins ?? 0) / (calls + 50),
       busyHits: stats.busyHits ?? 0,
-      cqEvents: stats.cqEvents ?? 0,
+      cqEventsPerCall: (stats.cqEvents ?? 0) / (calls + 50),
     };
   } finally {
     await b.stop();
@@ -325,8 +327,12 @@ async function roundTrips(busyPoll: boolean, calls: number): Promise<Record<stri
 
 test('busy poll: CPU time and wake-ups per round trip, off vs on (numbers in the output)', { timeout: 300_000 }, async () => {
   const rows: Record<string, number>[] = [];
-  for (const busy of [false, true, false, true]) rows.push(await roundTrips(busy, 300));
+  // 50 us (the default) and 5 ms, which covers this emulated guest's round trip of a few ms.
+  for (const us of [0, 50, 5000, 0, 50, 5000]) rows.push(await roundTrips(us, 300));
   for (const r of rows) console.log(`# busy-poll ${JSON.stringify(r)}`);
-  const on = rows.filter((r) => r.busyPoll === 1);
-  assert.ok(on.every((r) => (r.busyHits ?? 0) > 0), 'busy poll found completions while spinning');
+  for (const r of rows) {
+    if (r.busyPollUs === 0) assert.equal(r.busySpinsPerCall, 0, 'no spinning with busy poll off');
+    else assert.ok((r.busySpinsPerCall ?? 0) > 0, 'busy poll on: the link spins before arming');
+  }
+  assert.ok(rows.some((r) => r.busyPollUs === 5000 && (r.busyHits ?? 0) > 0), 'a spin as long as the round trip finds the answer');
 });
