@@ -5,6 +5,7 @@
 // `transport: rdma` serving ModelInfer through both engines, and a link killed mid-call: that
 // call fails UNAVAILABLE and the pair keeps serving once the dialer is back.
 import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -335,4 +336,74 @@ test('busy poll: CPU time and wake-ups per round trip, off vs on (numbers in the
     else assert.ok((r.busySpinsPerCall ?? 0) > 0, 'busy poll on: the link spins before arming');
   }
   assert.ok(rows.some((r) => r.busyPollUs === 5000 && (r.busyHits ?? 0) > 0), 'a spin as long as the round trip finds the answer');
+});
+
+// A TS RDMA peer in its own process: listens, echoes unless told to hold, says when a message arrived.
+const PEER = `
+import { RdmaTransport } from ${JSON.stringify(new URL('../../src/transport/rdma-transport.ts', import.meta.url).pathname)};
+const [port, key, hold] = process.argv.slice(-3);
+const l = await new RdmaTransport().listen({ segment: 'inference', host: '${ETH0}', port: Number(port), segmentKey: Buffer.from(key, 'hex') });
+l.on('link', (link) => link.on('message', (m) => {
+  console.log('got ' + m.streamId);
+  if (hold !== 'hold') link.send({ cls: 'inference', kind: m.kind, streamId: m.streamId, tenant: m.tenant, body: Buffer.from(m.body) });
+}));
+console.log('ready ' + l.address.port);
+`;
+
+function startPeer(port: number, hold: boolean): { child: ChildProcess; lines: string[]; wait(re: RegExp, ms?: number): Promise<string> } {
+  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', PEER, String(port), KEY.toString('hex'), hold ? 'hold' : 'echo'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const lines: string[] = [];
+  let buf = '';
+  child.stdout!.on('data', (d: Buffer) => {
+    buf += d.toString();
+    let i;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      lines.push(buf.slice(0, i));
+      buf = buf.slice(i + 1);
+    }
+  });
+  return {
+    child,
+    lines,
+    async wait(re: RegExp, ms = 60_000) {
+      const end = Date.now() + ms;
+      while (Date.now() < end) {
+        const hit = lines.find((l) => re.test(l));
+        if (hit !== undefined) return hit;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      throw new Error(`peer said no ${re} within ${ms} ms (said: ${lines.join(' | ')})`);
+    },
+  };
+}
+
+test('the peer process dies mid-message (its queue pair with it): that link fails, the engine links again to the next peer', { timeout: 300_000 }, async () => {
+  const engine = new NativeEngine('sluice-verbs-f');
+  const port = 18000 + Math.floor(Math.random() * 1000);
+  const first = startPeer(port, true);
+  let second: ReturnType<typeof startPeer> | undefined;
+  try {
+    await first.wait(/^ready /);
+    const dialer = engine.dial(ETH0, port, linkOptions(KEY, undefined, { rdma: RDMA }));
+    const [info] = await waitFor<LinkEvent>(engine, 'link', (l) => l.dialer === dialer, 30_000);
+    const closed = waitFor<CloseEvent>(engine, 'close', (id) => id === info.id, 30_000);
+    engine.send(info.id, { cls: 1, kind: TEST_KIND, streamId: 5, body: randomBytes(1000) });
+    await first.wait(/^got 5$/);
+    first.child.kill('SIGKILL');
+    const [, why] = await closed;
+    assert.equal(why.by, 'error');
+    assert.ok(['SLUICE_ERR_TRANSPORT_PEER_GONE', 'SLUICE_ERR_RDMA_COMPLETION'].includes(why.error?.code ?? ''), `${why.error?.code}: ${why.reason}`);
+    // The engine is unharmed: the dialer links to the next peer on the same address, and it echoes.
+    second = startPeer(port, false);
+    await second.wait(/^ready /);
+    const [again] = await waitFor<LinkEvent>(engine, 'link', (l) => l.dialer === dialer, 30_000);
+    const body = randomBytes(70_000);
+    const got = engineMessage(engine, again.id, 6);
+    engine.send(again.id, { cls: 1, kind: TEST_KIND, streamId: 6, body });
+    assert.ok((await got).equals(body));
+  } finally {
+    first.child.kill('SIGKILL');
+    second?.child.kill('SIGKILL');
+    await engine.stop();
+  }
 });
