@@ -37,10 +37,19 @@
       "conditions": [
         ["with_verbs==1", {
           "defines": ["SLUICE_WITH_VERBS=1"],
-          "sources": ["native/verbs/device.cc", "native/verbs/connection.cc"],
+          "sources": ["native/verbs/device.cc", "native/verbs/connection.cc", "native/engine/verbs_link.cc"],
           "libraries": ["-libverbs"]
         }]
       ]
+    },
+    {
+      # The engine verbs link's credit and selective-signalling bookkeeping (verbs_flow.h, sans-IO):
+      # test/native/engine-verbs-flow.test.ts runs it on any host, RDMA or not.
+      "target_name": "engine_verbs_flow_tests",
+      "type": "executable",
+      "sources": ["native/engine/test/verbs_flow_tests.cc"],
+      "include_dirs": ["native"],
+      "cflags_cc": ["-std=c++17", "-O2", "-Wall", "-Wextra"]
     },
     {
       # The engine ingress's sans-IO unit tests and the scanner's differential-test mode

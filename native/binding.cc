@@ -669,6 +669,21 @@ LinkOptions LinkOptionsOf(Napi::Env env, const Napi::Object& o) {
   opts.dscp = static_cast<int>(U32(o, "dscp", static_cast<uint32_t>(opts.dscp)));
   opts.key_limits.max_frames_per_key = static_cast<uint64_t>(F64(o, "maxFramesPerKey", static_cast<double>(opts.key_limits.max_frames_per_key)));
   opts.key_limits.max_bytes_per_key = static_cast<uint64_t>(F64(o, "maxBytesPerKey", static_cast<double>(opts.key_limits.max_bytes_per_key)));
+  // RDMA links (verbs_link.h): {rdma: {device?, sendSlots, recvWindow, ackTimeout, retryCount, busyPoll, busyPollUs}}
+  Napi::Value rdma = o.Get("rdma");
+  if (rdma.IsObject()) {
+    const Napi::Object r = rdma.As<Napi::Object>();
+    opts.rdma = true;
+    Napi::Value dev = r.Get("device");
+    if (dev.IsString()) opts.rdma_device = dev.As<Napi::String>().Utf8Value();
+    opts.rdma_send_slots = std::max<uint32_t>(1, std::min<uint32_t>(4096, U32(r, "sendSlots", opts.rdma_send_slots)));
+    opts.rdma_recv_window = std::max<uint32_t>(1, std::min<uint32_t>(4096, U32(r, "recvWindow", opts.rdma_recv_window)));
+    opts.rdma_ack_timeout = static_cast<uint8_t>(std::min<uint32_t>(31, U32(r, "ackTimeout", opts.rdma_ack_timeout)));
+    opts.rdma_retry_count = static_cast<uint8_t>(std::min<uint32_t>(7, U32(r, "retryCount", opts.rdma_retry_count)));
+    Napi::Value busy = r.Get("busyPoll");
+    opts.rdma_busy_poll = busy.IsBoolean() && busy.As<Napi::Boolean>().Value();
+    opts.rdma_busy_poll_us = std::min<uint32_t>(10000, U32(r, "busyPollUs", opts.rdma_busy_poll_us));
+  }
   return opts;
 }
 
@@ -680,7 +695,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                         InstanceMethod<&EngineWrap::Counters>("counters"), InstanceMethod<&EngineWrap::Listen>("listen"),
                         InstanceMethod<&EngineWrap::Dial>("dial"), InstanceMethod<&EngineWrap::ConfigureEgress>("configureEgress"),
                         InstanceMethod<&EngineWrap::BeginShutdown>("beginShutdown"), InstanceMethod<&EngineWrap::Send>("send"),
-                        InstanceMethod<&EngineWrap::CloseLink>("closeLink"), InstanceMethod<&EngineWrap::Drain>("drain"),
+                        InstanceMethod<&EngineWrap::CloseLink>("closeLink"), InstanceMethod<&EngineWrap::QueryLink>("queryLink"), InstanceMethod<&EngineWrap::Drain>("drain"),
                         InstanceMethod<&EngineWrap::StartIngress>("startIngress"), InstanceMethod<&EngineWrap::PublishPolicy>("publishPolicy"),
                         InstanceMethod<&EngineWrap::AddVerifiedToken>("addVerifiedToken"), InstanceMethod<&EngineWrap::ReleaseAudit>("releaseAudit"),
                         InstanceMethod<&EngineWrap::DrainIngress>("drainIngress"), InstanceMethod<&EngineWrap::FrontCall>("frontCall"),
@@ -920,6 +935,9 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     engine(env).CloseLink(info[0].As<Napi::Number>().Uint32Value(), static_cast<uint16_t>(info[1].As<Napi::Number>().Uint32Value()),
                           info[2].As<Napi::String>().Utf8Value());
   }
+
+  // queryLink(link): the kLinkStats event answers.
+  void QueryLink(const Napi::CallbackInfo& info) { engine(info.Env()).QueryLink(info[0].As<Napi::Number>().Uint32Value()); }
 
   // startIngress({host, port, relayPath, maxRequestMessageBytes, defaultTimeoutMs, maxConnections,
   //               handshakeTimeoutMs, idleTimeoutMs}):

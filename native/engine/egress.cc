@@ -568,7 +568,7 @@ UpstreamSession* Egress::Pick(const std::string& model, std::string* error) {
   return s;
 }
 
-void Egress::Reply(TcpInferenceLink* link, uint32_t stream, uint32_t tenant, const std::string& request_id, uint8_t status, const char* code,
+void Egress::Reply(InferenceLink* link, uint32_t stream, uint32_t tenant, const std::string& request_id, uint8_t status, const char* code,
                    const std::string& message, const BytePart* payload, size_t payload_parts) {
   const size_t code_len = std::strlen(code);
   const size_t msg_len = std::min(message.size(), kMaxErrorMessage);
@@ -607,7 +607,7 @@ void Egress::Reply(TcpInferenceLink* link, uint32_t stream, uint32_t tenant, con
   Reply(link, stream, tenant, request_id, kResourceExhausted, "SLUICE_ERR_TOO_LARGE", why, nullptr, 0);
 }
 
-bool Egress::OnMessage(TcpInferenceLink* link, const InboundMessage& m) {
+bool Egress::OnMessage(InferenceLink* link, const InboundMessage& m) {
   if (m.cls != kClassInference) return false;
   const uint64_t key = static_cast<uint64_t>(link->id()) << 32 | m.stream_id;
   if (m.kind == kKindCancel) {
@@ -830,7 +830,7 @@ void Egress::CallFinished(UpstreamCall* call) {
   auto it = inflight_.find(key);
   if (it == inflight_.end() || it->second != call) return;  // cancelled meanwhile
   inflight_.erase(it);
-  TcpInferenceLink* link = engine_->FindLink(call->link_id);
+  InferenceLink* link = engine_->FindLink(call->link_id);
   const std::string& addr = call->session != nullptr ? call->session->address() : std::string();
   const uint8_t st = static_cast<uint8_t>(call->grpc_status);
   reply_version_ = call->envelope_version;
@@ -892,7 +892,7 @@ void Egress::CallFinished(UpstreamCall* call) {
   Release(call);
 }
 
-void Egress::OnLinkClosed(TcpInferenceLink* link) {
+void Egress::OnLinkClosed(InferenceLink* link) {
   const uint64_t id = link->id();
   for (auto it = inflight_.begin(); it != inflight_.end();) {
     if ((it->first >> 32) == id) {

@@ -34,9 +34,9 @@ class Egress {
   ~Egress();
   void Configure(const EgressConfig& config);
   // True when the message was an envelope of the egress (CALL / CANCEL) and was handled.
-  bool OnMessage(TcpInferenceLink* link, const InboundMessage& msg);
+  bool OnMessage(InferenceLink* link, const InboundMessage& msg);
   // The link is gone: cancel its calls upstream.
-  void OnLinkClosed(TcpInferenceLink* link);
+  void OnLinkClosed(InferenceLink* link);
   void BeginShutdown() { shutting_down_ = true; }
 
   // ---- for UpstreamSession ----
@@ -57,7 +57,7 @@ class Egress {
   void Observe(UpstreamCall* call, uint8_t status);
   // Stops the call upstream (RST_STREAM when it started) and returns it to the free list.
   void Release(UpstreamCall* call);
-  void Reply(TcpInferenceLink* link, uint32_t stream, uint32_t tenant, const std::string& request_id, uint8_t status, const char* code,
+  void Reply(InferenceLink* link, uint32_t stream, uint32_t tenant, const std::string& request_id, uint8_t status, const char* code,
              const std::string& message, const BytePart* payload, size_t payload_parts);
   // Envelope version the next Reply() writes: that of the CALL it answers (set by the caller;
   // everything runs on the engine thread).

@@ -10,6 +10,9 @@
 #include "engine/front_calls.h"
 #include "engine/grpc_ingress.h"
 #include "engine/link_endpoints.h"
+#ifdef SLUICE_WITH_VERBS
+#include "engine/verbs_link.h"
+#endif
 
 namespace sluice {
 namespace engine {
@@ -50,6 +53,7 @@ void Engine::Stop() {
     egress_.reset();
     front_.reset();
     links_.clear();  // destructors close the sockets
+    verbs_devices_.reset();
     loop_.RequestStop();
   });
   loop_.Stop();
@@ -102,7 +106,7 @@ void Engine::BeginShutdown() {
 
 void Engine::SendFromJs(uint32_t link_id, uint8_t cls, uint16_t kind, uint32_t stream, uint32_t tenant, std::vector<uint8_t> body) {
   loop_.Post([this, link_id, cls, kind, stream, tenant, body = std::move(body)] {
-    TcpInferenceLink* link = FindLink(link_id);
+    InferenceLink* link = FindLink(link_id);
     Status st;
     if (link == nullptr) {
       st = Status::Error(codes::kLinkClosed, "engine link " + std::to_string(link_id) + " is closed");
@@ -132,7 +136,22 @@ void Engine::SendFromJs(uint32_t link_id, uint8_t cls, uint16_t kind, uint32_t s
 
 void Engine::CloseLink(uint32_t link_id, uint16_t code, const std::string& reason) {
   loop_.Post([this, link_id, code, reason] {
-    if (TcpInferenceLink* link = FindLink(link_id)) link->Close(code, reason);
+    if (InferenceLink* link = FindLink(link_id)) link->Close(code, reason);
+  });
+}
+
+void Engine::QueryLink(uint32_t link_id) {
+  loop_.Post([this, link_id] {
+    EngineEvent e;
+    e.type = EventType::kLinkStats;
+    e.link = link_id;
+    e.text = "{}";
+#ifdef SLUICE_WITH_VERBS
+    if (verbs_devices_) {
+      if (VerbsInferenceLink* v = verbs_devices_->Find(link_id)) e.text = v->StatsJson();
+    }
+#endif
+    Emit(std::move(e));
   });
 }
 
@@ -171,9 +190,15 @@ void Engine::HandshakeFinished(PendingHandshake* h, const Status& status, const 
     return;
   }
   const uint32_t id = next_link_id_++;
-  auto link = std::make_unique<TcpInferenceLink>(&loop_, &counters_, this, id, fd, dialer != 0 ? Role::kInitiator : Role::kAcceptor, options, *secrets,
-                                                 remote);
-  TcpInferenceLink* raw = link.get();
+  std::unique_ptr<InferenceLink> link = MakeLink(id, fd, dialer != 0 ? Role::kInitiator : Role::kAcceptor, options, *secrets, remote);
+  if (link == nullptr) {
+    if (dialer != 0) {
+      auto d = dialers_.find(dialer);
+      if (d != dialers_.end()) d->second->Retry(false);
+    }
+    return;
+  }
+  InferenceLink* raw = link.get();
   raw->SetPeerCounters(PeerCounters(dialer != 0 ? "dialer:" + std::to_string(dialer) : HostOf(remote)));
   links_[id] = std::move(link);
   if (dialer != 0) link_dialer_[id] = dialer;
@@ -199,7 +224,24 @@ bool Engine::EmitDeferred(EngineEvent&& e) {
   return queued;
 }
 
-TcpInferenceLink* Engine::FindLink(uint32_t id) {
+std::unique_ptr<InferenceLink> Engine::MakeLink(uint32_t id, int fd, Role role, const LinkOptions& options, const LinkSecrets& secrets,
+                                               const std::string& remote) {
+  if (!options.rdma) return std::make_unique<TcpInferenceLink>(&loop_, &counters_, this, id, fd, role, options, secrets, remote);
+#ifdef SLUICE_WITH_VERBS
+  if (!verbs_devices_) verbs_devices_ = std::make_shared<VerbsDevices>(&loop_);
+  return std::make_unique<VerbsInferenceLink>(&loop_, &counters_, this, verbs_devices_.get(), id, fd, role, options, secrets, remote);
+#else
+  close(fd);
+  EngineEvent e;
+  e.type = role == Role::kInitiator ? EventType::kDialFailed : EventType::kHandshakeFailed;
+  e.code = "SLUICE_ERR_RDMA_UNAVAILABLE";
+  e.text = remote + ": this build of the engine has no verbs (RDMA) support";
+  Emit(std::move(e));
+  return nullptr;
+#endif
+}
+
+InferenceLink* Engine::FindLink(uint32_t id) {
   auto it = links_.find(id);
   return it == links_.end() || !it->second->open() ? nullptr : it->second.get();
 }
@@ -237,7 +279,7 @@ bool Engine::EmitSpan(const SpanRecord& span, const std::string& request_id, con
 class IngressLinks final : public IngressBackend {
  public:
   explicit IngressLinks(Engine* engine) : engine_(engine) {}
-  TcpInferenceLink* LinkForPeer(uint32_t peer) override { return engine_->LinkOfDialer(peer); }
+  InferenceLink* LinkForPeer(uint32_t peer) override { return engine_->LinkOfDialer(peer); }
   void OnCallOpened() override {
     engine_->counters()->Add(kIngressCallsInflight);
     engine_->counters()->Add(kIngressFastCalls);
@@ -437,14 +479,14 @@ void Engine::CancelFrontCall(uint32_t slot) {
   if (front_ != nullptr) front_->Cancel(slot);
 }
 
-TcpInferenceLink* Engine::LinkOfDialer(uint32_t dialer) {
+InferenceLink* Engine::LinkOfDialer(uint32_t dialer) {
   for (const auto& [link, d] : link_dialer_) {
     if (d == dialer) return FindLink(link);
   }
   return nullptr;
 }
 
-void Engine::OnLinkMessage(TcpInferenceLink* link, const InboundMessage& msg) {
+void Engine::OnLinkMessage(InferenceLink* link, const InboundMessage& msg) {
   if (front_ && link->role() == Role::kInitiator && front_->OnLinkMessage(link, msg)) return;
   if (ingress_ && link->role() == Role::kInitiator && ingress_->OnLinkMessage(link, msg)) return;
   if (egress_ && egress_->OnMessage(link, msg)) return;
@@ -459,14 +501,14 @@ void Engine::OnLinkMessage(TcpInferenceLink* link, const InboundMessage& msg) {
   Emit(std::move(e));
 }
 
-void Engine::OnLinkDrain(TcpInferenceLink* link) {
+void Engine::OnLinkDrain(InferenceLink* link) {
   EngineEvent e;
   e.type = EventType::kDrain;
   e.link = link->id();
   Emit(std::move(e));
 }
 
-void Engine::OnLinkClosed(TcpInferenceLink* link, const LinkCloseInfo& info) {
+void Engine::OnLinkClosed(InferenceLink* link, const LinkCloseInfo& info) {
   if (egress_) egress_->OnLinkClosed(link);
   if (ingress_) ingress_->OnLinkClosed(link);
   if (front_) front_->OnLinkClosed(link, info);
@@ -488,7 +530,7 @@ void Engine::OnLinkClosed(TcpInferenceLink* link, const LinkCloseInfo& info) {
   // Free the link after this turn (we are inside its call stack).
   auto it = links_.find(id);
   if (it != links_.end()) {
-    std::shared_ptr<TcpInferenceLink> dying(it->second.release());
+    std::shared_ptr<InferenceLink> dying(it->second.release());
     links_.erase(it);
     loop_.Post([dying] {});
   }

@@ -42,6 +42,7 @@ class PendingHandshake;
 class GrpcIngress;
 class TlsContext;
 class FrontCalls;
+class VerbsDevices;
 struct IngressConfig;
 
 struct UpstreamRoute {
@@ -138,7 +139,7 @@ class Engine : public LinkHandler {
                        const uint8_t* payload, size_t payload_len);
   void CancelFrontCall(uint32_t slot);
   // The open link a dialer keeps up, or null (loop thread).
-  TcpInferenceLink* LinkOfDialer(uint32_t dialer);
+  InferenceLink* LinkOfDialer(uint32_t dialer);
   void BeginShutdown();
   // Number of upstream calls in flight (an atomic read).
   uint64_t EgressInflight() const { return counters_.Get(kEgressCallsInflight); }
@@ -147,6 +148,8 @@ class Engine : public LinkHandler {
   // copied before this returns. Posted to the loop; failures come back as events.
   void SendFromJs(uint32_t link, uint8_t cls, uint16_t kind, uint32_t stream, uint32_t tenant, std::vector<uint8_t> body);
   void CloseLink(uint32_t link, uint16_t code, const std::string& reason);
+  // Emits a kLinkStats event for the link (a verbs link's traffic class and send statistics).
+  void QueryLink(uint32_t link);
 
   // ---- loop thread ----
   // Starts a handshake on a connected (or connecting) socket; the engine owns it until it ends.
@@ -155,7 +158,7 @@ class Engine : public LinkHandler {
   // A handshake ended: on success the socket becomes a link (ownership of fd moves to it).
   void HandshakeFinished(PendingHandshake* h, const Status& status, const LinkOptions& options, const LinkSecrets* secrets,
                          const std::vector<uint8_t>* early, const std::string& remote);
-  TcpInferenceLink* FindLink(uint32_t id);
+  InferenceLink* FindLink(uint32_t id);
   // Registers a link the engine's egress (or JS) serves; called by the egress to send replies.
   // False when the ring was full (the event is dropped and counted).
   bool Emit(EngineEvent&& e) { return events_.Push(std::move(e)); }
@@ -169,9 +172,11 @@ class Engine : public LinkHandler {
   uint32_t handshakes_in_progress() const { return static_cast<uint32_t>(handshakes_.size()); }
 
  private:
-  void OnLinkMessage(TcpInferenceLink* link, const InboundMessage& msg) override;
-  void OnLinkDrain(TcpInferenceLink* link) override;
-  void OnLinkClosed(TcpInferenceLink* link, const LinkCloseInfo& info) override;
+  void OnLinkMessage(InferenceLink* link, const InboundMessage& msg) override;
+  void OnLinkDrain(InferenceLink* link) override;
+  void OnLinkClosed(InferenceLink* link, const LinkCloseInfo& info) override;
+  // A TCP link, or a verbs link when options.rdma (null when this build has no verbs).
+  std::unique_ptr<InferenceLink> MakeLink(uint32_t id, int fd, Role role, const LinkOptions& options, const LinkSecrets& secrets, const std::string& remote);
 
   CounterBlock counters_;
   EventChannel events_;
@@ -184,7 +189,7 @@ class Engine : public LinkHandler {
   EventLoop loop_;
   uint32_t next_link_id_ = 1;
   uint32_t next_dialer_id_ = 1;
-  std::unordered_map<uint32_t, std::unique_ptr<TcpInferenceLink>> links_;
+  std::unordered_map<uint32_t, std::unique_ptr<InferenceLink>> links_;
   std::unordered_map<uint32_t, uint32_t> link_dialer_;  // link -> dialer that made it
   std::vector<std::unique_ptr<LinkListener>> listeners_;
   std::unordered_map<uint32_t, std::unique_ptr<LinkDialer>> dialers_;
@@ -198,6 +203,7 @@ class Engine : public LinkHandler {
   std::unique_ptr<FrontCalls> front_;
   bool stopping_ = false;
   EventLoop::TimerId event_batch_timer_ = EventLoop::kNoTimer;  // loop thread: EmitDeferred's wake-up
+  std::shared_ptr<VerbsDevices> verbs_devices_;  // the RDMA devices of verbs links (made on first use)
 };
 
 }  // namespace engine

@@ -55,6 +55,9 @@ enum class EventType : uint32_t {
   kSpan = 16,           // a sampled call's span record (trace_context.h SpanRecord in body; ingress or
                         // egress side), request_id, model
   kTensorTap = 17,      // the tensor tap's ring (tensor_tap.h) has records and JS had re-armed it: drain it
+  kLinkStats = 18,      // answer to Engine::QueryLink: link, text = JSON of the link's carrier (a verbs link:
+                        // trafficClass from ibv_query_qp, requests, signalled, inlined, postCalls, cqEvents,
+                        // busyHits, maxInline; {} for a TCP link or none)
 };
 
 enum class LogLevel : uint32_t { kDebug = 20, kInfo = 30, kWarn = 40, kError = 50 };

@@ -86,7 +86,7 @@ void FrontCalls::Start(uint32_t index) {
   // JS resubmits a slot only after its done event; should it not, the earlier call ends here so
   // the books (inflight, timer) stay right.
   if (s->active) Complete(s, index, FrontOutcome::kCancelled, nullptr, "slot reused", nullptr, 0);
-  TcpInferenceLink* link = engine_->LinkOfDialer(s->dialer);
+  InferenceLink* link = engine_->LinkOfDialer(s->dialer);
   s->active = true;
   inflight_++;
   // One generation per submission, counted the same way in JS: a late event of an earlier call
@@ -123,7 +123,7 @@ void FrontCalls::Start(uint32_t index) {
 }
 
 void FrontCalls::SendCancel(Slot* s, uint32_t /*index*/, uint8_t reason) {
-  TcpInferenceLink* link = s->link == 0 ? nullptr : engine_->FindLink(s->link);
+  InferenceLink* link = s->link == 0 ? nullptr : engine_->FindLink(s->link);
   if (link == nullptr || s->bytes.empty()) return;
   // The CANCEL speaks the CALL's envelope version (its first byte).
   uint8_t body[4] = {s->bytes[0], reason, 0, 0};
@@ -159,7 +159,7 @@ void FrontCalls::Complete(Slot* s, uint32_t index, FrontOutcome outcome, const c
   engine_->Emit(std::move(e));
 }
 
-bool FrontCalls::OnLinkMessage(TcpInferenceLink* link, const InboundMessage& msg) {
+bool FrontCalls::OnLinkMessage(InferenceLink* link, const InboundMessage& msg) {
   if (msg.cls != kClassInference || msg.kind != kKindReply || (msg.stream_id & kStreamBit) == 0) return false;
   const uint32_t index = SlotOfStream(msg.stream_id);
   if (index >= high_slot_) return true;
@@ -170,7 +170,7 @@ bool FrontCalls::OnLinkMessage(TcpInferenceLink* link, const InboundMessage& msg
   return true;
 }
 
-void FrontCalls::OnLinkClosed(TcpInferenceLink* link, const LinkCloseInfo& info) {
+void FrontCalls::OnLinkClosed(InferenceLink* link, const LinkCloseInfo& info) {
   static const char* const kBy[] = {"local", "peer", "error"};
   const uint32_t id = link->id();
   for (uint32_t i = 0; i < high_slot_; i++) {

@@ -55,8 +55,8 @@ class FrontCalls {
 
   // ---- loop thread ----
   // A REPLY on one of our streams: true when it was ours (late ones included).
-  bool OnLinkMessage(TcpInferenceLink* link, const InboundMessage& msg);
-  void OnLinkClosed(TcpInferenceLink* link, const LinkCloseInfo& info);
+  bool OnLinkMessage(InferenceLink* link, const InboundMessage& msg);
+  void OnLinkClosed(InferenceLink* link, const LinkCloseInfo& info);
   // Calls out now.
   uint32_t inflight() const { return inflight_; }
 

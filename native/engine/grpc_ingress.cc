@@ -864,7 +864,7 @@ void GrpcIngress::Send(Pending* p) {
     return;
   }
   // Power of two choices over the route's peers whose link is up (upstream_policy.h).
-  TcpInferenceLink* link = nullptr;
+  InferenceLink* link = nullptr;
   uint32_t peer = 0;
   if (upstreams_.Pick(p->peers, p->tried, [this](uint32_t id) { return backend_->LinkForPeer(id) != nullptr; }, static_cast<double>(now), &peer)) {
     link = backend_->LinkForPeer(peer);
@@ -933,7 +933,7 @@ void GrpcIngress::Send(Pending* p) {
   call->access.attempts++;
 }
 
-bool GrpcIngress::OnLinkMessage(TcpInferenceLink* link, const InboundMessage& msg) {
+bool GrpcIngress::OnLinkMessage(InferenceLink* link, const InboundMessage& msg) {
   if (msg.cls != kClassInference || msg.kind != kKindReply) return false;
   auto it = out_.find(Key(link->id(), msg.stream_id));
   if (it == out_.end()) return true;  // a late reply to a call that timed out or was cancelled
@@ -985,7 +985,7 @@ bool GrpcIngress::OnLinkMessage(TcpInferenceLink* link, const InboundMessage& ms
   return true;
 }
 
-void GrpcIngress::OnLinkClosed(TcpInferenceLink* link) {
+void GrpcIngress::OnLinkClosed(InferenceLink* link) {
   std::vector<Pending*> hit;
   for (auto it = out_.begin(); it != out_.end();) {
     if ((it->first >> 32) == link->id()) {
@@ -1180,7 +1180,7 @@ void GrpcIngress::AbandonPendings(Call* call, uint8_t reason) {
       m.parts = &part;
       m.part_count = 1;
       for (uint32_t peer : p->peers) {
-        TcpInferenceLink* l = backend_->LinkForPeer(peer);
+        InferenceLink* l = backend_->LinkForPeer(peer);
         if (l != nullptr && l->id() == p->link) {
           bool below = true;
           (void)l->Send(m, &below);

@@ -102,7 +102,7 @@ enum class RefusalReason : uint8_t { kMaxConnections, kHandshakeTimeout, kIdleTi
 // How the ingress reaches egress peers (the engine's links; a peer is a dialer id).
 class IngressBackend {
  public:
-  virtual TcpInferenceLink* LinkForPeer(uint32_t peer) = 0;
+  virtual InferenceLink* LinkForPeer(uint32_t peer) = 0;
   // A fast-path call began / was dropped (answered, cancelled or its connection closed).
   virtual void OnCallOpened() {}
   virtual void OnCallClosed() {}
@@ -187,9 +187,9 @@ class GrpcIngress {
   bool Listen(std::string* error);
   uint16_t port() const { return port_; }
   // A REPLY on an initiator link: true when it belonged to one of our calls.
-  bool OnLinkMessage(TcpInferenceLink* link, const InboundMessage& msg);
+  bool OnLinkMessage(InferenceLink* link, const InboundMessage& msg);
   // Calls out on the link are retried elsewhere or failed with UNAVAILABLE.
-  void OnLinkClosed(TcpInferenceLink* link);
+  void OnLinkClosed(InferenceLink* link);
   // Stop accepting; GOAWAY to every connection (open calls finish).
   void Drain();
   // A new certificate/key (reload): new handshakes use it; live connections keep theirs.

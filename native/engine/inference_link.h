@@ -371,6 +371,17 @@ struct LinkOptions {
   // IP_TOS = dscp << 2 and SO_PRIORITY on every link socket (config segments.<name>.dscp).
   int dscp = 34;
   KeyLimits key_limits;
+  // segments.inference.transport: links over RDMA queue pairs (verbs_link.h) after the TCP
+  // handshake and set-up, with the TypeScript RDMA transport's sizing (src/transport/rdma-transport.ts).
+  bool rdma = false;
+  std::string rdma_device;          // segments.inference.device; empty: by the side channel's address
+  uint32_t rdma_send_slots = 16;
+  uint32_t rdma_recv_window = 16;
+  uint8_t rdma_ack_timeout = 16;
+  uint8_t rdma_retry_count = 6;
+  // segments.inference.rdma.busyPoll: spin on the CQ up to rdma_busy_poll_us before arming it.
+  bool rdma_busy_poll = false;
+  uint32_t rdma_busy_poll_us = 50;
 };
 
 struct OutboundMessage {
@@ -389,42 +400,58 @@ struct LinkCloseInfo {
   const char* error_code;  // null unless by == kError
 };
 
-class TcpInferenceLink;
+// What the engine's egress, ingress and front use of a link, whatever carries it: TCP
+// (TcpInferenceLink) or an RDMA queue pair (VerbsInferenceLink, verbs_link.h).
+class InferenceLink {
+ public:
+  virtual ~InferenceLink() = default;
+  virtual void Start(const std::vector<uint8_t>& early) = 0;
+  virtual Status Send(const OutboundMessage& msg, bool* below_high_water) = 0;
+  virtual void Close(uint16_t code, const std::string& reason) = 0;
+  virtual uint32_t id() const = 0;
+  virtual Role role() const = 0;
+  virtual const std::string& remote() const = 0;
+  virtual const std::string& link_id_hex() const = 0;
+  virtual bool open() const = 0;
+  virtual uint64_t queued_bytes() const = 0;
+  // The peer's counter block (Engine::PeerCounters), before Start: the link counts into it too.
+  virtual void SetPeerCounters(CounterBlock* peer) = 0;
+};
 
 // What owns links (the engine's egress, the JS bridge) hears from them on the loop thread.
 class LinkHandler {
  public:
   virtual ~LinkHandler() = default;
-  virtual void OnLinkMessage(TcpInferenceLink* link, const InboundMessage& msg) = 0;
-  virtual void OnLinkDrain(TcpInferenceLink* link) = 0;
+  virtual void OnLinkMessage(InferenceLink* link, const InboundMessage& msg) = 0;
+  virtual void OnLinkDrain(InferenceLink* link) = 0;
   // After this the link is destroyed by its owner (never inside the callback).
-  virtual void OnLinkClosed(TcpInferenceLink* link, const LinkCloseInfo& info) = 0;
+  virtual void OnLinkClosed(InferenceLink* link, const LinkCloseInfo& info) = 0;
 };
 
 // One authenticated link over a connected TCP socket (the handshake is done). Owned by the
 // engine; lives on the loop thread.
-class TcpInferenceLink {
+class TcpInferenceLink : public InferenceLink {
  public:
   TcpInferenceLink(EventLoop* loop, CounterBlock* counters, LinkHandler* handler, uint32_t id, int fd, Role role,
                    const LinkOptions& options, const LinkSecrets& secrets, std::string remote);
-  ~TcpInferenceLink();
+  ~TcpInferenceLink() override;
   // The peer's counter block (Engine::PeerCounters), before Start: the link counts into it too.
-  void SetPeerCounters(CounterBlock* peer) { counters_.SetPeer(peer); }
+  void SetPeerCounters(CounterBlock* peer) override { counters_.SetPeer(peer); }
   // Starts reading; `early` are bytes that followed the handshake.
-  void Start(const std::vector<uint8_t>& early);
+  void Start(const std::vector<uint8_t>& early) override;
   // Queues a message. Small messages are sealed straight from the caller's parts when nothing
   // is queued ahead; others are copied into pooled queue memory. *below_high_water is false
   // above the high-water mark (OnLinkDrain follows at half). An error Status for a closed link,
   // a message over max_message_bytes or a class the segment may not carry.
-  Status Send(const OutboundMessage& msg, bool* below_high_water);
+  Status Send(const OutboundMessage& msg, bool* below_high_water) override;
   // Sends what is queued, then CLOSE(code, reason); bounded by close_timeout_ms.
-  void Close(uint16_t code, const std::string& reason);
-  uint32_t id() const { return id_; }
-  Role role() const { return role_; }
-  const std::string& remote() const { return remote_; }
-  const std::string& link_id_hex() const { return link_id_hex_; }
-  bool open() const { return state_ == kOpen; }
-  uint64_t queued_bytes() const { return queued_bytes_ + (out_len_ - out_off_); }
+  void Close(uint16_t code, const std::string& reason) override;
+  uint32_t id() const override { return id_; }
+  Role role() const override { return role_; }
+  const std::string& remote() const override { return remote_; }
+  const std::string& link_id_hex() const override { return link_id_hex_; }
+  bool open() const override { return state_ == kOpen; }
+  uint64_t queued_bytes() const override { return queued_bytes_ + (out_len_ - out_off_); }
 
  private:
   enum State { kOpen, kClosing, kClosed };

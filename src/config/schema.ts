@@ -52,6 +52,14 @@ export const segmentSchema = z.strictObject({
    * GRH traffic class on RDMA). Default by segment: inference 34 (AF41), training 8 (CS1).
    */
   dscp: z.number().int().min(0).max(63).optional(),
+  /** RDMA links of this segment in the native engine (docs/engine.md, "Verbs links"). */
+  rdma: z
+    .strictObject({
+      /** Spin on the completion queue (up to busyPollUs) before arming it: lower latency, more CPU. */
+      busyPoll: z.boolean().default(false),
+      busyPollUs: z.number().int().min(1).max(10_000).default(50),
+    })
+    .optional(),
 }).superRefine((seg, ctx) => {
   if (seg.key !== undefined && seg.keyFile !== undefined) ctx.addIssue({ code: 'custom', message: 'set key or keyFile, not both' });
   if (seg.key === undefined && seg.keyFile === undefined) ctx.addIssue({ code: 'custom', message: 'needs key or keyFile (the 32-byte segment key)' });

@@ -21,6 +21,21 @@ export interface EngineLinkOptions {
   dscp: number;
   maxFramesPerKey: number;
   maxBytesPerKey: number;
+  /** Present: links over RDMA queue pairs after the TCP handshake (native/engine/verbs_link.h). */
+  rdma?: EngineRdmaLinkOptions;
+}
+
+/** Queue pair sizing of engine RDMA links: the TypeScript RDMA transport's (rdma-transport.ts). */
+export interface EngineRdmaLinkOptions {
+  /** Device name, netdev, GID or IPv4 (segments.<name>.device); unset: by the side channel's address. */
+  device?: string;
+  sendSlots: number;
+  recvWindow: number;
+  ackTimeout: number;
+  retryCount: number;
+  /** segments.inference.rdma.busyPoll: spin on the completion queue before arming it. */
+  busyPoll: boolean;
+  busyPollUs: number;
 }
 
 export interface EngineEgressConfig {
@@ -101,6 +116,8 @@ export interface NativeEngineHandle {
   beginShutdown(): void;
   send(link: number, cls: number, kind: number, stream: number, tenant: number, body: Uint8Array): void;
   closeLink(link: number, code: number, reason: string): void;
+  /** A LINK_STATS event answers (native/engine/event_channel.h kLinkStats). */
+  queryLink(link: number): void;
   drain(): EngineEventRecord[];
   startIngress(config: EngineIngressConfig): void;
   /** Parses and swaps in a policy table (src/engine/policy-compiler.ts); throws on a bad blob. */

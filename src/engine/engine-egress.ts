@@ -16,6 +16,7 @@ import { grpcStatusName } from '../kserve/status.ts';
 import { EngineSpans, type EngineSpanRecord } from './engine-spans.ts';
 import type { UpstreamRoute } from '../egress/upstream-pool.ts';
 import type { ResolvedLinkTuning } from '../transport/link-tuning.ts';
+import type { EngineRdmaLinkOptions } from './engine-addon.ts';
 import { forwardEngineLogs } from './engine-log.ts';
 import { enginePeerLinkSource, remoteHost } from './engine-link-source.ts';
 import { engineLinkOptions } from './engine-link-options.ts';
@@ -28,6 +29,8 @@ export interface EngineEgressOptions {
   tuning: ResolvedLinkTuning;
   handshakeTimeoutMs: number;
   dscp?: number;
+  /** The inference segment runs over RDMA (engineRdmaOptions). */
+  rdma?: EngineRdmaLinkOptions;
   routes: readonly UpstreamRoute[];
   /** The security config when gates are on: its tenants become the egress tenant policy. */
   security?: { config: SecurityConfig; events: SecurityEventSink };
@@ -121,7 +124,7 @@ export class EngineEgress {
     });
     let address: { host: string; port: number };
     try {
-      address = await engine.listen(o.host, o.port, engineLinkOptions(o.segmentKey, o.tuning, { handshakeTimeoutMs: o.handshakeTimeoutMs, ...(o.dscp !== undefined ? { dscp: o.dscp } : {}) }));
+      address = await engine.listen(o.host, o.port, engineLinkOptions(o.segmentKey, o.tuning, { handshakeTimeoutMs: o.handshakeTimeoutMs, ...(o.dscp !== undefined ? { dscp: o.dscp } : {}), ...(o.rdma !== undefined ? { rdma: o.rdma } : {}) }));
     } catch (err) {
       engine.stop();
       throw err;

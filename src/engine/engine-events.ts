@@ -18,6 +18,7 @@ export const EngineEventType = {
   /** A sampled call's span record (native/engine/trace_context.h SpanRecord; src/engine/engine-spans.ts). */
   SPAN: 16,
   TENSOR_TAP: 17,
+  LINK_STATS: 18,
 } as const;
 
 /** How a call sent on the engine's links ended (FRONT_CALL_DONE's `b`; native/engine/front_calls.h FrontOutcome). */

@@ -11,7 +11,7 @@ import type { SluiceConfig } from '../config/schema.ts';
 
 export interface EngineIngressContext {
   config: SluiceConfig;
-  /** The inference segment's transport kind ('tcp', 'rdma'). */
+  /** The inference segment's transport kind ('tcp', 'rdma'): the engine serves both. */
   transport: string;
   /** process.env.SLUICE_ENGINE */
   engineEnv: string | undefined;
@@ -39,7 +39,6 @@ export function engineIngressRefusal(c: EngineIngressContext): string | null {
   if (c.config.listeners.grpc === undefined) return 'no listeners.grpc';
   if (c.engineEnv === '0') return 'SLUICE_ENGINE=0';
   if (c.ingressEnv === '0') return 'SLUICE_ENGINE_INGRESS=0';
-  if (c.transport !== 'tcp') return `the native engine does not serve ${c.transport} inference segments yet`;
   const perRequest = c.hooks.filter((h) => !ENGINE_SERVED_HOOKS.has(h));
   if (perRequest.length > 0) return `ingress hooks run per request in TypeScript (${perRequest.join(', ')})`;
   return null;

@@ -24,6 +24,7 @@ import type { RequestStats } from '../telemetry/request-stats.ts';
 import type { ResolvedLinkTuning } from '../transport/link-tuning.ts';
 import { forwardEngineLogs } from './engine-log.ts';
 import { engineLinkOptions } from './engine-link-options.ts';
+import type { EngineRdmaLinkOptions } from './engine-addon.ts';
 import { enginePeerLinkSource } from './engine-link-source.ts';
 import { LATENCY_BUCKETS_SECONDS } from '../telemetry/bucket-histogram.ts';
 import { NativeEngine, type EngineRequestDone } from './native-engine.ts';
@@ -43,6 +44,8 @@ export interface EngineIngressOptions {
   segmentKey: Uint8Array;
   tuning: ResolvedLinkTuning;
   handshakeTimeoutMs: number;
+  /** The inference segment runs over RDMA: the engine dials its egress peers' RDMA listeners. */
+  rdma?: EngineRdmaLinkOptions;
   /** The TypeScript gRPC server every non-fast-path call is relayed to. */
   relayPath: string;
   requests: RequestStats;
@@ -172,6 +175,7 @@ export class EngineIngress {
       const linkOptions = engineLinkOptions(o.segmentKey, o.tuning, {
         handshakeTimeoutMs: o.handshakeTimeoutMs,
         ...(o.config.segments.inference?.dscp !== undefined ? { dscp: o.config.segments.inference.dscp } : {}),
+        ...(o.rdma !== undefined ? { rdma: o.rdma } : {}),
       });
       const used = new Set(o.config.routes.flatMap((r) => r.peers));
       const peers: EnginePeer[] = [];

@@ -24,6 +24,23 @@ export interface EngineLinkInfo {
   dialer: number;
 }
 
+/** What the engine reports about a link's carrier (queryLink); empty for a TCP link. */
+export interface EngineLinkStats {
+  /** The queue pair's GRH traffic class read back with ibv_query_qp (-1 unreadable). */
+  trafficClass?: number;
+  /** Send work requests posted, those signalled, those inline, and ibv_post_send calls. */
+  requests?: number;
+  signalled?: number;
+  inlined?: number;
+  postCalls?: number;
+  /** Completion channel events taken, and busy-poll spins that found completions. */
+  cqEvents?: number;
+  /** Busy-poll spins done, and those that found completions. */
+  busySpins?: number;
+  busyHits?: number;
+  maxInline?: number;
+}
+
 export interface EngineLinkClose {
   by: (typeof CLOSED_BY)[number];
   code: number;
@@ -176,6 +193,7 @@ export class NativeEngine extends EventEmitter {
   readonly #handle: NativeEngineHandle;
   readonly #links = new Map<number, EngineLinkInfo>();
   #listens: { resolve: (a: { host: string; port: number }) => void; reject: (e: Error) => void }[] = [];
+  readonly #linkQueries = new Map<number, ((s: EngineLinkStats) => void)[]>();
   #ingressListens: { resolve: (a: { host: string; port: number }) => void; reject: (e: Error) => void }[] = [];
   #stopped = false;
   readonly #lastPeerCounters = new Map<string, number[]>();
@@ -350,6 +368,17 @@ export class NativeEngine extends EventEmitter {
     if (!this.#stopped) this.#handle.closeLink(link, code, reason);
   }
 
+  /** The link's carrier statistics (a verbs link's traffic class and send counts; {} for TCP). */
+  queryLink(link: number): Promise<EngineLinkStats> {
+    this.#check();
+    return new Promise((resolve) => {
+      const waiting = this.#linkQueries.get(link) ?? [];
+      waiting.push(resolve);
+      this.#linkQueries.set(link, waiting);
+      this.#handle.queryLink(link);
+    });
+  }
+
   /** Stops the engine thread (links get GOING_AWAY); pending events are delivered first. */
   stop(): void {
     if (this.#stopped) return;
@@ -467,6 +496,13 @@ export class NativeEngine extends EventEmitter {
       case EngineEventType.FRONT_CALL_DONE:
         this.emit('front-done', { slot: e.a, generation: e.c, outcome: e.b as FrontOutcome, body: e.body, code: e.code, text: e.text ?? '' } satisfies EngineFrontCallDone);
         return;
+      case EngineEventType.LINK_STATS: {
+        const waiting = this.#linkQueries.get(e.link);
+        const resolve = waiting?.shift();
+        if (waiting !== undefined && waiting.length === 0) this.#linkQueries.delete(e.link);
+        resolve?.(JSON.parse(e.text ?? '{}') as EngineLinkStats);
+        return;
+      }
       case EngineEventType.GATE_DECISION:
         this.emit('gate', decodeGateDecision(e));
         return;

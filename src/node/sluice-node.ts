@@ -16,6 +16,7 @@ import { EgressService } from '../egress/egress-service.ts';
 import { loadEngineAddon } from '../engine/engine-addon.ts';
 import { EngineEgress } from '../engine/engine-egress.ts';
 import { EngineIngress } from '../engine/engine-ingress.ts';
+import { engineRdmaOptions } from '../engine/engine-link-options.ts';
 import { engineIngressRefusal } from '../engine/engine-ingress-choice.ts';
 import type { EngineThreatTap } from '../engine/engine-threat-tap.ts';
 import { DEFAULT_HANDSHAKE_TIMEOUT_MS, resolveLinkTuning } from '../transport/link-tuning.ts';
@@ -388,17 +389,13 @@ export class SluiceNode {
   }
 
   /**
-   * Whether the egress runs in the native engine: yes for TCP segments when the addon has it;
-   * otherwise the TypeScript path, said loudly (SLUICE_ENGINE=0 asks for the TypeScript path).
+   * Whether the egress runs in the native engine: yes (TCP or RDMA segments) when the addon has
+   * it; otherwise the TypeScript path, said loudly (SLUICE_ENGINE=0 asks for the TypeScript path).
    */
-  private egressEngineChoice(kind: string): boolean {
+  private egressEngineChoice(): boolean {
     const { logger } = this.opts;
     if (process.env.SLUICE_ENGINE === '0') {
       logger.warn({ segment: 'inference' }, 'SLUICE_ENGINE=0: the egress runs on the TypeScript path, not the native engine');
-      return false;
-    }
-    if (kind !== 'tcp') {
-      logger.warn({ segment: 'inference', transport: kind }, 'the native engine does not serve rdma segments yet: the egress runs on the TypeScript link path');
       return false;
     }
     if (this.accessLog !== undefined) {
@@ -443,6 +440,7 @@ export class SluiceNode {
         segmentKey: key,
         tuning: resolveLinkTuning(undefined, maxMessageBytes),
         handshakeTimeoutMs: DEFAULT_HANDSHAKE_TIMEOUT_MS,
+        ...(transportKind === 'rdma' ? { rdma: engineRdmaOptions(config) } : {}),
         relayPath,
         requests: this.metrics.requests,
         links: this.metrics.links,
@@ -503,7 +501,7 @@ export class SluiceNode {
       const upstreamRoutes = config.routes.filter((r) => r.upstreams.length > 0);
       // Model servers are probed from here either way (ServerReady over the TypeScript client).
       const upstreams = new UpstreamPool(upstreamRoutes, seg.maxMessageBytes);
-      const onEngine = this.egressEngineChoice(transport.kind);
+      const onEngine = this.egressEngineChoice();
       // Ready while at least one model server answers ServerReady; each is shown on its own.
       const names = upstreams.all.map((u) => `upstream:${u.address}`);
       const anyUpstream = this.health.register('upstreams', { kind: 'upstream', services: [INFERENCE_SERVICE] });
@@ -533,6 +531,7 @@ export class SluiceNode {
           tuning: resolveLinkTuning(undefined, seg.maxMessageBytes),
           handshakeTimeoutMs: listen.handshakeTimeoutMs,
           ...(seg.dscp !== undefined ? { dscp: seg.dscp } : {}),
+          ...(transport.kind === 'rdma' ? { rdma: engineRdmaOptions(config) } : {}),
           routes: upstreamRoutes,
           ...(this.security !== undefined ? { security: { config: this.security.config, events: this.security } } : {}),
           links: this.metrics.links,
@@ -551,7 +550,7 @@ export class SluiceNode {
         const a = this.engineEgress.address;
         this.endpoints.segment = `${a.host}:${a.port}`;
         this.health.register('segment:inference', { kind: 'segment', services: [INFERENCE_SERVICE], up: true });
-        logger.info({ listener: 'segment', segment: 'inference', transport: 'tcp', engine: true, address: this.endpoints.segment }, 'listening');
+        logger.info({ listener: 'segment', segment: 'inference', transport: transport.kind, engine: true, address: this.endpoints.segment }, 'listening');
       } else {
         const authorizeCall = this.security === undefined ? null : egressTenantPolicy(this.security.config, this.security);
         this.egress = new EgressService({
