@@ -1,10 +1,12 @@
-// The one N-API binding file: argument shapes are checked in TypeScript; here only asserts
-// (compiled out in Release, -DNDEBUG: none is reachable from network or NIC input).
+// The one N-API binding file. Argument shapes are checked in TypeScript too, but every JS
+// argument is checked here again (count, type, byte length, range): a wrong one throws a
+// TypeError or RangeError with a `code` (SLUICE_ERR_CRYPTO_ARG for the AEAD, the code the
+// TypeScript checks use; SLUICE_ERR_NATIVE_ARG otherwise), never reaches the core, never aborts.
 // Hot-path methods create no JS objects: they return undefined or a boolean, and throw only
 // on failure ({code, message} from the core).
 #include <napi.h>
 
-#include <cassert>
+#include <cmath>
 #include <vector>
 
 #include "crypto/aes_gcm.h"
@@ -41,20 +43,51 @@ struct MutableBytes {
   size_t size;
 };
 
+// Codes of wrong JS arguments (src/crypto/errors.ts CryptoErrorCode.ARG for the AEAD).
+constexpr char kCryptoArg[] = "SLUICE_ERR_CRYPTO_ARG";
+constexpr char kNativeArg[] = "SLUICE_ERR_NATIVE_ARG";
+
+[[noreturn]] void ThrowArgError(napi_env env, bool range, const char* code, const std::string& message) {
+  Napi::Error error = range ? Napi::Error(Napi::RangeError::New(env, message)) : Napi::Error(Napi::TypeError::New(env, message));
+  error.Set("code", Napi::String::New(env, code));
+  throw error;
+}
+
+// A TypeError unless the call has at least `n` arguments.
+void NeedArgs(const Napi::CallbackInfo& info, size_t n, const char* signature, const char* code) {
+  if (info.Length() < n) ThrowArgError(info.Env(), false, code, std::string(signature) + ": expected " + std::to_string(n) + " arguments, got " + std::to_string(info.Length()));
+}
+
 // One napi call per argument (node-addon-api's Uint8Array wrapper queries the array twice).
-MutableBytes BytesOf(napi_env env, napi_value value) {
+// Another typed array, a DataView or a non-array is a TypeError (`what` names the argument).
+MutableBytes BytesOf(napi_env env, napi_value value, const char* what = "argument", const char* code = kNativeArg) {
   napi_typedarray_type type = napi_int8_array;
   size_t length = 0;
   void* data = nullptr;
   const napi_status status = napi_get_typedarray_info(env, value, &type, &length, &data, nullptr, nullptr);
-  if (status != napi_ok) throw Napi::TypeError::New(env, "expected a Uint8Array");
-  assert(type == napi_uint8_array);
+  if (status != napi_ok || type != napi_uint8_array) ThrowArgError(env, false, code, std::string(what) + " must be a Uint8Array");
   return {static_cast<uint8_t*>(data), length};
 }
 
-ByteView ViewOf(napi_env env, napi_value value) {
-  const MutableBytes bytes = BytesOf(env, value);
+ByteView ViewOf(napi_env env, napi_value value, const char* what = "argument", const char* code = kNativeArg) {
+  const MutableBytes bytes = BytesOf(env, value, what, code);
   return {bytes.data, bytes.size};
+}
+
+// A byte length the call needs exactly; a RangeError names the argument and both lengths.
+void NeedLength(napi_env env, const char* what, size_t got, size_t want, const char* code = kCryptoArg) {
+  if (got != want) ThrowArgError(env, true, code, std::string(what) + " must be " + std::to_string(want) + " bytes, got " + std::to_string(got));
+}
+
+// A JS number that must be an integer in [min, max].
+int64_t IntegerArg(const Napi::CallbackInfo& info, size_t i, const char* what, double min, double max) {
+  const Napi::Value v = info[i];
+  if (!v.IsNumber()) ThrowArgError(info.Env(), false, kNativeArg, std::string(what) + " must be a number");
+  const double d = v.As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(d) || d != std::floor(d) || d < min || d > max) {
+    ThrowArgError(info.Env(), true, kNativeArg, std::string(what) + " must be an integer in " + std::to_string(static_cast<int64_t>(min)) + ".." + std::to_string(static_cast<int64_t>(max)));
+  }
+  return static_cast<int64_t>(d);
 }
 
 [[noreturn]] void ThrowStatus(Napi::Env env, const Status& status) {
@@ -81,9 +114,9 @@ class AeadContext : public Napi::ObjectWrap<AeadContext> {
   }
 
   explicit AeadContext(const Napi::CallbackInfo& info) : Napi::ObjectWrap<AeadContext>(info) {
-    assert(info.Length() == 1);
-    const ByteView key = ViewOf(info.Env(), info[0]);
-    assert(key.size == AesGcm256::kKeyBytes);
+    NeedArgs(info, 1, "new AeadContext(key)", kCryptoArg);
+    const ByteView key = ViewOf(info.Env(), info[0], "key", kCryptoArg);
+    NeedLength(info.Env(), "key", key.size, AesGcm256::kKeyBytes);
     Status status;
     if (!aead_.Init(key.data, &status)) ThrowStatus(info.Env(), status);
     parts_.reserve(16);
@@ -95,42 +128,42 @@ class AeadContext : public Napi::ObjectWrap<AeadContext> {
 
   // seal(nonce, aad, plaintext, out): out = ciphertext || tag.
   void Seal(const Napi::CallbackInfo& info) {
-    assert(info.Length() == 4);
+    NeedArgs(info, 4, "seal(nonce, aad, plaintext, out)", kCryptoArg);
     napi_env env = info.Env();
-    const ByteView nonce = ViewOf(env, info[0]);
-    const ByteView aad = ViewOf(env, info[1]);
-    const ByteView plaintext = ViewOf(env, info[2]);
-    const MutableBytes out = BytesOf(env, info[3]);
-    assert(nonce.size == AesGcm256::kNonceBytes);
-    assert(out.size == plaintext.size + AesGcm256::kTagBytes);
+    const ByteView nonce = ViewOf(env, info[0], "nonce", kCryptoArg);
+    const ByteView aad = ViewOf(env, info[1], "aad", kCryptoArg);
+    const ByteView plaintext = ViewOf(env, info[2], "plaintext", kCryptoArg);
+    const MutableBytes out = BytesOf(env, info[3], "out", kCryptoArg);
+    NeedLength(env, "nonce", nonce.size, AesGcm256::kNonceBytes);
+    NeedLength(env, "out (plaintext + tag)", out.size, plaintext.size + AesGcm256::kTagBytes);
     Status status;
     if (!aead_.Seal(nonce.data, aad, plaintext, out.data, &status)) ThrowStatus(info.Env(), status);
   }
 
   // sealv(nonce, aad, parts[], out): seal of the concatenated parts.
   void SealV(const Napi::CallbackInfo& info) {
-    assert(info.Length() == 4);
+    NeedArgs(info, 4, "sealv(nonce, aad, parts, out)", kCryptoArg);
     napi_env env = info.Env();
-    const ByteView nonce = ViewOf(env, info[0]);
-    const ByteView aad = ViewOf(env, info[1]);
-    const MutableBytes out = BytesOf(env, info[3]);
+    const ByteView nonce = ViewOf(env, info[0], "nonce", kCryptoArg);
+    const ByteView aad = ViewOf(env, info[1], "aad", kCryptoArg);
+    const MutableBytes out = BytesOf(env, info[3], "out", kCryptoArg);
     uint32_t count = 0;
-    napi_status status = napi_get_array_length(env, info[2], &count);
-    assert(status == napi_ok);
+    bool is_array = false;
+    napi_status status = napi_is_array(env, info[2], &is_array);
+    if (status != napi_ok || !is_array || napi_get_array_length(env, info[2], &count) != napi_ok) {
+      ThrowArgError(env, false, kCryptoArg, "parts must be an array of Uint8Array");
+    }
     // parts_ keeps its capacity across calls: no allocation once it has grown to the usual count.
     parts_.clear();
     size_t total = 0;
     for (uint32_t i = 0; i < count; i++) {
       napi_value part;
-      status = napi_get_element(env, info[2], i, &part);
-      assert(status == napi_ok);
-      parts_.push_back(ViewOf(env, part));
+      if (napi_get_element(env, info[2], i, &part) != napi_ok) ThrowArgError(env, false, kCryptoArg, "parts must be an array of Uint8Array");
+      parts_.push_back(ViewOf(env, part, "every part", kCryptoArg));
       total += parts_.back().size;
     }
-    (void)status;
-    (void)total;
-    assert(nonce.size == AesGcm256::kNonceBytes);
-    assert(out.size == total + AesGcm256::kTagBytes);
+    NeedLength(env, "nonce", nonce.size, AesGcm256::kNonceBytes);
+    NeedLength(env, "out (parts + tag)", out.size, total + AesGcm256::kTagBytes);
     Status result;
     if (!aead_.SealV(nonce.data, aad, parts_.data(), parts_.size(), out.data, &result)) {
       ThrowStatus(info.Env(), result);
@@ -139,14 +172,17 @@ class AeadContext : public Napi::ObjectWrap<AeadContext> {
 
   // open(nonce, aad, sealed, out) -> boolean; false leaves out zeroed.
   Napi::Value Open(const Napi::CallbackInfo& info) {
-    assert(info.Length() == 4);
+    NeedArgs(info, 4, "open(nonce, aad, sealed, out)", kCryptoArg);
     napi_env env = info.Env();
-    const ByteView nonce = ViewOf(env, info[0]);
-    const ByteView aad = ViewOf(env, info[1]);
-    const ByteView sealed = ViewOf(env, info[2]);
-    const MutableBytes out = BytesOf(env, info[3]);
-    assert(nonce.size == AesGcm256::kNonceBytes);
-    assert(sealed.size >= AesGcm256::kTagBytes && out.size == sealed.size - AesGcm256::kTagBytes);
+    const ByteView nonce = ViewOf(env, info[0], "nonce", kCryptoArg);
+    const ByteView aad = ViewOf(env, info[1], "aad", kCryptoArg);
+    const ByteView sealed = ViewOf(env, info[2], "sealed", kCryptoArg);
+    const MutableBytes out = BytesOf(env, info[3], "out", kCryptoArg);
+    NeedLength(env, "nonce", nonce.size, AesGcm256::kNonceBytes);
+    if (sealed.size < AesGcm256::kTagBytes) {
+      ThrowArgError(env, true, kCryptoArg, "sealed must be at least " + std::to_string(AesGcm256::kTagBytes) + " bytes (the tag), got " + std::to_string(sealed.size));
+    }
+    NeedLength(env, "out (sealed - tag)", out.size, sealed.size - AesGcm256::kTagBytes);
     Status status;
     const OpenResult result = aead_.Open(nonce.data, aad, sealed, out.data, &status);
     if (result == OpenResult::kError) ThrowStatus(info.Env(), status);
@@ -169,10 +205,10 @@ class AeadContext : public Napi::ObjectWrap<AeadContext> {
 
 // tuneMalloc(mmapThreshold, trimThreshold) -> boolean (see native/runtime/malloc_tuning.h).
 Napi::Value TuneMalloc(const Napi::CallbackInfo& info) {
-  assert(info.Length() == 2);
-  const double mmap_threshold = info[0].As<Napi::Number>().DoubleValue();
-  const double trim_threshold = info[1].As<Napi::Number>().DoubleValue();
-  assert(mmap_threshold >= 0 && trim_threshold >= 0);
+  NeedArgs(info, 2, "tuneMalloc(mmapThreshold, trimThreshold)", kNativeArg);
+  // Up to 2^53 (exact in a double, and far past any threshold glibc takes).
+  const int64_t mmap_threshold = IntegerArg(info, 0, "mmapThreshold", 0, 9007199254740992.0);
+  const int64_t trim_threshold = IntegerArg(info, 1, "trimThreshold", 0, 9007199254740992.0);
   const bool applied = sluice::runtime::TuneMallocForLargeBuffers(static_cast<size_t>(mmap_threshold),
                                                                    static_cast<size_t>(trim_threshold));
   return Napi::Boolean::New(info.Env(), applied);
@@ -200,14 +236,16 @@ Napi::Object PriorityObject(Napi::Env env, const sluice::runtime::ThreadPriority
 
 // setThreadName(name): names the calling thread.
 void SetThreadName(const Napi::CallbackInfo& info) {
-  assert(info.Length() == 1);
+  NeedArgs(info, 1, "setThreadName(name)", kNativeArg);
+  if (!info[0].IsString()) ThrowArgError(info.Env(), false, kNativeArg, "name must be a string");
   sluice::runtime::ThreadStatus status;
   if (!sluice::runtime::SetCurrentThreadName(info[0].As<Napi::String>().Utf8Value(), &status)) Throw(info.Env(), status);
 }
 
 // lowerThreadPriority(tryIdle) -> {policy, nice, tid} of the calling thread afterwards.
 Napi::Value LowerThreadPriority(const Napi::CallbackInfo& info) {
-  assert(info.Length() == 1);
+  NeedArgs(info, 1, "lowerThreadPriority(tryIdle)", kNativeArg);
+  if (!info[0].IsBoolean()) ThrowArgError(info.Env(), false, kNativeArg, "tryIdle must be a boolean");
   sluice::runtime::ThreadPriority p;
   sluice::runtime::ThreadStatus status;
   if (!sluice::runtime::LowerCurrentThreadPriority(info[0].As<Napi::Boolean>().Value(), &p, &status)) Throw(info.Env(), status);
@@ -221,20 +259,24 @@ Napi::Value ThreadPriority(const Napi::CallbackInfo& info) {
 
 // setSocketClass(fd, dscp, priority).
 void SetSocketClass(const Napi::CallbackInfo& info) {
-  assert(info.Length() == 3);
+  NeedArgs(info, 3, "setSocketClass(fd, dscp, priority)", kNativeArg);
+  // fd, dscp and priority are checked by the core (SLUICE_ERR_SOCKET_CLASS); here only that each is an int.
+  const int fd = static_cast<int>(IntegerArg(info, 0, "fd", -2147483648.0, 2147483647.0));
+  const int dscp = static_cast<int>(IntegerArg(info, 1, "dscp", -2147483648.0, 2147483647.0));
+  const int priority = static_cast<int>(IntegerArg(info, 2, "priority", -2147483648.0, 2147483647.0));
   sluice::runtime::ThreadStatus status;
-  if (!sluice::runtime::SetSocketClass(info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Int32Value(),
-                                       info[2].As<Napi::Number>().Int32Value(), &status)) {
+  if (!sluice::runtime::SetSocketClass(fd, dscp, priority, &status)) {
     Throw(info.Env(), status);
   }
 }
 
 // getSocketClass(fd) -> {tos, priority, family}.
 Napi::Value GetSocketClass(const Napi::CallbackInfo& info) {
-  assert(info.Length() == 1);
+  NeedArgs(info, 1, "getSocketClass(fd)", kNativeArg);
+  const int fd = static_cast<int>(IntegerArg(info, 0, "fd", -2147483648.0, 2147483647.0));
   sluice::runtime::SocketClass c;
   sluice::runtime::ThreadStatus status;
-  if (!sluice::runtime::GetSocketClass(info[0].As<Napi::Number>().Int32Value(), &c, &status)) Throw(info.Env(), status);
+  if (!sluice::runtime::GetSocketClass(fd, &c, &status)) Throw(info.Env(), status);
   Napi::Object o = Napi::Object::New(info.Env());
   o.Set("tos", c.tos);
   o.Set("priority", c.priority);
@@ -320,13 +362,26 @@ class DeviceWrap : public Napi::ObjectWrap<DeviceWrap> {
     return DefineClass(env, "VerbsDevice", {InstanceMethod<&DeviceWrap::Info>("info"), InstanceMethod<&DeviceWrap::Close>("close")});
   }
   explicit DeviceWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<DeviceWrap>(info) {
+    NeedArgs(info, 1, "new Device(name)", kNativeArg);
+    if (!info[0].IsString()) ThrowArgError(info.Env(), false, kNativeArg, "name must be a string");
     try {
       device_ = std::make_shared<Device>(info[0].As<Napi::String>().Utf8Value());
     } catch (const sluice::verbs::Error& e) {
       throw ToJs(info.Env(), e);
     }
+    // Tagged, so a Connection can tell a Device from any other wrapped object before unwrapping.
+    napi_type_tag_object(info.Env(), info.This(), &kTag);
   }
   std::shared_ptr<Device> device() const { return device_; }
+
+  // The DeviceWrap behind `value`, or a TypeError (never an unchecked cast).
+  static DeviceWrap* From(Napi::Env env, Napi::Value value) {
+    bool tagged = false;
+    if (!value.IsObject() || napi_check_object_type_tag(env, value, &kTag, &tagged) != napi_ok || !tagged) {
+      ThrowArgError(env, false, kNativeArg, "device must be a verbs Device");
+    }
+    return Unwrap(value.As<Napi::Object>());
+  }
 
  private:
   Napi::Value Info(const Napi::CallbackInfo& info) {
@@ -345,6 +400,7 @@ class DeviceWrap : public Napi::ObjectWrap<DeviceWrap> {
   // Connections keep their own reference: the device really closes with the last of them.
   void Close(const Napi::CallbackInfo&) { device_.reset(); }
 
+  static constexpr napi_type_tag kTag = {0x736c75696365ull, 0x7665726273646576ull};  // "sluice", "verbsdev"
   std::shared_ptr<Device> device_;
 };
 
@@ -363,8 +419,22 @@ class ConnectionWrap : public Napi::ObjectWrap<ConnectionWrap> {
   // new VerbsConnection(device, sendMemory, recvMemory, counters, completions, onCompletions, options)
   explicit ConnectionWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ConnectionWrap>(info) {
     Napi::Env env = info.Env();
-    DeviceWrap* dev = DeviceWrap::Unwrap(info[0].As<Napi::Object>());
+    NeedArgs(info, 7, "new Connection(device, sendMemory, recvMemory, counters, completions, onCompletions, options)", kNativeArg);
+    DeviceWrap* dev = DeviceWrap::From(env, info[0]);
     if (!dev->device()) throw Napi::Error::New(env, "device closed");
+    if (!info[1].IsArrayBuffer() || !info[2].IsArrayBuffer()) ThrowArgError(env, false, kNativeArg, "sendMemory and recvMemory must be ArrayBuffers");
+    // The core writes kCounterCount counters and reads whole completions: shorter arrays would be overrun.
+    const auto uint32s = [&](size_t i, const char* what, size_t min) {
+      if (!info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array) {
+        ThrowArgError(env, false, kNativeArg, std::string(what) + " must be a Uint32Array");
+      }
+      const size_t n = info[i].As<Napi::TypedArray>().ElementLength();
+      if (n < min) ThrowArgError(env, true, kNativeArg, std::string(what) + " must hold at least " + std::to_string(min) + " entries, got " + std::to_string(n));
+    };
+    uint32s(3, "counters", sluice::verbs::kCounterCount);
+    uint32s(4, "completions", sizeof(Completion) / sizeof(uint32_t));
+    if (!info[5].IsFunction()) ThrowArgError(env, false, kNativeArg, "onCompletions must be a function");
+    if (!info[6].IsObject()) ThrowArgError(env, false, kNativeArg, "options must be an object");
     Napi::ArrayBuffer send_mem = info[1].As<Napi::ArrayBuffer>();
     Napi::ArrayBuffer recv_mem = info[2].As<Napi::ArrayBuffer>();
     Napi::Uint32Array counters = info[3].As<Napi::Uint32Array>();
@@ -383,7 +453,7 @@ class ConnectionWrap : public Napi::ObjectWrap<ConnectionWrap> {
     opts.recv_len = recv_mem.ByteLength();
     opts.counters = counters.Data();
     completions_ = reinterpret_cast<Completion*>(completions.Data());
-    completion_cap_ = completions.ElementLength() / 4;
+    completion_cap_ = completions.ElementLength() / (sizeof(Completion) / sizeof(uint32_t));
     try {
       conn_ = std::make_unique<Connection>(dev->device(), opts);
     } catch (const sluice::verbs::Error& e) {

@@ -6,13 +6,12 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 
-#include <cassert>
-
 namespace sluice {
 namespace crypto {
 
 const char kErrOpenSsl[] = "SLUICE_ERR_CRYPTO_OPENSSL";
 const char kErrDestroyed[] = "SLUICE_ERR_CRYPTO_DESTROYED";
+const char kErrArgument[] = "SLUICE_ERR_CRYPTO_ARG";
 
 namespace {
 
@@ -36,6 +35,13 @@ bool Fail(Status* status, const char* what) {
   return false;
 }
 
+// Checked in every build (no assert): callers get an error, not undefined behaviour.
+bool FailArgument(Status* status, const char* what) {
+  status->code = kErrArgument;
+  status->message = what;
+  return false;
+}
+
 bool FailDestroyed(Status* status) {
   status->code = kErrDestroyed;
   status->message = "AEAD context used after destroy()";
@@ -49,7 +55,7 @@ bool EncryptUpdate(EVP_CIPHER_CTX* ctx, uint8_t* out, const uint8_t* in, size_t 
     int written = 0;
     if (EVP_EncryptUpdate(ctx, out, &written, in, static_cast<int>(n)) != 1) return false;
     // GCM is a stream mode: EVP writes exactly what it reads, nothing is held back.
-    assert(out == nullptr || static_cast<size_t>(written) == n);
+    if (out != nullptr && static_cast<size_t>(written) != n) return false;
     if (out != nullptr) out += n;
     in += n;
     len -= n;
@@ -62,7 +68,7 @@ bool DecryptUpdate(EVP_CIPHER_CTX* ctx, uint8_t* out, const uint8_t* in, size_t 
     const size_t n = len < kMaxUpdate ? len : kMaxUpdate;
     int written = 0;
     if (EVP_DecryptUpdate(ctx, out, &written, in, static_cast<int>(n)) != 1) return false;
-    assert(out == nullptr || static_cast<size_t>(written) == n);
+    if (out != nullptr && static_cast<size_t>(written) != n) return false;
     if (out != nullptr) out += n;
     in += n;
     len -= n;
@@ -89,7 +95,8 @@ EVP_CIPHER_CTX* NewContext(const EVP_CIPHER* cipher, const uint8_t* key, bool en
 AesGcm256::~AesGcm256() { Destroy(); }
 
 bool AesGcm256::Init(const uint8_t* key, Status* status) {
-  assert(key != nullptr && enc_ == nullptr);
+  if (key == nullptr) return FailArgument(status, "Init: no key");
+  if (enc_ != nullptr) return FailArgument(status, "Init: the context already has a key");
   // An explicit fetch (rather than EVP_aes_256_gcm()) resolves the provider implementation once.
   EVP_CIPHER* cipher = EVP_CIPHER_fetch(nullptr, "AES-256-GCM", nullptr);
   if (cipher == nullptr) return Fail(status, "EVP_CIPHER_fetch(AES-256-GCM) failed");
@@ -110,7 +117,7 @@ bool AesGcm256::Seal(const uint8_t* nonce, ByteView aad, ByteView plaintext, uin
 
 bool AesGcm256::SealV(const uint8_t* nonce, ByteView aad, const ByteView* parts, size_t part_count,
                       uint8_t* out, Status* status) {
-  assert(nonce != nullptr && out != nullptr);
+  if (nonce == nullptr || out == nullptr) return FailArgument(status, "Seal: no nonce or no output buffer");
   if (enc_ == nullptr) return FailDestroyed(status);
   // Only the IV changes per message; the key schedule and H stay in the context.
   if (EVP_EncryptInit_ex(enc_, nullptr, nullptr, nullptr, nonce) != 1) {
@@ -125,8 +132,7 @@ bool AesGcm256::SealV(const uint8_t* nonce, ByteView aad, const ByteView* parts,
     cursor += parts[i].size;
   }
   int tail = 0;
-  if (EVP_EncryptFinal_ex(enc_, cursor, &tail) != 1) return Fail(status, "EVP_EncryptFinal_ex failed");
-  assert(tail == 0);
+  if (EVP_EncryptFinal_ex(enc_, cursor, &tail) != 1 || tail != 0) return Fail(status, "EVP_EncryptFinal_ex failed");
   if (EVP_CIPHER_CTX_ctrl(enc_, EVP_CTRL_GCM_GET_TAG, static_cast<int>(kTagBytes), cursor) != 1) {
     return Fail(status, "EVP_CTRL_GCM_GET_TAG failed");
   }
@@ -135,9 +141,15 @@ bool AesGcm256::SealV(const uint8_t* nonce, ByteView aad, const ByteView* parts,
 
 OpenResult AesGcm256::Open(const uint8_t* nonce, ByteView aad, ByteView sealed, uint8_t* out,
                            Status* status) {
-  assert(nonce != nullptr && sealed.size >= kTagBytes);
+  if (nonce == nullptr || sealed.data == nullptr || sealed.size < kTagBytes) {
+    FailArgument(status, "Open: no nonce, or the sealed message is shorter than its tag");
+    return OpenResult::kError;
+  }
   const size_t ciphertext_size = sealed.size - kTagBytes;
-  assert(out != nullptr || ciphertext_size == 0);
+  if (out == nullptr && ciphertext_size != 0) {
+    FailArgument(status, "Open: no output buffer");
+    return OpenResult::kError;
+  }
   const char* failed = nullptr;
   if (dec_ == nullptr) {
     FailDestroyed(status);

@@ -33,6 +33,7 @@ struct Status {
 // Stable codes; the TypeScript side maps them onto CryptoError.
 extern const char kErrOpenSsl[];     // "SLUICE_ERR_CRYPTO_OPENSSL": an EVP call failed
 extern const char kErrDestroyed[];   // "SLUICE_ERR_CRYPTO_DESTROYED": used after Destroy()
+extern const char kErrArgument[];    // "SLUICE_ERR_CRYPTO_ARG": a null buffer, a short sealed message, Init twice
 
 enum class OpenResult { kOk, kAuthFailed, kError };
 

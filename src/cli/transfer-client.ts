@@ -22,7 +22,7 @@ export const TRANSFER_CLIENT_OPTIONS = {
 export const TRANSFER_CLIENT_HELP = [
   'options:',
   `  --address HOST:PORT  the node's training listener (default: from --config, else ${DEFAULT_TRAINING_ADDRESS})`,
-  '  --config FILE        take the address from this config (listeners.training, else listeners.grpc); also SLUICE_CONFIG',
+  '  --config FILE        take the address from this config (listeners.training); also SLUICE_CONFIG',
   '  --ca FILE            connect with TLS, trusting this CA',
   '  --api-key KEY        x-api-key for the security gates (also SLUICE_API_KEY)',
   '  --token JWT          bearer token for the security gates',
@@ -38,10 +38,8 @@ export interface TransferClientFlags {
 }
 
 function listenerAddress(file: string): string | undefined {
-  const cfg = loadConfigFile(file);
-  // listeners.training is the training listener of newer configs; older ones serve TensorTransfer on grpc.
-  const listeners = cfg.listeners as Record<string, { host: string; port: number } | undefined>;
-  const l = listeners.training ?? listeners.grpc;
+  // TensorTransfer is served on listeners.training alone (listeners.grpc answers UNIMPLEMENTED).
+  const l = loadConfigFile(file).listeners.training;
   if (l === undefined) return undefined;
   const host = l.host === '0.0.0.0' || l.host === '::' ? '127.0.0.1' : l.host;
   return host.includes(':') ? `[${host}]:${l.port}` : `${host}:${l.port}`;

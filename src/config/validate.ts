@@ -21,7 +21,7 @@ export function configParts(cfg: SluiceConfig): ConfigParts {
   const clientListeners = cfg.listeners.http !== undefined || cfg.listeners.grpc !== undefined;
   const training = cfg.segments.training !== undefined;
   return {
-    // A training-only node serves TensorTransfer on the gRPC port and no inference.
+    // A training-only node serves no inference (its gRPC port: grpc.health.v1 only; TensorTransfer is on listeners.training).
     inferenceIngress: clientListeners && (!training || cfg.routes.some((r) => r.peers.length > 0)),
     egress: cfg.segments.inference?.listen !== undefined,
     training,

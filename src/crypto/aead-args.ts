@@ -1,5 +1,6 @@
 // Argument checks of the Aead contract, shared by every implementation so they all accept and
-// reject the same calls with the same messages. The native addon relies on these (it only asserts).
+// reject the same calls with the same messages. The native addon checks lengths and types again
+// itself (a TypeError/RangeError with the same code), but not the overlap rule.
 import { KEY_BYTES, NONCE_BYTES, TAG_BYTES } from './aead.ts';
 import { CryptoError, CryptoErrorCode } from './errors.ts';
 

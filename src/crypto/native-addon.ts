@@ -7,7 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SluiceError } from '../errors.ts';
 
-/** One AES-256-GCM key (native/crypto/aes_gcm.h). Arguments are validated by the caller. */
+/** One AES-256-GCM key (native/crypto/aes_gcm.h). Callers validate arguments (aead-args.ts); the addon refuses wrong types and lengths too. */
 export interface NativeAeadContext {
   seal(nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array, out: Uint8Array): void;
   sealv(nonce: Uint8Array, aad: Uint8Array, parts: readonly Uint8Array[], out: Uint8Array): void;

@@ -1,6 +1,6 @@
 // The hot-path Aead: AES-256-GCM in the native addon, with the key set once into reused EVP
-// contexts and every output written into the caller's buffer. Arguments are checked here
-// (the addon only asserts), with the same messages as every other Aead.
+// contexts and every output written into the caller's buffer. Arguments are checked here, with
+// the same messages as every other Aead (the addon checks types and lengths again itself).
 import type { Aead } from './aead.ts';
 import { checkKey, checkOpenArgs, checkSealArgs, checkSealvArgs } from './aead-args.ts';
 import { CryptoError, CryptoErrorCode, cryptoErrorFromNative } from './errors.ts';

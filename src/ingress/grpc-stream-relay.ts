@@ -1,6 +1,6 @@
 // Relays whole HTTP/2 gRPC streams to another gRPC server on a unix socket. The ingress's lean
 // server handles the inference service itself and relays every other path (grpc.health.v1,
-// sluice.v1.TensorTransfer, anything unknown) to a grpc-js server only this process can
+// anything unknown) to a grpc-js server only this process can
 // reach, so all of them share port 8001 and its TLS listener. Headers, messages and trailers
 // pass through unchanged (trailers-only answers too); a reset on either side resets the other;
 // data moves with pipe(), so HTTP/2 flow control reaches from the client to the inner server.

@@ -2,10 +2,12 @@
 // server. Requests stay serialized: the scanner reads model, version, id and tensor shapes
 // from the bytes and checks them, and the original bytes cross the segment. Every answer
 // carries x-request-id in its trailers; failures are gRPC statuses with the reason in
-// grpc-message. Other services (grpc.health.v1, sluice.v1.TensorTransfer) run on a grpc-js
-// server behind a private unix socket and are relayed per stream, so they share the port and
-// its TLS listener.
+// grpc-message. Other services (grpc.health.v1) run on a grpc-js server behind a private unix
+// socket and are relayed per stream, so they share the port and its TLS listener. Services served
+// on another port of the node (sluice.v1.TensorTransfer: listeners.training) are answered
+// UNIMPLEMENTED with where they are.
 import { mkdtempSync, rmSync } from 'node:fs';
+import type http2 from 'node:http2';
 import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -46,10 +48,11 @@ export interface Http2GrpcIngressOptions {
   /** Interceptors of the grpc-js server behind the relay (the security gates of sluice's own services). */
   interceptors?: grpc.ServerInterceptor[];
   /**
-   * Paths served by another gRPC server of this process on a unix socket (TensorTransfer on the
-   * training thread, kept on this port for compatibility), relayed by path prefix.
+   * Paths this port does not serve because another listener of the node does (TensorTransfer:
+   * listeners.training), by path prefix: answered UNIMPLEMENTED with `message` (naming that
+   * listener) and x-request-id.
    */
-  relayTo?: readonly { prefix: string; socketPath: string }[];
+  servedElsewhere?: readonly { prefix: string; message: string }[];
   /** Handshake and idle deadlines and the connection cap of the port (listeners.grpc). */
   limits?: ListenerLimits;
 }
@@ -92,7 +95,6 @@ export class Http2GrpcIngress {
   private readonly opts: Http2GrpcIngressOptions;
   private readonly server: Http2GrpcServer;
   private inner: { server: grpc.Server; dir: string; relay: GrpcStreamRelay } | undefined;
-  private readonly prefixRelays: { prefix: string; relay: GrpcStreamRelay }[];
   private boundPort = 0;
   private binding: ConnectionBinding | undefined;
 
@@ -108,28 +110,32 @@ export class Http2GrpcIngress {
         'grpc.enable_channelz': 0,
         ...(opts.interceptors !== undefined ? { interceptors: opts.interceptors } : {}),
       });
-      // The relay's streams (a training Push among them) move 1 MiB messages through here.
+      // The relay's streams may carry messages up to maxRequestBytes through here.
       widenServerReceiveWindow(inner, INNER_RECEIVE_WINDOW_BYTES);
       opts.addServices(inner);
       this.inner = { server: inner, dir, relay };
     }
     const log = opts.logger;
-    const prefixRelays = (opts.relayTo ?? []).map((r) => ({ prefix: r.prefix, relay: new GrpcStreamRelay(r.socketPath) }));
-    this.prefixRelays = prefixRelays;
+    const elsewhere = opts.servedElsewhere ?? [];
+    const requestIdOf = (headers: http2.IncomingHttpHeaders): string => resolveRequestId(headerValue(headers, 'x-request-id'), headerValue(headers, 'traceparent'));
     const fallback =
-      relay === undefined && prefixRelays.length === 0
+      relay === undefined && elsewhere.length === 0
         ? undefined
-        : (stream: Parameters<GrpcStreamRelay['relay']>[0], headers: Parameters<GrpcStreamRelay['relay']>[1]): void => {
+        : (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void => {
             const p = String(headers[':path'] ?? '');
-            const to = prefixRelays.find((r) => p.startsWith(r.prefix))?.relay ?? relay;
-            if (to !== undefined) to.relay(stream, headers);
-            else trailersOnly(stream, GrpcStatus.UNIMPLEMENTED, `unknown method ${p}`);
+            const moved = elsewhere.find((e) => p.startsWith(e.prefix));
+            if (moved !== undefined) {
+              const requestId = requestIdOf(headers);
+              log.info({ path: p.slice(0, 200), requestId }, moved.message);
+              trailersOnly(stream, GrpcStatus.UNIMPLEMENTED, moved.message, { 'x-request-id': requestId });
+            } else if (relay !== undefined) relay.relay(stream, headers);
+            else trailersOnly(stream, GrpcStatus.UNIMPLEMENTED, `unknown method ${p}`, { 'x-request-id': requestIdOf(headers) });
           };
     this.server = new Http2GrpcServer({
       maxMessageBytes: opts.maxRequestBytes,
       ...(fallback !== undefined ? { fallback } : {}),
       onError: (err) => log.debug({ err: err.message }, 'grpc connection error'),
-      requestIdOf: (headers) => resolveRequestId(headerValue(headers, 'x-request-id'), headerValue(headers, 'traceparent')),
+      requestIdOf,
       ...(opts.limits !== undefined ? { limits: opts.limits } : {}),
     });
     const gw = opts.gateway;
@@ -183,7 +189,6 @@ export class Http2GrpcIngress {
       inner.relay.close();
       rmSync(inner.dir, { recursive: true, force: true });
     }
-    for (const r of this.prefixRelays) r.relay.close();
     await this.binding?.close();
   }
 

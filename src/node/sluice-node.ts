@@ -3,8 +3,8 @@
 //  - models:   `models` section present
 //  - egress:   segments.inference.listen set (serves routes that have `upstreams`)
 //  - ingress:  listeners.http or listeners.grpc set (forwards routes that have `peers`)
-//  - training: segments.training set (TensorTransfer on the gRPC port, the training listener
-//              when segments.training.listen is set, transfers to training peers)
+//  - training: segments.training set (TensorTransfer on listeners.training alone, the training
+//              segment listener when segments.training.listen is set, transfers to training peers)
 // Every link is scheduled by FairLinkScheduler; one BulkGovernor per node ties the inference
 // latency measured at the ingress to the pace of training bulk on the training links.
 import type * as grpc from '@grpc/grpc-js';
@@ -48,6 +48,7 @@ import { segmentTransportOptions } from './segment-transport-options.ts';
 import { TrainingHealth } from './training-health.ts';
 import { TrainingPlane } from './training-plane.ts';
 import { TENSOR_TRANSFER_SERVICE } from '../training/proto.ts';
+import { endpointPort, notOnGrpcPortMessage, TENSOR_TRANSFER_PATH_PREFIX } from '../training/grpc-port-answer.ts';
 import { defaultMethodGates, gateInterceptor } from '../security/grpc-gate-interceptor.ts';
 import { loadSegmentKey } from '../config/segment-key.ts';
 import { configParts, validateConfig } from '../config/validate.ts';
@@ -633,7 +634,6 @@ export class SluiceNode {
       };
       if (config.listeners.grpc !== undefined) {
         const l = config.listeners.grpc;
-        const relaySocket = this.training?.relaySocket;
         this.grpcHealth = new GrpcHealthService(this.health);
         const grpcHealth = this.grpcHealth;
         const sec = this.security;
@@ -655,7 +655,8 @@ export class SluiceNode {
           addServices: (server) => {
             grpcHealth.addTo(server);
           },
-          ...(relaySocket !== undefined ? { relayTo: [{ prefix: `/${TRAINING_SERVICE}/`, socketPath: relaySocket }] } : {}),
+          // TensorTransfer is served on listeners.training alone (the engine relays such calls here too).
+          servedElsewhere: [{ prefix: TENSOR_TRANSFER_PATH_PREFIX, message: notOnGrpcPortMessage(this.training !== undefined ? endpointPort(this.training.endpoints.service) : undefined) }],
           ...this.grpcGateOptions(),
           ...(binder !== undefined ? { binder } : {}),
         });
@@ -696,8 +697,8 @@ export class SluiceNode {
 
   /**
    * The training plane on its own thread: TensorTransfer on listeners.training (8003), the
-   * training segment's listener and links, transfers and the spool. TensorTransfer calls on 8001
-   * are relayed to it (an ingress) or served by it directly (no inference routes).
+   * training segment's listener and links, transfers and the spool. Without inference routes it
+   * serves listeners.grpc too (grpc.health.v1, and TensorTransfer's UNIMPLEMENTED answer).
    */
   private async startTraining(inferenceIngress: boolean): Promise<void> {
     const { config, logger } = this.opts;
@@ -712,7 +713,6 @@ export class SluiceNode {
       metrics: this.metrics,
       ...(this.security !== undefined ? { security: this.security } : {}),
       gated: this.security !== undefined && (s.apiKeys.enabled || s.jwt.enabled || s.audit.enabled || s.rateLimits.enabled),
-      relay: inferenceIngress && config.listeners.grpc !== undefined,
       serveGrpcPort: !inferenceIngress,
       // The thread answers grpc.health.v1 on the gRPC port it serves from this model's statuses.
       health: this.health,

@@ -3,9 +3,6 @@
 // records on, merges its metrics into the node's scrape, passes its training-peer link reports
 // on, feeds the thread's grpc.health.v1 mirror with the node's HealthModel, and stops it. A ConfigError or a bind
 // failure on the thread fails start() here, with the thread's message.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { SluiceConfig } from '../config/schema.ts';
 import { ConfigError } from '../config/load.ts';
@@ -36,9 +33,10 @@ export interface TrainingPlaneOptions {
   security?: SecurityRuntime;
   /** Gate every TensorTransfer call (keys, JWT, rate limits or audit are on). */
   gated: boolean;
-  /** Open a unix socket the 8001 ingress relays TensorTransfer calls to. */
-  relay: boolean;
-  /** Serve TensorTransfer on listeners.grpc too (no inference routes on this node). */
+  /**
+   * Serve listeners.grpc (no inference routes on this node): grpc.health.v1, and TensorTransfer
+   * answered UNIMPLEMENTED with the training listener's port.
+   */
   serveGrpcPort: boolean;
   /** With serveGrpcPort: the node's health, which grpc.health.v1 on that port (served by the thread) reports. */
   health?: HealthModel;
@@ -56,10 +54,7 @@ const METRICS_TIMEOUT_MS = 2_000;
 export class TrainingPlane {
   readonly endpoints: TrainingThreadEndpoints;
   readonly priority: ThreadPriorityInfo;
-  /** The unix socket of the 8001 relay (undefined without one). */
-  readonly relaySocket: string | undefined;
   private readonly worker: Worker;
-  private readonly relayDir: string | undefined;
   private readonly metricsWaiters = new Map<number, (m: RemoteMetrics) => void>();
   private nextMetricsId = 1;
   private closed: Promise<void> | undefined;
@@ -67,16 +62,13 @@ export class TrainingPlane {
   /** Stops feeding the thread's health mirror. */
   private unmirror: () => void = () => {};
 
-  private constructor(worker: Worker, ready: Extract<FromTrainingThread, { type: 'ready' }>, relayDir: string | undefined) {
+  private constructor(worker: Worker, ready: Extract<FromTrainingThread, { type: 'ready' }>) {
     this.worker = worker;
     this.endpoints = ready.endpoints;
     this.priority = ready.priority;
-    this.relayDir = relayDir;
-    this.relaySocket = relayDir === undefined ? undefined : path.join(relayDir, 'training.sock');
   }
 
   static async start(opts: TrainingPlaneOptions): Promise<TrainingPlane> {
-    const relayDir = opts.relay ? mkdtempSync(path.join(tmpdir(), 'sluice-training-')) : undefined;
     const tls = opts.security?.config.tls;
     const mirrored = opts.serveGrpcPort && opts.config.listeners.grpc !== undefined ? opts.health : undefined;
     const init: TrainingThreadInit = {
@@ -86,7 +78,6 @@ export class TrainingPlane {
       ...(opts.engineRing !== undefined ? { engineRing: opts.engineRing.buffer } : {}),
       gated: opts.gated,
       ...(tls?.enabled === true ? { tls } : {}),
-      ...(relayDir !== undefined ? { relaySocket: path.join(relayDir, 'training.sock') } : {}),
       serveGrpcPort: opts.serveGrpcPort,
       ...(mirrored !== undefined ? { health: serviceStatuses(mirrored) } : {}),
     };
@@ -106,12 +97,11 @@ export class TrainingPlane {
     });
     try {
       const r = await ready;
-      plane = new TrainingPlane(worker, r, relayDir);
+      plane = new TrainingPlane(worker, r);
       plane.unmirror = unmirror;
     } catch (err) {
       unmirror();
       await worker.terminate();
-      if (relayDir !== undefined) rmSync(relayDir, { recursive: true, force: true });
       throw err;
     }
     const p = plane;
@@ -226,7 +216,6 @@ export class TrainingPlane {
         await done;
         await this.worker.terminate();
       }
-      if (this.relayDir !== undefined) rmSync(this.relayDir, { recursive: true, force: true });
     })();
     return this.closed;
   }

@@ -20,9 +20,10 @@ export interface TrainingThreadInit {
   gated: boolean;
   /** TLS of the training listener (paths resolved), when security.tls is on. */
   tls?: TlsConfig;
-  /** Where the ingress relays TensorTransfer calls that still arrive on 8001. */
-  relaySocket?: string;
-  /** Also serve TensorTransfer on listeners.grpc (a node with no inference routes). */
+  /**
+   * Also serve listeners.grpc (a node with no inference routes): grpc.health.v1, and
+   * TensorTransfer answered UNIMPLEMENTED with the training listener's port.
+   */
   serveGrpcPort: boolean;
   /** With serveGrpcPort: the node's service statuses at start, for grpc.health.v1 on that port ('health' messages follow). */
   health?: ServiceStatuses;

@@ -7,7 +7,8 @@
 // (one key store, one audit writer): each call's gate check crosses once. Inference latency
 // arrives through a shared ring (src/scheduler/latency-sample-ring.ts), metrics leave on request.
 // Health stays on the main thread too: this thread reports its training-peer links, and on a
-// training-only node answers grpc.health.v1 on the gRPC port from a mirror the main thread feeds.
+// training-only node answers grpc.health.v1 on the gRPC port from a mirror the main thread feeds
+// (TensorTransfer calls there get UNIMPLEMENTED with this listener's port: grpc-port-server.ts).
 import { parentPort, workerData } from 'node:worker_threads';
 import type * as grpc from '@grpc/grpc-js';
 import pino from 'pino';
@@ -34,6 +35,7 @@ import { ThreatMonitor } from '../security/threats/threat-monitor.ts';
 import { MAX_CHUNK_HEADER_BYTES } from '../training/peer-messages.ts';
 import { ReceivePool } from '../wire/receive-pool.ts';
 import { TrainingGrpcServer, type GrpcBinder } from '../training/grpc-server.ts';
+import { TrainingGrpcPort } from '../training/grpc-port-server.ts';
 import { PushBuffers } from '../training/push-buffers.ts';
 import { TENSOR_TRANSFER_SERVICE } from '../training/proto.ts';
 import { TrainingNode } from '../training/training-node.ts';
@@ -79,6 +81,8 @@ class TrainingThread {
   private node: TrainingNode | undefined;
   private segmentListener: Listener | undefined;
   private server: TrainingGrpcServer | undefined;
+  /** listeners.grpc on a training-only node. */
+  private grpcPort: TrainingGrpcPort | undefined;
   private allowlist: ClientCertAllowlist | null = null;
   private stopping: Promise<void> | undefined;
   private stopGovernor: (() => void) | undefined;
@@ -198,13 +202,22 @@ class TrainingThread {
       ...(binder !== undefined ? { binder: binder('training', limitsOf('training', svc)) } : {}),
       ...(this.grpcHealth !== undefined ? { addServices: (server: grpc.Server) => this.grpcHealth!.addTo(server) } : {}),
     });
-    endpoints.service = `${svc.host}:${await this.server.start()}`;
-    this.log.info({ listener: 'training', address: endpoints.service, tls: binder !== undefined }, 'listening');
-    if (init.relaySocket !== undefined) await this.server.alsoListenUnix(init.relaySocket);
+    const trainingPort = await this.server.start();
+    endpoints.service = `${svc.host}:${trainingPort}`;
+    this.log.info({ listener: 'training', address: endpoints.service, services: [TENSOR_TRANSFER_SERVICE], tls: binder !== undefined }, 'listening');
     const grpcPort = config.listeners.grpc;
     if (init.serveGrpcPort && grpcPort !== undefined) {
-      endpoints.grpc = `${grpcPort.host}:${await this.server.alsoListen(grpcPort.host, grpcPort.port, binder?.('grpc', limitsOf('grpc', grpcPort)), limitsOf('grpc', grpcPort))}`;
-      this.log.info({ listener: 'grpc', address: endpoints.grpc, services: [TENSOR_TRANSFER_SERVICE, ...(this.grpcHealth !== undefined ? [HEALTH_SERVICE_NAME] : [])], tls: binder !== undefined }, 'listening');
+      const limits = limitsOf('grpc', grpcPort);
+      this.grpcPort = new TrainingGrpcPort({
+        host: grpcPort.host,
+        port: grpcPort.port,
+        trainingPort,
+        limits,
+        ...(binder !== undefined ? { binder: binder('grpc', limits) } : {}),
+        ...(this.grpcHealth !== undefined ? { addServices: (server: grpc.Server) => this.grpcHealth!.addTo(server) } : {}),
+      });
+      endpoints.grpc = `${grpcPort.host}:${await this.grpcPort.start()}`;
+      this.log.info({ listener: 'grpc', address: endpoints.grpc, services: this.grpcHealth !== undefined ? [HEALTH_SERVICE_NAME] : [], tls: binder !== undefined }, 'listening');
     }
     return { endpoints, priority };
   }
@@ -235,7 +248,7 @@ class TrainingThread {
       case 'drain':
         // The mirror already says NOT_SERVING (the main thread's drain change came first).
         this.grpcHealth?.endWatches();
-        this.stopping ??= this.server?.stop(m.graceMs);
+        this.stopping ??= this.stopServers(m.graceMs);
         return;
       case 'close':
         void this.close().then(() => post({ type: 'closed' }));
@@ -243,8 +256,12 @@ class TrainingThread {
     }
   }
 
+  private async stopServers(graceMs: number): Promise<void> {
+    await Promise.all([this.server?.stop(graceMs), this.grpcPort?.stop(graceMs)]);
+  }
+
   private async close(): Promise<void> {
-    this.stopping ??= this.server?.stop(0);
+    this.stopping ??= this.stopServers(0);
     await this.stopping;
     this.gates.failAll('the training thread is stopping');
     this.stopGovernor?.();

@@ -82,7 +82,11 @@ const RESUMABLE: ReadonlySet<TransferStatusCode> = new Set(['UNAVAILABLE', 'ABOR
 
 function statusName(code: number): TransferStatusCode {
   const name = grpc.status[code] as string | undefined;
-  return (TRANSFER_STATUSES as readonly string[]).includes(name ?? '') ? (name as TransferStatusCode) : code === grpc.status.DEADLINE_EXCEEDED ? 'UNAVAILABLE' : 'INTERNAL';
+  if ((TRANSFER_STATUSES as readonly string[]).includes(name ?? '')) return name as TransferStatusCode;
+  if (code === grpc.status.DEADLINE_EXCEEDED) return 'UNAVAILABLE';
+  // The address serves no TensorTransfer (listeners.grpc says which port does): retrying cannot help.
+  if (code === grpc.status.UNIMPLEMENTED) return 'FAILED_PRECONDITION';
+  return 'INTERNAL';
 }
 
 function fromGrpcError(err: unknown): TransferError {

@@ -1,7 +1,6 @@
 // The gRPC server of the training service (sluice.v1.TensorTransfer), run by the training
-// thread on its own port (listeners.training, 8003). It may listen on more addresses: the
-// node's gRPC port (8001) on a node without inference routes, and a private unix socket the
-// ingress relays TensorTransfer calls on 8001 to, for clients not yet moved to 8003.
+// thread on its own port (listeners.training, 8003), the one port the service is served on
+// (listeners.grpc answers its calls UNIMPLEMENTED: grpc-port-answer.ts).
 import * as grpc from '@grpc/grpc-js';
 import { addTensorTransferService, type TensorTransferServiceOptions } from './grpc-service.ts';
 import type { TrainingNode } from './training-node.ts';
@@ -37,7 +36,6 @@ export interface TrainingGrpcServerOptions extends TensorTransferServiceOptions 
 export class TrainingGrpcServer {
   private readonly server: grpc.Server;
   private binding: GrpcBinding | undefined;
-  private readonly extra: GrpcBinding[] = [];
 
   constructor(
     node: TrainingNode,
@@ -72,32 +70,15 @@ export class TrainingGrpcServer {
     return this.bindPlain(`${this.host}:${this.port}`);
   }
 
-  /** Listens on another address too (after start()); resolves with its port. */
-  async alsoListen(host: string, port: number, binder?: GrpcBinder, limits?: ListenerLimits): Promise<number> {
-    if (binder !== undefined || limits !== undefined) {
-      const b = binder !== undefined ? await binder(this.server, host, port) : await serveGrpcPlaintext(this.server, host, port, limits!);
-      this.extra.push(b);
-      return b.port;
-    }
-    return this.bindPlain(`${host}:${port}`);
-  }
-
-  /** Listens on a unix socket (plaintext: only this user can reach it). */
-  async alsoListenUnix(socketPath: string): Promise<void> {
-    await this.bindPlain(`unix:${socketPath}`);
-  }
-
-  /** Stops accepting connections on every address; open calls keep running. */
+  /** Stops accepting connections; open calls keep running. */
   stopAccepting(): void {
     this.binding?.stopAccepting();
-    for (const b of this.extra) b.stopAccepting();
   }
 
   async stop(graceMs: number): Promise<void> {
     this.stopAccepting();
     await shutdownGrpcServer(this.server, graceMs);
     await this.binding?.close();
-    await Promise.all(this.extra.map((b) => b.close()));
   }
 
   private bindPlain(address: string): Promise<number> {

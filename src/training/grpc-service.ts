@@ -1,4 +1,4 @@
-// sluice.v1.TensorTransfer on the node's gRPC server (port 8001), backed by a TrainingNode.
+// sluice.v1.TensorTransfer on the training listener (listeners.training, 8003), backed by a TrainingNode.
 // Push maps HTTP/2 flow control onto the transfer window: the call stops reading the client's
 // stream while the window is full, so a fast producer never makes this node buffer more than
 // the window. Errors are gRPC statuses with a one-line `details` and x-request-id in trailers.

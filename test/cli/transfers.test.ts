@@ -64,10 +64,10 @@ test('watch follows a running transfer to the end; status and list show it on bo
       await sleep(300);
     }
   }
-  const tx = connect(sender.endpoints.grpc!);
+  const tx = connect(sender.endpoints.trainingService!);
   const pushed = tx.push('rx', 'ckpt/cli-watch', slowly(), { transferId: 'cli-watch-1', totalBytes: data.length });
   for (let i = 0; i < 500 && !(await tx.list()).some((s) => s.transferId === 'cli-watch-1'); i++) await sleep(20);
-  const watch = await sluice(['transfers', 'watch', 'cli-watch-1', '--address', sender.endpoints.grpc!, '--interval-ms', '100', '--timeout-s', '120'], () => watching());
+  const watch = await sluice(['transfers', 'watch', 'cli-watch-1', '--address', sender.endpoints.trainingService!, '--interval-ms', '100', '--timeout-s', '120'], () => watching());
   const result = await pushed;
   assert.equal(watch.status, 0, watch.stderr);
   const lines = watch.stdout.trim().split('\n');
@@ -78,25 +78,29 @@ test('watch follows a running transfer to the end; status and list show it on bo
   assert.match(lines.at(-1)!, /^cli-watch-1 {2}-> rx {2}ckpt\/cli-watch {2}COMPLETED +\[#{24}\] 100\.0% {2}8\.0 MiB \/ 8\.0 MiB/);
   assert.ok(lines.some((l) => /\d B\/s|KiB\/s|MiB\/s/.test(l)), 'a rate is shown');
 
-  const status = await sluice(['transfers', 'status', 'cli-watch-1', '--address', sender.endpoints.grpc!]);
+  const status = await sluice(['transfers', 'status', 'cli-watch-1', '--address', sender.endpoints.trainingService!]);
   assert.equal(status.status, 0, status.stderr);
   assert.match(status.stdout, /state {6}COMPLETED/);
   assert.match(status.stdout, new RegExp(`sha256 {5}${createHash('sha256').update(data).digest('hex')}`));
   assert.equal(result.sha256.toString('hex'), createHash('sha256').update(data).digest('hex'));
 
-  const list = await sluice(['transfers', 'list', '--address', receiver.endpoints.grpc!, '--json']);
+  const list = await sluice(['transfers', 'list', '--address', receiver.endpoints.trainingService!, '--json']);
   assert.equal(list.status, 0, list.stderr);
   const inbound = (JSON.parse(list.stdout) as { transferId: string; direction: string; peer: string; state: string; ackedBytes: number }[]).find((s) => s.transferId === 'cli-watch-1');
   assert.deepEqual(inbound && [inbound.direction, inbound.peer, inbound.state, inbound.ackedBytes], ['inbound', 'tx', 'completed', data.length]);
-  const table = await sluice(['transfers', 'list', '--address', receiver.endpoints.grpc!]);
+  const table = await sluice(['transfers', 'list', '--address', receiver.endpoints.trainingService!]);
   assert.match(table.stdout, /cli-watch-1 {2}<- tx {2}ckpt\/cli-watch {2}COMPLETED/);
   tx.close();
 });
 
-test('an unknown transfer and an unreachable node are clear one-line failures', { timeout: 300_000 }, async () => {
-  const missing = await sluice(['transfers', 'status', 'no-such-transfer', '--address', sender.endpoints.grpc!]);
+test('an unknown transfer, the gRPC port and a missing ID are clear one-line failures', { timeout: 300_000 }, async () => {
+  const missing = await sluice(['transfers', 'status', 'no-such-transfer', '--address', sender.endpoints.trainingService!]);
   assert.equal(missing.status, 1);
   assert.match(missing.stderr, /no-such-transfer/);
+  // The gRPC port (8001) serves no TensorTransfer: the failure names the training listener's port.
+  const wrongPort = await sluice(['transfers', 'status', 'no-such-transfer', '--address', sender.endpoints.grpc!]);
+  assert.equal(wrongPort.status, 1);
+  assert.ok(wrongPort.stderr.includes(`listeners.training (port ${sender.endpoints.trainingService!.split(':').at(-1)})`), wrongPort.stderr);
   const usage = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'sluice.mjs'), 'transfers', 'status'], { encoding: 'utf8', timeout: 180_000 });
   assert.equal(usage.status, 2);
   assert.match(usage.stderr, /expected exactly one transfer ID/);

@@ -410,3 +410,17 @@ test('every PersistentVolumeClaim a pod names is defined, and images carry their
     }
   }
 });
+
+test("a training job dials its sidecar's training listener (TensorTransfer is served on 8003 alone, never on listeners.grpc)", () => {
+  const jobs = workloads().filter((w) => w.config.segments.training !== undefined && w.doc.kind === 'Job');
+  assert.ok(jobs.length > 0, 'a training job is in the manifests');
+  for (const w of jobs) {
+    const training = w.config.listeners.training;
+    assert.ok(training, `${w.doc.metadata.name}: listeners.training is set`);
+    assert.equal(training.port, DESIGN_PORTS.training);
+    const addresses = w.pod.containers.filter((c) => c.name !== 'sluice').flatMap((c) => (c.env ?? []).filter((e) => e.name === 'SLUICE_ADDRESS').map((e) => e.value));
+    assert.ok(addresses.length > 0, `${w.doc.metadata.name}: the job container is told where its sidecar is`);
+    for (const a of addresses) assert.equal(a, `127.0.0.1:${training.port}`);
+    if (w.config.listeners.grpc !== undefined) assert.ok(!addresses.includes(`127.0.0.1:${w.config.listeners.grpc.port}`));
+  }
+});

@@ -81,7 +81,7 @@ test('training-only nodes: grpc.health.v1, training-peer components, training me
   assert.ok((await health(receiver)).components.some((c) => c.name === 'segment:training' && c.up));
 
   // A transfer: the peer component comes up, the metrics move on both sides.
-  const tx = connect(sender.endpoints.grpc!);
+  const tx = connect(sender.endpoints.trainingService!);
   const data = randomBytes(3 * MiB + 7);
   await tx.push('rx', 'ckpt/obs', data, { transferId: 'obs-1' });
   h = await health(sender);

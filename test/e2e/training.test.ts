@@ -1,6 +1,6 @@
 // Training transfers and the ingress's upstream policy across `sluice serve` processes:
 //   models : the reference model server
-//   good   : egress (routes to models) + training listener + gRPC (the receiving side)
+//   good   : egress (routes to models) + training listener + gRPC health (the receiving side)
 //   broken : an egress whose model server is a closed port
 //   front  : ingress (gRPC) routing "*" to both egress peers; training sender to "good"
 // A tensor pushed through `front` arrives verified on `good`; inference keeps answering while
@@ -98,15 +98,22 @@ test('a tensor pushed through the front node arrives verified on the training pe
   rx.close();
 });
 
-test('the gRPC port (8001) still serves TensorTransfer, relayed to the training thread', async () => {
+test('the gRPC port (8001) serves no TensorTransfer: the answer names the training listener, nothing is sent', async () => {
   const tx = connect(front.endpoints.grpc!);
   const rx = connect(good.endpoints.grpc!);
+  const port = (e: string) => e.slice(e.lastIndexOf(':') + 1);
   const data = randomBytes(3 * MiB + 7);
-  const r = await tx.push('good-training', 'ckpt/e2e-8001', data, { transferId: 'e2e-8001' });
-  assert.equal(r.sha256.toString('hex'), sha(data));
-  assert.equal((await rx.status('e2e-8001')).state, 'completed');
+  // The ingress (engine or TypeScript path) and the training-only node answer alike; the client does not retry.
+  await assert.rejects(
+    tx.push('good-training', 'ckpt/e2e-8001', data, { transferId: 'e2e-8001' }),
+    (e: TransferError) => e.status === 'FAILED_PRECONDITION' && e.message.includes(`listeners.training (port ${port(front.endpoints.trainingService!)})`),
+  );
+  await assert.rejects(rx.status('e2e-8001'), (e: TransferError) => e.status === 'FAILED_PRECONDITION' && e.message.includes(`listeners.training (port ${port(good.endpoints.trainingService!)})`));
+  const onTraining = connect(front.endpoints.trainingService!);
+  assert.ok(!(await onTraining.list()).some((s) => s.transferId === 'e2e-8001'), 'no transfer was started');
   tx.close();
   rx.close();
+  onTraining.close();
 });
 
 test('transfers to an unknown peer or an inference peer are refused', async () => {

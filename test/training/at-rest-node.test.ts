@@ -74,7 +74,7 @@ after(async () => {
 
 test("a pushed tensor is sealed under the sender tenant's key on the receiver; Pull gives the exact bytes", async () => {
   const data = randomBytes(3 * 1024 * 1024 + 17);
-  const trainer = connect(tx.endpoints.grpc!, { metadata: { 'x-api-key': trainKey } });
+  const trainer = connect(tx.endpoints.trainingService!, { metadata: { 'x-api-key': trainKey } });
   const r = await trainer.push('rx', 'g/sealed', data, { transferId: 'sealed-1' });
   assert.ok(r.sha256.equals(createHash('sha256').update(data).digest()));
   const file = readFileSync(path.join(dir, 'rx-spool', 'sealed-1.tensor'));
@@ -85,13 +85,13 @@ test("a pushed tensor is sealed under the sender tenant's key on the receiver; P
   const parsed = parseSealedSpool(file, (t, v) => (t === 'acme' && v === 1 ? acme : Buffer.alloc(32)));
   assert.equal(parsed.header.tenant, 'acme');
   assert.ok(Buffer.concat(parsed.records).equals(data));
-  const puller = connect(rx.endpoints.grpc!, { metadata: { 'x-api-key': trainKey } });
+  const puller = connect(rx.endpoints.trainingService!, { metadata: { 'x-api-key': trainKey } });
   const out = path.join(dir, 'pulled.bin');
   const digest = await puller.pullToFile({ transferId: 'sealed-1' }, out);
   assert.ok(digest.equals(r.sha256));
   assert.ok(readFileSync(out).equals(data));
   // A client cannot claim another tenant: the gate interceptor replaces the header it sets.
-  const forger = connect(tx.endpoints.grpc!, { metadata: { 'x-api-key': trainKey, 'x-sluice-gated-tenant': '99' } });
+  const forger = connect(tx.endpoints.trainingService!, { metadata: { 'x-api-key': trainKey, 'x-sluice-gated-tenant': '99' } });
   await forger.push('rx', 'g/forged', data.subarray(0, 1000), { transferId: 'sealed-2' });
   const forged = readFileSync(path.join(dir, 'rx-spool', 'sealed-2.tensor'));
   assert.equal(parseSealedSpool(forged, () => acme).header.tenant, 'acme');

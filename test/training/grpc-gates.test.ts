@@ -1,9 +1,8 @@
 // The security gates on sluice.v1.TensorTransfer as `sluice serve` composes them (SluiceNode,
-// real sockets): on the training thread's own listener (listeners.training, 8003), on the
-// shared gRPC port of an ingress (relayed to that thread), on the gRPC port of a node without
-// inference routes, and behind mTLS. A push needs an identity with the
-// `train` capability; refusals end the call before any data moves and are audited; inference
-// on the shared port is still gated by the gateway, health checks by nobody.
+// real sockets): on the training thread's own listener (listeners.training, 8003, the one port
+// the service is served on) of an ingress node and of a node without inference routes. A push
+// needs an identity with the `train` capability; refusals end the call before any data moves and
+// are audited; inference on the ingress's gRPC port is still gated by the gateway.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -40,7 +39,7 @@ before(async () => {
   keys.train = (await createKey(keyStore, { tenant: 'acme', caps: ['train'] })).key;
   keys.infer = (await createKey(keyStore, { tenant: 'acme', caps: ['infer'] })).key;
   const trainKey = randomBytes(32).toString('hex');
-  // Receives tensors; gRPC serves only TensorTransfer (no inference routes).
+  // Receives tensors (no inference routes).
   trainingOnly = new SluiceNode({
     config: parseConfig({
       node: { name: 'rx' },
@@ -55,7 +54,7 @@ before(async () => {
   });
   await trainingOnly.start();
   const [host, port] = trainingOnly.endpoints.training!.split(':') as [string, string];
-  // An ingress whose gRPC port carries inference and TensorTransfer.
+  // An ingress: inference on its gRPC port, TensorTransfer on its training listener.
   const seg = await closedPort();
   shared = new SluiceNode({
     config: parseConfig({
@@ -84,16 +83,16 @@ after(async () => {
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
-test('a push needs the train capability on the shared gRPC port; refusals are audited', async () => {
+test('a push needs the train capability on an ingress node; refusals are audited', async () => {
   const data = randomBytes(300 * 1024 + 3);
-  const none = connect(shared.endpoints.grpc!);
+  const none = connect(shared.endpoints.trainingService!);
   await assert.rejects(none.push('rx', 'g/a', data, { maxAttempts: 1 }), (e: TransferError) => e.status === 'UNAUTHENTICATED');
-  const inferOnly = connect(shared.endpoints.grpc!, { metadata: { 'x-api-key': keys.infer! } });
+  const inferOnly = connect(shared.endpoints.trainingService!, { metadata: { 'x-api-key': keys.infer! } });
   await assert.rejects(inferOnly.push('rx', 'g/a', data, { maxAttempts: 1 }), (e: TransferError) => e.status === 'PERMISSION_DENIED' && /train/.test(e.message));
-  const trainer = connect(shared.endpoints.grpc!, { metadata: { 'x-api-key': keys.train! } });
+  const trainer = connect(shared.endpoints.trainingService!, { metadata: { 'x-api-key': keys.train! } });
   const r = await trainer.push('rx', 'g/a', data, { transferId: 'gated-1' });
   assert.equal(r.sha256.toString('hex'), sha(data));
-  // The train key is not an inference key: the gateway still gates ModelInfer on the same port.
+  // The train key is not an inference key: the gateway still gates ModelInfer on the gRPC port.
   const infer = new KserveClient(shared.endpoints.grpc!);
   const failure = await infer
     .call('ModelInfer', { modelName: 'identity', inputs: [] }, { metadata: { 'x-api-key': keys.train! } })
@@ -108,12 +107,12 @@ test('a push needs the train capability on the shared gRPC port; refusals are au
   assert.ok(push.some((l) => JSON.stringify(l).includes('allowed') || JSON.stringify(l).includes('success')), 'an allowed Push is in the audit log');
 });
 
-test('the training-only gRPC server is gated the same way', async () => {
-  const anon = connect(trainingOnly.endpoints.grpc!);
+test('the training-only node is gated the same way', async () => {
+  const anon = connect(trainingOnly.endpoints.trainingService!);
   await assert.rejects(anon.status('gated-1'), (e: TransferError) => e.status === 'UNAUTHENTICATED');
-  const inferOnly = connect(trainingOnly.endpoints.grpc!, { metadata: { 'x-api-key': keys.infer! } });
+  const inferOnly = connect(trainingOnly.endpoints.trainingService!, { metadata: { 'x-api-key': keys.infer! } });
   await assert.rejects(inferOnly.status('gated-1'), (e: TransferError) => e.status === 'PERMISSION_DENIED');
-  const trainer = connect(trainingOnly.endpoints.grpc!, { metadata: { 'x-api-key': keys.train! } });
+  const trainer = connect(trainingOnly.endpoints.trainingService!, { metadata: { 'x-api-key': keys.train! } });
   const st = await trainer.status('gated-1');
   assert.equal(st.state, 'completed');
   assert.equal(st.peer, 'tx');

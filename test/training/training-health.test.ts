@@ -96,7 +96,7 @@ test('a training-only gRPC port answers grpc.health.v1 for the node and TensorTr
     c.List!({}, { deadline: Date.now() + 5_000 }, (err: Error | null, res: { statuses: Record<string, { status: string }> }) => (err ? reject(err) : resolve(res))),
   );
   assert.deepEqual(Object.keys(list.statuses).sort(), ['', TRAINING_SERVICE]);
-  // The thread's 8003 listener is the same server: it answers the same.
+  // The thread's 8003 listener answers grpc.health.v1 the same.
   assert.equal(await check(tx.endpoints.trainingService!, TRAINING_SERVICE), 'SERVING');
 });
 
@@ -129,7 +129,7 @@ test('segment:training shows the listener; peer:<name> is down until a transfer 
   assert.match(peer().detail, /no link yet to 127\.0\.0\.1:\d+/);
   assert.equal(tx.health.ready(), true, 'a training peer is shown, not gating');
 
-  const client = connect(tx.endpoints.grpc!);
+  const client = connect(tx.endpoints.trainingService!);
   await client.push('rx', 'health/a', randomBytes(64 * 1024 + 3), { transferId: 'health-1' });
   client.close();
   await until('peer:rx up', () => peer().up);

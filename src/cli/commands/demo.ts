@@ -49,7 +49,7 @@ export const demoCommand: CliCommand = {
       'options (0 = any free port; the start-up lines print the ports in use):',
       `  --host H            address every part listens on (default ${d.host})`,
       `  --http-port N       KServe v2 REST and WebSocket ingress (default ${d.http})`,
-      `  --grpc-port N       KServe v2 / Triton gRPC ingress, health, TensorTransfer (default ${d.grpc})`,
+      `  --grpc-port N       KServe v2 / Triton gRPC ingress and grpc.health.v1 (default ${d.grpc})`,
       `  --segment-port N    inference segment listener of the egress (default ${d.segment})`,
       `  --models-port N     reference model server (default ${d.models})`,
       `  --metrics-port N    Prometheus /metrics and health (default ${d.metrics})`,
