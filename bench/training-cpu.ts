@@ -7,7 +7,11 @@
 //   node --import tsx bench/training-cpu.ts [seconds per phase, default 8] [rounds, default 2]
 // Knobs: SLUICE_TRAIN_CPU_TENSOR_MIB (default 256), SLUICE_TRAIN_CPU_NODE_ARGS (more node flags
 // for front and back, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof": the training thread writes a
-// profile of its own), SLUICE_TRAIN_CPU_SKIP_NGINX=1.
+// profile of its own), SLUICE_TRAIN_CPU_PERF=<dir> (perf record -g of the sluice processes over
+// each sluice phase, into <dir>/<proc>.data; add --perf-basic-prof to the node args for JS
+// names), SLUICE_TRAIN_CPU_TRACE_GC=1 (scavenges and mark-compacts per GiB, with the reasons
+// of the latter, from --trace-gc), SLUICE_TRAIN_CPU_SKIP_NGINX=1.
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -22,6 +26,18 @@ const GiB = 1024 * MiB;
 const START_TIMEOUT_MS = 120_000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** --trace-gc lines of front and back: per process, 'scavenge' and 'mark-compact (<reason>)' counts. */
+const gcCounts: Record<string, Record<string, number>> = { front: {}, back: {} };
+
+function countGc(proc: string, line: string): void {
+  // "... Mark-Compact 30.1 (40.2) -> 25.3 (41.0) MB, 12.3 / 0.0 ms  (...) (average mu = ..., current mu = ...) <reason>"
+  const reason = (): string => line.slice(line.lastIndexOf(')') + 1).trim().replace(/[\d.]+ ms/g, '').trim();
+  const kind = line.includes('Scavenge') ? 'scavenge' : line.includes('Mark-Compact') || line.includes('Mark-sweep') ? `mark-compact: ${reason()}` : undefined;
+  if (kind !== undefined) gcCounts[proc]![kind] = (gcCounts[proc]![kind] ?? 0) + 1;
+}
+
+const snapshotGc = (): Record<string, Record<string, number>> => JSON.parse(JSON.stringify(gcCounts)) as Record<string, Record<string, number>>;
+
 interface BulkPath {
   name: string;
   /** Proxy processes by name (their CPU is what is measured). */
@@ -35,10 +51,16 @@ async function phase(p: BulkPath, ms: number): Promise<{ mbps: number; cpuSPerGi
   p.sender.startBulk();
   await sleep(1500); // connection, first window, JIT
   const before = Object.fromEntries(Object.entries(p.pids).map(([n, pid]) => [n, threadCpuUs(pid)]));
+  const perfDir = process.env.SLUICE_TRAIN_CPU_PERF;
+  const perf = perfDir !== undefined && perfDir !== '' && p.name === 'sluice pair'
+    ? Object.entries(p.pids).map(([n, pid]) => spawn('perf', ['record', '-F', '999', '-g', '-p', String(pid), '-o', path.join(perfDir, `${n}.data`)], { stdio: 'ignore' }))
+    : [];
+  const gc0 = snapshotGc();
   const a = await p.receiver.sample();
   const t0 = performance.now();
   await sleep(ms);
   const b = await p.receiver.sample();
+  await Promise.all(perf.map((c) => new Promise((r) => (c.once('close', r), c.kill('SIGINT')))));
   const after = Object.fromEntries(Object.entries(p.pids).map(([n, pid]) => [n, threadCpuUs(pid)]));
   const secs = (performance.now() - t0) / 1000;
   await p.sender.stopBulk();
@@ -54,6 +76,14 @@ async function phase(p: BulkPath, ms: number): Promise<{ mbps: number; cpuSPerGi
     }
     byThread[proc] = rows;
   }
+  if (p.name === 'sluice pair') {
+    for (const [proc, kinds] of Object.entries(gcCounts)) {
+      for (const [k, v] of Object.entries(kinds)) {
+        const d = v - (gc0[proc]![k] ?? 0);
+        if (d > 0) (byThread[proc] ??= {})[`gc/GiB ${k}`] = Math.round((d / gib) * 10) / 10;
+      }
+    }
+  }
   return { mbps: (b.bytes - a.bytes) / 1e6 / secs, cpuSPerGiB: totalUs / 1e6 / gib, byThread, bad: b.bad - a.bad };
 }
 
@@ -61,7 +91,9 @@ async function main(): Promise<void> {
   const seconds = Number(process.argv[2] ?? 8);
   const rounds = Number(process.argv[3] ?? 2);
   const tensorBytes = Number(process.env.SLUICE_TRAIN_CPU_TENSOR_MIB ?? 256) * MiB;
-  const nodeArgs = (process.env.SLUICE_TRAIN_CPU_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
+  const traceGc = process.env.SLUICE_TRAIN_CPU_TRACE_GC === '1';
+  const nodeArgs = [...(traceGc ? ['--trace-gc'] : []), ...(process.env.SLUICE_TRAIN_CPU_NODE_ARGS ?? '').split(' ').filter((a) => a !== '')];
+  const child = (role: 'front' | 'back') => ({ nodeArgs, ...(traceGc ? { onOtherLine: (l: string) => countGc(role, l) } : {}) });
   const procs: SluiceProcess[] = [];
   const jobs: Job[] = [];
   let nginx: NginxProxy | undefined;
@@ -70,7 +102,7 @@ async function main(): Promise<void> {
     const any = { host: '127.0.0.1', port: 0 };
     const models = await startSluice({ node: { name: 'cpu-models' }, models: { listen: any }, log: { level: 'warn' } }, { name: 'models', timeoutMs: START_TIMEOUT_MS });
     procs.push(models);
-    const { back, front } = await startMixedSluicePair(models.endpoints.models!, randomBytes(32).toString('hex'), randomBytes(32).toString('hex'), spool, procs, START_TIMEOUT_MS, () => ({ nodeArgs }));
+    const { back, front } = await startMixedSluicePair(models.endpoints.models!, randomBytes(32).toString('hex'), randomBytes(32).toString('hex'), spool, procs, START_TIMEOUT_MS, child);
     const paths: BulkPath[] = [];
     const recv = await Job.start('recv-sluice', [back.endpoints.trainingService!], tensorBytes, START_TIMEOUT_MS);
     jobs.push(recv);
