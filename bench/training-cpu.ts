@@ -18,7 +18,7 @@ import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { startSluice, type SluiceProcess } from '../scripts/sluice-child.ts';
 import { Job, startMixedSluicePair } from './mixed-pair.ts';
-import { nginxAvailable, type NginxProxy, startNginxTlsPair } from './nginx-grpc-proxy.ts';
+import { nginxAvailable, type NginxPair, startNginxTlsPair } from './nginx-grpc-proxy.ts';
 import { threadCpuUs } from './process-cpu.ts';
 
 const MiB = 1024 * 1024;
@@ -96,7 +96,7 @@ async function main(): Promise<void> {
   const child = (role: 'front' | 'back') => ({ nodeArgs, ...(traceGc ? { onOtherLine: (l: string) => countGc(role, l) } : {}) });
   const procs: SluiceProcess[] = [];
   const jobs: Job[] = [];
-  let nginx: NginxProxy | undefined;
+  let nginx: NginxPair | undefined;
   const spool = mkdtempSync(path.join(tmpdir(), 'sluice-training-cpu-'));
   try {
     const any = { host: '127.0.0.1', port: 0 };
