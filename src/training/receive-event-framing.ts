@@ -1,9 +1,8 @@
 // Subscribe and Pull send each tensor chunk to the job as a ReceiveEvent{data}. grpc-js turns a
 // response into bytes in two steps: the method's serializer (protobufjs: a buffer of the
 // message's size, the chunk copied in), then the gRPC framing (a second buffer 5 bytes longer,
-// and a second copy). For 1 MiB chunks that is 2 MiB of fresh ArrayBuffer memory and 2 MiB of
-// copies per MiB delivered, and the external-memory pressure of those buffers is what started
-// most of the training heap's full (mark-compact) collections on the receiving node. A server
+// and a second copy). For 1 MiB chunks that is 2 MiB of fresh buffers and 2 MiB of copies per
+// MiB delivered (docs/training.md, "Delivering to a job", has what it costs). A server
 // interceptor gives Subscribe and Pull calls a serializeMessage that writes a data event straight
 // into one framed buffer (one allocation, one copy); every other event keeps grpc-js's path.
 // The bytes are the same as protobufjs writes (test/training/receive-event-framing.test.ts).
