@@ -127,7 +127,10 @@ async function main(): Promise<void> {
         for (const [proc, rows] of Object.entries(res.byThread)) console.log(`    ${proc}: ${JSON.stringify(rows)}`);
       }
     }
-    const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+    const med = (xs: number[]) => {
+      const s = [...xs].sort((a, b) => a - b);
+      return s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+    };
     const sl = totals['sluice pair'];
     const ng = totals['nginx pair'];
     console.log(`\nmedian CPU s/GiB: sluice pair ${med(sl!).toFixed(2)}${ng ? `, nginx pair ${med(ng).toFixed(2)} (sluice/nginx ${(med(sl!) / med(ng)).toFixed(2)}x)` : ''}`);
