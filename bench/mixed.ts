@@ -20,7 +20,7 @@
 // default 20, at least 20 for a judged run; quick 3), SLUICE_BENCH_ROUNDS (default 3; quick 1),
 // SLUICE_BENCH_RATE (inference req/s, default 200), SLUICE_BENCH_TENSOR_MIB (default 512; quick
 // 64), SLUICE_BENCH_WARMUP (inference calls per path before measuring, default 2000, at most 20 s).
-import { type ChildProcess, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -34,6 +34,7 @@ import { closedLoop, type LatencyResult, median, openLoop, RawGrpcClient, summar
 import { nginxAvailable, type NginxProxy, startNginxTlsPair } from './nginx-grpc-proxy.ts';
 import { cdfSvg } from './svg-cdf.ts';
 import { LoopDelayProbe, type LoopDelay } from './loop-delay-probe.ts';
+import { Job, startMixedSluicePair } from './mixed-pair.ts';
 
 const WARMUP_CALLS = Number(process.env.SLUICE_BENCH_WARMUP ?? 2000);
 const WARMUP_MAX_MS = 20_000;
@@ -89,69 +90,6 @@ async function underBenchLock(args: readonly string[]): Promise<boolean> {
   const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
   if (code !== 0) throw new Error(`the locked run exited with ${code}`);
   return true;
-}
-
-/** A job child process (bench/mixed-training-job.ts) spoken to over IPC. */
-class Job {
-  private constructor(
-    readonly child: ChildProcess,
-    readonly address: string | undefined,
-  ) {}
-
-  static async start(role: string, args: string[], tensorBytes: number): Promise<Job> {
-    // nice 19: the job stands for another machine (its CPU is not the proxy's to share).
-    const child = spawn('nice', ['-n', '19', process.execPath, '--import', 'tsx', path.join(here, 'mixed-training-job.ts'), role, ...args], {
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-      env: { ...process.env, MIXED_TENSOR_BYTES: String(tensorBytes) },
-    });
-    const ready = await new Promise<{ address?: string }>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        child.kill('SIGKILL');
-        reject(new Error(`${role} did not get ready`));
-      }, START_TIMEOUT_MS);
-      child.once('exit', (code) => reject(new Error(`${role} exited with ${code}`)));
-      child.on('message', (m: { ready?: boolean; address?: string }) => {
-        if (m.ready === true) {
-          clearTimeout(timer);
-          resolve(m);
-        }
-      });
-    });
-    return new Job(child, ready.address);
-  }
-
-  private ask<T>(cmd: string, key: string): Promise<T> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no answer to ${cmd}`)), 60_000);
-      const on = (m: Record<string, unknown>) => {
-        if (m[key] === undefined) return;
-        clearTimeout(timer);
-        this.child.off('message', on);
-        resolve(m[key] as T);
-      };
-      this.child.on('message', on);
-      this.child.send({ cmd });
-    });
-  }
-
-  startBulk(): void {
-    this.child.send({ cmd: 'start' });
-  }
-
-  async stopBulk(): Promise<void> {
-    await this.ask('stop', 'stopped');
-  }
-
-  sample(): Promise<{ bytes: number; tensors: number; bad: number }> {
-    return this.ask('sample', 'sample');
-  }
-
-  async stop(): Promise<void> {
-    if (this.child.exitCode !== null) return;
-    const exited = new Promise((r) => this.child.once('exit', r));
-    this.child.kill('SIGTERM');
-    await exited;
-  }
 }
 
 interface Path {
@@ -266,49 +204,21 @@ export async function run(args: readonly string[] = []): Promise<void> {
     const infKey = randomBytes(32).toString('hex');
     const trainKey = randomBytes(32).toString('hex');
     const any = { host: '127.0.0.1', port: 0 };
-    const hostPort = (a: string) => ({ host: a.split(':')[0]!, port: Number(a.split(':')[1]) });
     const models = await startSluice({ node: { name: 'bench-models' }, listeners: { metrics: any }, models: { listen: any }, log: { level: 'warn' } }, { name: 'models', timeoutMs: START_TIMEOUT_MS });
     procs.push(models);
-    const back = await startSluice(
-      {
-        node: { name: 'back' },
-        listeners: { grpc: any, metrics: any, training: any },
-        segments: { inference: { transport: 'tcp', key: infKey, listen: any }, training: { transport: 'tcp', key: trainKey, listen: any } },
-        routes: [{ model: '*', upstreams: [{ address: models.endpoints.models! }] }],
-        training: { spoolDir: path.join(spool, 'back') },
-        log: { level: 'warn' },
-      },
-      { name: 'back', timeoutMs: START_TIMEOUT_MS },
-    );
-    procs.push(back);
-    const front = await startSluice(
-      {
-        node: { name: 'front' },
-        listeners: { grpc: any, metrics: any, training: any },
-        segments: { inference: { transport: 'tcp', key: infKey }, training: { transport: 'tcp', key: trainKey } },
-        peers: [
-          { name: 'back', segment: 'inference', ...hostPort(back.endpoints.segment!) },
-          { name: 'back-training', segment: 'training', ...hostPort(back.endpoints.training!) },
-        ],
-        routes: [{ model: '*', peers: ['back'] }],
-        training: { spoolDir: path.join(spool, 'front') },
-        log: { level: 'warn' },
-      },
-      { name: 'front', timeoutMs: START_TIMEOUT_MS },
-    );
-    procs.push(front);
+    const { back, front } = await startMixedSluicePair(models.endpoints.models!, infKey, trainKey, spool, procs, START_TIMEOUT_MS);
     // Which gRPC ingress the front runs: the engine's links show in its link metrics as peer "engine".
     const frontIngress = (await (await fetch(`http://${front.endpoints.metrics}/metrics`)).text()).includes('peer="engine"') ? 'engine' : 'typescript';
 
     const paths: Path[] = [];
-    const directRecv = await Job.start('recv-grpc', [], s.tensorBytes);
+    const directRecv = await Job.start('recv-grpc', [], s.tensorBytes, START_TIMEOUT_MS);
     jobs.push(directRecv);
-    const directSend = await Job.start('send-grpc', [directRecv.address!], s.tensorBytes);
+    const directSend = await Job.start('send-grpc', [directRecv.address!], s.tensorBytes, START_TIMEOUT_MS);
     jobs.push(directSend);
     paths.push({ name: 'direct', address: models.endpoints.models!, infer: new RawGrpcClient(models.endpoints.models!), sender: directSend, receiver: directRecv, loopProbes: { models: new LoopDelayProbe(models.endpoints.metrics!) } });
-    const sluiceRecv = await Job.start('recv-sluice', [back.endpoints.trainingService!], s.tensorBytes);
+    const sluiceRecv = await Job.start('recv-sluice', [back.endpoints.trainingService!], s.tensorBytes, START_TIMEOUT_MS);
     jobs.push(sluiceRecv);
-    const sluiceSend = await Job.start('send-sluice', [front.endpoints.trainingService!, 'back-training'], s.tensorBytes);
+    const sluiceSend = await Job.start('send-sluice', [front.endpoints.trainingService!, 'back-training'], s.tensorBytes, START_TIMEOUT_MS);
     jobs.push(sluiceSend);
     paths.push({
       name: 'sluice pair',
@@ -321,10 +231,10 @@ export async function run(args: readonly string[] = []): Promise<void> {
       loopProbes: { front: new LoopDelayProbe(front.endpoints.metrics!), back: new LoopDelayProbe(back.endpoints.metrics!), models: new LoopDelayProbe(models.endpoints.metrics!) },
     });
     if (nginxAvailable()) {
-      const grpcRecv = await Job.start('recv-grpc', [], s.tensorBytes);
+      const grpcRecv = await Job.start('recv-grpc', [], s.tensorBytes, START_TIMEOUT_MS);
       jobs.push(grpcRecv);
       nginx = await startNginxTlsPair(models.endpoints.models!, 64 * MiB, { routes: { '/bench.TensorSink/': grpcRecv.address! } });
-      const grpcSend = await Job.start('send-grpc', [nginx.address], s.tensorBytes);
+      const grpcSend = await Job.start('send-grpc', [nginx.address], s.tensorBytes, START_TIMEOUT_MS);
       jobs.push(grpcSend);
       paths.push({ name: 'nginx pair', address: nginx.address, infer: new RawGrpcClient(nginx.address), sender: grpcSend, receiver: grpcRecv, loopProbes: { models: new LoopDelayProbe(models.endpoints.metrics!) } });
     } else {

@@ -144,6 +144,12 @@ export const schedulingSchema = z.strictObject({
        * meet the target even without bulk, starving bulk would not help inference.
        */
       maxSlowdown: z.number().gt(1).max(10).default(1.25),
+      /**
+       * A cut after which inference p99 did not drop by a tenth bought nothing (the slowdown
+       * comes from elsewhere: the machine, the jobs): it is undone, and bulk is not cut below
+       * that share again for this long (then one cut probes again).
+       */
+      futileCutHoldMs: z.number().int().positive().default(10_000),
     })
     .prefault({}),
   chunk: z

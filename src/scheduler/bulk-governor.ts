@@ -28,10 +28,23 @@ export interface BulkGovernorOptions extends BulkShareOptions {
    * reads such a ring itself, with its own read index.
    */
   sources?: readonly LatencySampleRing[];
+  /** After a cut that did not lower inference p99, no cut below the share before it for this long, ms (default 10 s). */
+  futileCutHoldMs?: number;
+}
+
+/** A cut whose effect is not judged yet: when, the p99 that caused it, the share before it. */
+interface PendingCut {
+  atMs: number;
+  p99Ms: number;
+  shareBefore: number;
 }
 
 /** The baseline p99 (no bulk) is taken over this window and kept while bulk runs. */
 const BASELINE_WINDOW_MS = 10_000;
+/** A cut worked when inference p99 after it is below this fraction of the p99 that caused it. */
+const EFFECTIVE_CUT_RATIO = 0.9;
+/** A cut is judged on this many times minSamples after it (a p99 over 20 samples is their maximum). */
+const VERDICT_SAMPLES_PER_MIN = 5;
 
 export class BulkGovernor {
   readonly targetMs: number;
@@ -50,6 +63,15 @@ export class BulkGovernor {
   private baselineP99 = Number.NaN;
   private lastBulkAsk = -Infinity;
   private readonly sources: readonly LatencySampleRing[];
+  /** Samples since the last cut: the next decision is taken on these alone (reset at each cut). */
+  private readonly sinceCut: LatencyHistogram;
+  private pendingCut: PendingCut | undefined;
+  private readonly futileCutHoldMs: number;
+  private readonly verdictSamples: number;
+  private lastCutAt = -Infinity;
+  private noCutBelow = 0;
+  private noCutUntil = -Infinity;
+  private futile = 0;
   private readonly onSourceSample = (latencyMs: number, nowMs: number): void => this.ingest(latencyMs, nowMs);
   private readonly onSourceNote = (nowMs: number): void => {
     this.lastInference = Math.max(this.lastInference, nowMs);
@@ -67,6 +89,9 @@ export class BulkGovernor {
     this.maxSlowdown = opts.maxSlowdown ?? 1.25;
     if (!(this.maxSlowdown > 1)) throw new RangeError(`maxSlowdown must be > 1, got ${this.maxSlowdown}`);
     this.idleLatency = new LatencyHistogram({ windowMs: BASELINE_WINDOW_MS, slots: 10 });
+    this.sinceCut = new LatencyHistogram({ windowMs: this.windowMs, slots: 10 });
+    this.futileCutHoldMs = opts.futileCutHoldMs ?? BASELINE_WINDOW_MS;
+    this.verdictSamples = VERDICT_SAMPLES_PER_MIN * this.minSamples;
   }
 
   /** An inference request took `latencyMs` end to end (recorded at time `nowMs`, performance.now()). */
@@ -77,6 +102,7 @@ export class BulkGovernor {
 
   private ingest(latencyMs: number, nowMs: number): void {
     this.latency.record(latencyMs, nowMs);
+    this.sinceCut.record(latencyMs, nowMs);
     if (!this.bulkActive(nowMs)) this.idleLatency.record(latencyMs, nowMs);
     this.lastInference = Math.max(this.lastInference, nowMs);
   }
@@ -113,9 +139,9 @@ export class BulkGovernor {
   }
 
   /** For metrics and the benchmark report. */
-  snapshot(nowMs: number): { share: number; p99Ms: number; samples: number; decreases: number; baselineP99Ms: number } {
+  snapshot(nowMs: number): { share: number; p99Ms: number; samples: number; decreases: number; baselineP99Ms: number; futileCuts: number } {
     this.tick(nowMs);
-    return { share: this.controller.share, p99Ms: this.lastP99, samples: this.latency.count(nowMs), decreases: this.controller.decreases, baselineP99Ms: this.baselineP99 };
+    return { share: this.controller.share, p99Ms: this.lastP99, samples: this.latency.count(nowMs), decreases: this.controller.decreases, baselineP99Ms: this.baselineP99, futileCuts: this.futile };
   }
 
   /** No baseline yet (bulk started before inference had run alone): the absolute target alone rules. */
@@ -137,6 +163,37 @@ export class BulkGovernor {
     this.lastP99 = enough ? this.latency.quantile(0.99, nowMs) : Number.NaN;
     // The baseline follows the idle windows and is kept (not decayed) while bulk runs.
     if (this.idleLatency.count(nowMs) >= this.minSamples) this.baselineP99 = this.idleLatency.quantile(0.99, nowMs);
-    this.controller.update(this.lastP99, nowMs, this.floor());
+    const floor = this.floor();
+    let p99 = this.lastP99;
+    if (nowMs - this.lastCutAt < this.windowMs) {
+      // For a window after a cut the sliding window still holds samples from before it, which
+      // used to cut again and again for one slow moment: decide on the samples after the cut
+      // alone, once there are enough of them for a p99 (hold until then).
+      if (this.sinceCut.count(nowMs) < this.verdictSamples) return;
+      p99 = this.sinceCut.quantile(0.99, nowMs);
+    }
+    const cut = this.pendingCut;
+    if (cut !== undefined) {
+      if (!(p99 > this.controller.cutLine(floor))) {
+        this.pendingCut = undefined; // the cut worked (or inference went quiet)
+      } else if (p99 >= cut.p99Ms * EFFECTIVE_CUT_RATIO) {
+        // Inference is as slow with less bulk: what slows it is not bulk. Undo the cut, and
+        // probe with a cut below that share again only after futileCutHoldMs.
+        this.pendingCut = undefined;
+        this.futile++;
+        this.controller.restore(cut.shareBefore, nowMs);
+        this.noCutBelow = cut.shareBefore;
+        this.noCutUntil = nowMs + this.futileCutHoldMs;
+        return;
+      }
+      // Else the cut helped but not enough: update() cuts again.
+    }
+    const before = this.controller.share;
+    const action = this.controller.update(p99, nowMs, floor, nowMs < this.noCutUntil ? this.noCutBelow : 0);
+    if (action === 'decrease') {
+      this.pendingCut = { atMs: nowMs, p99Ms: p99, shareBefore: before };
+      this.lastCutAt = nowMs;
+      this.sinceCut.reset();
+    }
   }
 }

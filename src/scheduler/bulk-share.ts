@@ -78,12 +78,14 @@ export class BulkShareController {
    * Feeds the latest inference p99 (milliseconds; NaN when there were no inference samples,
    * which counts as "no pressure") and returns what the controller did.
    */
-  update(p99Ms: number, nowMs: number, floor?: LatencyFloor): BulkShareAction {
-    const cutAbove = Math.max(this.targetMs * this.highWater, floor?.cutAboveMs ?? 0);
+  update(p99Ms: number, nowMs: number, floor?: LatencyFloor, noCutBelow = 0): BulkShareAction {
+    const cutAbove = this.cutLine(floor);
     const growBelow = Math.max(this.targetMs * this.lowWater, floor?.growBelowMs ?? 0);
     if (p99Ms > cutAbove) {
-      if (nowMs - this.lastDecrease < this.decreaseIntervalMs || this.current <= this.minShare) return 'hold';
-      this.current = Math.max(this.minShare, this.current * this.decreaseFactor);
+      // `noCutBelow`: the governor learned that cutting below this share bought inference nothing.
+      const lowest = Math.max(this.minShare, noCutBelow);
+      if (nowMs - this.lastDecrease < this.decreaseIntervalMs || this.current <= lowest) return 'hold';
+      this.current = Math.max(lowest, this.current * this.decreaseFactor);
       this.lastDecrease = nowMs;
       // Growth restarts a full interval after a cut.
       this.lastIncrease = nowMs;
@@ -105,5 +107,16 @@ export class BulkShareController {
       return 'increase';
     }
     return 'hold';
+  }
+
+  /** The p99 above which update() cuts. */
+  cutLine(floor?: LatencyFloor): number {
+    return Math.max(this.targetMs * this.highWater, floor?.cutAboveMs ?? 0);
+  }
+
+  /** Undoes a cut that did not help (BulkGovernor): the share goes back to `share`; growth restarts a full interval later. */
+  restore(share: number, nowMs: number): void {
+    this.current = Math.min(1, Math.max(this.minShare, share));
+    this.lastIncrease = nowMs;
   }
 }

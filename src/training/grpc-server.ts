@@ -3,6 +3,7 @@
 // (listeners.grpc answers its calls UNIMPLEMENTED: grpc-port-answer.ts).
 import * as grpc from '@grpc/grpc-js';
 import { addTensorTransferService, type TensorTransferServiceOptions } from './grpc-service.ts';
+import { receiveEventFramingInterceptor } from './receive-event-framing.ts';
 import type { TrainingNode } from './training-node.ts';
 import { widenServerReceiveWindow } from '../grpc/server-receive-window.ts';
 import { shutdownGrpcServer } from '../grpc/server-shutdown.ts';
@@ -47,10 +48,8 @@ export class TrainingGrpcServer {
       'grpc.max_receive_message_length': node.limits.maxChunkBytes + 64 * 1024,
       // A connection with no call open for this long gets GOAWAY.
       ...(opts.limits !== undefined ? { 'grpc.max_connection_idle_ms': opts.limits.idleTimeoutMs } : {}),
-      // The pooled Push decoder must be first: it needs grpc-js's own call object.
-      ...(opts.pushBuffers !== undefined || opts.interceptors !== undefined
-        ? { interceptors: [...(opts.pushBuffers !== undefined ? [opts.pushBuffers.interceptor] : []), ...(opts.interceptors ?? [])] }
-        : {}),
+      // The pooled Push decoder and the data-event framing come first: they need grpc-js's own call object.
+      interceptors: [...(opts.pushBuffers !== undefined ? [opts.pushBuffers.interceptor] : []), receiveEventFramingInterceptor, ...(opts.interceptors ?? [])],
     });
     widenServerReceiveWindow(this.server, TRAINING_RECEIVE_WINDOW_BYTES);
     addTensorTransferService(this.server, node, opts);

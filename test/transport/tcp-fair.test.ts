@@ -45,15 +45,14 @@ test('bulk paced at the minimum share still arrives whole, at about that share o
   for (let off = 0; off < 16 * MiB; off += MiB) link.send({ cls: 'training', kind: 1, streamId: 1 + off / MiB, body: payload.subarray(off, off + MiB) });
   while (received < 16 * MiB) await new Promise((r) => setTimeout(r, 5));
   const unpacedSeconds = (performance.now() - t0) / 1000;
-  // Inference is now far over its target: the share drops to the minimum and bulk is paced.
-  for (let i = 0; i < 8; i++) {
-    governor.recordInference(50, performance.now());
-    governor.share(performance.now()); // one multiplicative cut per update
-  }
+  // Inference is now far over its target, in proportion to bulk's share (so every cut helps:
+  // the governor undoes cuts that do not): the share drops to the minimum and bulk is paced.
+  const slowdown = () => governor.recordInference(500 * governor.share(performance.now()), performance.now());
+  for (let i = 0; i < 60; i++) slowdown(); // a cut is judged on 5 samples after it (5 x minSamples)
   assert.equal(governor.share(performance.now()), 0.1);
   const t1 = performance.now();
   for (let off = 16 * MiB; off < payload.length; off += MiB) link.send({ cls: 'training', kind: 1, streamId: 1 + off / MiB, body: payload.subarray(off, off + MiB) });
-  const keepHot = setInterval(() => governor.recordInference(50, performance.now()), 20);
+  const keepHot = setInterval(slowdown, 20);
   await done;
   clearInterval(keepHot);
   const pacedSeconds = (performance.now() - t1) / 1000;
