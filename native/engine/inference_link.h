@@ -393,6 +393,74 @@ struct OutboundMessage {
   size_t part_count = 0;            // takes it; otherwise into the link's pooled queue memory
 };
 
+// The messages a link could not frame at once, copied into pooled entries: control before
+// inference, bytes not yet framed counted. Shared by the TCP and verbs links (loop thread only).
+class OutboundQueue {
+ public:
+  struct Entry {
+    uint8_t cls;
+    uint16_t kind;
+    uint32_t stream_id;
+    uint32_t tenant;
+    uint32_t size;
+    uint32_t offset;  // bytes already framed
+    ByteBuffer body;  // from the pool: capacity reused
+  };
+  bool empty() const { return lanes_[0].empty() && lanes_[1].empty(); }
+  uint64_t bytes() const { return bytes_; }
+  // Copies msg's `total` bytes into a pooled entry at the back of its class's lane.
+  void Push(const OutboundMessage& msg, size_t total) {
+    std::unique_ptr<Entry> q;
+    if (!pool_.empty()) {
+      q = std::move(pool_.back());
+      pool_.pop_back();
+    } else {
+      q = std::make_unique<Entry>();
+    }
+    q->cls = msg.cls;
+    q->kind = msg.kind;
+    q->stream_id = msg.stream_id;
+    q->tenant = msg.tenant;
+    q->size = static_cast<uint32_t>(total);
+    q->offset = 0;
+    q->body.Reserve(total == 0 ? 1 : total);
+    size_t at = 0;
+    for (size_t i = 0; i < msg.part_count; i++) {
+      if (msg.parts[i].size > 0) std::memcpy(q->body.data() + at, msg.parts[i].data, msg.parts[i].size);
+      at += msg.parts[i].size;
+    }
+    bytes_ += total;
+    lanes_[msg.cls == kClassControl ? 0 : 1].push_back(std::move(q));
+  }
+  // The entry to frame next (control first); null when empty.
+  Entry* Front() {
+    auto& lane = !lanes_[0].empty() ? lanes_[0] : lanes_[1];
+    return lane.empty() ? nullptr : lane.front().get();
+  }
+  // `chunk` more bytes of Front() are framed; true when that finished it (it goes back to the pool).
+  bool Consume(uint32_t chunk) {
+    auto& lane = !lanes_[0].empty() ? lanes_[0] : lanes_[1];
+    Entry& m = *lane.front();
+    m.offset += chunk;
+    bytes_ -= chunk;
+    if (m.offset != m.size) return false;
+    std::unique_ptr<Entry> done = std::move(lane.front());
+    lane.pop_front();
+    if (done->body.capacity() > 4 * 1024 * 1024) done->body.Release();
+    if (pool_.size() < 64) pool_.push_back(std::move(done));
+    return true;
+  }
+  void Clear() {
+    for (auto& lane : lanes_) lane.clear();
+    bytes_ = 0;
+  }
+
+ private:
+  std::deque<std::unique_ptr<Entry>> lanes_[2];  // [0] control, [1] inference
+  std::vector<std::unique_ptr<Entry>> pool_;
+  uint64_t bytes_ = 0;
+};
+
 struct LinkCloseInfo {
   enum By : uint8_t { kLocal = 0, kPeer = 1, kError = 2 } by;
   uint16_t code;
@@ -451,19 +519,10 @@ class TcpInferenceLink : public InferenceLink {
   const std::string& remote() const override { return remote_; }
   const std::string& link_id_hex() const override { return link_id_hex_; }
   bool open() const override { return state_ == kOpen; }
-  uint64_t queued_bytes() const override { return queued_bytes_ + (out_len_ - out_off_); }
+  uint64_t queued_bytes() const override { return queue_.bytes() + (out_len_ - out_off_); }
 
  private:
   enum State { kOpen, kClosing, kClosed };
-  struct Queued {
-    uint8_t cls;
-    uint16_t kind;
-    uint32_t stream_id;
-    uint32_t tenant;
-    uint32_t size;
-    uint32_t offset;  // bytes already framed
-    ByteBuffer body;  // from the pool: capacity reused
-  };
   void OnEvents(uint32_t events);
   void ReadSome();
   void OnEof();
@@ -494,9 +553,7 @@ class TcpInferenceLink : public InferenceLink {
   State state_ = kOpen;
   std::unique_ptr<LinkReceiver> receiver_;
   std::unique_ptr<FrameSealer> sealer_;
-  std::deque<std::unique_ptr<Queued>> queue_[2];  // [0] control, [1] inference: control first
-  std::vector<std::unique_ptr<Queued>> pool_;
-  uint64_t queued_bytes_ = 0;
+  OutboundQueue queue_;
   uint64_t reported_queued_ = 0;
   bool need_drain_ = false;
   ByteBuffer out_;  // sealed bytes [out_off_, out_len_) not yet written; reused

@@ -141,7 +141,7 @@ Status TcpInferenceLink::Send(const OutboundMessage& msg, bool* below_high_water
     return Status::Error(codes::kTooBig, "message of " + std::to_string(total) + " bytes exceeds the link's maxMessageBytes of " +
                                              std::to_string(options_.max_message_bytes));
   }
-  const bool idle = queue_[0].empty() && queue_[1].empty() && !close_queued_;
+  const bool idle = queue_.empty() && !close_queued_;
   if (idle && total <= options_.seal_ahead_bytes && (out_len_ - out_off_) < options_.seal_ahead_bytes) {
     // Nothing ahead of it: seal straight from the caller's bytes (the only copy).
     const uint32_t limit = FrameLimit(msg.cls);
@@ -173,27 +173,7 @@ Status TcpInferenceLink::Send(const OutboundMessage& msg, bool* below_high_water
     counters_->Add(kLinkMessagesSent);
     if (!FlushOut()) return Status::Error(codes::kLinkClosed, "link " + link_id_hex_ + " failed while sending");
   } else {
-    std::unique_ptr<Queued> q;
-    if (!pool_.empty()) {
-      q = std::move(pool_.back());
-      pool_.pop_back();
-    } else {
-      q = std::make_unique<Queued>();
-    }
-    q->cls = msg.cls;
-    q->kind = msg.kind;
-    q->stream_id = msg.stream_id;
-    q->tenant = msg.tenant;
-    q->size = static_cast<uint32_t>(total);
-    q->offset = 0;
-    q->body.Reserve(total == 0 ? 1 : total);
-    size_t at = 0;
-    for (size_t i = 0; i < msg.part_count; i++) {
-      if (msg.parts[i].size > 0) std::memcpy(q->body.data() + at, msg.parts[i].data, msg.parts[i].size);
-      at += msg.parts[i].size;
-    }
-    queued_bytes_ += total;
-    queue_[msg.cls == kClassControl ? 0 : 1].push_back(std::move(q));
+    queue_.Push(msg, total);
     Pump();
   }
   if (state_ != kOpen) return Status::Error(codes::kLinkClosed, "link " + link_id_hex_ + " failed while sending");
@@ -247,8 +227,8 @@ Status TcpInferenceLink::SealClose(uint16_t code, const std::string& reason) {
 
 void TcpInferenceLink::Pump() {
   while (state_ != kClosed && (out_len_ - out_off_) < options_.seal_ahead_bytes) {
-    auto& q = !queue_[0].empty() ? queue_[0] : queue_[1];
-    if (q.empty()) {
+    OutboundQueue::Entry* front = queue_.Front();
+    if (front == nullptr) {
       if (close_queued_ && !close_sent_ && state_ == kClosing) {
         close_queued_ = false;
         Status st = SealClose(close_code_, close_reason_);
@@ -260,7 +240,7 @@ void TcpInferenceLink::Pump() {
       }
       break;
     }
-    Queued& m = *q.front();
+    OutboundQueue::Entry& m = *front;
     const uint32_t chunk = std::min<uint32_t>(m.size - m.offset, FrameLimit(m.cls));
     const uint8_t flags = (m.offset == 0 ? kFlagFirst : 0) | (m.offset + chunk == m.size ? kFlagLast : 0);
     const BytePart part{m.body.data() + m.offset, chunk};
@@ -269,15 +249,7 @@ void TcpInferenceLink::Pump() {
       Fail(st);
       return;
     }
-    m.offset += chunk;
-    queued_bytes_ -= chunk;
-    if (m.offset == m.size) {
-      counters_->Add(kLinkMessagesSent);
-      std::unique_ptr<Queued> done = std::move(q.front());
-      q.pop_front();
-      if (done->body.capacity() > 4 * 1024 * 1024) done->body.Release();
-      if (pool_.size() < 64) pool_.push_back(std::move(done));
-    }
+    if (queue_.Consume(chunk)) counters_->Add(kLinkMessagesSent);
   }
   if (!FlushOut()) return;
   UpdateQueuedGauge();
@@ -319,7 +291,7 @@ bool TcpInferenceLink::FlushOut() {
 
 void TcpInferenceLink::UpdateWatch() {
   if (state_ == kClosed) return;
-  const bool want = out_off_ < out_len_ || (!queue_[0].empty() || !queue_[1].empty());
+  const bool want = out_off_ < out_len_ || !queue_.empty();
   if (want == watching_write_) return;
   watching_write_ = want;
   loop_->Modify(fd_, kReadable | kPeerHalfClosed | (want ? static_cast<uint32_t>(kWritable) : 0u));
@@ -391,8 +363,7 @@ void TcpInferenceLink::OnPeerClose(uint16_t code, const std::string& reason) {
   }
   state_ = kClosing;
   reading_ = false;  // nothing may follow a close frame
-  for (auto& q : queue_) q.clear();
-  queued_bytes_ = 0;
+  queue_.Clear();
   close_queued_ = false;
   Teardown();
 }
@@ -426,8 +397,7 @@ void TcpInferenceLink::Fail(const Status& status) {
   state_ = kClosing;
   reading_ = false;
   receiver_->Stop();
-  for (auto& q : queue_) q.clear();
-  queued_bytes_ = 0;
+  queue_.Clear();
   close_queued_ = false;
   const bool carrier_gone = status.code == codes::kPeerGone || status.code == codes::kKeepalive || status.code == codes::kSystem;
   if (!carrier_gone && !close_sent_) {
@@ -475,8 +445,7 @@ void TcpInferenceLink::Finish() {
   close_timer_ = teardown_timer_ = EventLoop::kNoTimer;
   loop_->Unwatch(fd_);
   close(fd_);
-  for (auto& q : queue_) q.clear();
-  queued_bytes_ = 0;
+  queue_.Clear();
   out_off_ = out_len_ = 0;
   UpdateQueuedGauge();
   counters_->Sub(kLinksOpen);

@@ -238,8 +238,7 @@ VerbsInferenceLink::VerbsInferenceLink(EventLoop* loop, CounterBlock* counters, 
         }
         state_ = kClosing;
         reading_ = false;
-        for (auto& q : queue_) q.clear();
-        queued_bytes_ = 0;
+        queue_.Clear();
         Teardown();
       });
   sealer_ = std::make_unique<FrameSealer>(std::make_unique<TrafficKeys>(secrets.send, secrets.send_direction, options.key_limits), segment_code_);
@@ -860,7 +859,7 @@ Status VerbsInferenceLink::Send(const OutboundMessage& msg, bool* below_high_wat
   }
   const uint32_t limit = phase_ == kRunning ? FrameLimit(msg.cls) : 1;
   const uint64_t frames = total == 0 ? 1 : (total + limit - 1) / limit;
-  const bool idle = queue_[0].empty() && queue_[1].empty() && !close_wanted_;
+  const bool idle = queue_.empty() && !close_wanted_;
   const uint64_t room = std::min<uint64_t>({credits_.send_credits(), tracker_.free_slots(), tracker_.sq_room(), wrs_.capacity() - wrs_.size()});
   if (idle && phase_ == kRunning && frames <= room && !sealer_->RekeyDue(limit)) {
     // Room for the whole message now: seal straight from the caller's bytes into the send
@@ -894,32 +893,12 @@ Status VerbsInferenceLink::Send(const OutboundMessage& msg, bool* below_high_wat
     counters_->Add(kLinkMessagesSent);
     if (!PostBatch()) return Status::Error(codes::kLinkClosed, "link " + link_id_hex_ + " failed while sending");
   } else {
-    std::unique_ptr<Queued> q;
-    if (!pool_.empty()) {
-      q = std::move(pool_.back());
-      pool_.pop_back();
-    } else {
-      q = std::make_unique<Queued>();
-    }
-    q->cls = msg.cls;
-    q->kind = msg.kind;
-    q->stream_id = msg.stream_id;
-    q->tenant = msg.tenant;
-    q->size = static_cast<uint32_t>(total);
-    q->offset = 0;
-    q->body.Reserve(total == 0 ? 1 : total);
-    size_t at = 0;
-    for (size_t i = 0; i < msg.part_count; i++) {
-      if (msg.parts[i].size > 0) std::memcpy(q->body.data() + at, msg.parts[i].data, msg.parts[i].size);
-      at += msg.parts[i].size;
-    }
-    queued_bytes_ += total;
-    queue_[msg.cls == kClassControl ? 0 : 1].push_back(std::move(q));
+    queue_.Push(msg, total);
     Pump();
   }
   if (state_ != kOpen) return Status::Error(codes::kLinkClosed, "link " + link_id_hex_ + " failed while sending");
   UpdateQueuedGauge();
-  *below_high_water = queued_bytes_ < options_.high_water_bytes;
+  *below_high_water = queue_.bytes() < options_.high_water_bytes;
   if (!*below_high_water) need_drain_ = true;
   return Status();
 }
@@ -927,9 +906,9 @@ Status VerbsInferenceLink::Send(const OutboundMessage& msg, bool* below_high_wat
 void VerbsInferenceLink::Pump() {
   if (state_ == kClosed || phase_ != kRunning) return;
   while (state_ != kClosed) {
-    auto& q = !queue_[0].empty() ? queue_[0] : queue_[1];
-    if (q.empty() || !CanPostData()) break;
-    Queued& m = *q.front();
+    OutboundQueue::Entry* front = queue_.Front();
+    if (front == nullptr || !CanPostData()) break;
+    OutboundQueue::Entry& m = *front;
     const uint32_t chunk = std::min<uint32_t>(m.size - m.offset, FrameLimit(m.cls));
     if (sealer_->RekeyDue(chunk)) {
       // REKEY under the current key, in its own slot; the frame follows when room allows.
@@ -964,15 +943,7 @@ void VerbsInferenceLink::Pump() {
       Fail(st);
       return;
     }
-    m.offset += chunk;
-    queued_bytes_ -= chunk;
-    if (m.offset == m.size) {
-      counters_->Add(kLinkMessagesSent);
-      std::unique_ptr<Queued> done = std::move(q.front());
-      q.pop_front();
-      if (done->body.capacity() > 4 * 1024 * 1024) done->body.Release();
-      if (pool_.size() < 64) pool_.push_back(std::move(done));
-    }
+    if (queue_.Consume(chunk)) counters_->Add(kLinkMessagesSent);
   }
   if (!PostBatch()) return;
   UpdateQueuedGauge();
@@ -980,7 +951,7 @@ void VerbsInferenceLink::Pump() {
     if (!close_posted_) TrySendClose();
     return;
   }
-  if (need_drain_ && state_ == kOpen && queued_bytes_ <= options_.high_water_bytes / 2) {
+  if (need_drain_ && state_ == kOpen && queue_.bytes() <= options_.high_water_bytes / 2) {
     need_drain_ = false;
     handler_->OnLinkDrain(this);
   }
@@ -988,7 +959,7 @@ void VerbsInferenceLink::Pump() {
 
 bool VerbsInferenceLink::TrySendClose() {
   if (close_posted_ || state_ == kClosed) return false;
-  if (!queue_[0].empty() || !queue_[1].empty()) return false;  // Pump sends them first, then calls here
+  if (!queue_.empty()) return false;  // Pump sends them first, then calls here
   if (phase_ != kRunning || !CanPostData()) return false;  // completions retry; the close timer bounds it
   std::string text = close_reason_;
   if (text.size() > 240) {
@@ -1053,8 +1024,7 @@ void VerbsInferenceLink::Fail(const Status& status) {
   state_ = kClosing;
   reading_ = false;
   receiver_->Stop();
-  for (auto& q : queue_) q.clear();
-  queued_bytes_ = 0;
+  queue_.Clear();
   const bool qp_usable = phase_ == kRunning && qp_ != nullptr && std::strncmp(status.code, "SLUICE_ERR_RDMA_", 16) != 0 &&
                          status.code != codes::kPeerGone && status.code != codes::kSystem;
   if (phase_ == kSetup && !side_gone_) {
@@ -1128,8 +1098,7 @@ void VerbsInferenceLink::Finish() {
   close(fd_);
   // The queue pair, CQ, channel and pools go now (in-flight work is flushed, not reported).
   DestroyVerbs();
-  for (auto& q : queue_) q.clear();
-  queued_bytes_ = 0;
+  queue_.Clear();
   UpdateQueuedGauge();
   counters_->Sub(kLinksOpen);
   counters_->Add(info_.by == LinkCloseInfo::kLocal ? kLinksClosedLocal : info_.by == LinkCloseInfo::kPeer ? kLinksClosedPeer : kLinksClosedError);
@@ -1152,7 +1121,7 @@ int VerbsInferenceLink::QueryTrafficClass() const {
 }
 
 void VerbsInferenceLink::UpdateQueuedGauge() {
-  const uint64_t now = state_ == kClosed ? 0 : queued_bytes_;
+  const uint64_t now = state_ == kClosed ? 0 : queue_.bytes();
   if (now > reported_queued_) counters_->Add(kLinkQueuedBytes, now - reported_queued_);
   else if (now < reported_queued_) counters_->Sub(kLinkQueuedBytes, reported_queued_ - now);
   reported_queued_ = now;

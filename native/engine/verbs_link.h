@@ -82,7 +82,7 @@ class VerbsInferenceLink : public InferenceLink {
   const std::string& remote() const override { return remote_; }
   const std::string& link_id_hex() const override { return link_id_hex_; }
   bool open() const override { return state_ == kOpen; }
-  uint64_t queued_bytes() const override { return queued_bytes_; }
+  uint64_t queued_bytes() const override { return queue_.bytes(); }
   void SetPeerCounters(CounterBlock* peer) override { counters_.SetPeer(peer); }
 
   // For VerbsDevices: an async event concerns this link.
@@ -104,15 +104,6 @@ class VerbsInferenceLink : public InferenceLink {
  private:
   enum State { kOpen, kClosing, kClosed };
   enum Phase { kSetup, kRunning };
-  struct Queued {
-    uint8_t cls;
-    uint16_t kind;
-    uint32_t stream_id;
-    uint32_t tenant;
-    uint32_t size;
-    uint32_t offset;
-    ByteBuffer body;
-  };
   // Side channel
   void OnSideEvents(uint32_t events);
   Status SendSetupFrame(uint16_t kind, const uint8_t* payload, size_t size);
@@ -191,10 +182,8 @@ class VerbsInferenceLink : public InferenceLink {
   std::vector<ibv_sge> rsges_;
   std::vector<uint32_t> repost_;  // receive slots consumed this turn
 
-  std::deque<std::unique_ptr<Queued>> queue_[2];  // [0] control, [1] inference
-  std::vector<std::unique_ptr<Queued>> pool_;
+  OutboundQueue queue_;
   std::vector<BytePart> slice_;
-  uint64_t queued_bytes_ = 0;
   uint64_t reported_queued_ = 0;
   bool need_drain_ = false;
   bool reading_ = true;
