@@ -180,7 +180,9 @@ export async function run(args: readonly string[]): Promise<SoakResult> {
     };
 
     // ---- training: pushes one after another, resumed by the client across faults ----
-    const transferClient: SluiceClient = connect(frontAddr, { credentials: creds, metadata });
+    // TensorTransfer is served on listeners.training alone (8001 answers UNIMPLEMENTED).
+    const transferAddr = front.endpoints.trainingService!.replace('127.0.0.1', 'localhost');
+    const transferClient: SluiceClient = connect(transferAddr, { credentials: creds, metadata });
     closers.push(() => transferClient.close());
     const sent = new Map<string, string>(); // id -> sha256 hex
     const completed = new Map<string, string>();
