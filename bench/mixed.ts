@@ -207,8 +207,9 @@ export async function run(args: readonly string[] = []): Promise<void> {
     const models = await startSluice({ node: { name: 'bench-models' }, listeners: { metrics: any }, models: { listen: any }, log: { level: 'warn' } }, { name: 'models', timeoutMs: START_TIMEOUT_MS });
     procs.push(models);
     const { back, front } = await startMixedSluicePair(models.endpoints.models!, infKey, trainKey, spool, procs, START_TIMEOUT_MS);
-    // Which gRPC ingress the front runs: the engine's links show in its link metrics as peer "engine".
-    const frontIngress = (await (await fetch(`http://${front.endpoints.metrics}/metrics`)).text()).includes('peer="engine"') ? 'engine' : 'typescript';
+    // Which gRPC ingress the front runs: the node logs the TypeScript path (and why) at warn.
+    const tsPathLog = front.logs.find((r) => r.listener === 'grpc' && r.path === 'typescript');
+    const frontIngress = tsPathLog === undefined ? 'engine' : 'typescript';
 
     const paths: Path[] = [];
     const directRecv = await Job.start('recv-grpc', [], s.tensorBytes, START_TIMEOUT_MS);
@@ -245,7 +246,7 @@ export async function run(args: readonly string[] = []): Promise<void> {
     console.log(`load average at start: ${loadAtStart.map((x) => x.toFixed(2)).join(' ')}${loadAtStart[0]! > 1.5 ? ' (above 1.5: rerun on a quieter machine before reading the ratios)' : ''}`);
     console.log(`inference load: ${s.client === 'h2load' ? 'h2load --rps (open loop, one connection, up to 64 calls in flight)' : 'the bench\'s own open-loop client (h2load not installed)'}`);
     console.log('training jobs: separate processes at nice 19, standing for other machines (sender and receiver)');
-    console.log(`sluice pair: the front's gRPC ingress runs on the ${frontIngress === 'engine' ? 'native engine' : 'TypeScript path (see its warn log for why)'}`);
+    console.log(`sluice pair: the front's gRPC ingress runs on the ${frontIngress === 'engine' ? 'native engine' : `TypeScript path: ${String(tsPathLog?.reason)}`}`);
     const request = requestOf(16 * 1024);
     // Connections, links, and V8's JIT: the proxies' CPU per request halves over the first
     // thousands of calls, so warm each path by call count (bounded in time) before measuring.
