@@ -7,11 +7,12 @@
 // wakes once per call on a busy machine too. Idle wake-ups per second come first (nothing
 // calling), so a per-call row can be told apart from timers (idle/s / rate = their share).
 //   node --import tsx bench/pair-wakeups.ts [--rate 500] [--calls 5000] [--kind simple|identity-1m]
-//     [--warmup 2000] [--idle 3] [--nginx] [--strace] [--access-log] [--json <file>]
+//     [--warmup 2000] [--idle 3] [--nginx] [--strace] [--access-log] [--egress-access-log] [--json <file>]
 // --nginx: the nginx TLS pair measured the same way after the sluice pair (reference);
 // --strace: one more run with strace -c -f on each sluice process (system calls per call; strace
 // slows the traced process, so wake-ups of that run are not reported).
 // --access-log: the ingress writes the access log (telemetry.accessLog: one engine event per call).
+// --egress-access-log: the egress writes it (the engine's batched EGRESS_CALL_DONE records).
 // SLUICE_PAIR_ENV="K=V K=V": environment for both sluice processes (A/B of a knob).
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -132,6 +133,7 @@ async function main(): Promise<void> {
       nginx: { type: 'boolean', default: false },
       strace: { type: 'boolean', default: false },
       'access-log': { type: 'boolean', default: false },
+      'egress-access-log': { type: 'boolean', default: false },
       json: { type: 'string' },
     },
   });
@@ -143,7 +145,7 @@ async function main(): Promise<void> {
   const key = randomBytes(32).toString('hex');
   const procs: SluiceProcess[] = [];
   const proxies: NginxProxy[] = [];
-  const report: Record<string, unknown> = { rate, calls, kind: o.kind, accessLog: o['access-log'], env, loadStart: loadavg() };
+  const report: Record<string, unknown> = { rate, calls, kind: o.kind, accessLog: o['access-log'], egressAccessLog: o['egress-access-log'], env, loadStart: loadavg() };
   const openLoop = async (address: string, n: number): Promise<H2loadRun> => {
     const r = await runH2load({ address, method: INFER, request: body, calls: n, clients: CLIENTS, streams: STREAMS, rpsPerClient: rate / CLIENTS });
     if (r.failed > 0) throw new Error(`${r.failed} of ${n} calls failed on ${address} (${r.ok} ok)`);
@@ -158,7 +160,7 @@ async function main(): Promise<void> {
     const models = await startSluice({ node: { name: 'wakeups-models' }, models: { listen: { host: '127.0.0.1', port: 0 } } }, { name: 'models' });
     procs.push(models);
     const { egress, ingress } = await startSluicePair(models.endpoints.models!, key, 'wakeups', procs, () => ({ env }), (role) =>
-      o['access-log'] && role === 'ingress' ? { telemetry: { accessLog: true } } : {},
+      (role === 'ingress' ? o['access-log'] : o['egress-access-log']) ? { telemetry: { accessLog: true } } : {},
     );
     const pids = { ingress: ingress.child.pid!, egress: egress.child.pid!, models: models.child.pid! };
     // The ingress's link to the egress comes up in the background.
