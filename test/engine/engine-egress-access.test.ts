@@ -8,6 +8,7 @@
 // it came from and the model server called. Both paths write the same fields.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { createServer, type Server, type Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { parseConfig } from '../../src/config/load.ts';
 import type { EngineEgress } from '../../src/engine/engine-egress.ts';
@@ -50,6 +51,7 @@ interface Rig {
   kc: KserveClient;
   egressLines: Line[];
   downAddress: string;
+  silent: Server;
 }
 
 async function startRig(onEngine: boolean): Promise<Rig> {
@@ -60,6 +62,17 @@ async function startRig(onEngine: boolean): Promise<Rig> {
   const sink = lineSink();
   const logging = new Logging({ level: 'info', node: 'egress', destination: sink.destination });
   const downAddress = `127.0.0.1:${await closedPort()}`;
+  // A model server that takes the connection and never answers: the call ends at its deadline
+  // (or the front's CANCEL), after the model server was called.
+  const held: Socket[] = [];
+  const silent = createServer((sock) => {
+    held.push(sock);
+    sock.on('error', () => {});
+    sock.resume();
+  });
+  silent.on('close', () => held.forEach((x) => x.destroy()));
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  const silentPort = (silent.address() as { port: number }).port;
   const egress = new SluiceNode({
     config: parseConfig({
       segments: { inference: { transport: 'tcp', key, listen: { host: '127.0.0.1', port: 0 } } },
@@ -67,6 +80,7 @@ async function startRig(onEngine: boolean): Promise<Rig> {
       routes: [
         { model: 'simple', upstreams: [{ address: models.endpoints.models! }] },
         { model: 'down', upstreams: [{ address: downAddress }] },
+        { model: 'silent', upstreams: [{ address: `127.0.0.1:${silentPort}` }] },
       ],
       telemetry: { accessLog: true },
       log: { level: 'info' },
@@ -106,7 +120,7 @@ async function startRig(onEngine: boolean): Promise<Rig> {
       await sleep(100);
     }
   }
-  return { models, egress, front, kc, egressLines: sink.lines, downAddress };
+  return { models, egress, front, kc, egressLines: sink.lines, downAddress, silent };
 }
 
 async function stopRig(r: Rig | undefined): Promise<void> {
@@ -115,6 +129,7 @@ async function stopRig(r: Rig | undefined): Promise<void> {
   await r.front.stop(0);
   await r.egress.stop(0);
   await r.models.stop(0);
+  r.silent.close();
 }
 
 const codeOf = (p: Promise<unknown>): Promise<number> =>
@@ -139,6 +154,7 @@ async function callsAndLines(r: Rig): Promise<{ byId: Map<string, Line>; statuse
   statuses['down-1'] = await codeOf(r.kc.infer(simple('down'), { requestId: 'down-1' }));
   // The model server refuses the tensor (INVALID_ARGUMENT from the model server itself).
   statuses['refused-1'] = await codeOf(r.kc.infer({ modelName: 'simple', inputs: [{ name: 'INPUT0', datatype: 'INT32', shape: [1, 3], contents: { intContents: [1, 2, 3] } }] }, { requestId: 'refused-1' }));
+  statuses['silent-1'] = await codeOf(r.kc.infer(simple('silent'), { requestId: 'silent-1', timeoutMs: 300 }));
   const want = Object.keys(statuses);
   const access = (): Line[] => r.egressLines.filter((l) => l.msg === 'access');
   const deadline = Date.now() + 10_000;
@@ -208,6 +224,13 @@ function checkLines(r: Rig, byId: Map<string, Line>, statuses: Record<string, nu
   assert.equal(refused.status, 3);
   assert.equal(refused.code, 'INVALID_ARGUMENT');
   assert.equal(refused.upstream, r.models.endpoints.models);
+  // The model server never answered: the egress's deadline or the front's CANCEL ended it.
+  const silent = byId.get('silent-1')!;
+  assert.equal(statuses['silent-1'], 4, 'the client saw DEADLINE_EXCEEDED');
+  assert.ok(silent.status === 4 || silent.status === 1, JSON.stringify(silent));
+  assert.equal(silent.upstream, `127.0.0.1:${(r.silent.address() as { port: number }).port}`);
+  assert.equal(silent.bytes_out, 0);
+  assert.ok((silent.upstream_ms as number) >= 200, `the model server's time: ${JSON.stringify(silent)}`);
 }
 
 const keyShape = (byId: Map<string, Line>): Record<string, string[]> => Object.fromEntries([...byId].filter(([id]) => !id.startsWith('warm')).map(([id, l]) => [id, Object.keys(l).sort()]));
