@@ -1,8 +1,8 @@
 // The egress role served by the native engine: the inference-segment listener, the CALL ->
 // model server -> REPLY path and the upstream HTTP/2 pool all run on the engine's thread. This
 // is the control-plane half: it hands the engine its config, and turns the engine's batched
-// events into what the TypeScript egress produced (logs, link and refusal metrics, audited
-// security events), reading link totals from the shared counters block at scrape time.
+// events into what the TypeScript egress produced (logs, access lines, link and refusal metrics,
+// audited security events), reading link totals from the shared counters block at scrape time.
 import type { SecurityConfig } from '../config/schema.ts';
 import { InferenceErrorCode } from '../kserve/inference-error.ts';
 import type { SecurityEventSink } from '../security/events.ts';
