@@ -18,6 +18,7 @@ import { defaultTransports } from '../../src/node/transports.ts';
 import { Logging } from '../../src/telemetry/logger.ts';
 import { closedPort } from '../helpers/sluice-process.ts';
 import { KserveClient } from '../helpers/kserve-client.ts';
+import { batchCounter, batchWindows } from '../helpers/batch-windows.ts';
 
 const A = Array.from({ length: 16 }, (_, i) => i);
 const simple = (model: string, n = 16): object => ({
@@ -252,23 +253,18 @@ describe('egress access log', { timeout: 180_000 }, () => {
     assert.equal(r.egress.egressOnEngine, true, 'the access log keeps the egress on the engine');
     assert.ok(!r.egressLines.some((l) => typeof l.msg === 'string' && l.msg.includes('the access log is on')), 'no refusal warning');
     const engine = (r.egress as unknown as { engineEgress: EngineEgress }).engineEgress.engine;
-    // Batches: a run of records with no macrotask between them is one JS wake-up.
-    let batches = 0;
+    const batches = batchCounter();
     let records = 0;
-    let inBatch = false;
     engine.on('egress-call-done', (_: EngineEgressCallDone) => {
       records += 1;
-      if (inBatch) return;
-      batches += 1;
-      inBatch = true;
-      setImmediate(() => (inBatch = false));
+      batches.note();
     });
     const { byId, statuses } = await callsAndLines(r);
     checkLines(r, byId, statuses);
     engineLines = byId;
     // A run of back-to-back calls: their records share wake-ups (at most one per 10 ms window
     // the answers span, plus slack for a window split by the skew between record and answer).
-    const before = { batches, records };
+    const before = { batches: batches.batches, records };
     const N = 60;
     const answeredAt: number[] = [];
     for (let i = 0; i < N; i++) {
@@ -278,15 +274,8 @@ describe('egress access log', { timeout: 180_000 }, () => {
     const deadline = Date.now() + 5000;
     while (records - before.records < N && Date.now() < deadline) await sleep(5);
     assert.equal(records - before.records, N, 'one record per call');
-    let windows = 0;
-    let windowStart = -Infinity;
-    for (const t of answeredAt) {
-      if (t - windowStart > 8) {
-        windows += 1;
-        windowStart = t;
-      }
-    }
-    const runBatches = batches - before.batches;
+    const windows = batchWindows(answeredAt);
+    const runBatches = batches.batches - before.batches;
     assert.ok(runBatches <= windows + 2, `${runBatches} batches for ${N} records, whose answers span ${windows} windows of 8 ms`);
     assert.equal(engine.counters.eventsDropped, 0, 'no record dropped');
     console.log(`egress access records: ${N} calls, ${runBatches} JS wake-ups (${(runBatches / N).toFixed(2)} per call; ${windows} windows of 8 ms)`);
