@@ -13,7 +13,8 @@
 // slows the traced process, so wake-ups of that run are not reported).
 // --access-log: the ingress writes the access log (telemetry.accessLog: one engine event per call).
 // --egress-access-log: the egress writes it (the engine's batched EGRESS_CALL_DONE records).
-// SLUICE_PAIR_ENV="K=V K=V": environment for both sluice processes (A/B of a knob).
+// SLUICE_PAIR_ENV="K=V K=V": environment for both sluice processes (A/B of a knob);
+// SLUICE_PAIR_EGRESS_ENV: more for the egress alone (e.g. SLUICE_ENGINE=0: the TypeScript egress).
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
@@ -140,7 +141,10 @@ async function main(): Promise<void> {
   const rate = Number(o.rate);
   const calls = Number(o.calls);
   const idleS = Number(o.idle);
-  const env = Object.fromEntries((process.env.SLUICE_PAIR_ENV ?? '').split(' ').filter((kv) => kv.includes('=')).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+  const envOf = (text: string | undefined): Record<string, string> =>
+    Object.fromEntries((text ?? '').split(' ').filter((kv) => kv.includes('=')).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+  const env = envOf(process.env.SLUICE_PAIR_ENV);
+  const egressEnv = { ...env, ...envOf(process.env.SLUICE_PAIR_EGRESS_ENV) };
   const body = request(o.kind!);
   const key = randomBytes(32).toString('hex');
   const procs: SluiceProcess[] = [];
@@ -159,7 +163,7 @@ async function main(): Promise<void> {
     console.log(`load average at start: ${loadavg().map((l) => l.toFixed(2)).join(' ')}; ${calls} calls of ${o.kind} at ${rate}/s (${CLIENTS} clients x ${STREAMS} streams)${Object.keys(env).length > 0 ? `; env ${JSON.stringify(env)}` : ''}`);
     const models = await startSluice({ node: { name: 'wakeups-models' }, models: { listen: { host: '127.0.0.1', port: 0 } } }, { name: 'models' });
     procs.push(models);
-    const { egress, ingress } = await startSluicePair(models.endpoints.models!, key, 'wakeups', procs, () => ({ env }), (role) =>
+    const { egress, ingress } = await startSluicePair(models.endpoints.models!, key, 'wakeups', procs, (role) => ({ env: role === 'egress' ? egressEnv : env }), (role) =>
       (role === 'ingress' ? o['access-log'] : o['egress-access-log']) ? { telemetry: { accessLog: true } } : {},
     );
     const pids = { ingress: ingress.child.pid!, egress: egress.child.pid!, models: models.child.pid! };
