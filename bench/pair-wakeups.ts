@@ -7,12 +7,14 @@
 // wakes once per call on a busy machine too. Idle wake-ups per second come first (nothing
 // calling), so a per-call row can be told apart from timers (idle/s / rate = their share).
 //   node --import tsx bench/pair-wakeups.ts [--rate 500] [--calls 5000] [--kind simple|identity-1m]
-//     [--warmup 2000] [--idle 3] [--nginx] [--strace] [--access-log] [--json <file>]
+//     [--warmup 2000] [--idle 3] [--nginx] [--strace] [--access-log] [--egress-access-log] [--json <file>]
 // --nginx: the nginx TLS pair measured the same way after the sluice pair (reference);
 // --strace: one more run with strace -c -f on each sluice process (system calls per call; strace
 // slows the traced process, so wake-ups of that run are not reported).
 // --access-log: the ingress writes the access log (telemetry.accessLog: one engine event per call).
-// SLUICE_PAIR_ENV="K=V K=V": environment for both sluice processes (A/B of a knob).
+// --egress-access-log: the egress writes it (the engine's batched EGRESS_CALL_DONE records).
+// SLUICE_PAIR_ENV="K=V K=V": environment for both sluice processes (A/B of a knob);
+// SLUICE_PAIR_EGRESS_ENV: more for the egress alone (e.g. SLUICE_ENGINE=0: the TypeScript egress).
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
@@ -132,18 +134,22 @@ async function main(): Promise<void> {
       nginx: { type: 'boolean', default: false },
       strace: { type: 'boolean', default: false },
       'access-log': { type: 'boolean', default: false },
+      'egress-access-log': { type: 'boolean', default: false },
       json: { type: 'string' },
     },
   });
   const rate = Number(o.rate);
   const calls = Number(o.calls);
   const idleS = Number(o.idle);
-  const env = Object.fromEntries((process.env.SLUICE_PAIR_ENV ?? '').split(' ').filter((kv) => kv.includes('=')).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+  const envOf = (text: string | undefined): Record<string, string> =>
+    Object.fromEntries((text ?? '').split(' ').filter((kv) => kv.includes('=')).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+  const env = envOf(process.env.SLUICE_PAIR_ENV);
+  const egressEnv = { ...env, ...envOf(process.env.SLUICE_PAIR_EGRESS_ENV) };
   const body = request(o.kind!);
   const key = randomBytes(32).toString('hex');
   const procs: SluiceProcess[] = [];
   const proxies: NginxProxy[] = [];
-  const report: Record<string, unknown> = { rate, calls, kind: o.kind, accessLog: o['access-log'], env, loadStart: loadavg() };
+  const report: Record<string, unknown> = { rate, calls, kind: o.kind, accessLog: o['access-log'], egressAccessLog: o['egress-access-log'], env, loadStart: loadavg() };
   const openLoop = async (address: string, n: number): Promise<H2loadRun> => {
     const r = await runH2load({ address, method: INFER, request: body, calls: n, clients: CLIENTS, streams: STREAMS, rpsPerClient: rate / CLIENTS });
     if (r.failed > 0) throw new Error(`${r.failed} of ${n} calls failed on ${address} (${r.ok} ok)`);
@@ -157,8 +163,8 @@ async function main(): Promise<void> {
     console.log(`load average at start: ${loadavg().map((l) => l.toFixed(2)).join(' ')}; ${calls} calls of ${o.kind} at ${rate}/s (${CLIENTS} clients x ${STREAMS} streams)${Object.keys(env).length > 0 ? `; env ${JSON.stringify(env)}` : ''}`);
     const models = await startSluice({ node: { name: 'wakeups-models' }, models: { listen: { host: '127.0.0.1', port: 0 } } }, { name: 'models' });
     procs.push(models);
-    const { egress, ingress } = await startSluicePair(models.endpoints.models!, key, 'wakeups', procs, () => ({ env }), (role) =>
-      o['access-log'] && role === 'ingress' ? { telemetry: { accessLog: true } } : {},
+    const { egress, ingress } = await startSluicePair(models.endpoints.models!, key, 'wakeups', procs, (role) => ({ env: role === 'egress' ? egressEnv : env }), (role) =>
+      (role === 'ingress' ? o['access-log'] : o['egress-access-log']) ? { telemetry: { accessLog: true } } : {},
     );
     const pids = { ingress: ingress.child.pid!, egress: egress.child.pid!, models: models.child.pid! };
     // The ingress's link to the egress comes up in the background.

@@ -859,7 +859,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       if (!e.request_id.empty()) o.Set("requestId", e.request_id);
       if (!e.model.empty()) o.Set("model", e.model);
       if (!e.err.empty()) o.Set("err", e.err);
-      if (e.type == EventType::kRequestDone) {
+      if (e.type == EventType::kRequestDone || e.type == EventType::kEgressCallDone) {
         o.Set("tenant", e.access.tenant);
         o.Set("peer", e.access.peer);
         o.Set("attempts", e.access.attempts);
@@ -953,7 +953,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     return Napi::Number::New(env, id);
   }
 
-  // configureEgress({routes: [{model, addresses}], tenants: [{id, name, models}], maxMessageBytes, connectTimeoutMs})
+  // configureEgress({routes: [{model, addresses}], tenants: [{id, name, models}], maxMessageBytes, connectTimeoutMs, accessRecords?})
   void ConfigureEgress(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     Napi::Object o = info[0].As<Napi::Object>();
@@ -986,6 +986,9 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     }
     config.max_message_bytes = U32(o, "maxMessageBytes", config.max_message_bytes);
     config.connect_timeout_ms = U32(o, "connectTimeoutMs", config.connect_timeout_ms);
+    // accessRecords: an EGRESS_CALL_DONE record per model-server call (telemetry.accessLog).
+    Napi::Value access = o.Get("accessRecords");
+    engine(env).SetEveryCallEvent(access.IsBoolean() && access.As<Napi::Boolean>().Value());
     engine(env).ConfigureEgress(config);
   }
 

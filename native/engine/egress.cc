@@ -13,6 +13,7 @@
 #include <cstring>
 #include <deque>
 
+#include "engine/egress_access.h"
 #include "engine/link_endpoints.h"
 
 namespace sluice {
@@ -715,6 +716,18 @@ bool Egress::OnMessage(InferenceLink* link, const InboundMessage& m) {
   if (session == nullptr) {
     // egress-service.ts reports a model without a route to its observer too (NOT_FOUND, no time).
     engine_->upstream_tally()->Record(model, kNotFound, 0);
+    EgressAccess a;
+    a.link = link->id();
+    a.tenant = m.tenant;
+    a.method = method;
+    a.status = kNotFound;
+    a.request_id = &request_id;
+    a.model = &model;
+    a.traceparent = &traceparent;
+    a.bytes_in = m.size - end;
+    a.received_ns = a.called_ns = received_ns;
+    a.done_ns = MonotonicNs();
+    EmitEgressAccess(engine_, a);
     Reply(link, m.stream_id, m.tenant, request_id, kNotFound, "SLUICE_ERR_MODEL_NOT_FOUND", error, nullptr, 0);
     return true;
   }
@@ -803,6 +816,21 @@ void Egress::StartSpan(UpstreamCall* call) {
 void Egress::Observe(UpstreamCall* call, uint8_t status) {
   const uint64_t done_ns = MonotonicNs();
   engine_->upstream_tally()->Record(call->model, status, (done_ns - call->called_ns) / 1000);
+  EgressAccess a;
+  a.link = call->link_id;
+  a.tenant = call->tenant;
+  a.method = call->method;
+  a.status = status;
+  a.request_id = &call->request_id;
+  a.model = &call->model;
+  if (call->session != nullptr) a.upstream = &call->session->address();
+  a.traceparent = &call->traceparent;
+  a.bytes_in = call->request_size >= 5 ? call->request_size - 5 : 0;
+  a.bytes_out = status == kOk && call->received >= 5 ? call->received - 5 : 0;
+  a.received_ns = call->received_ns;
+  a.called_ns = call->called_ns;
+  a.done_ns = done_ns;
+  EmitEgressAccess(engine_, a);
   if (!call->traced) return;
   SpanRecord& r = call->span;
   r.status = status;

@@ -58,6 +58,10 @@ enum class EventType : uint32_t {
   kLinkStats = 18,      // answer to Engine::QueryLink: link, text = JSON of the link's carrier (a verbs link:
                         // trafficClass from ibv_query_qp, requests, signalled, inlined, postCalls, cqEvents,
                         // busyHits, maxInline; {} for a TCP link or none)
+  kEgressCallDone = 19, // a model-server call of the egress ended (only with SetEveryCallEvent: the access
+                        // log): link = the link the CALL came in on, a = grpc status, b = duration (us),
+                        // c = CALL method, request_id, model, text = model server address ("" : no route),
+                        // extra = trace id (hex), access.tenant/bytes_in/bytes_out/queue_us/upstream_us
 };
 
 enum class LogLevel : uint32_t { kDebug = 20, kInfo = 30, kWarn = 40, kError = 50 };

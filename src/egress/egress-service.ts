@@ -40,13 +40,15 @@ export interface EgressCallInfo {
   calledAt: number;
   /** The CALL's W3C traceparent, when the ingress sent one. */
   traceparent: string | undefined;
+  /** The address of the ingress the CALL came from (its link's remote address). */
+  peer?: string;
 }
 
 export interface EgressCallObservation {
   /** The traceparent to send the model server (the upstream span's), if any. */
   traceparent?: string;
-  /** The call ended with this gRPC status and response size. */
-  end(status: number, bytesOut: number): void;
+  /** The call ended with this gRPC status and response size; `upstream`: the model server called, if one was. */
+  end(status: number, bytesOut: number, upstream?: string): void;
 }
 
 export interface EgressCallObserver {
@@ -125,13 +127,16 @@ export class EgressService {
         receivedAt,
         calledAt: performance.now(),
         traceparent: call.traceparent,
+        peer: link.remoteAddress,
       });
     } catch {
       // Telemetry must never break the data path.
     }
     let upstream: UpstreamCall;
+    let address: string | undefined;
     try {
       const client = this.opts.upstreams.pick(call.model);
+      address = client.address;
       upstream = client.call(CALL_METHOD_NAMES[call.method], call.payload, {
         deadline: Date.now() + call.timeoutMs,
         requestId: call.requestId,
@@ -146,12 +151,12 @@ export class EgressService {
     state.inflight.set(m.streamId, upstream);
     upstream.result.then(
       (payload) => {
-        report(observation, GrpcStatus.OK, payload.length);
+        report(observation, GrpcStatus.OK, payload.length, address);
         if (state.inflight.delete(m.streamId)) this.reply(link, m, call.requestId, undefined, payload, v);
       },
       (err: unknown) => {
         const e = toInferenceError(err);
-        report(observation, e.grpcStatus, 0);
+        report(observation, e.grpcStatus, 0, address);
         if (!state.inflight.delete(m.streamId)) return;
         if (e.grpcStatus !== GrpcStatus.NOT_FOUND && e.grpcStatus !== GrpcStatus.INVALID_ARGUMENT) {
           this.opts.logger.info({ request_id: call.requestId, model: call.model, code: e.code, err: e.message }, 'upstream call failed');
@@ -212,9 +217,9 @@ export class EgressService {
   }
 }
 
-function report(observation: EgressCallObservation | undefined, status: number, bytesOut: number): void {
+function report(observation: EgressCallObservation | undefined, status: number, bytesOut: number, upstream?: string): void {
   try {
-    observation?.end(status, bytesOut);
+    observation?.end(status, bytesOut, upstream);
   } catch {
     // Telemetry must never break the data path.
   }

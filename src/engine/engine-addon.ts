@@ -43,6 +43,8 @@ export interface EngineEgressConfig {
   tenants: { id: number; name: string; models: string[] }[];
   maxMessageBytes: number;
   connectTimeoutMs: number;
+  /** An EGRESS_CALL_DONE record per model-server call (telemetry.accessLog). */
+  accessRecords?: boolean;
 }
 
 /** The gRPC ingress's listener (native/engine/grpc_ingress.h IngressConfig). */
@@ -96,7 +98,7 @@ export interface EngineEventRecord {
   /** GATE_DECISION: the audit entry's tenant. */
   tenantName?: string;
   body?: Buffer;
-  /** REQUEST_DONE: the access record's numbers (durations in microseconds; peer: a dialer id). */
+  /** REQUEST_DONE and EGRESS_CALL_DONE: the access record's numbers (durations in microseconds; peer: a dialer id). */
   tenant?: number;
   peer?: number;
   attempts?: number;

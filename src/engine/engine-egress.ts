@@ -1,8 +1,8 @@
 // The egress role served by the native engine: the inference-segment listener, the CALL ->
 // model server -> REPLY path and the upstream HTTP/2 pool all run on the engine's thread. This
 // is the control-plane half: it hands the engine its config, and turns the engine's batched
-// events into what the TypeScript egress produced (logs, link and refusal metrics, audited
-// security events), reading link totals from the shared counters block at scrape time.
+// events into what the TypeScript egress produced (logs, access lines, link and refusal metrics,
+// audited security events), reading link totals from the shared counters block at scrape time.
 import type { SecurityConfig } from '../config/schema.ts';
 import { InferenceErrorCode } from '../kserve/inference-error.ts';
 import type { SecurityEventSink } from '../security/events.ts';
@@ -17,6 +17,8 @@ import { EngineSpans, type EngineSpanRecord } from './engine-spans.ts';
 import type { UpstreamRoute } from '../egress/upstream-pool.ts';
 import type { ResolvedLinkTuning } from '../transport/link-tuning.ts';
 import type { EngineRdmaLinkOptions } from './engine-addon.ts';
+import type { AccessLog } from '../telemetry/access-log.ts';
+import { writeEngineEgressAccess } from './engine-egress-access.ts';
 import { forwardEngineLogs } from './engine-log.ts';
 import { enginePeerLinkSource, remoteHost } from './engine-link-source.ts';
 import { engineLinkOptions } from './engine-link-options.ts';
@@ -40,6 +42,8 @@ export interface EngineEgressOptions {
   upstreamCalls?: RequestStats;
   /** telemetry.otlp: the `egress` and `upstream` spans of sampled calls, from the engine's span records. */
   tracing?: Tracing;
+  /** telemetry.accessLog: one line per model-server call, from the engine's batched records. */
+  accessLog?: AccessLog;
   logger: Logger;
   /** Called (at most every 20 ms) while calls arrive: the bulk governor's inference signal. */
   onInference?: () => void;
@@ -114,6 +118,7 @@ export class EngineEgress {
       engine.on('span', (r: EngineSpanRecord) => spans.record(r));
       engine.setTracing(true, o.tracing.sampleRatio);
     }
+    if (o.accessLog !== undefined) writeEngineEgressAccess(engine, o.accessLog, (link) => remotes.get(link)?.remoteAddress);
     // Messages the engine does not serve (not CALL/CANCEL) have no one to go to at an egress.
     engine.on('message', (id: number, m: { kind: number }) => log.debug({ link: id, kind: m.kind }, 'engine link: message of no service here dropped'));
     engine.configureEgress({
@@ -121,6 +126,7 @@ export class EngineEgress {
       tenants: o.security === undefined ? [] : o.security.config.tenants.map((t) => ({ id: t.id, name: t.name, models: [...t.models] })),
       maxMessageBytes: o.tuning.maxMessageBytes,
       connectTimeoutMs: 3000,
+      accessRecords: o.accessLog !== undefined,
     });
     let address: { host: string; port: number };
     try {

@@ -19,6 +19,8 @@ export const EngineEventType = {
   SPAN: 16,
   TENSOR_TAP: 17,
   LINK_STATS: 18,
+  /** A model-server call of the egress ended (the access log on; src/engine/engine-egress-access.ts). */
+  EGRESS_CALL_DONE: 19,
 } as const;
 
 /** How a call sent on the engine's links ended (FRONT_CALL_DONE's `b`; native/engine/front_calls.h FrontOutcome). */

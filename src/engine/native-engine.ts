@@ -136,6 +136,31 @@ export interface EngineRequestDone {
   traceId?: string;
 }
 
+/** A model-server call of the egress ended (configureEgress accessRecords: the access log). */
+export interface EngineEgressCallDone {
+  /** The engine link the CALL came in on. */
+  link: number;
+  requestId: string;
+  model: string;
+  tenant: number;
+  /** The CALL's method (src/wire/inference-envelope.ts CallMethod). */
+  method: number;
+  /** gRPC status the model server, the deadline or a cancel ended the call with. */
+  status: number;
+  /** The model server called ('' when the model had no route). */
+  upstream: string;
+  bytesIn: number;
+  bytesOut: number;
+  /** CALL arrival to the answer. */
+  durationSeconds: number;
+  /** CALL arrival until the model server was called. */
+  queueSeconds: number;
+  /** The model server's time. */
+  upstreamSeconds: number;
+  /** The trace id of the context sent to the model server (tracing on, or the CALL carried one). */
+  traceId?: string;
+}
+
 /** A call sent with frontCall() ended: the REPLY envelope, or why there is none. */
 export interface EngineFrontCallDone {
   slot: number;
@@ -182,7 +207,8 @@ export interface EngineLogRecord {
  * 'connection-refused' (reason) when the ingress closes a connection before it did useful work,
  * 'tls-audit' (EngineTlsAudit) for its TLS security events, 'tensor-tap' when the tensor tap's
  * ring has records to drain (once per drain, not per sample), 'span' (EngineSpanRecord) for a
- * sampled call's span record (setTracing).
+ * sampled call's span record (setTracing), 'egress-call-done' (EngineEgressCallDone) for each
+ * model-server call of the egress (configureEgress accessRecords).
  */
 export class NativeEngine extends EventEmitter {
   readonly counters: EngineCounters;
@@ -455,21 +481,15 @@ export class NativeEngine extends EventEmitter {
         return;
       case EngineEventType.REQUEST_DONE:
         this.emit('request-done', {
-          model: e.model ?? '',
-          requestId: e.requestId ?? '',
-          status: e.a,
-          durationSeconds: e.b / 1e6,
+          ...accessNumbers(e),
           streaming: e.c === 1,
-          tenant: e.tenant ?? 0,
           peer: e.peer ?? 0,
           attempts: e.attempts ?? 0,
-          bytesIn: e.bytesIn ?? 0,
-          bytesOut: e.bytesOut ?? 0,
-          queueSeconds: (e.queueUs ?? 0) / 1e6,
-          upstreamSeconds: (e.upstreamUs ?? 0) / 1e6,
-          ...(e.extra !== undefined ? { traceId: e.extra } : {}),
           ...(e.a !== 0 ? { code: e.code ?? '', err: e.err ?? '' } : {}),
         } satisfies EngineRequestDone);
+        return;
+      case EngineEventType.EGRESS_CALL_DONE:
+        this.emit('egress-call-done', { ...accessNumbers(e), link: e.link, method: e.c, upstream: e.text ?? '' } satisfies EngineEgressCallDone);
         return;
       case EngineEventType.SPAN:
         if (e.body !== undefined && e.body.length === SPAN_RECORD_BYTES) this.emit('span', decodeSpanRecord(e.body, e.requestId ?? '', e.model ?? '', e.err ?? ''));
@@ -527,4 +547,20 @@ const INGRESS_LISTENER = 3;
 function remoteOf(text: string): string {
   const i = text.indexOf(': ');
   return i < 0 ? text : text.slice(0, i);
+}
+
+/** The numbers REQUEST_DONE and EGRESS_CALL_DONE records share (their access lines' fields). */
+function accessNumbers(e: EngineEventRecord) {
+  return {
+    model: e.model ?? '',
+    requestId: e.requestId ?? '',
+    status: e.a,
+    durationSeconds: e.b / 1e6,
+    tenant: e.tenant ?? 0,
+    bytesIn: e.bytesIn ?? 0,
+    bytesOut: e.bytesOut ?? 0,
+    queueSeconds: (e.queueUs ?? 0) / 1e6,
+    upstreamSeconds: (e.upstreamUs ?? 0) / 1e6,
+    ...(e.extra !== undefined ? { traceId: e.extra } : {}),
+  };
 }

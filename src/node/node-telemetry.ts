@@ -7,6 +7,7 @@ import type { EgressCallObserver } from '../egress/egress-service.ts';
 import type { IngressHook } from '../ingress/hooks.ts';
 import { answeredStatus, type IngressProtocol, type RequestContext } from '../ingress/request-context.ts';
 import { AccessLog, roundMs } from '../telemetry/access-log.ts';
+import { egressAccessRecord } from '../telemetry/egress-access-record.ts';
 import type { RequestProtocol, RequestStats } from '../telemetry/request-stats.ts';
 import { contextFromTraceparent, SpanKind, SpanStatusCode, traceparentOf, epochMs, type Span, type Tracing } from '../telemetry/tracing.ts';
 
@@ -115,7 +116,7 @@ export function egressObserver(parts: { upstreamCalls: RequestStats; accessLog?:
       }
       return {
         ...(traceparent !== undefined ? { traceparent } : {}),
-        end(status, bytesOut) {
+        end(status, bytesOut, upstream) {
           const doneAt = performance.now();
           const name = grpcStatusName(status);
           parts.upstreamCalls.record('grpc', 'inference', call.model, name, (doneAt - call.calledAt) / 1000);
@@ -125,21 +126,23 @@ export function egressObserver(parts: { upstreamCalls: RequestStats; accessLog?:
             if (status !== 0) s.setStatus({ code: SpanStatusCode.ERROR, message: name });
             s.end(epochMs(doneAt));
           }
-          parts.accessLog?.write({
-            request_id: call.requestId,
-            tenant: call.tenant,
-            model: call.model,
-            protocol: 'segment',
-            method: call.method,
-            status,
-            code: name,
-            bytes_in: call.bytesIn,
-            bytes_out: bytesOut,
-            total_ms: roundMs(doneAt - call.receivedAt),
-            queue_ms: roundMs(call.calledAt - call.receivedAt),
-            upstream_ms: roundMs(doneAt - call.calledAt),
-            ...(traceparent !== undefined ? { trace_id: traceparent.slice(3, 35) } : {}),
-          });
+          parts.accessLog?.write(
+            egressAccessRecord({
+              requestId: call.requestId,
+              tenant: call.tenant,
+              model: call.model,
+              method: call.method,
+              status,
+              bytesIn: call.bytesIn,
+              bytesOut,
+              totalMs: doneAt - call.receivedAt,
+              queueMs: call.calledAt - call.receivedAt,
+              upstreamMs: doneAt - call.calledAt,
+              ...(call.peer !== undefined ? { peer: call.peer } : {}),
+              ...(upstream !== undefined ? { upstream } : {}),
+              ...(traceparent !== undefined ? { traceId: traceparent.slice(3, 35) } : {}),
+            }),
+          );
         },
       };
     },

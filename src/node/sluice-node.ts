@@ -399,10 +399,6 @@ export class SluiceNode {
       logger.warn({ segment: 'inference' }, 'SLUICE_ENGINE=0: the egress runs on the TypeScript path, not the native engine');
       return false;
     }
-    if (this.accessLog !== undefined) {
-      logger.warn({ segment: 'inference' }, 'the access log is on: the egress runs on the TypeScript path (the native engine does not emit egress access records yet)');
-      return false;
-    }
     try {
       loadEngineAddon();
       return true;
@@ -539,6 +535,7 @@ export class SluiceNode {
           rejections: this.metrics.rejections,
           upstreamCalls: this.metrics.upstreamCalls,
           ...(this.tracing !== undefined ? { tracing: this.tracing } : {}),
+          ...(this.accessLog !== undefined ? { accessLog: this.accessLog } : {}),
           logger: logger.child({ component: 'egress', engine: true }),
           // The bulk governor paces training transfers: without a training segment there is
           // nothing to pace, and the poll would only wake the idle JS thread 50 times a second.

@@ -30,8 +30,10 @@ export interface AccessRecord {
   queue_ms: number;
   /** Handed on until the answer came back: the segment round trip at the ingress, the model server's time at the egress. */
   upstream_ms: number;
-  /** The egress peer (ingress) that answered, when one did. */
+  /** The egress peer (ingress) that answered, when one did; at the egress (segment): the address of the ingress the CALL came from. */
   peer?: string;
+  /** segment: the model server the egress called ("host:port"); absent when the model had no route. */
+  upstream?: string;
   /** Attempts on the segment (more than 1 when retried on another peer). */
   attempts?: number;
   /** W3C trace id of the request's trace, when tracing is on. */

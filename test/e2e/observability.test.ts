@@ -1,7 +1,8 @@
 // Observability end to end with real `sluice serve` processes (models, egress, ingress):
 //  - every stdout line of every process parses with a parser that refuses duplicate keys;
 //  - the access log (telemetry.accessLog) has one line per request with the documented fields,
-//    HTTP status over HTTP, and the egress' line of the same request;
+//    HTTP status over HTTP, and the egress' line of the same request (the egress on the native
+//    engine: its batched access records);
 //  - traces go to a real OTLP/HTTP receiver (node:http here, decoding the JSON export): spans
 //    ingress, link, egress and upstream share one trace id across the two processes, the
 //    client's traceparent is continued, and the egress span is a child of the ingress span;
@@ -183,6 +184,15 @@ describe('observability end to end', { timeout: 240_000 }, () => {
     assert.equal(eline.protocol, 'segment');
     assert.equal(eline.code, 'OK');
     assert.ok((eline.upstream_ms as number) <= (line('http-0').upstream_ms as number), 'model time is part of the segment round trip');
+    // The egress runs on the engine with the access log on; its lines come from the engine's records.
+    assert.ok(egress.logs.some((l) => l.listener === 'segment' && l.engine === true), 'the egress role runs on the engine');
+    assert.equal(eline.upstream, models.endpoints.models, 'the model server called');
+    assert.match(String(eline.peer), /^127\.0\.0\.1:\d+$/, 'the ingress the CALL came from');
+    assert.equal(eline.trace_id, traceOf('http-0'));
+    for (const rid of ['grpc-0', 'traced-1']) assert.equal(ea.find((l) => l.request_id === rid)?.code, 'OK', `the egress line of ${rid}`);
+    const erefused = ea.find((l) => l.request_id === 'missing-1');
+    assert.equal(erefused?.code, 'INVALID_ARGUMENT', 'the model server refused the tensor');
+    assert.equal(erefused?.bytes_out, 0);
     // The ingress' own failure line also reports the HTTP status a client saw.
     const failed = ingress.logs.filter((l) => l.request_id === 'missing-1' && l.msg !== 'access');
     assert.ok(failed.length > 0 && failed.every((l) => l.status === missing.status), JSON.stringify(failed));

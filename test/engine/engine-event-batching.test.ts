@@ -15,6 +15,7 @@ import { defaultTransports } from '../../src/node/transports.ts';
 import { Logging } from '../../src/telemetry/logger.ts';
 import { closedPort } from '../helpers/sluice-process.ts';
 import { KserveClient } from '../helpers/kserve-client.ts';
+import { batchCounter, batchWindows } from '../helpers/batch-windows.ts';
 
 const A = Array.from({ length: 16 }, (_, i) => i);
 const simple = (model: string): object => ({
@@ -70,15 +71,10 @@ test('access records of engine calls reach JS in bounded batches, every one of t
     // Events of one batch are emitted in one synchronous run: a batch is a run of events with no
     // macrotask between them.
     const records: { r: EngineRequestDone; at: number; batch: number }[] = [];
-    let batches = 0;
-    let inBatch = false;
+    const counter = batchCounter();
     engine.on('request-done', (r: EngineRequestDone) => {
-      if (!inBatch) {
-        batches += 1;
-        inBatch = true;
-        setImmediate(() => (inBatch = false));
-      }
-      records.push({ r, at: performance.now(), batch: batches });
+      counter.note();
+      records.push({ r, at: performance.now(), batch: counter.batches });
     });
     const N = 60;
     const answeredAt: number[] = [];
@@ -102,14 +98,8 @@ test('access records of engine calls reach JS in bounded batches, every one of t
     // client a little after its record is queued) bound the batches, plus the failed call's and
     // one for a window split by that skew. Calls slower than the window (a loaded machine) leave
     // nothing to batch; on a quiet one a call takes a few ms and one wake-up per call fails this.
-    let windows = 0;
-    let windowStart = -Infinity;
-    for (const t of answeredAt) {
-      if (t - windowStart > 8) {
-        windows += 1;
-        windowStart = t;
-      }
-    }
+    const windows = batchWindows(answeredAt);
+    const batches = counter.batches;
     assert.ok(batches <= windows + 2, `${batches} batches for ${N + 1} records, whose answers span ${windows} windows of 8 ms`);
     // Bounded: a record is in JS soon after its call's answer (10 ms timer; generous slack for a
     // loaded machine: the bound is the engine's, the JS thread may itself run late).
