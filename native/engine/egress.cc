@@ -862,17 +862,20 @@ void Egress::CallFinished(UpstreamCall* call) {
   const std::string& addr = call->session != nullptr ? call->session->address() : std::string();
   const uint8_t st = static_cast<uint8_t>(call->grpc_status);
   reply_version_ = call->envelope_version;
-  Observe(call, st);
+  // unframe(): one uncompressed message whose length matches its prefix. Checked before the
+  // call is observed, so the upstream metric and the access line say INTERNAL, as the caller sees.
+  const uint8_t* r = call->response.data();
+  const char* bad = nullptr;
+  if (st == kOk) {
+    if (call->received < 5) bad = "upstream sent no response message";
+    else if (r[0] != 0) bad = "upstream sent a compressed message";
+    else if ((static_cast<size_t>(r[1]) << 24 | static_cast<size_t>(r[2]) << 16 | static_cast<size_t>(r[3]) << 8 | r[4]) != call->received - 5) {
+      bad = "upstream sent a response whose length does not match its frame";
+    }
+  }
+  Observe(call, bad != nullptr ? static_cast<uint8_t>(kInternal) : st);
   if (link != nullptr) {
     if (st == kOk) {
-      // unframe(): one uncompressed message whose length matches its prefix.
-      const uint8_t* r = call->response.data();
-      const char* bad = nullptr;
-      if (call->received < 5) bad = "upstream sent no response message";
-      else if (r[0] != 0) bad = "upstream sent a compressed message";
-      else if ((static_cast<size_t>(r[1]) << 24 | static_cast<size_t>(r[2]) << 16 | static_cast<size_t>(r[3]) << 8 | r[4]) != call->received - 5) {
-        bad = "upstream sent a response whose length does not match its frame";
-      }
       if (bad == nullptr) {
         const BytePart payload{r + 5, call->received - 5};
         Reply(link, call->link_stream, call->tenant, call->request_id, kOk, "", "", &payload, 1);

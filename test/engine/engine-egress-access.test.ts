@@ -8,6 +8,7 @@
 // it came from and the model server called. Both paths write the same fields.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { createServer as createHttp2Server, type Http2Server } from 'node:http2';
 import { createServer, type Server, type Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { parseConfig } from '../../src/config/load.ts';
@@ -53,6 +54,7 @@ interface Rig {
   egressLines: Line[];
   downAddress: string;
   silent: Server;
+  garbled: Http2Server;
 }
 
 async function startRig(onEngine: boolean): Promise<Rig> {
@@ -74,6 +76,20 @@ async function startRig(onEngine: boolean): Promise<Rig> {
   silent.on('close', () => held.forEach((x) => x.destroy()));
   await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
   const silentPort = (silent.address() as { port: number }).port;
+  // A model server that answers OK with a broken gRPC frame (its length prefix says 9 bytes, 2
+  // follow): the caller gets INTERNAL, and so must the access line.
+  const garbled = createHttp2Server();
+  garbled.on('stream', (stream) => {
+    stream.on('error', () => {});
+    stream.resume();
+    stream.on('end', () => {
+      stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+      stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+      stream.end(Buffer.from([0, 0, 0, 0, 9, 1, 2]));
+    });
+  });
+  await new Promise<void>((resolve) => garbled.listen(0, '127.0.0.1', resolve));
+  const garbledPort = (garbled.address() as { port: number }).port;
   const egress = new SluiceNode({
     config: parseConfig({
       segments: { inference: { transport: 'tcp', key, listen: { host: '127.0.0.1', port: 0 } } },
@@ -82,6 +98,7 @@ async function startRig(onEngine: boolean): Promise<Rig> {
         { model: 'simple', upstreams: [{ address: models.endpoints.models! }] },
         { model: 'down', upstreams: [{ address: downAddress }] },
         { model: 'silent', upstreams: [{ address: `127.0.0.1:${silentPort}` }] },
+        { model: 'garbled', upstreams: [{ address: `127.0.0.1:${garbledPort}` }] },
       ],
       telemetry: { accessLog: true },
       log: { level: 'info' },
@@ -121,7 +138,7 @@ async function startRig(onEngine: boolean): Promise<Rig> {
       await sleep(100);
     }
   }
-  return { models, egress, front, kc, egressLines: sink.lines, downAddress, silent };
+  return { models, egress, front, kc, egressLines: sink.lines, downAddress, silent, garbled };
 }
 
 async function stopRig(r: Rig | undefined): Promise<void> {
@@ -131,6 +148,7 @@ async function stopRig(r: Rig | undefined): Promise<void> {
   await r.egress.stop(0);
   await r.models.stop(0);
   r.silent.close();
+  r.garbled.close();
 }
 
 const codeOf = (p: Promise<unknown>): Promise<number> =>
@@ -155,6 +173,7 @@ async function callsAndLines(r: Rig): Promise<{ byId: Map<string, Line>; statuse
   statuses['down-1'] = await codeOf(r.kc.infer(simple('down'), { requestId: 'down-1' }));
   // The model server refuses the tensor (INVALID_ARGUMENT from the model server itself).
   statuses['refused-1'] = await codeOf(r.kc.infer({ modelName: 'simple', inputs: [{ name: 'INPUT0', datatype: 'INT32', shape: [1, 3], contents: { intContents: [1, 2, 3] } }] }, { requestId: 'refused-1' }));
+  statuses['garbled-1'] = await codeOf(r.kc.infer(simple('garbled'), { requestId: 'garbled-1' }));
   statuses['silent-1'] = await codeOf(r.kc.infer(simple('silent'), { requestId: 'silent-1', timeoutMs: 300 }));
   const want = Object.keys(statuses);
   const access = (): Line[] => r.egressLines.filter((l) => l.msg === 'access');
@@ -225,6 +244,12 @@ function checkLines(r: Rig, byId: Map<string, Line>, statuses: Record<string, nu
   assert.equal(refused.status, 3);
   assert.equal(refused.code, 'INVALID_ARGUMENT');
   assert.equal(refused.upstream, r.models.endpoints.models);
+  // The model server answered OK with a broken frame: INTERNAL to the caller and in the line.
+  const garbled = byId.get('garbled-1')!;
+  assert.equal(statuses['garbled-1'], 13, 'the client saw INTERNAL');
+  assert.equal(garbled.status, 13, JSON.stringify(garbled));
+  assert.equal(garbled.code, 'INTERNAL');
+  assert.equal(garbled.bytes_out, 0);
   // The model server never answered: the egress's deadline or the front's CANCEL ended it.
   const silent = byId.get('silent-1')!;
   assert.equal(statuses['silent-1'], 4, 'the client saw DEADLINE_EXCEEDED');
