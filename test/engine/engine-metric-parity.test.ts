@@ -37,7 +37,7 @@ const DELAY = { segment: 'inference', class: 'inference' };
 const OK = { protocol: 'grpc', model: 'simple', code: 'OK' };
 
 async function start(config: object, name: string, env: Record<string, string>): Promise<SluiceProcess> {
-  const p = await startSluice(config, { name, env, logLevel: 'warn' });
+  const p = await startSluice(config, { name, env });
   processes.push(p);
   return p;
 }
