@@ -1195,6 +1195,11 @@ void GrpcIngress::AbandonPendings(Call* call, uint8_t reason) {
         }
       }
     }
+    // A stream's unanswered messages end with the stream, each a request of its own.
+    if (call->streaming) {
+      backend_->OnStreamMessageDone(p->model, reason == kCancelDeadline ? GrpcStatus::kDeadlineExceeded : GrpcStatus::kCancelled,
+                                    SteadyMicros() - p->message_us);
+    }
     Unhold(p);
     Forget(p);
   }
