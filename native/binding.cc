@@ -736,6 +736,7 @@ LinkOptions LinkOptionsOf(Napi::Env env, const Napi::Object& o) {
   opts.handshake_timeout_ms = U32(o, "handshakeTimeoutMs", opts.handshake_timeout_ms);
   opts.max_handshakes = U32(o, "maxHandshakes", opts.max_handshakes);
   opts.keepalive_timeout_ms = U32(o, "keepaliveTimeoutMs", opts.keepalive_timeout_ms);
+  opts.tail_witness_ms = U32(o, "tailWitnessMs", opts.tail_witness_ms);
   opts.dscp = static_cast<int>(U32(o, "dscp", static_cast<uint32_t>(opts.dscp)));
   opts.key_limits.max_frames_per_key = static_cast<uint64_t>(F64(o, "maxFramesPerKey", static_cast<double>(opts.key_limits.max_frames_per_key)));
   opts.key_limits.max_bytes_per_key = static_cast<uint64_t>(F64(o, "maxBytesPerKey", static_cast<double>(opts.key_limits.max_bytes_per_key)));

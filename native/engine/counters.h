@@ -65,6 +65,13 @@ enum Counter : uint32_t {
   kIngressRefusedHandshakeTimeout,
   kIngressRefusedIdleTimeout,
   kIngressRefusedProtocolError,
+  // sluice_scheduling_delay_seconds{segment="inference"} of the engine's links (scheduling_delay.h):
+  // per class (control, inference) one count per QUEUE_DELAY_BUCKETS_SECONDS bucket (+Inf last)
+  // and the summed delay in nanoseconds. Only the engine's block counts them, not a peer's.
+  kSchedDelayControlBase,
+  kSchedDelayControlSumNs = kSchedDelayControlBase + 16,
+  kSchedDelayInferenceBase,
+  kSchedDelayInferenceSumNs = kSchedDelayInferenceBase + 16,
   kCount
 };
 
@@ -98,6 +105,8 @@ class LinkCounters {
     if (peer_ != nullptr) peer_->Sub(c, n);
   }
   uint64_t Get(Counter c) const { return total_->Get(c); }
+  // Counts into the engine's block only (series without a peer label).
+  void AddTotal(Counter c, uint64_t n = 1) { total_->Add(c, n); }
   LinkCounters* operator->() { return this; }
 
  private:

@@ -324,11 +324,14 @@ class IngressLinks final : public IngressBackend {
     engine_->counters()->Add(kIngressPeersEjected);
     engine_->events()->Log(LogLevel::kWarn, "egress peer ejected after consecutive failures", "dialer:" + std::to_string(peer), "", "", error);
   }
+  void OnStreamMessageDone(std::string_view model, GrpcStatus status, uint64_t duration_us) override {
+    engine_->request_tally()->Record(model, static_cast<uint32_t>(status), duration_us);  // a stream counts per message
+  }
   void OnCallFinished(const CallOutcome& o) override {
     // Metrics: counted here, taken by JS at scrape time. A call becomes an event only when it
     // failed (its log line) or the access log wants every call: otherwise a successful call
     // neither wakes JS nor runs JS.
-    engine_->request_tally()->Record(o.model, static_cast<uint32_t>(o.status), o.duration_us);
+    if (!o.streaming) engine_->request_tally()->Record(o.model, static_cast<uint32_t>(o.status), o.duration_us);
     if (o.status == GrpcStatus::kOk && !engine_->every_call_event()) return;
     EngineEvent e;
     e.type = EventType::kRequestDone;

@@ -145,6 +145,7 @@ struct GrpcIngress::Pending {
   CallError held_error;
   bool reply_held = false;
   std::vector<uint8_t> held_reply;
+  uint64_t message_us = 0;   // a stream message's arrival: its sluice_request_duration_seconds starts here
   uint64_t admitted_us = 0;  // the round trip the bulk governor is fed starts here (retries included)
   bool admitted = false;     // counted in the shedder's in-flight calls
   std::vector<uint32_t> tried;  // peers an attempt went to (a retry prefers others)
@@ -693,6 +694,7 @@ void GrpcIngress::OnRequestMessage(Conn* c, int32_t id, const uint8_t* data, siz
   if (it == c->calls.end()) return;
   Call* call = it->second;
   call->access.bytes_in += len;
+  const uint64_t message_us = call->streaming ? SteadyMicros() : 0;
   std::string rid = call->streaming ? call->request_id + ":" + std::to_string(++call->seq) : call->request_id;
   CallError e = scanner_.ScanInferRequest(data, len);
   std::shared_ptr<const PolicyTable> table = policy_->Current();
@@ -750,6 +752,7 @@ void GrpcIngress::OnRequestMessage(Conn* c, int32_t id, const uint8_t* data, siz
       p->model = model;
       p->req_id_field = req_id;
       p->held_error = e;
+      p->message_us = message_us;
       call->pendings.push_back(p);
       if (ReportGate(call, gate, rid, model, len, p)) return;
       FailPending(p, GrpcStatus::kUnavailable, "SLUICE_ERR_AUDIT_UNAVAILABLE", "the audit log cannot record this request");
@@ -770,6 +773,7 @@ void GrpcIngress::OnRequestMessage(Conn* c, int32_t id, const uint8_t* data, siz
     LenField(&inner, 3, req_id);
     LenField(&scratch_, 2, std::string_view(reinterpret_cast<const char*>(inner.data()), inner.size()));
     c->session->SendMessage(id, scratch_.data(), scratch_.size());
+    backend_->OnStreamMessageDone(model, e.status, SteadyMicros() - message_us);
     return;
   }
   call->tenant = gate.tenant_id;
@@ -782,6 +786,7 @@ void GrpcIngress::OnRequestMessage(Conn* c, int32_t id, const uint8_t* data, siz
   p->req_id_field = std::move(req_id);
   p->payload.assign(data, data + len);
   p->admitted_us = SteadyMicros();
+  p->message_us = message_us;
   p->admitted = true;
   p->peers = *peers;
   call->pendings.push_back(p);
@@ -1027,6 +1032,7 @@ void GrpcIngress::SucceedPending(Pending* p, const uint8_t* payload, size_t len)
   Varint(&scratch_, len);
   scratch_.insert(scratch_.end(), payload, payload + len);
   c->session->SendMessage(call->stream, scratch_.data(), scratch_.size());
+  backend_->OnStreamMessageDone(p->model, GrpcStatus::kOk, SteadyMicros() - p->message_us);
   Settle(p);
   Flush(c);
 }
@@ -1046,6 +1052,7 @@ void GrpcIngress::FailPending(Pending* p, GrpcStatus status, const char* code, c
   LenField(&inner, 3, p->req_id_field);
   LenField(&scratch_, 2, std::string_view(reinterpret_cast<const char*>(inner.data()), inner.size()));
   c->session->SendMessage(call->stream, scratch_.data(), scratch_.size());
+  backend_->OnStreamMessageDone(p->model, status, SteadyMicros() - p->message_us);
   Settle(p);
   Flush(c);
 }
@@ -1187,6 +1194,11 @@ void GrpcIngress::AbandonPendings(Call* call, uint8_t reason) {
           break;
         }
       }
+    }
+    // A stream's unanswered messages end with the stream, each a request of its own.
+    if (call->streaming) {
+      backend_->OnStreamMessageDone(p->model, reason == kCancelDeadline ? GrpcStatus::kDeadlineExceeded : GrpcStatus::kCancelled,
+                                    SteadyMicros() - p->message_us);
     }
     Unhold(p);
     Forget(p);

@@ -110,6 +110,9 @@ class IngressBackend {
   virtual void OnCallRelayed() {}
   // A fast-path call ended (answered, refused or timed out): the request metrics' source.
   virtual void OnCallFinished(const CallOutcome& /*outcome*/) {}
+  // One message of a ModelStreamInfer stream was answered (in-band error or reply): the
+  // request metrics count each message, as the TypeScript ingress does, not the stream.
+  virtual void OnStreamMessageDone(std::string_view /*model*/, GrpcStatus /*status*/, uint64_t /*duration_us*/) {}
   // A gate decision for TypeScript to record; false when it could not be queued (the event
   // ring is full), and then an audited answer is AUDIT_UNAVAILABLE rather than unrecorded.
   virtual bool OnGateEvent(const GateEventInfo& /*event*/) { return false; }

@@ -34,6 +34,7 @@
 #include "crypto/aes_gcm.h"
 #include "engine/counters.h"
 #include "engine/event_loop.h"
+#include "engine/scheduling_delay.h"
 
 namespace sluice {
 namespace engine {
@@ -368,6 +369,10 @@ struct LinkOptions {
   // TCP_USER_TIMEOUT: data unacknowledged for keepalive_timeout_ms fails the link (and with it
   // every call on it) at once. 0 disables.
   uint32_t keepalive_timeout_ms = 5000;
+  // Tail witness (docs/wire.md, src/transport/link-base.ts): after tail_witness_ms without
+  // sending, a link that sent frames since its last witness sends one REKEY frame, so a peer that
+  // lost our last frame finds the sequence gap at once. 0 disables.
+  uint32_t tail_witness_ms = 200;
   // IP_TOS = dscp << 2 and SO_PRIORITY on every link socket (config segments.<name>.dscp).
   int dscp = 34;
   KeyLimits key_limits;
@@ -404,6 +409,7 @@ class OutboundQueue {
     uint32_t tenant;
     uint32_t size;
     uint32_t offset;  // bytes already framed
+    uint64_t queued_ns;  // MonotonicNs() at Push: its scheduling delay ends at its first frame
     ByteBuffer body;  // from the pool: capacity reused
   };
   bool empty() const { return lanes_[0].empty() && lanes_[1].empty(); }
@@ -423,6 +429,7 @@ class OutboundQueue {
     q->tenant = msg.tenant;
     q->size = static_cast<uint32_t>(total);
     q->offset = 0;
+    q->queued_ns = MonotonicNs();
     q->body.Reserve(total == 0 ? 1 : total);
     size_t at = 0;
     for (size_t i = 0; i < msg.part_count; i++) {
@@ -539,6 +546,8 @@ class TcpInferenceLink : public InferenceLink {
   void UpdateQueuedGauge();
   void CountReceived();
   uint32_t FrameLimit(uint8_t cls) const { return cls == kClassControl ? options_.frame_bytes_control : options_.frame_bytes_inference; }
+  void NoteSent();
+  void OnWitnessTimer();
 
   EventLoop* loop_;
   LinkCounters counters_;
@@ -572,6 +581,9 @@ class TcpInferenceLink : public InferenceLink {
   EventLoop::TimerId close_timer_ = EventLoop::kNoTimer;
   EventLoop::TimerId teardown_timer_ = EventLoop::kNoTimer;
   uint64_t reported_recv_frames_ = 0, reported_recv_bytes_ = 0, reported_rekeys_ = 0;
+  EventLoop::TimerId witness_timer_ = EventLoop::kNoTimer;
+  uint64_t last_send_ms_ = 0;
+  uint64_t witnessed_sequence_ = 0;
 };
 
 // Applies DSCP (IP_TOS / IPV6_TCLASS = dscp << 2) and SO_PRIORITY to a link socket. Failures

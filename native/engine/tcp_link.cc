@@ -94,6 +94,7 @@ TcpInferenceLink::~TcpInferenceLink() {
   if (state_ != kClosed) {
     loop_->CancelTimer(close_timer_);
     loop_->CancelTimer(teardown_timer_);
+    loop_->CancelTimer(witness_timer_);
     loop_->Unwatch(fd_);
     close(fd_);
   }
@@ -170,6 +171,7 @@ Status TcpInferenceLink::Send(const OutboundMessage& msg, bool* below_high_water
       }
       offset += chunk;
     } while (offset < total);
+    RecordSchedulingDelay(counters_, msg.cls, 0);  // sealed at once: no wait
     counters_->Add(kLinkMessagesSent);
     if (!FlushOut()) return Status::Error(codes::kLinkClosed, "link " + link_id_hex_ + " failed while sending");
   } else {
@@ -207,7 +209,40 @@ Status TcpInferenceLink::SealFrame(uint8_t type, uint8_t cls, uint8_t flags, uin
   out_len_ += FrameSealer::FrameBytes(payload_length);
   counters_->Add(kLinkFramesSent);
   counters_->Add(kLinkBytesSent, FrameSealer::FrameBytes(payload_length));
+  NoteSent();
   return Status();
+}
+
+void TcpInferenceLink::NoteSent() {
+  if (options_.tail_witness_ms == 0) return;
+  last_send_ms_ = loop_->now_ms();
+  if (witness_timer_ == EventLoop::kNoTimer) witness_timer_ = loop_->AddTimer(options_.tail_witness_ms, [this] { OnWitnessTimer(); });
+}
+
+void TcpInferenceLink::OnWitnessTimer() {
+  witness_timer_ = EventLoop::kNoTimer;
+  if (state_ != kOpen || sealer_->sequence() == witnessed_sequence_) return;
+  const uint64_t quiet = EventLoop::NowMs() - last_send_ms_;
+  if (quiet < options_.tail_witness_ms) {
+    witness_timer_ = loop_->AddTimer(options_.tail_witness_ms - quiet, [this] { OnWitnessTimer(); });
+    return;
+  }
+  // Behind a full socket the frames still waiting will be followed by more: not quiet.
+  if (out_off_ != out_len_ || !queue_.empty()) return;
+  out_off_ = out_len_ = 0;
+  out_.Reserve(FrameSealer::kRekeyFrameBytes);
+  Status st = sealer_->SealRekey(out_.data());
+  if (!st.ok()) {
+    Fail(st);
+    return;
+  }
+  out_len_ = FrameSealer::kRekeyFrameBytes;
+  counters_->Add(kLinkFramesSent);
+  counters_->Add(kLinkBytesSent, FrameSealer::kRekeyFrameBytes);
+  counters_->Add(kLinkRekeys);
+  NoteSent();  // the witness is a frame too: the timer this arms then finds nothing new
+  witnessed_sequence_ = sealer_->sequence();
+  FlushOut();
 }
 
 Status TcpInferenceLink::SealClose(uint16_t code, const std::string& reason) {
@@ -242,6 +277,7 @@ void TcpInferenceLink::Pump() {
     }
     OutboundQueue::Entry& m = *front;
     const uint32_t chunk = std::min<uint32_t>(m.size - m.offset, FrameLimit(m.cls));
+    if (m.offset == 0) RecordSchedulingDelay(counters_, m.cls, MonotonicNs() - m.queued_ns);
     const uint8_t flags = (m.offset == 0 ? kFlagFirst : 0) | (m.offset + chunk == m.size ? kFlagLast : 0);
     const BytePart part{m.body.data() + m.offset, chunk};
     Status st = SealFrame(kFrameData, m.cls, flags, m.stream_id, m.kind, m.tenant, m.size, &part, 1, chunk);
@@ -443,6 +479,8 @@ void TcpInferenceLink::Finish() {
   loop_->CancelTimer(close_timer_);
   loop_->CancelTimer(teardown_timer_);
   close_timer_ = teardown_timer_ = EventLoop::kNoTimer;
+  loop_->CancelTimer(witness_timer_);
+  witness_timer_ = EventLoop::kNoTimer;
   loop_->Unwatch(fd_);
   close(fd_);
   queue_.Clear();

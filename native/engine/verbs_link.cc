@@ -890,6 +890,7 @@ Status VerbsInferenceLink::Send(const OutboundMessage& msg, bool* below_high_wat
       }
       offset += chunk;
     } while (offset < total);
+    RecordSchedulingDelay(counters_, msg.cls, 0);  // sealed at once: no wait
     counters_->Add(kLinkMessagesSent);
     if (!PostBatch()) return Status::Error(codes::kLinkClosed, "link " + link_id_hex_ + " failed while sending");
   } else {
@@ -935,6 +936,7 @@ void VerbsInferenceLink::Pump() {
       counters_->Add(kLinkFramesSent);
       continue;
     }
+    if (m.offset == 0) RecordSchedulingDelay(counters_, m.cls, MonotonicNs() - m.queued_ns);
     const uint8_t flags = (m.offset == 0 ? kFlagFirst : 0) | (m.offset + chunk == m.size ? kFlagLast : 0);
     const BytePart part{m.body.data() + m.offset, chunk};
     uint64_t seq;

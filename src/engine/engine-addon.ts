@@ -18,6 +18,8 @@ export interface EngineLinkOptions {
   handshakeTimeoutMs: number;
   maxHandshakes: number;
   keepaliveTimeoutMs: number;
+  /** TCP links: after this many ms without sending, one REKEY frame as tail witness (0 = off; src/transport/link-base.ts). */
+  tailWitnessMs?: number;
   dscp: number;
   maxFramesPerKey: number;
   maxBytesPerKey: number;

@@ -1,3 +1,5 @@
+import { QUEUE_DELAY_BUCKETS_SECONDS } from '../telemetry/bucket-histogram.ts';
+
 // The engine's counters, read straight from native memory (native/engine/counters.h): a scrape
 // reads a BigUint64Array view, no call into the addon. The names are the ABI: same order as the
 // Counter enum.
@@ -53,7 +55,12 @@ const INGRESS_SLOTS = [
   'ingressRefusedProtocolError',
 ] as const;
 export type EngineIngressCounterName = (typeof INGRESS_SLOTS)[number];
-export const ENGINE_COUNTER_SLOTS = EVENTS_DROPPED + 1 + INGRESS_SLOTS.length;
+/** After the ingress slots: the links' scheduling delay (counters.h kSchedDelay*), per class the QUEUE_DELAY_BUCKETS_SECONDS buckets (+Inf last) and the summed nanoseconds. */
+const SCHED_DELAY_BASE = EVENTS_DROPPED + 1 + INGRESS_SLOTS.length;
+const SCHED_DELAY_BUCKETS = QUEUE_DELAY_BUCKETS_SECONDS.length + 1;
+const SCHED_DELAY_CLASSES = ['control', 'inference'] as const;
+export type EngineDelayClass = (typeof SCHED_DELAY_CLASSES)[number];
+export const ENGINE_COUNTER_SLOTS = SCHED_DELAY_BASE + SCHED_DELAY_CLASSES.length * (SCHED_DELAY_BUCKETS + 1);
 
 export class EngineCounters {
   readonly #view: BigUint64Array;
@@ -81,6 +88,14 @@ export class EngineCounters {
   /** The gRPC ingress's counters (fast-path calls in flight, calls per path). */
   ingress(name: EngineIngressCounterName): number {
     return Number(this.#view[EVENTS_DROPPED + 1 + INGRESS_SLOTS.indexOf(name)]);
+  }
+
+  /** Messages the engine's links sent of class `cls`, counted per scheduling-delay bucket (+Inf last), and their summed delay in nanoseconds. Cumulative. */
+  schedulingDelay(cls: EngineDelayClass): { counts: number[]; sumNs: number } {
+    const base = SCHED_DELAY_BASE + SCHED_DELAY_CLASSES.indexOf(cls) * (SCHED_DELAY_BUCKETS + 1);
+    const counts = new Array<number>(SCHED_DELAY_BUCKETS);
+    for (let i = 0; i < SCHED_DELAY_BUCKETS; i++) counts[i] = Number(this.#view[base + i]);
+    return { counts, sumNs: Number(this.#view[base + SCHED_DELAY_BUCKETS]) };
   }
 
   /** Every named counter at once (one pass over the view). */

@@ -21,6 +21,7 @@ import type { AccessLog } from '../telemetry/access-log.ts';
 import { writeEngineEgressAccess } from './engine-egress-access.ts';
 import { forwardEngineLogs } from './engine-log.ts';
 import { enginePeerLinkSource, remoteHost } from './engine-link-source.ts';
+import { addEngineSchedulingDelay, type SchedulingDelaySink } from './engine-scheduling-delay.ts';
 import { engineLinkOptions } from './engine-link-options.ts';
 import { NativeEngine, type EngineLinkClose, type EngineLinkInfo, type EnginePolicyDenial } from './native-engine.ts';
 
@@ -37,6 +38,8 @@ export interface EngineEgressOptions {
   /** The security config when gates are on: its tenants become the egress tenant policy. */
   security?: { config: SecurityConfig; events: SecurityEventSink };
   links: LinkTracker;
+  /** sluice_scheduling_delay_seconds: the engine's links' delays are added at scrape time. */
+  schedulingDelay?: SchedulingDelaySink;
   rejections: RejectionStats;
   /** sluice_upstream_request_duration_seconds: the engine's tally, taken at scrape time. */
   upstreamCalls?: RequestStats;
@@ -146,8 +149,10 @@ export class EngineEgress {
       for (const s of engine.takeUpstreamTally()) upstreamCalls.recordCounts('grpc', 'inference', s.model, grpcStatusName(s.status), s.counts, s.sumUs / 1e6);
     };
     const removeUpstream = upstreamCalls?.addSource(takeUpstream);
+    const removeDelay = o.schedulingDelay === undefined ? undefined : addEngineSchedulingDelay(c, o.schedulingDelay);
     const removeSource = (): void => {
       removeLinks();
+      removeDelay?.();
       removeUpstream?.();
       takeUpstream(); // what the last calls counted stays in the metrics
     };

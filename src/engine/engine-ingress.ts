@@ -26,6 +26,7 @@ import { forwardEngineLogs } from './engine-log.ts';
 import { engineLinkOptions } from './engine-link-options.ts';
 import type { EngineRdmaLinkOptions } from './engine-addon.ts';
 import { enginePeerLinkSource } from './engine-link-source.ts';
+import { addEngineSchedulingDelay, type SchedulingDelaySink } from './engine-scheduling-delay.ts';
 import { LATENCY_BUCKETS_SECONDS } from '../telemetry/bucket-histogram.ts';
 import { NativeEngine, type EngineRequestDone } from './native-engine.ts';
 import { createHash } from 'node:crypto';
@@ -51,6 +52,8 @@ export interface EngineIngressOptions {
   requests: RequestStats;
   /** The engine's own links to the egress peers are added to the link metrics (by peer name). */
   links: LinkTracker;
+  /** sluice_scheduling_delay_seconds: the engine's links' delays are added at scrape time. */
+  schedulingDelay?: SchedulingDelaySink;
   /** telemetry.accessLog: one line per fast-path call, from the engine's batched records. */
   accessLog?: AccessLog;
   /** telemetry.otlp: the `ingress` and `link` spans of sampled fast-path calls, from the engine's span records. */
@@ -225,8 +228,10 @@ export class EngineIngress {
       }));
       ingress.#requests = o.requests;
       const removeRequests = o.requests.addSource(() => ingress.#takeRequestTally());
+      const removeDelay = o.schedulingDelay === undefined ? undefined : addEngineSchedulingDelay(c, o.schedulingDelay);
       ingress.#removeSources = () => {
         removeLinks();
+        removeDelay?.();
         removeRefusals?.();
         removeRequests();
       };

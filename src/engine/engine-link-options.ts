@@ -51,6 +51,7 @@ export function engineLinkOptions(key: Uint8Array, tuning: ResolvedLinkTuning, e
     handshakeTimeoutMs: extras.handshakeTimeoutMs,
     maxHandshakes: MAX_HANDSHAKES_IN_PROGRESS,
     keepaliveTimeoutMs: extras.keepaliveTimeoutMs ?? DEFAULT_KEEPALIVE_TIMEOUT_MS,
+    tailWitnessMs: tuning.tailWitnessMs,
     dscp,
     maxFramesPerKey: tuning.keyLimits.maxFramesPerKey,
     maxBytesPerKey: tuning.keyLimits.maxBytesPerKey,

@@ -66,6 +66,7 @@ export class SluiceMetrics {
 
   private readonly delay = new Map<string, { segment: SegmentName; cls: TrafficClass; histogram: BucketHistogram }>();
   private readonly queueSources = new Set<QueueSource>();
+  private readonly delaySources = new Set<() => void>();
   private readonly segmentQueueStats = new Map<SegmentName, SegmentQueueStats>();
   private readonly rdmaSources = new Set<RdmaSource>();
   /** Counters of RDMA sources that went away, so the totals stay monotonic. */
@@ -193,9 +194,10 @@ export class SluiceMetrics {
     // Scheduler queues.
     gauge(r, 'queue_depth', 'Messages waiting in link schedulers, by segment and traffic class.', ['segment', 'class'], () => this.queueSamples('depth'));
     gauge(r, 'queue_bytes', 'Bytes waiting in link schedulers, by segment and traffic class.', ['segment', 'class'], () => this.queueSamples('bytes'));
-    new HistogramCollector('sluice_scheduling_delay_seconds', 'Time a message waited in a link scheduler before its first frame was sent.', ['segment', 'class'], () =>
-      map(this.delay.values(), (d): HistogramSeries<'segment' | 'class'> => ({ labels: { segment: d.segment, class: d.cls }, histogram: d.histogram })),
-    ).register(r);
+    new HistogramCollector('sluice_scheduling_delay_seconds', 'Time a message waited in a link scheduler before its first frame was sent.', ['segment', 'class'], () => {
+      for (const pull of this.delaySources) pull();
+      return map(this.delay.values(), (d): HistogramSeries<'segment' | 'class'> => ({ labels: { segment: d.segment, class: d.cls }, histogram: d.histogram }));
+    }).register(r);
     gauge(r, 'bulk_share_ratio', 'Fraction (0..1) of link send capacity granted to training bulk right now (mean over the segment\'s links).', ['segment'], () => {
       const acc = new Map<SegmentName, { sum: number; n: number }>();
       for (const s of this.queueSources) {
@@ -272,6 +274,15 @@ export class SluiceMetrics {
       this.delay.set(key, d);
     }
     return d.histogram;
+  }
+
+  /**
+   * Adds a source that records into schedulingDelay() what it counted elsewhere since its last
+   * call (the native engine's links), whenever the histograms are read. Returns its removal.
+   */
+  addDelaySource(pull: () => void): () => void {
+    this.delaySources.add(pull);
+    return () => void this.delaySources.delete(pull);
   }
 
   /**
