@@ -7,6 +7,14 @@
 // prints each thread's scheduling policy and nice (from /proc/<pid>/task/<tid>/stat) and the
 // front's bulk share (the governor) sampled every 100 ms while both run.
 //   node --import tsx bench/mixed-wakeups.ts [--rate 200] [--seconds 8] [--rounds 1] [--mib 512]
+//     [--strace-training <s>] [--perf-sched <dir>]
+// --perf-sched: `perf sched record -a` for 3 s in each phase (<dir>/off-N.data, <dir>/on-N.data),
+// for `perf sched timehist -i <file>` (who ran on the CPU while an inference thread waited).
+// --strace-training: first, with bulk alone, strace -T on each process's sluice-training thread
+// for that many seconds: bytes and time per read/write system call (under PREEMPT_NONE, which
+// this machine runs, a woken inference thread waits for a long system call of the training
+// thread to end whatever the priorities; strace slows the thread, so read the sizes).
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -77,6 +85,43 @@ async function bulkShare(metrics: string): Promise<number> {
   return m === null ? Number.NaN : Number(m[1]);
 }
 
+function tidOf(pid: number, thread: string): number | undefined {
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      if (readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim() === thread) return Number(tid);
+    } catch {
+      // ended
+    }
+  }
+  return undefined;
+}
+
+/** strace -T on one thread for `seconds`: per system call, count, bytes p50/max, time p50/p99/max. */
+async function straceThread(pid: number, thread: string, seconds: number): Promise<string> {
+  const tid = tidOf(pid, thread);
+  if (tid === undefined) return 'no such thread';
+  const st = spawn('strace', ['-T', '-qq', '-e', 'trace=read,readv,recvfrom,recvmsg,write,writev,sendto,sendmsg,pwrite64,pwritev,fsync,fdatasync', '-p', String(tid)], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let text = '';
+  st.stderr.on('data', (d: Buffer) => (text += d.toString()));
+  await new Promise((r) => setTimeout(r, seconds * 1000));
+  const done = new Promise((r) => st.once('close', r));
+  st.kill('SIGINT');
+  await done;
+  const by = new Map<string, { bytes: number[]; us: number[] }>();
+  for (const line of text.split('\n')) {
+    const m = /^(\w+)\(.*\)\s+=\s+(-?\d+).*<([\d.]+)>$/.exec(line);
+    if (m === null) continue;
+    const e = by.get(m[1]!) ?? { bytes: [], us: [] };
+    e.bytes.push(Math.max(0, Number(m[2])));
+    e.us.push(Number(m[3]) * 1e6);
+    by.set(m[1]!, e);
+  }
+  const q = (xs: number[], p: number) => percentile([...xs].sort((a, b) => a - b), p);
+  return [...by]
+    .map(([k, e]) => `${k} x${e.bytes.length} bytes p50 ${(q(e.bytes, 50) / 1024).toFixed(0)} KiB max ${(Math.max(...e.bytes) / 1024).toFixed(0)} KiB, time p50 ${q(e.us, 50).toFixed(0)} p99 ${q(e.us, 99).toFixed(0)} max ${Math.max(...e.us).toFixed(0)} us`)
+    .join('; ');
+}
+
 async function main(): Promise<void> {
   const { values: o } = parseArgs({
     options: {
@@ -84,6 +129,8 @@ async function main(): Promise<void> {
       seconds: { type: 'string', default: '8' },
       rounds: { type: 'string', default: '1' },
       mib: { type: 'string', default: '512' },
+      'strace-training': { type: 'string', default: '0' },
+      'perf-sched': { type: 'string' },
     },
   });
   const rate = Number(o.rate);
@@ -108,13 +155,25 @@ async function main(): Promise<void> {
     const send = await Job.start('send-sluice', [front.endpoints.trainingService!, 'back-training'], tensorBytes);
     jobs.push(send);
     const pids = { front: front.child.pid!, back: back.child.pid!, models: models.child.pid! };
+    console.log(`pids: ${JSON.stringify({ ...pids, sendJob: send.child.pid, recvJob: recv.child.pid })}`);
     for (const [name, pid] of Object.entries(pids)) {
       console.log(`${name} priorities: ${[...priorities(pid)].filter(([t]) => /^(main|sluice|libuv|uv)/.test(t)).map(([t, v]) => `${t}=${v}`).join(' ')}`);
     }
     const infer = (ms: number): Promise<H2loadRun> =>
       runH2load({ address: front.endpoints.grpc!, method: INFER, request, calls: Math.round((rate * ms) / 1000), clients: 1, streams: 64, rpsPerClient: rate, timeoutMs: ms + 60_000 });
     await infer(3000); // warm links and JIT
-    const phase = async (bulk: boolean) => {
+    const straceS = Number(o['strace-training']);
+    if (straceS > 0) {
+      send.startBulk();
+      await new Promise((r) => setTimeout(r, 1000));
+      for (const [name, pid] of Object.entries({ front: pids.front, back: pids.back })) console.log(`${name} sluice-training system calls during bulk alone: ${await straceThread(pid, 'sluice-training', straceS)}`);
+      const load = infer((2 * straceS + 2) * 1000);
+      await new Promise((r) => setTimeout(r, 1000));
+      for (const [name, pid] of Object.entries({ front: pids.front, back: pids.back })) console.log(`${name} sluice-training system calls during bulk with inference: ${await straceThread(pid, 'sluice-training', straceS)}`);
+      await load;
+      await send.stopBulk();
+    }
+    const phase = async (bulk: boolean, round: number) => {
       if (bulk) {
         send.startBulk();
         await new Promise((r) => setTimeout(r, 1000)); // past the onset
@@ -124,7 +183,13 @@ async function main(): Promise<void> {
       const a = snapshot(pids);
       const bytesA = bulk ? (await recv.sample()).bytes : 0;
       const t0 = performance.now();
+      const perf =
+        o['perf-sched'] === undefined
+          ? undefined
+          : spawn('perf', ['sched', 'record', '-a', '-o', path.join(o['perf-sched'], `${bulk ? 'on' : 'off'}-${round}.data`), '--', 'sleep', '3'], { stdio: 'ignore' });
+      const perfDone = perf === undefined ? Promise.resolve() : new Promise((r) => perf.once('close', r));
       const r = await infer(seconds * 1000);
+      await perfDone;
       const secs = (performance.now() - t0) / 1000;
       const bytesB = bulk ? (await recv.sample()).bytes : 0;
       const b = snapshot(pids);
@@ -134,9 +199,9 @@ async function main(): Promise<void> {
       return { rows: perCall(a, b, r.ok), p50: percentile(lat, 50), p99: percentile(lat, 99), mbps: (bytesB - bytesA) / 1e6 / secs, shares, failed: r.failed };
     };
     for (let round = 0; round < Number(o.rounds); round++) {
-      const off = await phase(false);
+      const off = await phase(false, round);
       await new Promise((r) => setTimeout(r, 500));
-      const on = await phase(true);
+      const on = await phase(true, round);
       await new Promise((r) => setTimeout(r, 500));
       console.log(
         `\nround ${round + 1}: p50 ${off.p50.toFixed(2)} -> ${on.p50.toFixed(2)} ms, p99 ${off.p99.toFixed(2)} -> ${on.p99.toFixed(2)} ms (${(on.p99 / off.p99).toFixed(2)}x), ` +

@@ -95,6 +95,15 @@ export class SpoolSink implements TensorSink {
   }
 }
 
+/**
+ * Largest data event a Subscribe consumer gets. A 1 MiB event went to the socket in one 1 MiB
+ * writev; on loopback that system call also runs the receiving side's TCP softirq, and this
+ * kernel runs without kernel preemption (PREEMPT_NONE), so the SCHED_IDLE training thread held
+ * its CPU for up to a few ms while an inference thread woken there waited (measured with `perf
+ * sched`, docs/training.md "Inference p99 while bulk runs").
+ */
+export const STREAM_EVENT_BYTES = 256 * 1024;
+
 export class StreamSink implements TensorSink {
   constructor(
     private readonly subscriber: Subscriber,
@@ -103,8 +112,12 @@ export class StreamSink implements TensorSink {
   ) {}
 
   async write(offset: number, data: Buffer): Promise<void> {
-    if (this.subscriber.closed) throw new TransferError('ABORTED', `the subscriber receiving ${this.id} went away`);
-    await this.subscriber.send({ data: { transferId: this.id, offset, data } });
+    // In pieces of at most STREAM_EVENT_BYTES, each sent before the next, so each reaches the
+    // socket in its own smaller system call (see STREAM_EVENT_BYTES).
+    for (let at = 0; at < data.byteLength || at === 0; at += STREAM_EVENT_BYTES) {
+      if (this.subscriber.closed) throw new TransferError('ABORTED', `the subscriber receiving ${this.id} went away`);
+      await this.subscriber.send({ data: { transferId: this.id, offset: offset + at, data: data.subarray(at, at + STREAM_EVENT_BYTES) } });
+    }
   }
 
   async complete(sha256: Buffer): Promise<void> {
