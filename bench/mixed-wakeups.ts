@@ -9,12 +9,16 @@
 //   node --import tsx bench/mixed-wakeups.ts [--rate 200] [--seconds 8] [--rounds 1] [--mib 512]
 //     [--strace-training <s>] [--perf-sched <dir>]
 // --perf-sched: `perf sched record -a` for 3 s in each phase (<dir>/off-N.data, <dir>/on-N.data),
-// for `perf sched timehist -i <file>` (who ran on the CPU while an inference thread waited).
+// then, for every wake-up of an inference thread (front's and back's sluice-infer, the model
+// server's main thread), the thread that was running on the CPU it then ran on, at the moment
+// of the wake-up: per such occupant, the wake-ups, their delay p50/p90/max and how many waited
+// over 0.5 ms. A nice-19 or SCHED_IDLE occupant should be preempted at once (p50 ~10 us); a
+// long delay behind one means it was in the kernel (this kernel: PREEMPT_NONE) or in softirq.
 // --strace-training: first, with bulk alone, strace -T on each process's sluice-training thread
 // for that many seconds: bytes and time per read/write system call (under PREEMPT_NONE, which
 // this machine runs, a woken inference thread waits for a long system call of the training
 // thread to end whatever the priorities; strace slows the thread, so read the sizes).
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -122,6 +126,55 @@ async function straceThread(pid: number, thread: string, seconds: number): Promi
     .join('; ');
 }
 
+/** The analysis --perf-sched prints (see the header). */
+function wakeupOccupants(file: string, pids: Record<string, number>, inference: Set<number>): string {
+  const out = spawnSync('perf', ['script', '-i', file, '-F', 'pid,tid,cpu,time,event,trace'], { encoding: 'utf8', maxBuffer: 1 << 30 }).stdout;
+  const label = new Map(Object.entries(pids).map(([k, v]) => [v, k]));
+  const pidOf = new Map<number, number>();
+  const comm = new Map<number, string>();
+  const running = new Map<number, { tid: number; prio: number }>();
+  const woken = new Map<number, { at: number; occupants: Map<number, { tid: number; prio: number }> }>();
+  const by = new Map<string, number[]>();
+  const all: number[] = [];
+  for (const line of out.split('\n')) {
+    const m = /^\s*(\d+)\/(\d+)\s+\[(\d+)\]\s+([\d.]+):\s+sched:(\w+):\s+(.*)$/.exec(line);
+    if (m === null) continue;
+    const [, pid, tid, cpu, t, ev, tr] = m;
+    if (tid !== '0') pidOf.set(Number(tid), Number(pid));
+    const ms = Number(t) * 1000;
+    if (ev === 'sched_waking') {
+      const w = /pid=(\d+) prio=/.exec(tr!);
+      if (w !== null && inference.has(Number(w[1]))) woken.set(Number(w[1]), { at: ms, occupants: new Map(running) });
+    } else if (ev === 'sched_switch') {
+      const s = /next_comm=(.*) next_pid=(\d+) next_prio=(\d+)/.exec(tr!);
+      if (s === null) continue;
+      const next = Number(s[2]);
+      comm.set(next, s[1]!);
+      running.set(Number(cpu), { tid: next, prio: Number(s[3]) });
+      const w = woken.get(next);
+      if (w === undefined) continue;
+      woken.delete(next);
+      const delay = ms - w.at;
+      all.push(delay);
+      const occ = w.occupants.get(Number(cpu));
+      if (occ === undefined || occ.tid === 0) continue;
+      const p = pidOf.get(occ.tid);
+      const l = p === undefined ? undefined : label.get(p);
+      const name = `${l ?? 'other'}/${l !== undefined && p === occ.tid ? 'main' : (comm.get(occ.tid) ?? '?')} (prio ${occ.prio})`;
+      by.set(name, [...(by.get(name) ?? []), delay]);
+    }
+  }
+  const q = (xs: number[], p: number) => percentile([...xs].sort((a, b) => a - b), p);
+  const rows = [...by]
+    .filter(([, d]) => d.some((x) => x > 0.5))
+    .sort((a, b) => b[1].filter((x) => x > 0.5).length - a[1].filter((x) => x > 0.5).length)
+    .map(([k, d]) => [k, String(d.length), q(d, 50).toFixed(3), q(d, 90).toFixed(3), Math.max(...d).toFixed(2), String(d.filter((x) => x > 0.5).length)]);
+  return (
+    `${all.length} inference-thread wake-ups, delay p50 ${q(all, 50).toFixed(3)} p99 ${q(all, 99).toFixed(3)} ms; by what ran on their CPU when woken:\n` +
+    formatTable(['occupant', 'wake-ups', 'delay p50 ms', 'p90', 'max', '> 0.5 ms'], rows)
+  );
+}
+
 async function main(): Promise<void> {
   const { values: o } = parseArgs({
     options: {
@@ -196,6 +249,10 @@ async function main(): Promise<void> {
       clearInterval(timer);
       if (bulk) await send.stopBulk();
       const lat = [...r.latenciesMs].sort((x, y) => x - y);
+      if (perf !== undefined) {
+        const inference = new Set([pids.models, tidOf(pids.front, 'sluice-infer'), tidOf(pids.back, 'sluice-infer')].filter((x): x is number => x !== undefined));
+        console.log(`\nperf sched, ${bulk ? 'with' : 'without'} bulk: ${wakeupOccupants(path.join(o['perf-sched']!, `${bulk ? 'on' : 'off'}-${round}.data`), { ...pids, sendJob: send.child.pid!, recvJob: recv.child.pid! }, inference)}`);
+      }
       return { rows: perCall(a, b, r.ok), p50: percentile(lat, 50), p99: percentile(lat, 99), mbps: (bytesB - bytesA) / 1e6 / secs, shares, failed: r.failed };
     };
     for (let round = 0; round < Number(o.rounds); round++) {
