@@ -111,7 +111,16 @@ export class StreamSink implements TensorSink {
     private readonly total: number,
   ) {}
 
-  async write(offset: number, data: Buffer): Promise<void> {
+  /** The last write's pieces: a write starts after it, so pieces of two chunks never interleave. */
+  #tail: Promise<void> = Promise.resolve();
+
+  write(offset: number, data: Buffer): Promise<void> {
+    const run = this.#tail.then(() => this.#writePieces(offset, data));
+    this.#tail = run.catch(() => {});
+    return run;
+  }
+
+  async #writePieces(offset: number, data: Buffer): Promise<void> {
     // In pieces of at most STREAM_EVENT_BYTES, each sent before the next, so each reaches the
     // socket in its own smaller system call (see STREAM_EVENT_BYTES).
     for (let at = 0; at < data.byteLength || at === 0; at += STREAM_EVENT_BYTES) {
@@ -121,6 +130,7 @@ export class StreamSink implements TensorSink {
   }
 
   async complete(sha256: Buffer): Promise<void> {
+    await this.#tail; // the end event after every data piece
     if (this.subscriber.closed) throw new TransferError('ABORTED', `the subscriber receiving ${this.id} went away`);
     await this.subscriber.send({ end: { transferId: this.id, totalBytes: this.total, sha256 } });
   }
