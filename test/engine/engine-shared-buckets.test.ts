@@ -7,17 +7,13 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import type { AuditEntry } from '../../src/audit/entry.ts';
-import { parseConfig } from '../../src/config/load.ts';
-import { SluiceNode } from '../../src/node/sluice-node.ts';
-import { defaultTransports } from '../../src/node/transports.ts';
+import type { SluiceNode } from '../../src/node/sluice-node.ts';
 import { createKey } from '../../src/security/api-key-store.ts';
-import { Logging } from '../../src/telemetry/logger.ts';
 import { KserveClient, type CallFailure } from '../helpers/kserve-client.ts';
-import { closedPort } from '../helpers/sluice-process.ts';
+import { inferWhenLinked, type NodeChain, startNodeChain } from '../helpers/node-chain.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 import { int32Raw } from '../helpers/tensors.ts';
 
@@ -25,9 +21,16 @@ const N = 6;
 const dir = tempDir();
 const auditFile = path.join(dir, 'audit.jsonl');
 const keyStore = path.join(dir, 'keys.json');
-const logging = new Logging({ level: 'silent', node: 'engine-shared-buckets-test' });
+const grpcReq = {
+  modelName: 'simple',
+  inputs: [
+    { name: 'INPUT0', datatype: 'INT32', shape: [1, 16] },
+    { name: 'INPUT1', datatype: 'INT32', shape: [1, 16] },
+  ],
+  rawInputContents: [int32Raw(Array.from({ length: 16 }, (_, i) => i)), int32Raw(Array.from({ length: 16 }, () => 2))],
+};
+let chain: NodeChain;
 let node: SluiceNode;
-let models: SluiceNode;
 let client: KserveClient;
 let http: string;
 let tinyKey: string;
@@ -36,17 +39,10 @@ let otherKey: string;
 before(async () => {
   tinyKey = (await createKey(keyStore, { tenant: 'tiny', caps: ['infer'] })).key;
   otherKey = (await createKey(keyStore, { tenant: 'other', caps: ['infer'] })).key;
-  models = new SluiceNode({ config: parseConfig({ models: { listen: { host: '127.0.0.1', port: 0 } }, log: { level: 'silent' } }), logger: logging.component('models'), transports: defaultTransports });
-  await models.start();
-  const seg = await closedPort();
-  node = new SluiceNode({
-    config: parseConfig({
-      node: { name: 'engine-shared-buckets' },
+  chain = await startNodeChain({
+    name: 'engine-shared-buckets',
+    ingress: {
       listeners: { grpc: { host: '127.0.0.1', port: 0 }, http: { host: '127.0.0.1', port: 0 } },
-      segments: { inference: { transport: 'tcp', key: randomBytes(32).toString('hex'), listen: { host: '127.0.0.1', port: seg } } },
-      peers: [{ name: 'self', segment: 'inference', host: '127.0.0.1', port: seg }],
-      routes: [{ model: '*', peers: ['self'], upstreams: [{ address: models.endpoints.models! }] }],
-      log: { level: 'silent' },
       security: {
         tenants: [
           { name: 'tiny', id: 31 },
@@ -56,29 +52,20 @@ before(async () => {
         apiKeys: { enabled: true, store: keyStore, reloadSeconds: 3600 },
         rateLimits: { enabled: true, tenants: { tiny: { requestsPerSecond: 0.001, burst: N, maxRequestBytes: 100_000 } } },
       },
-    }),
-    logger: logging.component('node'),
-    transports: defaultTransports,
+    },
   });
-  await node.start();
+  node = chain.ingress;
   client = new KserveClient(node.endpoints.grpc!);
   http = `http://${node.endpoints.http}`;
+  // The segment link comes up in the background; a call of another tenant waits for it.
+  await inferWhenLinked(client, grpcReq, { authorization: `Bearer ${otherKey}` });
 });
 
 after(async () => {
   client?.close();
-  await node?.stop(0);
-  await models?.stop(0);
+  await chain?.stop();
 });
 
-const grpcReq = {
-  modelName: 'simple',
-  inputs: [
-    { name: 'INPUT0', datatype: 'INT32', shape: [1, 16] },
-    { name: 'INPUT1', datatype: 'INT32', shape: [1, 16] },
-  ],
-  rawInputContents: [int32Raw(Array.from({ length: 16 }, (_, i) => i)), int32Raw(Array.from({ length: 16 }, () => 2))],
-};
 const httpBody = JSON.stringify({
   inputs: [
     { name: 'INPUT0', shape: [1, 16], datatype: 'INT32', data: Array.from({ length: 16 }, (_, i) => i) },

@@ -74,11 +74,11 @@ export function ingressEngine(node: SluiceNode): NativeEngine {
 }
 
 /** Calls until one is answered: the segment link comes up in the background, so the first calls may be UNAVAILABLE. */
-export async function inferWhenLinked(kc: KserveClient, request: object, attempts = 50): Promise<void> {
+export async function inferWhenLinked(kc: KserveClient, request: object, metadata?: Record<string, string>, attempts = 50): Promise<void> {
   let last: unknown;
   for (let i = 0; i < attempts; i++) {
     try {
-      await kc.infer(request);
+      await kc.infer(request, { metadata });
       return;
     } catch (err) {
       last = err;
