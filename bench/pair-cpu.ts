@@ -12,12 +12,13 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { loadavg } from 'node:os';
 import { METHODS } from '../src/kserve/grpc-service.ts';
-import { encodeMessage } from '../src/kserve/proto.ts';
 import { startSluice, type SluiceProcess } from '../scripts/sluice-child.ts';
 import { runH2load } from './h2load.ts';
+import { inferRequest } from './infer-request.ts';
 import { type NginxProxy, startNginxTlsPair } from './nginx-grpc-proxy.ts';
 import { threadCounters } from './process-cpu.ts';
 import { startSluicePair } from './sluice-pair.ts';
+import { straceCounts } from './strace-counts.ts';
 
 const INFER = METHODS.ModelInfer.path;
 
@@ -46,39 +47,6 @@ function diff(a: Map<string, ThreadSample>, b: Map<string, ThreadSample>, per: n
   return out;
 }
 
-function request(kind: string): Buffer {
-  if (kind === 'identity-1m') {
-    return encodeMessage('ModelInferRequest', { modelName: 'identity', inputs: [{ name: 'INPUT0', datatype: 'FP32', shape: [1, 1 << 18] }], rawInputContents: [randomBytes(1 << 20)] });
-  }
-  const int32 = (n: number): Buffer => Buffer.from(new Int32Array(Array.from({ length: n }, (_, i) => i)).buffer);
-  return encodeMessage('ModelInferRequest', {
-    modelName: 'simple',
-    inputs: [
-      { name: 'INPUT0', datatype: 'INT32', shape: [1, 16] },
-      { name: 'INPUT1', datatype: 'INT32', shape: [1, 16] },
-    ],
-    rawInputContents: [int32(16), int32(16)],
-  });
-}
-
-/** strace -c -f on `pid` while `work` runs; the syscall table (calls per syscall). */
-async function straceCounts(pid: number, work: () => Promise<number>): Promise<{ calls: number; counts: Record<string, number> }> {
-  const st = spawn('strace', ['-c', '-f', '-p', String(pid)], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let text = '';
-  st.stderr.on('data', (d: Buffer) => (text += d.toString()));
-  await new Promise((r) => setTimeout(r, 500)); // attached
-  const calls = await work();
-  const done = new Promise((r) => st.once('close', r));
-  st.kill('SIGINT');
-  await done;
-  const counts: Record<string, number> = {};
-  for (const line of text.split('\n')) {
-    const m = /^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?(\w+)\s*$/.exec(line);
-    if (m !== null && m[2] !== 'total') counts[m[2]!] = Number(m[1]);
-  }
-  return { calls, counts };
-}
-
 async function main(): Promise<void> {
   const kind = process.argv[2] ?? 'simple';
   const calls = Number(process.argv[3] ?? (kind === 'simple' ? 3000 : 200));
@@ -96,7 +64,7 @@ async function main(): Promise<void> {
     const { egress, ingress } = await startSluicePair(models.endpoints.models!, key, 'pair', procs, nodeArgs);
     const pair = await startNginxTlsPair(models.endpoints.models!, 64 << 20);
     proxies.push(pair);
-    const body = request(kind);
+    const body = inferRequest(kind);
     const sluice = { ingress: ingress.child.pid!, egress: egress.child.pid! };
     const run = async (address: string, n: number): Promise<number> => {
       const r = await runH2load({ address, method: INFER, request: body, calls: n });

@@ -15,19 +15,19 @@
 // --egress-access-log: the egress writes it (the engine's batched EGRESS_CALL_DONE records).
 // SLUICE_PAIR_ENV="K=V K=V": environment for both sluice processes (A/B of a knob);
 // SLUICE_PAIR_EGRESS_ENV: more for the egress alone (e.g. SLUICE_ENGINE=0: the TypeScript egress).
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { METHODS } from '../src/kserve/grpc-service.ts';
-import { encodeMessage } from '../src/kserve/proto.ts';
 import { startSluice, type SluiceProcess } from '../scripts/sluice-child.ts';
 import { percentile, runH2load, type H2loadRun } from './h2load.ts';
+import { inferRequest } from './infer-request.ts';
 import { type NginxProxy, startNginxTlsPair } from './nginx-grpc-proxy.ts';
 import { threadCounters, type ThreadCounters } from './process-cpu.ts';
 import { formatTable } from './report.ts';
 import { startSluicePair } from './sluice-pair.ts';
+import { straceCounts } from './strace-counts.ts';
 
 const INFER = METHODS.ModelInfer.path;
 const CLIENTS = 4;
@@ -43,21 +43,6 @@ interface ThreadRow {
   statUs: number;
   schedUs: number;
   waitUs: number;
-}
-
-function request(kind: string): Buffer {
-  if (kind === 'identity-1m') {
-    return encodeMessage('ModelInferRequest', { modelName: 'identity', inputs: [{ name: 'INPUT0', datatype: 'FP32', shape: [1, 1 << 18] }], rawInputContents: [randomBytes(1 << 20)] });
-  }
-  const int32 = (n: number): Buffer => Buffer.from(new Int32Array(Array.from({ length: n }, (_, i) => i)).buffer);
-  return encodeMessage('ModelInferRequest', {
-    modelName: 'simple',
-    inputs: [
-      { name: 'INPUT0', datatype: 'INT32', shape: [1, 16] },
-      { name: 'INPUT1', datatype: 'INT32', shape: [1, 16] },
-    ],
-    rawInputContents: [int32(16), int32(16)],
-  });
 }
 
 type Snapshot = Map<string, Map<string, ThreadCounters>>;
@@ -105,24 +90,6 @@ function printRows(title: string, rs: readonly ThreadRow[], unit: string): void 
   );
 }
 
-/** strace -c -f on `pid` while `work` runs: system calls per call, by name. */
-async function syscallsPerCall(pid: number, work: () => Promise<number>): Promise<Record<string, number>> {
-  const st = spawn('strace', ['-c', '-f', '-p', String(pid)], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let text = '';
-  st.stderr.on('data', (d: Buffer) => (text += d.toString()));
-  await new Promise((r) => setTimeout(r, 500)); // attached
-  const calls = await work();
-  const done = new Promise((r) => st.once('close', r));
-  st.kill('SIGINT');
-  await done;
-  const out: Record<string, number> = {};
-  for (const line of text.split('\n')) {
-    const m = /^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?(\w+)\s*$/.exec(line);
-    if (m !== null && m[2] !== 'total') out[m[2]!] = Number(m[1]) / calls;
-  }
-  return out;
-}
-
 async function main(): Promise<void> {
   const { values: o } = parseArgs({
     options: {
@@ -145,7 +112,7 @@ async function main(): Promise<void> {
     Object.fromEntries((text ?? '').split(' ').filter((kv) => kv.includes('=')).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
   const env = envOf(process.env.SLUICE_PAIR_ENV);
   const egressEnv = { ...env, ...envOf(process.env.SLUICE_PAIR_EGRESS_ENV) };
-  const body = request(o.kind!);
+  const body = inferRequest(o.kind!);
   const key = randomBytes(32).toString('hex');
   const procs: SluiceProcess[] = [];
   const proxies: NginxProxy[] = [];
@@ -204,7 +171,8 @@ async function main(): Promise<void> {
       const n = Math.min(calls, 2000);
       const sys: Record<string, Record<string, number>> = {};
       for (const [name, pid] of Object.entries({ ingress: pids.ingress, egress: pids.egress })) {
-        sys[name] = await syscallsPerCall(pid, async () => (await openLoop(ingress.endpoints.grpc!, n)).ok);
+        const s = await straceCounts(pid, async () => (await openLoop(ingress.endpoints.grpc!, n)).ok);
+        sys[name] = Object.fromEntries(Object.entries(s.counts).map(([k, v]) => [k, v / s.calls]));
         const list = Object.entries(sys[name]!).sort((x, y) => y[1] - x[1]);
         console.log(`syscalls per call, ${name} (strace -c -f, ${n} calls): ${list.reduce((s, [, v]) => s + v, 0).toFixed(2)}: ${list.map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ')}`);
       }

@@ -771,7 +771,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                         InstanceMethod<&EngineWrap::AddVerifiedToken>("addVerifiedToken"), InstanceMethod<&EngineWrap::ReleaseAudit>("releaseAudit"),
                         InstanceMethod<&EngineWrap::DrainIngress>("drainIngress"), InstanceMethod<&EngineWrap::FrontCall>("frontCall"),
                         InstanceMethod<&EngineWrap::CancelFrontCall>("cancelFrontCall"), InstanceMethod<&EngineWrap::ReloadTls>("reloadTls"),
-                        InstanceMethod<&EngineWrap::SetClientAllowlist>("setClientAllowlist"), InstanceMethod<&EngineWrap::SetLatencyRing>("setLatencyRing"), InstanceMethod<&EngineWrap::SetTensorTap>("setTensorTap"),
+                        InstanceMethod<&EngineWrap::SetClientAllowlist>("setClientAllowlist"), InstanceMethod<&EngineWrap::SetLatencyRing>("setLatencyRing"), InstanceMethod<&EngineWrap::SetTensorTap>("setTensorTap"), InstanceMethod<&EngineWrap::SetRateBuckets>("setRateBuckets"),
                         InstanceMethod<&EngineWrap::TakeRequestTally>("takeRequestTally"),
                         InstanceMethod<&EngineWrap::TakeUpstreamTally>("takeUpstreamTally"), InstanceMethod<&EngineWrap::SetTracing>("setTracing"),
                         InstanceMethod<&EngineWrap::PeerLinkCounters>("peerLinkCounters"),
@@ -1216,6 +1216,25 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     e.AttachTensorTap(static_cast<uint8_t*>(data), length, rate);
   }
 
+  // setRateBuckets(view: BigInt64Array over a SharedArrayBuffer): the ingress's per-tenant
+  // buckets are these slots, which TypeScript's limiter takes from too (shared_rate_buckets.h).
+  // The view stays referenced while this object lives.
+  void SetRateBuckets(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsTypedArray()) throw Napi::TypeError::New(env, "setRateBuckets(view) needs a BigInt64Array");
+    napi_typedarray_type type;
+    size_t length = 0;
+    void* data = nullptr;
+    if (napi_get_typedarray_info(env, info[0], &type, &length, &data, nullptr, nullptr) != napi_ok || type != napi_bigint64_array) {
+      throw Napi::TypeError::New(env, "setRateBuckets: the view must be a BigInt64Array");
+    }
+    if (length == 0 || length > 1u << 20 || reinterpret_cast<uintptr_t>(data) % 8 != 0) throw Napi::RangeError::New(env, "setRateBuckets: 1 .. 1048576 aligned slots");
+    if (!buckets_view_.IsEmpty()) throw Napi::Error::New(env, "setRateBuckets: buckets are already attached");
+    Engine& e = engine(env);
+    buckets_view_ = Napi::Persistent(info[0].As<Napi::Object>());
+    e.AttachRateBuckets(static_cast<int64_t*>(data), static_cast<uint32_t>(length));
+  }
+
   // drainIngress(): stop accepting gRPC clients, GOAWAY to each connection.
   void DrainIngress(const Napi::CallbackInfo& info) { engine(info.Env()).DrainIngress(); }
 
@@ -1278,6 +1297,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   Napi::FunctionReference callback_;
   Napi::ObjectReference ring_view_;  // the latency ring's memory, written by the loop thread
   Napi::ObjectReference tap_view_;   // the tensor tap's ring, written by the loop thread
+  Napi::ObjectReference buckets_view_;  // the shared rate-limit buckets, taken from by the loop thread
   std::vector<EngineEvent> scratch_;
   std::vector<sluice::engine::RequestTally::Series> tally_scratch_;
   bool hooked_ = false;

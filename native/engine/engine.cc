@@ -428,6 +428,7 @@ void Engine::StartIngress(const IngressConfig& config) {
   loop_.Post([this, config] {
     ingress_links_ = std::make_unique<IngressLinks>(this);
     ingress_ = std::make_unique<GrpcIngress>(&loop_, ingress_links_.get(), &policy_, config);
+    if (rate_buckets_ != nullptr) ingress_->AttachRateBuckets(rate_buckets_, rate_bucket_count_);
     std::string error;
     EngineEvent e;
     if (!ingress_->Listen(&error)) {
@@ -461,6 +462,14 @@ void Engine::SetIngressClientAllowlist(std::vector<std::string> fingerprints) {
 
 void Engine::AttachLatencyRing(uint8_t* mem, size_t bytes, double clock_offset_ms) {
   loop_.Post([this, mem, bytes, clock_offset_ms] { latency_ring_.Attach(mem, bytes, clock_offset_ms); });
+}
+
+void Engine::AttachRateBuckets(int64_t* slots, uint32_t count) {
+  loop_.Post([this, slots, count] {
+    rate_buckets_ = slots;
+    rate_bucket_count_ = count;
+    if (ingress_) ingress_->AttachRateBuckets(slots, count);
+  });
 }
 
 void Engine::AttachTensorTap(uint8_t* mem, size_t bytes, double sample_rate) {

@@ -126,6 +126,10 @@ class Engine : public LinkHandler {
   // the LatencySampleRing at `mem` (latency_ring.h). The memory must outlive the loop thread
   // (the binding keeps its SharedArrayBuffer referenced until Stop). Any thread.
   void AttachLatencyRing(uint8_t* mem, size_t bytes, double clock_offset_ms);
+  // One rate-limit bucket per tenant for both ingress paths: the ingress takes tokens from the
+  // `count` 64-bit slots at `slots` that TypeScript's limiter takes from too (shared_rate_buckets.h;
+  // the binding keeps the SharedArrayBuffer referenced until Stop). Any thread.
+  void AttachRateBuckets(int64_t* slots, uint32_t count);
   LatencyRing* latency_ring() { return &latency_ring_; }
   // security.threats: a sample (`sample_rate`) of fast-path ModelInfer calls copy their numeric
   // inputs into the TensorTap ring at `mem` (tensor_tap.h; the binding keeps it referenced until
@@ -198,6 +202,8 @@ class Engine : public LinkHandler {
   PolicyStore policy_;
   LatencyRing latency_ring_;  // loop thread
   TensorTap tensor_tap_;      // loop thread
+  int64_t* rate_buckets_ = nullptr;  // loop thread: the shared buckets, for an ingress started later
+  uint32_t rate_bucket_count_ = 0;
   std::unique_ptr<GrpcIngress> ingress_;
   std::unique_ptr<class IngressLinks> ingress_links_;
   std::unique_ptr<FrontCalls> front_;

@@ -202,6 +202,8 @@ class GrpcIngress {
   size_t connections() const { return conns_.size(); }
   // A bearer token TypeScript verified (loop thread): its next calls stay on the fast path.
   void AddVerifiedToken(const uint8_t digest[32], const TokenEntry& entry) { tokens_.Add(digest, entry); }
+  // The per-tenant buckets shared with TypeScript's limiter (loop thread; Engine::AttachRateBuckets).
+  void AttachRateBuckets(int64_t* slots, uint32_t count) { limiter_.AttachShared(slots, count); }
   // TypeScript's answer for an audited decision (loop thread): durable -> the held answer goes
   // out (the refusal, or the reply once it is here); not durable -> AUDIT_UNAVAILABLE.
   void ReleaseAudit(uint64_t ticket, bool durable);

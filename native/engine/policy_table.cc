@@ -142,6 +142,7 @@ CallError PolicyTable::Parse(const uint8_t* data, size_t len, std::shared_ptr<Po
     uint32_t n = r.U32();
     if (static_cast<uint64_t>(n) * 2 > len) return BadBlob("model count");
     for (uint32_t k = 0; k < n && r.ok; k++) e.models.push_back(r.Str());
+    e.bucket = r.U32();
     if (e.limited && (!(e.requests_per_second > 0) || !(e.burst >= 1) || !(e.max_request_bytes > 0))) return BadBlob("tenant limits");
     t->tenant_by_name_[e.name] = i;
     t->tenants_.push_back(std::move(e));
@@ -206,6 +207,7 @@ double RateLimiter::Take(const PolicyTable& table, uint32_t tenant, double now_m
   }
   if (tenant >= buckets_.size() || !table.tenants()[tenant].limited) return 0;
   const TenantEntry& t = table.tenants()[tenant];
+  if (shared_ != nullptr && t.bucket < shared_count_) return GcraTake(&shared_[t.bucket], t.requests_per_second, t.burst, MonotonicMicros());
   Bucket& b = buckets_[tenant];
   if (!b.init) {
     b.init = true;

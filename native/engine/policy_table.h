@@ -8,13 +8,14 @@
 // to the engine's TokenCache (Engine::AddVerifiedToken), so the token's next calls stay native.
 // Audit is not decided here: GateResult.audit says the decision must be durable in the audit log
 // before the client hears it, and the ingress holds the answer until TypeScript says so.
-// Rate-limit buckets are engine-thread state beside the immutable table (RateLimiter).
+// Rate-limit buckets are engine-thread state beside the immutable table (RateLimiter), or the
+// shared per-tenant buckets TypeScript's limiter takes from too (shared_rate_buckets.h).
 //
-// Blob layout (little-endian), version 1:
+// Blob layout (little-endian), version 2:
 //   header: "SLPT" u32 magic, u16 version, u16 flags, u64 generation, u32 tenants, u32 routes,
 //           u32 keys, u32 tokens
 //   tenant: u32 id, u32 flags (1 all models, 2 slow path, 4 rate/size limited), f64 rps, f64 burst,
-//           f64 max bytes, str name, u32 n, n x str model
+//           f64 max bytes, str name, u32 n, n x str model, u32 shared bucket slot (0xffffffff: none)
 //   route:  str model ("*": every model), u32 n, n x u32 peer
 //   key:    32 B digest, str actor (key:<id>), str tenant name, u32 tenant index (none: the
 //           tenant is not configured), u32 caps, f64 expires ms (0: never), u8 revoked
@@ -33,11 +34,12 @@
 #include <vector>
 
 #include "engine/grpc_status.h"
+#include "engine/shared_rate_buckets.h"
 
 namespace sluice::engine {
 
 inline constexpr uint32_t kPolicyMagic = 0x54504c53;  // "SLPT"
-inline constexpr uint16_t kPolicyVersion = 1;
+inline constexpr uint16_t kPolicyVersion = 2;
 inline constexpr uint32_t kNoTenant = 0xffffffffu;
 
 enum PolicyFlags : uint16_t {
@@ -63,6 +65,7 @@ struct TenantEntry {
   double requests_per_second = 0;
   double burst = 0;
   double max_request_bytes = 0;
+  uint32_t bucket = kNoBucket;  // slot in the shared buckets (kNoBucket: the engine's own)
   std::string name;
   std::vector<std::string> models;
 };
@@ -148,11 +151,19 @@ class PolicyTable {
 // Per-tenant token buckets (src/security/rate-limiter.ts), engine-thread state.
 class RateLimiter {
  public:
-  // 0 when allowed, else milliseconds until the next token. Buckets reset when the table
-  // generation changes (limits may have changed).
+  // 0 when allowed, else milliseconds until the next token. A tenant with a shared slot takes
+  // from it (its state outlives republishes; TypeScript's limiter takes from the same slot);
+  // other buckets reset when the table generation changes (limits may have changed).
   double Take(const PolicyTable& table, uint32_t tenant, double now_ms);
+  // The shared buckets (`count` 64-bit slots; the binding keeps the memory alive). Loop thread.
+  void AttachShared(int64_t* slots, uint32_t count) {
+    shared_ = slots;
+    shared_count_ = count;
+  }
 
  private:
+  int64_t* shared_ = nullptr;
+  uint32_t shared_count_ = 0;
   struct Bucket {
     double tokens = 0;
     double at = 0;

@@ -127,6 +127,8 @@ export interface NativeEngineHandle {
   /** Parses and swaps in a policy table (src/engine/policy-compiler.ts); throws on a bad blob. */
   publishPolicy(blob: Uint8Array): void;
   addVerifiedToken(digest: Uint8Array, tenantIndex: number, caps: number, expMs: number, actor: string): void;
+  /** The per-tenant rate-limit buckets shared with TypeScript's limiter (native/engine/shared_rate_buckets.h). */
+  setRateBuckets(view: BigInt64Array): void;
   releaseAudit(tickets: number[], durable: boolean): void;
   drainIngress(): void;
   /** New TLS material for new handshakes (throws SLUICE_ERR_TLS_CONFIG on bad material). */

@@ -38,6 +38,7 @@ import { capBits, compilePolicyTable, NO_TENANT } from './policy-compiler.ts';
 import { EngineTlsControl, engineTlsConfig, type EngineTlsOptions } from './engine-tls.ts';
 import { type EnginePeer, EngineSegmentChannel } from './engine-segment-channel.ts';
 import { slowPathSet } from './engine-slow-path.ts';
+import { SharedRateBuckets } from '../security/shared-rate-buckets.ts';
 import { type EngineThreatsOptions, EngineThreatTap } from './engine-threat-tap.ts';
 
 export interface EngineIngressOptions {
@@ -89,6 +90,8 @@ export class EngineIngress {
   #requests: RequestStats | undefined;
   #threats: EngineThreatsOptions | undefined;
   #threatTap: EngineThreatTap | undefined;
+  /** One rate-limit bucket per tenant for the engine's calls and TypeScript's (security.rateLimits on). */
+  #buckets: SharedRateBuckets | undefined;
 
   private constructor(engine: NativeEngine, address: { host: string; port: number }, config: SluiceConfig, peers: readonly EnginePeer[], logger: Logger, security: SecurityRuntime | undefined) {
     this.engine = engine;
@@ -121,6 +124,11 @@ export class EngineIngress {
         this.engine.addVerifiedToken(digest, tenantIndex.get(principal.tenant) ?? NO_TENANT, capBits(principal.caps), principal.expiresAtMs + skewMs, actor);
       }),
     );
+    if (sec.limiter !== null) {
+      const buckets = (this.#buckets = new SharedRateBuckets());
+      this.engine.shareRateBuckets(buckets.view);
+      sec.limiter.shareBuckets(buckets);
+    }
     const recorder = new EngineGateRecorder(this.engine, sec, sec.gates);
     this.engine.on('gate', (d) => recorder.onDecision(d));
   }
@@ -250,8 +258,20 @@ export class EngineIngress {
       .map((r) => ({ model: r.model, peers: r.peers.map((name) => this.#dialers.get(name)).filter((d): d is number => d !== undefined) }));
     const apiKeys = this.#security?.apiKeyRecords() ?? [];
     const slow = slowPathSet(this.#config, this.#threats?.monitor);
+    // A tenant keeps its slot (and its tokens) across republishes while its limits stay the same.
+    const limiter = this.#security?.limiter ?? null;
+    const buckets = this.#buckets;
+    const bucketSlots = buckets !== undefined && limiter !== null ? new Map(this.#config.security.tenants.map((t) => [t.name, buckets.assign(t.name, limiter.limitsFor(t.name))])) : undefined;
     this.engine.publishPolicy(
-      compilePolicyTable({ generation: ++this.#generation, security: this.#config.security, apiKeys, routes, slowPathTenants: slow.tenants, noTenantSlowPath: slow.noTenant }),
+      compilePolicyTable({
+        generation: ++this.#generation,
+        security: this.#config.security,
+        apiKeys,
+        routes,
+        slowPathTenants: slow.tenants,
+        noTenantSlowPath: slow.noTenant,
+        bucketSlots,
+      }),
     );
   }
 

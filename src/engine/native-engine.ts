@@ -276,6 +276,12 @@ export class NativeEngine extends EventEmitter {
     this.#handle.publishPolicy(blob);
   }
 
+  /** The ingress takes its tenants' rate-limit tokens from these slots (src/security/shared-rate-buckets.ts); once per engine. */
+  shareRateBuckets(view: BigInt64Array): void {
+    this.#check();
+    this.#handle.setRateBuckets(view);
+  }
+
   /** A bearer token TypeScript verified joins the ingress's token cache (digest: SHA-256 of the token). */
   addVerifiedToken(digest: Uint8Array, tenantIndex: number, caps: number, expMs: number, actor: string): void {
     if (!this.#stopped) this.#handle.addVerifiedToken(digest, tenantIndex, caps, expMs, actor);

@@ -6,9 +6,10 @@
 import type { SecurityConfig } from '../config/schema.ts';
 import type { ApiKeyRecord } from '../security/api-keys.ts';
 import type { Capability } from '../security/capabilities.ts';
+import { NO_BUCKET } from '../security/shared-rate-buckets.ts';
 
 export const POLICY_MAGIC = 0x54504c53; // "SLPT"
-export const POLICY_VERSION = 1;
+export const POLICY_VERSION = 2;
 export const NO_TENANT = 0xffffffff;
 
 export const PolicyFlag = {
@@ -52,6 +53,8 @@ export interface PolicyInputs {
   /** Calls without a tenant (authentication off) take the TypeScript path too. */
   noTenantSlowPath?: boolean;
   verifiedTokens?: readonly VerifiedToken[];
+  /** Tenant name -> its slot in the rate-limit buckets shared with TypeScript (src/security/shared-rate-buckets.ts). */
+  bucketSlots?: ReadonlyMap<string, number>;
 }
 
 class BlobWriter {
@@ -142,6 +145,7 @@ export function compilePolicyTable(inputs: PolicyInputs): Buffer {
     const models = t.models.filter((m) => m !== '*');
     w.u32(models.length);
     for (const m of models) w.str(m);
+    w.u32(inputs.bucketSlots?.get(t.name) ?? NO_BUCKET);
   }
   for (const r of inputs.routes) {
     w.str(r.model);

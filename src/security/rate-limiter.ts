@@ -1,6 +1,7 @@
 // Per-tenant token buckets (requests per second with a burst) and request size limits, from
 // `security.rateLimits`: a tenant's own entry overrides the defaults field by field.
 import type { SecurityConfig } from '../config/schema.ts';
+import type { SharedRateBuckets } from './shared-rate-buckets.ts';
 
 export interface TenantLimits {
   requestsPerSecond: number;
@@ -18,6 +19,7 @@ interface Bucket {
 export class TenantRateLimiter {
   private readonly cfg: SecurityConfig['rateLimits'];
   private readonly buckets = new Map<string, Bucket>();
+  private shared: SharedRateBuckets | null = null;
 
   constructor(cfg: SecurityConfig['rateLimits']) {
     this.cfg = cfg;
@@ -33,8 +35,18 @@ export class TenantRateLimiter {
     };
   }
 
+  /**
+   * Tenants with a slot in `buckets` take from it from now on: the engine's ingress takes from
+   * the same slots, so such a tenant has one bucket across HTTP, WebSocket and both gRPC paths.
+   */
+  shareBuckets(buckets: SharedRateBuckets): void {
+    this.shared = buckets;
+  }
+
   /** Takes one token: 0 when allowed, else milliseconds until the next token. */
   take(tenant: string, nowMs = performance.now()): number {
+    const fromShared = this.shared?.take(tenant) ?? null;
+    if (fromShared !== null) return fromShared;
     let b = this.buckets.get(tenant);
     if (b === undefined) {
       const limits = this.limitsFor(tenant);

@@ -34,6 +34,8 @@ function isRoutine(e: SecurityEvent): boolean {
 export class SecurityRuntime implements SecurityEventSink, GateRecorder {
   readonly config: SecurityConfig;
   readonly gates: SecurityGates;
+  /** The tenants' rate limits (null: security.rateLimits off); the engine's ingress shares its buckets. */
+  readonly limiter: TenantRateLimiter | null;
   readonly audit: AuditLog | null;
   readonly allowlist: ClientCertAllowlist | null;
   private readonly observer: SecurityEventSink | undefined;
@@ -55,11 +57,12 @@ export class SecurityRuntime implements SecurityEventSink, GateRecorder {
     this.apiKeys = parts.apiKeys;
     this.jwt = parts.jwt;
     this.allowlist = parts.allowlist;
+    this.limiter = config.rateLimits.enabled ? new TenantRateLimiter(config.rateLimits) : null;
     this.gates = new SecurityGates({
       config,
       apiKeys: parts.apiKeys,
       jwt: parts.jwt,
-      limiter: config.rateLimits.enabled ? new TenantRateLimiter(config.rateLimits) : null,
+      limiter: this.limiter,
       recorder: this,
     });
   }

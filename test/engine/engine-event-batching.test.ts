@@ -5,68 +5,21 @@
 // that something waits for (a failed call's log line still comes with its record; audit tickets
 // and front calls are covered by their own tests) are not held longer than that.
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
-import { parseConfig } from '../../src/config/load.ts';
-import type { EngineIngress } from '../../src/engine/engine-ingress.ts';
 import type { EngineRequestDone } from '../../src/engine/native-engine.ts';
-import { SluiceNode } from '../../src/node/sluice-node.ts';
-import { defaultTransports } from '../../src/node/transports.ts';
-import { Logging } from '../../src/telemetry/logger.ts';
-import { closedPort } from '../helpers/sluice-process.ts';
 import { KserveClient } from '../helpers/kserve-client.ts';
 import { batchCounter, batchWindows } from '../helpers/batch-windows.ts';
-
-const A = Array.from({ length: 16 }, (_, i) => i);
-const simple = (model: string): object => ({
-  modelName: model,
-  inputs: [
-    { name: 'INPUT0', datatype: 'INT32', shape: [1, 16], contents: { intContents: A } },
-    { name: 'INPUT1', datatype: 'INT32', shape: [1, 16], contents: { intContents: A } },
-  ],
-});
+import { inferWhenLinked, ingressEngine, startNodeChain } from '../helpers/node-chain.ts';
+import { simpleInferRequest as simple } from '../helpers/tensors.ts';
 
 test('access records of engine calls reach JS in bounded batches, every one of them', { timeout: 90_000 }, async () => {
-  const logging = new Logging({ level: 'silent', node: 'engine-batching' });
-  const key = randomBytes(32).toString('hex');
-  const seg = await closedPort();
-  const models = new SluiceNode({ config: parseConfig({ models: { listen: { host: '127.0.0.1', port: 0 } }, log: { level: 'silent' } }), logger: logging.component('m'), transports: defaultTransports });
-  await models.start();
-  const egress = new SluiceNode({
-    config: parseConfig({
-      segments: { inference: { transport: 'tcp', key, listen: { host: '127.0.0.1', port: seg } } },
-      routes: [{ model: '*', upstreams: [{ address: models.endpoints.models! }] }],
-      log: { level: 'silent' },
-    }),
-    logger: logging.component('e'),
-    transports: defaultTransports,
-  });
-  await egress.start();
-  const ingress = new SluiceNode({
-    config: parseConfig({
-      listeners: { grpc: { host: '127.0.0.1', port: 0 } },
-      segments: { inference: { transport: 'tcp', key } },
-      peers: [{ name: 'egress', segment: 'inference', host: '127.0.0.1', port: seg }],
-      routes: [{ model: '*', peers: ['egress'] }],
-      telemetry: { accessLog: true },
-      log: { level: 'silent' },
-    }),
-    logger: logging.component('i'),
-    transports: defaultTransports,
-  });
-  await ingress.start();
+  const chain = await startNodeChain({ name: 'engine-batching', ingress: { listeners: { grpc: { host: '127.0.0.1', port: 0 } }, telemetry: { accessLog: true } } });
+  const { ingress } = chain;
   const kc = new KserveClient(ingress.endpoints.grpc!);
   try {
     assert.equal(ingress.grpcOnEngine, true);
-    const engine = (ingress as unknown as { engineIngress: EngineIngress }).engineIngress.engine;
-    for (let i = 0; i < 50; i++) {
-      try {
-        await kc.infer(simple('simple'));
-        break;
-      } catch {
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    }
+    const engine = ingressEngine(ingress);
+    await inferWhenLinked(kc, simple('simple'));
     await new Promise((r) => setTimeout(r, 100)); // records of the warm-up calls are in
     // Events of one batch are emitted in one synchronous run: a batch is a run of events with no
     // macrotask between them.
@@ -107,8 +60,6 @@ test('access records of engine calls reach JS in bounded batches, every one of t
     assert.ok(Math.max(...lateMs) < 1000, `a record came ${Math.max(...lateMs).toFixed(1)} ms after its answer`);
   } finally {
     kc.close();
-    await ingress.stop(0);
-    await egress.stop(0);
-    await models.stop(0);
+    await chain.stop();
   }
 });

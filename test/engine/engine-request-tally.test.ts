@@ -2,61 +2,22 @@
 // at scrape time: counts, latency buckets and sums per (model, status) match the calls made;
 // only failed calls reach JavaScript as events (for their log line), successful ones do not.
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
-import { parseConfig } from '../../src/config/load.ts';
-import type { EngineIngress } from '../../src/engine/engine-ingress.ts';
 import type { EngineRequestDone } from '../../src/engine/native-engine.ts';
-import { SluiceNode } from '../../src/node/sluice-node.ts';
-import { defaultTransports } from '../../src/node/transports.ts';
 import { LATENCY_BUCKETS_SECONDS } from '../../src/telemetry/bucket-histogram.ts';
-import { Logging } from '../../src/telemetry/logger.ts';
-import { closedPort } from '../helpers/sluice-process.ts';
 import { KserveClient } from '../helpers/kserve-client.ts';
+import { inferWhenLinked, ingressEngine, startNodeChain } from '../helpers/node-chain.ts';
 import { parsePromText, sampleValue } from '../helpers/prom-text.ts';
-
-const A = Array.from({ length: 16 }, (_, i) => i);
-const simple = (model: string): object => ({
-  modelName: model,
-  inputs: [
-    { name: 'INPUT0', datatype: 'INT32', shape: [1, 16], contents: { intContents: A } },
-    { name: 'INPUT1', datatype: 'INT32', shape: [1, 16], contents: { intContents: A } },
-  ],
-});
+import { simpleInferRequest as simple } from '../helpers/tensors.ts';
 
 test('fast-path request metrics come from the engine tally; only failures are events', { timeout: 90_000 }, async () => {
-  const logging = new Logging({ level: 'silent', node: 'engine-tally' });
-  const key = randomBytes(32).toString('hex');
-  const seg = await closedPort();
-  const models = new SluiceNode({ config: parseConfig({ models: { listen: { host: '127.0.0.1', port: 0 } }, log: { level: 'silent' } }), logger: logging.component('m'), transports: defaultTransports });
-  await models.start();
-  const egress = new SluiceNode({
-    config: parseConfig({
-      segments: { inference: { transport: 'tcp', key, listen: { host: '127.0.0.1', port: seg } } },
-      routes: [{ model: '*', upstreams: [{ address: models.endpoints.models! }] }],
-      log: { level: 'silent' },
-    }),
-    logger: logging.component('e'),
-    transports: defaultTransports,
-  });
-  await egress.start();
-  const ingress = new SluiceNode({
-    config: parseConfig({
-      listeners: { grpc: { host: '127.0.0.1', port: 0 }, metrics: { host: '127.0.0.1', port: 0 } },
-      segments: { inference: { transport: 'tcp', key } },
-      peers: [{ name: 'egress', segment: 'inference', host: '127.0.0.1', port: seg }],
-      routes: [{ model: '*', peers: ['egress'] }],
-      log: { level: 'silent' },
-    }),
-    logger: logging.component('i'),
-    transports: defaultTransports,
-  });
-  await ingress.start();
+  const chain = await startNodeChain({ name: 'engine-tally', ingress: { listeners: { grpc: { host: '127.0.0.1', port: 0 }, metrics: { host: '127.0.0.1', port: 0 } } } });
+  const { ingress } = chain;
   const kc = new KserveClient(ingress.endpoints.grpc!);
   try {
     assert.equal(ingress.grpcOnEngine, true);
     // The engine behind the node (private: the test counts the events it hands to JS).
-    const engine = (ingress as unknown as { engineIngress: EngineIngress }).engineIngress.engine;
+    const engine = ingressEngine(ingress);
     const failedEvents: EngineRequestDone[] = [];
     engine.on('request-done', (r: EngineRequestDone) => failedEvents.push(r));
     const url = `http://${ingress.endpoints.metrics}/metrics`;
@@ -64,14 +25,7 @@ test('fast-path request metrics come from the engine tally; only failures are ev
     const ok = { protocol: 'grpc', class: 'inference', model: 'simple', code: 'OK' };
 
     // The link comes up in the background: the first call may be answered UNAVAILABLE.
-    for (let i = 0; i < 50; i++) {
-      try {
-        await kc.infer(simple('simple'));
-        break;
-      } catch {
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    }
+    await inferWhenLinked(kc, simple('simple'));
     const s0 = await scrape();
     const before = sampleValue(s0, 'sluice_requests_total', ok) ?? 0;
     const failedBefore = failedEvents.length;
@@ -111,8 +65,6 @@ test('fast-path request metrics come from the engine tally; only failures are ev
     assert.equal(sampleValue(s2, 'sluice_requests_total', ok), before + N);
   } finally {
     kc.close();
-    await ingress.stop(0);
-    await egress.stop(0);
-    await models.stop(0);
+    await chain.stop();
   }
 });

@@ -27,6 +27,7 @@ function tenantFlags(blob: Buffer): { flags: number; tenants: Map<string, number
     const models = blob.readUInt32LE(p);
     p += 4;
     for (let m = 0; m < models; m++) p += 2 + blob.readUInt16LE(p);
+    p += 4; // the shared rate-limit bucket slot
     tenants.set(name, f);
   }
   return { flags, tenants };

@@ -46,3 +46,15 @@ export function int32Of(raw: Uint8Array): number[] {
 export function float32Of(raw: Uint8Array): number[] {
   return [...new Float32Array(new Uint8Array(raw).buffer)];
 }
+
+/** A ModelInfer request for the models server's INT32 [1,16] + [1,16] models (`simple`), as typed contents. */
+export function simpleInferRequest(model: string): object {
+  const a = Array.from({ length: 16 }, (_, i) => i);
+  return {
+    modelName: model,
+    inputs: [
+      { name: 'INPUT0', datatype: 'INT32', shape: [1, 16], contents: { intContents: a } },
+      { name: 'INPUT1', datatype: 'INT32', shape: [1, 16], contents: { intContents: a } },
+    ],
+  };
+}

@@ -570,12 +570,54 @@ void TestPolicyBlobRejects() {
   CHECK(!PolicyTable::Parse(junk, 3, &t).ok());
 }
 
+// A one-tenant table (limited, burst 2, 0.001/s) of `generation` whose tenant has `slot`.
+std::shared_ptr<PolicyTable> OneTenantTable(uint64_t generation, uint32_t slot) {
+  std::string b;
+  auto put = [&b](const void* p, size_t n) { b.append(static_cast<const char*>(p), n); };
+  auto u16 = [&](uint16_t v) { put(&v, 2); };
+  auto u32 = [&](uint32_t v) { put(&v, 4); };
+  auto f64 = [&](double v) { put(&v, 8); };
+  u32(kPolicyMagic);
+  u16(kPolicyVersion);
+  u16(0);
+  put(&generation, 8);
+  u32(1), u32(0), u32(0), u32(0);
+  u32(7), u32(1 | 4), f64(0.001), f64(2), f64(1e6);
+  u16(1), b.push_back('t');
+  u32(0), u32(slot);
+  std::shared_ptr<PolicyTable> t;
+  CHECK(PolicyTable::Parse(reinterpret_cast<const uint8_t*>(b.data()), b.size(), &t).ok());
+  return t;
+}
+
+// Shared buckets: a tenant with a slot takes from it (another taker sees the same tokens) and
+// keeps them across a new table generation; without shared memory the buckets restart.
+void TestSharedRateBuckets() {
+  alignas(8) int64_t slots[2] = {0, 0};
+  RateLimiter shared;
+  shared.AttachShared(slots, 2);
+  auto g1 = OneTenantTable(1, 1);
+  if (!g1) return;
+  CHECK(shared.Take(*g1, 0, 0) == 0);
+  CHECK(slots[1] != 0 && slots[0] == 0);
+  CHECK(GcraTake(&slots[1], 0.001, 2, MonotonicMicros()) == 0);  // the other taker: the last token
+  CHECK(shared.Take(*g1, 0, 0) > 0);
+  auto g2 = OneTenantTable(2, 1);
+  CHECK(g2 && shared.Take(*g2, 0, 0) > 0);  // a republish does not refill
+  RateLimiter own;
+  CHECK(own.Take(*g1, 0, 0) == 0 && own.Take(*g1, 0, 0) == 0 && own.Take(*g1, 0, 0) > 0);
+  CHECK(g2 && own.Take(*g2, 0, 0) == 0);  // the engine's own buckets restart
+  auto none = OneTenantTable(3, kNoBucket);
+  CHECK(none && shared.Take(*none, 0, 0) == 0);  // no slot: the engine's own bucket
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc > 1 && std::string(argv[1]) == "--scan") return ScanMode();
   if (argc > 1 && std::string(argv[1]) == "--gate") return GateMode();
   TestPolicyBlobRejects();
+  TestSharedRateBuckets();
   TestUnaryEcho();
   TestSplitMessageAndDuplicateAuth();
   TestOversizeMessage();
