@@ -95,15 +95,6 @@ export class SpoolSink implements TensorSink {
   }
 }
 
-/**
- * Largest data event a Subscribe consumer gets. A 1 MiB event went to the socket in one 1 MiB
- * writev; on loopback that system call also runs the receiving side's TCP softirq, and this
- * kernel runs without kernel preemption (PREEMPT_NONE), so the SCHED_IDLE training thread held
- * its CPU for up to a few ms while an inference thread woken there waited (measured with `perf
- * sched`, docs/training.md "Inference p99 while bulk runs").
- */
-export const STREAM_EVENT_BYTES = 256 * 1024;
-
 export class StreamSink implements TensorSink {
   constructor(
     private readonly subscriber: Subscriber,
@@ -111,26 +102,12 @@ export class StreamSink implements TensorSink {
     private readonly total: number,
   ) {}
 
-  /** The last write's pieces: a write starts after it, so pieces of two chunks never interleave. */
-  #tail: Promise<void> = Promise.resolve();
-
-  write(offset: number, data: Buffer): Promise<void> {
-    const run = this.#tail.then(() => this.#writePieces(offset, data));
-    this.#tail = run.catch(() => {});
-    return run;
-  }
-
-  async #writePieces(offset: number, data: Buffer): Promise<void> {
-    // In pieces of at most STREAM_EVENT_BYTES, each sent before the next, so each reaches the
-    // socket in its own smaller system call (see STREAM_EVENT_BYTES).
-    for (let at = 0; at < data.byteLength || at === 0; at += STREAM_EVENT_BYTES) {
-      if (this.subscriber.closed) throw new TransferError('ABORTED', `the subscriber receiving ${this.id} went away`);
-      await this.subscriber.send({ data: { transferId: this.id, offset: offset + at, data: data.subarray(at, at + STREAM_EVENT_BYTES) } });
-    }
+  async write(offset: number, data: Buffer): Promise<void> {
+    if (this.subscriber.closed) throw new TransferError('ABORTED', `the subscriber receiving ${this.id} went away`);
+    await this.subscriber.send({ data: { transferId: this.id, offset, data } });
   }
 
   async complete(sha256: Buffer): Promise<void> {
-    await this.#tail; // the end event after every data piece
     if (this.subscriber.closed) throw new TransferError('ABORTED', `the subscriber receiving ${this.id} went away`);
     await this.subscriber.send({ end: { transferId: this.id, totalBytes: this.total, sha256 } });
   }
