@@ -149,20 +149,25 @@ test('training links carry the segment class at both ends: TOS = dscp << 2 and S
 test('inference latency recorded on the main thread reaches the training thread\'s governor', async () => {
   assert.equal(tx.trainingGovernor()!.share, 1);
   const scrape = async () => parsePromText(await (await fetch(`http://${tx.endpoints.metrics}/metrics`)).text());
-  let share = 1;
-  for (let i = 0; i < 40 && share >= 1; i++) {
-    // p99 of 50 ms against the 5 ms target: the AIMD controller cuts the bulk share. Fresh
-    // samples before every scrape, so a slow scrape on a busy machine never ages them out of
-    // the governor's 1 s window.
+  // p99 of 50 ms against the 5 ms target: the training thread's AIMD controller cuts the bulk
+  // share. The cut is read from the thread's published count of decreases, not from the share:
+  // the governor undoes a cut that did not lower p99 (these samples never do), so the share is
+  // below 1 only until that verdict, a window a slow scrape on a busy machine can miss.
+  const cutsBefore = tx.trainingGovernor()!.decreases;
+  let cuts = cutsBefore;
+  let p99Ms = 0;
+  for (let i = 0; i < 100 && cuts <= cutsBefore; i++) {
     const now = performance.now();
     for (let j = 0; j < 30; j++) tx.governor.recordInference(50, now);
-    const s = await scrape();
-    share = s.samples.find((x) => x.name === 'sluice_bulk_share' && x.labels.segment === 'training')?.value ?? 1;
-    if (share >= 1) await new Promise((r) => setTimeout(r, 60));
+    await new Promise((r) => setTimeout(r, 60));
+    const g = tx.trainingGovernor()!;
+    cuts = g.decreases;
+    if (Number.isFinite(g.p99Ms)) p99Ms = Math.max(p99Ms, g.p99Ms);
   }
-  assert.ok(share < 1, `bulk share on the training thread: ${share}`);
-  assert.ok(tx.trainingGovernor()!.share < 1);
-  assert.ok(tx.trainingGovernor()!.p99Ms >= 40);
+  assert.ok(cuts > cutsBefore, `the training thread's governor cut bulk (decreases: ${cutsBefore} -> ${cuts})`);
+  assert.ok(p99Ms >= 40, `the training thread saw the main thread's p99: ${p99Ms}`);
+  const shares = (await scrape()).samples.filter((x) => (x.name === 'sluice_bulk_share' || x.name === 'sluice_bulk_share_ratio') && x.labels.segment === 'training');
+  assert.ok(shares.length > 0 && shares.every((x) => x.value > 0 && x.value <= 1), JSON.stringify(shares));
   const client = connect(tx.endpoints.trainingService!);
   await client.push('rx', 'gov/a', randomBytes(256 * 1024), { transferId: 'gov-1' });
   client.close();
