@@ -324,14 +324,21 @@ class IngressLinks final : public IngressBackend {
     engine_->counters()->Add(kIngressPeersEjected);
     engine_->events()->Log(LogLevel::kWarn, "egress peer ejected after consecutive failures", "dialer:" + std::to_string(peer), "", "", error);
   }
-  void OnStreamMessageDone(std::string_view model, GrpcStatus status, uint64_t duration_us) override {
-    engine_->request_tally()->Record(model, static_cast<uint32_t>(status), duration_us);  // a stream counts per message
+  void OnStreamMessageDone(const CallOutcome& o) override {
+    // A stream counts per message: each message is a request with its own metrics and access
+    // record, as on the TypeScript ingress; the stream itself is none.
+    engine_->request_tally()->Record(o.model, static_cast<uint32_t>(o.status), o.duration_us);
+    RequestDone(o);
   }
   void OnCallFinished(const CallOutcome& o) override {
-    // Metrics: counted here, taken by JS at scrape time. A call becomes an event only when it
-    // failed (its log line) or the access log wants every call: otherwise a successful call
-    // neither wakes JS nor runs JS.
-    if (!o.streaming) engine_->request_tally()->Record(o.model, static_cast<uint32_t>(o.status), o.duration_us);
+    engine_->request_tally()->Record(o.model, static_cast<uint32_t>(o.status), o.duration_us);
+    RequestDone(o);
+  }
+  // Metrics: counted above, taken by JS at scrape time. A request becomes an event only when it
+  // failed (its log line) or the access log wants every request: otherwise a successful one
+  // neither wakes JS nor runs JS. Deferred: one JS wake-up per batch, dropped and counted when
+  // the ring is full.
+  void RequestDone(const CallOutcome& o) {
     if (o.status == GrpcStatus::kOk && !engine_->every_call_event()) return;
     EngineEvent e;
     e.type = EventType::kRequestDone;

@@ -35,10 +35,12 @@ enum class EventType : uint32_t {
   kDrain = 9,           // link: the link's queue fell below half the high-water mark
   kPolicyDenied = 10,   // egress tenant policy refused a call: c = tenant id, code = request id, text = reason,
                         // body = model name (UTF-8), b = 1 when the tenant is known (its name in `extra`)
-  kRequestDone = 11,    // a fast-path gRPC call ended at the ingress (failed calls; every call with
+  kRequestDone = 11,    // a fast-path gRPC request ended at the ingress: a unary ModelInfer call or one
+                        // message of a ModelStreamInfer stream (failed ones; every one with
                         // SetEveryCallEvent: the request metrics are in the RequestTally): a = grpc status, b = duration (us),
-                        // c = 1 for ModelStreamInfer, model = the request's model, access = the
-                        // access record's numbers (JS writes the line when telemetry.accessLog is on)
+                        // c = 1 for a stream message (request id "<stream's id>:<n>"; the stream itself has no record),
+                        // model = the request's model, access = the access record's numbers (that
+                        // message's alone), extra = trace id (hex) (JS writes the line when telemetry.accessLog is on)
   kFrontCallDone = 12,  // a call JS sent on the engine's links ended (front_calls.h): a = slot,
                         // b = FrontOutcome, c = the slot's generation, code/text = why not, body = the REPLY envelope
   kGateDecision = 13,   // an ingress gate decision TypeScript records (security event, audit entry):

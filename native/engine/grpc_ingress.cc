@@ -13,7 +13,9 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
+#include <initializer_list>
 
 namespace sluice::engine {
 
@@ -101,6 +103,16 @@ std::string TraceIdFromTraceparent(std::string_view h) {
 
 // ---- per-connection state ----
 
+// The trace state of one request's CALLs: the context they carry (envelope v2) and, when
+// sampled, the request's ingress span. A unary call's is the call's (decided when it begins); a
+// stream message's is its own (StartMessageSpan).
+struct GrpcIngress::MessageTrace {
+  bool traced = false;  // sampled: `span` is the request's ingress span
+  bool carry = false;   // the CALLs carry `ctx`
+  uint8_t ctx[26] = {};
+  SpanRecord span;
+};
+
 struct GrpcIngress::Call {
   Conn* conn = nullptr;
   int32_t stream = 0;
@@ -115,16 +127,24 @@ struct GrpcIngress::Call {
   EventLoop::TimerId timer = EventLoop::kNoTimer;
   uint32_t tenant = 0;
   uint32_t seq = 0;
-  CallAccess access;
+  CallAccess access;  // a unary call's access record (a stream's messages keep their own)
   std::vector<Pending*> pendings;
   GateHeaders gate_headers;
-  // Tracing (off: traced false, carry_trace false): the ingress span of a sampled call, and the
-  // trace context its CALLs carry (the span's, or an unsampled caller's header unchanged).
+  // Tracing of a unary call (off, or a stream: traced false, carry_trace false): the ingress span
+  // of a sampled call, and the trace context its CALL carries (the span's, or an unsampled
+  // caller's header unchanged).
   bool traced = false;
   bool carry_trace = false;
   uint64_t started_ns = 0;
   SpanRecord span;
   uint8_t carry[26] = {};
+  // A stream with tracing on: the caller's traceparent parsed once, by the propagator's rules (a
+  // valid one is each sampled message's parent) and by the envelope's (what an unsampled
+  // message's CALL carries: raw_carry). Each message decides its own span from them.
+  bool stream_tracing = false;
+  TraceContext parent;
+  bool raw_carry = false;
+  uint8_t raw[26] = {};
 };
 
 // One CALL out on a link (a unary call, or one message of a stream).
@@ -152,6 +172,10 @@ struct GrpcIngress::Pending {
   uint32_t peer = 0;            // the peer of the attempt out now (leased in the P2C policy)
   bool leased = false;
   uint64_t sent_us = 0;
+  // The context its CALLs carry (a unary call's copied from the call), and a stream message's
+  // own span; a stream message's own access numbers (its access record).
+  MessageTrace trace;
+  CallAccess access;
 };
 
 struct GrpcIngress::Conn final : GrpcServerSession::Handler {
@@ -697,6 +721,11 @@ void GrpcIngress::OnRequestMessage(Conn* c, int32_t id, const uint8_t* data, siz
   const uint64_t message_us = call->streaming ? SteadyMicros() : 0;
   std::string rid = call->streaming ? call->request_id + ":" + std::to_string(++call->seq) : call->request_id;
   CallError e = scanner_.ScanInferRequest(data, len);
+  // A stream message that scans gets a request context on the TypeScript ingress, and with it
+  // its own span (tracingHook runs before any gate can refuse it); one that does not scan is
+  // refused without a span or a trace id (gw.refused), so the same here.
+  MessageTrace trace;
+  if (call->streaming && e.ok()) StartMessageSpan(call, &trace);
   std::shared_ptr<const PolicyTable> table = policy_->Current();
   const std::vector<uint32_t>* peers = nullptr;
   GateResult gate;
@@ -753,6 +782,8 @@ void GrpcIngress::OnRequestMessage(Conn* c, int32_t id, const uint8_t* data, siz
       p->req_id_field = req_id;
       p->held_error = e;
       p->message_us = message_us;
+      p->access.bytes_in = len;  // refused: no tenant, as the gates hook never set one
+      if (call->streaming) p->trace = trace;
       call->pendings.push_back(p);
       if (ReportGate(call, gate, rid, model, len, p)) return;
       FailPending(p, GrpcStatus::kUnavailable, "SLUICE_ERR_AUDIT_UNAVAILABLE", "the audit log cannot record this request");
@@ -773,7 +804,12 @@ void GrpcIngress::OnRequestMessage(Conn* c, int32_t id, const uint8_t* data, siz
     LenField(&inner, 3, req_id);
     LenField(&scratch_, 2, std::string_view(reinterpret_cast<const char*>(inner.data()), inner.size()));
     c->session->SendMessage(id, scratch_.data(), scratch_.size());
-    backend_->OnStreamMessageDone(model, e.status, SteadyMicros() - message_us);
+    // Its own request: the gates set the tenant when they let it through (refused after them:
+    // no route, shed, no tables), as securityIngressHook sets ctx.tenant.
+    CallAccess access;
+    access.bytes_in = len;
+    access.tenant = gate.outcome == GateOutcome::kAllow ? gate.tenant_id : 0;
+    EndMessage(rid, model, e.status, e.code, e.message, message_us, access, &trace);
     return;
   }
   call->tenant = gate.tenant_id;
@@ -789,6 +825,14 @@ void GrpcIngress::OnRequestMessage(Conn* c, int32_t id, const uint8_t* data, siz
   p->message_us = message_us;
   p->admitted = true;
   p->peers = *peers;
+  p->access.tenant = gate.tenant_id;
+  p->access.bytes_in = len;
+  if (call->streaming) {
+    p->trace = trace;
+  } else if (call->carry_trace) {
+    p->trace.carry = true;
+    std::memcpy(p->trace.ctx, call->carry, sizeof call->carry);
+  }
   call->pendings.push_back(p);
   if (call->streaming && call->pendings.size() >= kMaxStreamInflight) c->session->PauseInput(id);
   if (gate.audit && !ReportGate(call, gate, rid, p->model, len, p)) {
@@ -883,10 +927,11 @@ void GrpcIngress::Send(Pending* p) {
   size_t rid = p->request_id.size() > 128 ? 128 : p->request_id.size();
   size_t ml = p->model.size() > 1024 ? 1024 : p->model.size();
   size_t vl = p->version.size() > 1024 ? 1024 : p->version.size();
-  head[0] = call->carry_trace ? 2 : kEnvelopeVersion;
+  const MessageTrace& trace = p->trace;
+  head[0] = trace.carry ? 2 : kEnvelopeVersion;
   head[1] = kMethodModelInfer;
   head[2] = 0;
-  head[3] = call->carry_trace ? 1 : 0;  // CallFlag.TRACE_CONTEXT (envelope v2)
+  head[3] = trace.carry ? 1 : 0;  // CallFlag.TRACE_CONTEXT (envelope v2)
   head[4] = static_cast<uint8_t>(remaining >> 24);
   head[5] = static_cast<uint8_t>(remaining >> 16);
   head[6] = static_cast<uint8_t>(remaining >> 8);
@@ -900,9 +945,9 @@ void GrpcIngress::Send(Pending* p) {
   std::memcpy(head + 13 + rid, p->model.data(), ml);
   std::memcpy(head + 13 + rid + ml, p->version.data(), vl);
   size_t head_len = 13 + rid + ml + vl;
-  if (call->carry_trace) {
-    std::memcpy(head + head_len, call->carry, sizeof call->carry);
-    head_len += sizeof call->carry;
+  if (trace.carry) {
+    std::memcpy(head + head_len, trace.ctx, sizeof trace.ctx);
+    head_len += sizeof trace.ctx;
   }
   BytePart parts[2] = {{head, head_len}, {p->payload.data(), p->payload.size()}};
   uint32_t stream = next_stream_++;
@@ -931,11 +976,13 @@ void GrpcIngress::Send(Pending* p) {
   p->link_stream = stream;
   out_[Key(p->link, stream)] = p;
   const uint64_t sent = SteadyMicros();
-  if (call->access.first_sent_us == 0) call->access.first_sent_us = sent;
-  call->access.sent_us = sent;
-  call->access.replied_us = 0;
-  call->access.peer = peer;
-  call->access.attempts++;
+  for (CallAccess* a : {&call->access, &p->access}) {
+    if (a->first_sent_us == 0) a->first_sent_us = sent;
+    a->sent_us = sent;
+    a->replied_us = 0;
+    a->peer = peer;
+    a->attempts++;
+  }
 }
 
 bool GrpcIngress::OnLinkMessage(InferenceLink* link, const InboundMessage& msg) {
@@ -945,7 +992,9 @@ bool GrpcIngress::OnLinkMessage(InferenceLink* link, const InboundMessage& msg) 
   Pending* p = it->second;
   out_.erase(it);
   p->link = 0;
-  if (p->call != nullptr) p->call->access.replied_us = SteadyMicros();
+  const uint64_t replied = SteadyMicros();
+  p->access.replied_us = replied;
+  if (p->call != nullptr) p->call->access.replied_us = replied;
   const uint8_t* b = msg.body;
   size_t n = msg.size;
   if (n < 8 || (b[0] != 1 && b[0] != 2) || b[1] > 16) {
@@ -1021,6 +1070,7 @@ void GrpcIngress::SucceedPending(Pending* p, const uint8_t* payload, size_t len)
   Call* call = p->call;
   Conn* c = call->conn;
   call->access.bytes_out += len;
+  p->access.bytes_out = len;
   if (!call->streaming) {
     c->session->SendMessage(call->stream, payload, len);
     Settle(p);
@@ -1032,7 +1082,8 @@ void GrpcIngress::SucceedPending(Pending* p, const uint8_t* payload, size_t len)
   Varint(&scratch_, len);
   scratch_.insert(scratch_.end(), payload, payload + len);
   c->session->SendMessage(call->stream, scratch_.data(), scratch_.size());
-  backend_->OnStreamMessageDone(p->model, GrpcStatus::kOk, SteadyMicros() - p->message_us);
+  static const std::string kNone;
+  EndMessage(p->request_id, p->model, GrpcStatus::kOk, {}, kNone, p->message_us, p->access, &p->trace);
   Settle(p);
   Flush(c);
 }
@@ -1052,7 +1103,7 @@ void GrpcIngress::FailPending(Pending* p, GrpcStatus status, const char* code, c
   LenField(&inner, 3, p->req_id_field);
   LenField(&scratch_, 2, std::string_view(reinterpret_cast<const char*>(inner.data()), inner.size()));
   c->session->SendMessage(call->stream, scratch_.data(), scratch_.size());
-  backend_->OnStreamMessageDone(p->model, status, SteadyMicros() - p->message_us);
+  EndMessage(p->request_id, p->model, status, code, message, p->message_us, p->access, &p->trace);
   Settle(p);
   Flush(c);
 }
@@ -1116,17 +1167,41 @@ void GrpcIngress::FinishCall(Call* call, GrpcStatus status, const std::string& m
   Conn* c = call->conn;
   HeaderField rid{"x-request-id", call->request_id};
   c->session->Finish(call->stream, status, message, &rid, 1);
-  if (call->traced) EndSpan(call, status, message);
-  backend_->OnCallFinished(
-      CallOutcome{call->model, call->request_id, status, code, message, SteadyMicros() - call->started_us, call->streaming, call->access, call->started_us,
-                  call->carry_trace ? call->carry + 1 : nullptr});
+  // A stream is not a request of its own (its messages were, each reported as it ended), as on
+  // the TypeScript ingress: no span, no record for the stream.
+  if (!call->streaming) {
+    if (call->traced) EndSpan(call->span, call->access, status, call->request_id, call->model, message);
+    backend_->OnCallFinished(CallOutcome{call->model, call->request_id, status, code, message, SteadyMicros() - call->started_us, false, call->access,
+                                         call->started_us, call->carry_trace ? call->carry + 1 : nullptr});
+  }
   DropCall(call);
   Flush(c);
+}
+
+void GrpcIngress::EndMessage(const std::string& request_id, const std::string& model, GrpcStatus status, std::string_view code, const std::string& message,
+                             uint64_t message_us, const CallAccess& access, MessageTrace* trace) {
+  if (trace->traced) {
+    EndSpan(trace->span, access, status, request_id, model, message);
+    trace->traced = false;
+  }
+  backend_->OnStreamMessageDone(
+      CallOutcome{model, request_id, status, code, message, SteadyMicros() - message_us, true, access, message_us, trace->carry ? trace->ctx + 1 : nullptr});
 }
 
 void GrpcIngress::StartSpan(Call* call, std::string_view traceparent) {
   const TraceSettings* tracing = backend_->Tracing();
   if (tracing == nullptr || !tracing->enabled()) return;  // no trace context travels (tracing off)
+  if (call->streaming) {
+    // Each message is a request with its own span (StartMessageSpan); keep what they start from.
+    call->stream_tracing = true;
+    if (!traceparent.empty()) (void)ParseTraceparent(traceparent, TraceparentRules::kPropagator, &call->parent);
+    TraceContext raw;
+    if (!traceparent.empty() && ParseTraceparent(traceparent, TraceparentRules::kEnvelope, &raw)) {
+      TraceContextBytes(raw.trace_id, raw.span_id, raw.flags, call->raw);
+      call->raw_carry = true;
+    }
+    return;
+  }
   // node-telemetry.ts tracingHook: the ingress span continues a valid caller's context, else
   // starts a trace (sampled by ratio); a sampled span's context goes on in the CALL, an
   // unsampled call's caller header goes on as it came (if the envelope can carry it).
@@ -1142,7 +1217,7 @@ void GrpcIngress::StartSpan(Call* call, std::string_view traceparent) {
     r.has_parent = s.parent.valid;
     if (r.has_parent) std::memcpy(r.parent_id, s.parent.span_id, 8);
     r.start_ns = call->started_ns;
-    r.method = call->streaming ? 2 : 1;  // engine-spans.ts: ModelInfer / ModelStreamInfer
+    r.method = 1;  // engine-spans.ts: ModelInfer
     TraceContextBytes(r.trace_id, r.span_id, 1, call->carry);
     call->carry_trace = true;
     return;
@@ -1154,21 +1229,51 @@ void GrpcIngress::StartSpan(Call* call, std::string_view traceparent) {
   }
 }
 
-void GrpcIngress::EndSpan(Call* call, GrpcStatus status, const std::string& message) {
-  SpanRecord& r = call->span;
+// A stream message's span (node-telemetry.ts tracingHook.onRequest, per message): the stream's
+// caller header is each message's parent (ParentBased: its sampled flag decides); without a
+// valid one each message starts a trace of its own, sampled by ratio. A sampled message's CALL
+// carries its own span's context; an unsampled one's the caller's header as it came.
+void GrpcIngress::StartMessageSpan(Call* call, MessageTrace* trace) {
+  if (!call->stream_tracing) return;
+  const TraceSettings* tracing = backend_->Tracing();
+  if (tracing == nullptr || !tracing->enabled()) return;
+  SpanStart s = DecideSpanFrom(call->parent, tracing->ratio(), &trace_ids_);
+  if (s.sampled) {
+    trace->traced = true;
+    SpanRecord& r = trace->span;
+    r = SpanRecord();
+    r.side = SpanRecord::kIngress;
+    std::memcpy(r.trace_id, s.trace_id, 16);
+    trace_ids_.SpanId(r.span_id);
+    r.has_parent = s.parent.valid;
+    if (r.has_parent) std::memcpy(r.parent_id, s.parent.span_id, 8);
+    r.start_ns = MonotonicNs();
+    r.method = 1;  // each message is a ModelInfer request (its ctx.method on the TypeScript ingress)
+    TraceContextBytes(r.trace_id, r.span_id, 1, trace->ctx);
+    trace->carry = true;
+    return;
+  }
+  if (call->raw_carry) {
+    std::memcpy(trace->ctx, call->raw, sizeof call->raw);
+    trace->carry = true;
+  }
+}
+
+void GrpcIngress::EndSpan(SpanRecord& r, const CallAccess& access, GrpcStatus status, const std::string& request_id, const std::string& model,
+                          const std::string& message) {
   r.end_ns = MonotonicNs();
   r.status = static_cast<uint8_t>(status);
-  r.tenant = call->access.tenant;
-  r.peer = call->access.peer;
-  r.attempts = call->access.attempts;
-  r.bytes_in = call->access.bytes_in;
-  r.bytes_out = call->access.bytes_out;
+  r.tenant = access.tenant;
+  r.peer = access.peer;
+  r.attempts = access.attempts;
+  r.bytes_in = access.bytes_in;
+  r.bytes_out = access.bytes_out;
   // The link span: the segment round trip of the last attempt (steady clock = CLOCK_MONOTONIC).
-  if (call->access.sent_us != 0) {
-    r.child_start_ns = call->access.sent_us * 1000;
-    r.child_end_ns = call->access.replied_us != 0 ? call->access.replied_us * 1000 : r.end_ns;
+  if (access.sent_us != 0) {
+    r.child_start_ns = access.sent_us * 1000;
+    r.child_end_ns = access.replied_us != 0 ? access.replied_us * 1000 : r.end_ns;
   }
-  backend_->OnSpan(r, call->request_id, call->model, message);
+  backend_->OnSpan(r, request_id, model, message);
 }
 
 void GrpcIngress::AbandonPendings(Call* call, uint8_t reason) {
@@ -1177,7 +1282,7 @@ void GrpcIngress::AbandonPendings(Call* call, uint8_t reason) {
       out_.erase(Key(p->link, p->link_stream));
       // CANCEL to the egress on the same link, so the model server's call is dropped too.
       // In the version of the CALL it cancels (docs/wire.md section 5).
-      uint8_t body[4] = {static_cast<uint8_t>(call->carry_trace ? 2 : kEnvelopeVersion), reason, 0, 0};
+      uint8_t body[4] = {static_cast<uint8_t>(p->trace.carry ? 2 : kEnvelopeVersion), reason, 0, 0};
       BytePart part{body, 4};
       OutboundMessage m;
       m.cls = kClassInference;
@@ -1195,10 +1300,17 @@ void GrpcIngress::AbandonPendings(Call* call, uint8_t reason) {
         }
       }
     }
-    // A stream's unanswered messages end with the stream, each a request of its own.
+    // A stream's unanswered messages end with the stream, each a request of its own (the
+    // TypeScript ingress's message contexts fail with their deadline or the client's cancel).
     if (call->streaming) {
-      backend_->OnStreamMessageDone(p->model, reason == kCancelDeadline ? GrpcStatus::kDeadlineExceeded : GrpcStatus::kCancelled,
-                                    SteadyMicros() - p->message_us);
+      if (reason == kCancelDeadline) {
+        char msg[160];
+        std::snprintf(msg, sizeof msg, "no answer from model '%.100s' within the deadline of %.0f ms", p->model.c_str(), std::ceil(call->timeout_ms));
+        EndMessage(p->request_id, p->model, GrpcStatus::kDeadlineExceeded, err::kDeadlineExceeded, msg, p->message_us, p->access, &p->trace);
+      } else {
+        static const std::string kCancelledText = "the client cancelled the request";
+        EndMessage(p->request_id, p->model, GrpcStatus::kCancelled, err::kCancelled, kCancelledText, p->message_us, p->access, &p->trace);
+      }
     }
     Unhold(p);
     Forget(p);

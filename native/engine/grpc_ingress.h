@@ -48,7 +48,9 @@ struct CallAccess {
   uint64_t replied_us = 0;     // its REPLY came back (0: none)
 };
 
-// How a fast-path call ended (the request metrics, the failed-request log line, the access log).
+// How a fast-path request ended (the request metrics, the failed-request log line, the access
+// log): a unary ModelInfer call, or one message of a ModelStreamInfer stream (each message is a
+// request of its own, as on the TypeScript ingress; the stream itself is none).
 struct CallOutcome {
   const std::string& model;
   const std::string& request_id;
@@ -56,10 +58,10 @@ struct CallOutcome {
   std::string_view code;  // SLUICE_ERR_* or "" (OK)
   const std::string& message;
   uint64_t duration_us;
-  bool streaming;
-  const CallAccess& access;
-  uint64_t started_us;  // steady clock: the call arrived
-  // The trace id of the context the call's CALLs carried (16 bytes), or null: the access
+  bool streaming;  // a message of a ModelStreamInfer stream (request id "<stream's id>:<n>")
+  const CallAccess& access;  // a stream message: that message's numbers alone
+  uint64_t started_us;  // steady clock: the call (the message) arrived
+  // The trace id of the context the request's CALLs carried (16 bytes), or null: the access
   // line's trace_id (node-telemetry.ts accessLogHook).
   const uint8_t* trace_id = nullptr;
 };
@@ -108,11 +110,14 @@ class IngressBackend {
   virtual void OnCallClosed() {}
   // A relayed call began.
   virtual void OnCallRelayed() {}
-  // A fast-path call ended (answered, refused or timed out): the request metrics' source.
+  // A unary fast-path call ended (answered, refused or timed out): the request metrics' source
+  // and its access record. A ModelStreamInfer stream's end is not reported here: its messages
+  // are the requests (OnStreamMessageDone).
   virtual void OnCallFinished(const CallOutcome& /*outcome*/) {}
-  // One message of a ModelStreamInfer stream was answered (in-band error or reply): the
-  // request metrics count each message, as the TypeScript ingress does, not the stream.
-  virtual void OnStreamMessageDone(std::string_view /*model*/, GrpcStatus /*status*/, uint64_t /*duration_us*/) {}
+  // One message of a ModelStreamInfer stream ended (answered, answered in-band with an error, or
+  // abandoned with its stream: deadline, reset, connection closed): the request metrics and the
+  // access record count each message, as the TypeScript ingress does, not the stream.
+  virtual void OnStreamMessageDone(const CallOutcome& /*outcome*/) {}
   // A gate decision for TypeScript to record; false when it could not be queued (the event
   // ring is full), and then an audited answer is AUDIT_UNAVAILABLE rather than unrecorded.
   virtual bool OnGateEvent(const GateEventInfo& /*event*/) { return false; }
@@ -213,6 +218,7 @@ class GrpcIngress {
   struct Conn;
   struct Call;
   struct Pending;
+  struct MessageTrace;
 
  private:
   friend struct Conn;
@@ -248,9 +254,16 @@ class GrpcIngress {
   void Forget(Pending* p);
   void FinishCall(Call* call, GrpcStatus status, const std::string& message, std::string_view code = {});
   void DropCall(Call* call);
-  // Tracing: the call's span decision and the context its CALLs carry (trace_context.h).
+  // Tracing: the call's span decision and the context its CALLs carry (trace_context.h). A
+  // stream keeps the caller's header parsed; each of its messages decides its own span
+  // (StartMessageSpan), as tracingHook runs per message on the TypeScript ingress.
   void StartSpan(Call* call, std::string_view traceparent);
-  void EndSpan(Call* call, GrpcStatus status, const std::string& message);
+  void StartMessageSpan(Call* call, MessageTrace* trace);
+  void EndSpan(SpanRecord& span, const CallAccess& access, GrpcStatus status, const std::string& request_id, const std::string& model,
+               const std::string& message);
+  // One message of a stream ended: its metrics, access record and span.
+  void EndMessage(const std::string& request_id, const std::string& model, GrpcStatus status, std::string_view code, const std::string& message,
+                  uint64_t message_us, const CallAccess& access, MessageTrace* trace);
   void AbandonPendings(Call* call, uint8_t reason);
 
   // Relay to the TypeScript server.

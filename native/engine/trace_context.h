@@ -193,16 +193,25 @@ struct SpanStart {
   bool sampled = false;
 };
 
-inline SpanStart DecideSpan(std::string_view header, double ratio, TraceIds* ids) {
+// The same decision from a header parsed before (kPropagator rules; `parent.valid` false: none
+// or refused): a ModelStreamInfer stream parses its header once and decides per message.
+inline SpanStart DecideSpanFrom(const TraceContext& parent, double ratio, TraceIds* ids) {
   SpanStart s;
-  if (!header.empty() && ParseTraceparent(header, TraceparentRules::kPropagator, &s.parent)) {
-    std::memcpy(s.trace_id, s.parent.trace_id, 16);
-    s.sampled = s.parent.sampled();  // ParentBased: a remote parent's flag decides
+  if (parent.valid) {
+    s.parent = parent;
+    std::memcpy(s.trace_id, parent.trace_id, 16);
+    s.sampled = parent.sampled();  // ParentBased: a remote parent's flag decides
   } else {
     ids->TraceId(s.trace_id);
     s.sampled = RatioSampled(s.trace_id, ratio);
   }
   return s;
+}
+
+inline SpanStart DecideSpan(std::string_view header, double ratio, TraceIds* ids) {
+  TraceContext parent;
+  if (!header.empty()) (void)ParseTraceparent(header, TraceparentRules::kPropagator, &parent);  // refused: parent.valid false
+  return DecideSpanFrom(parent, ratio, ids);
 }
 
 // One span record (EventType::kSpan's body), little-endian; layout mirrored by

@@ -150,13 +150,15 @@ export class EngineIngress {
       engine.setTracing(true, o.tracing.sampleRatio);
     }
     engine.on('request-done', (r: EngineRequestDone) => {
-      // The access line of the TypeScript ingress (node-telemetry.ts accessLogHook), same fields.
+      // The access line of the TypeScript ingress (node-telemetry.ts accessLogHook), same fields:
+      // one per ModelInfer call and one per ModelStreamInfer message, whose request context is
+      // a ModelInfer one there (http2-grpc-ingress.ts stream()), so the method is ModelInfer.
       o.accessLog?.write({
         request_id: r.requestId,
         tenant: r.tenant,
         model: r.model,
         protocol: 'grpc',
-        method: r.streaming ? 'ModelStreamInfer' : 'ModelInfer',
+        method: 'ModelInfer',
         status: r.status,
         code: grpcStatusName(r.status),
         bytes_in: r.bytesIn,
@@ -171,7 +173,7 @@ export class EngineIngress {
       if (r.status !== 0) {
         const level = r.code === InferenceErrorCode.INTERNAL ? 'error' : 'info';
         o.logger[level](
-          { request_id: r.requestId, protocol: 'grpc', method: r.streaming ? 'ModelStreamInfer' : 'ModelInfer', model: r.model, code: r.code, grpc_status: r.status, duration_ms: Math.round(r.durationSeconds * 1e6) / 1000, err: r.err },
+          { request_id: r.requestId, protocol: 'grpc', method: 'ModelInfer', model: r.model, code: r.code, grpc_status: r.status, duration_ms: Math.round(r.durationSeconds * 1e6) / 1000, err: r.err },
           'request failed',
         );
       }

@@ -120,8 +120,12 @@ export interface EngineRequestDone {
   /** gRPC status code. */
   status: number;
   durationSeconds: number;
+  /**
+   * One message of a ModelStreamInfer stream (request id `<stream's id>:<n>`): each message is a
+   * request with its own record, as on the TypeScript ingress; the stream itself has none.
+   */
   streaming: boolean;
-  /** The access record's numbers (src/telemetry/access-log.ts). */
+  /** The access record's numbers (src/telemetry/access-log.ts); a stream message's are its own. */
   tenant: number;
   /** Dialer id of the egress peer that answered last (0: none was called). */
   peer: number;
