@@ -1209,16 +1209,7 @@ void GrpcIngress::StartSpan(Call* call, std::string_view traceparent) {
   if (s.sampled) {
     call->traced = true;
     call->started_ns = MonotonicNs();
-    SpanRecord& r = call->span;
-    r = SpanRecord();
-    r.side = SpanRecord::kIngress;
-    std::memcpy(r.trace_id, s.trace_id, 16);
-    trace_ids_.SpanId(r.span_id);
-    r.has_parent = s.parent.valid;
-    if (r.has_parent) std::memcpy(r.parent_id, s.parent.span_id, 8);
-    r.start_ns = call->started_ns;
-    r.method = 1;  // engine-spans.ts: ModelInfer
-    TraceContextBytes(r.trace_id, r.span_id, 1, call->carry);
+    BeginIngressSpan(s, call->started_ns, &call->span, call->carry);
     call->carry_trace = true;
     return;
   }
@@ -1240,16 +1231,7 @@ void GrpcIngress::StartMessageSpan(Call* call, MessageTrace* trace) {
   SpanStart s = DecideSpanFrom(call->parent, tracing->ratio(), &trace_ids_);
   if (s.sampled) {
     trace->traced = true;
-    SpanRecord& r = trace->span;
-    r = SpanRecord();
-    r.side = SpanRecord::kIngress;
-    std::memcpy(r.trace_id, s.trace_id, 16);
-    trace_ids_.SpanId(r.span_id);
-    r.has_parent = s.parent.valid;
-    if (r.has_parent) std::memcpy(r.parent_id, s.parent.span_id, 8);
-    r.start_ns = MonotonicNs();
-    r.method = 1;  // each message is a ModelInfer request (its ctx.method on the TypeScript ingress)
-    TraceContextBytes(r.trace_id, r.span_id, 1, trace->ctx);
+    BeginIngressSpan(s, MonotonicNs(), &trace->span, trace->ctx);
     trace->carry = true;
     return;
   }
@@ -1257,6 +1239,20 @@ void GrpcIngress::StartMessageSpan(Call* call, MessageTrace* trace) {
     std::memcpy(trace->ctx, call->raw, sizeof call->raw);
     trace->carry = true;
   }
+}
+
+void GrpcIngress::BeginIngressSpan(const SpanStart& s, uint64_t start_ns, SpanRecord* r, uint8_t* ctx) {
+  *r = SpanRecord();
+  r->side = SpanRecord::kIngress;
+  std::memcpy(r->trace_id, s.trace_id, 16);
+  trace_ids_.SpanId(r->span_id);
+  r->has_parent = s.parent.valid;
+  if (r->has_parent) std::memcpy(r->parent_id, s.parent.span_id, 8);
+  r->start_ns = start_ns;
+  // engine-spans.ts: ModelInfer (a stream message is a ModelInfer request of its own, its
+  // ctx.method on the TypeScript ingress)
+  r->method = 1;
+  TraceContextBytes(r->trace_id, r->span_id, 1, ctx);
 }
 
 void GrpcIngress::EndSpan(SpanRecord& r, const CallAccess& access, GrpcStatus status, const std::string& request_id, const std::string& model,

@@ -259,6 +259,9 @@ class GrpcIngress {
   // (StartMessageSpan), as tracingHook runs per message on the TypeScript ingress.
   void StartSpan(Call* call, std::string_view traceparent);
   void StartMessageSpan(Call* call, MessageTrace* trace);
+  // A sampled request's ingress span record (a unary call's or a stream message's), started at
+  // `start_ns`; its context (for the CALLs) into `ctx` (26 bytes).
+  void BeginIngressSpan(const SpanStart& s, uint64_t start_ns, SpanRecord* r, uint8_t* ctx);
   void EndSpan(SpanRecord& span, const CallAccess& access, GrpcStatus status, const std::string& request_id, const std::string& model,
                const std::string& message);
   // One message of a stream ended: its metrics, access record and span.

@@ -14,7 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { after, test } from 'node:test';
 import { startSluice, type SluiceProcess } from '../../scripts/sluice-child.ts';
 import { QUEUE_DELAY_BUCKETS_SECONDS } from '../../src/telemetry/bucket-histogram.ts';
-import { KserveClient } from '../helpers/kserve-client.ts';
+import { KserveClient, firstAnswered } from '../helpers/kserve-client.ts';
 import { sampleSum, sampleValue, scrape, type PromScrape } from '../helpers/prom-text.ts';
 
 const processes: SluiceProcess[] = [];
@@ -77,15 +77,7 @@ async function runPair(models: string, env: Record<string, string>, tag: string)
   const kc = new KserveClient(ingress.endpoints.grpc!);
   try {
     // The link comes up in the background: the first call may find none yet.
-    for (let i = 0; ; i++) {
-      try {
-        await kc.infer(request);
-        break;
-      } catch (err) {
-        if (i > 100) throw err;
-        await sleep(100);
-      }
-    }
+    await firstAnswered(() => kc.infer(request));
     const iUrl = `http://${ingress.endpoints.metrics}/metrics`;
     const eUrl = `http://${egress.endpoints.metrics}/metrics`;
     const before = { ingress: await scrape(iUrl), egress: await scrape(eUrl) };

@@ -23,7 +23,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
 import { after, describe, test } from 'node:test';
 import { startSluice, type SluiceProcess } from '../../scripts/sluice-child.ts';
-import { KserveClient } from '../helpers/kserve-client.ts';
+import { KserveClient, firstAnswered } from '../helpers/kserve-client.ts';
 import { attr, otlpReceiver, type OtlpReceiver, type OtlpSpan } from '../helpers/otlp-receiver.ts';
 
 const processes: SluiceProcess[] = [];
@@ -122,15 +122,8 @@ async function runPath(models: string, silentModels: string, env: Record<string,
   const kc = new KserveClient(ingress.endpoints.grpc!);
   try {
     // The link comes up in the background: the first call may find none yet.
-    for (let i = 0; ; i++) {
-      try {
-        await kc.infer({ modelName: 'simple', inputs }, { requestId: `warm-${i}` });
-        break;
-      } catch (err) {
-        if (i > 100) throw err;
-        await sleep(100);
-      }
-    }
+    let warm = 0;
+    await firstAnswered(() => kc.infer({ modelName: 'simple', inputs }, { requestId: `warm-${warm++}` }));
     const clientTrace = randomBytes(16).toString('hex');
     const clientSpan = randomBytes(8).toString('hex');
     const answers = await kc.stream(MESSAGES, 20_000, { 'x-request-id': STREAM, traceparent: `00-${clientTrace}-${clientSpan}-01` });

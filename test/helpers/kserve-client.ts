@@ -87,3 +87,18 @@ export class KserveClient {
     this.raw.close();
   }
 }
+
+/**
+ * Repeats `call` until it succeeds (at most `tries` times, 100 ms apart): an ingress's links to
+ * its peers come up in the background, so the first calls may find none yet.
+ */
+export async function firstAnswered<T>(call: () => Promise<T>, tries = 100): Promise<T> {
+  for (let i = 0; ; i++) {
+    try {
+      return await call();
+    } catch (err) {
+      if (i >= tries) throw err;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
