@@ -59,6 +59,7 @@
       "type": "executable",
       "sources": [
         "native/engine/test/ingress_tests.cc",
+        "native/engine/event_loop.cc",
         "native/engine/grpc_compression.cc",
         "native/engine/grpc_deframer.cc",
         "native/engine/grpc_server_session.cc",

@@ -174,7 +174,7 @@ void Engine::HandshakeFinished(PendingHandshake* h, const Status& status, const 
   if (it != handshakes_.end()) {
     std::shared_ptr<PendingHandshake> dying(it->second.release());
     handshakes_.erase(it);
-    loop_.Post([dying] {});
+    loop_.Defer([dying] {});
   }
   if (!status.ok()) {
     EngineEvent e;
@@ -551,7 +551,7 @@ void Engine::OnLinkClosed(InferenceLink* link, const LinkCloseInfo& info) {
   if (it != links_.end()) {
     std::shared_ptr<InferenceLink> dying(it->second.release());
     links_.erase(it);
-    loop_.Post([dying] {});
+    loop_.Defer([dying] {});
   }
   if (dialer != 0 && !stopping_) {
     auto dd = dialers_.find(dialer);

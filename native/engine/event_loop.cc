@@ -110,6 +110,15 @@ bool EventLoop::Post(Task task) {
   return true;
 }
 
+void EventLoop::RunDeferred() {
+  // A deferred task may defer another (a connection freeing its streams): bounded rounds.
+  for (int round = 0; round < 8 && !deferred_.empty(); round++) {
+    std::vector<Task> now;
+    now.swap(deferred_);
+    for (auto& t : now) t();
+  }
+}
+
 void EventLoop::RunPosted() {
   {
     std::lock_guard<std::mutex> lock(post_mutex_);
@@ -206,11 +215,15 @@ void EventLoop::Run() {
       w->callback(events[i].events);
     }
     retired_watchers_.clear();
+    RunDeferred();
     RunPosted();
+    RunDeferred();
     RunTimers();
+    RunDeferred();
   }
   // Finish what was posted before the stop (e.g. closing links), then leave.
   RunPosted();
+  RunDeferred();
 }
 
 }  // namespace engine

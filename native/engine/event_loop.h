@@ -64,6 +64,11 @@ class EventLoop {
   // (and drops the task) when the loop is not running.
   bool Post(Task task);
 
+  // Runs `task` on the loop thread once the current callback (event, posted task or timer) has
+  // returned: for freeing an object from inside its own call stack. Loop thread only. Unlike
+  // Post it never drops the task, so it also holds during a stop.
+  void Defer(Task task) { deferred_.push_back(std::move(task)); }
+
   // fd registration, loop thread only. `events` is a mask of kReadable/kWritable/
   // kPeerHalfClosed; errors and hangups are always reported. The callback may Unwatch (even
   // its own fd) or Modify. False with errno set when epoll_ctl fails.
@@ -93,6 +98,7 @@ class EventLoop {
 
   void Run();
   void RunPosted();
+  void RunDeferred();
   int NextTimeoutMs();
   void RunTimers();
   void Wake();
@@ -108,6 +114,7 @@ class EventLoop {
   std::mutex post_mutex_;
   std::vector<Task> posted_;       // guarded by post_mutex_
   std::vector<Task> running_tasks_;  // loop thread: swapped with posted_
+  std::vector<Task> deferred_;       // loop thread: see Defer
 
   std::unordered_map<int, std::unique_ptr<Watcher>> watchers_;
   // Watchers removed during a batch of events die after it (a callback may unwatch itself).

@@ -447,7 +447,7 @@ void GrpcIngress::CloseConn(Conn* c) {
   if (it != conns_.end()) {
     std::shared_ptr<Conn> dying(it->second.release());
     conns_.erase(it);
-    loop_->Post([dying] {});  // freed after this turn: we may be inside its call stack
+    loop_->Defer([dying] {});  // freed after this turn: we may be inside its call stack
   }
 }
 

@@ -10,6 +10,10 @@
 #include <iostream>
 #include <string>
 
+#include <atomic>
+#include <memory>
+
+#include "engine/event_loop.h"
 #include "engine/grpc_compression.h"
 #include "engine/grpc_deframer.h"
 #include "engine/grpc_server_session.h"
@@ -613,6 +617,36 @@ void TestSharedRateBuckets() {
 
 }  // namespace
 
+// An object freed from inside its own callback is handed to EventLoop::Defer. Post drops its task
+// once a stop is requested; a link that closed in the same turn as the engine's stop was then
+// freed while its OnEvents was still on the stack (ASan: heap-use-after-free in CI). Defer must
+// keep the object alive until the callback returns, stop or not, and free it before the loop
+// thread ends.
+void TestDeferDuringStop() {
+  struct Tracked {
+    std::atomic<int>* alive;
+    explicit Tracked(std::atomic<int>* a) : alive(a) { ++*alive; }
+    ~Tracked() { --*alive; }
+  };
+  std::atomic<int> alive{0};
+  std::atomic<int> still_alive_after_defer{-1};
+  {
+    EventLoop loop;
+    std::string error;
+    CHECK(loop.Start("sluice-test-loop", &error));
+    CHECK(loop.Post([&] {
+      auto owner = std::make_shared<Tracked>(&alive);
+      loop.RequestStop();  // the stop lands inside this turn, as engine.stop() can
+      loop.Defer([owner] {});
+      owner.reset();
+      still_alive_after_defer = alive.load();  // the callback's object must outlive the turn
+    }));
+    loop.Stop();
+  }
+  CHECK_EQ(still_alive_after_defer.load(), 1);
+  CHECK_EQ(alive.load(), 0);  // freed before the loop thread ended
+}
+
 int main(int argc, char** argv) {
   if (argc > 1 && std::string(argv[1]) == "--scan") return ScanMode();
   if (argc > 1 && std::string(argv[1]) == "--gate") return GateMode();
@@ -636,6 +670,7 @@ int main(int argc, char** argv) {
   TestBackpressure();
   TestScanner();
   TestDeframerLimits();
+  TestDeferDuringStop();
   std::printf("engine ingress tests: %d checks, %d failures\n", checks, failures);
   return failures == 0 ? 0 : 1;
 }
