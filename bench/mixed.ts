@@ -24,6 +24,7 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
+import { GovernorProbe, medianWindowP99, type GovernorPhase } from './governor-probe.ts';
 import { h2loadAvailable, runH2load } from './h2load.ts';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -101,6 +102,8 @@ interface Path {
   receiver: Job;
   /** Event-loop delay of the proxy processes (sluice: front and back), per phase. */
   loopProbes: Record<string, LoopDelayProbe>;
+  /** The sluice front's bulk governor, read while inference and bulk run together. */
+  governor?: GovernorProbe;
 }
 
 type Phase = 'off' | 'alone' | 'on';
@@ -130,6 +133,8 @@ interface PathResult {
   /** Latencies of the mixed phase's calls due in its first ONSET_MS, and after. */
   mixedOnset: number[];
   mixedSteady: number[];
+  /** Per round: what the governor saw and did, beside the client's p99 over the same 1 s windows. */
+  governor: (GovernorPhase & { clientP99MsMedian: number })[];
 }
 
 const ONSET_MS = 1000;
@@ -177,6 +182,32 @@ function loopDelaySummary(d: PathResult['loopDelay']): Record<Phase, Record<stri
     }
   }
   return out;
+}
+
+/** The governor over all rounds: medians of the rounds' medians, cuts summed. */
+interface GovernorSummary {
+  p99MsMedian: number;
+  clientP99MsMedian: number;
+  shareP50: number;
+  shareMin: number;
+  cuts: number;
+  futileCuts: number;
+}
+
+const finiteMedian = (xs: number[]): number => {
+  const f = xs.filter(Number.isFinite);
+  return f.length > 0 ? median(f) : Number.NaN;
+};
+
+function governorSummary(xs: PathResult['governor']): GovernorSummary {
+  return {
+    p99MsMedian: finiteMedian(xs.map((x) => x.p99MsMedian)),
+    clientP99MsMedian: finiteMedian(xs.map((x) => x.clientP99MsMedian)),
+    shareP50: finiteMedian(xs.map((x) => x.shareP50)),
+    shareMin: Math.min(...xs.map((x) => x.shareMin)),
+    cuts: xs.reduce((a, x) => a + x.cuts, 0),
+    futileCuts: xs.reduce((a, x) => a + x.futileCuts, 0),
+  };
 }
 
 const fmt = (x: number, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
@@ -230,6 +261,7 @@ export async function run(args: readonly string[] = []): Promise<void> {
       // The model server is on both paths; its delay is what any process here gets from CPU
       // contention alone (it does no bulk work).
       loopProbes: { front: new LoopDelayProbe(front.endpoints.metrics!), back: new LoopDelayProbe(back.endpoints.metrics!), models: new LoopDelayProbe(models.endpoints.metrics!) },
+      governor: new GovernorProbe(front.endpoints.metrics!),
     });
     if (nginxAvailable()) {
       const grpcRecv = await Job.start('recv-grpc', [], s.tensorBytes, START_TIMEOUT_MS);
@@ -256,7 +288,7 @@ export async function run(args: readonly string[] = []): Promise<void> {
       while (calls < WARMUP_CALLS && performance.now() - started < WARMUP_MAX_MS) calls += (await closedLoop(p.infer, INFER, request, 4, 500)).calls;
     }
     const results: Record<string, PathResult> = Object.fromEntries(
-      paths.map((p) => [p.name, { alone: [], mixed: [], errorsAlone: 0, errorsMixed: 0, errorCodes: {}, errorExamples: {}, bulkAloneMBps: [], bulkMixedMBps: [], tensors: 0, badTensors: 0, loopDelay: { off: {}, alone: {}, on: {} }, mixedOnset: [], mixedSteady: [] }]),
+      paths.map((p) => [p.name, { alone: [], mixed: [], errorsAlone: 0, errorsMixed: 0, errorCodes: {}, errorExamples: {}, bulkAloneMBps: [], bulkMixedMBps: [], tensors: 0, badTensors: 0, loopDelay: { off: {}, alone: {}, on: {} }, mixedOnset: [], mixedSteady: [], governor: [] }]),
     );
     const ms = s.seconds * 1000;
     console.log(
@@ -276,7 +308,10 @@ export async function run(args: readonly string[] = []): Promise<void> {
         let mixed: OpenLoopResult = { latencies: [], scheduledAtMs: [], errors: 0, errorCodes: {}, errorExamples: {} };
         res.bulkMixedMBps.push(
           await withBulk(p, ms, async () => {
+            await p.governor?.start();
             mixed = await inferenceLoad(s, p, request, ms);
+            const g = await p.governor?.stop();
+            if (g !== undefined) res.governor.push({ ...g, clientP99MsMedian: medianWindowP99(mixed.latencies, mixed.scheduledAtMs) });
           }, res, 'on'),
         );
         res.mixed.push(...mixed.latencies);
@@ -292,6 +327,13 @@ export async function run(args: readonly string[] = []): Promise<void> {
           `  round ${r + 1} ${p.name}: bulk alone ${fmt(res.bulkAloneMBps.at(-1)!, 0)} MB/s, with inference ${fmt(res.bulkMixedMBps.at(-1)!, 0)} MB/s; ` +
             `inference p99 with bulk so far: first ${ONSET_MS / 1000} s ${fmt(q99(res.mixedOnset))} ms, after ${fmt(q99(res.mixedSteady))} ms`,
         );
+        const g = res.governor.at(-1);
+        if (g !== undefined) {
+          console.log(
+            `    governor (front): p99 it saw, median of 1 s windows ${fmt(g.p99MsMedian)} ms (client's ${fmt(g.clientP99MsMedian)} ms); ` +
+              `bulk share p50 ${fmt(g.shareP50)}, min ${fmt(g.shareMin)}; cuts ${g.cuts}, undone as futile ${g.futileCuts}`,
+          );
+        }
         for (const proc of Object.keys(p.loopProbes)) {
           const d = (ph: Phase) => {
             const x = res.loopDelay[ph][proc]!.at(-1)!;
@@ -302,7 +344,7 @@ export async function run(args: readonly string[] = []): Promise<void> {
       }
     }
 
-    const summary: Record<string, { alone: LatencyResult; mixed: LatencyResult; bulkAloneMBps: number; bulkMixedMBps: number; p99Ratio: number; bulkKept: number; tensors: number; badTensors: number; errorCodes: Record<string, number>; errorExamples: Record<string, string>; loopDelayMs: Record<Phase, Record<string, LoopDelay>>; mixedOnset: LatencyResult; mixedSteady: LatencyResult }> = {};
+    const summary: Record<string, { alone: LatencyResult; mixed: LatencyResult; bulkAloneMBps: number; bulkMixedMBps: number; p99Ratio: number; bulkKept: number; tensors: number; badTensors: number; errorCodes: Record<string, number>; errorExamples: Record<string, string>; loopDelayMs: Record<Phase, Record<string, LoopDelay>>; mixedOnset: LatencyResult; mixedSteady: LatencyResult; governor?: GovernorSummary }> = {};
     console.log(
       `\n${'path'.padEnd(16)} ${'bulk'.padEnd(5)} ${'p50'.padStart(7)} ${'p99'.padStart(7)} ${'p99.9'.padStart(7)} ${'errors'.padStart(7)}   ${'bulk MB/s'.padStart(10)}`,
     );
@@ -312,7 +354,7 @@ export async function run(args: readonly string[] = []): Promise<void> {
       const mixed = summarize(res.mixed, s.rate, res.errorsMixed);
       const bulkAlone = median(res.bulkAloneMBps);
       const bulkMixed = median(res.bulkMixedMBps);
-      summary[p.name] = { alone, mixed, bulkAloneMBps: bulkAlone, bulkMixedMBps: bulkMixed, p99Ratio: mixed.p99 / alone.p99, bulkKept: bulkAlone > 0 ? bulkMixed / bulkAlone : Number.NaN, tensors: res.tensors, badTensors: res.badTensors, errorCodes: res.errorCodes, errorExamples: res.errorExamples, loopDelayMs: loopDelaySummary(res.loopDelay), mixedOnset: summarize(res.mixedOnset, s.rate, 0), mixedSteady: summarize(res.mixedSteady, s.rate, 0) };
+      summary[p.name] = { alone, mixed, bulkAloneMBps: bulkAlone, bulkMixedMBps: bulkMixed, p99Ratio: mixed.p99 / alone.p99, bulkKept: bulkAlone > 0 ? bulkMixed / bulkAlone : Number.NaN, tensors: res.tensors, badTensors: res.badTensors, errorCodes: res.errorCodes, errorExamples: res.errorExamples, loopDelayMs: loopDelaySummary(res.loopDelay), mixedOnset: summarize(res.mixedOnset, s.rate, 0), mixedSteady: summarize(res.mixedSteady, s.rate, 0), ...(res.governor.length > 0 ? { governor: governorSummary(res.governor) } : {}) };
       const row = (label: string, l: LatencyResult | undefined, mbps: number | undefined) =>
         console.log(
           `${p.name.padEnd(16)} ${label.padEnd(5)} ${(l ? fmt(l.p50) : '').padStart(7)} ${(l ? fmt(l.p99) : '').padStart(7)} ${(l ? fmt(l.p999) : '').padStart(7)} ${(l ? String(l.errors) : '').padStart(7)}   ${(mbps !== undefined ? fmt(mbps, 0) : '').padStart(10)}`,
@@ -328,6 +370,9 @@ export async function run(args: readonly string[] = []): Promise<void> {
           `bulk keeps ${fmt(100 * r.bulkKept, 0)}% of its solo throughput (target >= ${100 * TARGET_BULK_KEEP}%: ${r.bulkKept >= TARGET_BULK_KEEP ? 'met' : 'NOT met'}); ` +
           `${r.tensors} tensors verified${r.badTensors > 0 ? `, ${r.badTensors} BAD` : ''}; ` +
           `p99 with bulk in the first ${ONSET_MS / 1000} s of inference ${fmt(r.mixedOnset.p99)} ms, after it ${fmt(r.mixedSteady.p99)} ms` +
+          (r.governor === undefined
+            ? ''
+            : `; the governor saw a 1 s p99 of ${fmt(r.governor.p99MsMedian)} ms (client ${fmt(r.governor.clientP99MsMedian)} ms, medians), held bulk at a share of ${fmt(r.governor.shareP50)} (p50), cut ${r.governor.cuts} times and undid ${r.governor.futileCuts} as futile`) +
           `${Object.keys(r.errorCodes).length > 0 ? `; inference errors ${JSON.stringify(r.errorCodes)}` : ''}`,
       );
     }

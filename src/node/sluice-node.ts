@@ -170,6 +170,7 @@ export class SluiceNode {
     this.metrics.attachHealth(this.health);
     this.metrics.setInFlightSource('ingress', () => this.inflight.ingress);
     this.metrics.setInFlightSource('egress', () => this.egressInflight);
+    this.metrics.bulkGovernor = () => this.trainingGovernor();
     const tel = opts.config.telemetry;
     if (tel.otlp.endpoint !== undefined) {
       this.tracing = new Tracing({ endpoint: tel.otlp.endpoint, serviceName: tel.otlp.serviceName, nodeName: opts.config.node.name, sampleRatio: tel.otlp.sampleRatio, headers: tel.otlp.headers });

@@ -4,18 +4,22 @@
 // when its links ask for the bulk share; a reader that fell more than a ring behind skips to
 // the newest samples (old ones no longer move a 1 s window). Times are absolute
 // (performance.timeOrigin + now), as each thread's performance.now() has its own origin.
-// The same buffer carries the governor's state back (share, p99, samples, decreases).
+// The same buffer carries the governor's state back (share, p99, samples, cuts, baseline, futile cuts).
 
 /** Latency value of a sample that only says "inference passed" (an egress relaying a call). */
 const NOTE = Number.NaN;
 const HEADER_WORDS = 2; // Int32: write index, reserved
-const STATS_SLOTS = 4; // Float64: share, p99 ms, samples, decreases
+const STATS_SLOTS = 6; // Float64: share, p99 ms, samples, decreases, baseline p99 ms, futile cuts
 
 export interface GovernorStats {
   share: number;
   p99Ms: number;
   samples: number;
   decreases: number;
+  /** Inference p99 measured while no bulk ran (NaN until there is one). */
+  baselineP99Ms: number;
+  /** Cuts undone because inference p99 did not drop after them. */
+  futileCuts: number;
 }
 
 export class LatencySampleRing {
@@ -40,7 +44,10 @@ export class LatencySampleRing {
     this.capacity = (this.buffer.byteLength - offset) / 16;
     this.slots = new Float64Array(this.buffer, offset, this.capacity * 2);
     this.readIndex = Atomics.load(this.header, 0);
-    if (!('buffer' in init)) this.stats[0] = 1;
+    if (!('buffer' in init)) {
+      this.stats[0] = 1;
+      this.stats[1] = this.stats[4] = Number.NaN;
+    }
   }
 
   /** Writer (one thread only): an inference round trip of `latencyMs`, seen now. */
@@ -79,10 +86,12 @@ export class LatencySampleRing {
     this.stats[1] = s.p99Ms;
     this.stats[2] = s.samples;
     this.stats[3] = s.decreases;
+    this.stats[4] = s.baselineP99Ms;
+    this.stats[5] = s.futileCuts;
   }
 
   published(): GovernorStats {
-    return { share: this.stats[0]!, p99Ms: this.stats[1]!, samples: this.stats[2]!, decreases: this.stats[3]! };
+    return { share: this.stats[0]!, p99Ms: this.stats[1]!, samples: this.stats[2]!, decreases: this.stats[3]!, baselineP99Ms: this.stats[4]!, futileCuts: this.stats[5]! };
   }
 
   private push(latencyMs: number): void {

@@ -19,6 +19,7 @@ import { TrainingStats } from './training-stats.ts';
 import type { QueueSource, RdmaSnapshot, RdmaSource, ReloadStats } from './stat-sources.ts';
 import type { ReceivePool } from '../wire/receive-pool.ts';
 import type { PushBuffers } from '../training/push-buffers.ts';
+import type { GovernorStats } from '../scheduler/latency-sample-ring.ts';
 
 export const METRIC_PREFIX = 'sluice_';
 
@@ -79,6 +80,8 @@ export class SluiceMetrics {
   receivePool: ReceivePool | undefined;
   /** The training thread's pooled Push buffers (src/training/push-buffers.ts), when it has them. */
   pushBuffers: PushBuffers | undefined;
+  /** The training thread's bulk governor as it last published itself (src/scheduler/ring-fed-governor.ts). */
+  bulkGovernor: (() => GovernorStats | undefined) | undefined;
   private admission: AdmissionSource | undefined;
 
   constructor(opts: MetricsOptions = {}) {
@@ -245,6 +248,18 @@ export class SluiceMetrics {
       map(this.threads, ([thread, t]) => [{ thread, policy: t.policy }, 1]),
     );
     gauge(r, 'thread_nice', 'Nice value of each sluice thread (19: lowest priority).', ['thread'], () => map(this.threads, ([thread, t]) => [{ thread }, t.nice]));
+    // What the training bulk governor decides on: with these, an operator can tell a governor
+    // that holds bulk back from one that finds cutting it futile (the slowdown is elsewhere).
+    const governor = (pick: (g: GovernorStats) => number): (() => Iterable<Sample<string>>) => () => {
+      const g = this.bulkGovernor?.();
+      if (g === undefined) return [];
+      const v = pick(g);
+      return Number.isFinite(v) ? [[{ segment: 'training' }, v]] : [];
+    };
+    gauge(r, 'bulk_governor_p99_seconds', 'Inference p99 over the bulk governor\'s sliding window, as the governor sees it (the engine and TypeScript ingress round trips); absent with too few samples.', ['segment'], governor((g) => g.p99Ms / 1000));
+    gauge(r, 'bulk_governor_baseline_p99_seconds', 'Inference p99 measured while no bulk ran: the governor cuts bulk only above maxSlowdown times this.', ['segment'], governor((g) => g.baselineP99Ms / 1000));
+    counter(r, 'bulk_governor_cuts_total', 'Cuts of the bulk share because inference p99 rose above its limit.', ['segment'], governor((g) => g.decreases));
+    counter(r, 'bulk_governor_futile_cuts_total', 'Cuts undone because inference p99 did not drop after them (the slowdown did not come from bulk).', ['segment'], governor((g) => g.futileCuts));
     gauge(r, 'training_receive_buffers', 'Pooled receive buffers of training links, by state (in_use: lent to a message not yet released; free: allocated or allocatable).', ['state'], () => {
       const p = this.receivePool;
       return p === undefined ? [] : [[{ state: 'in_use' }, p.inUse], [{ state: 'free' }, p.available]];

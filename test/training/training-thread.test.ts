@@ -172,6 +172,12 @@ test('inference latency recorded on the main thread reaches the training thread\
   await client.push('rx', 'gov/a', randomBytes(256 * 1024), { transferId: 'gov-1' });
   client.close();
   const s = await scrape();
+  // The governor's own view is on the scrape: its cuts, and those it undid as futile.
+  const gov = (name: string) => s.samples.find((x) => x.name === name && x.labels.segment === 'training')?.value;
+  const cutsTotal = gov('sluice_bulk_governor_cuts_total');
+  const futileTotal = gov('sluice_bulk_governor_futile_cuts_total');
+  assert.ok(cutsTotal !== undefined && cutsTotal >= cuts, `sluice_bulk_governor_cuts_total ${cutsTotal} >= ${cuts}`);
+  assert.ok(futileTotal !== undefined && futileTotal <= cutsTotal, `sluice_bulk_governor_futile_cuts_total ${futileTotal}`);
   const policy = s.samples.filter((x) => x.name === 'sluice_thread_sched_policy');
   assert.ok(policy.some((x) => x.labels.thread === 'sluice-training' && (x.labels.policy === 'idle' || x.labels.policy === 'other')));
   assert.ok(policy.some((x) => x.labels.thread === 'main' && x.labels.policy === 'other'));
