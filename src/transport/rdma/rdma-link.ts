@@ -5,6 +5,9 @@
 // which is authenticated and decrypted straight out of its registered receive slot into the
 // message buffer (the one copy); the slot is reposted at once, which returns its credit.
 // pause() holds received slots unopened, so the peer runs out of credit and backs up.
+// With a receive pool (the training thread's links), training messages are decrypted into the
+// pool's slabs; a frame that starts one while every slab is lent out is held the same way
+// (unopened, its credit kept) until a slab comes back.
 // The TCP side channel carries nothing after set-up: its end tells that the peer is gone.
 // Queueing, delivery and the close sequence are LinkBase's.
 import type { Socket } from 'node:net';
@@ -77,6 +80,8 @@ export class RdmaLink extends LinkBase {
   #closeSlot: number | undefined;
   #readingStopped = false;
   #paused = false;
+  /** Waiting for a slab of the receive pool: received slots are held, as when paused. */
+  #starved = false;
   readonly #held: HeldSlot[] = [];
   /** The side channel ended (or failed) while received frames were held: handled on resume. */
   #sideChannelGone: Error | undefined;
@@ -93,11 +98,14 @@ export class RdmaLink extends LinkBase {
     this.device = init.device;
     this.#opener = init.opener;
     this.#maxReceivePayload = payloadCapacity(channel.options.slotBytes);
-    this.#reassembler = new Reassembler({
-      maxMessageBytes: tuning.maxMessageBytes,
-      maxPendingBytes: tuning.maxReassemblyBytes,
-      maxPendingMessages: tuning.maxPendingMessages,
-    });
+    this.#reassembler = new Reassembler(
+      {
+        maxMessageBytes: tuning.maxMessageBytes,
+        maxPendingBytes: tuning.maxReassemblyBytes,
+        maxPendingMessages: tuning.maxPendingMessages,
+      },
+      tuning.receivePool !== undefined ? { pool: tuning.receivePool, cls: 'training' } : undefined,
+    );
 
     socket.on('data', this.#onSideData);
     socket.on('end', this.#onSideEnd);
@@ -238,17 +246,18 @@ export class RdmaLink extends LinkBase {
   // ---- receiving ----
 
   readonly #onReceive = (slot: number, data: Buffer): void => {
-    if (this.#paused || this.#held.length > 0) {
+    if (this.#paused || this.#starved || this.#held.length > 0) {
       this.#held.push({ slot, length: data.byteLength });
       return;
     }
-    this.#consume(slot, data);
+    if (!this.#consume(slot, data)) this.#held.push({ slot, length: data.byteLength });
   };
 
-  #consume(slot: number, data: Buffer): void {
+  /** False when the frame waits for a slab of the receive pool (the caller holds its slot). */
+  #consume(slot: number, data: Buffer): boolean {
     if (this.#readingStopped || this.state === 'closed') {
       this.#repost(slot); // nothing may follow a close frame: drop it
-      return;
+      return true;
     }
     let msg: InboundMessage | undefined;
     try {
@@ -256,16 +265,28 @@ export class RdmaLink extends LinkBase {
       if (data.byteLength !== frameBytes(h.payloadLength)) {
         throw new WireError(WireErrorCode.MALFORMED, `a SEND of ${data.byteLength} bytes holds a frame of ${frameBytes(h.payloadLength)}`);
       }
+      if (h.type === FrameType.DATA && this.#reassembler.waitsForSlab(h)) {
+        this.#starved = true;
+        this.tuning.receivePool?.whenAvailable(this.#onSlab);
+        return false;
+      }
       this.#framesReceived += 1;
       this.#bytesReceived += data.byteLength;
       msg = this.#openFrame(h, data);
     } catch (err) {
       this.fail(err);
-      return;
+      return true;
     }
-    if (!this.#repost(slot)) return;
+    if (!this.#repost(slot)) return true;
     if (msg !== undefined) this.deliver(msg);
+    return true;
   }
+
+  readonly #onSlab = (): void => {
+    if (!this.#starved || this.state === 'closed') return;
+    this.#starved = false;
+    this.#consumeHeld();
+  };
 
   /**
    * Hands a receive slot back. A failed post (the verbs call, or a bad slot) fails this link:
@@ -313,12 +334,18 @@ export class RdmaLink extends LinkBase {
   resume(): void {
     if (!this.#paused) return;
     this.#paused = false;
+    if (!this.#starved) this.#consumeHeld();
+  }
+
+  /** Opens the held slots in order, until paused or starved again. */
+  #consumeHeld(): void {
     const slotBytes = this.#channel.options.slotBytes;
-    while (!this.#paused && this.#held.length > 0 && this.state !== 'closed') {
-      const { slot, length } = this.#held.shift() as HeldSlot;
-      this.#consume(slot, this.#channel.recvPool.subarray(slot * slotBytes, slot * slotBytes + length));
+    while (!this.#paused && !this.#starved && this.#held.length > 0 && this.state !== 'closed') {
+      const { slot, length } = this.#held[0] as HeldSlot;
+      if (!this.#consume(slot, this.#channel.recvPool.subarray(slot * slotBytes, slot * slotBytes + length))) return;
+      this.#held.shift();
     }
-    if (!this.#paused && this.#held.length === 0 && this.#sideChannelGone !== undefined) {
+    if (!this.#paused && !this.#starved && this.#held.length === 0 && this.#sideChannelGone !== undefined) {
       const err = this.#sideChannelGone;
       this.#sideChannelGone = undefined;
       this.#sideChannelLost(err);
@@ -382,6 +409,10 @@ export class RdmaLink extends LinkBase {
   readonly #onSideClose = (): void => this.socketClosed(this.#sideChannelGone);
 
   protected releaseCarrier(): void {
+    if (this.#starved) {
+      this.#starved = false;
+      this.tuning.receivePool?.cancelWait(this.#onSlab);
+    }
     this.#held.length = 0;
     this.#reassembler.clear();
     this.#channel.close();
