@@ -11,7 +11,7 @@
         "native/engine/key_schedule.cc", "native/engine/traffic_keys.cc", "native/engine/link_receiver.cc",
         "native/engine/handshake.cc", "native/engine/tcp_link.cc", "native/engine/link_endpoints.cc",
         "native/engine/engine.cc", "native/engine/egress.cc", "native/engine/front_calls.cc",
-        "native/engine/grpc_ingress.cc", "native/engine/grpc_server_session.cc", "native/engine/grpc_deframer.cc",
+        "native/engine/grpc_ingress.cc", "native/engine/rx_timestamp.cc", "native/engine/grpc_server_session.cc", "native/engine/grpc_deframer.cc",
         "native/engine/grpc_compression.cc", "native/engine/kserve_scan.cc", "native/engine/policy_table.cc",
         "native/engine/tls_server.cc"
       ],
@@ -60,6 +60,7 @@
       "sources": [
         "native/engine/test/ingress_tests.cc",
         "native/engine/event_loop.cc",
+        "native/engine/rx_timestamp.cc",
         "native/engine/grpc_compression.cc",
         "native/engine/grpc_deframer.cc",
         "native/engine/grpc_server_session.cc",
@@ -85,7 +86,7 @@
         "native/engine/key_schedule.cc", "native/engine/traffic_keys.cc", "native/engine/link_receiver.cc",
         "native/engine/handshake.cc", "native/engine/tcp_link.cc", "native/engine/link_endpoints.cc",
         "native/engine/engine.cc", "native/engine/egress.cc", "native/engine/front_calls.cc",
-        "native/engine/grpc_ingress.cc", "native/engine/grpc_server_session.cc", "native/engine/grpc_deframer.cc",
+        "native/engine/grpc_ingress.cc", "native/engine/rx_timestamp.cc", "native/engine/grpc_server_session.cc", "native/engine/grpc_deframer.cc",
         "native/engine/grpc_compression.cc", "native/engine/kserve_scan.cc", "native/engine/policy_table.cc",
         "native/engine/tls_server.cc"
       ],

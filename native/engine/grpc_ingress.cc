@@ -1,4 +1,5 @@
 #include "engine/grpc_ingress.h"
+#include "engine/rx_timestamp.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -23,6 +24,7 @@ namespace {
 uint64_t SteadyMicros() {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now().time_since_epoch()).count());
 }
+
 }  // namespace
 
 namespace {
@@ -166,7 +168,8 @@ struct GrpcIngress::Pending {
   bool reply_held = false;
   std::vector<uint8_t> held_reply;
   uint64_t message_us = 0;   // a stream message's arrival: its sluice_request_duration_seconds starts here
-  uint64_t admitted_us = 0;  // the round trip the bulk governor is fed starts here (retries included)
+  uint64_t admitted_us = 0;  // the upstream policy's round trip starts here (retries included)
+  uint64_t arrived_us = 0;   // the bulk governor's: when the request's bytes reached this host (else admitted_us)
   bool admitted = false;     // counted in the shedder's in-flight calls
   std::vector<uint32_t> tried;  // peers an attempt went to (a retry prefers others)
   uint32_t peer = 0;            // the peer of the attempt out now (leased in the P2C policy)
@@ -305,6 +308,10 @@ void GrpcIngress::OnAccept() {
     }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    // Receive timestamps: the bulk governor's round trip starts when a request reached this
+    // host, so it includes the wait before this thread read it (what a client sees, and what
+    // low-priority work on the same cores delays). Best effort: without them it starts at the read.
+    EnableRxTimestamps(fd);
     auto c = std::make_unique<Conn>();
     c->ingress = this;
     c->fd = fd;
@@ -356,12 +363,15 @@ void GrpcIngress::OnConnEvents(Conn* c, uint32_t events) {
   if (c->closed) return;
   if ((events & kReadable) != 0 || (events & (kError | kHangup)) != 0) {
     for (int i = 0; i < 16; i++) {
-      ssize_t n = ::read(c->fd, read_buf_.data(), read_buf_.size());
+      ssize_t n = ReadStamped(c->fd, read_buf_.data(), read_buf_.size(), &rx_arrival_us_);
       if (n > 0) {
         if (c->tls != nullptr) {
-          if (!TlsInput(c, read_buf_.data(), static_cast<size_t>(n))) return;
+          const bool alive = TlsInput(c, read_buf_.data(), static_cast<size_t>(n));
+          rx_arrival_us_ = 0;
+          if (!alive) return;
         } else {
           c->session->Feed(read_buf_.data(), static_cast<size_t>(n), loop_->now_ms());
+          rx_arrival_us_ = 0;
         }
         if (c->session != nullptr && c->session->output_size() > config_.limits.output_watermark) break;
         if (static_cast<size_t>(n) < read_buf_.size()) break;
@@ -822,6 +832,7 @@ void GrpcIngress::OnRequestMessage(Conn* c, int32_t id, const uint8_t* data, siz
   p->req_id_field = std::move(req_id);
   p->payload.assign(data, data + len);
   p->admitted_us = SteadyMicros();
+  p->arrived_us = rx_arrival_us_ != 0 && rx_arrival_us_ <= p->admitted_us ? rx_arrival_us_ : p->admitted_us;
   p->message_us = message_us;
   p->admitted = true;
   p->peers = *peers;
@@ -1009,11 +1020,12 @@ bool GrpcIngress::OnLinkMessage(InferenceLink* link, const InboundMessage& msg) 
     return true;
   }
   if (status == 0) {
-    // Answered: its round trip since admission is the inference latency the bulk governor
-    // paces training by (upstream-policy.ts release(elapsed, answered)).
+    // Answered: its round trip since the request reached this host is the inference latency
+    // the bulk governor paces training by (the TypeScript ingress records its own).
     EndAttempt(p, true, false);
-    backend_->OnCallAnswered(SteadyMicros() - p->admitted_us);
+    const uint64_t arrived_us = p->arrived_us;
     SucceedPending(p, b + end, n - end);
+    backend_->OnCallAnswered(SteadyMicros() - arrived_us);
   } else {
     std::string message(reinterpret_cast<const char*>(b + 8 + rid + code), ml);
     std::string reply_code(reinterpret_cast<const char*>(b + 8 + rid), code);

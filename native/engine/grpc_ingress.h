@@ -296,6 +296,9 @@ class GrpcIngress {
   uint64_t next_ticket_ = 1;
   uint32_t next_stream_ = 1;
   std::vector<uint8_t> read_buf_;
+  // When the bytes being fed now reached this host (the kernel's receive timestamp of the last
+  // segment of the read, SO_TIMESTAMPNS, on the steady clock); 0 outside a read or without one.
+  uint64_t rx_arrival_us_ = 0;
   std::vector<uint8_t> plain_buf_;  // TLS: decrypted bytes on their way into a session
   struct {
     uint64_t start = 0;

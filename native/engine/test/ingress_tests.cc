@@ -13,7 +13,16 @@
 #include <atomic>
 #include <memory>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
+
 #include "engine/event_loop.h"
+#include "engine/rx_timestamp.h"
 #include "engine/grpc_compression.h"
 #include "engine/grpc_deframer.h"
 #include "engine/grpc_server_session.h"
@@ -647,6 +656,46 @@ void TestDeferDuringStop() {
   CHECK_EQ(alive.load(), 0);  // freed before the loop thread ended
 }
 
+// The governor's round trip starts at the kernel's receive timestamp: bytes that waited 60 ms in
+// the socket before the read must be dated 60 ms back, not at the read.
+void TestReadStampedDatesTheArrival() {
+  int lfd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t alen = sizeof a;
+  CHECK(bind(lfd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 && listen(lfd, 1) == 0);
+  CHECK(getsockname(lfd, reinterpret_cast<sockaddr*>(&a), &alen) == 0);
+  int cfd = socket(AF_INET, SOCK_STREAM, 0);
+  CHECK(connect(cfd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  int sfd = accept(lfd, nullptr, nullptr);
+  CHECK(sfd >= 0);
+  CHECK(EnableRxTimestamps(sfd));
+  // The kernel turns stamping on for the first such socket through deferred work: give it a
+  // moment (in the engine the first reads after start may go undated, and fall back to the read).
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  auto steady_us = [] {
+    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now().time_since_epoch()).count());
+  };
+  const uint64_t sent = steady_us();
+  CHECK(write(cfd, "request", 7) == 7);
+  std::this_thread::sleep_for(std::chrono::milliseconds(60));
+  uint8_t buf[64];
+  uint64_t arrival = 0;
+  CHECK_EQ(ReadStamped(sfd, buf, sizeof buf, &arrival), static_cast<ssize_t>(7));
+  const uint64_t read_at = steady_us();
+  CHECK(arrival != 0);
+  CHECK(arrival + 50000 <= read_at);  // dated at the arrival, not at the read
+  CHECK(arrival + 5000 >= sent);      // and not before the send (5 ms for the clocks' grain)
+  // Without timestamps on the socket the read is undated.
+  CHECK(write(sfd, "reply", 5) == 5);
+  CHECK_EQ(ReadStamped(cfd, buf, sizeof buf, &arrival), static_cast<ssize_t>(5));
+  CHECK_EQ(arrival, static_cast<uint64_t>(0));
+  close(cfd);
+  close(sfd);
+  close(lfd);
+}
+
 int main(int argc, char** argv) {
   if (argc > 1 && std::string(argv[1]) == "--scan") return ScanMode();
   if (argc > 1 && std::string(argv[1]) == "--gate") return GateMode();
@@ -671,6 +720,7 @@ int main(int argc, char** argv) {
   TestScanner();
   TestDeframerLimits();
   TestDeferDuringStop();
+  TestReadStampedDatesTheArrival();
   std::printf("engine ingress tests: %d checks, %d failures\n", checks, failures);
   return failures == 0 ? 0 : 1;
 }
