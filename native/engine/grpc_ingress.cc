@@ -179,6 +179,31 @@ struct GrpcIngress::Pending {
   // own span; a stream message's own access numbers (its access record).
   MessageTrace trace;
   CallAccess access;
+
+  // For reuse (GrpcIngress::RecyclePending): every field back to its default, the containers
+  // emptied but keeping their capacity. A field added above must be reset here too.
+  void Reset() {
+    call = nullptr;
+    request_id.clear();
+    model.clear();
+    version.clear();
+    req_id_field.clear();
+    payload.clear();
+    peers.clear();
+    attempts = link = link_stream = 0;
+    audit_ticket = 0;
+    held_error = CallError{};
+    reply_held = false;
+    held_reply.clear();
+    message_us = admitted_us = arrived_us = 0;
+    admitted = false;
+    tried.clear();
+    peer = 0;
+    leased = false;
+    sent_us = 0;
+    trace = MessageTrace{};
+    access = CallAccess{};
+  }
 };
 
 struct GrpcIngress::Conn final : GrpcServerSession::Handler {
@@ -243,6 +268,7 @@ GrpcIngress::~GrpcIngress() {
     loop_->Unwatch(listen_fd_);
     ::close(listen_fd_);
   }
+  for (Pending* p : spare_pendings_) delete p;
 }
 
 bool GrpcIngress::Listen(std::string* error) {
@@ -785,7 +811,7 @@ void GrpcIngress::OnRequestMessage(Conn* c, int32_t id, const uint8_t* data, siz
   if (!e.ok() && gate.outcome == GateOutcome::kRefuse) {
     // A gate refusal is a security event; an audited one is answered once its entry is durable.
     if (gate.audit) {
-      auto* p = new Pending();
+      Pending* p = NewPending();
       p->call = call;
       p->request_id = rid;
       p->model = model;
@@ -824,7 +850,7 @@ void GrpcIngress::OnRequestMessage(Conn* c, int32_t id, const uint8_t* data, siz
   }
   call->tenant = gate.tenant_id;
   call->access.tenant = gate.tenant_id;
-  auto* p = new Pending();
+  Pending* p = NewPending();
   p->call = call;
   p->request_id = rid;
   p->model = std::move(model);
@@ -1145,7 +1171,47 @@ bool GrpcIngress::RetryElsewhere(Pending* p) {
 void GrpcIngress::Forget(Pending* p) {
   EndAttempt(p, true, false);  // still out (cancelled, deadline): no sample, no fault
   if (p->admitted) upstreams_.Release(static_cast<double>(SteadyMicros() - p->admitted_us) / 1000.0);
-  delete p;
+  RecyclePending(p);
+}
+
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SLUICE_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define SLUICE_ASAN 1
+#endif
+
+namespace {
+// Under AddressSanitizer nothing is kept: a pending used after its call ended must stay a
+// use-after-free ASan reports, not a silent read of the next call's state.
+#ifdef SLUICE_ASAN
+constexpr size_t kMaxSparePendings = 0;
+#else
+constexpr size_t kMaxSparePendings = 256;
+#endif
+// What spare pendings may keep of request payloads (one 1 MiB call in flight keeps 1 MiB).
+constexpr size_t kMaxSparePayloadBytes = 32u << 20;
+}  // namespace
+
+GrpcIngress::Pending* GrpcIngress::NewPending() {
+  if (spare_pendings_.empty()) return new Pending();
+  Pending* p = spare_pendings_.back();
+  spare_pendings_.pop_back();
+  spare_payload_bytes_ -= p->payload.capacity() + p->held_reply.capacity();
+  return p;
+}
+
+void GrpcIngress::RecyclePending(Pending* p) {
+  const size_t keeps = p->payload.capacity() + p->held_reply.capacity();
+  if (spare_pendings_.size() >= kMaxSparePendings || spare_payload_bytes_ + keeps > kMaxSparePayloadBytes) {
+    delete p;
+    return;
+  }
+  p->Reset();
+  spare_pendings_.push_back(p);
+  spare_payload_bytes_ += keeps;
 }
 
 // Removes a pending that is answered; ends a half-closed stream once nothing is left.

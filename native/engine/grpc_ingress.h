@@ -299,6 +299,13 @@ class GrpcIngress {
   // When the bytes being fed now reached this host (the kernel's receive timestamp of the last
   // segment of the read, SO_TIMESTAMPNS, on the steady clock); 0 outside a read or without one.
   uint64_t rx_arrival_us_ = 0;
+  // Pendings of ended calls, cleared but keeping their buffers' capacity (the request payload,
+  // ids, peer lists) for the next call: no allocation per call once warm. Bounded in count and
+  // in the payload bytes they keep.
+  std::vector<Pending*> spare_pendings_;
+  size_t spare_payload_bytes_ = 0;
+  Pending* NewPending();
+  void RecyclePending(Pending* p);
   std::vector<uint8_t> plain_buf_;  // TLS: decrypted bytes on their way into a session
   struct {
     uint64_t start = 0;
