@@ -2,7 +2,7 @@
 // "ready" log line (which lists the bound endpoints). Used by the end-to-end tests and the
 // benchmarks, which run every server in its own process.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -107,14 +107,35 @@ export async function startSluice(
   };
 }
 
-/** A loopback port with nothing listening (bound, then released). */
+/**
+ * A loopback port with nothing listening. It is taken below the kernel's ephemeral range
+ * (ip_local_port_range), where no listen(0) of a test running beside this one can be given it:
+ * a port from the range, bound and released, was once handed to another test's model server
+ * while this one still counted on it being dead (CI, the "ghost" route of test/e2e). Checked
+ * free by binding it; falls back to a released ephemeral port if none below the range is.
+ */
 export async function closedPort(): Promise<number> {
   const { createServer } = await import('node:net');
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
+  const tryListen = (port: number): Promise<number | undefined> =>
+    new Promise((resolve) => {
+      const s = createServer();
+      s.once('error', () => resolve(undefined));
+      s.listen(port, '127.0.0.1', () => {
+        const got = (s.address() as { port: number }).port;
+        s.close(() => resolve(got));
+      });
     });
-  });
+  let low = 32768;
+  try {
+    low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]) || low;
+  } catch {
+    // not Linux: the fallback below
+  }
+  // 10000 ports under the range, above the well-known ones and sluice's own (8000-8003, 9090).
+  const from = Math.max(10_000, low - 10_000);
+  for (let i = 0; i < 20 && from < low; i++) {
+    const port = from + Math.floor(Math.random() * (low - from));
+    if ((await tryListen(port)) === port) return port;
+  }
+  return (await tryListen(0))!;
 }
