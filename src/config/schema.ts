@@ -221,6 +221,14 @@ export const trainingSchema = z.strictObject({
    * `normal` (unchanged).
    */
   threadPriority: z.enum(['idle', 'low', 'normal']).default('idle'),
+  /**
+   * V8's old-generation growing factor for the whole process, as `--heap-growing-percent`
+   * (limit = live x (1 + p/100) + new space), set when the training thread starts; 0 keeps V8's
+   * own heuristics. Bulk passes through short-lived external buffers that V8 counts against the
+   * old generation's slack, and with its own tight factor it marked the whole heap every 400 ms
+   * (docs/training.md, "Memory").
+   */
+  heapGrowthPercent: z.number().int().min(0).max(1000).default(200),
 });
 /** Tenant names as they appear in keys, tokens and the audit log. */
 export const tenantNameSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'expected a tenant name ([A-Za-z0-9._-], 1-63 chars)');

@@ -13,6 +13,7 @@ import type { HealthModel } from '../telemetry/health.ts';
 import { serviceStatuses } from '../telemetry/health-mirror.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { RemoteMetrics, SluiceMetrics } from '../telemetry/metrics.ts';
+import { applyHeapGrowthPercent } from './heap-growth.ts';
 import {
   TRAINING_THREAD_NAME,
   type FromTrainingThread,
@@ -81,6 +82,8 @@ export class TrainingPlane {
       serveGrpcPort: opts.serveGrpcPort,
       ...(mirrored !== undefined ? { health: serviceStatuses(mirrored) } : {}),
     };
+    const heapGrowth = applyHeapGrowthPercent(opts.config.training.heapGrowthPercent);
+    if (heapGrowth !== undefined) opts.logger.info({ heapGrowingPercent: heapGrowth }, 'V8 heap growth for bulk set (process-wide)');
     const worker = new Worker(new URL('./training-thread-entry.mjs', import.meta.url), { workerData: init, // V8 flags are process-wide (a worker refuses them); the entry registers the TS loader itself.
       execArgv: [], env: process.env });
     const log = opts.logger.child({ thread: TRAINING_THREAD_NAME });

@@ -11,4 +11,8 @@
 // its added p50 lower in 9 of 10 rounds (by ~2.5-4 ms of ~15); simple and 16 KiB unchanged
 // within noise (their GC is ~2% of the main thread). --max-semi-space-size (16/32/64) showed no
 // difference: the per-request garbage is small and scavenges are cheap.
+//
+// --heap-growing-percent is not here: the training plane sets it at run time when it starts
+// (training.heapGrowthPercent, src/node/heap-growth.ts), so a node embedded as a library gets it
+// too and a node without a training segment keeps V8's own factor.
 export const SLUICE_V8_FLAGS: readonly string[] = ['--single-threaded-gc'];

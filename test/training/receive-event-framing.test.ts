@@ -13,7 +13,7 @@ import fc from 'fast-check';
 import { connect } from '../../src/index.ts';
 import { addTensorTransferService } from '../../src/training/grpc-service.ts';
 import { tensorTransferClientConstructor } from '../../src/training/proto.ts';
-import { encodeFramedDataEvent, receiveEventFraming, receiveEventFramingInterceptor } from '../../src/training/receive-event-framing.ts';
+import { encodeFramedDataEvent, framedEventBuffers, receiveEventFraming, receiveEventFramingInterceptor } from '../../src/training/receive-event-framing.ts';
 import { TrainingNode } from '../../src/training/training-node.ts';
 import { TcpTransport } from '../../src/transport/tcp-transport.ts';
 
@@ -67,9 +67,10 @@ test('streamed and pulled tensors arrive whole through the one-buffer framing', 
   const rx = connect(await serve(b, [receiveEventFramingInterceptor]));
   try {
     const before = receiveEventFraming.framed;
+    const reusedBefore = framedEventBuffers.reuses;
     const sub = rx.subscribe({ namePrefix: 'act/' });
     await sub.ready;
-    const data = randomBytes(3 * MiB + 5);
+    const data = randomBytes(12 * MiB + 5);
     const received = (async () => {
       const parts: Buffer[] = [];
       let at = 0;
@@ -88,7 +89,38 @@ test('streamed and pulled tensors arrive whole through the one-buffer framing', 
     sub.close();
     assert.equal(sha(got.bytes), sha(data));
     assert.ok(got.sha256.equals(r.sha256));
-    assert.ok(receiveEventFraming.framed - before >= 4, `${receiveEventFraming.framed - before} data events framed`);
+    assert.ok(receiveEventFraming.framed - before >= 13, `${receiveEventFraming.framed - before} data events framed`);
+    // The framed buffers came back after each write and were framed into again: the bytes above
+    // are whole, so none was reused while the stream still held it.
+    assert.ok(framedEventBuffers.reuses - reusedBefore >= 8, `${framedEventBuffers.reuses - reusedBefore} framed buffers reused`);
+
+    // Two readers that take their time, fed at once: HTTP/2 flow control backs both streams
+    // up, so writes complete late while the other stream frames its next chunk. A framed
+    // buffer handed out again before its write completed would put one tensor's bytes into the
+    // other's events.
+    const slowly = async (prefix: string) => {
+      const sub = rx.subscribe({ namePrefix: prefix });
+      await sub.ready;
+      return { sub, bytes: (async () => {
+        const parts: Buffer[] = [];
+        for await (const e of sub) {
+          if ('data' in e) {
+            parts.push(e.data.data);
+            await new Promise((r) => setTimeout(r, 5));
+          }
+          if ('end' in e) return Buffer.concat(parts);
+        }
+        throw new Error('subscription ended early');
+      })() };
+    };
+    const [s1, s2] = await Promise.all([slowly('slow1/'), slowly('slow2/')]);
+    const d1 = randomBytes(40 * MiB + 3);
+    const d2 = randomBytes(36 * MiB + 11);
+    await Promise.all([tx.push('b', 'slow1/t', d1, { sink: 'stream', chunkBytes: MiB }), tx.push('b', 'slow2/t', d2, { sink: 'stream', chunkBytes: MiB })]);
+    assert.equal(sha(await s1.bytes), sha(d1));
+    assert.equal(sha(await s2.bytes), sha(d2));
+    s1.sub.close();
+    s2.sub.close();
 
     await tx.push('b', 'ckpt/x', data, { transferId: 'pulled-1' });
     const parts: Buffer[] = [];
