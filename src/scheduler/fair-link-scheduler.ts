@@ -175,7 +175,8 @@ export class FairLinkScheduler implements LinkScheduler {
     // Without a way to be woken, holding a frame back would stall the link: do not pace.
     if (governor === undefined || this.wake === undefined) return false;
     const share = governor.share(now);
-    const bw = this.bandwidth.bytesPerSec;
+    // Only a settled estimate: the first busy intervals of a link measure its start-up.
+    const bw = this.bandwidth.settledBytesPerSec;
     const rate = share >= 1 || bw <= 0 ? Infinity : share * bw;
     if (rate !== this.bucket.rate) this.bucket.configure(rate, Math.max(size, this.frameBytes.training), now);
     const wait = this.bucket.take(size, now);

@@ -110,7 +110,7 @@ test('chunk size follows bandwidth x latency budget, aligned and bounded', () =>
 });
 
 test('bandwidth estimator measures busy intervals only', () => {
-  const e = new BandwidthEstimator({ alpha: 1, minIntervalMs: 10 });
+  const e = new BandwidthEstimator({ alpha: 1, minIntervalMs: 10, warmupSamples: 1 });
   e.onBusyDrain(0, 0);
   e.onBusyDrain(5_000_000, 5);
   assert.equal(e.bytesPerSec, 0, 'interval too short for a sample');
@@ -121,6 +121,32 @@ test('bandwidth estimator measures busy intervals only', () => {
   assert.equal(e.bytesPerSec, 1e9);
   e.onBusyDrain(1_000_000, 1010);
   assert.equal(e.bytesPerSec, 1e8);
+});
+
+test('the estimate settles after its warm-up, at the largest start-up sample', () => {
+  const e = new BandwidthEstimator({ minIntervalMs: 10, warmupSamples: 4 });
+  let t = 0;
+  e.onBusyDrain(0, t);
+  // A link's start: 10, 50, 150, then 200 MB/s over 10 ms intervals.
+  for (const mbps of [10, 50, 150, 200]) {
+    assert.equal(e.settledBytesPerSec, 0, 'not settled during the warm-up');
+    e.onBusyDrain(mbps * 1e6 / 100, (t += 10));
+  }
+  assert.equal(e.settledBytesPerSec, 200e6, 'settled at the largest warm-up sample, not the first');
+  assert.equal(e.bytesPerSec, 200e6);
+  // Then an EWMA: one slow interval moves it a quarter of the way.
+  e.onBusyDrain(100e6 / 100, (t += 10));
+  assert.equal(e.settledBytesPerSec, 175e6);
+  // During the warm-up chunk sizing already sees the provisional figure.
+  const w = new BandwidthEstimator({ minIntervalMs: 10, warmupSamples: 4 });
+  w.onBusyDrain(0, 0);
+  w.onBusyDrain(1e6, 10);
+  assert.equal(w.bytesPerSec, 100e6);
+  assert.equal(w.settledBytesPerSec, 0);
+  // A direct sample settles it at once (never below what the warm-up saw).
+  w.addSample(50e6);
+  assert.equal(w.settledBytesPerSec, 100e6);
+  assert.throws(() => new BandwidthEstimator({ warmupSamples: 0 }), RangeError);
 });
 
 test('the governor cuts bulk for what bulk adds to inference latency, not for what the machine cannot do without it', () => {

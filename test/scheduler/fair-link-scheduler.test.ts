@@ -145,6 +145,45 @@ test('a cut bulk share paces training frames and wakes the link when the pace al
   s.clear();
 });
 
+test('a link cut from its start is paced at share x what it settles at, not at its slow first interval', () => {
+  let t = 0;
+  const governor = new BulkGovernor({ targetMs: 5, minShare: 0.5, minSamples: 1, tickMs: 0, decreaseIntervalMs: 0 });
+  const s = make({ governor, now: () => t }, () => {});
+  const body = Buffer.alloc(1024 * KiB);
+  for (let i = 0; i < 200; i++) s.enqueue({ cls: 'training', kind: 1, streamId: i + 1, tenant: 0, flow: i + 1, cursor: new MessageCursor([body]) });
+  // Inference slows with bulk's share, so the governor holds bulk at its minimum (0.5) from the start.
+  for (let i = 0; i < 40; i++) {
+    governor.recordInference(200 * governor.share(t), t);
+    t += 1;
+  }
+  assert.equal(governor.share(t), 0.5);
+  // The link: one 16 KiB frame per 4 ms for its first 40 ms (a start-up: about 4 MB/s), then
+  // 100 kB per ms (100 MB/s). Each step takes frames until its quota is met or the pace says wait.
+  let sent = 0;
+  const step = (quota: number) => {
+    let n = 0;
+    while (n < quota) {
+      const f = s.next();
+      if (f === undefined) break;
+      n += f.length;
+    }
+    governor.recordInference(200 * governor.share(t), t);
+    t += 1;
+    return n;
+  };
+  for (let i = 0; i < 40; i++) step(i % 4 === 0 ? 1 : 0);
+  for (let i = 0; i < 200; i++) step(100_000);
+  const settled = s.bandwidth.settledBytesPerSec;
+  assert.ok(settled >= 90e6, `settled at ${settled} B/s`);
+  for (let i = 0; i < 1000; i++) sent += step(100_000);
+  // 0.5 x the settled rate for 1 s (at most one burst over); before the warm-up, the first
+  // interval's 4 MB/s set the pace: about 2 MB in this second.
+  assert.ok(sent >= 0.35 * 100e6, `sent ${sent} in 1 s (settled at ${settled} B/s)`);
+  assert.ok(sent <= 0.5 * settled + 256 * KiB, `sent ${sent} in 1 s (settled at ${settled} B/s)`);
+  assert.ok(s.pacedWaits > 0);
+  s.clear();
+});
+
 test('without a wake callback the scheduler never holds frames back', () => {
   const governor = new BulkGovernor({ targetMs: 5, minShare: 0.1, minSamples: 1, tickMs: 0 });
   governor.recordInference(50, 0);

@@ -30,36 +30,40 @@ test('bulk paced at the minimum share still arrives whole, at about that share o
   const accepted = once(listener, 'link') as Promise<[Link]>;
   const link = await client.connect({ segment: 'training', host: '127.0.0.1', port: listener.address.port, segmentKey: key });
   const [peer] = await accepted;
-  const payload = randomBytes(24 * MiB);
-  const got = createHash('sha256');
-  let received = 0;
-  const done = new Promise<void>((resolve) =>
-    peer.on('message', (m: InboundMessage) => {
-      got.update(m.body);
-      received += m.body.length;
-      if (received === payload.length) resolve();
-    }),
-  );
-  // Unpaced first: the link measures its bandwidth.
-  const t0 = performance.now();
-  for (let off = 0; off < 16 * MiB; off += MiB) link.send({ cls: 'training', kind: 1, streamId: 1 + off / MiB, body: payload.subarray(off, off + MiB) });
-  while (received < 16 * MiB) await new Promise((r) => setTimeout(r, 5));
-  const unpacedSeconds = (performance.now() - t0) / 1000;
-  // Inference is now far over its target, in proportion to bulk's share (so every cut helps:
-  // the governor undoes cuts that do not): the share drops to the minimum and bulk is paced.
-  const slowdown = () => governor.recordInference(500 * governor.share(performance.now()), performance.now());
-  for (let i = 0; i < 60; i++) slowdown(); // a cut is judged on 5 samples after it (5 x minSamples)
-  assert.equal(governor.share(performance.now()), 0.1);
-  const t1 = performance.now();
-  for (let off = 16 * MiB; off < payload.length; off += MiB) link.send({ cls: 'training', kind: 1, streamId: 1 + off / MiB, body: payload.subarray(off, off + MiB) });
-  const keepHot = setInterval(slowdown, 20);
-  await done;
-  clearInterval(keepHot);
-  const pacedSeconds = (performance.now() - t1) / 1000;
-  assert.equal(got.digest('hex'), createHash('sha256').update(payload).digest('hex'));
-  // 8 MiB at 10% of the measured rate takes several times longer than 16 MiB unpaced did.
-  assert.ok(pacedSeconds > unpacedSeconds, `paced ${pacedSeconds.toFixed(3)} s vs unpaced ${unpacedSeconds.toFixed(3)} s`);
-  await Promise.all([link.close(), peer.close(), listener.close()]);
+  // A failed assertion must still close the link: open sockets would keep the file running.
+  try {
+    const payload = randomBytes(40 * MiB);
+    const got = createHash('sha256');
+    let received = 0;
+    const done = new Promise<void>((resolve) =>
+      peer.on('message', (m: InboundMessage) => {
+        got.update(m.body);
+        received += m.body.length;
+        if (received === payload.length) resolve();
+      }),
+    );
+    // Unpaced first: the link measures its bandwidth (it settles after 4 busy intervals of 20 ms).
+    const t0 = performance.now();
+    for (let off = 0; off < 32 * MiB; off += MiB) link.send({ cls: 'training', kind: 1, streamId: 1 + off / MiB, body: payload.subarray(off, off + MiB) });
+    while (received < 32 * MiB) await new Promise((r) => setTimeout(r, 5));
+    const unpacedSeconds = (performance.now() - t0) / 1000;
+    // Inference is now far over its target, in proportion to bulk's share (so every cut helps:
+    // the governor undoes cuts that do not): the share drops to the minimum and bulk is paced.
+    const slowdown = () => governor.recordInference(500 * governor.share(performance.now()), performance.now());
+    for (let i = 0; i < 60; i++) slowdown(); // a cut is judged on 5 samples after it (5 x minSamples)
+    assert.equal(governor.share(performance.now()), 0.1);
+    const t1 = performance.now();
+    for (let off = 32 * MiB; off < payload.length; off += MiB) link.send({ cls: 'training', kind: 1, streamId: 1 + off / MiB, body: payload.subarray(off, off + MiB) });
+    const keepHot = setInterval(slowdown, 20);
+    await done;
+    clearInterval(keepHot);
+    const pacedSeconds = (performance.now() - t1) / 1000;
+    assert.equal(got.digest('hex'), createHash('sha256').update(payload).digest('hex'));
+    // 8 MiB at 10% of the measured rate takes several times longer than 32 MiB unpaced did.
+    assert.ok(pacedSeconds > unpacedSeconds, `paced ${pacedSeconds.toFixed(3)} s vs unpaced ${unpacedSeconds.toFixed(3)} s`);
+  } finally {
+    await Promise.all([link.close(), peer.close(), listener.close()]);
+  }
 });
 
 test('while inference runs, a bulk link seals and takes in one training frame per event-loop turn, and everything arrives', async () => {
