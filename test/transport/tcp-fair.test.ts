@@ -6,7 +6,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { test } from 'node:test';
 import { BulkGovernor } from '../../src/scheduler/bulk-governor.ts';
-import { fairLinkSchedulerFactory, type FairSchedulerConfig } from '../../src/scheduler/fair-link-scheduler.ts';
+import { type FairLinkScheduler, fairLinkSchedulerFactory, type FairSchedulerConfig } from '../../src/scheduler/fair-link-scheduler.ts';
+import type { LinkSchedulerFactory } from '../../src/scheduler/link-scheduler.ts';
 import { TcpTransport } from '../../src/transport/tcp-transport.ts';
 import type { InboundMessage, Link, TransportOptions } from '../../src/transport/types.ts';
 import { runTransportConformance } from './conformance.ts';
@@ -25,7 +26,11 @@ test('bulk paced at the minimum share still arrives whole, at about that share o
   const governor = new BulkGovernor({ targetMs: 5, minShare: 0.1, minSamples: 1, tickMs: 0, decreaseIntervalMs: 0 });
   const key = randomBytes(32);
   const server = new TcpTransport();
-  const client = new TcpTransport({ link: { scheduler: fair({ governor }) } });
+  // The client link's scheduler, kept to see when its bandwidth estimate has settled.
+  let sched: FairLinkScheduler | undefined;
+  const made = fair({ governor });
+  const keep: LinkSchedulerFactory = (o) => (sched = made(o) as FairLinkScheduler);
+  const client = new TcpTransport({ link: { scheduler: keep } });
   const listener = await server.listen({ segment: 'training', host: '127.0.0.1', port: 0, segmentKey: key });
   const accepted = once(listener, 'link') as Promise<[Link]>;
   const link = await client.connect({ segment: 'training', host: '127.0.0.1', port: listener.address.port, segmentKey: key });
@@ -35,32 +40,44 @@ test('bulk paced at the minimum share still arrives whole, at about that share o
     const payload = randomBytes(40 * MiB);
     const got = createHash('sha256');
     let received = 0;
+    let expected = Number.POSITIVE_INFINITY; // set once the unpaced rounds are known
     const done = new Promise<void>((resolve) =>
       peer.on('message', (m: InboundMessage) => {
         got.update(m.body);
         received += m.body.length;
-        if (received === payload.length) resolve();
+        if (received >= expected) resolve();
       }),
     );
-    // Unpaced first: the link measures its bandwidth (it settles after 4 busy intervals of 20 ms).
+    // Unpaced first, until the link's bandwidth estimate has settled (4 busy intervals of 20 ms;
+    // bounded: at most 8 rounds of 32 MiB), then 8 MiB more paced at the minimum share.
+    let streamId = 1;
+    let unpacedBytes = 0;
     const t0 = performance.now();
-    for (let off = 0; off < 32 * MiB; off += MiB) link.send({ cls: 'training', kind: 1, streamId: 1 + off / MiB, body: payload.subarray(off, off + MiB) });
-    while (received < 32 * MiB) await new Promise((r) => setTimeout(r, 5));
+    for (let round = 0; round < 8 && (sched?.bandwidth.settledBytesPerSec ?? 0) === 0; round++) {
+      for (let off = 0; off < 32 * MiB; off += MiB) link.send({ cls: 'training', kind: 1, streamId: streamId++, body: payload.subarray(off, off + MiB) });
+      unpacedBytes += 32 * MiB;
+      while (received < unpacedBytes) await new Promise((r) => setTimeout(r, 5));
+    }
     const unpacedSeconds = (performance.now() - t0) / 1000;
+    assert.ok((sched?.bandwidth.settledBytesPerSec ?? 0) > 0, 'the estimate settled');
+    expected = unpacedBytes + 8 * MiB; // nothing of the paced bytes is sent yet
+    const sent = createHash('sha256');
+    for (let r = 0; r < unpacedBytes / (32 * MiB); r++) sent.update(payload.subarray(0, 32 * MiB));
+    sent.update(payload.subarray(32 * MiB));
     // Inference is now far over its target, in proportion to bulk's share (so every cut helps:
     // the governor undoes cuts that do not): the share drops to the minimum and bulk is paced.
     const slowdown = () => governor.recordInference(500 * governor.share(performance.now()), performance.now());
     for (let i = 0; i < 60; i++) slowdown(); // a cut is judged on 5 samples after it (5 x minSamples)
     assert.equal(governor.share(performance.now()), 0.1);
     const t1 = performance.now();
-    for (let off = 32 * MiB; off < payload.length; off += MiB) link.send({ cls: 'training', kind: 1, streamId: 1 + off / MiB, body: payload.subarray(off, off + MiB) });
+    for (let off = 32 * MiB; off < payload.length; off += MiB) link.send({ cls: 'training', kind: 1, streamId: streamId++, body: payload.subarray(off, off + MiB) });
     const keepHot = setInterval(slowdown, 20);
     await done;
     clearInterval(keepHot);
     const pacedSeconds = (performance.now() - t1) / 1000;
-    assert.equal(got.digest('hex'), createHash('sha256').update(payload).digest('hex'));
-    // 8 MiB at 10% of the measured rate takes several times longer than 32 MiB unpaced did.
-    assert.ok(pacedSeconds > unpacedSeconds, `paced ${pacedSeconds.toFixed(3)} s vs unpaced ${unpacedSeconds.toFixed(3)} s`);
+    assert.equal(got.digest('hex'), sent.digest('hex'));
+    // 8 MiB at 10% of the measured rate takes longer than the unpaced bytes (32 MiB or more) did.
+    assert.ok(pacedSeconds > unpacedSeconds * (8 * MiB * 10) / unpacedBytes / 2, `paced ${pacedSeconds.toFixed(3)} s vs unpaced ${unpacedSeconds.toFixed(3)} s for ${unpacedBytes / MiB} MiB`);
   } finally {
     await Promise.all([link.close(), peer.close(), listener.close()]);
   }
