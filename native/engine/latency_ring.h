@@ -4,10 +4,13 @@
 // fast-path call (two stores and one release store, no call into JS); the governors of the
 // main and training threads drain the ring on their own ticks. One writer: the loop thread.
 //
-// Layout (the ABI shared with latency-sample-ring.ts): int32 write index, int32 reserved,
-// 4 float64 stats (written by the governor, not here), then `capacity` slots of two float64:
-// the absolute time in ms (performance.timeOrigin + performance.now() on the JS side) and
-// the latency in ms (NaN: inference passed without a round trip to measure).
+// Layout (the ABI shared with latency-sample-ring.ts): int32 write index, int32 byte offset of
+// the slots, the governor's float64 stats (not read or written here), then `capacity` slots of
+// two float64: the absolute time in ms (performance.timeOrigin + performance.now() on the JS
+// side) and the latency in ms (NaN: inference passed without a round trip to measure). The
+// offset is read from the ring, not assumed: when the JS side grew its stats from 4 to 6 this
+// side kept writing at the old offset, one slot off with a capacity one larger, so after the
+// first lap the governors read stale slots and saw no samples.
 #ifndef SLUICE_NATIVE_ENGINE_LATENCY_RING_H_
 #define SLUICE_NATIVE_ENGINE_LATENCY_RING_H_
 
@@ -22,7 +25,7 @@ namespace engine {
 
 class LatencyRing {
  public:
-  static constexpr size_t kHeaderBytes = 2 * 4 + 4 * 8;
+  static constexpr size_t kPrefixBytes = 2 * 4;  // write index, slots offset
   static constexpr size_t kSlotBytes = 16;
   static constexpr size_t kMinCapacity = 16;
 
@@ -31,17 +34,26 @@ class LatencyRing {
     return static_cast<double>(std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count()) / 1e6;
   }
 
-  // Whether `bytes` of memory at `mem` can hold a ring (8-byte aligned, header and 16 slots).
-  static bool Fits(const void* mem, size_t bytes) {
-    return mem != nullptr && reinterpret_cast<uintptr_t>(mem) % 8 == 0 && bytes >= kHeaderBytes + kMinCapacity * kSlotBytes &&
-           (bytes - kHeaderBytes) % kSlotBytes == 0;
+  // The slots' byte offset the ring at `mem` declares; 0 when `bytes` of memory there do not
+  // hold a ring (8-byte aligned, an offset past the prefix, 8-aligned, and 16 whole slots).
+  static size_t SlotsOffset(const void* mem, size_t bytes) {
+    if (mem == nullptr || reinterpret_cast<uintptr_t>(mem) % 8 != 0 || bytes < kPrefixBytes) return 0;
+    int32_t declared = 0;
+    std::memcpy(&declared, static_cast<const uint8_t*>(mem) + 4, sizeof declared);
+    if (declared < static_cast<int32_t>(kPrefixBytes) || declared % 8 != 0) return 0;
+    const size_t offset = static_cast<size_t>(declared);
+    if (offset > bytes || (bytes - offset) % kSlotBytes != 0 || (bytes - offset) / kSlotBytes < kMinCapacity) return 0;
+    return offset;
   }
+  static bool Fits(const void* mem, size_t bytes) { return SlotsOffset(mem, bytes) != 0; }
 
   // Loop thread. `clock_offset_ms` turns MonotonicMs() into the JS side's absolute time.
   void Attach(uint8_t* mem, size_t bytes, double clock_offset_ms) {
-    if (!Fits(mem, bytes)) return;
+    const size_t offset = SlotsOffset(mem, bytes);
+    if (offset == 0) return;
     mem_ = mem;
-    capacity_ = static_cast<uint32_t>((bytes - kHeaderBytes) / kSlotBytes);
+    slots_ = mem + offset;
+    capacity_ = static_cast<uint32_t>((bytes - offset) / kSlotBytes);
     offset_ms_ = clock_offset_ms;
   }
   void Detach() { mem_ = nullptr; }
@@ -61,12 +73,13 @@ class LatencyRing {
     const int64_t n = capacity_;
     const size_t slot = static_cast<size_t>(((static_cast<int64_t>(index) % n) + n) % n);
     const double v[2] = {MonotonicMs() + offset_ms_, latency_ms};
-    std::memcpy(mem_ + kHeaderBytes + slot * kSlotBytes, v, sizeof v);
+    std::memcpy(slots_ + slot * kSlotBytes, v, sizeof v);
     // The release store publishes the slot before the index the readers Atomics.load.
     __atomic_store_n(index_word, static_cast<int32_t>(static_cast<uint32_t>(index) + 1u), __ATOMIC_RELEASE);
   }
 
   uint8_t* mem_ = nullptr;
+  uint8_t* slots_ = nullptr;
   uint32_t capacity_ = 0;
   double offset_ms_ = 0;
 };

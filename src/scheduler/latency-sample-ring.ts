@@ -8,8 +8,11 @@
 
 /** Latency value of a sample that only says "inference passed" (an egress relaying a call). */
 const NOTE = Number.NaN;
-const HEADER_WORDS = 2; // Int32: write index, reserved
+// Int32: write index, byte offset of the slots. The native engine's writer
+// (native/engine/latency_ring.h) reads the offset from the ring, so the stats may grow.
+const HEADER_WORDS = 2;
 const STATS_SLOTS = 6; // Float64: share, p99 ms, samples, decreases, baseline p99 ms, futile cuts
+const SLOTS_OFFSET = HEADER_WORDS * 4 + STATS_SLOTS * 8;
 
 export interface GovernorStats {
   share: number;
@@ -36,15 +39,16 @@ export class LatencySampleRing {
       this.buffer = init.buffer;
     } else {
       if (!Number.isInteger(init.capacity) || init.capacity < 16) throw new RangeError('capacity must be an integer of at least 16');
-      this.buffer = new SharedArrayBuffer(HEADER_WORDS * 4 + STATS_SLOTS * 8 + init.capacity * 16);
+      this.buffer = new SharedArrayBuffer(SLOTS_OFFSET + init.capacity * 16);
     }
     this.header = new Int32Array(this.buffer, 0, HEADER_WORDS);
+    if ('buffer' in init && Atomics.load(this.header, 1) !== SLOTS_OFFSET) throw new RangeError(`not a latency sample ring of this layout (slots at ${Atomics.load(this.header, 1)}, expected ${SLOTS_OFFSET})`);
     this.stats = new Float64Array(this.buffer, HEADER_WORDS * 4, STATS_SLOTS);
-    const offset = HEADER_WORDS * 4 + STATS_SLOTS * 8;
-    this.capacity = (this.buffer.byteLength - offset) / 16;
-    this.slots = new Float64Array(this.buffer, offset, this.capacity * 2);
+    this.capacity = (this.buffer.byteLength - SLOTS_OFFSET) / 16;
+    this.slots = new Float64Array(this.buffer, SLOTS_OFFSET, this.capacity * 2);
     this.readIndex = Atomics.load(this.header, 0);
     if (!('buffer' in init)) {
+      Atomics.store(this.header, 1, SLOTS_OFFSET);
       this.stats[0] = 1;
       this.stats[1] = this.stats[4] = Number.NaN;
     }

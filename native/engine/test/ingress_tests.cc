@@ -22,6 +22,7 @@
 #include <thread>
 
 #include "engine/event_loop.h"
+#include "engine/latency_ring.h"
 #include "engine/rx_timestamp.h"
 #include "engine/grpc_compression.h"
 #include "engine/grpc_deframer.h"
@@ -656,6 +657,39 @@ void TestDeferDuringStop() {
   CHECK_EQ(alive.load(), 0);  // freed before the loop thread ended
 }
 
+// The latency ring's writer follows the slots offset the ring declares (latency-sample-ring.ts
+// writes it): across several laps every sample lands in slot index % capacity at that offset,
+// and the stats between the prefix and the slots are never touched. A ring that declares a bad
+// offset is refused.
+void TestLatencyRingLayout() {
+  using sluice::engine::LatencyRing;
+  constexpr size_t kOffset = 8 + 6 * 8;  // the JS side's: index, offset, 6 stats
+  constexpr size_t kCapacity = 16;
+  alignas(8) uint8_t mem[kOffset + kCapacity * 16];
+  std::memset(mem, 0xAB, sizeof mem);
+  const int32_t zero = 0, offset = kOffset;
+  std::memcpy(mem, &zero, 4);
+  std::memcpy(mem + 4, &offset, 4);
+  CHECK(LatencyRing::Fits(mem, sizeof mem));
+  LatencyRing ring;
+  ring.Attach(mem, sizeof mem, 0);
+  CHECK(ring.attached());
+  for (int i = 0; i < 3 * static_cast<int>(kCapacity) + 5; i++) ring.Record(static_cast<double>(i));
+  int32_t written = 0;
+  std::memcpy(&written, mem, 4);
+  CHECK_EQ(written, 3 * static_cast<int>(kCapacity) + 5);
+  for (int i = written - static_cast<int>(kCapacity); i < written; i++) {
+    double v[2];
+    std::memcpy(v, mem + kOffset + static_cast<size_t>(i % kCapacity) * 16, sizeof v);
+    CHECK_EQ(v[1], static_cast<double>(i));
+  }
+  for (size_t b = 8; b < kOffset; b++) CHECK_EQ(static_cast<int>(mem[b]), 0xAB);
+  for (const int32_t bad : {0, 4, 12, static_cast<int32_t>(sizeof mem), static_cast<int32_t>(sizeof mem - 8 * 16)}) {
+    std::memcpy(mem + 4, &bad, 4);
+    CHECK(!LatencyRing::Fits(mem, sizeof mem));
+  }
+}
+
 // The governor's round trip starts at the kernel's receive timestamp: bytes that waited 60 ms in
 // the socket before the read must be dated 60 ms back, not at the read.
 void TestReadStampedDatesTheArrival() {
@@ -721,6 +755,7 @@ int main(int argc, char** argv) {
   TestDeframerLimits();
   TestDeferDuringStop();
   TestReadStampedDatesTheArrival();
+  TestLatencyRingLayout();
   std::printf("engine ingress tests: %d checks, %d failures\n", checks, failures);
   return failures == 0 ? 0 : 1;
 }
