@@ -1,7 +1,8 @@
 // What bench/mixed.ts and bench/training-cpu.ts share: the sluice pair with both segments
 // (front: gRPC and training listeners, dialling back over an inference and a training segment;
 // back: in front of the model server, spooling what arrives), and the training job processes
-// (bench/mixed-training-job.ts, at nice 19) driven over IPC.
+// (bench/mixed-training-job.ts, at nice 19) driven over IPC. Knob:
+// SLUICE_BENCH_TRAINING_PRIORITY (training.threadPriority of both nodes).
 import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -26,6 +27,10 @@ export async function startMixedSluicePair(
   child: (role: 'front' | 'back') => ChildOptions = () => ({}),
 ): Promise<{ back: SluiceProcess; front: SluiceProcess }> {
   const any = { host: '127.0.0.1', port: 0 };
+  // SLUICE_BENCH_TRAINING_PRIORITY: training.threadPriority of both nodes (idle, low, normal;
+  // default: the product's default), to see what the training thread's priority costs bulk.
+  const priority = process.env.SLUICE_BENCH_TRAINING_PRIORITY;
+  const trainingPriority = priority !== undefined && priority !== '' ? { threadPriority: priority } : {};
   const hostPort = (a: string) => ({ host: a.split(':')[0]!, port: Number(a.split(':')[1]) });
   const back = await startSluice(
     {
@@ -33,7 +38,7 @@ export async function startMixedSluicePair(
       listeners: { grpc: any, metrics: any, training: any },
       segments: { inference: { transport: 'tcp', key: infKey, listen: any }, training: { transport: 'tcp', key: trainKey, listen: any } },
       routes: [{ model: '*', upstreams: [{ address: modelsAddress }] }],
-      training: { spoolDir: path.join(spoolDir, 'back') },
+      training: { spoolDir: path.join(spoolDir, 'back'), ...trainingPriority },
       log: { level: 'warn' },
     },
     { name: 'back', timeoutMs: startTimeoutMs, ...child('back') },
@@ -49,7 +54,7 @@ export async function startMixedSluicePair(
         { name: 'back-training', segment: 'training', ...hostPort(back.endpoints.training!) },
       ],
       routes: [{ model: '*', peers: ['back'] }],
-      training: { spoolDir: path.join(spoolDir, 'front') },
+      training: { spoolDir: path.join(spoolDir, 'front'), ...trainingPriority },
       log: { level: 'warn' },
     },
     { name: 'front', timeoutMs: startTimeoutMs, ...child('front') },
