@@ -242,14 +242,17 @@ test('a node pair with transport rdma serves ModelInfer through both engines; a 
     const [linkId] = [...egressEngine.links.keys()];
     assert.ok(linkId !== undefined, 'the egress engine holds the link');
     const slow = kc.infer(simple(3000), { timeoutMs: 20_000, requestId: 'killed' });
+    // The check is attached at once: the call may fail before the close event below is seen,
+    // and a rejection with no handler by then fails the test as unhandled.
+    const slowFails = assert.rejects(slow, (e: CallFailure) => {
+      assert.equal(e.code, 14, `UNAVAILABLE, got ${e.code}: ${e.details}`);
+      return true;
+    });
     await new Promise((r) => setTimeout(r, 500));
     const ingressClosed = waitFor<CloseEvent>(ingressEngine, 'close', () => true, 20_000);
     egressEngine.closeLink(linkId, 'killed by the test');
     await ingressClosed;
-    await assert.rejects(slow, (e: CallFailure) => {
-      assert.equal(e.code, 14, `UNAVAILABLE, got ${e.code}: ${e.details}`);
-      return true;
-    });
+    await slowFails;
     // The dialer comes back and the pair serves again.
     await until('serving again', async () => (await kc.infer(simple())).response.outputs.length > 0);
     for (let i = 0; i < 5; i++) await kc.infer(simple(), { requestId: `after-${i}` });
