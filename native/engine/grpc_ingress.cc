@@ -21,13 +21,6 @@
 namespace sluice::engine {
 
 namespace {
-uint64_t SteadyMicros() {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now().time_since_epoch()).count());
-}
-
-}  // namespace
-
-namespace {
 
 constexpr uint16_t kKindCall = 0x20;
 constexpr uint16_t kKindReply = 0x21;

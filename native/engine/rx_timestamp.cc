@@ -9,10 +9,11 @@
 
 namespace sluice::engine {
 
-namespace {
-uint64_t SteadyMicrosNow() {
+uint64_t SteadyMicros() {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now().time_since_epoch()).count());
 }
+
+namespace {
 // A stamp older than this (or from the future) is a clock step, not a measurement.
 constexpr int64_t kMaxAgeNs = 10LL * 1000 * 1000 * 1000;
 }  // namespace
@@ -44,7 +45,7 @@ ssize_t ReadStamped(int fd, uint8_t* buf, size_t cap, uint64_t* arrival_us) {
     clock_gettime(CLOCK_REALTIME, &now);
     const int64_t age_ns = (static_cast<int64_t>(now.tv_sec) - rx.tv_sec) * 1000000000LL + (now.tv_nsec - rx.tv_nsec);
     if (age_ns < 0 || age_ns > kMaxAgeNs) break;
-    const uint64_t steady = SteadyMicrosNow();
+    const uint64_t steady = SteadyMicros();
     const uint64_t age_us = static_cast<uint64_t>(age_ns / 1000);
     *arrival_us = age_us < steady ? steady - age_us : 0;
     break;

@@ -11,6 +11,10 @@
 
 namespace sluice::engine {
 
+// Microseconds of the steady clock: the clock arrival times below are given on, and the one the
+// engine's ingress times calls with.
+uint64_t SteadyMicros();
+
 // Turns receive timestamps on for `fd` (best effort: false when the kernel refuses).
 bool EnableRxTimestamps(int fd);
 
