@@ -28,21 +28,32 @@ export interface BulkGovernorOptions extends BulkShareOptions {
    * reads such a ring itself, with its own read index.
    */
   sources?: readonly LatencySampleRing[];
-  /** After a cut that did not lower inference p99, no cut below the share before it for this long, ms (default 10 s). */
+  /**
+   * After a series of cuts that did not lower inference p99, no cut below the share before it
+   * for this long, ms (default 10 s); doubled for each such series in a row, up to 8x.
+   */
   futileCutHoldMs?: number;
 }
 
-/** A cut whose effect is not judged yet: when, the p99 that caused it, the share before it. */
-interface PendingCut {
-  atMs: number;
+/**
+ * A series of cuts whose effect is not judged yet: the p99 that started it and the share
+ * before its first cut. A series goes on while each cut helps but not enough, and every
+ * verdict compares with its start: on a noisy p99 a cut often looks 10% better than the one
+ * before it by chance, and judged cut by cut a series slid down on such luck and stayed there.
+ */
+interface CutSeries {
   p99Ms: number;
   shareBefore: number;
 }
 
 /** The baseline p99 (no bulk) is taken over this window and kept while bulk runs. */
 const BASELINE_WINDOW_MS = 10_000;
-/** A cut worked when inference p99 after it is below this fraction of the p99 that caused it. */
+/** A series of cuts helps when inference p99 after it is below this fraction of the p99 that started it. */
 const EFFECTIVE_CUT_RATIO = 0.9;
+/** Each futile series in a row doubles the hold after it, up to this many times futileCutHoldMs. */
+const MAX_HOLD_DOUBLINGS = 3;
+/** A series starts from, and is judged against, the median p99 of the last this many blocks. */
+const REFERENCE_BLOCKS = 3;
 /** A cut is judged on this many times minSamples after it (a p99 over 20 samples is their maximum). */
 const VERDICT_SAMPLES_PER_MIN = 5;
 
@@ -65,13 +76,24 @@ export class BulkGovernor {
   private readonly sources: readonly LatencySampleRing[];
   /** Samples since the last cut: the next decision is taken on these alone (reset at each cut). */
   private readonly sinceCut: LatencyHistogram;
-  private pendingCut: PendingCut | undefined;
+  private series: CutSeries | undefined;
   private readonly futileCutHoldMs: number;
   private readonly verdictSamples: number;
   private lastCutAt = -Infinity;
   private noCutBelow = 0;
   private noCutUntil = -Infinity;
   private futile = 0;
+  /**
+   * While bulk runs and no series is pending: the p99 of each block of verdictSamples samples
+   * (the size a verdict is taken on), with when it ended, the last REFERENCE_BLOCKS of them.
+   * A series is judged against their median, not against the p99 that started it: that one
+   * was picked for being high, so on noise alone the p99 after any cut tends to be lower
+   * (regression to the mean), and each such lucky verdict cut again. Cleared when bulk stops.
+   */
+  private readonly block: LatencyHistogram;
+  private readonly blockP99s: number[] = [];
+  /** Futile series since the last one that worked: the hold after the next doubles with each. */
+  private futileInARow = 0;
   private readonly onSourceSample = (latencyMs: number, nowMs: number): void => this.ingest(latencyMs, nowMs);
   private readonly onSourceNote = (nowMs: number): void => {
     this.lastInference = Math.max(this.lastInference, nowMs);
@@ -92,6 +114,7 @@ export class BulkGovernor {
     this.sinceCut = new LatencyHistogram({ windowMs: this.windowMs, slots: 10 });
     this.futileCutHoldMs = opts.futileCutHoldMs ?? BASELINE_WINDOW_MS;
     this.verdictSamples = VERDICT_SAMPLES_PER_MIN * this.minSamples;
+    this.block = new LatencyHistogram({ windowMs: BASELINE_WINDOW_MS, slots: 10 });
   }
 
   /** An inference request took `latencyMs` end to end (recorded at time `nowMs`, performance.now()). */
@@ -103,8 +126,27 @@ export class BulkGovernor {
   private ingest(latencyMs: number, nowMs: number): void {
     this.latency.record(latencyMs, nowMs);
     this.sinceCut.record(latencyMs, nowMs);
-    if (!this.bulkActive(nowMs)) this.idleLatency.record(latencyMs, nowMs);
+    if (!this.bulkActive(nowMs)) {
+      this.idleLatency.record(latencyMs, nowMs);
+      if (this.blockP99s.length > 0) this.blockP99s.length = 0;
+    } else if (this.series === undefined) this.recordBlock(latencyMs, nowMs);
     this.lastInference = Math.max(this.lastInference, nowMs);
+  }
+
+  private recordBlock(latencyMs: number, nowMs: number): void {
+    this.block.record(latencyMs, nowMs);
+    if (this.block.count(nowMs) < this.verdictSamples) return;
+    if (this.blockP99s.length === REFERENCE_BLOCKS) this.blockP99s.shift();
+    this.blockP99s.push(this.block.quantile(0.99, nowMs));
+    this.block.reset();
+  }
+
+  /** The median of the last REFERENCE_BLOCKS block p99s; NaN until there are that many. */
+  private reference(): number {
+    const b = this.blockP99s;
+    if (b.length < REFERENCE_BLOCKS) return Number.NaN;
+    const [x, y, z] = b as [number, number, number];
+    return Math.max(Math.min(x, y), Math.min(Math.max(x, y), z));
   }
 
   /**
@@ -172,26 +214,47 @@ export class BulkGovernor {
       if (this.sinceCut.count(nowMs) < this.verdictSamples) return;
       p99 = this.sinceCut.quantile(0.99, nowMs);
     }
-    const cut = this.pendingCut;
-    if (cut !== undefined) {
-      if (!(p99 > this.controller.cutLine(floor))) {
-        this.pendingCut = undefined; // the cut worked (or inference went quiet)
-      } else if (p99 >= cut.p99Ms * EFFECTIVE_CUT_RATIO) {
-        // Inference is as slow with less bulk: what slows it is not bulk. Undo the cut, and
-        // probe with a cut below that share again only after futileCutHoldMs.
-        this.pendingCut = undefined;
+    const series = this.series;
+    if (series !== undefined) {
+      if (!(p99 >= this.controller.growLine(floor))) {
+        // The series worked (or inference went quiet): bulk may grow again.
+        this.series = undefined;
+        this.futileInARow = 0;
+      } else if (!(p99 > this.controller.cutLine(floor))) {
+        // Within the allowance but not clearly: the share holds and the series stays judged.
+        // Ending it here left bulk at its floor whenever a noisy p99 dipped under the cut line
+        // once: at the floor update() cannot cut, so no new series began and none was undone.
+      } else if (p99 >= series.p99Ms * EFFECTIVE_CUT_RATIO) {
+        // Inference is as slow with less bulk: what slows it is not bulk. Undo the whole
+        // series, and probe below that share again only after the hold, which doubles with
+        // each futile series in a row: on a machine where bulk's cost is not its share, the
+        // probes themselves were what bulk lost (share p50 0.5 in the judged run of 3d14e63).
+        this.series = undefined;
         this.futile++;
-        this.controller.restore(cut.shareBefore, nowMs);
-        this.noCutBelow = cut.shareBefore;
-        this.noCutUntil = nowMs + this.futileCutHoldMs;
+        this.controller.restore(series.shareBefore, nowMs);
+        this.noCutBelow = series.shareBefore;
+        this.noCutUntil = nowMs + this.futileCutHoldMs * 2 ** Math.min(this.futileInARow, MAX_HOLD_DOUBLINGS);
+        this.futileInARow++;
         return;
       }
-      // Else the cut helped but not enough: update() cuts again.
+      // Else the series helped but not enough: update() cuts again.
     }
     const before = this.controller.share;
-    const action = this.controller.update(p99, nowMs, floor, nowMs < this.noCutUntil ? this.noCutBelow : 0);
+    // With a baseline, a series starts only when the median of the last blocks is over the
+    // cut line too: what bulk at this share does to inference, not one window's p99 (one
+    // slow moment lands in one block). Without one (bulk ran from the start, the absolute
+    // target rules) the window's p99 alone may start a series, judged against itself.
+    const reference = this.reference();
+    const unproven = floor !== undefined && this.series === undefined && !(reference > this.controller.cutLine(floor));
+    const noCutBelow = unproven ? 1 : nowMs < this.noCutUntil ? this.noCutBelow : 0;
+    const action = this.controller.update(p99, nowMs, floor, noCutBelow);
     if (action === 'decrease') {
-      this.pendingCut = { atMs: nowMs, p99Ms: p99, shareBefore: before };
+      if (this.series === undefined) {
+        this.series = { p99Ms: Number.isNaN(reference) ? p99 : reference, shareBefore: before };
+        // The next series needs blocks of its own, taken at the share this one leaves.
+        this.blockP99s.length = 0;
+        this.block.reset();
+      }
       this.lastCutAt = nowMs;
       this.sinceCut.reset();
     }

@@ -80,7 +80,7 @@ export class BulkShareController {
    */
   update(p99Ms: number, nowMs: number, floor?: LatencyFloor, noCutBelow = 0): BulkShareAction {
     const cutAbove = this.cutLine(floor);
-    const growBelow = Math.max(this.targetMs * this.lowWater, floor?.growBelowMs ?? 0);
+    const growBelow = this.growLine(floor);
     if (p99Ms > cutAbove) {
       // `noCutBelow`: the governor learned that cutting below this share bought inference nothing.
       const lowest = Math.max(this.minShare, noCutBelow);
@@ -107,6 +107,11 @@ export class BulkShareController {
       return 'increase';
     }
     return 'hold';
+  }
+
+  /** The p99 below which update() grows the share. */
+  growLine(floor?: LatencyFloor): number {
+    return Math.max(this.targetMs * this.lowWater, floor?.growBelowMs ?? 0);
   }
 
   /** The p99 above which update() cuts. */

@@ -229,17 +229,18 @@ function baseline(g: BulkGovernor, p99: number): number {
   return t;
 }
 
-test('one slow moment costs bulk one cut, not a slide to the floor (the window still held it after the cut)', () => {
+test('one slow moment costs bulk no cut (the window still held it after it, but one block of three)', () => {
   const g = new BulkGovernor(DEFAULTS);
   const t0 = baseline(g, 5);
   // Bulk runs at no cost to inference, except for 30 ms where every call takes 40 ms (a GC, a
-  // noisy neighbour). The old governor cut four times in the second that spike stayed in its
-  // 1 s window (1 -> 0.5 -> 0.25 -> 0.125 -> 0.1) and then needed 1.8 s to grow back.
+  // noisy neighbour). The first governor cut four times in the second that spike stayed in its
+  // 1 s window (1 -> 0.5 -> 0.25 -> 0.125 -> 0.1) and then needed 1.8 s to grow back; judging
+  // each cut on the samples after it made that one cut. Now a series starts only when the
+  // median of the last three blocks is over the line, and the spike lands in one block.
   let i = 0;
   const r = drive(g, t0, 5000, 5, (_share, t) => (t >= t0 + 1000 && t < t0 + 1030 ? 40 : ++i % 100 === 0 ? 5 : 3));
-  assert.equal(r.minShare, 0.5, 'one cut');
-  assert.equal(g.snapshot(r.t).decreases, 1);
-  assert.equal(g.share(r.t), 1, 'grown back');
+  assert.equal(r.minShare, 1, 'no cut');
+  assert.equal(g.snapshot(r.t).decreases, 0);
 });
 
 test('a cut that does not lower inference p99 is undone, and bulk is not cut below that share again for futileCutHoldMs', () => {
@@ -256,6 +257,26 @@ test('a cut that does not lower inference p99 is undone, and bulk is not cut bel
   assert.ok(r.minShare >= 0.5, `never below one cut: ${r.minShare}`);
   assert.ok(r.meanShare >= 0.9, `bulk keeps nearly all of the link: mean share ${r.meanShare.toFixed(3)}`);
   assert.equal(g.share(r.t), 1);
+});
+
+test('a noisy slowdown bulk does not cause: cut only on a sustained p99, judged against it, and futile series in a row hold longer', () => {
+  // While bulk runs, one call in 50 takes 6-12 ms whatever bulk's share (uniform, from fixed
+  // seeds): the p99 of the 100 samples a verdict reads moves by tens of percent by chance. The
+  // governor that judged each cut against the p99 that started it (picked for being high, so
+  // any next window looks better) went down on such lucky verdicts and stayed low: mean shares
+  // of 0.55, 0.23, 0.47, 0.58 and 0.14 over these five seeds (now 0.97-0.99).
+  for (const seed0 of [1, 2, 3, 4, 5]) {
+    const g = new BulkGovernor(DEFAULTS);
+    const t0 = baseline(g, 5);
+    let seed = seed0 * 7919;
+    const uniform = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    let i = 0;
+    const r = drive(g, t0, 60_000, 5, () => (++i % 50 === 0 ? 6 + 6 * uniform() : 3));
+    const s = g.snapshot(r.t);
+    assert.ok(r.meanShare >= 0.9, `seed ${seed0}: bulk keeps nearly all of the link: mean share ${r.meanShare.toFixed(3)}`);
+    // Holds of 10, 20, 40 s after the first futile series: at most 4 series in 60 s.
+    assert.ok(s.futileCuts >= 1 && s.futileCuts <= 4, `seed ${seed0}: futile series ${s.futileCuts}`);
+  }
 });
 
 test('a slowdown bulk causes is still cut until inference is within maxSlowdown of its baseline, and held there', () => {
