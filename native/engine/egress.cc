@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <string_view>
 #include <cstring>
 #include <deque>
 
@@ -20,6 +21,25 @@ namespace sluice {
 namespace engine {
 
 namespace {
+
+// How std::strtol reads a header value: blanks, a sign, digits (capped: a big number stays big
+// without overflowing). `whole`: the digits must end the value (strtol with *end == '\0').
+// Returns false when there are no digits, or `whole` and something follows them.
+bool ReadInt(std::string_view v, bool whole, long* out) {
+  size_t i = 0;
+  while (i < v.size() && (v[i] == ' ' || (v[i] >= '\t' && v[i] <= '\r'))) i++;
+  bool neg = false;
+  if (i < v.size() && (v[i] == '+' || v[i] == '-')) neg = v[i++] == '-';
+  const size_t digits = i;
+  long x = 0;
+  for (; i < v.size() && v[i] >= '0' && v[i] <= '9'; i++) {
+    if (x < 1000000000L) x = x * 10 + (v[i] - '0');
+  }
+  if (i == digits || (whole && i != v.size())) return false;
+  *out = neg ? -x : x;
+  return true;
+}
+
 // gRPC status codes.
 constexpr uint8_t kOk = 0, kCancelled = 1, kUnknown = 2, kInvalidArgument = 3, kDeadlineExceeded = 4, kNotFound = 5, kPermissionDenied = 7,
                   kResourceExhausted = 8, kInternal = 13, kUnavailable = 14;
@@ -350,12 +370,12 @@ class UpstreamSession {
   void Start(UpstreamCall* call) {
     const uint64_t now = EventLoop::NowMs();
     const std::string timeout = GrpcTimeout(call->deadline_ms > now ? call->deadline_ms - now : 1);
-    auto nv = [](const char* name, const std::string& value) {
+    auto nv = [](const char* name, std::string_view value) {
       return nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(name)), reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())),
                         std::strlen(name), value.size(), NGHTTP2_NV_FLAG_NO_COPY_NAME};
     };
     static const std::string kPost = "POST", kHttp = "http", kGrpc = "application/grpc", kTrailers = "trailers", kAgent = "sluice-egress";
-    const std::string path = kMethodPaths[call->method];
+    const std::string_view path = kMethodPaths[call->method];
     const nghttp2_nv headers[] = {nv(":method", kPost),       nv(":scheme", kHttp),     nv(":path", path),
                                   nv(":authority", address_), nv("content-type", kGrpc), nv("te", kTrailers),
                                   nv("grpc-timeout", timeout), nv("user-agent", kAgent), nv("x-request-id", call->request_id),
@@ -392,17 +412,18 @@ class UpstreamSession {
     if (frame->hd.type != NGHTTP2_HEADERS) return 0;
     UpstreamCall* call = CallOf(s, frame->hd.stream_id);
     if (call == nullptr) return 0;
-    const std::string n(reinterpret_cast<const char*>(name), namelen);
-    const std::string v(reinterpret_cast<const char*>(value), valuelen);
+    // Views, not strings: every header of every response passes here (most are not read).
+    const std::string_view n(reinterpret_cast<const char*>(name), namelen);
+    const std::string_view v(reinterpret_cast<const char*>(value), valuelen);
     if (n == ":status") {
       call->responded = true;
-      call->http_status = std::atoi(v.c_str());
+      long st = 0;
+      call->http_status = ReadInt(v, false, &st) ? static_cast<int>(st) : 0;  // as std::atoi
     } else if (n == "grpc-status") {
-      char* end = nullptr;
-      const long st = std::strtol(v.c_str(), &end, 10);
-      call->grpc_status = (end != v.c_str() && *end == '\0' && st >= 0 && st <= 16) ? static_cast<int>(st) : kUnknown;
+      long st = 0;
+      call->grpc_status = ReadInt(v, true, &st) && st >= 0 && st <= 16 ? static_cast<int>(st) : kUnknown;
     } else if (n == "grpc-message") {
-      call->grpc_message = PercentDecode(v);
+      call->grpc_message = PercentDecode(std::string(v));
     }
     return 0;
   }
@@ -653,7 +674,10 @@ bool Egress::OnMessage(InferenceLink* link, const InboundMessage& m) {
   if (model_len > kMaxModelName || version_len > kMaxModelName) return bad("model name too long");
   size_t end = kCallFixed + rid_len + model_len + version_len;
   if (end > m.size) return bad("header runs past the message");
-  std::string traceparent;
+  // The call's strings are built in the egress's own and then swapped into the call, which
+  // hands its old ones back: their buffers go round, no allocation per call once warm.
+  std::string& traceparent = scratch_traceparent_;
+  traceparent.clear();
   if ((flags & 1u) != 0) {
     if (end + kTraceContext > m.size) return bad("trace context runs past the message");
     const uint8_t* t = b + end;
@@ -672,8 +696,10 @@ bool Egress::OnMessage(InferenceLink* link, const InboundMessage& m) {
     end += kTraceContext;
   }
   if (!ValidRequestId(b + kCallFixed, rid_len)) return bad("invalid request id");
-  std::string request_id(reinterpret_cast<const char*>(b + kCallFixed), rid_len);
-  std::string model(reinterpret_cast<const char*>(b + kCallFixed + rid_len), model_len);
+  std::string& request_id = scratch_request_id_;
+  request_id.assign(reinterpret_cast<const char*>(b + kCallFixed), rid_len);
+  std::string& model = scratch_model_;
+  model.assign(reinterpret_cast<const char*>(b + kCallFixed + rid_len), model_len);
   if (shutting_down_) {
     Reply(link, m.stream_id, m.tenant, request_id, kUnavailable, "SLUICE_ERR_UPSTREAM_UNAVAILABLE", "egress is shutting down", nullptr, 0);
     return true;
@@ -770,7 +796,7 @@ bool Egress::OnMessage(InferenceLink* link, const InboundMessage& m) {
   std::memcpy(r + 5, b + end, payload);
   call->request_size = 5 + payload;
   call->request_sent = 0;
-  inflight_[key] = call;
+  inflight_.Put(key, call);
   engine_->counters()->Add(kEgressCalls);
   engine_->counters()->Add(kEgressCallsInflight);
   call->timer = engine_->loop()->AddTimer(timeout_ms, [this, call] {

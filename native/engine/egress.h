@@ -13,6 +13,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "engine/pooled_map.h"
 #include "engine/engine.h"
 #include "engine/inference_link.h"
 #include "engine/trace_context.h"
@@ -70,7 +71,8 @@ class Egress {
   std::unordered_map<std::string, Pool> by_model_;
   Pool wildcard_;
   // Calls in flight: (link id << 32 | stream) -> call.
-  std::unordered_map<uint64_t, UpstreamCall*> inflight_;
+  PooledMap<uint64_t, UpstreamCall*> inflight_;
+  std::string scratch_traceparent_, scratch_request_id_, scratch_model_;  // OnMessage (see there)
   std::vector<uint8_t> reply_header_;  // reused
   std::vector<UpstreamCall*> free_calls_;  // recycled calls (their buffers keep their capacity)
   TraceIds trace_ids_;

@@ -156,19 +156,43 @@ void EventLoop::Unwatch(int fd) {
 }
 
 EventLoop::TimerId EventLoop::AddTimer(uint64_t delay_ms, Task task) {
-  const TimerId id = next_timer_id_++;
-  timer_heap_.push_back(Timer{NowMs() + delay_ms, id});
+  uint32_t slot;
+  if (!free_timer_slots_.empty()) {
+    slot = free_timer_slots_.back();
+    free_timer_slots_.pop_back();
+  } else {
+    slot = static_cast<uint32_t>(timer_slots_.size());
+    timer_slots_.emplace_back();
+  }
+  TimerSlot& s = timer_slots_[slot];
+  s.generation++;
+  s.armed = true;
+  s.task = std::move(task);
+  // Never kNoTimer (0): the low half is the slot + 1.
+  const TimerId id = (static_cast<uint64_t>(s.generation) << 32) | (static_cast<uint64_t>(slot) + 1);
+  timer_heap_.push_back(Timer{NowMs() + delay_ms, next_timer_seq_++, id});
   std::push_heap(timer_heap_.begin(), timer_heap_.end(), std::greater<Timer>());
-  timer_tasks_.emplace(id, std::move(task));
   return id;
 }
 
+EventLoop::TimerSlot* EventLoop::LiveSlot(TimerId id) {
+  const uint64_t low = id & 0xffffffffu;
+  if (low == 0 || low > timer_slots_.size()) return nullptr;
+  TimerSlot& s = timer_slots_[low - 1];
+  return s.armed && s.generation == static_cast<uint32_t>(id >> 32) ? &s : nullptr;
+}
+
 void EventLoop::CancelTimer(TimerId id) {
-  if (id != kNoTimer) timer_tasks_.erase(id);  // its heap entry is skipped when it comes up
+  // Its heap entry stays and is skipped when it comes up.
+  TimerSlot* s = LiveSlot(id);
+  if (s == nullptr) return;
+  s->armed = false;
+  s->task = nullptr;
+  free_timer_slots_.push_back(static_cast<uint32_t>(s - timer_slots_.data()));
 }
 
 int EventLoop::NextTimeoutMs() {
-  while (!timer_heap_.empty() && timer_tasks_.find(timer_heap_.front().id) == timer_tasks_.end()) {
+  while (!timer_heap_.empty() && LiveSlot(timer_heap_.front().id) == nullptr) {
     std::pop_heap(timer_heap_.begin(), timer_heap_.end(), std::greater<Timer>());
     timer_heap_.pop_back();
   }
@@ -184,10 +208,14 @@ void EventLoop::RunTimers() {
     const TimerId id = timer_heap_.front().id;
     std::pop_heap(timer_heap_.begin(), timer_heap_.end(), std::greater<Timer>());
     timer_heap_.pop_back();
-    auto it = timer_tasks_.find(id);
-    if (it == timer_tasks_.end()) continue;
-    Task task = std::move(it->second);
-    timer_tasks_.erase(it);
+    TimerSlot* s = LiveSlot(id);
+    if (s == nullptr) continue;
+    // Out of the slot before it runs: the task may add timers (the slots may move) or cancel
+    // its own id (already fired: a no-op).
+    Task task = std::move(s->task);
+    s->task = nullptr;
+    s->armed = false;
+    free_timer_slots_.push_back(static_cast<uint32_t>(s - timer_slots_.data()));
     task();
   }
 }

@@ -92,9 +92,19 @@ class EventLoop {
   };
   struct Timer {
     uint64_t deadline;
+    uint64_t seq;  // timers due at the same ms run in the order they were added
     TimerId id;
-    bool operator>(const Timer& o) const { return deadline > o.deadline || (deadline == o.deadline && id > o.id); }
+    bool operator>(const Timer& o) const { return deadline > o.deadline || (deadline == o.deadline && seq > o.seq); }
   };
+  // A timer's task lives in a slot; its id is the slot and the slot's generation, so a
+  // cancelled or fired id never reaches the next timer in that slot. Slots are reused: adding
+  // a timer allocates nothing once warm (a per-call deadline on the hot path).
+  struct TimerSlot {
+    Task task;
+    uint32_t generation = 0;
+    bool armed = false;
+  };
+  TimerSlot* LiveSlot(TimerId id);
 
   void Run();
   void RunPosted();
@@ -122,8 +132,9 @@ class EventLoop {
   uint64_t watch_generation_ = 0;
 
   std::vector<Timer> timer_heap_;  // min-heap by deadline
-  std::unordered_map<TimerId, Task> timer_tasks_;
-  TimerId next_timer_id_ = 1;
+  std::vector<TimerSlot> timer_slots_;
+  std::vector<uint32_t> free_timer_slots_;
+  uint64_t next_timer_seq_ = 0;
   uint64_t now_ms_ = 0;
 };
 

@@ -1,5 +1,6 @@
 #include "engine/grpc_ingress.h"
 #include "engine/rx_timestamp.h"
+#include "engine/stream_table.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -140,6 +141,21 @@ struct GrpcIngress::Call {
   TraceContext parent;
   bool raw_carry = false;
   uint8_t raw[26] = {};
+
+  // Back to a new call's state for reuse; the strings and the pendings list keep their
+  // capacity (a string's copy assignment from an empty one keeps its buffer).
+  void Reset() {
+    std::vector<Pending*> keep = std::move(pendings);
+    keep.clear();
+    std::string id = std::move(request_id);
+    std::string m = std::move(model);
+    id.clear();
+    m.clear();
+    *this = Call{};
+    pendings = std::move(keep);
+    request_id = std::move(id);
+    model = std::move(m);
+  }
 };
 
 // One CALL out on a link (a unary call, or one message of a stream).
@@ -213,7 +229,7 @@ struct GrpcIngress::Conn final : GrpcServerSession::Handler {
   std::string remote;       // "address:port" for audit records
   std::string fingerprint;  // mTLS: the verified certificate's SHA-256 (the allowlist's key)
   bool timeout_counted = false;
-  std::unordered_map<int32_t, Call*> calls;
+  StreamTable<Call> calls;
   // Relay to the TypeScript server.
   int relay_fd = -1;
   nghttp2_session* relay = nullptr;
@@ -240,8 +256,7 @@ struct GrpcIngress::Conn final : GrpcServerSession::Handler {
     else ingress->OnCallCancel(this, id);
   }
   void OnDeadline(int32_t id) override {
-    auto it = calls.find(id);
-    if (it != calls.end()) ingress->OnCallDeadline(it->second);
+    if (Call* call = calls.Find(id)) ingress->OnCallDeadline(call);
   }
   void OnRelayData(int32_t id, const uint8_t* d, size_t n, bool end) override { ingress->OnRelayData(this, id, d, n, end); }
 };
@@ -262,6 +277,7 @@ GrpcIngress::~GrpcIngress() {
     ::close(listen_fd_);
   }
   for (Pending* p : spare_pendings_) delete p;
+  for (Call* call : spare_calls_) delete call;
 }
 
 bool GrpcIngress::Listen(std::string* error) {
@@ -662,18 +678,27 @@ void GrpcIngress::SetClientAllowlist(std::unordered_set<std::string> allowlist) 
 }
 
 std::string GrpcIngress::RequestIdFor(const RequestHead& head) {
-  if (IsValidRequestId(head.x_request_id)) return std::string(head.x_request_id);
+  std::string out;
+  RequestIdFor(head, &out);
+  return out;
+}
+
+void GrpcIngress::RequestIdFor(const RequestHead& head, std::string* out) {
+  if (IsValidRequestId(head.x_request_id)) {
+    out->assign(head.x_request_id);
+    return;
+  }
   if (!head.traceparent.empty()) {
-    std::string t = TraceIdFromTraceparent(head.traceparent);
-    if (!t.empty()) return t;
+    *out = TraceIdFromTraceparent(head.traceparent);
+    if (!out->empty()) return;
   }
   uint64_t a = rng_(), b = rng_();
   a = (a & 0xffffffffffff0fffull) | 0x0000000000004000ull;  // version 4
   b = (b & 0x3fffffffffffffffull) | 0x8000000000000000ull;  // variant
-  char out[37];
-  std::snprintf(out, sizeof out, "%08x-%04x-%04x-%04x-%012llx", static_cast<unsigned>(a >> 32), static_cast<unsigned>((a >> 16) & 0xffff),
+  char id[37];
+  std::snprintf(id, sizeof id, "%08x-%04x-%04x-%04x-%012llx", static_cast<unsigned>(a >> 32), static_cast<unsigned>((a >> 16) & 0xffff),
                 static_cast<unsigned>(a & 0xffff), static_cast<unsigned>(b >> 48), static_cast<unsigned long long>(b & 0xffffffffffffull));
-  return out;
+  out->assign(id, 36);
 }
 
 // ---- fast path ----
@@ -715,13 +740,13 @@ CallKind GrpcIngress::Route(Conn* c, int32_t id, const RequestHead& head) {
 }
 
 void GrpcIngress::StartCall(Conn* c, int32_t id, const RequestHead& head) {
-  auto* call = new Call();
+  Call* call = NewCall();
   call->conn = c;
   call->stream = id;
   call->streaming = head.path == kModelStreamInferPath;
   call->started_us = SteadyMicros();
   backend_->OnCallOpened();
-  call->request_id = RequestIdFor(head);
+  RequestIdFor(head, &call->request_id);  // into the pooled call's string: no allocation once warm
   StartSpan(call, head.traceparent);
   if (call->streaming && call->request_id.size() > 100) call->request_id.resize(100);
   call->client_deadline = head.timeout_ms >= 0;
@@ -734,7 +759,7 @@ void GrpcIngress::StartCall(Conn* c, int32_t id, const RequestHead& head) {
   for (size_t i = 0; i < head.field_count; i++) {
     if (head.fields[i].name == "x-sluice-tenant") call->gate_headers.tenant = head.fields[i].value;
   }
-  c->calls[id] = call;
+  c->calls.Put(id, call);
   uint64_t delay = static_cast<uint64_t>(call->timeout_ms + 0.999);
   call->timer = loop_->AddTimer(delay, [this, call] {
     call->timer = EventLoop::kNoTimer;
@@ -743,12 +768,18 @@ void GrpcIngress::StartCall(Conn* c, int32_t id, const RequestHead& head) {
 }
 
 void GrpcIngress::OnRequestMessage(Conn* c, int32_t id, const uint8_t* data, size_t len) {
-  auto it = c->calls.find(id);
-  if (it == c->calls.end()) return;
-  Call* call = it->second;
+  Call* call = c->calls.Find(id);
+  if (call == nullptr) return;
   call->access.bytes_in += len;
   const uint64_t message_us = call->streaming ? SteadyMicros() : 0;
-  std::string rid = call->streaming ? call->request_id + ":" + std::to_string(++call->seq) : call->request_id;
+  // A unary call's id is its call's; a stream message's is built in a string this ingress
+  // keeps (each is copied into its pending before the next message is read).
+  if (call->streaming) {
+    stream_rid_.assign(call->request_id);
+    stream_rid_ += ':';
+    stream_rid_ += std::to_string(++call->seq);
+  }
+  const std::string& rid = call->streaming ? stream_rid_ : call->request_id;
   CallError e = scanner_.ScanInferRequest(data, len);
   // A stream message that scans gets a request context on the TypeScript ingress, and with it
   // its own span (tracingHook runs before any gate can refuse it); one that does not scan is
@@ -1004,7 +1035,7 @@ void GrpcIngress::Send(Pending* p) {
   }
   p->link = link->id();
   p->link_stream = stream;
-  out_[Key(p->link, stream)] = p;
+  out_.Put(Key(p->link, stream), p);
   const uint64_t sent = SteadyMicros();
   for (CallAccess* a : {&call->access, &p->access}) {
     if (a->first_sent_us == 0) a->first_sent_us = sent;
@@ -1181,8 +1212,10 @@ namespace {
 // use-after-free ASan reports, not a silent read of the next call's state.
 #ifdef SLUICE_ASAN
 constexpr size_t kMaxSparePendings = 0;
+constexpr size_t kMaxSpareCalls = 0;
 #else
 constexpr size_t kMaxSparePendings = 256;
+constexpr size_t kMaxSpareCalls = 256;
 #endif
 // What spare pendings may keep of request payloads (one 1 MiB call in flight keeps 1 MiB).
 constexpr size_t kMaxSparePayloadBytes = 32u << 20;
@@ -1207,6 +1240,22 @@ void GrpcIngress::RecyclePending(Pending* p) {
   spare_payload_bytes_ += keeps;
 }
 
+GrpcIngress::Call* GrpcIngress::NewCall() {
+  if (spare_calls_.empty()) return new Call();
+  Call* call = spare_calls_.back();
+  spare_calls_.pop_back();
+  return call;
+}
+
+void GrpcIngress::RecycleCall(Call* call) {
+  if (spare_calls_.size() >= kMaxSpareCalls) {
+    delete call;
+    return;
+  }
+  call->Reset();
+  spare_calls_.push_back(call);
+}
+
 // Removes a pending that is answered; ends a half-closed stream once nothing is left.
 void GrpcIngress::Settle(Pending* p) {
   Call* call = p->call;
@@ -1227,9 +1276,8 @@ void GrpcIngress::Settle(Pending* p) {
 }
 
 void GrpcIngress::OnHalfClose(Conn* c, int32_t id) {
-  auto it = c->calls.find(id);
-  if (it == c->calls.end()) return;
-  Call* call = it->second;
+  Call* call = c->calls.Find(id);
+  if (call == nullptr) return;
   call->half_closed = true;
   if (call->streaming && call->pendings.empty()) FinishCall(call, GrpcStatus::kOk, "");
 }
@@ -1389,8 +1437,8 @@ void GrpcIngress::DropCall(Call* call) {
   Conn* c = call->conn;
   if (call->timer != EventLoop::kNoTimer) loop_->CancelTimer(call->timer);
   AbandonPendings(call, kCancelCaller);
-  c->calls.erase(call->stream);
-  delete call;
+  c->calls.Erase(call->stream);
+  RecycleCall(call);
   backend_->OnCallClosed();
 }
 
@@ -1413,15 +1461,14 @@ void GrpcIngress::OnCallDeadline(Call* call) {
 }
 
 void GrpcIngress::OnCallCancel(Conn* c, int32_t id) {
-  auto it = c->calls.find(id);
-  if (it == c->calls.end()) return;
+  Call* call = c->calls.Find(id);
+  if (call == nullptr) return;
   counters_.cancelled++;
-  Call* call = it->second;
   if (call->timer != EventLoop::kNoTimer) loop_->CancelTimer(call->timer);
   call->timer = EventLoop::kNoTimer;
   AbandonPendings(call, kCancelCaller);
-  c->calls.erase(id);
-  delete call;
+  c->calls.Erase(id);
+  RecycleCall(call);
   backend_->OnCallClosed();
 }
 

@@ -25,6 +25,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "engine/pooled_map.h"
 #include "engine/event_loop.h"
 #include "engine/grpc_server_session.h"
 #include "engine/inference_link.h"
@@ -275,6 +276,8 @@ class GrpcIngress {
   void OnRelayCancel(Conn* c, int32_t id);
 
   std::string RequestIdFor(const RequestHead& head);
+  void RequestIdFor(const RequestHead& head, std::string* out);
+  std::string stream_rid_;  // OnRequestMessage: a stream message's request id
   // Reports a gate decision to TypeScript; with `held`, registers p under a new ticket. False
   // when the event could not be queued.
   bool ReportGate(Call* call, const GateResult& gate, const std::string& rid, const std::string& model, size_t bytes, Pending* held);
@@ -289,7 +292,7 @@ class GrpcIngress {
   uint16_t port_ = 0;
   bool draining_ = false;
   std::unordered_map<Conn*, std::unique_ptr<Conn>> conns_;
-  std::unordered_map<uint64_t, Pending*> out_;  // (link id << 32 | link stream) -> pending
+  PooledMap<uint64_t, Pending*> out_;  // (link id << 32 | link stream) -> pending
   // Audited decisions whose answer waits for TypeScript (ticket -> pending); bounded by the
   // calls in flight, as every entry is a pending of a live call.
   std::unordered_map<uint64_t, Pending*> audit_held_;
@@ -306,6 +309,10 @@ class GrpcIngress {
   size_t spare_payload_bytes_ = 0;
   Pending* NewPending();
   void RecyclePending(Pending* p);
+  // Calls of ended streams, the same way (their ids, span and pendings list keep capacity).
+  std::vector<Call*> spare_calls_;
+  Call* NewCall();
+  void RecycleCall(Call* call);
   std::vector<uint8_t> plain_buf_;  // TLS: decrypted bytes on their way into a session
   struct {
     uint64_t start = 0;

@@ -284,8 +284,8 @@ struct SessionCallbacks {
         *flags |= NGHTTP2_DATA_FLAG_EOF;
         if (!s->trailer_offsets.empty()) {
           *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
-          std::vector<nghttp2_nv> nva;
-          nva.reserve(s->trailer_offsets.size());
+          std::vector<nghttp2_nv>& nva = self->nva_;  // nghttp2 copies it: reused, no allocation per call
+          nva.clear();
           for (const auto& o : s->trailer_offsets) {
             nva.push_back(Nv(std::string_view(s->trailer_arena).substr(o[0], o[1]), std::string_view(s->trailer_arena).substr(o[2], o[3])));
           }
@@ -749,8 +749,8 @@ void GrpcServerSession::Finish(int32_t id, GrpcStatus status, std::string_view m
     return;
   }
   // Trailers-only response.
-  std::vector<nghttp2_nv> nva;
-  nva.reserve(2 + s->trailer_offsets.size());
+  std::vector<nghttp2_nv>& nva = nva_;
+  nva.clear();
   nva.push_back(Nv(":status", "200"));
   nva.push_back(Nv("content-type", "application/grpc"));
   std::string_view arena(s->trailer_arena);
@@ -801,8 +801,8 @@ size_t GrpcServerSession::pending_response_bytes(int32_t id) const {
 void GrpcServerSession::SubmitRawHeaders(int32_t id, const HeaderField* fields, size_t count, bool end_stream) {
   Stream* s = Find(id);
   if (s == nullptr || s->done || s->responded || peer_gone_) return;
-  std::vector<nghttp2_nv> nva;
-  nva.reserve(count);
+  std::vector<nghttp2_nv>& nva = nva_;
+  nva.clear();
   for (size_t i = 0; i < count; i++) nva.push_back(Nv(fields[i].name, fields[i].value));
   s->responded = true;
   if (end_stream) {

@@ -30,7 +30,7 @@
 #include "engine/grpc_deframer.h"
 #include "engine/grpc_status.h"
 
-struct nghttp2_session;
+#include <nghttp2/nghttp2.h>
 
 namespace sluice::engine {
 
@@ -187,6 +187,8 @@ class GrpcServerSession {
   struct Stream;
 
  private:
+  // Header lists handed to nghttp2 (which copies them), reused across calls.
+  std::vector<nghttp2_nv> nva_;
   friend struct SessionCallbacks;
   Stream* Find(int32_t id) const;
   Stream* Acquire(int32_t id);

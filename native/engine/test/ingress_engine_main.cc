@@ -5,6 +5,9 @@
 // Usage: engine_ingress_main --upstream HOST:PORT --policy FILE [--relay UNIX_PATH] [--timeout-ms N]
 // Prints "INGRESS_PORT=<port>" once the ingress listens and the link is up, then serves until
 // stdin closes. The policy table (src/engine/policy-compiler.ts) routes to peer 1 (the dialer).
+// A line "allocs" on stdin answers "ALLOCS=<n>": the C++ heap allocations (operator new) the
+// engine's own threads made so far, so a test can count them per call (-1 under ASan, whose
+// allocator this binary does not replace).
 #include <unistd.h>
 
 #include <chrono>
@@ -20,9 +23,47 @@
 #include "engine/engine.h"
 #include "engine/grpc_ingress.h"
 
+#if defined(__SANITIZE_ADDRESS__)
+#define SLUICE_COUNT_ALLOCS 0
+#else
+#define SLUICE_COUNT_ALLOCS 1
+#include <atomic>
+#include <cstdlib>
+#include <new>
+
+namespace {
+std::atomic<long long> g_engine_allocs{0};
+// Off on this file's own threads (main, logger): what is counted is the engine's.
+thread_local bool t_not_engine = false;
+}  // namespace
+
+void* operator new(std::size_t n) {
+  if (!t_not_engine) g_engine_allocs.fetch_add(1, std::memory_order_relaxed);
+  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+#endif
+
 using namespace sluice::engine;
 
+static long long EngineAllocs() {
+#if SLUICE_COUNT_ALLOCS
+  return g_engine_allocs.load();
+#else
+  return -1;
+#endif
+}
+
+static void NotEngineThread() {
+#if SLUICE_COUNT_ALLOCS
+  t_not_engine = true;
+#endif
+}
+
 int main(int argc, char** argv) {
+  NotEngineThread();
   std::string upstream, policy_file, relay;
   uint32_t timeout_ms = 30000;
   for (int i = 1; i + 1 < argc; i += 2) {
@@ -98,6 +139,7 @@ int main(int argc, char** argv) {
   std::fflush(stdout);
   // Serve until stdin closes; log engine events to stderr meanwhile.
   std::thread logger([&] {
+    NotEngineThread();
     std::vector<EngineEvent> ev;
     for (;;) {
       {
@@ -112,8 +154,18 @@ int main(int argc, char** argv) {
       if (!engine.loop()->running()) return;
     }
   });
+  std::string line;
   char c;
   while (::read(0, &c, 1) > 0) {
+    if (c != '\n') {
+      if (line.size() < 64) line.push_back(c);
+      continue;
+    }
+    if (line == "allocs") {
+      std::printf("ALLOCS=%lld\n", EngineAllocs());
+      std::fflush(stdout);
+    }
+    line.clear();
   }
   engine.Stop();
   logger.join();

@@ -19,10 +19,16 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <condition_variable>
+#include <iterator>
+#include <mutex>
+#include <vector>
 #include <thread>
 
 #include "engine/event_loop.h"
 #include "engine/latency_ring.h"
+#include "engine/pooled_map.h"
+#include "engine/stream_table.h"
 #include "engine/rx_timestamp.h"
 #include "engine/grpc_compression.h"
 #include "engine/grpc_deframer.h"
@@ -730,6 +736,94 @@ void TestReadStampedDatesTheArrival() {
   close(lfd);
 }
 
+// Calls by stream id: ids that only grow append; one out of order still lands in order; an
+// erase in the middle keeps the rest findable; a put of a present id replaces it.
+void TestStreamTable() {
+  sluice::engine::StreamTable<int> t;
+  int v[8] = {0, 1, 2, 3, 4, 5, 6, 7};
+  for (int i = 1; i <= 7; i += 2) t.Put(i, &v[i]);
+  CHECK_EQ(t.size(), size_t{4});
+  CHECK(t.Find(3) == &v[3] && t.Find(7) == &v[7] && t.Find(2) == nullptr && t.Find(9) == nullptr);
+  CHECK(t.Erase(3));
+  CHECK(!t.Erase(3));
+  CHECK(t.Find(1) == &v[1] && t.Find(5) == &v[5] && t.Find(7) == &v[7] && t.Find(3) == nullptr);
+  t.Put(4, &v[4]);  // out of order
+  t.Put(5, &v[0]);  // replace
+  int prev = 0;
+  for (const auto& [id, p] : t) {
+    CHECK(id > prev);
+    prev = id;
+  }
+  CHECK(t.Find(4) == &v[4] && t.Find(5) == &v[0]);
+  CHECK_EQ(t.size(), size_t{4});
+}
+
+// A map whose erased nodes are reused: after a round of inserts and erases, a second round of
+// the same size inserts into recycled nodes (no allocation is what pooled_map.h is for; here
+// the contents are checked: a recycled node never keeps a stale key or value).
+void TestPooledMap() {
+  sluice::engine::PooledMap<uint64_t, int*> m;
+  int v[64];
+  for (int round = 0; round < 3; round++) {
+    for (uint64_t k = 0; k < 64; k++) m.Put((k << 32) | static_cast<uint64_t>(round), &v[k]);
+    CHECK_EQ(m.size(), size_t{64});
+    for (uint64_t k = 0; k < 64; k++) {
+      auto it = m.find((k << 32) | static_cast<uint64_t>(round));
+      CHECK(it != m.end() && it->second == &v[k]);
+      CHECK(m.find((k << 32) | static_cast<uint64_t>(round + 1)) == m.end());
+    }
+    for (auto it = m.begin(); it != m.end();) it = (it->first >> 32) % 2 == 0 ? m.erase(it) : std::next(it);
+    CHECK_EQ(m.size(), size_t{32});
+    CHECK_EQ(m.erase((uint64_t{1} << 32) | static_cast<uint64_t>(round)), size_t{1});
+    CHECK_EQ(m.erase((uint64_t{1} << 32) | static_cast<uint64_t>(round)), size_t{0});
+    m.clear();
+    CHECK(m.empty());
+  }
+}
+
+// Timers in reused slots: a cancelled timer never runs, an id that fired or was cancelled
+// never reaches the timer that took its slot, and timers due at the same ms run in order.
+void TestTimerSlots() {
+  EventLoop loop;
+  std::string error;
+  CHECK(loop.Start("sluice-timers", &error));
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<int> ran;
+  bool done = false;
+  CHECK(loop.Post([&] {
+    std::mutex* m = &mu;
+    std::vector<int>* r = &ran;
+    auto note = [m, r](int n) { return [m, r, n] { std::lock_guard<std::mutex> g(*m); r->push_back(n); }; };
+    const EventLoop::TimerId a = loop.AddTimer(5, note(1));
+    loop.CancelTimer(a);
+    const EventLoop::TimerId b = loop.AddTimer(5, note(2));  // takes a's slot
+    CHECK(b != a);
+    loop.CancelTimer(a);  // a stale id: b must still run
+    for (int i = 3; i <= 6; i++) loop.AddTimer(10, note(i));
+    // Captures by value: this turn's locals are gone when the timers run.
+    EventLoop* l = &loop;
+    bool* d = &done;
+    std::condition_variable* c = &cv;
+    loop.AddTimer(30, [l, note, b, m, d, c] {
+      l->AddTimer(1, note(7));
+      l->CancelTimer(b);  // fired long ago: the new timer (maybe in b's slot) must still run
+      l->AddTimer(20, [m, d, c] {
+        std::lock_guard<std::mutex> g(*m);
+        *d = true;
+        c->notify_all();
+      });
+    });
+  }));
+  {
+    std::unique_lock<std::mutex> g(mu);
+    cv.wait_for(g, std::chrono::seconds(5), [&] { return done; });
+  }
+  loop.Stop();
+  CHECK(done);
+  CHECK(ran == (std::vector<int>{2, 3, 4, 5, 6, 7}));
+}
+
 int main(int argc, char** argv) {
   if (argc > 1 && std::string(argv[1]) == "--scan") return ScanMode();
   if (argc > 1 && std::string(argv[1]) == "--gate") return GateMode();
@@ -756,6 +850,9 @@ int main(int argc, char** argv) {
   TestDeferDuringStop();
   TestReadStampedDatesTheArrival();
   TestLatencyRingLayout();
+  TestStreamTable();
+  TestPooledMap();
+  TestTimerSlots();
   std::printf("engine ingress tests: %d checks, %d failures\n", checks, failures);
   return failures == 0 ? 0 : 1;
 }
