@@ -145,9 +145,10 @@ export const schedulingSchema = z.strictObject({
        */
       maxSlowdown: z.number().gt(1).max(10).default(1.25),
       /**
-       * A cut after which inference p99 did not drop by a tenth bought nothing (the slowdown
-       * comes from elsewhere: the machine, the jobs): it is undone, and bulk is not cut below
-       * that share again for this long (then one cut probes again).
+       * A series of cuts after which inference p99 was not a tenth under what bulk cost before
+       * it bought nothing (the slowdown comes from elsewhere: the machine, the jobs): it is
+       * undone, and bulk is not cut below that share again for this long, doubled for each such
+       * series in a row up to 8x (then one cut probes again). docs/scheduling.md.
        */
       futileCutHoldMs: z.number().int().positive().default(10_000),
     })
