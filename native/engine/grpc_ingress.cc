@@ -1,5 +1,6 @@
 #include "engine/grpc_ingress.h"
 #include "engine/rx_timestamp.h"
+#include "engine/sanitizers.h"
 #include "engine/stream_table.h"
 
 #include <arpa/inet.h>
@@ -1198,14 +1199,6 @@ void GrpcIngress::Forget(Pending* p) {
   RecyclePending(p);
 }
 
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define SLUICE_ASAN 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__)
-#define SLUICE_ASAN 1
-#endif
 
 namespace {
 // Under AddressSanitizer nothing is kept: a pending used after its call ended must stay a

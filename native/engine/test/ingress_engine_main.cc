@@ -23,15 +23,9 @@
 #include "engine/engine.h"
 #include "engine/grpc_ingress.h"
 
-// Not under ASan (gcc says __SANITIZE_ADDRESS__, clang __has_feature): its allocator stays.
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define SLUICE_ASAN 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__)
-#define SLUICE_ASAN 1
-#endif
+#include "engine/sanitizers.h"
+
+// Not under ASan: its allocator stays.
 #ifdef SLUICE_ASAN
 #define SLUICE_COUNT_ALLOCS 0
 #else
