@@ -10,9 +10,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <string_view>
 #include <cstring>
 #include <deque>
+#include <string_view>
 
 #include "engine/egress_access.h"
 #include "engine/link_endpoints.h"
@@ -79,7 +79,7 @@ std::string GrpcTimeout(uint64_t ms) {
   return std::to_string(s) + "S";
 }
 
-std::string PercentDecode(const std::string& s) {
+std::string PercentDecode(std::string_view s) {
   std::string out;
   out.reserve(s.size());
   for (size_t i = 0; i < s.size(); i++) {
@@ -91,11 +91,11 @@ std::string PercentDecode(const std::string& s) {
         return -1;
       };
       const int hi = hex(s[i + 1]), lo = hex(s[i + 2]);
-      if (hi < 0 || lo < 0) return s;  // decodeURIComponent throws: the TS client keeps the raw text
+      if (hi < 0 || lo < 0) return std::string(s);  // decodeURIComponent throws: the TS client keeps the raw text
       out.push_back(static_cast<char>(hi * 16 + lo));
       i += 2;
     } else if (s[i] == '%') {
-      return s;
+      return std::string(s);
     } else {
       out.push_back(s[i]);
     }
@@ -423,7 +423,7 @@ class UpstreamSession {
       long st = 0;
       call->grpc_status = ReadInt(v, true, &st) && st >= 0 && st <= 16 ? static_cast<int>(st) : kUnknown;
     } else if (n == "grpc-message") {
-      call->grpc_message = PercentDecode(std::string(v));
+      call->grpc_message = PercentDecode(v);
     }
     return 0;
   }

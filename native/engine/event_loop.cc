@@ -185,10 +185,15 @@ EventLoop::TimerSlot* EventLoop::LiveSlot(TimerId id) {
 void EventLoop::CancelTimer(TimerId id) {
   // Its heap entry stays and is skipped when it comes up.
   TimerSlot* s = LiveSlot(id);
-  if (s == nullptr) return;
+  if (s != nullptr) ReleaseSlot(s);  // the task is destroyed here, not when its heap entry comes up
+}
+
+EventLoop::Task EventLoop::ReleaseSlot(TimerSlot* s) {
   s->armed = false;
-  s->task = nullptr;
   free_timer_slots_.push_back(static_cast<uint32_t>(s - timer_slots_.data()));
+  Task task = std::move(s->task);
+  s->task = nullptr;
+  return task;
 }
 
 int EventLoop::NextTimeoutMs() {
@@ -212,10 +217,7 @@ void EventLoop::RunTimers() {
     if (s == nullptr) continue;
     // Out of the slot before it runs: the task may add timers (the slots may move) or cancel
     // its own id (already fired: a no-op).
-    Task task = std::move(s->task);
-    s->task = nullptr;
-    s->armed = false;
-    free_timer_slots_.push_back(static_cast<uint32_t>(s - timer_slots_.data()));
+    Task task = ReleaseSlot(s);
     task();
   }
 }

@@ -105,6 +105,8 @@ class EventLoop {
     bool armed = false;
   };
   TimerSlot* LiveSlot(TimerId id);
+  // Disarms the slot and frees it for the next timer; returns its task.
+  Task ReleaseSlot(TimerSlot* s);
 
   void Run();
   void RunPosted();

@@ -678,12 +678,6 @@ void GrpcIngress::SetClientAllowlist(std::unordered_set<std::string> allowlist) 
   }
 }
 
-std::string GrpcIngress::RequestIdFor(const RequestHead& head) {
-  std::string out;
-  RequestIdFor(head, &out);
-  return out;
-}
-
 void GrpcIngress::RequestIdFor(const RequestHead& head, std::string* out) {
   if (IsValidRequestId(head.x_request_id)) {
     out->assign(head.x_request_id);
@@ -734,7 +728,8 @@ CallKind GrpcIngress::Route(Conn* c, int32_t id, const RequestHead& head) {
   counters_.relayed_calls++;
   backend_->OnCallRelayed();
   if (StartRelay(c, id, head)) return CallKind::kRelay;
-  std::string rid = RequestIdFor(head);
+  std::string rid;
+  RequestIdFor(head, &rid);
   HeaderField t{"x-request-id", rid};
   c->session->Finish(id, GrpcStatus::kUnimplemented, "unknown method " + std::string(head.path), &t, 1);
   return CallKind::kAnswered;

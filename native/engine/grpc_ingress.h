@@ -275,7 +275,8 @@ class GrpcIngress {
   void OnRelayData(Conn* c, int32_t id, const uint8_t* data, size_t len, bool end);
   void OnRelayCancel(Conn* c, int32_t id);
 
-  std::string RequestIdFor(const RequestHead& head);
+  // The call's request id (x-request-id, else the traceparent's trace id, else a new UUID),
+  // into `out`, whose buffer a pooled call keeps.
   void RequestIdFor(const RequestHead& head, std::string* out);
   std::string stream_rid_;  // OnRequestMessage: a stream message's request id
   // Reports a gate decision to TypeScript; with `held`, registers p under a new ticket. False
